@@ -1,0 +1,181 @@
+/* pgina plugin ABI: the only header between pginad and a plugin.
+ *
+ * A plugin is a shared object in plugin_dir (default /usr/lib/pgina/plugins) that exports exactly
+ * one symbol, `pgina_plugin_entry`, a `struct pgina_plugin` (use PGINA_PLUGIN_DEFINE). pginad
+ * dlopen()s it with RTLD_NOW|RTLD_LOCAL inside a forked worker, refuses it when the file is not
+ * owned by root or is writable by group/others, and refuses it when `abi_version` differs from
+ * PGINA_PLUGIN_ABI_VERSION. Everything else the plugin needs from pginad it calls through the
+ * pgina_* functions declared below; they are exported by pginad and pginactl, so a plugin never
+ * links against a library of ours.
+ *
+ * Stage semantics (pGina's PluginDriver, kept):
+ *   authentication  every plugin in [order] authentication runs, in order; each sees whether an
+ *                   earlier one succeeded (pgina_ctx_authenticated). The user is authenticated when
+ *                   at least one succeeded.
+ *   authorization   runs only for an authenticated user; the first denial stops it.
+ *   gateway         in order; the first failure stops it and fails the logon.
+ *   notification    logon/logoff/session events; results are logged, never block a logon.
+ *   change password in order; on a failure the plugins that already changed it are called again
+ *                   with (new, old) to restore the old password.
+ *
+ * Every stage callback returns > 0 for success, 0 for failure (a refusal: wrong password, not a
+ * member…), or a negative errno for an error (also a failure, logged as an error). It may set the
+ * message shown to the user with pgina_ctx_message(). A plugin runs as root in a worker process that
+ * lives for one request; it may block, but request_timeout kills it. It must never write a
+ * password anywhere (log, argv, environment, file).
+ */
+#pragma once
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bumped on any incompatible change of this header. */
+#define PGINA_PLUGIN_ABI_VERSION 1u
+
+enum pgina_stage {
+        PGINA_STAGE_AUTHENTICATION = 1u << 0,
+        PGINA_STAGE_AUTHORIZATION = 1u << 1,
+        PGINA_STAGE_GATEWAY = 1u << 2,
+        PGINA_STAGE_NOTIFICATION = 1u << 3,
+        PGINA_STAGE_CHANGE_PASSWORD = 1u << 4,
+};
+
+/* What the credential provider was asked for (pam_pgina's scenario= argument). */
+enum pgina_scenario {
+        PGINA_SCENARIO_LOGON = 0,
+        PGINA_SCENARIO_UNLOCK = 1,
+        PGINA_SCENARIO_CREDUI = 2, /* sudo, su, pkexec: pGina's UAC users */
+        PGINA_SCENARIO_SIMULATE = 3, /* pginactl simulate: nothing must change on the machine */
+};
+
+/* Notification events. LOGON/LOGOFF are per user: the first session of a user opened, the last
+ * one closed (LOGOFF runs as a background job per user). SESSION_* fire for every session. */
+enum pgina_event {
+        PGINA_EVENT_LOGON = 1,
+        PGINA_EVENT_LOGOFF = 2,
+        PGINA_EVENT_SESSION_OPEN = 3,
+        PGINA_EVENT_SESSION_CLOSE = 4,
+        PGINA_EVENT_UNLOCK = 5,
+};
+
+enum pgina_option_type {
+        PGINA_OPT_STRING = 0,
+        PGINA_OPT_BOOL = 1, /* true/false, yes/no, on/off, 1/0 */
+        PGINA_OPT_INT = 2, /* decimal, >= 0 */
+        PGINA_OPT_LIST = 3, /* space-separated words */
+};
+
+/* One key of the plugin's [name] section. pginad rejects keys a plugin does not declare and values
+ * of the wrong type, with file:line, before the plugin ever runs. */
+struct pgina_option {
+        const char *key;
+        enum pgina_option_type type;
+        const char *default_value; /* NULL = unset */
+        const char *help; /* one line, shown by pginactl plugins */
+};
+
+struct pgina_ctx; /* one call of one plugin: config, messages, logging, chain state */
+struct pgina_user; /* pGina's UserInformation: travels along the chain */
+
+struct pgina_plugin {
+        uint32_t abi_version; /* PGINA_PLUGIN_ABI_VERSION */
+        uint32_t stages; /* enum pgina_stage bits this plugin implements */
+        const char *name; /* section name and [order] name, [a-z0-9_]+ */
+        const char *version;
+        const char *description;
+        const struct pgina_option *options; /* terminated by an entry with key == NULL */
+
+        /* Optional semantic config check (after type checks). Return 0 or -EINVAL after
+         * pgina_ctx_message() describing the problem; pginactl config check prints it. */
+        int (*check_config)(struct pgina_ctx *ctx);
+
+        int (*authenticate)(struct pgina_ctx *ctx, struct pgina_user *user);
+        int (*authorize)(struct pgina_ctx *ctx, struct pgina_user *user);
+        int (*gateway)(struct pgina_ctx *ctx, struct pgina_user *user);
+        int (*notify)(struct pgina_ctx *ctx, enum pgina_event event, struct pgina_user *user);
+        /* old_password is NULL when root changes another user's password. */
+        int (*change_password)(struct pgina_ctx *ctx, struct pgina_user *user,
+                               const char *old_password, const char *new_password);
+};
+
+#define PGINA_PLUGIN_DEFINE(...)                                                                   \
+        __attribute__((visibility("default"))) const struct pgina_plugin pgina_plugin_entry = {    \
+                .abi_version = PGINA_PLUGIN_ABI_VERSION, __VA_ARGS__}
+
+#define PGINA_PLUGIN_SYMBOL "pgina_plugin_entry"
+
+/* ---- the user record ----------------------------------------------------------------------
+ * Well-known attribute keys; any other key is a free-form attribute (pGina's attribute converter
+ * names such as usri4_profile live here too). Values are NUL-terminated UTF-8, at most
+ * PGINA_VALUE_MAX bytes. */
+#define PGINA_ATTR_FULLNAME "fullname"
+#define PGINA_ATTR_DESCRIPTION "description"
+#define PGINA_ATTR_EMAIL "email"
+#define PGINA_ATTR_HOME "home"
+#define PGINA_ATTR_SHELL "shell"
+#define PGINA_VALUE_MAX 4096
+#define PGINA_NAME_MAX 256
+
+const char *pgina_user_name(const struct pgina_user *u);
+/* The password given at logon; NULL where the call has none (notifications, acct_mgmt only). */
+const char *pgina_user_password(const struct pgina_user *u);
+const char *pgina_user_get(const struct pgina_user *u, const char *key); /* NULL when unset */
+int pgina_user_set(struct pgina_user *u, const char *key, const char *value); /* NULL unsets */
+
+size_t pgina_user_group_count(const struct pgina_user *u);
+const char *pgina_user_group(const struct pgina_user *u, size_t i);
+bool pgina_user_in_group(const struct pgina_user *u, const char *group);
+int pgina_user_group_add(struct pgina_user *u, const char *group); /* no duplicates */
+int pgina_user_group_remove(struct pgina_user *u, const char *group);
+void pgina_user_groups_clear(struct pgina_user *u);
+
+/* uid/gid a plugin supplies (LDAP uidNumber…); -1 when none. */
+int64_t pgina_user_uid(const struct pgina_user *u);
+int64_t pgina_user_gid(const struct pgina_user *u);
+void pgina_user_set_ids(struct pgina_user *u, int64_t uid, int64_t gid);
+
+/* ---- the call context ---------------------------------------------------------------------- */
+const char *pgina_ctx_plugin(const struct pgina_ctx *ctx); /* this plugin's name */
+enum pgina_scenario pgina_ctx_scenario(const struct pgina_ctx *ctx);
+const char *pgina_ctx_service(const struct pgina_ctx *ctx); /* PAM service, "" if none */
+const char *pgina_ctx_rhost(const struct pgina_ctx *ctx);
+const char *pgina_ctx_tty(const struct pgina_ctx *ctx);
+const char *pgina_ctx_state_dir(const struct pgina_ctx *ctx); /* this plugin's own, 0700 root */
+/* True when the call must not change the machine (pginactl simulate without --gateway). */
+bool pgina_ctx_dry_run(const struct pgina_ctx *ctx);
+
+/* Authentication stage: has any plugin before this one succeeded? */
+bool pgina_ctx_authenticated(const struct pgina_ctx *ctx);
+/* Did plugin `name` authenticate this user (in this request)? */
+bool pgina_ctx_authenticated_by(const struct pgina_ctx *ctx, const char *name);
+
+/* This plugin's configuration (declared defaults apply). */
+const char *pgina_conf_get(const struct pgina_ctx *ctx, const char *key);
+bool pgina_conf_bool(const struct pgina_ctx *ctx, const char *key);
+long long pgina_conf_int(const struct pgina_ctx *ctx, const char *key);
+/* Number of words of a list option, and word i of it. */
+size_t pgina_conf_list_len(const struct pgina_ctx *ctx, const char *key);
+const char *pgina_conf_list_item(const struct pgina_ctx *ctx, const char *key, size_t i);
+
+/* The result message of this call (pGina's BooleanResult.Message); shown to the user. */
+void pgina_ctx_message(struct pgina_ctx *ctx, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+/* Progress text relayed at once through the PAM conversation (long gateway work). */
+void pgina_ctx_progress(struct pgina_ctx *ctx, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+
+/* syslog priorities (LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG); the line is prefixed with the
+ * plugin's name. Never pass a password. */
+void pgina_log(const struct pgina_ctx *ctx, int priority, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+#ifdef __cplusplus
+}
+#endif

@@ -1,0 +1,2 @@
+#include <pgina/plugin.h>
+PGINA_PLUGIN_DEFINE(.name = "localmachine");

@@ -1,0 +1,498 @@
+/* The only code that reads or writes pgina's wire format (see proto.h for the spec). */
+#include "proto.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+
+static const char *const status_names[_PROTO_STATUS_MAX] = {
+        [PROTO_OK] = "ok",
+        [PROTO_AUTH_FAILED] = "authentication failed",
+        [PROTO_DENIED] = "authorization denied",
+        [PROTO_GATEWAY_FAILED] = "gateway failed",
+        [PROTO_UNAVAILABLE] = "service unavailable",
+        [PROTO_PERMISSION] = "permission denied",
+        [PROTO_BAD_REQUEST] = "bad request",
+        [PROTO_NOT_FOUND] = "not found",
+        [PROTO_CHANGE_FAILED] = "password change failed",
+        [PROTO_SHUTTING_DOWN] = "shutting down",
+        [PROTO_CONFIG_INVALID] = "configuration invalid",
+};
+
+const char *proto_status_to_string(uint32_t status) {
+        if (status >= _PROTO_STATUS_MAX || !status_names[status])
+                return "unknown status";
+        return status_names[status];
+}
+
+void pbuf_init(struct pbuf *b) { memset(b, 0, sizeof *b); }
+
+void pbuf_free(struct pbuf *b) {
+        if (b->data) {
+                explicit_bzero(b->data, b->cap);
+                free(b->data);
+        }
+        pbuf_init(b);
+}
+
+void pbuf_reset(struct pbuf *b) {
+        if (b->data)
+                explicit_bzero(b->data, b->cap);
+        b->len = b->pos = 0;
+}
+
+static int pbuf_reserve(struct pbuf *b, size_t more) {
+        size_t need, cap;
+        uint8_t *n;
+
+        if (more > PROTO_FRAME_MAX * 2 || b->len > PROTO_FRAME_MAX * 2)
+                return -EMSGSIZE;
+        need = b->len + more;
+        if (need <= b->cap)
+                return 0;
+        cap = b->cap ? b->cap : 256;
+        while (cap < need)
+                cap *= 2;
+        /* No realloc: the old block may hold a password and must be wiped before it is freed. */
+        n = malloc(cap);
+        if (!n)
+                return -ENOMEM;
+        if (b->data) {
+                memcpy(n, b->data, b->len);
+                explicit_bzero(b->data, b->cap);
+                free(b->data);
+        }
+        b->data = n;
+        b->cap = cap;
+        return 0;
+}
+
+static int pbuf_put(struct pbuf *b, const void *p, size_t n) {
+        int r = pbuf_reserve(b, n);
+        if (r < 0)
+                return r;
+        if (n)
+                memcpy(b->data + b->len, p, n);
+        b->len += n;
+        return 0;
+}
+
+int pbuf_put_u8(struct pbuf *b, uint8_t v) { return pbuf_put(b, &v, 1); }
+
+int pbuf_put_u16(struct pbuf *b, uint16_t v) {
+        uint8_t x[2] = {(uint8_t)(v >> 8), (uint8_t)v};
+        return pbuf_put(b, x, 2);
+}
+
+int pbuf_put_u32(struct pbuf *b, uint32_t v) {
+        uint8_t x[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
+        return pbuf_put(b, x, 4);
+}
+
+int pbuf_put_u64(struct pbuf *b, uint64_t v) {
+        int r = pbuf_put_u32(b, (uint32_t)(v >> 32));
+        return r < 0 ? r : pbuf_put_u32(b, (uint32_t)v);
+}
+
+int pbuf_put_bytes_str(struct pbuf *b, const char *s, size_t len) {
+        int r;
+
+        if (len > PROTO_STR_MAX || (len && memchr(s, 0, len)))
+                return -EINVAL;
+        r = pbuf_put_u32(b, (uint32_t)len);
+        return r < 0 ? r : pbuf_put(b, s, len);
+}
+
+int pbuf_put_str(struct pbuf *b, const char *s) {
+        if (!s)
+                s = "";
+        return pbuf_put_bytes_str(b, s, strlen(s));
+}
+
+int pbuf_put_secret(struct pbuf *b, const struct secret *s) {
+        if (!s)
+                return pbuf_put_bytes_str(b, "", 0);
+        return pbuf_put_bytes_str(b, s->data, s->len);
+}
+
+static int pbuf_get(struct pbuf *b, void *p, size_t n) {
+        if (b->pos > b->len || b->len - b->pos < n)
+                return -EBADMSG;
+        memcpy(p, b->data + b->pos, n);
+        b->pos += n;
+        return 0;
+}
+
+int pbuf_get_u8(struct pbuf *b, uint8_t *v) { return pbuf_get(b, v, 1); }
+
+int pbuf_get_u16(struct pbuf *b, uint16_t *v) {
+        uint8_t x[2];
+        int r = pbuf_get(b, x, 2);
+        if (r < 0)
+                return r;
+        *v = (uint16_t)((x[0] << 8) | x[1]);
+        return 0;
+}
+
+int pbuf_get_u32(struct pbuf *b, uint32_t *v) {
+        uint8_t x[4];
+        int r = pbuf_get(b, x, 4);
+        if (r < 0)
+                return r;
+        *v = ((uint32_t)x[0] << 24) | ((uint32_t)x[1] << 16) | ((uint32_t)x[2] << 8) | x[3];
+        return 0;
+}
+
+int pbuf_get_u64(struct pbuf *b, uint64_t *v) {
+        uint32_t hi, lo;
+        int r = pbuf_get_u32(b, &hi);
+        if (r < 0 || (r = pbuf_get_u32(b, &lo)) < 0)
+                return r;
+        *v = ((uint64_t)hi << 32) | lo;
+        return 0;
+}
+
+/* Validate the next string field and return where its bytes are, without copying. */
+static int pbuf_peek_str(struct pbuf *b, const char **p, uint32_t *len, size_t max) {
+        uint32_t n;
+        int r = pbuf_get_u32(b, &n);
+
+        if (r < 0)
+                return r;
+        if (n > max || n > PROTO_STR_MAX || b->len - b->pos < n)
+                return -EBADMSG;
+        if (n && memchr(b->data + b->pos, 0, n))
+                return -EBADMSG;
+        *p = (const char *)b->data + b->pos;
+        *len = n;
+        b->pos += n;
+        return 0;
+}
+
+int pbuf_get_str(struct pbuf *b, char **ret, size_t max) {
+        const char *p;
+        uint32_t n;
+        char *s;
+        int r = pbuf_peek_str(b, &p, &n, max);
+
+        if (r < 0)
+                return r;
+        s = malloc(n + 1);
+        if (!s)
+                return -ENOMEM;
+        memcpy(s, p, n);
+        s[n] = 0;
+        *ret = s;
+        return 0;
+}
+
+int pbuf_get_secret(struct pbuf *b, struct secret **ret) {
+        const char *p;
+        uint32_t n;
+        struct secret *s;
+        int r = pbuf_peek_str(b, &p, &n, SECRET_MAX);
+
+        if (r < 0)
+                return r;
+        s = secret_new(p, n);
+        if (!s)
+                return -ENOMEM;
+        *ret = s;
+        return 0;
+}
+
+int pbuf_expect_end(const struct pbuf *b) { return b->pos == b->len ? 0 : -EBADMSG; }
+
+int proto_frame_begin(struct pbuf *b, uint16_t type) {
+        int r;
+
+        pbuf_reset(b);
+        if ((r = pbuf_put_u32(b, 0)) < 0 || (r = pbuf_put_u16(b, PROTO_VERSION)) < 0)
+                return r;
+        return pbuf_put_u16(b, type);
+}
+
+int proto_frame_end(struct pbuf *b) {
+        size_t body;
+
+        if (b->len < PROTO_HEADER_LEN)
+                return -EINVAL;
+        body = b->len - 4;
+        if (body > PROTO_FRAME_MAX)
+                return -EMSGSIZE;
+        b->data[0] = (uint8_t)(body >> 24);
+        b->data[1] = (uint8_t)(body >> 16);
+        b->data[2] = (uint8_t)(body >> 8);
+        b->data[3] = (uint8_t)body;
+        return 0;
+}
+
+long proto_frame_complete(const uint8_t *buf, size_t len) {
+        uint32_t body;
+
+        if (len < PROTO_HEADER_LEN)
+                return 0;
+        body = ((uint32_t)buf[0] << 24) | ((uint32_t)buf[1] << 16) | ((uint32_t)buf[2] << 8) | buf[3];
+        if (body > PROTO_FRAME_MAX)
+                return -EMSGSIZE;
+        if (body < PROTO_HEADER_LEN - 4)
+                return -EBADMSG;
+        if ((((uint32_t)buf[4] << 8) | buf[5]) != PROTO_VERSION)
+                return -EPROTO;
+        if (len - 4 < body)
+                return 0;
+        return (long)body + 4;
+}
+
+int proto_frame_open(const uint8_t *buf, size_t len, uint16_t *type, struct pbuf *payload) {
+        long n = proto_frame_complete(buf, len);
+
+        if (n <= 0)
+                return n == 0 ? -EBADMSG : (int)n;
+        *type = (uint16_t)((buf[6] << 8) | buf[7]);
+        pbuf_init(payload);
+        payload->data = (uint8_t *)buf + PROTO_HEADER_LEN;
+        payload->len = payload->cap = (size_t)n - PROTO_HEADER_LEN;
+        return 0;
+}
+
+int proto_send(int fd, const struct pbuf *frame) {
+        size_t off = 0;
+
+        while (off < frame->len) {
+                ssize_t k = send(fd, frame->data + off, frame->len - off, MSG_NOSIGNAL);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                off += (size_t)k;
+        }
+        return 0;
+}
+
+static int wait_fd(int fd, short events, long long deadline) {
+        for (;;) {
+                long long left = deadline - now_ms();
+                struct pollfd p = {.fd = fd, .events = events};
+                int k;
+
+                if (left <= 0)
+                        return -ETIMEDOUT;
+                k = poll(&p, 1, left > 1000000 ? 1000000 : (int)left);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (k > 0)
+                        return 0;
+        }
+}
+
+static int read_exact(int fd, uint8_t *p, size_t n, long long deadline) {
+        while (n > 0) {
+                ssize_t k;
+                int r = wait_fd(fd, POLLIN, deadline);
+
+                if (r < 0)
+                        return r;
+                k = recv(fd, p, n, 0);
+                if (k < 0) {
+                        if (errno == EINTR || errno == EAGAIN)
+                                continue;
+                        return -errno;
+                }
+                if (k == 0)
+                        return -ECONNRESET;
+                p += k;
+                n -= (size_t)k;
+        }
+        return 0;
+}
+
+int proto_recv(int fd, int timeout_ms, uint16_t *type, struct pbuf *payload) {
+        long long deadline = now_ms() + timeout_ms;
+        uint8_t hdr[PROTO_HEADER_LEN];
+        long n;
+        int r;
+
+        r = read_exact(fd, hdr, sizeof hdr, deadline);
+        if (r < 0)
+                return r;
+        n = proto_frame_complete(hdr, sizeof hdr);
+        if (n < 0)
+                return (int)n;
+        if (n == 0) {
+                /* Header alone is not the frame: read the announced body. */
+                uint32_t body = ((uint32_t)hdr[0] << 24) | ((uint32_t)hdr[1] << 16) |
+                                ((uint32_t)hdr[2] << 8) | hdr[3];
+                n = (long)body + 4;
+        }
+        *type = (uint16_t)((hdr[6] << 8) | hdr[7]);
+        pbuf_init(payload);
+        r = pbuf_reserve(payload, (size_t)n - PROTO_HEADER_LEN);
+        if (r < 0)
+                return r;
+        payload->len = (size_t)n - PROTO_HEADER_LEN;
+        r = read_exact(fd, payload->data, payload->len, deadline);
+        if (r < 0) {
+                pbuf_free(payload);
+                return r;
+        }
+        return 0;
+}
+
+int proto_connect(const char *path, int timeout_ms) {
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        _cleanup_close_ int fd = -1;
+        int r;
+
+        if (strlen(path) >= sizeof sa.sun_path)
+                return -ENAMETOOLONG;
+        strcpy(sa.sun_path, path);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return -errno;
+        if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+                if (errno != EINPROGRESS && errno != EAGAIN)
+                        return -errno;
+                r = wait_fd(fd, POLLOUT, now_ms() + timeout_ms);
+                if (r < 0)
+                        return r;
+        }
+        /* Blocking from here on; reads are bounded by poll deadlines. */
+        if (fcntl(fd, F_SETFL, 0) < 0)
+                return -errno;
+        return TAKE_FD(fd);
+}
+
+void proto_result_free(struct proto_result *r) {
+        for (size_t i = 0; i < r->nrows; i++) {
+                for (size_t j = 0; j < r->rows[i].n; j++) {
+                        free(r->rows[i].keys[j]);
+                        free(r->rows[i].values[j]);
+                }
+                free(r->rows[i].keys);
+                free(r->rows[i].values);
+        }
+        free(r->rows);
+        free(r->message);
+        memset(r, 0, sizeof *r);
+}
+
+static int row_parse(struct pbuf *p, struct proto_row *row) {
+        uint32_t n;
+        int r = pbuf_get_u32(p, &n);
+
+        if (r < 0)
+                return r;
+        if (n > PROTO_FIELDS_MAX)
+                return -EBADMSG;
+        row->keys = calloc(n ? n : 1, sizeof(char *));
+        row->values = calloc(n ? n : 1, sizeof(char *));
+        if (!row->keys || !row->values)
+                return -ENOMEM;
+        for (uint32_t i = 0; i < n; i++) {
+                if ((r = pbuf_get_str(p, &row->keys[i], 256)) < 0)
+                        return r;
+                row->n = i + 1; /* keys[i] owned from here; values[i] may still be NULL */
+                if ((r = pbuf_get_str(p, &row->values[i], PROTO_STR_MAX)) < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int proto_result_parse(struct pbuf *p, struct proto_result *res) {
+        uint32_t nrows;
+        int r;
+
+        memset(res, 0, sizeof *res);
+        if ((r = pbuf_get_u32(p, &res->status)) < 0 ||
+            (r = pbuf_get_str(p, &res->message, PROTO_STR_MAX)) < 0 ||
+            (r = pbuf_get_u32(p, &nrows)) < 0)
+                goto fail;
+        if (nrows > PROTO_ROWS_MAX) {
+                r = -EBADMSG;
+                goto fail;
+        }
+        res->rows = calloc(nrows ? nrows : 1, sizeof(struct proto_row));
+        if (!res->rows) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        for (uint32_t i = 0; i < nrows; i++) {
+                res->nrows = i + 1;
+                if ((r = row_parse(p, &res->rows[i])) < 0)
+                        goto fail;
+        }
+        if ((r = pbuf_expect_end(p)) < 0)
+                goto fail;
+        return 0;
+fail:
+        proto_result_free(res);
+        return r;
+}
+
+const char *proto_row_get(const struct proto_row *row, const char *key) {
+        for (size_t i = 0; i < row->n; i++)
+                if (row->keys[i] && streq(row->keys[i], key))
+                        return row->values[i];
+        return NULL;
+}
+
+int proto_result_begin(struct pbuf *b, uint32_t status, const char *message, uint32_t nrows) {
+        int r;
+
+        if ((r = proto_frame_begin(b, PROTO_MSG_RESULT)) < 0 || (r = pbuf_put_u32(b, status)) < 0 ||
+            (r = pbuf_put_str(b, message)) < 0)
+                return r;
+        return pbuf_put_u32(b, nrows);
+}
+
+int proto_row_begin(struct pbuf *b, uint32_t nfields) { return pbuf_put_u32(b, nfields); }
+
+int proto_row_field(struct pbuf *b, const char *key, const char *value) {
+        int r = pbuf_put_str(b, key);
+        return r < 0 ? r : pbuf_put_str(b, value);
+}
+
+int proto_call(int fd, const struct pbuf *request, int timeout_ms, proto_info_fn on_info,
+               void *userdata, struct proto_result *result) {
+        int r = proto_send(fd, request);
+
+        if (r < 0)
+                return r;
+        for (;;) {
+                _cleanup_pbuf_ struct pbuf p;
+                uint16_t type;
+
+                pbuf_init(&p);
+                r = proto_recv(fd, timeout_ms, &type, &p);
+                if (r < 0)
+                        return r;
+                if (type == PROTO_MSG_INFO) {
+                        _cleanup_free_ char *text = NULL;
+                        uint8_t kind;
+
+                        if ((r = pbuf_get_u8(&p, &kind)) < 0 ||
+                            (r = pbuf_get_str(&p, &text, PROTO_STR_MAX)) < 0 ||
+                            (r = pbuf_expect_end(&p)) < 0)
+                                return r;
+                        if (on_info)
+                                on_info(userdata, kind, text);
+                        continue;
+                }
+                if (type != PROTO_MSG_RESULT)
+                        return -EBADMSG;
+                return proto_result_parse(&p, result);
+        }
+}

@@ -1,0 +1,116 @@
+/* The host side of the plugin ABI: the user record, the call context, the plugin loader and the
+ * stage semantics. This code runs plugin code, so in pginad it runs only in forked workers
+ * (pginad-worker.c); pginactl uses it for `config check`. */
+#pragma once
+
+#include <pgina/plugin.h>
+
+#include "config.h"
+#include "proto.h"
+#include "secret.h"
+
+/* ---- user record (host-record.c) ---- */
+struct pgina_user {
+        char *name;
+        struct secret *password; /* NULL when the call has none */
+        size_t nattrs;
+        char **attr_keys;
+        char **attr_values;
+        size_t ngroups;
+        char **groups;
+        int64_t uid, gid;
+};
+
+struct pgina_user *user_new(const char *name);
+void user_free(struct pgina_user *u);
+static inline void user_freep(struct pgina_user **u) {
+        if (*u)
+                user_free(*u);
+}
+#define _cleanup_user_ __attribute__((cleanup(user_freep)))
+void user_set_password(struct pgina_user *u, struct secret *pw); /* takes ownership */
+/* As one result row: "user", "uid", "gid", "attr:KEY", "group" (repeated). Never the password. */
+int user_to_row(const struct pgina_user *u, struct pbuf *b);
+int user_from_row(const struct proto_row *row, struct pgina_user **ret);
+
+/* ---- loaded plugins (host-loader.c) ---- */
+struct loaded_plugin {
+        char *name;
+        char *path;
+        void *dl;
+        const struct pgina_plugin *desc;
+};
+
+struct plugin_set {
+        struct loaded_plugin *v;
+        size_t n;
+};
+
+/* Load every plugin the config names (conf_plugin_names) from conf->plugin_dir: file
+ * <plugin_dir>/<name>.so, root-owned, not group/other-writable, dlopen(RTLD_NOW|RTLD_LOCAL), ABI
+ * checked. Problems are appended to *errors; returns -EINVAL if any plugin failed to load. The
+ * plugins that loaded are in *set either way. */
+int plugins_load(const struct conf *conf, struct plugin_set *set, char **errors);
+void plugins_unload(struct plugin_set *set);
+const struct loaded_plugin *plugins_find(const struct plugin_set *set, const char *name);
+/* Check [order] entries against the stages each plugin declares, every key of each plugin's
+ * section against its declared options (unknown key, wrong type: FILE:LINE), then each plugin's
+ * check_config. Returns -EINVAL with *errors filled when anything is wrong. */
+int conf_check_plugins(const struct conf *conf, const struct plugin_set *set, char **errors);
+/* "authentication,gateway" style list of a stage mask. */
+void stages_to_string(uint32_t stages, char *buf, size_t len);
+
+/* ---- call context (host-ctx.c) ---- */
+struct chain_env;
+struct pgina_ctx {
+        const struct conf *conf;
+        const struct loaded_plugin *plugin;
+        const struct chain_env *env;
+        const struct chain_run *run;
+        char *message;
+};
+
+/* ---- stages (host-chain.c) ---- */
+struct chain_hooks {
+        void *userdata;
+        /* A plugin is about to be called (the worker tells the master, for crash/hang reports). */
+        void (*plugin_begin)(void *userdata, const char *plugin, const char *stage);
+        /* Progress text for the PAM conversation. */
+        void (*progress)(void *userdata, const char *text);
+};
+
+struct chain_env {
+        const struct conf *conf;
+        const struct plugin_set *plugins;
+        enum pgina_scenario scenario;
+        const char *service, *rhost, *tty;
+        bool dry_run;
+        struct chain_hooks hooks;
+};
+
+struct chain_step {
+        enum conf_stage stage;
+        char *plugin;
+        int result; /* >0 success, 0 failure, <0 -errno */
+        char *message;
+};
+
+struct chain_run {
+        struct chain_step *steps;
+        size_t nsteps;
+        bool authenticated;
+        bool authorized;
+        bool gateway_ok;
+        char *message; /* the message for the user (last failure's, or the successes') */
+};
+
+void chain_run_free(struct chain_run *run);
+/* Each returns 1 when the stage passed, 0 when it failed (run->message says why). */
+int chain_authenticate(const struct chain_env *env, struct pgina_user *u, struct chain_run *run);
+int chain_authorize(const struct chain_env *env, struct pgina_user *u, struct chain_run *run);
+int chain_gateway(const struct chain_env *env, struct pgina_user *u, struct chain_run *run);
+int chain_notify(const struct chain_env *env, enum pgina_event ev, struct pgina_user *u,
+                 struct chain_run *run);
+int chain_change_password(const struct chain_env *env, struct pgina_user *u, const char *old_pw,
+                          const char *new_pw, struct chain_run *run);
+const char *chain_result_string(int result); /* "success", "failure", "error" */
