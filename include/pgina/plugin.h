@@ -151,6 +151,10 @@ const char *pgina_ctx_state_dir(const struct pgina_ctx *ctx); /* this plugin's o
 /* True when the call must not change the machine (pginactl simulate without --gateway). */
 bool pgina_ctx_dry_run(const struct pgina_ctx *ctx);
 
+/* How many sessions the user has open on this machine right now (a gateway must never replace
+ * the home of a user who is logged in). */
+unsigned pgina_ctx_user_sessions(const struct pgina_ctx *ctx);
+
 /* Authentication stage: has any plugin before this one succeeded? */
 bool pgina_ctx_authenticated(const struct pgina_ctx *ctx);
 /* Did plugin `name` authenticate this user (in this request)? */
@@ -160,7 +164,7 @@ bool pgina_ctx_authenticated_by(const struct pgina_ctx *ctx, const char *name);
 const char *pgina_conf_get(const struct pgina_ctx *ctx, const char *key);
 bool pgina_conf_bool(const struct pgina_ctx *ctx, const char *key);
 long long pgina_conf_int(const struct pgina_ctx *ctx, const char *key);
-/* Number of words of a list option, and word i of it. */
+/* Number of words of a list option, and word i of it (valid until the next call). */
 size_t pgina_conf_list_len(const struct pgina_ctx *ctx, const char *key);
 const char *pgina_conf_list_item(const struct pgina_ctx *ctx, const char *key, size_t i);
 

@@ -37,6 +37,7 @@ struct conf {
         char *plugin_dir;
         unsigned request_timeout; /* seconds, per request (whole chain) */
         unsigned shutdown_timeout; /* seconds SIGTERM waits for logoff jobs */
+        unsigned job_timeout; /* seconds one logoff job may run */
         unsigned failure_delay_max; /* seconds, cap of the slow-down for a failing non-root peer */
         int log_level;
 

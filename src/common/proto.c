@@ -53,7 +53,7 @@ static int pbuf_reserve(struct pbuf *b, size_t more) {
         size_t need, cap;
         uint8_t *n;
 
-        if (more > PROTO_FRAME_MAX * 2 || b->len > PROTO_FRAME_MAX * 2)
+        if (more > PBUF_MAX || b->len > PBUF_MAX - more)
                 return -EMSGSIZE;
         need = b->len + more;
         if (need <= b->cap)
@@ -73,6 +73,30 @@ static int pbuf_reserve(struct pbuf *b, size_t more) {
         b->data = n;
         b->cap = cap;
         return 0;
+}
+
+ssize_t pbuf_read_fd(struct pbuf *b, int fd, size_t max) {
+        ssize_t k;
+        int r = pbuf_reserve(b, max);
+
+        if (r < 0)
+                return r;
+        do
+                k = read(fd, b->data + b->len, max);
+        while (k < 0 && errno == EINTR);
+        if (k < 0)
+                return -errno;
+        b->len += (size_t)k;
+        return k;
+}
+
+void pbuf_consume(struct pbuf *b, size_t n) {
+        if (n > b->len)
+                n = b->len;
+        memmove(b->data, b->data + n, b->len - n);
+        explicit_bzero(b->data + b->len - n, n);
+        b->len -= n;
+        b->pos = 0;
 }
 
 static int pbuf_put(struct pbuf *b, const void *p, size_t n) {

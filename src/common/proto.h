@@ -29,6 +29,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "secret.h"
 
@@ -38,6 +39,8 @@
 #define PROTO_STR_MAX 8192u
 #define PROTO_ROWS_MAX 4096u
 #define PROTO_FIELDS_MAX 2048u
+/* A pbuf never grows past this (state files); frames are held to PROTO_FRAME_MAX. */
+#define PBUF_MAX (16u * 1024u * 1024u)
 #define PGINA_SOCKET_DEFAULT "/run/pgina/pginad.sock"
 
 enum proto_type {
@@ -138,6 +141,12 @@ int pbuf_get_str(struct pbuf *b, char **ret, size_t max);
 int pbuf_get_secret(struct pbuf *b, struct secret **ret);
 /* -EBADMSG when unread bytes remain. */
 int pbuf_expect_end(const struct pbuf *b);
+
+/* Append what one read() of fd gives (up to `max` bytes) to b: returns the bytes read, 0 at EOF,
+ * -EAGAIN/-errno. Used by pginad's event loop for sockets and worker pipes. */
+ssize_t pbuf_read_fd(struct pbuf *b, int fd, size_t max);
+/* Drop the first n bytes (wiped), e.g. a frame that was handled. */
+void pbuf_consume(struct pbuf *b, size_t n);
 
 /* Framing. frame_begin writes a header with a placeholder length; frame_end fills it and fails
  * with -EMSGSIZE over PROTO_FRAME_MAX. */

@@ -1,2 +1,1380 @@
-/* stub */
-typedef int stub_pginad_manager;
+/* pginad's master: the socket, peer checks, the request dispatch table, the session cache, the
+ * logoff job queue and the workers' lifecycle. It never runs plugin code: every chain runs in a
+ * forked worker (pginad-worker.c), so a plugin that crashes or hangs costs one request. */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "pgina-build.h"
+#include "pginad.h"
+#include "util.h"
+
+#if HAVE_LIBSYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+#define CONNS_MAX 512
+#define REQUEST_WORKERS_MAX 64
+#define JOBS_PARALLEL_MAX 4
+#define TOKEN_TTL_MS (5 * 60 * 1000)
+#define READ_CHUNK 16384
+
+struct conn {
+        int fd;
+        struct ucred peer;
+        struct pbuf in, out;
+        bool busy; /* a request is in progress: read nothing more until it is answered */
+        bool closing; /* close once out is flushed */
+        long long send_at; /* slowed-down failure: hold the answer until then */
+        bool parked; /* waiting for a logoff job of req.user */
+        struct request req;
+        int pidx; /* index in this round's pollfd array, -1 if not polled */
+        struct conn *next;
+};
+
+struct worker {
+        pid_t pid;
+        int fd;
+        struct pbuf in;
+        enum worker_kind kind;
+        struct conn *conn; /* REQUEST; NULL once the client left */
+        struct request req; /* REQUEST */
+        struct job *job; /* JOB */
+        char *user;
+        long long deadline;
+        bool timed_out;
+        char plugin[72], stage[32];
+        struct proto_result result;
+        bool have_result, eof, reaped;
+        int wstatus;
+        struct worker *next;
+};
+
+struct pending_login {
+        char token[33];
+        struct pgina_user *record;
+        struct secret *password;
+        long long expires;
+        struct pending_login *next;
+};
+
+struct peer_fail {
+        uid_t uid;
+        unsigned count;
+        struct peer_fail *next;
+};
+
+struct manager {
+        char *conf_path;
+        struct conf *conf;
+        struct plugin_info *plugins;
+        size_t nplugins;
+        int listen_fd, signal_fd;
+        struct conn *conns;
+        size_t nconns;
+        struct worker *workers;
+        struct cache cache;
+        struct jobs jobs;
+        struct pending_login *logins;
+        struct peer_fail *fails;
+        bool stopping;
+        long long stop_deadline;
+        time_t started;
+};
+
+/* ---- replies ---- */
+
+static void conn_queue(struct conn *c, const struct pbuf *frame) {
+        for (size_t i = 0; i < frame->len; i++)
+                if (pbuf_put_u8(&c->out, frame->data[i]) < 0) {
+                        c->closing = true;
+                        return;
+                }
+}
+
+static void reply_simple(struct conn *c, uint32_t status, const char *message) {
+        _cleanup_pbuf_ struct pbuf b;
+
+        pbuf_init(&b);
+        if (proto_result_begin(&b, status, message, 0) < 0 || proto_frame_end(&b) < 0) {
+                c->closing = true;
+                return;
+        }
+        conn_queue(c, &b);
+        c->busy = false;
+}
+
+static void reply_info(struct conn *c, uint8_t kind, const char *text) {
+        _cleanup_pbuf_ struct pbuf b;
+
+        pbuf_init(&b);
+        if (proto_frame_begin(&b, PROTO_MSG_INFO) < 0 || pbuf_put_u8(&b, kind) < 0 ||
+            pbuf_put_str(&b, text) < 0 || proto_frame_end(&b) < 0)
+                return;
+        conn_queue(c, &b);
+}
+
+static void reply_frame(struct conn *c, struct pbuf *b) {
+        if (proto_frame_end(b) < 0) {
+                reply_simple(c, PROTO_UNAVAILABLE, "answer too large");
+                return;
+        }
+        conn_queue(c, b);
+        c->busy = false;
+}
+
+/* ---- non-root peers: failures slow down the next answers ---- */
+
+static struct peer_fail *peer_fail_get(struct manager *m, uid_t uid, bool create) {
+        struct peer_fail *f;
+
+        for (f = m->fails; f; f = f->next)
+                if (f->uid == uid)
+                        return f;
+        if (!create || !(f = calloc(1, sizeof *f)))
+                return NULL;
+        f->uid = uid;
+        f->next = m->fails;
+        m->fails = f;
+        return f;
+}
+
+static void peer_account(struct manager *m, struct conn *c, bool success) {
+        struct peer_fail *f;
+        unsigned delay;
+
+        if (c->peer.uid == 0)
+                return;
+        f = peer_fail_get(m, c->peer.uid, !success);
+        if (!f)
+                return;
+        if (success) {
+                f->count = 0;
+                return;
+        }
+        f->count++;
+        delay = f->count >= 8 ? m->conf->failure_delay_max : (1u << (f->count - 1)) / 2;
+        if (delay > m->conf->failure_delay_max)
+                delay = m->conf->failure_delay_max;
+        c->send_at = now_ms() + (long long)delay * 1000;
+        if (delay)
+                log_notice("uid %u: %u failed request(s) in a row, answering after %u s",
+                           (unsigned)c->peer.uid, f->count, delay);
+}
+
+/* ---- plugin health ---- */
+
+static struct plugin_info *plugin_info_find(struct manager *m, const char *name) {
+        for (size_t i = 0; i < m->nplugins; i++)
+                if (streq(m->plugins[i].name, name))
+                        return &m->plugins[i];
+        return NULL;
+}
+
+static void plugin_mark_failed(struct manager *m, const char *name, const char *reason) {
+        struct plugin_info *pi = plugin_info_find(m, name);
+        char *r;
+
+        if (!pi || !(r = strdup(reason)))
+                return;
+        free(pi->reason);
+        pi->reason = r;
+        pi->healthy = false;
+}
+
+/* ---- workers ---- */
+
+static struct worker *worker_start(struct manager *m, struct worker_spec *spec, const char *user) {
+        struct worker *w = calloc(1, sizeof *w);
+        pid_t pid;
+        int fd;
+
+        if (!w)
+                return NULL;
+        spec->conf = m->conf;
+        spec->user_sessions = cache_user_sessions(&m->cache, user);
+        pid = worker_spawn(spec, &fd);
+        if (pid < 0) {
+                log_error_errno(pid, "Failed to start a worker for %s: %m", user);
+                free(w);
+                return NULL;
+        }
+        (void)fcntl(fd, F_SETFL, O_NONBLOCK);
+        w->pid = pid;
+        w->fd = fd;
+        w->kind = spec->kind;
+        w->user = strdup(user);
+        w->deadline = now_ms() + 1000LL * (spec->kind == WORKER_JOB ? m->conf->job_timeout
+                                                                    : m->conf->request_timeout);
+        pbuf_init(&w->in);
+        w->next = m->workers;
+        m->workers = w;
+        log_debug("worker %d started for %s", (int)pid, user);
+        return w;
+}
+
+static size_t workers_count(const struct manager *m, enum worker_kind kind) {
+        size_t n = 0;
+        for (const struct worker *w = m->workers; w; w = w->next)
+                if (w->kind == kind)
+                        n++;
+        return n;
+}
+
+static void notify_start(struct manager *m, struct pgina_user *record, const enum pgina_event *ev,
+                         size_t nev) {
+        struct worker_spec spec = {.kind = WORKER_NOTIFY, .record = record, .nevents = nev};
+
+        if (m->conf->norder[CONF_STAGE_NOTIFICATION] == 0 || nev == 0)
+                return;
+        memcpy(spec.events, ev, nev * sizeof *ev);
+        (void)worker_start(m, &spec, record->name);
+}
+
+/* ---- request handlers (master side) ---- */
+
+static int user_uid(const char *user, uid_t *uid) {
+        struct passwd pw, *res = NULL;
+        char buf[4096];
+
+        if (getpwnam_r(user, &pw, buf, sizeof buf, &res) != 0 || !res)
+                return -ENOENT;
+        *uid = pw.pw_uid;
+        return 0;
+}
+
+static void handle_request_in_worker(struct manager *m, struct conn *c) {
+        struct worker_spec spec = {.kind = WORKER_REQUEST, .req = &c->req};
+        struct worker *w;
+
+        if (workers_count(m, WORKER_REQUEST) >= REQUEST_WORKERS_MAX) {
+                reply_simple(c, PROTO_UNAVAILABLE, "pginad is busy; try again");
+                request_free(&c->req);
+                return;
+        }
+        w = worker_start(m, &spec, c->req.user);
+        if (!w) {
+                reply_simple(c, PROTO_UNAVAILABLE, "pginad could not start a worker");
+                request_free(&c->req);
+                return;
+        }
+        w->conn = c;
+        w->req = c->req; /* the worker owns the request now */
+        memset(&c->req, 0, sizeof c->req);
+}
+
+static bool user_has_job(struct manager *m, const char *user) {
+        return jobs_find_user(&m->jobs, user) != NULL;
+}
+
+static void park(struct manager *m, struct conn *c) {
+        char text[256];
+
+        c->parked = true;
+        snprintf(text, sizeof text,
+                 "Please wait: the logoff of %s on this machine is still being completed...",
+                 c->req.user);
+        reply_info(c, PROTO_INFO_TEXT, text);
+        log_info("%s: logon waits for the pending logoff job", c->req.user);
+}
+
+static void handle_login(struct manager *m, struct conn *c) {
+        struct request *r = &c->req;
+
+        if (!valid_user_name(r->user)) {
+                /* Nothing could authenticate this name; answer like any wrong password. */
+                peer_account(m, c, false);
+                reply_simple(c, PROTO_AUTH_FAILED, "Authentication failed");
+                request_free(r);
+                return;
+        }
+        if (r->scenario == PGINA_SCENARIO_UNLOCK && r->session[0]) {
+                struct session *s = cache_find(&m->cache, r->session);
+                if (s && s->nentries > 0 && !streq(s->entries[0].user, r->user)) {
+                        log_notice("unlock of session %s (user %s) refused for user %s", s->id,
+                                   s->entries[0].user, r->user);
+                        peer_account(m, c, false);
+                        reply_simple(c, PROTO_PERMISSION, "Only the user of this session may unlock it");
+                        request_free(r);
+                        return;
+                }
+        }
+        if (m->stopping && r->scenario == PGINA_SCENARIO_LOGON) {
+                reply_simple(c, PROTO_SHUTTING_DOWN, "The system is shutting down");
+                request_free(r);
+                return;
+        }
+        if (r->scenario == PGINA_SCENARIO_LOGON && user_has_job(m, r->user)) {
+                park(m, c);
+                return;
+        }
+        handle_request_in_worker(m, c);
+}
+
+static void handle_open_session(struct manager *m, struct conn *c) {
+        struct request *r = &c->req;
+        struct pgina_user *record = NULL;
+        struct secret *password = NULL;
+        _cleanup_pbuf_ struct pbuf b;
+        struct session *s;
+        enum pgina_event ev[2];
+        size_t nev = 0, nenv = 0;
+        uid_t uid;
+        char id[64];
+
+        if (!valid_user_name(r->user)) {
+                reply_simple(c, PROTO_BAD_REQUEST, "invalid user name");
+                goto out;
+        }
+        if (m->stopping) {
+                reply_simple(c, PROTO_SHUTTING_DOWN, "The system is shutting down");
+                goto out;
+        }
+        if (user_has_job(m, r->user)) {
+                park(m, c);
+                return;
+        }
+        for (struct pending_login **p = &m->logins; *p; p = &(*p)->next)
+                if (r->token[0] && streq((*p)->token, r->token)) {
+                        struct pending_login *pl = *p;
+                        if (streq(pl->record->name, r->user)) {
+                                record = TAKE_PTR(pl->record);
+                                password = TAKE_PTR(pl->password);
+                        }
+                        *p = pl->next;
+                        user_free(pl->record);
+                        secret_free(pl->password);
+                        free(pl);
+                        break;
+                }
+        if (!record && !(record = user_new(r->user))) {
+                reply_simple(c, PROTO_UNAVAILABLE, "out of memory");
+                goto out;
+        }
+        if (cache_user_sessions(&m->cache, r->user) == 0)
+                ev[nev++] = PGINA_EVENT_LOGON;
+        ev[nev++] = PGINA_EVENT_SESSION_OPEN;
+        s = cache_open(&m->cache, record, password, r->service, r->tty, r->rhost, r->pid);
+        if (!s) {
+                user_free(record);
+                secret_free(password);
+                reply_simple(c, PROTO_UNAVAILABLE, "out of memory");
+                goto out;
+        }
+        if (user_uid(r->user, &uid) == 0)
+                s->entries[0].uid = uid;
+        snprintf(id, sizeof id, "%s", s->id);
+        (void)cache_save(&m->cache);
+        log_info("session %s opened for %s (service %s, tty %s%s%s)", id, r->user,
+                 r->service[0] ? r->service : "-", r->tty[0] ? r->tty : "-",
+                 r->rhost[0] ? ", from " : "", r->rhost);
+        notify_start(m, record, ev, nev);
+
+        /* Plugins may hand the session environment variables: record attributes "env:NAME". */
+        for (size_t i = 0; i < record->nattrs; i++)
+                if (strncmp(record->attr_keys[i], "env:", 4) == 0)
+                        nenv++;
+        pbuf_init(&b);
+        if (proto_result_begin(&b, PROTO_OK, "", 1) < 0 || proto_row_begin(&b, (uint32_t)(1 + nenv)) < 0 ||
+            proto_row_field(&b, "session", id) < 0) {
+                reply_simple(c, PROTO_UNAVAILABLE, "out of memory");
+                goto out;
+        }
+        for (size_t i = 0; i < record->nattrs; i++)
+                if (strncmp(record->attr_keys[i], "env:", 4) == 0)
+                        (void)proto_row_field(&b, record->attr_keys[i], record->attr_values[i]);
+        reply_frame(c, &b);
+out:
+        request_free(r);
+}
+
+static void handle_close_session(struct manager *m, struct conn *c) {
+        struct request *r = &c->req;
+        struct session gone;
+        struct session *s = cache_find(&m->cache, r->session);
+
+        if (!s) {
+                reply_simple(c, PROTO_NOT_FOUND, "no such session");
+                goto out;
+        }
+        if (r->user[0] && s->nentries > 0 && !streq(s->entries[0].user, r->user)) {
+                reply_simple(c, PROTO_BAD_REQUEST, "session belongs to another user");
+                goto out;
+        }
+        (void)cache_close(&m->cache, r->session, &gone);
+        (void)cache_save(&m->cache);
+        if (gone.nentries > 0) {
+                struct cache_entry *e = &gone.entries[0];
+                bool last = cache_user_sessions(&m->cache, e->user) == 0;
+
+                log_info("session %s of %s closed%s", gone.id, e->user,
+                         last ? " (last session: logoff)" : "");
+                if (last && m->conf->norder[CONF_STAGE_NOTIFICATION] > 0) {
+                        struct pgina_user *rec = TAKE_PTR(e->record);
+
+                        user_set_password(rec, TAKE_PTR(e->password));
+                        if (!jobs_add(&m->jobs, rec, true)) {
+                                log_error("Could not queue the logoff job of %s", e->user);
+                                user_free(rec);
+                        } else
+                                jobs_inhibit_update(&m->jobs);
+                } else if (!last) {
+                        enum pgina_event ev = PGINA_EVENT_SESSION_CLOSE;
+                        notify_start(m, e->record, &ev, 1);
+                }
+        }
+        session_done(&gone);
+        reply_simple(c, PROTO_OK, "");
+out:
+        request_free(r);
+}
+
+static void handle_change_password(struct manager *m, struct conn *c) {
+        if (!valid_user_name(c->req.user)) {
+                peer_account(m, c, false);
+                reply_simple(c, PROTO_AUTH_FAILED, "Authentication failed");
+                request_free(&c->req);
+                return;
+        }
+        if (c->peer.uid != 0 && c->req.password->len == 0) {
+                reply_simple(c, PROTO_PERMISSION, "the current password is required");
+                request_free(&c->req);
+                return;
+        }
+        handle_request_in_worker(m, c);
+}
+
+static void handle_worker_request(struct manager *m, struct conn *c) {
+        if (!valid_user_name(c->req.user)) {
+                reply_simple(c, c->req.type == PROTO_REQ_SIMULATE ? PROTO_AUTH_FAILED : PROTO_BAD_REQUEST,
+                             "invalid user name");
+                request_free(&c->req);
+                return;
+        }
+        handle_request_in_worker(m, c);
+}
+
+static void handle_status(struct manager *m, struct conn *c) {
+        _cleanup_pbuf_ struct pbuf b;
+        char pid[24], up[32], ns[24], nj[24];
+        size_t njobs = jobs_count(&m->jobs);
+
+        snprintf(pid, sizeof pid, "%d", (int)getpid());
+        snprintf(up, sizeof up, "%lld", (long long)(time(NULL) - m->started));
+        snprintf(ns, sizeof ns, "%zu", m->cache.n);
+        snprintf(nj, sizeof nj, "%zu", njobs);
+        pbuf_init(&b);
+        if (proto_result_begin(&b, PROTO_OK, m->stopping ? "stopping" : "running",
+                               (uint32_t)(1 + m->nplugins + njobs)) < 0 ||
+            proto_row_begin(&b, 8) < 0 || proto_row_field(&b, "kind", "daemon") < 0 ||
+            proto_row_field(&b, "version", PGINA_VERSION) < 0 || proto_row_field(&b, "pid", pid) < 0 ||
+            proto_row_field(&b, "uptime", up) < 0 || proto_row_field(&b, "config", m->conf_path) < 0 ||
+            proto_row_field(&b, "socket", m->conf->socket_path) < 0 ||
+            proto_row_field(&b, "sessions", ns) < 0 || proto_row_field(&b, "jobs", nj) < 0)
+                goto fail;
+        for (size_t i = 0; i < m->nplugins; i++) {
+                const struct plugin_info *pi = &m->plugins[i];
+                if (proto_row_begin(&b, 5) < 0 || proto_row_field(&b, "kind", "plugin") < 0 ||
+                    proto_row_field(&b, "name", pi->name) < 0 ||
+                    proto_row_field(&b, "health", pi->healthy ? "ok" : "failed") < 0 ||
+                    proto_row_field(&b, "reason", pi->reason) < 0 ||
+                    proto_row_field(&b, "stages", pi->stages) < 0)
+                        goto fail;
+        }
+        for (struct job *j = m->jobs.head; j; j = j->next) {
+                char since[32];
+                snprintf(since, sizeof since, "%lld", (long long)j->since);
+                if (proto_row_begin(&b, 4) < 0 || proto_row_field(&b, "kind", "job") < 0 ||
+                    proto_row_field(&b, "user", j->user) < 0 ||
+                    proto_row_field(&b, "state", j->state == JOB_RUNNING ? "running" : "queued") < 0 ||
+                    proto_row_field(&b, "since", since) < 0)
+                        goto fail;
+        }
+        reply_frame(c, &b);
+        return;
+fail:
+        reply_simple(c, PROTO_UNAVAILABLE, "could not build the answer");
+}
+
+static void handle_sessions(struct manager *m, struct conn *c) {
+        _cleanup_pbuf_ struct pbuf b;
+        size_t rows = 0;
+
+        for (size_t i = 0; i < m->cache.n; i++)
+                rows += m->cache.v[i].nentries;
+        pbuf_init(&b);
+        if (proto_result_begin(&b, PROTO_OK, "", (uint32_t)rows) < 0)
+                goto fail;
+        for (size_t i = 0; i < m->cache.n; i++) {
+                const struct session *s = &m->cache.v[i];
+                for (size_t k = 0; k < s->nentries; k++) {
+                        const struct cache_entry *e = &s->entries[k];
+                        char idx[24], uid[24], opened[24];
+                        snprintf(idx, sizeof idx, "%zu", k);
+                        snprintf(uid, sizeof uid, "%lld", (long long)e->uid);
+                        snprintf(opened, sizeof opened, "%lld", (long long)e->opened);
+                        if (proto_row_begin(&b, 9) < 0 || proto_row_field(&b, "session", s->id) < 0 ||
+                            proto_row_field(&b, "index", idx) < 0 ||
+                            proto_row_field(&b, "user", e->user) < 0 ||
+                            proto_row_field(&b, "uid", uid) < 0 ||
+                            proto_row_field(&b, "service", e->service) < 0 ||
+                            proto_row_field(&b, "tty", e->tty) < 0 ||
+                            proto_row_field(&b, "rhost", e->rhost) < 0 ||
+                            proto_row_field(&b, "opened", opened) < 0 ||
+                            proto_row_field(&b, "scenario", k == 0 ? "logon" : "credui") < 0)
+                                goto fail;
+                }
+        }
+        reply_frame(c, &b);
+        return;
+fail:
+        reply_simple(c, PROTO_UNAVAILABLE, "could not build the answer");
+}
+
+static void plugin_order_string(const struct conf *conf, const char *name, char *buf, size_t len) {
+        size_t off = 0;
+
+        buf[0] = 0;
+        for (int s = 0; s < _CONF_STAGE_MAX; s++)
+                for (size_t i = 0; i < conf->norder[s]; i++)
+                        if (streq(conf->order[s][i], name)) {
+                                int k = snprintf(buf + off, len - off, "%s%s:%zu", off ? " " : "",
+                                                 conf_stage_name((enum conf_stage)s), i + 1);
+                                if (k < 0 || (size_t)k >= len - off)
+                                        return;
+                                off += (size_t)k;
+                        }
+}
+
+static void handle_plugins(struct manager *m, struct conn *c) {
+        _cleanup_pbuf_ struct pbuf b;
+        char abi[16], order[512];
+
+        snprintf(abi, sizeof abi, "%u", PGINA_PLUGIN_ABI_VERSION);
+        pbuf_init(&b);
+        if (proto_result_begin(&b, PROTO_OK, "", (uint32_t)m->nplugins) < 0)
+                goto fail;
+        for (size_t i = 0; i < m->nplugins; i++) {
+                const struct plugin_info *pi = &m->plugins[i];
+                plugin_order_string(m->conf, pi->name, order, sizeof order);
+                if (proto_row_begin(&b, 10) < 0 || proto_row_field(&b, "name", pi->name) < 0 ||
+                    proto_row_field(&b, "version", pi->version) < 0 ||
+                    proto_row_field(&b, "description", pi->description) < 0 ||
+                    proto_row_field(&b, "stages", pi->stages) < 0 || proto_row_field(&b, "abi", abi) < 0 ||
+                    proto_row_field(&b, "path", pi->path) < 0 ||
+                    proto_row_field(&b, "health", pi->healthy ? "ok" : "failed") < 0 ||
+                    proto_row_field(&b, "reason", pi->reason) < 0 ||
+                    proto_row_field(&b, "order", order) < 0 ||
+                    proto_row_field(&b, "options", pi->options) < 0)
+                        goto fail;
+        }
+        reply_frame(c, &b);
+        return;
+fail:
+        reply_simple(c, PROTO_UNAVAILABLE, "could not build the answer");
+}
+
+static int manager_reload(struct manager *m, char **errors) {
+        struct conf *conf = NULL;
+        struct plugin_info *infos = NULL;
+        size_t n = 0;
+        int r;
+
+        r = conf_load(m->conf_path, &conf, errors);
+        if (r < 0)
+                return r;
+        r = probe_run(conf, &infos, &n, errors);
+        if (r < 0) {
+                conf_free(conf);
+                return r;
+        }
+        if (!streq(conf->socket_path, m->conf->socket_path) ||
+            !streq(conf->state_dir, m->conf->state_dir))
+                log_warning("socket and state_dir changes take effect at the next start of pginad");
+        log_set_level(conf->log_level);
+        conf_free(m->conf);
+        m->conf = conf;
+        plugin_infos_free(m->plugins, m->nplugins);
+        m->plugins = infos;
+        m->nplugins = n;
+        log_info("Configuration %s reloaded (%zu plugin(s))", m->conf_path, n);
+        return 0;
+}
+
+static void handle_reload(struct manager *m, struct conn *c) {
+        _cleanup_free_ char *errors = NULL;
+
+        if (manager_reload(m, &errors) < 0) {
+                log_error("Reload refused, keeping the running configuration:\n%s", strempty(errors));
+                reply_simple(c, PROTO_CONFIG_INVALID, errors ? errors : "configuration invalid");
+        } else
+                reply_simple(c, PROTO_OK, "configuration reloaded");
+}
+
+/* State-gated dispatch (OpenSSH monitor style): who may ask what. */
+enum peer_rule {
+        PEER_ROOT, /* root peers only */
+        PEER_OWN_UID, /* root, or a peer asking about its own uid (unlock, change password) */
+};
+
+static const struct dispatch {
+        uint16_t type;
+        enum peer_rule rule;
+        void (*handler)(struct manager *m, struct conn *c);
+} dispatch_table[] = {
+        {PROTO_REQ_LOGIN, PEER_OWN_UID, handle_login},
+        {PROTO_REQ_AUTHORIZE, PEER_ROOT, handle_worker_request},
+        {PROTO_REQ_OPEN_SESSION, PEER_ROOT, handle_open_session},
+        {PROTO_REQ_CLOSE_SESSION, PEER_ROOT, handle_close_session},
+        {PROTO_REQ_CHANGE_PASSWORD, PEER_OWN_UID, handle_change_password},
+        {PROTO_REQ_STATUS, PEER_ROOT, handle_status},
+        {PROTO_REQ_SESSIONS, PEER_ROOT, handle_sessions},
+        {PROTO_REQ_PLUGINS, PEER_ROOT, handle_plugins},
+        {PROTO_REQ_SIMULATE, PEER_ROOT, handle_worker_request},
+        {PROTO_REQ_RELOAD, PEER_ROOT, handle_reload},
+};
+
+static bool peer_allowed(const struct conn *c, const struct dispatch *d) {
+        uid_t uid;
+
+        if (c->peer.uid == 0)
+                return true;
+        if (d->rule == PEER_ROOT)
+                return false;
+        /* A non-root peer: unlock of its own session, or its own password. */
+        if (d->type == PROTO_REQ_LOGIN && c->req.scenario != PGINA_SCENARIO_UNLOCK)
+                return false;
+        return user_uid(c->req.user, &uid) == 0 && uid == c->peer.uid;
+}
+
+static void dispatch(struct manager *m, struct conn *c) {
+        for (size_t i = 0; i < ELEMENTSOF(dispatch_table); i++) {
+                const struct dispatch *d = &dispatch_table[i];
+
+                if (d->type != c->req.type)
+                        continue;
+                c->busy = true;
+                if (!peer_allowed(c, d)) {
+                        log_notice("uid %u (pid %d) may not make request %u for user '%s'",
+                                   (unsigned)c->peer.uid, (int)c->peer.pid, d->type, c->req.user);
+                        peer_account(m, c, false);
+                        reply_simple(c, PROTO_PERMISSION, "permission denied");
+                        request_free(&c->req);
+                        return;
+                }
+                d->handler(m, c);
+                return;
+        }
+        c->closing = true;
+}
+
+/* ---- connections ---- */
+
+static void conn_free(struct manager *m, struct conn *c) {
+        for (struct conn **p = &m->conns; *p; p = &(*p)->next)
+                if (*p == c) {
+                        *p = c->next;
+                        break;
+                }
+        for (struct worker *w = m->workers; w; w = w->next)
+                if (w->conn == c)
+                        w->conn = NULL;
+        close(c->fd);
+        pbuf_free(&c->in);
+        pbuf_free(&c->out);
+        request_free(&c->req);
+        free(c);
+        m->nconns--;
+}
+
+static void conn_accept(struct manager *m) {
+        socklen_t len = sizeof(struct ucred);
+        struct conn *c;
+        int fd = accept4(m->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+        if (fd < 0)
+                return;
+        if (m->nconns >= CONNS_MAX) {
+                log_warning("Too many connections (%d); refusing one", CONNS_MAX);
+                close(fd);
+                return;
+        }
+        c = calloc(1, sizeof *c);
+        if (!c || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->peer, &len) < 0) {
+                free(c);
+                close(fd);
+                return;
+        }
+        c->fd = fd;
+        c->pidx = -1;
+        pbuf_init(&c->in);
+        pbuf_init(&c->out);
+        c->next = m->conns;
+        m->conns = c;
+        m->nconns++;
+}
+
+/* Parse one complete frame from c->in, if there is one, and dispatch it. */
+static void conn_process(struct manager *m, struct conn *c) {
+        struct pbuf payload;
+        uint16_t type;
+        long n;
+        int r;
+
+        if (c->busy || c->closing)
+                return;
+        n = proto_frame_complete(c->in.data, c->in.len);
+        if (n == 0)
+                return;
+        if (n < 0) {
+                log_warning("uid %u (pid %d): malformed frame (%s); closing the connection",
+                            (unsigned)c->peer.uid, (int)c->peer.pid, strerror((int)-n));
+                c->closing = true;
+                c->in.len = 0;
+                return;
+        }
+        r = proto_frame_open(c->in.data, (size_t)n, &type, &payload);
+        if (r == 0)
+                r = request_parse(type, &payload, &c->req);
+        pbuf_consume(&c->in, (size_t)n);
+        if (r < 0) {
+                log_warning("uid %u (pid %d): invalid request of type %u (%s); closing the connection",
+                            (unsigned)c->peer.uid, (int)c->peer.pid, type, strerror(-r));
+                c->closing = true;
+                return;
+        }
+        dispatch(m, c);
+}
+
+static void conn_read(struct manager *m, struct conn *c) {
+        ssize_t k = pbuf_read_fd(&c->in, c->fd, READ_CHUNK);
+
+        if (k == -EAGAIN)
+                return;
+        if (k <= 0) {
+                conn_free(m, c);
+                return;
+        }
+        if (c->in.len > PROTO_FRAME_MAX + PROTO_HEADER_LEN + READ_CHUNK) {
+                c->closing = true;
+                return;
+        }
+        conn_process(m, c);
+}
+
+static void conn_write(struct manager *m, struct conn *c) {
+        ssize_t k = send(c->fd, c->out.data, c->out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+        if (k < 0) {
+                if (errno != EAGAIN && errno != EINTR)
+                        conn_free(m, c);
+                return;
+        }
+        pbuf_consume(&c->out, (size_t)k);
+}
+
+/* ---- worker results ---- */
+
+static const struct proto_row *result_row(const struct proto_result *r, const char *key,
+                                          const char *value) {
+        for (size_t i = 0; i < r->nrows; i++) {
+                const char *v = proto_row_get(&r->rows[i], key);
+                if (v && (!value || streq(v, value)))
+                        return &r->rows[i];
+        }
+        return NULL;
+}
+
+static struct pgina_user *result_record(const struct proto_result *res) {
+        const struct proto_row *row = result_row(res, "user", NULL);
+        struct pgina_user *u = NULL;
+
+        if (row && user_from_row(row, &u) < 0)
+                return NULL;
+        return u;
+}
+
+static void login_token_new(struct manager *m, struct conn *c, struct worker *w,
+                            const char *authorized, const char *message) {
+        struct pending_login *pl = calloc(1, sizeof *pl);
+        _cleanup_pbuf_ struct pbuf b;
+        uint8_t raw[16];
+        char uid[24] = "-1";
+
+        if (!pl || getrandom(raw, sizeof raw, 0) != sizeof raw ||
+            !(pl->record = result_record(&w->result))) {
+                free(pl);
+                reply_simple(c, PROTO_UNAVAILABLE, "internal error");
+                return;
+        }
+        for (size_t i = 0; i < sizeof raw; i++)
+                snprintf(pl->token + 2 * i, 3, "%02x", raw[i]);
+        pl->password = TAKE_PTR(w->req.password);
+        pl->expires = now_ms() + TOKEN_TTL_MS;
+        pl->next = m->logins;
+        m->logins = pl;
+        {
+                uid_t u;
+                if (user_uid(w->req.user, &u) == 0)
+                        snprintf(uid, sizeof uid, "%u", (unsigned)u);
+        }
+        pbuf_init(&b);
+        if (proto_result_begin(&b, PROTO_OK, message, 1) < 0 || proto_row_begin(&b, 4) < 0 ||
+            proto_row_field(&b, "token", pl->token) < 0 || proto_row_field(&b, "user", w->req.user) < 0 ||
+            proto_row_field(&b, "uid", uid) < 0 || proto_row_field(&b, "authorized", authorized) < 0) {
+                reply_simple(c, PROTO_UNAVAILABLE, "internal error");
+                return;
+        }
+        reply_frame(c, &b);
+}
+
+static void credui_append(struct manager *m, struct worker *w) {
+        struct session *s = w->req.session[0] ? cache_find(&m->cache, w->req.session) : NULL;
+        struct pgina_user *rec;
+        uid_t uid;
+
+        if (!s) {
+                log_info("credui logon of %s: no pgina session '%s' to append to", w->req.user,
+                         w->req.session);
+                return;
+        }
+        rec = result_record(&w->result);
+        if (!rec || cache_append(s, rec, NULL, w->req.service, w->req.tty, w->req.rhost) < 0) {
+                user_free(rec);
+                return;
+        }
+        if (user_uid(w->req.user, &uid) == 0)
+                s->entries[s->nentries - 1].uid = uid;
+        log_info("credui: %s added to session %s of %s", w->req.user, s->id, s->entries[0].user);
+        (void)cache_save(&m->cache);
+}
+
+static void worker_request_done(struct manager *m, struct worker *w) {
+        struct conn *c = w->conn;
+        struct proto_result *res = &w->result;
+        const char *msg = strempty(res->message);
+        uint32_t st = res->status;
+
+        if (!c)
+                return;
+        if (w->req.type == PROTO_REQ_SIMULATE) {
+                _cleanup_pbuf_ struct pbuf b;
+                pbuf_init(&b);
+                /* relay the steps and the verdict; the record row stays here */
+                size_t rows = 0;
+                for (size_t i = 0; i < res->nrows; i++)
+                        if (proto_row_get(&res->rows[i], "stage"))
+                                rows++;
+                if (proto_result_begin(&b, st, msg, (uint32_t)rows) < 0)
+                        goto fail;
+                for (size_t i = 0; i < res->nrows; i++) {
+                        const struct proto_row *row = &res->rows[i];
+                        if (!proto_row_get(row, "stage"))
+                                continue;
+                        if (proto_row_begin(&b, (uint32_t)row->n) < 0)
+                                goto fail;
+                        for (size_t k = 0; k < row->n; k++)
+                                if (proto_row_field(&b, row->keys[k], row->values[k]) < 0)
+                                        goto fail;
+                }
+                reply_frame(c, &b);
+                return;
+        }
+        if (w->req.type == PROTO_REQ_LOGIN) {
+                bool ok = st == PROTO_OK || (st == PROTO_DENIED && w->req.scenario == PGINA_SCENARIO_LOGON);
+                log_info("%s of %s (service %s%s%s): %s%s%s",
+                         w->req.scenario == PGINA_SCENARIO_UNLOCK   ? "unlock"
+                         : w->req.scenario == PGINA_SCENARIO_CREDUI ? "credui logon"
+                                                                    : "logon",
+                         w->req.user, w->req.service[0] ? w->req.service : "-",
+                         w->req.rhost[0] ? ", from " : "", w->req.rhost, proto_status_to_string(st),
+                         msg[0] ? ": " : "", msg);
+                peer_account(m, c, st == PROTO_OK);
+                if (ok && w->req.scenario == PGINA_SCENARIO_LOGON) {
+                        login_token_new(m, c, w, st == PROTO_OK ? "yes" : "no", msg);
+                        return;
+                }
+                if (st == PROTO_OK && w->req.scenario == PGINA_SCENARIO_CREDUI)
+                        credui_append(m, w);
+        } else if (w->req.type == PROTO_REQ_CHANGE_PASSWORD) {
+                log_info("password change of %s: %s%s%s", w->req.user, proto_status_to_string(st),
+                         msg[0] ? ": " : "", msg);
+                peer_account(m, c, st == PROTO_OK);
+        } else if (w->req.type == PROTO_REQ_AUTHORIZE)
+                log_info("authorization of %s: %s%s%s", w->req.user, proto_status_to_string(st),
+                         msg[0] ? ": " : "", msg);
+        reply_simple(c, st, msg);
+        return;
+fail:
+        reply_simple(c, PROTO_UNAVAILABLE, "could not build the answer");
+}
+
+static void worker_failed(struct manager *m, struct worker *w) {
+        char reason[512], when[32];
+        time_t now = time(NULL);
+        struct tm tm;
+
+        strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime_r(&now, &tm));
+        if (w->timed_out)
+                snprintf(reason, sizeof reason, "timed out in %s for user %s at %s", w->stage, w->user,
+                         when);
+        else if (WIFSIGNALED(w->wstatus))
+                snprintf(reason, sizeof reason, "crashed (%s) in %s for user %s at %s",
+                         strsignal(WTERMSIG(w->wstatus)), w->stage, w->user, when);
+        else
+                snprintf(reason, sizeof reason, "exited (status %d) in %s for user %s at %s",
+                         WEXITSTATUS(w->wstatus), w->stage, w->user, when);
+        if (w->plugin[0]) {
+                log_error("plugin %s %s", w->plugin, reason);
+                plugin_mark_failed(m, w->plugin, reason);
+        } else
+                log_error("worker %d for %s failed: %s", (int)w->pid, w->user, reason);
+        if (w->conn) {
+                char msg[600];
+                snprintf(msg, sizeof msg, "pgina plugin %s failed (%s)",
+                         w->plugin[0] ? w->plugin : "?", w->timed_out ? "timed out" : "crashed");
+                peer_account(m, w->conn, false);
+                reply_simple(w->conn, PROTO_UNAVAILABLE, msg);
+        }
+}
+
+static void worker_finish(struct manager *m, struct worker *w) {
+        for (struct worker **p = &m->workers; *p; p = &(*p)->next)
+                if (*p == w) {
+                        *p = w->next;
+                        break;
+                }
+        if (w->have_result && !w->timed_out) {
+                if (w->kind == WORKER_REQUEST)
+                        worker_request_done(m, w);
+                else if (w->result.status != PROTO_OK)
+                        log_warning("%s notification for %s: some plugins failed: %s",
+                                    w->kind == WORKER_JOB ? "logoff" : "session", w->user,
+                                    strempty(w->result.message));
+        } else
+                worker_failed(m, w);
+        if (w->kind == WORKER_JOB && w->job) {
+                log_info("logoff job of %s finished", w->user);
+                jobs_remove(&m->jobs, w->job);
+                jobs_inhibit_update(&m->jobs);
+        }
+        close(w->fd);
+        pbuf_free(&w->in);
+        proto_result_free(&w->result);
+        request_free(&w->req);
+        free(w->user);
+        free(w);
+}
+
+static void worker_frames(struct manager *m, struct worker *w) {
+        for (;;) {
+                long n = proto_frame_complete(w->in.data, w->in.len);
+                struct pbuf p;
+                uint16_t type;
+
+                if (n <= 0) {
+                        if (n < 0) {
+                                log_error("worker %d sent a malformed frame; killing it", (int)w->pid);
+                                kill(w->pid, SIGKILL);
+                                w->in.len = 0;
+                        }
+                        return;
+                }
+                if (proto_frame_open(w->in.data, (size_t)n, &type, &p) == 0) {
+                        if (type == PROTO_W_PLUGIN_BEGIN) {
+                                _cleanup_free_ char *plugin = NULL, *stage = NULL;
+                                if (pbuf_get_str(&p, &plugin, 64) == 0 && pbuf_get_str(&p, &stage, 31) == 0) {
+                                        snprintf(w->plugin, sizeof w->plugin, "%s", plugin);
+                                        snprintf(w->stage, sizeof w->stage, "%s", stage);
+                                }
+                        } else if (type == PROTO_MSG_INFO) {
+                                if (w->conn) {
+                                        struct pbuf frame = {.data = w->in.data, .len = (size_t)n};
+                                        conn_queue(w->conn, &frame);
+                                }
+                        } else if (type == PROTO_MSG_RESULT && !w->have_result) {
+                                if (proto_result_parse(&p, &w->result) == 0)
+                                        w->have_result = true;
+                        }
+                }
+                pbuf_consume(&w->in, (size_t)n);
+        }
+}
+
+static void worker_read(struct manager *m, struct worker *w) {
+        ssize_t k = pbuf_read_fd(&w->in, w->fd, READ_CHUNK);
+
+        if (k == -EAGAIN)
+                return;
+        if (k <= 0) {
+                w->eof = true;
+                return;
+        }
+        worker_frames(m, w);
+}
+
+static void workers_reap(struct manager *m) {
+        for (;;) {
+                int status;
+                pid_t pid = waitpid(-1, &status, WNOHANG);
+
+                if (pid <= 0)
+                        return;
+                for (struct worker *w = m->workers; w; w = w->next)
+                        if (w->pid == pid) {
+                                w->reaped = true;
+                                w->wstatus = status;
+                        }
+        }
+}
+
+/* ---- jobs and parked requests ---- */
+
+static void jobs_start(struct manager *m) {
+        for (struct job *j = m->jobs.head; j && m->jobs.running < JOBS_PARALLEL_MAX; j = j->next) {
+                struct worker_spec spec = {.kind = WORKER_JOB, .record = j->record};
+                struct worker *w;
+
+                if (j->state != JOB_QUEUED)
+                        continue;
+                if (j->session_close)
+                        spec.events[spec.nevents++] = PGINA_EVENT_SESSION_CLOSE;
+                spec.events[spec.nevents++] = PGINA_EVENT_LOGOFF;
+                w = worker_start(m, &spec, j->user);
+                if (!w)
+                        return;
+                w->job = j;
+                j->state = JOB_RUNNING;
+                log_info("logoff job of %s started", j->user);
+        }
+}
+
+static void jobs_count_running(struct manager *m) {
+        m->jobs.running = 0;
+        for (struct job *j = m->jobs.head; j; j = j->next)
+                if (j->state == JOB_RUNNING)
+                        m->jobs.running++;
+}
+
+static void parked_resume(struct manager *m) {
+        for (struct conn *c = m->conns; c; c = c->next)
+                if (c->parked && !user_has_job(m, c->req.user)) {
+                        c->parked = false;
+                        log_info("%s: logoff finished, logon continues", c->req.user);
+                        dispatch(m, c);
+                }
+}
+
+static void logins_expire(struct manager *m) {
+        long long now = now_ms();
+
+        for (struct pending_login **p = &m->logins; *p;) {
+                struct pending_login *pl = *p;
+                if (pl->expires > now) {
+                        p = &pl->next;
+                        continue;
+                }
+                *p = pl->next;
+                user_free(pl->record);
+                secret_free(pl->password);
+                free(pl);
+        }
+}
+
+/* ---- setup ---- */
+
+static int listen_socket(const char *path) {
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        _cleanup_close_ int fd = -1;
+        char dir[sizeof sa.sun_path];
+        struct stat st;
+        char *slash;
+        int probe;
+
+        snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+        snprintf(dir, sizeof dir, "%s", path);
+        if ((slash = strrchr(dir, '/')) && slash != dir) {
+                *slash = 0;
+                if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+                        return log_error_errno(-errno, "Failed to create %s: %m", dir);
+        }
+        probe = proto_connect(path, 1000);
+        if (probe >= 0) {
+                close(probe);
+                log_error("Another pginad is already answering on %s", path);
+                return -EADDRINUSE;
+        }
+        if (lstat(path, &st) == 0) {
+                if (!S_ISSOCK(st.st_mode))
+                        return log_error_errno(-EEXIST, "%s exists and is not a socket; not removing it", path);
+                (void)unlink(path);
+        }
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return log_error_errno(-errno, "Failed to create a socket: %m");
+        if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
+                return log_error_errno(-errno, "Failed to bind %s: %m", path);
+        /* Everyone may connect (screen lockers run as the user); each request checks its peer. */
+        if (chmod(path, 0666) < 0)
+                return log_error_errno(-errno, "Failed to chmod %s: %m", path);
+        if (listen(fd, 128) < 0)
+                return log_error_errno(-errno, "Failed to listen on %s: %m", path);
+        return TAKE_FD(fd);
+}
+
+int manager_new(struct manager **ret, const char *conf_path, struct conf *conf,
+                struct plugin_info *infos, size_t ninfos) {
+        struct manager *m = calloc(1, sizeof *m);
+        sigset_t mask;
+        int r;
+
+        if (!m || !(m->conf_path = strdup(conf_path))) {
+                free(m);
+                return -ENOMEM;
+        }
+        m->conf = conf;
+        m->plugins = infos;
+        m->nplugins = ninfos;
+        m->listen_fd = m->signal_fd = -1;
+        m->jobs.inhibit_fd = -1;
+        m->started = time(NULL);
+        *ret = m;
+
+        if (mkdir(conf->state_dir, 0700) < 0 && errno != EEXIST)
+                return log_error_errno(-errno, "Failed to create the state directory %s: %m",
+                                       conf->state_dir);
+        r = cache_load(&m->cache, conf->state_dir);
+        if (r < 0)
+                return r;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGCHLD);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        signal(SIGPIPE, SIG_IGN);
+        m->signal_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+        if (m->signal_fd < 0)
+                return log_error_errno(-errno, "Failed to create a signalfd: %m");
+        m->listen_fd = listen_socket(conf->socket_path);
+        if (m->listen_fd < 0)
+                return m->listen_fd;
+        return 0;
+}
+
+static void handle_signals(struct manager *m) {
+        struct signalfd_siginfo si;
+
+        while (read(m->signal_fd, &si, sizeof si) == sizeof si) {
+                switch (si.ssi_signo) {
+                case SIGCHLD:
+                        workers_reap(m);
+                        break;
+                case SIGTERM:
+                case SIGINT:
+                        if (!m->stopping) {
+                                m->stopping = true;
+                                m->stop_deadline = now_ms() + 1000LL * m->conf->shutdown_timeout;
+                                log_info("Stopping: %zu logoff job(s) pending, waiting up to %u s",
+                                         jobs_count(&m->jobs), m->conf->shutdown_timeout);
+                        }
+                        break;
+                case SIGHUP: {
+                        _cleanup_free_ char *errors = NULL;
+                        if (manager_reload(m, &errors) < 0)
+                                log_error("Reload refused, keeping the running configuration:\n%s",
+                                          strempty(errors));
+                        break;
+                }
+                }
+        }
+}
+
+static bool manager_done(struct manager *m) {
+        if (!m->stopping)
+                return false;
+        if (!m->jobs.head && workers_count(m, WORKER_REQUEST) == 0 && workers_count(m, WORKER_NOTIFY) == 0)
+                return true;
+        if (now_ms() >= m->stop_deadline) {
+                for (struct job *j = m->jobs.head; j; j = j->next)
+                        log_error("shutdown_timeout reached: the logoff job of %s did not finish (%s)",
+                                  j->user, j->state == JOB_RUNNING ? "running" : "never started");
+                return true;
+        }
+        return false;
+}
+
+int manager_run(struct manager *m) {
+        struct pollfd *pfd = NULL;
+        size_t cap = 0;
+
+        log_info("ready: listening on %s (config %s, %zu plugin(s))", m->conf->socket_path,
+                 m->conf_path, m->nplugins);
+#if HAVE_LIBSYSTEMD
+        (void)sd_notify(0, "READY=1");
+#endif
+        for (;;) {
+                long long now = now_ms(), next = now + 60000;
+                size_t n = 0, need = 2 + m->nconns + 64;
+                int timeout, k;
+
+                jobs_count_running(m);
+                jobs_start(m);
+                jobs_count_running(m);
+                parked_resume(m);
+                logins_expire(m);
+                if (manager_done(m))
+                        break;
+
+                for (struct worker *w = m->workers; w; w = w->next)
+                        need++;
+                if (need > cap) {
+                        struct pollfd *np = realloc(pfd, need * sizeof *np);
+                        if (!np) {
+                                free(pfd);
+                                return log_error_errno(-ENOMEM, "Out of memory");
+                        }
+                        pfd = np;
+                        cap = need;
+                }
+                pfd[n++] = (struct pollfd){.fd = m->signal_fd, .events = POLLIN};
+                pfd[n++] = (struct pollfd){.fd = m->listen_fd, .events = POLLIN};
+                for (struct conn *c = m->conns; c; c = c->next) {
+                        short ev = 0;
+                        if (!c->busy && !c->closing)
+                                ev |= POLLIN;
+                        if (c->out.len > 0 && now >= c->send_at)
+                                ev |= POLLOUT;
+                        if (c->out.len > 0 && c->send_at > now && c->send_at < next)
+                                next = c->send_at;
+                        c->pidx = (int)n;
+                        pfd[n++] = (struct pollfd){.fd = c->fd, .events = ev};
+                }
+                for (struct worker *w = m->workers; w; w = w->next) {
+                        pfd[n++] = (struct pollfd){.fd = w->eof ? -1 : w->fd, .events = POLLIN};
+                        if (w->deadline < next)
+                                next = w->deadline;
+                }
+                if (m->stopping && m->stop_deadline < next)
+                        next = m->stop_deadline;
+                timeout = next <= now ? 0 : (int)(next - now);
+                k = poll(pfd, n, timeout);
+                if (k < 0 && errno != EINTR) {
+                        free(pfd);
+                        return log_error_errno(-errno, "poll failed: %m");
+                }
+                if (k < 0)
+                        continue;
+                now = now_ms();
+
+                if (pfd[0].revents & POLLIN)
+                        handle_signals(m);
+                for (struct conn *c = m->conns, *next_c; c; c = next_c) {
+                        short rev = c->pidx >= 0 ? pfd[c->pidx].revents : 0;
+
+                        next_c = c->next;
+                        c->pidx = -1;
+                        if (rev & POLLNVAL) {
+                                conn_free(m, c);
+                                continue;
+                        }
+                        if (rev & POLLOUT)
+                                conn_write(m, c);
+                        if (rev & (POLLIN | POLLHUP | POLLERR))
+                                conn_read(m, c); /* may free c */
+                }
+                if (pfd[1].revents & POLLIN)
+                        conn_accept(m);
+                for (struct worker *w = m->workers; w; w = w->next)
+                        if (!w->eof)
+                                worker_read(m, w);
+                for (struct worker *w = m->workers; w; w = w->next)
+                        if (!w->reaped && !w->timed_out && now >= w->deadline) {
+                                log_error("worker %d for %s: request_timeout reached in %s%s%s; killing it",
+                                          (int)w->pid, w->user, w->plugin[0] ? "plugin " : "",
+                                          w->plugin, w->stage[0] ? "" : "");
+                                w->timed_out = true;
+                                kill(w->pid, SIGKILL);
+                        }
+                workers_reap(m);
+                for (struct worker *w = m->workers, *next_w; w; w = next_w) {
+                        next_w = w->next;
+                        if (w->reaped && !w->eof)
+                                worker_read(m, w); /* drain what it wrote before it died */
+                        if (w->reaped && w->eof)
+                                worker_finish(m, w);
+                }
+                for (struct conn *c = m->conns, *next_c; c; c = next_c) {
+                        next_c = c->next;
+                        if (!c->busy && !c->closing)
+                                conn_process(m, c);
+                        if (c->closing && c->out.len == 0)
+                                conn_free(m, c);
+                        else if (c->out.len > 0 && now >= c->send_at)
+                                conn_write(m, c);
+                }
+        }
+        free(pfd);
+        (void)cache_save(&m->cache);
+        log_info("pginad stopped");
+        return 0;
+}
+
+void manager_free(struct manager *m) {
+        if (!m)
+                return;
+        while (m->conns)
+                conn_free(m, m->conns);
+        for (struct worker *w = m->workers, *n; w; w = n) {
+                n = w->next;
+                kill(w->pid, SIGKILL);
+                waitpid(w->pid, NULL, 0);
+                close(w->fd);
+                pbuf_free(&w->in);
+                proto_result_free(&w->result);
+                request_free(&w->req);
+                free(w->user);
+                free(w);
+        }
+        while (m->jobs.head)
+                jobs_remove(&m->jobs, m->jobs.head);
+        if (m->jobs.inhibit_fd >= 0)
+                close(m->jobs.inhibit_fd);
+        logins_expire(m);
+        for (struct pending_login *pl = m->logins, *n; pl; pl = n) {
+                n = pl->next;
+                user_free(pl->record);
+                secret_free(pl->password);
+                free(pl);
+        }
+        for (struct peer_fail *f = m->fails, *n; f; f = n) {
+                n = f->next;
+                free(f);
+        }
+        if (m->listen_fd >= 0) {
+                close(m->listen_fd);
+                (void)unlink(m->conf->socket_path);
+        }
+        if (m->signal_fd >= 0)
+                close(m->signal_fd);
+        cache_free(&m->cache);
+        plugin_infos_free(m->plugins, m->nplugins);
+        conf_free(m->conf);
+        free(m->conf_path);
+        free(m);
+}

@@ -1,2 +1,159 @@
-/* stub */
-typedef int stub_host_ctx;
+/* The call context handed to plugins: their config, messages, progress, logging, chain state. */
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "host.h"
+#include "log.h"
+#include "util.h"
+
+void ctx_done(struct pgina_ctx *ctx) {
+        free(ctx->message);
+        free(ctx->state_dir);
+        ctx->message = ctx->state_dir = NULL;
+}
+
+const char *pgina_ctx_plugin(const struct pgina_ctx *ctx) { return ctx->plugin->name; }
+enum pgina_scenario pgina_ctx_scenario(const struct pgina_ctx *ctx) { return ctx->env->scenario; }
+const char *pgina_ctx_service(const struct pgina_ctx *ctx) { return strempty(ctx->env->service); }
+const char *pgina_ctx_rhost(const struct pgina_ctx *ctx) { return strempty(ctx->env->rhost); }
+const char *pgina_ctx_tty(const struct pgina_ctx *ctx) { return strempty(ctx->env->tty); }
+bool pgina_ctx_dry_run(const struct pgina_ctx *ctx) { return ctx->env->dry_run; }
+unsigned pgina_ctx_user_sessions(const struct pgina_ctx *ctx) { return ctx->env->user_sessions; }
+
+const char *pgina_ctx_state_dir(const struct pgina_ctx *ctx) {
+        struct pgina_ctx *c = (struct pgina_ctx *)ctx; /* cache only */
+        char path[PATH_MAX];
+
+        if (c->state_dir)
+                return c->state_dir;
+        snprintf(path, sizeof path, "%s/plugins", ctx->conf->state_dir);
+        (void)mkdir(ctx->conf->state_dir, 0700);
+        (void)mkdir(path, 0700);
+        snprintf(path, sizeof path, "%s/plugins/%s", ctx->conf->state_dir, ctx->plugin->name);
+        (void)mkdir(path, 0700);
+        c->state_dir = strdup(path);
+        return c->state_dir ? c->state_dir : "/nonexistent";
+}
+
+bool pgina_ctx_authenticated(const struct pgina_ctx *ctx) {
+        const struct chain_run *run = ctx->run;
+
+        for (size_t i = 0; run && i < run->nsteps; i++)
+                if (run->steps[i].stage == CONF_STAGE_AUTHENTICATION && run->steps[i].result > 0)
+                        return true;
+        return false;
+}
+
+bool pgina_ctx_authenticated_by(const struct pgina_ctx *ctx, const char *name) {
+        const struct chain_run *run = ctx->run;
+
+        for (size_t i = 0; run && name && i < run->nsteps; i++)
+                if (run->steps[i].stage == CONF_STAGE_AUTHENTICATION && run->steps[i].result > 0 &&
+                    streq(run->steps[i].plugin, name))
+                        return true;
+        return false;
+}
+
+static const struct pgina_option *option_find(const struct pgina_ctx *ctx, const char *key) {
+        const struct pgina_option *o = ctx->plugin->desc->options;
+
+        for (; o && o->key; o++)
+                if (streq(o->key, key))
+                        return o;
+        return NULL;
+}
+
+const char *pgina_conf_get(const struct pgina_ctx *ctx, const char *key) {
+        const struct conf_entry *e = conf_find(ctx->conf, ctx->plugin->name, key);
+        const struct pgina_option *o;
+
+        if (e)
+                return e->value;
+        o = option_find(ctx, key);
+        return o ? o->default_value : NULL;
+}
+
+bool pgina_conf_bool(const struct pgina_ctx *ctx, const char *key) {
+        return parse_bool(pgina_conf_get(ctx, key)) == 1;
+}
+
+long long pgina_conf_int(const struct pgina_ctx *ctx, const char *key) {
+        const char *v = pgina_conf_get(ctx, key);
+        return v ? strtoll(v, NULL, 10) : 0;
+}
+
+/* Word i of a space-separated list, into buf; returns the number of words. */
+static size_t list_word(const char *v, size_t want, const char **start, size_t *len) {
+        size_t n = 0;
+
+        while (v && *v) {
+                size_t k;
+
+                v += strspn(v, " \t,");
+                if (!*v)
+                        break;
+                k = strcspn(v, " \t,");
+                if (n == want && start) {
+                        *start = v;
+                        *len = k;
+                }
+                n++;
+                v += k;
+        }
+        return n;
+}
+
+size_t pgina_conf_list_len(const struct pgina_ctx *ctx, const char *key) {
+        return list_word(pgina_conf_get(ctx, key), SIZE_MAX, NULL, NULL);
+}
+
+const char *pgina_conf_list_item(const struct pgina_ctx *ctx, const char *key, size_t i) {
+        static __thread char buf[PGINA_VALUE_MAX + 1];
+        const char *start = NULL;
+        size_t len = 0;
+
+        if (i >= list_word(pgina_conf_get(ctx, key), i, &start, &len) || !start)
+                return NULL;
+        snprintf(buf, sizeof buf, "%.*s", (int)len, start);
+        return buf;
+}
+
+void pgina_ctx_message(struct pgina_ctx *ctx, const char *fmt, ...) {
+        va_list ap;
+        char *m = NULL;
+
+        va_start(ap, fmt);
+        if (vasprintf(&m, fmt, ap) < 0)
+                m = NULL;
+        va_end(ap);
+        if (!m)
+                return;
+        free(ctx->message);
+        ctx->message = m;
+}
+
+void pgina_ctx_progress(struct pgina_ctx *ctx, const char *fmt, ...) {
+        char text[1024];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(text, sizeof text, fmt, ap);
+        va_end(ap);
+        if (ctx->env->hooks.progress)
+                ctx->env->hooks.progress(ctx->env->hooks.userdata, text);
+}
+
+void pgina_log(const struct pgina_ctx *ctx, int priority, const char *fmt, ...) {
+        char line[2048];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(line, sizeof line, fmt, ap);
+        va_end(ap);
+        log_internal(priority & 7, 0, "%s: %s", ctx->plugin->name, line);
+}

@@ -68,7 +68,9 @@ struct pgina_ctx {
         const struct chain_env *env;
         const struct chain_run *run;
         char *message;
+        char *state_dir; /* computed on first use */
 };
+void ctx_done(struct pgina_ctx *ctx); /* frees message and state_dir */
 
 /* ---- stages (host-chain.c) ---- */
 struct chain_hooks {
@@ -85,6 +87,7 @@ struct chain_env {
         enum pgina_scenario scenario;
         const char *service, *rhost, *tty;
         bool dry_run;
+        unsigned user_sessions;
         struct chain_hooks hooks;
 };
 

@@ -1,0 +1,19 @@
+/* LocalMachine: run one shadow-utils tool (useradd, usermod, chpasswd…) with a fixed argv, a
+ * fixed environment, optional bytes on stdin, its stderr's first line kept for the message, and a
+ * bounded wait. Never a shell. */
+#pragma once
+
+#include <stddef.h>
+
+#define LM_RUN_TIMEOUT_MS (60 * 1000)
+
+struct lm_run_result {
+        int status; /* exit status, or 128 + signal number */
+        char err[256]; /* first line of the tool's stderr, "" when none */
+};
+
+/* argv[0] is a bare tool name, looked up in /usr/sbin, /sbin, /usr/bin only. input (may be NULL)
+ * is written to the tool's stdin, which is a pipe, never argv. Returns 0 when the tool ran to
+ * its end (res->status says how), -ENOENT when it is not installed, -ETIMEDOUT when it was killed
+ * after LM_RUN_TIMEOUT_MS, another -errno when it could not be started. */
+int lm_run(const char *const argv[], const char *input, size_t input_len, struct lm_run_result *res);

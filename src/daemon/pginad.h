@@ -1,0 +1,129 @@
+/* pginad's internal types. The master (pginad-manager.c, pginad-cache.c, pginad-jobs.c) never runs
+ * plugin code; pginad-worker.c runs in forked children and is the only file that calls into the
+ * chain (host/). */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "config.h"
+#include "host.h"
+#include "proto.h"
+#include "secret.h"
+
+/* A parsed client request. Strings are never NULL after request_parse(). */
+struct request {
+        uint16_t type;
+        uint8_t scenario;
+        uint8_t run_gateway;
+        uint32_t pid;
+        char *user, *service, *rhost, *tty, *session, *token;
+        struct secret *password; /* LOGIN, SIMULATE, CHANGE_PASSWORD (old) */
+        struct secret *new_password; /* CHANGE_PASSWORD */
+};
+
+void request_free(struct request *r);
+int request_parse(uint16_t type, struct pbuf *p, struct request *r);
+
+/* ---- session cache (pginad-cache.c): pGina's m_sessionPropertyCache ---- */
+struct cache_entry {
+        char *user;
+        int64_t uid;
+        char *service, *tty, *rhost;
+        int64_t opened; /* unix time */
+        uint8_t scenario; /* PGINA_SCENARIO_LOGON or _CREDUI */
+        struct pgina_user *record; /* without password */
+        struct secret *password; /* in memory only, never written; for logoff work */
+};
+
+struct session {
+        char *id;
+        uint32_t leader;
+        size_t nentries; /* entries[0] = the logged-in user, then credui users */
+        struct cache_entry *entries;
+};
+
+struct cache {
+        char *path; /* state_dir/sessions */
+        struct session *v;
+        size_t n;
+        uint64_t next_id;
+};
+
+int cache_load(struct cache *c, const char *state_dir);
+int cache_save(const struct cache *c);
+void cache_free(struct cache *c);
+struct session *cache_find(struct cache *c, const char *id);
+/* Open a session whose first entry is the record's user; returns the new session. */
+struct session *cache_open(struct cache *c, struct pgina_user *record, struct secret *password,
+                           const char *service, const char *tty, const char *rhost,
+                           uint32_t leader);
+int cache_append(struct session *s, struct pgina_user *record, struct secret *password,
+                 const char *service, const char *tty, const char *rhost);
+/* Remove a session; the removed session is returned in *ret for the caller to free. */
+int cache_close(struct cache *c, const char *id, struct session *ret);
+void session_done(struct session *s);
+unsigned cache_user_sessions(const struct cache *c, const char *user);
+
+/* ---- logoff jobs (pginad-jobs.c) ---- */
+enum job_state { JOB_QUEUED, JOB_RUNNING };
+struct job {
+        char *user;
+        struct pgina_user *record;
+        enum job_state state;
+        int64_t since; /* unix time queued */
+        bool session_close; /* also deliver SESSION_CLOSE before LOGOFF */
+        struct job *next;
+};
+
+struct jobs {
+        struct job *head;
+        unsigned running;
+        int inhibit_fd; /* logind delay inhibitor while jobs are pending, or -1 */
+};
+
+struct job *jobs_add(struct jobs *j, struct pgina_user *record, bool session_close);
+struct job *jobs_find_user(struct jobs *j, const char *user);
+void jobs_remove(struct jobs *j, struct job *job);
+size_t jobs_count(const struct jobs *j);
+void jobs_inhibit_update(struct jobs *j);
+
+/* ---- workers (pginad-worker.c) ---- */
+enum worker_kind {
+        WORKER_REQUEST, /* a client's LOGIN, AUTHORIZE, CHANGE_PASSWORD, SIMULATE */
+        WORKER_NOTIFY, /* session/logon events; nobody waits */
+        WORKER_JOB, /* a logoff job */
+};
+
+struct worker_spec {
+        enum worker_kind kind;
+        const struct conf *conf;
+        const struct request *req; /* WORKER_REQUEST */
+        struct pgina_user *record; /* WORKER_NOTIFY, WORKER_JOB */
+        enum pgina_event events[3];
+        size_t nevents;
+        unsigned user_sessions;
+};
+
+/* Fork a worker; returns its pid and the read end of its pipe in *fd. */
+pid_t worker_spawn(const struct worker_spec *spec, int *fd);
+
+/* Plugin descriptions gathered by the probe worker at start and reload. */
+struct plugin_info {
+        char *name, *version, *description, *stages, *path, *options;
+        bool healthy;
+        char *reason;
+};
+
+/* Load and check config + plugins in a child; fills infos on success, errors otherwise. */
+int probe_run(const struct conf *conf, struct plugin_info **infos, size_t *n, char **errors);
+void plugin_infos_free(struct plugin_info *v, size_t n);
+
+/* ---- the master (pginad-manager.c) ---- */
+struct manager;
+int manager_new(struct manager **ret, const char *conf_path, struct conf *conf,
+                struct plugin_info *infos, size_t ninfos);
+int manager_run(struct manager *m);
+void manager_free(struct manager *m);

@@ -1,0 +1,306 @@
+# tests/integration/lib.sh — sourced by every tests/integration/test-*.sh. The runner (run.sh)
+# starts each test in a fresh sandbox (tests/sandbox.sh) with $BUILD (build dir), $SRC (source
+# dir) and $T (this test's temp dir) set. A test exits 0 = pass, 1 = fail, 77 = skip.
+# shellcheck shell=bash
+
+set -uo pipefail
+
+: "${SRC:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+: "${BUILD:=$SRC/build}"
+if [ -z "${T:-}" ]; then
+        T=$(mktemp -d /tmp/pgina-test.XXXXXX)
+        chmod 0755 "$T"
+fi
+export SRC BUILD T
+
+if [ "${PGINA_SANDBOX:-}" != 1 ]; then
+        echo "lib.sh: refusing to run outside the sandbox (run it through tests/integration/run.sh" \
+                "or tests/sandbox.sh)" >&2
+        exit 1
+fi
+
+PGINA_CONF=/etc/pgina/pgina.conf
+PGINA_SOCKET=/run/pgina/pginad.sock
+PGINA_PID=
+PGINA_LOG=$T/pginad.log
+PAM_MODULE=$BUILD/pam_pgina.so
+# The system's python3 (any user can run it; tests run clients as nobody).
+PYTHON=/usr/bin/python3
+[ -x "$PYTHON" ] || PYTHON=$(command -v python3)
+
+# ---- sanitizer builds ------------------------------------------------------------------------
+# pamtester and sshd are not instrumented: when pam_pgina.so carries ASan, they must load the
+# ASan runtime first (LD_PRELOAD), and their own leaks are not ours (detect_leaks=0).
+PAM_PRELOAD=
+_lib_detect_asan() {
+        local so=$PAM_MODULE lib
+        [ -e "$so" ] || return 0
+        lib=$(ldd "$so" 2>/dev/null | awk '/libasan\.so/ { print $3; exit }')
+        if [ -n "$lib" ]; then # gcc: the module links libasan dynamically
+                PAM_PRELOAD=$lib
+        elif nm -D --undefined-only "$so" 2>/dev/null | grep -q '__asan_init'; then
+                # clang: the runtime is linked into executables only; take the shared one
+                PAM_PRELOAD=$(clang -print-file-name=libclang_rt.asan-x86_64.so 2>/dev/null)
+                [ -e "$PAM_PRELOAD" ] || PAM_PRELOAD=
+        fi
+}
+_lib_detect_asan
+
+# Run an uninstrumented program that loads pam_pgina.so (the ASan runtime preloaded if needed).
+# PAM_HOST_ENV: the `env ...` prefix as an array (empty when the module is not instrumented).
+PAM_HOST_ENV=()
+if [ -n "$PAM_PRELOAD" ]; then
+        PAM_HOST_ENV=(env "LD_PRELOAD=$PAM_PRELOAD"
+                "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0:verify_asan_link_order=0")
+fi
+pam_host_exec() { "${PAM_HOST_ENV[@]}" "$@"; }
+
+# ---- exit handling ---------------------------------------------------------------------------
+_LIB_AT_EXIT=()
+# at_exit CMD...: run at the end of the test (last registered first).
+at_exit() { _LIB_AT_EXIT=("$(printf '%q ' "$@")" "${_LIB_AT_EXIT[@]}"); }
+_lib_exit() {
+        local rc=$? c
+        for c in "${_LIB_AT_EXIT[@]}"; do
+                eval "$c" || true
+        done
+        [ -n "$PGINA_PID" ] && pgina_stop >/dev/null 2>&1
+        exit "$rc"
+}
+trap _lib_exit EXIT
+
+# ---- reporting -------------------------------------------------------------------------------
+fail() {
+        echo "FAIL: $*" >&2
+        exit 1
+}
+
+skip() {
+        echo "$*" >"$T/skip-reason"
+        echo "SKIP: $*"
+        exit 77
+}
+
+# step TEXT: names the case that follows, in the test's log.
+step() { echo "---- $*"; }
+
+# need CMD...: skip the test when a tool is missing.
+need() {
+        local c
+        for c in "$@"; do
+                command -v "$c" >/dev/null 2>&1 || skip "$c is not installed"
+        done
+}
+
+_lib_show() { printf '%q ' "$@"; }
+
+assert_ok() {
+        local rc=0
+        "$@" || rc=$?
+        [ "$rc" -eq 0 ] || fail "expected success, got exit $rc: $(_lib_show "$@")"
+}
+
+assert_fail() {
+        local rc=0
+        "$@" || rc=$?
+        [ "$rc" -ne 0 ] || fail "expected failure, got success: $(_lib_show "$@")"
+}
+
+assert_eq() {
+        [ "$1" = "$2" ] || fail "${3:-values differ}: expected '$1', got '$2'"
+}
+
+assert_contains() {
+        grep -qF -- "$2" "$1" || {
+                echo "---- $1:" >&2
+                tail -n 30 "$1" >&2
+                fail "$1 does not contain '$2'"
+        }
+}
+
+assert_not_contains() {
+        if grep -qF -- "$2" "$1"; then
+                echo "---- $1:" >&2
+                grep -nF -- "$2" "$1" | head -n 5 >&2
+                fail "$1 contains '$2'"
+        fi
+}
+
+# ---- pgina -----------------------------------------------------------------------------------
+pginactl() { "$BUILD/pginactl" "$@"; }
+
+# pgclient ARGS: the raw protocol client (tests/integration/pgclient.py), as root.
+# pgclient_as USER ARGS: the same as USER (a copy in $T, readable by anyone).
+pgclient() { "$PYTHON" "$SRC/tests/integration/pgclient.py" "$@"; }
+pgclient_as() {
+        local user=$1
+        shift
+        install -m 0755 "$SRC/tests/integration/pgclient.py" "$T/pgclient.py"
+        setpriv --reuid="$user" --regid="$(id -g "$user")" --clear-groups -- \
+                "$PYTHON" "$T/pgclient.py" "$@"
+}
+
+# pgina_conf: write /etc/pgina/pgina.conf: a [service] block for this build, then stdin.
+# PGINA_SERVICE_EXTRA (lines) is added to [service], e.g. "request_timeout = 5".
+pgina_conf() {
+        mkdir -p /etc/pgina
+        {
+                echo "[service]"
+                echo "plugin_dir = $BUILD/plugins"
+                echo "log_level = debug"
+                [ -n "${PGINA_SERVICE_EXTRA:-}" ] && printf '%s\n' "$PGINA_SERVICE_EXTRA"
+                echo
+                cat
+        } >"$PGINA_CONF"
+}
+
+# pgina_start [ARGS]: start pginad in the foreground, in the background of this test; fail the
+# test unless it logs "ready" within 10 s.
+pgina_start() {
+        local skip_lines i
+        [ -z "$PGINA_PID" ] || fail "pgina_start: pginad already running (pid $PGINA_PID)"
+        [ -x "$BUILD/pginad" ] || fail "pgina_start: $BUILD/pginad not built"
+        touch "$PGINA_LOG"
+        skip_lines=$(wc -l <"$PGINA_LOG")
+        echo "---- pginad -f $* (started $(date +%T))" >>"$PGINA_LOG"
+        "$BUILD/pginad" -f "$@" >>"$PGINA_LOG" 2>&1 &
+        PGINA_PID=$!
+        for ((i = 0; i < 100; i++)); do
+                if tail -n +"$((skip_lines + 2))" "$PGINA_LOG" | grep -q '\bready\b' &&
+                        [ -S "$(_lib_socket)" ]; then
+                        return 0
+                fi
+                if ! kill -0 "$PGINA_PID" 2>/dev/null; then
+                        wait "$PGINA_PID"
+                        local rc=$?
+                        PGINA_PID=
+                        tail -n 20 "$PGINA_LOG" >&2
+                        fail "pginad exited with status $rc before it was ready"
+                fi
+                sleep 0.1
+        done
+        tail -n 20 "$PGINA_LOG" >&2
+        fail "pginad did not log 'ready' within 10 s"
+}
+
+# The socket the current config names.
+_lib_socket() {
+        local s
+        s=$(sed -n 's/^[[:space:]]*socket[[:space:]]*=[[:space:]]*\([^[:space:]]*\).*/\1/p' \
+                "$PGINA_CONF" 2>/dev/null | tail -n 1)
+        echo "${s:-$PGINA_SOCKET}"
+}
+
+# pgina_stop: SIGTERM, wait (30 s, then SIGKILL and fail). Returns pginad's exit status.
+pgina_stop() {
+        local pid=$PGINA_PID i rc
+        [ -n "$pid" ] || return 0
+        PGINA_PID=
+        kill -TERM "$pid" 2>/dev/null
+        for ((i = 0; i < 300; i++)); do
+                kill -0 "$pid" 2>/dev/null || break
+                sleep 0.1
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+                kill -KILL "$pid" 2>/dev/null
+                wait "$pid" 2>/dev/null
+                fail "pginad did not exit within 30 s of SIGTERM"
+        fi
+        wait "$pid" 2>/dev/null
+        rc=$?
+        echo "---- pginad exited with status $rc ($(date +%T))" >>"$PGINA_LOG"
+        return "$rc"
+}
+
+# ---- PAM -------------------------------------------------------------------------------------
+# pam_service NAME: write /etc/pam.d/NAME from stdin; the word pam_pgina.so becomes the path of
+# the built module.
+pam_service() {
+        mkdir -p /etc/pam.d
+        sed "s#\(^\|[[:space:]]\)pam_pgina\.so\b#\1$PAM_MODULE#g" >"/etc/pam.d/$1"
+}
+
+# Drives pamtester: answers each prompt (output that stops without a newline for 150 ms) with the
+# next input line; the last line is repeated when more prompts come. Output -> $PAM_OUT.
+_lib_pam_driver() {
+        "$PYTHON" -c '
+import os, select, subprocess, sys, time
+lines = os.environ["PAM_INPUT"].split("\n")
+p = subprocess.Popen(sys.argv[1:], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                     stderr=subprocess.STDOUT)
+out = open(os.environ["PAM_OUT"], "ab")
+fd = p.stdout.fileno()
+pending = b""
+answered = 0
+deadline = time.monotonic() + 90
+while time.monotonic() < deadline:
+    if select.select([fd], [], [], 0.15)[0]:
+        data = os.read(fd, 4096)
+        if not data:
+            break
+        out.write(data)
+        out.flush()
+        pending += data
+        continue
+    if p.poll() is not None:
+        break
+    if pending and not pending.endswith(b"\n"):
+        line = lines[min(answered, len(lines) - 1)]
+        answered += 1
+        try:
+            p.stdin.write(line.encode() + b"\n")
+            p.stdin.flush()
+        except BrokenPipeError:
+            pass
+        out.write(b"<answered prompt %d>\n" % answered)
+        out.flush()
+        pending = b""
+else:
+    out.write(b"<pamtester killed after 90 s>\n")
+    p.kill()
+sys.exit(p.wait())
+' "$@"
+}
+
+_lib_pam_exec() {
+        local input=$1 service=$2 user=$3 rc=0
+        shift 3
+        : >"$T/pam.out"
+        echo "---- pamtester $service $user $* ($(date +%T))" >>"$T/pam.log"
+        PAM_INPUT=$input PAM_OUT=$T/pam.out \
+                _lib_pam_driver "${PAM_HOST_ENV[@]}" pamtester -v "$service" "$user" "$@" || rc=$?
+        cat "$T/pam.out" >>"$T/pam.log"
+        echo "---- exit $rc" >>"$T/pam.log"
+        return "$rc"
+}
+
+# pam_run SERVICE USER PASSWORD OPS...: every prompt is answered with PASSWORD. Returns
+# pamtester's exit status; its output is in $T/pam.out (all runs: $T/pam.log).
+pam_run() {
+        local service=$1 user=$2 password=$3
+        shift 3
+        _lib_pam_exec "$password" "$service" "$user" "$@"
+}
+
+# pam_run_input SERVICE USER INPUT OPS...: INPUT holds one line per prompt, e.g. 'old\nnew\nnew'
+# (backslash escapes as printf %b).
+pam_run_input() {
+        local service=$1 user=$2 input
+        input=$(printf '%b' "$3")
+        shift 3
+        _lib_pam_exec "$input" "$service" "$user" "$@"
+}
+
+# ---- accounts --------------------------------------------------------------------------------
+# make_user NAME PASSWORD [useradd args]
+make_user() {
+        local name=$1 password=$2
+        shift 2
+        useradd -m "$@" "$name" || fail "useradd $name failed"
+        printf '%s:%s\n' "$name" "$password" | chpasswd || fail "chpasswd $name failed"
+}
+
+# free_port: a TCP port nobody listens on in this sandbox.
+free_port() {
+        "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}

@@ -1,0 +1,120 @@
+#!/bin/bash
+# pginactl config check: runs without the daemon; 0 and "FILE: OK" for a good file, 1 and one
+# "FILE:LINE: ..." line per problem on stderr for a bad one; the default file is pgina.conf.
+. "$(dirname "$0")/lib.sh"
+
+check() { # check FILE: run config check, outputs in $T/check.out / $T/check.err, returns its exit
+        local rc=0
+        pginactl config check "$@" >"$T/check.out" 2>"$T/check.err" || rc=$?
+        return "$rc"
+}
+expect_exit() { # expect_exit CODE CMD...
+        local want=$1 rc=0
+        shift
+        "$@" || rc=$?
+        assert_eq "$want" "$rc" "exit status of $*"
+}
+
+step "good config: exit 0, FILE: OK"
+pgina_conf <<'C'
+[order]
+authentication = localmachine
+authorization = localmachine
+gateway = localmachine
+notification = localmachine
+change_password = localmachine
+
+[localmachine]
+always_authenticate = false
+authz_require_admin = no
+admin_group = sudo
+logoff_action = none
+C
+expect_exit 0 check
+assert_contains "$T/check.out" "/etc/pgina/pgina.conf: OK"
+expect_exit 0 check "$PGINA_CONF"
+assert_contains "$T/check.out" "$PGINA_CONF: OK"
+
+step "no daemon is needed"
+[ ! -S /run/pgina/pginad.sock ] || fail "a pginad socket exists in a fresh sandbox"
+
+step "core syntax and values: FILE:LINE for each error, exit 1"
+cat >"$T/bad-core.conf" <<C
+[service]
+plugin_dir = $BUILD/plugins
+request_timeout = soon
+colour = blue
+[order]
+authentication = localmachine
+frobnicate = localmachine
+C
+expect_exit 1 check "$T/bad-core.conf"
+assert_contains "$T/check.err" "$T/bad-core.conf:3:"
+assert_contains "$T/check.err" "request_timeout"
+assert_contains "$T/check.err" "$T/bad-core.conf:4:"
+assert_contains "$T/check.err" "colour"
+assert_contains "$T/check.err" "$T/bad-core.conf:7:"
+assert_contains "$T/check.err" "frobnicate"
+assert_not_contains "$T/check.out" "OK"
+
+step "syntax error line"
+printf '[service\nplugin_dir = %s\n' "$BUILD/plugins" >"$T/syntax.conf"
+expect_exit 1 check "$T/syntax.conf"
+assert_contains "$T/check.err" "$T/syntax.conf:1:"
+
+step "unknown plugin option: FILE:LINE naming the key"
+cat >"$T/bad-option.conf" <<C
+[service]
+plugin_dir = $BUILD/plugins
+[order]
+authentication = localmachine
+
+[localmachine]
+always_authenticate = true
+no_such_option = 1
+C
+expect_exit 1 check "$T/bad-option.conf"
+assert_contains "$T/check.err" "$T/bad-option.conf:8:"
+assert_contains "$T/check.err" "no_such_option"
+
+step "option of the wrong type: FILE:LINE"
+cat >"$T/bad-type.conf" <<C
+[service]
+plugin_dir = $BUILD/plugins
+[order]
+authentication = localmachine
+[localmachine]
+authz_apply_to_all = perhaps
+C
+expect_exit 1 check "$T/bad-type.conf"
+assert_contains "$T/check.err" "$T/bad-type.conf:6:"
+assert_contains "$T/check.err" "authz_apply_to_all"
+
+step "a plugin that does not exist is named with its file"
+cat >"$T/missing.conf" <<C
+[service]
+plugin_dir = $BUILD/plugins
+[order]
+authentication = nosuchplugin
+C
+expect_exit 1 check "$T/missing.conf"
+assert_contains "$T/check.err" "nosuchplugin"
+assert_contains "$T/check.err" "$BUILD/plugins/nosuchplugin.so"
+
+step "a missing file: exit 1, the path named"
+expect_exit 1 check "$T/does-not-exist.conf"
+assert_contains "$T/check.err" "$T/does-not-exist.conf"
+
+step "usage errors: exit 2"
+expect_exit 2 pginactl config
+expect_exit 2 pginactl config frob
+expect_exit 2 pginactl config check a b
+
+step "non-root can check a readable file"
+chmod 0644 "$T/bad-option.conf"
+rc=0
+setpriv --reuid=nobody --regid=nogroup --clear-groups "$BUILD/pginactl" config check \
+        "$T/bad-option.conf" 2>"$T/check.err" || rc=$?
+assert_eq 1 "$rc" "config check as nobody"
+assert_contains "$T/check.err" "no_such_option"
+exit 0
