@@ -1,5 +1,8 @@
 /* LocalMachine: the only file that touches password hashes. Every buffer that held a password or
- * a hash is wiped before it is freed. */
+ * a hash is wiped before it is freed. crypt_rn is libxcrypt's crypt_r with the size of the
+ * struct crypt_data given and NULL on failure (no "*0" token); unlike crypt_r it is not
+ * intercepted by ASan, whose crypt_r interceptor calls NULL when the executable that dlopen()s
+ * this plugin does not itself link libcrypt. */
 #include "lm-crypt.h"
 
 #include <crypt.h>
@@ -82,7 +85,7 @@ int lm_password_verify(const char *user, const char *password) {
         if (r < 0)
                 return r;
         usable = r > 0 && hash_usable(hash);
-        out = crypt_r(password, usable ? hash : dummy_hash, cd);
+        out = crypt_rn(password, usable ? hash : dummy_hash, cd, (int)sizeof *cd);
         match = out && out[0] != '*' && streq_consttime(out, usable ? hash : dummy_hash);
         explicit_bzero(hash, sizeof hash);
         return usable && match;
@@ -99,7 +102,7 @@ int lm_password_hash(const char *password, char *out, size_t len) {
                 return -ENOMEM;
         if (!crypt_gensalt_rn("$y$", 0, NULL, 0, salt, sizeof salt))
                 return errno > 0 ? -errno : -EINVAL;
-        h = crypt_r(password, salt, cd);
+        h = crypt_rn(password, salt, cd, (int)sizeof *cd);
         if (!h || h[0] == '*')
                 r = errno > 0 ? -errno : -EINVAL;
         else if (strlen(h) >= len)

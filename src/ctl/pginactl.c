@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -297,13 +298,16 @@ static int ctl_simple(const struct ctl *ctl, uint16_t type, struct proto_result 
 /* A non-OK answer: say what the daemon said and return its exit code. */
 static int report_status(const char *what, const struct proto_result *res) {
         _cleanup_free_ char *msg = sanitize(res->message, true);
+        const char *status = proto_status_to_string(res->status);
 
+        if (msg && strcasecmp(msg, status) == 0)
+                msg = (free(msg), NULL); /* nothing beyond the status */
         if (res->status == PROTO_PERMISSION)
                 fprintf(stderr, "pginactl: %s: permission denied by pginad%s%s (admin requests "
                         "need root)\n", what, msg && *msg ? ": " : "", strempty(msg));
         else
-                fprintf(stderr, "pginactl: %s: %s%s%s\n", what, proto_status_to_string(res->status),
-                        msg && *msg ? ": " : "", strempty(msg));
+                fprintf(stderr, "pginactl: %s: %s%s%s\n", what, status, msg && *msg ? ": " : "",
+                        strempty(msg));
         return exit_code(res->status);
 }
 

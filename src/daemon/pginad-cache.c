@@ -18,6 +18,14 @@
 
 #define CACHE_MAGIC "PGINA-SESSIONS 1\n"
 
+static void boot_id(char *buf, size_t len) {
+        _cleanup_fclose_ FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+
+        if (!f || !fgets(buf, (int)len, f))
+                snprintf(buf, len, "unknown");
+        buf[strcspn(buf, "\n")] = 0;
+}
+
 static void entry_done(struct cache_entry *e) {
         free(e->user);
         free(e->service);
@@ -168,13 +176,14 @@ static int entry_to_row(const struct session *s, size_t idx, struct pbuf *b) {
 int cache_save(const struct cache *c) {
         _cleanup_pbuf_ struct pbuf b;
         size_t rows = 0;
-        char next[32];
+        char next[128], boot[64];
         int r;
 
         for (size_t i = 0; i < c->n; i++)
                 rows += c->v[i].nentries;
         pbuf_init(&b);
-        snprintf(next, sizeof next, "%" PRIu64, c->next_id);
+        boot_id(boot, sizeof boot);
+        snprintf(next, sizeof next, "%" PRIu64 " %s", c->next_id, boot);
         for (const char *m = CACHE_MAGIC; *m; m++)
                 if ((r = pbuf_put_u8(&b, (uint8_t)*m)) < 0)
                         return r;
@@ -256,7 +265,12 @@ int cache_load(struct cache *c, const char *state_dir) {
                           strerror(-r));
                 return 0;
         }
-        c->next_id = strtoull(strempty(res.message), NULL, 10);
+        {
+                char *end = NULL, boot[64];
+                c->next_id = strtoull(strempty(res.message), &end, 10);
+                boot_id(boot, sizeof boot);
+                c->from_previous_boot = !end || *end != ' ' || !streq(end + 1, boot);
+        }
         for (size_t i = 0; i < res.nrows; i++)
                 if (cache_add_row(c, &res.rows[i]) < 0)
                         log_warning("%s: skipping a damaged session entry", path);

@@ -1137,6 +1137,28 @@ static int listen_socket(const char *path) {
         return TAKE_FD(fd);
 }
 
+/* Sessions recorded before a reboot ended without a logoff: do the logoff work now (upload what
+ * was left, clean up accounts), once per user, and forget the sessions. */
+static void sessions_from_previous_boot(struct manager *m) {
+        for (size_t i = 0; i < m->cache.n; i++) {
+                struct session *s = &m->cache.v[i];
+                struct cache_entry *e = s->nentries ? &s->entries[0] : NULL;
+
+                if (!e || !e->record || jobs_find_user(&m->jobs, e->user))
+                        continue;
+                log_notice("session %s of %s is from before the last boot: running its logoff work",
+                           s->id, e->user);
+                if (m->conf->norder[CONF_STAGE_NOTIFICATION] > 0 &&
+                    jobs_add(&m->jobs, e->record, false))
+                        e->record = NULL;
+        }
+        for (size_t i = 0; i < m->cache.n; i++)
+                session_done(&m->cache.v[i]);
+        m->cache.n = 0;
+        (void)cache_save(&m->cache);
+        jobs_inhibit_update(&m->jobs);
+}
+
 int manager_new(struct manager **ret, const char *conf_path, struct conf *conf,
                 struct plugin_info *infos, size_t ninfos) {
         struct manager *m = calloc(1, sizeof *m);
@@ -1161,6 +1183,8 @@ int manager_new(struct manager **ret, const char *conf_path, struct conf *conf,
         r = cache_load(&m->cache, conf->state_dir);
         if (r < 0)
                 return r;
+        if (m->cache.from_previous_boot && m->cache.n > 0)
+                sessions_from_previous_boot(m);
         sigemptyset(&mask);
         sigaddset(&mask, SIGCHLD);
         sigaddset(&mask, SIGTERM);

@@ -50,6 +50,7 @@ struct cache {
         struct session *v;
         size_t n;
         uint64_t next_id;
+        bool from_previous_boot; /* loaded sessions predate this boot: their logoff is due */
 };
 
 int cache_load(struct cache *c, const char *state_dir);

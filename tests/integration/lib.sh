@@ -258,7 +258,14 @@ while time.monotonic() < deadline:
 else:
     out.write(b"<pamtester killed after 90 s>\n")
     p.kill()
-sys.exit(p.wait())
+rc = p.wait()
+# what it wrote just before exiting
+while select.select([fd], [], [], 0.2)[0]:
+    data = os.read(fd, 65536)
+    if not data:
+        break
+    out.write(data)
+sys.exit(rc)
 ' "$@"
 }
 

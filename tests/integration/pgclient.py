@@ -9,7 +9,8 @@ Commands:
     login USER PASSWORD [SCENARIO [SESSION]]  a LOGIN (scenario logon=0 unlock=1 credui=2)
     passwd USER OLD NEW                     a CHANGE_PASSWORD
     raw HEX                                 these bytes, as they are
-    frame VERSION TYPE HEXPAYLOAD           a frame with any header values
+    frame VERSION TYPE HEXPAYLOAD           a frame with any header values (HEXPAYLOAD
+                                            zeros:N = N zero bytes)
     length N                                a header announcing N bytes, then nothing more
     hold SECONDS HEX                        send HEX, keep the connection open SECONDS, exit
 Options (before the command): --socket PATH, --wait SECONDS (default 10).
@@ -100,7 +101,11 @@ def main(argv):
     elif cmd == "raw":
         data = bytes.fromhex(args[0])
     elif cmd == "frame":
-        data = frame(int(args[1]), bytes.fromhex(args[2]), version=int(args[0]))
+        if args[2].startswith("zeros:"):  # a big payload, not through argv
+            payload = bytes(int(args[2][6:]))
+        else:
+            payload = bytes.fromhex(args[2])
+        data = frame(int(args[1]), payload, version=int(args[0]))
     elif cmd == "length":
         data = struct.pack(">IHH", int(args[0]), PROTO_VERSION, 16)
     elif cmd == "hold":

@@ -20,6 +20,7 @@ has_line() {
 }
 
 make_user alice 'Alice pw 1'
+make_user bob 'Bob pw 2'
 pgina_conf <<'C'
 [order]
 authentication = localmachine
@@ -78,12 +79,13 @@ notification = testplugin
 notify_sleep_ms = 4000
 C
 pgina_start
-assert_ok pam_run pgina-test alice 'Alice pw 1' authenticate open_session close_session
+# bob's only session: closing it is his logoff (alice still has the session opened above)
+assert_ok pam_run pgina-test bob 'Bob pw 2' authenticate open_session close_session
 run status pginactl status
 has_line "$T/status.out" '^ *Pending logoff jobs: 1$'
 assert_contains "$T/status.out" "Pending jobs:"
 has_line "$T/status.out" '^USER +STATE +SINCE$'
-has_line "$T/status.out" '^alice +(queued|running) +[0-9]{4}-[0-9]{2}-[0-9]{2} '
+has_line "$T/status.out" '^bob +(queued|running) +[0-9]{4}-[0-9]{2}-[0-9]{2} '
 
 step "a plugin that crashed is shown as failed, with the reason"
 pgina_stop

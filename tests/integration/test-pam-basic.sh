@@ -168,6 +168,25 @@ step "unlock as alice for another user is refused"
 if pam_run pgina-unlock carol 'carol-Pw-1' authenticate; then fail "alice unlocked as carol"; fi
 PAM_HOST_ENV=("${saved[@]}")
 
+step "credui: another user authenticated into the caller's session (PGINA_SESSION)"
+: >"$T/session-env.log"
+pam_ok pgina alice 'New-Pw-22' authenticate open_session # left open on purpose
+sid=$(sed -n 's/^PGINA_SESSION=//p' "$T/session-env.log" | head -n 1)
+[ -n "$sid" ] || fail "no PGINA_SESSION from open_session"
+pam_service pgina-credui <<EOF
+auth    required pam_pgina.so scenario=credui debug
+account required pam_pgina.so scenario=credui
+EOF
+saved=("${PAM_HOST_ENV[@]}")
+PAM_HOST_ENV=(env "PGINA_SESSION=$sid" "${saved[@]}")
+pam_ok pgina-credui carol 'carol-Pw-1' authenticate acct_mgmt
+pam_fails_with "$AUTH_ERR" pgina-credui carol 'wrong' authenticate
+PAM_HOST_ENV=("${saved[@]}")
+assert_contains "$SYSLOG" "LOGIN user=carol scenario=credui service=pgina-credui session=$sid"
+pginactl sessions >"$T/sessions.out" 2>&1 || fail "pginactl sessions failed"
+grep -E "(^|[[:space:]])carol([[:space:]]|$)" "$T/sessions.out" >/dev/null ||
+        fail "carol not appended to session $sid: $(cat "$T/sessions.out")"
+
 if [ -e "$BUILD/plugins/testplugin.so" ]; then
         step "gateway: the local account exists when authenticate returns"
         pgina_stop

@@ -173,6 +173,7 @@ service pgina-slow "socket=$SOCK" timeout=1
 rc=0
 timeout 4 bash -c '. "$1/tests/integration/lib.sh"; pam_run pgina-slow alice x authenticate' _ "$SRC" || rc=$?
 assert_eq 124 "$rc" "a daemon sending progress every 0.5 s with timeout=1 is still waited for"
+assert_contains "$T/pam.out" "still working" # PROTO_INFO_PROGRESS relayed as PAM_TEXT_INFO
 fake_stop "$SOCK"
 
 step "a daemon that hangs up after the request"

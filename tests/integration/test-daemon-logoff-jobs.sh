@@ -1,0 +1,67 @@
+#!/bin/bash
+# Logoff work runs in the background, one job per user, after the user's last session closes:
+# another user's logon is never blocked by it, the same user's new logon waits for it (and is
+# told so), and SIGTERM lets pending jobs finish before pginad exits.
+. "$(dirname "$0")/lib.sh"
+need pamtester
+
+LOG=$T/calls.log
+# A CLOSE_SESSION frame (proto.h: str session | str user) for pgclient's raw "frame" command.
+close_session_hex() {
+        python3 -c 'import struct, sys
+s = lambda v: struct.pack(">I", len(v)) + v.encode()
+print((s(sys.argv[1]) + s(sys.argv[2])).hex())' "$1" "$2"
+}
+pam_service pgtest <<'PAM'
+auth     required pam_pgina.so timeout=30
+account  required pam_pgina.so
+session  required pam_pgina.so
+PAM
+pgina_conf <<CONF
+[order]
+authentication = testplugin
+notification = testplugin
+[testplugin]
+password = secret
+notify_sleep_ms = 3000
+log_file = $LOG
+CONF
+pgina_start
+
+step "two sessions of one user: logoff only after the last one closes"
+assert_ok pam_run pgtest alice secret authenticate open_session
+s1=$(pginactl sessions | grep -c alice)
+assert_eq 1 "$s1" "sessions of alice after one open"
+assert_ok pam_run pgtest alice secret authenticate open_session close_session
+grep -q "event=logoff user=alice" "$LOG" && fail "logoff ran while alice still had a session"
+
+step "closing the last session queues the logoff job; another user logs on at once"
+sid=$(pginactl sessions | awk '/alice/ { print $1; exit }')
+[ -n "$sid" ] || fail "no session id for alice"
+assert_ok pam_run pgtest alice secret authenticate open_session close_session  # opens and closes a 3rd
+# The first session is still open; close it through a root client so the job starts now.
+pgclient frame 1 4 "$(close_session_hex "$sid" alice)" >"$T/close.out"
+assert_contains "$T/close.out" "result 0"
+pginactl status >"$T/status.out"
+assert_contains "$T/status.out" "alice"
+start=$(date +%s%N)
+assert_ok pam_run pgtest bob secret authenticate
+took_ms=$((($(date +%s%N) - start) / 1000000))
+[ "$took_ms" -lt 2500 ] || fail "bob's logon took $took_ms ms while alice's logoff job ran"
+
+step "alice's new logon waits for her logoff job and says so"
+start=$(date +%s%N)
+assert_ok pam_run pgtest alice secret authenticate
+took_ms=$((($(date +%s%N) - start) / 1000000))
+assert_contains "$T/pam.out" "still being completed"
+# The job must have finished before the waiting logon ran its chain.
+finished=$(grep -n "logoff job of alice finished" "$PGINA_LOG" | tail -n1 | cut -d: -f1)
+logon=$(grep -n "logon of alice (service pgtest): ok" "$PGINA_LOG" | tail -n1 | cut -d: -f1)
+[ -n "$finished" ] && [ -n "$logon" ] && [ "$logon" -gt "$finished" ] ||
+        fail "alice's logon (log line $logon) did not wait for her logoff job (line $finished)"
+[ "$took_ms" -ge 500 ] || fail "alice's logon did not wait ($took_ms ms)"
+
+step "SIGTERM waits for a pending logoff job"
+assert_ok pam_run pgtest carol secret authenticate open_session close_session
+pgina_stop || fail "pginad exited non-zero"
+assert_contains "$LOG" "event=logoff user=carol"

@@ -1,0 +1,268 @@
+/* Stage semantics of host-chain.c (pGina's PluginDriver), with in-memory plugins: which plugins
+ * run, in which order, and what the verdict and its message are. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "host.h"
+#include "util.h"
+
+/* Each fake plugin's result per stage, and a log of calls. */
+struct fake {
+        const char *name;
+        int auth, authz, gw, chpw, chpw_restore;
+        bool saw_authenticated; /* pgina_ctx_authenticated() seen in its authenticate */
+};
+
+static struct fake fakes[3];
+static char calls[1024];
+
+static struct fake *fake_of(struct pgina_ctx *ctx) {
+        for (size_t i = 0; i < ELEMENTSOF(fakes); i++)
+                if (fakes[i].name && streq(fakes[i].name, pgina_ctx_plugin(ctx)))
+                        return &fakes[i];
+        return NULL;
+}
+
+static void called(struct pgina_ctx *ctx, const char *stage) {
+        size_t n = strlen(calls);
+        snprintf(calls + n, sizeof calls - n, "%s%s:%s", n ? " " : "", pgina_ctx_plugin(ctx), stage);
+}
+
+static int f_auth(struct pgina_ctx *ctx, struct pgina_user *u) {
+        struct fake *f = fake_of(ctx);
+        f->saw_authenticated = pgina_ctx_authenticated(ctx);
+        called(ctx, "auth");
+        if (f->auth <= 0)
+                pgina_ctx_message(ctx, "%s says no", f->name);
+        else
+                pgina_user_group_add(u, f->name);
+        return f->auth;
+}
+
+static int f_authz(struct pgina_ctx *ctx, struct pgina_user *u) {
+        called(ctx, "authz");
+        if (fake_of(ctx)->authz <= 0)
+                pgina_ctx_message(ctx, "%s denies", pgina_ctx_plugin(ctx));
+        return fake_of(ctx)->authz;
+}
+
+static int f_gw(struct pgina_ctx *ctx, struct pgina_user *u) {
+        called(ctx, "gw");
+        return fake_of(ctx)->gw;
+}
+
+static int f_chpw(struct pgina_ctx *ctx, struct pgina_user *u, const char *o, const char *n) {
+        struct fake *f = fake_of(ctx);
+        bool restore = o && streq(o, "new");
+        called(ctx, restore ? "restore" : "chpw");
+        return restore ? f->chpw_restore : f->chpw;
+}
+
+static struct pgina_plugin descs[3];
+static struct loaded_plugin loaded[3];
+static struct plugin_set set = {loaded, 3};
+static struct conf conf;
+static char *orders[_CONF_STAGE_MAX][3];
+
+static int setup(void **state) {
+        static const char *const names[] = {"one", "two", "three"};
+
+        memset(calls, 0, sizeof calls);
+        memset(&conf, 0, sizeof conf);
+        conf.state_dir = (char *)"/nonexistent";
+        for (int i = 0; i < 3; i++) {
+                fakes[i] = (struct fake){.name = names[i], .auth = 1, .authz = 1, .gw = 1, .chpw = 1,
+                                         .chpw_restore = 1};
+                descs[i] = (struct pgina_plugin){
+                        .abi_version = PGINA_PLUGIN_ABI_VERSION, .name = names[i], .stages = 0x1f,
+                        .authenticate = f_auth, .authorize = f_authz, .gateway = f_gw,
+                        .change_password = f_chpw};
+                loaded[i] = (struct loaded_plugin){.name = (char *)names[i], .desc = &descs[i]};
+                for (int s = 0; s < _CONF_STAGE_MAX; s++)
+                        orders[s][i] = (char *)names[i];
+        }
+        for (int s = 0; s < _CONF_STAGE_MAX; s++) {
+                conf.order[s] = orders[s];
+                conf.norder[s] = 3;
+        }
+        return 0;
+}
+
+static struct chain_env env_make(void) {
+        return (struct chain_env){.conf = &conf, .plugins = &set, .scenario = PGINA_SCENARIO_LOGON};
+}
+
+static void test_authentication_succeeds_if_any_plugin_succeeds(void **state) {
+        struct chain_env env = env_make();
+        struct pgina_user *u = user_new("alice");
+        struct chain_run run = {0};
+
+        fakes[0].auth = 0;
+        fakes[2].auth = 0;
+        assert_int_equal(chain_authenticate(&env, u, &run), 1);
+        /* every plugin ran, in order, and later ones saw the earlier success */
+        assert_string_equal(calls, "one:auth two:auth three:auth");
+        assert_false(fakes[0].saw_authenticated);
+        assert_false(fakes[1].saw_authenticated);
+        assert_true(fakes[2].saw_authenticated);
+        assert_int_equal(run.nsteps, 3);
+        assert_true(pgina_user_in_group(u, "two"));
+        chain_run_free(&run);
+        user_free(u);
+}
+
+static void test_authentication_failure_shows_last_failure_message(void **state) {
+        struct chain_env env = env_make();
+        struct pgina_user *u = user_new("alice");
+        struct chain_run run = {0};
+
+        fakes[0].auth = fakes[1].auth = fakes[2].auth = 0;
+        assert_int_equal(chain_authenticate(&env, u, &run), 0);
+        assert_string_equal(run.message, "three says no");
+        chain_run_free(&run);
+        user_free(u);
+}
+
+static void test_no_authentication_plugin_is_a_clear_failure(void **state) {
+        struct chain_env env = env_make();
+        struct pgina_user *u = user_new("alice");
+        struct chain_run run = {0};
+
+        conf.norder[CONF_STAGE_AUTHENTICATION] = 0;
+        assert_int_equal(chain_authenticate(&env, u, &run), 0);
+        assert_string_equal(run.message, "no authentication plugin configured");
+        chain_run_free(&run);
+        user_free(u);
+}
+
+static void test_authorization_stops_at_first_denial(void **state) {
+        struct chain_env env = env_make();
+        struct pgina_user *u = user_new("alice");
+        struct chain_run run = {0};
+
+        fakes[1].authz = 0;
+        assert_int_equal(chain_authorize(&env, u, &run), 0);
+        assert_string_equal(calls, "one:authz two:authz");
+        assert_string_equal(run.message, "two denies");
+        chain_run_free(&run);
+        user_free(u);
+}
+
+static void test_authorization_allows_when_no_plugin(void **state) {
+        struct chain_env env = env_make();
+        struct pgina_user *u = user_new("alice");
+        struct chain_run run = {0};
+
+        conf.norder[CONF_STAGE_AUTHORIZATION] = 0;
+        assert_int_equal(chain_authorize(&env, u, &run), 1);
+        chain_run_free(&run);
+        user_free(u);
+}
+
+static void test_gateway_stops_at_first_failure_and_error_counts_as_failure(void **state) {
+        struct chain_env env = env_make();
+        struct pgina_user *u = user_new("alice");
+        struct chain_run run = {0};
+
+        fakes[0].gw = -5; /* -EIO */
+        assert_int_equal(chain_gateway(&env, u, &run), 0);
+        assert_string_equal(calls, "one:gw");
+        assert_non_null(strstr(run.message, "plugin one"));
+        chain_run_free(&run);
+        user_free(u);
+}
+
+static void test_change_password_failure_restores_earlier_plugins(void **state) {
+        struct chain_env env = env_make();
+        struct pgina_user *u = user_new("alice");
+        struct chain_run run = {0};
+
+        fakes[2].chpw = 0;
+        assert_int_equal(chain_change_password(&env, u, "old", "new", &run), 0);
+        assert_string_equal(calls, "one:chpw two:chpw three:chpw two:restore one:restore");
+        chain_run_free(&run);
+        user_free(u);
+}
+
+static void test_change_password_without_old_password_restores_nothing(void **state) {
+        struct chain_env env = env_make();
+        struct pgina_user *u = user_new("alice");
+        struct chain_run run = {0};
+
+        fakes[1].chpw = 0;
+        assert_int_equal(chain_change_password(&env, u, NULL, "new", &run), 0);
+        assert_string_equal(calls, "one:chpw two:chpw");
+        chain_run_free(&run);
+        user_free(u);
+}
+
+static void test_missing_plugin_fails_its_step_only(void **state) {
+        struct chain_env env = env_make();
+        struct pgina_user *u = user_new("alice");
+        struct chain_run run = {0};
+
+        orders[CONF_STAGE_AUTHENTICATION][0] = (char *)"ghost";
+        assert_int_equal(chain_authenticate(&env, u, &run), 1);
+        assert_string_equal(calls, "two:auth three:auth");
+        assert_int_equal(run.steps[0].result, -2);
+        orders[CONF_STAGE_AUTHENTICATION][0] = (char *)"one";
+        chain_run_free(&run);
+        user_free(u);
+}
+
+static void test_record_row_round_trip(void **state) {
+        struct pgina_user *u = user_new("alice"), *back = NULL;
+        struct proto_result res;
+        struct pbuf b, view;
+        uint16_t type;
+
+        pgina_user_set(u, "fullname", "Alice Liddell");
+        pgina_user_set(u, "usri4_profile", "\\\\srv\\profiles\\alice");
+        pgina_user_group_add(u, "staff");
+        pgina_user_group_add(u, "sudo");
+        pgina_user_set_ids(u, 5000, 5001);
+        user_set_password(u, secret_from_cstr("hunter2"));
+        pbuf_init(&b);
+        assert_int_equal(proto_result_begin(&b, 0, "", 1), 0);
+        assert_int_equal(user_to_row(u, &b), 0);
+        assert_int_equal(proto_frame_end(&b), 0);
+        /* the password never travels in a record */
+        assert_null(memmem(b.data, b.len, "hunter2", 7));
+        assert_int_equal(proto_frame_open(b.data, b.len, &type, &view), 0);
+        assert_int_equal(proto_result_parse(&view, &res), 0);
+        assert_int_equal(user_from_row(&res.rows[0], &back), 0);
+        assert_string_equal(pgina_user_get(back, "fullname"), "Alice Liddell");
+        assert_string_equal(pgina_user_get(back, "usri4_profile"), "\\\\srv\\profiles\\alice");
+        assert_int_equal(pgina_user_group_count(back), 2);
+        assert_string_equal(pgina_user_group(back, 1), "sudo");
+        assert_int_equal(pgina_user_uid(back), 5000);
+        assert_int_equal(pgina_user_gid(back), 5001);
+        assert_null(pgina_user_password(back));
+        proto_result_free(&res);
+        user_free(back);
+        user_free(u);
+        pbuf_free(&b);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup(test_authentication_succeeds_if_any_plugin_succeeds, setup),
+                cmocka_unit_test_setup(test_authentication_failure_shows_last_failure_message, setup),
+                cmocka_unit_test_setup(test_no_authentication_plugin_is_a_clear_failure, setup),
+                cmocka_unit_test_setup(test_authorization_stops_at_first_denial, setup),
+                cmocka_unit_test_setup(test_authorization_allows_when_no_plugin, setup),
+                cmocka_unit_test_setup(test_gateway_stops_at_first_failure_and_error_counts_as_failure, setup),
+                cmocka_unit_test_setup(test_change_password_failure_restores_earlier_plugins, setup),
+                cmocka_unit_test_setup(test_change_password_without_old_password_restores_nothing, setup),
+                cmocka_unit_test_setup(test_missing_plugin_fails_its_step_only, setup),
+                cmocka_unit_test_setup(test_record_row_round_trip, setup),
+        };
+        return cmocka_run_group_tests_name("chain", tests, NULL, NULL);
+}
