@@ -4,7 +4,7 @@
 #include <stddef.h>
 
 /* Check password against user's shadow hash. Unknown users, locked or disabled accounts ("!",
- * "*", empty hash) take the same path as a wrong password: crypt_r still runs, against a fixed
+ * "*", empty hash) take the same path as a wrong password: the hash function still runs, against a fixed
  * dummy yescrypt hash, so the time taken does not tell them apart. Returns 1 on a match, 0 on no
  * match for any reason, -errno when the shadow database could not be read. */
 int lm_password_verify(const char *user, const char *password);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -377,25 +378,25 @@ int proto_recv(int fd, int timeout_ms, uint16_t *type, struct pbuf *payload) {
 
 int proto_connect(const char *path, int timeout_ms) {
         struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
         _cleanup_close_ int fd = -1;
-        int r;
 
         if (strlen(path) >= sizeof sa.sun_path)
                 return -ENAMETOOLONG;
         strcpy(sa.sun_path, path);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return -errno;
-        if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-                if (errno != EINPROGRESS && errno != EAGAIN)
-                        return -errno;
-                r = wait_fd(fd, POLLOUT, now_ms() + timeout_ms);
-                if (r < 0)
-                        return r;
-        }
-        /* Blocking from here on; reads are bounded by poll deadlines. */
-        if (fcntl(fd, F_SETFL, 0) < 0)
+        /* A UNIX stream connect blocks while the listener's backlog is full, for at most the
+         * send timeout (a non-blocking one would fail with EAGAIN at once). The same timeout
+         * bounds every later send. Reads are bounded by poll deadlines. */
+        if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0)
                 return -errno;
+        while (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+                if (errno == EINTR)
+                        continue;
+                return errno == EAGAIN || errno == EINPROGRESS ? -ETIMEDOUT : -errno;
+        }
         return TAKE_FD(fd);
 }
 
@@ -496,7 +497,7 @@ int proto_call(int fd, const struct pbuf *request, int timeout_ms, proto_info_fn
         if (r < 0)
                 return r;
         for (;;) {
-                _cleanup_pbuf_ struct pbuf p;
+                _cleanup_pbuf_ struct pbuf p = {0};
                 uint16_t type;
 
                 pbuf_init(&p);

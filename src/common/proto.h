@@ -68,7 +68,9 @@ enum proto_type {
         /* Admin requests: root peers only. */
         PROTO_REQ_STATUS = 16, /* rows: kind=daemon|plugin|job, … */
         PROTO_REQ_SESSIONS = 17, /* rows: session, user, uid, service, tty, rhost, opened, credui */
-        PROTO_REQ_PLUGINS = 18, /* rows: name, version, stages, abi, file, health, reason */
+        PROTO_REQ_PLUGINS = 18, /* rows: name, version, description, stages, abi, path, health,
+                                 * reason, order ("authentication:1 gateway:2"), options (one line
+                                 * per option: key TAB type TAB default TAB help) */
         /* SIMULATE: str user | secret password | u8 run_gateway. rows: stage, plugin, result,
          * message; last row: stage=final. */
         PROTO_REQ_SIMULATE = 19,

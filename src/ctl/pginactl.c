@@ -410,28 +410,30 @@ static int cmd_sessions(const struct ctl *ctl, int argc, char **argv) {
         return EXIT_OK;
 }
 
-/* One line of the "options" field: "key=type:default:help". */
+/* One line of the "options" field: key TAB type TAB default TAB help (proto.h's PLUGINS). */
 static void print_option_line(const char *line) {
-        _cleanup_free_ char *c = sanitize(line, false);
-        char *key, *type, *def, *help;
+        _cleanup_free_ char *raw = strdup(line);
+        char *f[4] = {NULL, NULL, NULL, NULL}, *save = NULL, *p = raw;
 
-        if (!c)
+        if (!raw)
                 return;
-        key = c;
-        type = strchr(key, '=');
-        if (!type) {
-                printf("    %s\n", c);
-                return;
+        for (size_t i = 0; i < 4; i++) {
+                f[i] = p;
+                p = p ? strchr(p, '\t') : NULL;
+                if (p)
+                        *p++ = 0;
         }
-        *type++ = 0;
-        def = strchr(type, ':');
-        if (def)
-                *def++ = 0;
-        help = def ? strchr(def, ':') : NULL;
-        if (help)
-                *help++ = 0;
-        printf("    %s (%s%s%s)%s%s\n", key, type, def && *def ? ", default " : ", no default",
-               def && *def ? def : "", help && *help ? ": " : "", help ? help : "");
+        (void)save;
+        {
+                _cleanup_free_ char *key = sanitize(f[0], false), *type = sanitize(f[1] ? f[1] : "", false);
+                _cleanup_free_ char *def = sanitize(f[2] ? f[2] : "", false);
+                _cleanup_free_ char *help = sanitize(f[3] ? f[3] : "", false);
+
+                if (!key || !type || !def || !help)
+                        return;
+                printf("    %s (%s%s%s)%s%s\n", key, type, *def ? ", default " : ", no default", def,
+                       *help ? ": " : "", help);
+        }
 }
 
 static void print_plugin_verbose(const struct proto_row *row) {
@@ -535,6 +537,15 @@ static int cmd_config_check(const struct ctl *ctl, int argc, char **argv) {
         }
         printf("%s: OK\n", path);
         return EXIT_OK;
+}
+
+static int cmd_config(const struct ctl *ctl, int argc, char **argv) {
+        if (!streq(argv[0], "check")) {
+                fprintf(stderr, "pginactl: unknown config command '%s' (try: config check)\n",
+                        argv[0]);
+                return EXIT_USAGE;
+        }
+        return cmd_config_check(ctl, argc - 1, argv + 1);
 }
 
 /* ---- the password ------------------------------------------------------------------------ */
@@ -780,8 +791,9 @@ static const struct command commands[] = {
          "config check [FILE] parses FILE (default " PGINA_CONF_FILE "), loads the plugins it\n"
          "names and checks every [order] entry and plugin option, as pginad does on start and\n"
          "reload. Prints each problem as FILE:LINE: ... on stderr, or \"FILE: OK\".\n",
-         NULL},
-        {"simulate", "USER [--gateway]", 1, 1, "  -g, --gateway   run the gateway stage too, for real: it creates or changes the\n"
+         cmd_config},
+        {"simulate", "USER [--gateway]", 1, 1,
+         "  -g, --gateway   run the gateway stage too, for real: it creates or changes the\n"
          "                  local account as a logon would\n",
          "Show what each plugin would decide for USER's logon",
          "pGina's simulator. Reads USER's password from the terminal (no echo) or, when\n"
@@ -980,14 +992,6 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "pginactl: %s: option %s does not apply\n", cmd->name,
                         ctl.verbose ? "--verbose" : "--gateway");
                 return EXIT_USAGE;
-        }
-        if (!cmd->run) { /* config */
-                if (!streq(args[0], "check")) {
-                        fprintf(stderr, "pginactl: unknown config command '%s' (try: config check)\n",
-                                args[0]);
-                        return EXIT_USAGE;
-                }
-                return cmd_config_check(&ctl, nargs - 1, args + 1);
         }
         return cmd->run(&ctl, nargs, args);
 }

@@ -140,7 +140,7 @@ int cache_close(struct cache *c, const char *id, struct session *ret) {
  * entry's fields and the record (user_to_row's fields). */
 static int entry_to_row(const struct session *s, size_t idx, struct pbuf *b) {
         const struct cache_entry *e = &s->entries[idx];
-        _cleanup_pbuf_ struct pbuf rec;
+        _cleanup_pbuf_ struct pbuf rec = {0};
         char num[4][32];
         struct pbuf view;
         uint32_t n;
@@ -174,7 +174,7 @@ static int entry_to_row(const struct session *s, size_t idx, struct pbuf *b) {
 }
 
 int cache_save(const struct cache *c) {
-        _cleanup_pbuf_ struct pbuf b;
+        _cleanup_pbuf_ struct pbuf b = {0};
         size_t rows = 0;
         char next[128], boot[64];
         int r;
@@ -235,7 +235,7 @@ static int cache_add_row(struct cache *c, const struct proto_row *row) {
 
 int cache_load(struct cache *c, const char *state_dir) {
         _cleanup_close_ int fd = -1;
-        _cleanup_pbuf_ struct pbuf b;
+        _cleanup_pbuf_ struct pbuf b = {0};
         struct proto_result res;
         size_t mlen = strlen(CACHE_MAGIC);
         char path[PATH_MAX];

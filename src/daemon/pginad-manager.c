@@ -29,6 +29,9 @@
 #endif
 
 #define CONNS_MAX 512
+#define CONNS_PER_USER_MAX 16 /* non-root peers */
+#define WORKERS_PER_USER_MAX 2 /* non-root peers: requests beyond wait their turn */
+#define IDLE_TIMEOUT_MS (30 * 1000) /* a connection with no complete request for this long */
 #define REQUEST_WORKERS_MAX 64
 #define JOBS_PARALLEL_MAX 4
 #define TOKEN_TTL_MS (5 * 60 * 1000)
@@ -44,6 +47,7 @@ struct conn {
         bool parked; /* waiting for a logoff job of req.user */
         struct request req;
         int pidx; /* index in this round's pollfd array, -1 if not polled */
+        long long idle_since; /* last time it became idle (accepted or answered) */
         struct conn *next;
 };
 
@@ -76,6 +80,7 @@ struct pending_login {
 struct peer_fail {
         uid_t uid;
         unsigned count;
+        long long next_allowed; /* no request of this uid is looked at before then */
         struct peer_fail *next;
 };
 
@@ -108,7 +113,7 @@ static void conn_queue(struct conn *c, const struct pbuf *frame) {
 }
 
 static void reply_simple(struct conn *c, uint32_t status, const char *message) {
-        _cleanup_pbuf_ struct pbuf b;
+        _cleanup_pbuf_ struct pbuf b = {0};
 
         pbuf_init(&b);
         if (proto_result_begin(&b, status, message, 0) < 0 || proto_frame_end(&b) < 0) {
@@ -117,10 +122,11 @@ static void reply_simple(struct conn *c, uint32_t status, const char *message) {
         }
         conn_queue(c, &b);
         c->busy = false;
+        c->idle_since = now_ms();
 }
 
 static void reply_info(struct conn *c, uint8_t kind, const char *text) {
-        _cleanup_pbuf_ struct pbuf b;
+        _cleanup_pbuf_ struct pbuf b = {0};
 
         pbuf_init(&b);
         if (proto_frame_begin(&b, PROTO_MSG_INFO) < 0 || pbuf_put_u8(&b, kind) < 0 ||
@@ -136,6 +142,7 @@ static void reply_frame(struct conn *c, struct pbuf *b) {
         }
         conn_queue(c, b);
         c->busy = false;
+        c->idle_since = now_ms();
 }
 
 /* ---- non-root peers: failures slow down the next answers ---- */
@@ -171,7 +178,9 @@ static void peer_account(struct manager *m, struct conn *c, bool success) {
         delay = f->count >= 8 ? m->conf->failure_delay_max : (1u << (f->count - 1)) / 2;
         if (delay > m->conf->failure_delay_max)
                 delay = m->conf->failure_delay_max;
+        /* The answer waits, and so does the next request of this uid on any connection. */
         c->send_at = now_ms() + (long long)delay * 1000;
+        f->next_allowed = c->send_at;
         if (delay)
                 log_notice("uid %u: %u failed request(s) in a row, answering after %u s",
                            (unsigned)c->peer.uid, f->count, delay);
@@ -330,7 +339,7 @@ static void handle_open_session(struct manager *m, struct conn *c) {
         struct request *r = &c->req;
         struct pgina_user *record = NULL;
         struct secret *password = NULL;
-        _cleanup_pbuf_ struct pbuf b;
+        _cleanup_pbuf_ struct pbuf b = {0};
         struct session *s;
         enum pgina_event ev[2];
         size_t nev = 0, nenv = 0;
@@ -470,7 +479,7 @@ static void handle_worker_request(struct manager *m, struct conn *c) {
 }
 
 static void handle_status(struct manager *m, struct conn *c) {
-        _cleanup_pbuf_ struct pbuf b;
+        _cleanup_pbuf_ struct pbuf b = {0};
         char pid[24], up[32], ns[24], nj[24];
         size_t njobs = jobs_count(&m->jobs);
 
@@ -512,7 +521,7 @@ fail:
 }
 
 static void handle_sessions(struct manager *m, struct conn *c) {
-        _cleanup_pbuf_ struct pbuf b;
+        _cleanup_pbuf_ struct pbuf b = {0};
         size_t rows = 0;
 
         for (size_t i = 0; i < m->cache.n; i++)
@@ -562,7 +571,7 @@ static void plugin_order_string(const struct conf *conf, const char *name, char 
 }
 
 static void handle_plugins(struct manager *m, struct conn *c) {
-        _cleanup_pbuf_ struct pbuf b;
+        _cleanup_pbuf_ struct pbuf b = {0};
         char abi[16], order[512];
 
         snprintf(abi, sizeof abi, "%u", PGINA_PLUGIN_ABI_VERSION);
@@ -720,13 +729,45 @@ static void conn_accept(struct manager *m) {
                 close(fd);
                 return;
         }
+        if (c->peer.uid != 0) {
+                size_t mine = 0;
+                for (struct conn *o = m->conns; o; o = o->next)
+                        if (o->peer.uid == c->peer.uid)
+                                mine++;
+                if (mine >= CONNS_PER_USER_MAX) {
+                        log_warning("uid %u has %zu connections open; refusing another",
+                                    (unsigned)c->peer.uid, mine);
+                        free(c);
+                        close(fd);
+                        return;
+                }
+        }
         c->fd = fd;
         c->pidx = -1;
+        c->idle_since = now_ms();
         pbuf_init(&c->in);
         pbuf_init(&c->out);
         c->next = m->conns;
         m->conns = c;
         m->nconns++;
+}
+
+/* A non-root peer that failed recently, or has enough requests running, waits its turn. */
+static bool peer_must_wait(struct manager *m, const struct conn *c) {
+        struct peer_fail *f = peer_fail_get(m, c->peer.uid, false);
+        size_t running = 0;
+
+        if (f && f->next_allowed > now_ms())
+                return true;
+        for (const struct worker *w = m->workers; w; w = w->next)
+                if (w->conn && w->conn->peer.uid == c->peer.uid)
+                        running++;
+        return running >= WORKERS_PER_USER_MAX;
+}
+
+static long long peer_wait_until(struct manager *m, const struct conn *c) {
+        struct peer_fail *f = peer_fail_get(m, c->peer.uid, false);
+        return f ? f->next_allowed : 0;
 }
 
 /* Parse one complete frame from c->in, if there is one, and dispatch it. */
@@ -741,6 +782,8 @@ static void conn_process(struct manager *m, struct conn *c) {
         n = proto_frame_complete(c->in.data, c->in.len);
         if (n == 0)
                 return;
+        if (n > 0 && c->peer.uid != 0 && peer_must_wait(m, c))
+                return; /* looked at again on a later round */
         if (n < 0) {
                 log_warning("uid %u (pid %d): malformed frame (%s); closing the connection",
                             (unsigned)c->peer.uid, (int)c->peer.pid, strerror((int)-n));
@@ -812,7 +855,7 @@ static struct pgina_user *result_record(const struct proto_result *res) {
 static void login_token_new(struct manager *m, struct conn *c, struct worker *w,
                             const char *authorized, const char *message) {
         struct pending_login *pl = calloc(1, sizeof *pl);
-        _cleanup_pbuf_ struct pbuf b;
+        _cleanup_pbuf_ struct pbuf b = {0};
         uint8_t raw[16];
         char uid[24] = "-1";
 
@@ -873,7 +916,7 @@ static void worker_request_done(struct manager *m, struct worker *w) {
         if (!c)
                 return;
         if (w->req.type == PROTO_REQ_SIMULATE) {
-                _cleanup_pbuf_ struct pbuf b;
+                _cleanup_pbuf_ struct pbuf b = {0};
                 pbuf_init(&b);
                 /* relay the steps and the verdict; the record row stays here */
                 size_t rows = 0;
@@ -1286,6 +1329,13 @@ int manager_run(struct manager *m) {
                                 ev |= POLLOUT;
                         if (c->out.len > 0 && c->send_at > now && c->send_at < next)
                                 next = c->send_at;
+                        if (!c->busy && c->peer.uid != 0) {
+                                long long until = peer_wait_until(m, c);
+                                if (until > now && until < next)
+                                        next = until;
+                        }
+                        if (!c->busy && c->idle_since + IDLE_TIMEOUT_MS < next)
+                                next = c->idle_since + IDLE_TIMEOUT_MS;
                         c->pidx = (int)n;
                         pfd[n++] = (struct pollfd){.fd = c->fd, .events = ev};
                 }
@@ -1347,6 +1397,11 @@ int manager_run(struct manager *m) {
                         next_c = c->next;
                         if (!c->busy && !c->closing)
                                 conn_process(m, c);
+                        if (!c->busy && !c->closing && c->out.len == 0 &&
+                            now - c->idle_since > IDLE_TIMEOUT_MS) {
+                                log_debug("closing an idle connection of uid %u", (unsigned)c->peer.uid);
+                                c->closing = true;
+                        }
                         if (c->closing && c->out.len == 0)
                                 conn_free(m, c);
                         else if (c->out.len > 0 && now >= c->send_at)

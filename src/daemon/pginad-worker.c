@@ -28,7 +28,7 @@ static void worker_send(struct pbuf *b) {
 }
 
 static void hook_plugin_begin(void *userdata, const char *plugin, const char *stage) {
-        _cleanup_pbuf_ struct pbuf b;
+        _cleanup_pbuf_ struct pbuf b = {0};
 
         pbuf_init(&b);
         if (proto_frame_begin(&b, PROTO_W_PLUGIN_BEGIN) < 0 || pbuf_put_str(&b, plugin) < 0 ||
@@ -38,7 +38,7 @@ static void hook_plugin_begin(void *userdata, const char *plugin, const char *st
 }
 
 static void hook_progress(void *userdata, const char *text) {
-        _cleanup_pbuf_ struct pbuf b;
+        _cleanup_pbuf_ struct pbuf b = {0};
 
         pbuf_init(&b);
         if (proto_frame_begin(&b, PROTO_MSG_INFO) < 0 || pbuf_put_u8(&b, PROTO_INFO_PROGRESS) < 0 ||
@@ -52,7 +52,7 @@ static const char *yesno(bool b) { return b ? "yes" : "no"; }
 /* Rows of a worker result: the steps, the verdict (stage=final), the record (proto.h rows). */
 static void send_result(uint32_t status, const struct chain_run *run, const struct pgina_user *u,
                         const char *gateway_state) {
-        _cleanup_pbuf_ struct pbuf b;
+        _cleanup_pbuf_ struct pbuf b = {0};
         char groups[PROTO_STR_MAX] = "";
         size_t off = 0;
 
@@ -277,7 +277,7 @@ static const char *option_type(enum pgina_option_type t) {
 static _Noreturn void probe_main(const struct conf *conf) {
         struct plugin_set set;
         _cleanup_free_ char *errors = NULL;
-        _cleanup_pbuf_ struct pbuf b;
+        _cleanup_pbuf_ struct pbuf b = {0};
         int r;
 
         r = plugins_load(conf, &set, &errors);
@@ -295,7 +295,7 @@ static _Noreturn void probe_main(const struct conf *conf) {
                 FILE *f = open_memstream(&opts, &len);
 
                 for (const struct pgina_option *o = d->options; f && o && o->key; o++)
-                        fprintf(f, "%s%s=%s:%s:%s", o == d->options ? "" : "\n", o->key,
+                        fprintf(f, "%s%s\t%s\t%s\t%s", o == d->options ? "" : "\n", o->key,
                                 option_type(o->type), strempty(o->default_value), strempty(o->help));
                 if (f)
                         fclose(f);
@@ -318,7 +318,7 @@ static char *dup_or_empty(const char *s) { return strdup(s ? s : ""); }
 
 int probe_run(const struct conf *conf, struct plugin_info **infos, size_t *n, char **errors) {
         _cleanup_close_ int fd = -1;
-        _cleanup_pbuf_ struct pbuf buf;
+        _cleanup_pbuf_ struct pbuf buf = {0};
         struct proto_result res = {0};
         struct pbuf payload;
         uint16_t type;

@@ -48,8 +48,12 @@ _lib_detect_asan
 
 # Run an uninstrumented program that loads pam_pgina.so (the ASan runtime preloaded if needed).
 # PAM_HOST_ENV: the `env ...` prefix as an array (empty when the module is not instrumented).
+# libcrypt goes right after the runtime: ASan intercepts crypt/crypt_r and resolves the real
+# functions when it starts, so a libcrypt first loaded later (pam_unix, dlopen'ed by libpam)
+# would leave the interceptors calling NULL.
 PAM_HOST_ENV=()
 if [ -n "$PAM_PRELOAD" ]; then
+        PAM_PRELOAD="$PAM_PRELOAD libcrypt.so.1"
         PAM_HOST_ENV=(env "LD_PRELOAD=$PAM_PRELOAD"
                 "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0:verify_asan_link_order=0")
 fi
@@ -304,7 +308,8 @@ make_user() {
         local name=$1 password=$2
         shift 2
         useradd -m "$@" "$name" || fail "useradd $name failed"
-        printf '%s:%s\n' "$name" "$password" | chpasswd || fail "chpasswd $name failed"
+        # -c: hash here, bypassing PAM (a test may have put pam_pgina into common-password)
+        printf '%s:%s\n' "$name" "$password" | chpasswd -c YESCRYPT || fail "chpasswd $name failed"
 }
 
 # free_port: a TCP port nobody listens on in this sandbox.

@@ -3,7 +3,7 @@
 # password are called again with (new, old) to restore it (visible in the test plugins' logs and
 # in LocalMachine's local password). A root reset has no old password, so nothing is restored.
 . "$(dirname "$0")/lib.sh"
-PGINA_SERVICE_EXTRA="failure_delay_max = 0" # failed changes here are deliberate
+export PGINA_SERVICE_EXTRA="failure_delay_max = 0" # failed changes here are deliberate
 
 configure() {
         pgina_stop

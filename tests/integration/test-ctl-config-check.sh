@@ -3,9 +3,9 @@
 # "FILE:LINE: ..." line per problem on stderr for a bad one; the default file is pgina.conf.
 . "$(dirname "$0")/lib.sh"
 
-check() { # check FILE: run config check, outputs in $T/check.out / $T/check.err, returns its exit
+check() { # check FILE: run config check, outputs in $T/check.out / $T/check.err.log, returns its exit
         local rc=0
-        pginactl config check "$@" >"$T/check.out" 2>"$T/check.err" || rc=$?
+        pginactl config check "$@" >"$T/check.out" 2>"$T/check.err.log" || rc=$?
         return "$rc"
 }
 expect_exit() { # expect_exit CODE CMD...
@@ -49,18 +49,18 @@ authentication = localmachine
 frobnicate = localmachine
 C
 expect_exit 1 check "$T/bad-core.conf"
-assert_contains "$T/check.err" "$T/bad-core.conf:3:"
-assert_contains "$T/check.err" "request_timeout"
-assert_contains "$T/check.err" "$T/bad-core.conf:4:"
-assert_contains "$T/check.err" "colour"
-assert_contains "$T/check.err" "$T/bad-core.conf:7:"
-assert_contains "$T/check.err" "frobnicate"
+assert_contains "$T/check.err.log" "$T/bad-core.conf:3:"
+assert_contains "$T/check.err.log" "request_timeout"
+assert_contains "$T/check.err.log" "$T/bad-core.conf:4:"
+assert_contains "$T/check.err.log" "colour"
+assert_contains "$T/check.err.log" "$T/bad-core.conf:7:"
+assert_contains "$T/check.err.log" "frobnicate"
 assert_not_contains "$T/check.out" "OK"
 
 step "syntax error line"
 printf '[service\nplugin_dir = %s\n' "$BUILD/plugins" >"$T/syntax.conf"
 expect_exit 1 check "$T/syntax.conf"
-assert_contains "$T/check.err" "$T/syntax.conf:1:"
+assert_contains "$T/check.err.log" "$T/syntax.conf:1:"
 
 step "unknown plugin option: FILE:LINE naming the key"
 cat >"$T/bad-option.conf" <<C
@@ -74,8 +74,8 @@ always_authenticate = true
 no_such_option = 1
 C
 expect_exit 1 check "$T/bad-option.conf"
-assert_contains "$T/check.err" "$T/bad-option.conf:8:"
-assert_contains "$T/check.err" "no_such_option"
+assert_contains "$T/check.err.log" "$T/bad-option.conf:8:"
+assert_contains "$T/check.err.log" "no_such_option"
 
 step "option of the wrong type: FILE:LINE"
 cat >"$T/bad-type.conf" <<C
@@ -87,8 +87,8 @@ authentication = localmachine
 authz_apply_to_all = perhaps
 C
 expect_exit 1 check "$T/bad-type.conf"
-assert_contains "$T/check.err" "$T/bad-type.conf:6:"
-assert_contains "$T/check.err" "authz_apply_to_all"
+assert_contains "$T/check.err.log" "$T/bad-type.conf:6:"
+assert_contains "$T/check.err.log" "authz_apply_to_all"
 
 step "a plugin that does not exist is named with its file"
 cat >"$T/missing.conf" <<C
@@ -98,12 +98,20 @@ plugin_dir = $BUILD/plugins
 authentication = nosuchplugin
 C
 expect_exit 1 check "$T/missing.conf"
-assert_contains "$T/check.err" "nosuchplugin"
-assert_contains "$T/check.err" "$BUILD/plugins/nosuchplugin.so"
+assert_contains "$T/check.err.log" "nosuchplugin"
+assert_contains "$T/check.err.log" "$BUILD/plugins/nosuchplugin.so"
 
 step "a missing file: exit 1, the path named"
 expect_exit 1 check "$T/does-not-exist.conf"
-assert_contains "$T/check.err" "$T/does-not-exist.conf"
+assert_contains "$T/check.err.log" "$T/does-not-exist.conf"
+
+step "the shipped example is valid, also with every key uncommented"
+sed "s|^#plugin_dir = .*|plugin_dir = $BUILD/plugins|" "$SRC/packaging/pgina.conf.example" \
+        >"$T/example.conf"
+expect_exit 0 check "$T/example.conf"
+sed 's/^#\([a-z_]* = \)/\1/' "$T/example.conf" >"$T/example-all.conf"
+[ "$(grep -c '^[a-z_]* = ' "$T/example-all.conf")" -ge 18 ] || fail "example: keys missing"
+expect_exit 0 check "$T/example-all.conf"
 
 step "usage errors: exit 2"
 expect_exit 2 pginactl config
@@ -114,7 +122,7 @@ step "non-root can check a readable file"
 chmod 0644 "$T/bad-option.conf"
 rc=0
 setpriv --reuid=nobody --regid=nogroup --clear-groups "$BUILD/pginactl" config check \
-        "$T/bad-option.conf" 2>"$T/check.err" || rc=$?
+        "$T/bad-option.conf" 2>"$T/check.err.log" || rc=$?
 assert_eq 1 "$rc" "config check as nobody"
-assert_contains "$T/check.err" "no_such_option"
+assert_contains "$T/check.err.log" "no_such_option"
 exit 0

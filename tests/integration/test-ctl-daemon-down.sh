@@ -6,21 +6,21 @@
 expect_down() { # expect_down CMD... : exit 3 and "cannot reach pginad at SOCKET"
         local rc=0 sock=$1
         shift
-        "$@" >"$T/ctl.out" 2>"$T/ctl.err" || rc=$?
+        "$@" >"$T/ctl.out" 2>"$T/ctl.err.log" || rc=$?
         assert_eq 3 "$rc" "exit status of $*"
-        assert_contains "$T/ctl.err" "cannot reach pginad at $sock"
-        assert_contains "$T/ctl.err" "is pginad running?"
+        assert_contains "$T/ctl.err.log" "cannot reach pginad at $sock"
+        assert_contains "$T/ctl.err.log" "is pginad running?"
 }
 
 step "no socket at the default path"
 for cmd in status sessions plugins reload; do
         expect_down /run/pgina/pginad.sock pginactl "$cmd"
 done
-assert_contains "$T/ctl.err" "No such file or directory"
+assert_contains "$T/ctl.err.log" "No such file or directory"
 
 step "simulate does not ask for a password when the daemon is down"
 expect_down /run/pgina/pginad.sock pginactl simulate alice </dev/null
-assert_not_contains "$T/ctl.err" "Password"
+assert_not_contains "$T/ctl.err.log" "Password"
 
 step "--socket and \$PGINA_SOCKET override the path"
 expect_down "$T/other.sock" pginactl --socket "$T/other.sock" status
@@ -30,7 +30,7 @@ expect_down "$T/flag.sock" env PGINA_SOCKET="$T/env.sock" "$BUILD/pginactl" stat
 step "a stale socket: connection refused"
 python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])' "$T/stale.sock"
 expect_down "$T/stale.sock" pginactl --socket "$T/stale.sock" status
-assert_contains "$T/ctl.err" "Connection refused"
+assert_contains "$T/ctl.err.log" "Connection refused"
 
 step "a daemon that does not answer: exit 3 after --timeout"
 python3 -c '
@@ -45,9 +45,9 @@ at_exit kill "$mute"
 for ((i = 0; i < 50; i++)); do [ -S "$T/mute.sock" ] && break; sleep 0.1; done
 rc=0
 start=$(date +%s)
-pginactl --socket "$T/mute.sock" --timeout 1 status >"$T/ctl.out" 2>"$T/ctl.err" || rc=$?
+pginactl --socket "$T/mute.sock" --timeout 1 status >"$T/ctl.out" 2>"$T/ctl.err.log" || rc=$?
 assert_eq 3 "$rc" "exit status against a mute daemon"
-assert_contains "$T/ctl.err" "did not answer within 1 s"
+assert_contains "$T/ctl.err.log" "did not answer within 1 s"
 [ $(($(date +%s) - start)) -le 5 ] || fail "pginactl waited more than 5 s with --timeout 1"
 
 step "pginad stopped after running"

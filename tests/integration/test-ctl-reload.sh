@@ -17,7 +17,7 @@ authentication = localmachine
 authorization = localmachine
 C
 rc=0
-pginactl reload >"$T/reload.out" 2>"$T/reload.err" || rc=$?
+pginactl reload >"$T/reload.out" 2>"$T/reload.err.log" || rc=$?
 assert_eq 0 "$rc" "reload of a good config"
 pginactl plugins >"$T/plugins.out"
 assert_contains "$T/plugins.out" "authorization:1"
@@ -32,10 +32,10 @@ no_such_option = 1
 C
 line=$(grep -n no_such_option "$PGINA_CONF" | cut -d: -f1)
 rc=0
-pginactl reload >"$T/reload.out" 2>"$T/reload.err" || rc=$?
+pginactl reload >"$T/reload.out" 2>"$T/reload.err.log" || rc=$?
 assert_eq 1 "$rc" "reload of a bad config"
-assert_contains "$T/reload.err" "$PGINA_CONF:$line:"
-assert_contains "$T/reload.err" "no_such_option"
+assert_contains "$T/reload.err.log" "$PGINA_CONF:$line:"
+assert_contains "$T/reload.err.log" "no_such_option"
 kill -0 "$PGINA_PID" || fail "pginad died on a bad reload"
 pginactl plugins >"$T/plugins.out"
 assert_contains "$T/plugins.out" "authorization:1"

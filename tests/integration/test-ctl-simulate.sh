@@ -7,7 +7,7 @@
 simulate() { # simulate PASSWORD ARGS... : exit status; output in $T/sim.out, $T/sim.err
         local pw=$1 rc=0
         shift
-        printf '%s\n' "$pw" | pginactl simulate "$@" >"$T/sim.out" 2>"$T/sim.err" || rc=$?
+        printf '%s\n' "$pw" | pginactl simulate "$@" >"$T/sim.out" 2>"$T/sim.err.log" || rc=$?
         return "$rc"
 }
 expect_exit() {
@@ -15,7 +15,7 @@ expect_exit() {
         shift
         "$@" || rc=$?
         [ "$rc" = "$want" ] || {
-                cat "$T/sim.out" "$T/sim.err" >&2
+                cat "$T/sim.out" "$T/sim.err.log" >&2
                 fail "exit status of $*: expected $want, got $rc"
         }
 }
@@ -53,7 +53,7 @@ assert_not_contains "$T/sim.out" "gateway  "
 
 step "the password is not echoed anywhere"
 assert_not_contains "$T/sim.out" "Alice pw 1"
-assert_not_contains "$T/sim.err" "Alice pw 1"
+assert_not_contains "$T/sim.err.log" "Alice pw 1"
 assert_not_contains "$PGINA_LOG" "Alice pw 1"
 
 step "wrong password: refused at authentication, exit 1"
@@ -76,17 +76,17 @@ has_line "$T/sim.out" 'authorized: no'
 
 step "the password is the first line of stdin only"
 rc=0
-printf 'Alice pw 1\nsecond line\n' | pginactl simulate alice >"$T/sim.out" 2>"$T/sim.err" || rc=$?
+printf 'Alice pw 1\nsecond line\n' | pginactl simulate alice >"$T/sim.out" 2>"$T/sim.err.log" || rc=$?
 assert_eq 0 "$rc" "first line of stdin"
 rc=0
-printf 'Alice pw 1' | pginactl simulate alice >"$T/sim.out" 2>"$T/sim.err" || rc=$?
+printf 'Alice pw 1' | pginactl simulate alice >"$T/sim.out" 2>"$T/sim.err.log" || rc=$?
 assert_eq 0 "$rc" "a last line without newline"
 
 step "no password at all: usage error, exit 2"
 rc=0
-pginactl simulate alice </dev/null >"$T/sim.out" 2>"$T/sim.err" || rc=$?
+pginactl simulate alice </dev/null >"$T/sim.out" 2>"$T/sim.err.log" || rc=$?
 assert_eq 2 "$rc" "empty stdin"
-assert_contains "$T/sim.err" "no password"
+assert_contains "$T/sim.err.log" "no password"
 
 step "without --gateway the gateway stage does not run and nothing changes"
 pgina_stop

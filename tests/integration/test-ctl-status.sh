@@ -6,9 +6,9 @@
 run() { # run NAME CMD...: output in $T/NAME.out, must succeed
         local name=$1 rc=0
         shift
-        "$@" >"$T/$name.out" 2>"$T/$name.err" || rc=$?
+        "$@" >"$T/$name.out" 2>"$T/$name.err.log" || rc=$?
         [ "$rc" = 0 ] || {
-                cat "$T/$name.out" "$T/$name.err" >&2
+                cat "$T/$name.out" "$T/$name.err.log" >&2
                 fail "$* exited $rc"
         }
 }
@@ -98,9 +98,9 @@ authenticate = crash
 C
 pgina_start
 rc=0
-echo 'Alice pw 1' | pginactl simulate alice >"$T/sim.out" 2>"$T/sim.err" || rc=$?
+echo 'Alice pw 1' | pginactl simulate alice >"$T/sim.out" 2>"$T/sim.err.log" || rc=$?
 assert_eq 3 "$rc" "simulate with a crashing plugin"
-assert_contains "$T/sim.err" "testplugin"
+assert_contains "$T/sim.err.log" "testplugin"
 run status pginactl status
 has_line "$T/status.out" '^testplugin +[a-z_,]+ +failed: .*crash'
 has_line "$T/status.out" '^localmachine +[a-z_,]+ +ok$'

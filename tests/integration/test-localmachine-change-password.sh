@@ -2,7 +2,7 @@
 # LocalMachine, change password: the local password changes (yescrypt hash through chpasswd's
 # stdin, never argv or the log); an account pgina does not know is refused.
 . "$(dirname "$0")/lib.sh"
-PGINA_SERVICE_EXTRA="failure_delay_max = 0" # failed changes here are deliberate
+export PGINA_SERVICE_EXTRA="failure_delay_max = 0" # failed changes here are deliberate
 
 pam_service pgtest <<'P'
 auth     required pam_pgina.so
