@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #define LM_MARKER "pGina created"
@@ -42,3 +43,18 @@ int lm_account_groups(const char *name, gid_t primary, struct lm_names *ret);
 char *lm_group_name(gid_t gid);
 bool lm_group_exists(const char *name);
 bool lm_gid_exists(gid_t gid);
+
+/* Create a local account with useradd (shared by localmachine and pgsmb). uid/gid < 0 = let
+ * useradd choose; a gid that no group has yet gets a group named like the user. uid/gid 0 are
+ * refused. The GECOS is lm_gecos_build(marker, fullname). On failure why says what went wrong. */
+struct lm_create {
+        const char *name;
+        const char *marker; /* "pGina created" or a plugin's variant */
+        const char *fullname; /* may be NULL */
+        const char *home; /* NULL = useradd's default */
+        const char *shell; /* NULL = /bin/bash when present */
+        int64_t uid, gid;
+        bool create_home; /* -m -k /etc/skel */
+};
+int lm_account_create(const struct lm_create *c, char *why, size_t whylen);
+bool lm_valid_account_path(const char *p);

@@ -11,7 +11,7 @@ authorization = localmachine
 CONF
 }
 
-step "start with a bad [service] value: refused, FILE:LINE named"
+step "start with an unknown stage in [order]: refused, FILE:LINE named"
 pgina_conf <<'CONF'
 [order]
 authentication = localmachine
@@ -65,6 +65,8 @@ timeout 10 "$BUILD/pginad" -f >"$T/start4.out" 2>&1 || rc=$?
 cat "$T/start4.out"
 [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || fail "pginad started with a plugin that does not exist"
 assert_contains "$T/start4.out" "nosuchplugin"
+# the line of [order] that names it
+assert_contains "$T/start4.out" "/etc/pgina/pgina.conf:$(grep -n nosuchplugin /etc/pgina/pgina.conf | cut -d: -f1):"
 
 step "pginactl config check prints the same FILE:LINE and exits 1"
 pgina_conf <<'CONF'

@@ -1,0 +1,2 @@
+/* stub */
+typedef int stub_pgsmb_archive_c;

@@ -1,0 +1,51 @@
+/* Profile archives: a home directory as one streamed tar (pax) + zstd archive, written by
+ * libarchive, or by an external program the admin names (pGina's `program`/`compress_command`).
+ * These functions run in a child process that already runs as the user (pgsmb-run.c drops
+ * privileges first): they never chown, and every file they create belongs to the user.
+ *
+ * Extraction is for hostile archives: it refuses absolute paths, "..", links leading outside the
+ * target, device files, FIFOs and sockets, setuid/setgid/sticky bits (stripped), entries above
+ * max_entry_bytes, and stops once the total passes max_total_bytes or the entry count passes
+ * max_entries ("archive bomb"), with a clear message naming the entry. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct profile_limits {
+        uint64_t max_total_bytes; /* sum of entry sizes (uncompressed); 0 = no limit */
+        uint64_t max_entries; /* 0 = no limit */
+        uint64_t max_entry_bytes; /* 0 = no limit */
+};
+
+struct profile_stats {
+        uint64_t files; /* entries written or read */
+        uint64_t bytes; /* uncompressed payload bytes */
+};
+
+struct profile_compress {
+        int level; /* zstd level, 1..19 */
+        int threads; /* zstd worker threads, 0 = library default */
+        /* External program instead of libarchive: argv (NULL-terminated), run with no shell.
+         * Archive: run with cwd = the home, its stdout is the archive. Extract: run with cwd = the
+         * target, the archive on its stdin. NULL = built in. */
+        char *const *archive_argv;
+        char *const *extract_argv;
+};
+
+/* Archive `home` (everything but the relative paths in `exclude`, NULL-terminated) to out_fd.
+ * Keeps modes, times, symlinks, hardlinks, sparse files, POSIX ACLs and user xattrs. */
+int profile_archive(const char *home, const char *const *exclude, const struct profile_compress *c,
+                    int out_fd, struct profile_stats *stats, char *err, size_t errlen);
+
+/* Extract the archive read from in_fd into `target` (an existing, empty directory owned by the
+ * caller). Reads in_fd to its end even after an error is found only when that is cheap; the
+ * caller treats any failure as "nothing usable in target". */
+int profile_extract(int in_fd, const char *target, const struct profile_limits *lim,
+                    const struct profile_compress *c, struct profile_stats *stats, char *err,
+                    size_t errlen);
+
+/* Bytes of `home` less `exclude` (what max_storage_kb limits): apparent sizes of regular files. */
+int profile_size(const char *home, const char *const *exclude, uint64_t *bytes, char *err,
+                 size_t errlen);

@@ -1,0 +1,348 @@
+/* pgSMB gateway: bring the user's home from the store, or give a temporary one. */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "lm-account.h"
+#include "lm-spawn.h"
+#include "pgsmb-state.h"
+#include "pgsmb-user.h"
+#include "pgsmb.h"
+#include "util.h"
+
+struct restore {
+        struct pgina_ctx *ctx;
+        struct pgina_user *u;
+        struct pgsmb_cfg cfg;
+        struct pgsmb_user pu;
+        struct lm_account acc;
+        struct pgsmb_state state;
+        const char *state_dir;
+        char why[600];
+};
+
+static void progress_cb(void *userdata, uint64_t bytes, uint64_t total) {
+        struct restore *r = userdata;
+
+        if (total)
+                pgina_ctx_progress(r->ctx, "Restoring your profile: %.1f of %.1f MiB",
+                                   bytes / 1048576.0, total / 1048576.0);
+        else
+                pgina_ctx_progress(r->ctx, "Restoring your profile: %.1f MiB", bytes / 1048576.0);
+}
+
+/* ---- removing a tree as the user (never follow a link as root) ---- */
+
+static int rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw) {
+        if (ftw->level == 0)
+                return 0; /* the top directory: its parent is root's, the caller removes it */
+        if (type == FTW_DP)
+                return rmdir(path) < 0 && errno != ENOENT ? -1 : 0;
+        return unlink(path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+static int rm_contents(void *arg, char *err, size_t errlen) {
+        const char *dir = arg;
+
+        if (nftw(dir, rm_entry, 64, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0) {
+                snprintf(err, errlen, "cannot remove %s: %s", dir, strerror(errno));
+                return -errno;
+        }
+        return 0;
+}
+
+/* Remove a directory we made inside the home's parent: contents as the user, then the top. */
+static void remove_tree(struct restore *r, const char *dir) {
+        char err[256] = "";
+
+        if (pgsmb_as_user(&r->pu, rm_contents, (void *)dir, err, sizeof err) < 0)
+                pgina_log(r->ctx, LOG_WARNING, "%s: %s", r->cfg.user, err);
+        if (rmdir(dir) < 0 && errno != ENOENT)
+                pgina_log(r->ctx, LOG_WARNING, "%s: cannot remove %s: %m (left behind)", r->cfg.user, dir);
+}
+
+static int run(struct restore *r, const char *what, const char *const argv[]) {
+        struct lm_run_result res;
+        int k = lm_run(argv, NULL, 0, &res);
+
+        if (k < 0 || res.status != 0) {
+                snprintf(r->why, sizeof r->why, "%s failed: %s", what,
+                         k < 0 ? strerror(-k) : res.err[0] ? res.err : "non-zero exit status");
+                pgina_log(r->ctx, LOG_ERR, "%s: %s", r->cfg.user, r->why);
+                return k < 0 ? k : -EIO;
+        }
+        return 0;
+}
+
+static int set_marker(struct restore *r, const char *marker) {
+        _cleanup_free_ char *full = NULL, *gecos = NULL;
+        const char *argv[] = {"usermod", "-c", NULL, r->cfg.user, NULL};
+
+        /* Only accounts pgina created carry a marker; an admin's own account is left alone. */
+        if (!lm_gecos_is_pgina(r->acc.gecos))
+                return 0;
+        full = lm_gecos_fullname(r->acc.gecos);
+        gecos = lm_gecos_build(marker, full);
+        if (!gecos)
+                return -ENOMEM;
+        if (streq(gecos, r->acc.gecos))
+                return 0;
+        argv[2] = gecos;
+        return run(r, "usermod -c", argv);
+}
+
+/* A new home from /etc/skel, as shadow-utils makes them. */
+static int home_from_skel(struct restore *r) {
+        const char *argv[] = {"mkhomedir_helper", r->cfg.user, "077", NULL};
+        struct stat st;
+
+        if (lstat(r->cfg.home, &st) == 0)
+                return 0;
+        return run(r, "mkhomedir_helper", argv);
+}
+
+/* ---- the account ---- */
+
+static int account_ensure(struct restore *r) {
+        int k = lm_account_lookup(r->cfg.user, &r->acc);
+
+        if (k < 0) {
+                snprintf(r->why, sizeof r->why, "cannot look up the account: %s", strerror(-k));
+                return k;
+        }
+        if (k == 0) {
+                struct lm_create spec = {
+                        .name = r->cfg.user,
+                        .marker = PGSMB_MARKER,
+                        .fullname = pgina_user_get(r->u, PGINA_ATTR_FULLNAME),
+                        .home = r->cfg.home,
+                        .shell = pgina_user_get(r->u, PGINA_ATTR_SHELL),
+                        .uid = pgina_user_uid(r->u),
+                        .gid = pgina_user_gid(r->u),
+                        .create_home = false, /* the profile (or /etc/skel) makes it */
+                };
+                k = lm_account_create(&spec, r->why, sizeof r->why);
+                if (k < 0) {
+                        pgina_log(r->ctx, LOG_ERR, "%s: %s", r->cfg.user, r->why);
+                        return k;
+                }
+                pgina_log(r->ctx, LOG_INFO, "%s: created the local account (%s)", r->cfg.user, PGSMB_MARKER);
+                if ((k = lm_account_lookup(r->cfg.user, &r->acc)) <= 0) {
+                        snprintf(r->why, sizeof r->why, "the new account cannot be found");
+                        return -ENOENT;
+                }
+        }
+        (void)pgina_user_set(r->u, PGINA_ATTR_DESCRIPTION,
+                             lm_gecos_is_pgina(r->acc.gecos) ? PGSMB_MARKER : NULL);
+        r->pu = (struct pgsmb_user){.name = r->cfg.user, .uid = r->acc.uid, .gid = r->acc.gid,
+                                    .home = r->cfg.home};
+        if (r->acc.uid == 0) {
+                snprintf(r->why, sizeof r->why, "refusing to manage the profile of a uid 0 account");
+                return -EPERM;
+        }
+        return 0;
+}
+
+/* ---- one restore attempt ---- */
+
+static int staging_dir(struct restore *r, const char *kind, char *out, size_t len) {
+        char parent[PATH_MAX];
+        unsigned char rnd[6];
+
+        snprintf(parent, sizeof parent, "%s", r->cfg.home);
+        if (getrandom(rnd, sizeof rnd, 0) != sizeof rnd)
+                return -EIO;
+        if (snprintf(out, len, "%s/.pgina-%s-%s-%02x%02x%02x%02x%02x%02x", dirname(parent), kind,
+                     r->cfg.user, rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]) >= (int)len)
+                return -ENAMETOOLONG;
+        return 0;
+}
+
+static int attempt(struct restore *r, struct store *st) {
+        struct store_stat ss;
+        struct pgsmb_meta meta;
+        struct pgsmb_transfer t;
+        char staging[PATH_MAX], old[PATH_MAX], meta_rel[PATH_MAX], hex[65];
+        struct stat hs;
+        bool have_home = lstat(r->cfg.home, &hs) == 0, have_meta;
+        int k;
+
+        snprintf(meta_rel, sizeof meta_rel, "%s.meta", r->cfg.rel_archive);
+        k = store_stat(st, r->cfg.rel_archive, &ss);
+        have_meta = pgsmb_meta_read(st, meta_rel, &meta) == 0;
+        if (k == -ENOENT) {
+                if (have_meta) {
+                        snprintf(r->why, sizeof r->why, "%s: the archive is being replaced (its .meta is there, the archive is not)",
+                                 store_url(st));
+                        return -EAGAIN;
+                }
+                /* First logon anywhere: a new home. */
+                pgina_log(r->ctx, LOG_INFO, "%s: no profile in %s yet: first logon", r->cfg.user, store_url(st));
+                if ((k = home_from_skel(r)) < 0)
+                        return k;
+                r->state.version[0] = 0;
+                r->state.temporary = false;
+                return 1;
+        }
+        if (k < 0) {
+                snprintf(r->why, sizeof r->why, "%s", store_error(st));
+                return k;
+        }
+        if (have_home && r->state.upload_failed && !r->state.temporary) {
+                pgina_ctx_message(r->ctx, "Your profile on this machine is newer than the saved one (its last upload failed); using it.");
+                pgina_log(r->ctx, LOG_NOTICE, "%s: last upload failed, keeping the newer local home", r->cfg.user);
+                return 1;
+        }
+        if (have_home && have_meta && !r->state.temporary && streq(r->state.version, meta.version)) {
+                pgina_log(r->ctx, LOG_INFO, "%s: home is already version %s, no download", r->cfg.user, meta.version);
+                return 1;
+        }
+
+        if ((k = staging_dir(r, "restore", staging, sizeof staging)) < 0)
+                return k;
+        if (mkdir(staging, 0700) < 0 || lchown(staging, r->acc.uid, r->acc.gid) < 0) {
+                snprintf(r->why, sizeof r->why, "cannot create %s: %s", staging, strerror(errno));
+                rmdir(staging);
+                return -errno;
+        }
+        k = pgsmb_restore_stream(st, r->cfg.rel_archive, ss.size, &r->pu, staging, &r->cfg.lim,
+                                 &r->cfg.comp, progress_cb, r, &t);
+        pgsmb_hex(t.sha256, hex);
+        if (k == 0 && have_meta && meta.size == ss.size && !streq(meta.sha256, hex)) {
+                snprintf(r->why, sizeof r->why, "%s/%s: checksum does not match its .meta (damaged upload?)",
+                         store_url(st), r->cfg.rel_archive);
+                k = -EBADMSG;
+        } else if (k < 0)
+                snprintf(r->why, sizeof r->why, "%s", t.err);
+        if (k < 0) {
+                remove_tree(r, staging);
+                return k;
+        }
+        /* Swap in: the old home moves aside first, so a crash leaves one or the other whole. */
+        if (have_home) {
+                if ((k = staging_dir(r, "old", old, sizeof old)) < 0 || rename(r->cfg.home, old) < 0) {
+                        snprintf(r->why, sizeof r->why, "cannot move the old home %s aside: %s",
+                                 r->cfg.home, strerror(k < 0 ? -k : errno));
+                        remove_tree(r, staging);
+                        return k < 0 ? k : -errno;
+                }
+        }
+        if (rename(staging, r->cfg.home) < 0) {
+                k = -errno;
+                snprintf(r->why, sizeof r->why, "cannot move the restored home into %s: %s", r->cfg.home,
+                         strerror(-k));
+                if (have_home)
+                        (void)rename(old, r->cfg.home);
+                remove_tree(r, staging);
+                return k;
+        }
+        if (have_home)
+                remove_tree(r, old);
+        pgina_log(r->ctx, LOG_INFO, "%s: restored %" PRIu64 " files (%.1f MiB, %.1f MiB compressed) from %s/%s",
+                  r->cfg.user, t.stats.files, t.stats.bytes / 1048576.0, t.bytes / 1048576.0,
+                  store_url(st), r->cfg.rel_archive);
+        snprintf(r->state.version, sizeof r->state.version, "%s", have_meta ? meta.version : "");
+        r->state.temporary = false;
+        r->state.upload_failed = false;
+        return 1;
+}
+
+static int temporary_profile(struct restore *r) {
+        char why[sizeof r->why];
+
+        snprintf(why, sizeof why, "%s", r->why);
+        pgina_log(r->ctx, LOG_ERR, "%s: profile not restored, temporary profile: %s", r->cfg.user, why);
+        /* An existing home is never replaced by an empty one: it stays, marked temporary. */
+        if (home_from_skel(r) < 0)
+                pgina_log(r->ctx, LOG_ERR, "%s: %s", r->cfg.user, r->why);
+        (void)set_marker(r, PGSMB_MARKER_TMP);
+        (void)pgina_user_set(r->u, PGINA_ATTR_DESCRIPTION, PGSMB_MARKER_TMP);
+        r->state.temporary = true;
+        (void)pgsmb_state_save(r->state_dir, r->cfg.user, &r->state);
+        pgina_ctx_message(r->ctx, "Your roaming profile could not be loaded (%s). You are logged on with a "
+                                  "temporary profile: its changes will not be saved.", why);
+        pgsmb_mail_admin(r->ctx, r->u, "profile not restored",
+                         "The profile of %s could not be restored on this machine after %u tries:\n%s\n"
+                         "The user was given a temporary profile that will not be uploaded.\n",
+                         r->cfg.user, r->cfg.retries, why);
+        return 1; /* the user still logs on: pGina's temporary profile */
+}
+
+int pgsmb_gateway(struct pgina_ctx *ctx, struct pgina_user *u) {
+        struct restore r = {.ctx = ctx, .u = u};
+        struct store *st = NULL;
+        int k = 0;
+
+        r.state_dir = pgina_ctx_state_dir(ctx);
+        if (pgsmb_cfg_load(ctx, u, &r.cfg, r.why, sizeof r.why) < 0) {
+                pgina_log(ctx, LOG_ERR, "%s: %s", pgina_user_name(u), r.why);
+                pgina_ctx_message(ctx, "Roaming profile settings are invalid: %s", r.why);
+                pgsmb_cfg_done(&r.cfg);
+                return -EINVAL;
+        }
+        if (pgina_ctx_dry_run(ctx)) {
+                pgina_ctx_message(ctx, "would restore the profile of %s from %s/%s into %s", r.cfg.user,
+                                  r.cfg.share, r.cfg.rel_archive, r.cfg.home);
+                goto out_ok;
+        }
+        if ((k = account_ensure(&r)) < 0) {
+                pgina_ctx_message(ctx, "Could not prepare the local account %s: %s", r.cfg.user, r.why);
+                goto out;
+        }
+        if (pgina_ctx_user_sessions(ctx) > 0) {
+                pgina_log(ctx, LOG_INFO, "%s is logged on here already: the home is in use, not restored",
+                          r.cfg.user);
+                pgsmb_logon_setup(ctx, u, &r.cfg, r.acc.uid, r.acc.gid);
+                k = 1;
+                goto out;
+        }
+        (void)pgsmb_state_load(r.state_dir, r.cfg.user, &r.state);
+        if (r.state.over_limit)
+                pgina_ctx_message(ctx, "Your profile was over its size limit at your last logoff and was not "
+                                       "saved to the server; please make room.");
+        for (unsigned i = 0; i < r.cfg.retries; i++) {
+                if (i > 0) {
+                        pgina_ctx_progress(ctx, "Restoring your profile failed (%s); trying again (%u of %u)...",
+                                           r.why, i + 1, r.cfg.retries);
+                        sleep(r.cfg.retry_delay);
+                }
+                if (!st && pgsmb_connect(ctx, &r.cfg, &st, r.why, sizeof r.why) < 0)
+                        break; /* pgsmb_connect did its own retries */
+                k = attempt(&r, st);
+                if (k > 0)
+                        break;
+                pgina_log(ctx, LOG_WARNING, "%s: restore try %u of %u failed: %s", r.cfg.user, i + 1,
+                          r.cfg.retries, r.why);
+                if (k != -EAGAIN && k != -ETIMEDOUT && k != -EIO && k != -ECONNRESET && k != -EBADMSG &&
+                    k != -EHOSTUNREACH && k != -ECONNREFUSED)
+                        break; /* not worth another try (e.g. a hostile archive) */
+        }
+        if (k > 0) {
+                if (r.state.temporary)
+                        r.state.temporary = false;
+                (void)set_marker(&r, PGSMB_MARKER);
+                if (pgsmb_state_save(r.state_dir, r.cfg.user, &r.state) < 0)
+                        pgina_log(ctx, LOG_ERR, "%s: cannot save the profile state in %s", r.cfg.user, r.state_dir);
+        } else
+                k = temporary_profile(&r);
+        if (st)
+                store_close(st);
+        pgsmb_logon_setup(ctx, u, &r.cfg, r.acc.uid, r.acc.gid);
+out:
+        lm_account_done(&r.acc);
+        pgsmb_cfg_done(&r.cfg);
+        return k;
+out_ok:
+        pgsmb_cfg_done(&r.cfg);
+        return 1;
+}

@@ -1,0 +1,139 @@
+/* pgSMB bookkeeping files: local state (root-only) and the store's .meta next to each archive. */
+#include "pgsmb-state.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "util.h"
+
+static void copy_field(char *dst, size_t len, const char *v) {
+        size_t n = strcspn(v, "\r\n");
+        if (n >= len)
+                n = len - 1;
+        memcpy(dst, v, n);
+        dst[n] = 0;
+}
+
+int pgsmb_state_load(const char *dir, const char *user, struct pgsmb_state *s) {
+        char path[PATH_MAX], line[512];
+        _cleanup_fclose_ FILE *f = NULL;
+
+        memset(s, 0, sizeof *s);
+        snprintf(path, sizeof path, "%s/%s.state", dir, user);
+        f = fopen(path, "re");
+        if (!f)
+                return errno == ENOENT ? 0 : -errno;
+        while (fgets(line, sizeof line, f)) {
+                char *eq = strchr(line, '=');
+                if (!eq)
+                        continue;
+                *eq++ = 0;
+                if (streq(line, "version"))
+                        copy_field(s->version, sizeof s->version, eq);
+                else if (streq(line, "upload_failed"))
+                        s->upload_failed = eq[0] == '1';
+                else if (streq(line, "over_limit"))
+                        s->over_limit = eq[0] == '1';
+                else if (streq(line, "temporary"))
+                        s->temporary = eq[0] == '1';
+        }
+        return 0;
+}
+
+int pgsmb_state_save(const char *dir, const char *user, const struct pgsmb_state *s) {
+        char path[PATH_MAX], buf[512];
+        int n;
+
+        snprintf(path, sizeof path, "%s/%s.state", dir, user);
+        n = snprintf(buf, sizeof buf, "version=%s\nupload_failed=%d\nover_limit=%d\ntemporary=%d\n",
+                     s->version, s->upload_failed, s->over_limit, s->temporary);
+        return write_file_atomic(path, buf, (size_t)n, 0600);
+}
+
+void pgsmb_version_new(char out[PGSMB_VERSION_MAX]) {
+        unsigned char raw[12];
+        struct timespec ts;
+        size_t off;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        if (getrandom(raw, sizeof raw, 0) != sizeof raw)
+                memset(raw, 0, sizeof raw);
+        /* time first, so versions sort by age; random part against two machines in one second */
+        off = (size_t)snprintf(out, PGSMB_VERSION_MAX, "%" PRId64 "-", (int64_t)ts.tv_sec);
+        for (size_t i = 0; i < sizeof raw && off + 2 < PGSMB_VERSION_MAX; i++, off += 2)
+                snprintf(out + off, 3, "%02x", raw[i]);
+}
+
+int pgsmb_meta_read(struct store *st, const char *rel, struct pgsmb_meta *m) {
+        struct store_file *f = NULL;
+        char buf[2048], *save = NULL, *line;
+        size_t have = 0;
+        int r;
+
+        memset(m, 0, sizeof *m);
+        r = store_open_read(st, rel, &f);
+        if (r < 0)
+                return r;
+        for (;;) {
+                ssize_t k = store_read(f, buf + have, sizeof buf - 1 - have);
+                if (k < 0) {
+                        store_close_file(f);
+                        return (int)k;
+                }
+                if (k == 0)
+                        break;
+                have += (size_t)k;
+                if (have >= sizeof buf - 1)
+                        break; /* a meta file is small; anything longer is not ours */
+        }
+        store_close_file(f);
+        buf[have] = 0;
+        for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+                char *eq = strchr(line, '=');
+                if (!eq)
+                        continue;
+                *eq++ = 0;
+                if (streq(line, "version"))
+                        copy_field(m->version, sizeof m->version, eq);
+                else if (streq(line, "sha256"))
+                        copy_field(m->sha256, sizeof m->sha256, eq);
+                else if (streq(line, "size"))
+                        m->size = strtoull(eq, NULL, 10);
+                else if (streq(line, "host"))
+                        copy_field(m->host, sizeof m->host, eq);
+                else if (streq(line, "time"))
+                        m->time = strtoll(eq, NULL, 10);
+        }
+        if (!m->version[0] || strlen(m->sha256) != 64)
+                return -EBADMSG;
+        return 0;
+}
+
+int pgsmb_meta_write(struct store *st, const char *rel, const struct pgsmb_meta *m) {
+        char tmp[PATH_MAX], buf[1024], ver[PGSMB_VERSION_MAX];
+        struct store_file *f = NULL;
+        int n, r;
+
+        pgsmb_version_new(ver);
+        snprintf(tmp, sizeof tmp, "%s.tmp-%s", rel, ver);
+        n = snprintf(buf, sizeof buf, "version=%s\nsha256=%s\nsize=%" PRIu64 "\nhost=%s\ntime=%" PRId64 "\n",
+                     m->version, m->sha256, m->size, m->host, m->time);
+        r = store_open_write(st, tmp, &f);
+        if (r < 0)
+                return r;
+        r = store_write(f, buf, (size_t)n);
+        n = store_close_file(f);
+        if (r == 0)
+                r = n;
+        if (r == 0)
+                r = store_rename(st, tmp, rel, true);
+        if (r < 0)
+                (void)store_unlink(st, tmp);
+        return r;
+}

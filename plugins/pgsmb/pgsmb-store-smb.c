@@ -1,0 +1,2 @@
+/* stub */
+typedef int stub_pgsmb_store_smb_c;

@@ -1,0 +1,181 @@
+/* The profile store's front: picks the backend from the URL scheme, refuses paths that could
+ * leave the store's root before any backend sees them, and keeps the messages. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "pgsmb-store-internal.h"
+#include "util.h"
+
+static char open_error[1024];
+
+const char *store_open_error(void) { return open_error; }
+
+int store_open_fail(int r, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(open_error, sizeof open_error, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+int store_fail(struct store *s, int r, const char *rel, const char *fmt, ...) {
+        char what[512] = "";
+        va_list ap;
+
+        if (fmt) {
+                va_start(ap, fmt);
+                vsnprintf(what, sizeof what, fmt, ap);
+                va_end(ap);
+        }
+        snprintf(s->error, sizeof s->error, "%s%s%s: %s%s%s", s->url, rel && *rel ? "/" : "",
+                 rel ? rel : "", what, *what ? ": " : "", strerror(-r));
+        return r;
+}
+
+bool store_rel_valid(const char *rel, bool allow_root) {
+        const char *p = rel;
+
+        if (!rel)
+                return false;
+        if (!*rel)
+                return allow_root;
+        for (;;) {
+                size_t n = strcspn(p, "/");
+
+                if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+                        return false; /* leading '/', "//", trailing '/', ".", ".." */
+                if (!p[n])
+                        return true;
+                p += n + 1;
+        }
+}
+
+char *store_temp_name(const char *rel, const char *tag) {
+        uint64_t rnd;
+        char *t;
+
+        if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd)
+                rnd = (uint64_t)now_ms() ^ ((uint64_t)getpid() << 32);
+        if (asprintf(&t, "%s.%s-%016" PRIx64, rel, tag, rnd) < 0)
+                return NULL;
+        return t;
+}
+
+int store_open(const char *url, const struct store_creds *creds, unsigned timeout_s,
+               struct store **ret) {
+        open_error[0] = 0;
+        if (!url || !ret)
+                return store_open_fail(-EINVAL, "store_open: no URL");
+        if (timeout_s == 0)
+                timeout_s = 30;
+        if (strncmp(url, "file://", 7) == 0)
+                return store_file_open(url, url + 7, timeout_s, ret);
+        if (strncmp(url, "smb://", 6) == 0)
+                return store_smb_open(url, creds, timeout_s, ret);
+        return store_open_fail(-EPROTONOSUPPORT,
+                               "%s: unsupported store URL (use smb://server[:port]/share[/dir] "
+                               "or file:///dir)",
+                               url);
+}
+
+void store_close(struct store *s) {
+        if (s)
+                s->ops->close(s);
+}
+
+const char *store_error(const struct store *s) { return s ? s->error : open_error; }
+
+const char *store_url(const struct store *s) { return s->url; }
+
+static int bad_path(struct store *s, const char *rel) {
+        return store_fail(s, -EINVAL, NULL,
+                          "refusing path \"%s\" (must be relative, without empty, \".\" or "
+                          "\"..\" components)",
+                          strempty(rel));
+}
+
+#define CHECK_REL(s, rel, allow_root)                                                              \
+        do {                                                                                       \
+                (s)->error[0] = 0;                                                                 \
+                if (!store_rel_valid((rel), (allow_root)))                                         \
+                        return bad_path((s), (rel));                                               \
+        } while (0)
+
+int store_mkdirs(struct store *s, const char *rel) {
+        CHECK_REL(s, rel, true);
+        return s->ops->mkdirs(s, rel);
+}
+
+int store_stat(struct store *s, const char *rel, struct store_stat *st) {
+        CHECK_REL(s, rel, true);
+        return s->ops->stat(s, rel, st);
+}
+
+int store_list(struct store *s, const char *rel, struct store_entry **ret, size_t *n) {
+        CHECK_REL(s, rel, true);
+        *ret = NULL;
+        *n = 0;
+        return s->ops->list(s, rel, ret, n);
+}
+
+void store_entries_free(struct store_entry *v, size_t n) {
+        if (!v)
+                return;
+        for (size_t i = 0; i < n; i++)
+                free(v[i].name);
+        free(v);
+}
+
+int store_open_read(struct store *s, const char *rel, struct store_file **ret) {
+        CHECK_REL(s, rel, false);
+        return s->ops->open_read(s, rel, ret);
+}
+
+int store_open_write(struct store *s, const char *rel, struct store_file **ret) {
+        CHECK_REL(s, rel, false);
+        return s->ops->open_write(s, rel, ret);
+}
+
+ssize_t store_read(struct store_file *f, void *buf, size_t len) {
+        f->store->error[0] = 0;
+        if (f->writing)
+                return store_fail(f->store, -EBADF, f->rel, "not open for reading");
+        return f->store->ops->read(f, buf, len);
+}
+
+int store_write(struct store_file *f, const void *buf, size_t len) {
+        f->store->error[0] = 0;
+        if (!f->writing)
+                return store_fail(f->store, -EBADF, f->rel, "not open for writing");
+        return f->store->ops->write(f, buf, len);
+}
+
+int store_close_file(struct store_file *f) {
+        if (!f)
+                return 0;
+        f->store->error[0] = 0;
+        return f->store->ops->close_file(f);
+}
+
+int store_rename(struct store *s, const char *from, const char *to, bool replace) {
+        CHECK_REL(s, from, false);
+        CHECK_REL(s, to, false);
+        return s->ops->rename(s, from, to, replace);
+}
+
+int store_copy(struct store *s, const char *from, const char *to) {
+        CHECK_REL(s, from, false);
+        CHECK_REL(s, to, false);
+        return s->ops->copy(s, from, to);
+}
+
+int store_unlink(struct store *s, const char *rel) {
+        CHECK_REL(s, rel, false);
+        return s->ops->unlink(s, rel);
+}

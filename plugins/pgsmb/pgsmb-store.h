@@ -1,0 +1,72 @@
+/* pgSMB's profile store: the folder that holds the compressed profiles, reached through
+ * libsmbclient (smb://server[:port]/share[/dir]) or the local file system (file:///dir: a local
+ * disk or an already-mounted share; the embedded default of the demo). Every path given to these
+ * functions is relative to the store's root, uses '/' and never contains "..".
+ *
+ * All calls are bounded in time (the timeout given to store_open): a server that hangs costs at
+ * most that long per call, then -ETIMEDOUT. Functions return 0 (or a count) on success, -errno on
+ * failure, and leave a human-readable reason naming the server/path in store_error(). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct store;
+struct store_file;
+
+struct store_creds {
+        const char *user; /* NULL or "" = anonymous/guest */
+        const char *domain; /* NULL = default workgroup */
+        const char *password; /* secret memory owned by the caller; never copied into logs */
+};
+
+struct store_stat {
+        uint64_t size;
+        int64_t mtime; /* unix seconds */
+        bool is_dir;
+};
+
+struct store_entry {
+        char *name; /* file name only */
+        uint64_t size;
+        int64_t mtime;
+        bool is_dir;
+};
+
+/* Open (connect to) the store at url. timeout_s bounds every later call too. */
+int store_open(const char *url, const struct store_creds *creds, unsigned timeout_s,
+               struct store **ret);
+void store_close(struct store *s);
+/* The last error of this store, e.g. "smb://10.0.0.5/profiles/alice/alice.tar.zst: Connection
+ * timed out". Valid until the next call. For store_open failures: store_open_error(). */
+const char *store_error(const struct store *s);
+const char *store_open_error(void);
+/* "smb://server/share" or "file:///srv/profiles": for messages. */
+const char *store_url(const struct store *s);
+
+int store_mkdirs(struct store *s, const char *rel); /* mkdir -p */
+/* -ENOENT when missing. */
+int store_stat(struct store *s, const char *rel, struct store_stat *st);
+/* Entries of a directory (without . and ..); free with store_entries_free. */
+int store_list(struct store *s, const char *rel, struct store_entry **ret, size_t *n);
+void store_entries_free(struct store_entry *v, size_t n);
+
+int store_open_read(struct store *s, const char *rel, struct store_file **ret);
+/* Create a new file; -EEXIST if it exists (never truncates an existing file). */
+int store_open_write(struct store *s, const char *rel, struct store_file **ret);
+/* Returns bytes read, 0 at end of file, -errno. Large reads (1 MiB) are efficient. */
+ssize_t store_read(struct store_file *f, void *buf, size_t len);
+/* Writes all of buf or fails. */
+int store_write(struct store_file *f, const void *buf, size_t len);
+/* Close; for a written file this flushes it to the server/disk (fsync for file://) and reports
+ * any error of that. Always frees f. */
+int store_close_file(struct store_file *f);
+
+/* Rename. With replace = true an existing `to` is replaced atomically (readers see the old or the
+ * new file, never none) where the store can; -EEXIST when replace = false and `to` exists. */
+int store_rename(struct store *s, const char *from, const char *to, bool replace);
+/* Copy a file inside the store (server-side where possible: SMB copychunk, copy_file_range). */
+int store_copy(struct store *s, const char *from, const char *to);
+int store_unlink(struct store *s, const char *rel);

@@ -1,0 +1,264 @@
+/* pgSMB logoff: save the home to the store, never over a version this machine did not restore. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lm-account.h"
+#include "pgsmb-state.h"
+#include "pgsmb-user.h"
+#include "pgsmb.h"
+#include "util.h"
+
+struct upload {
+        struct pgina_ctx *ctx;
+        struct pgina_user *u;
+        struct pgsmb_cfg cfg;
+        struct pgsmb_user pu;
+        struct pgsmb_state state;
+        const char *state_dir;
+        char host[256];
+        char why[600];
+};
+
+struct size_arg {
+        const char *home;
+        char *const *exclude;
+        uint64_t bytes;
+};
+
+static int size_child(void *arg, char *err, size_t errlen) {
+        struct size_arg *a = arg;
+        uint64_t bytes = 0;
+        int k = profile_size(a->home, (const char *const *)a->exclude, &bytes, err, errlen);
+
+        if (k < 0)
+                return k;
+        /* The answer crosses the process boundary as the report's text. */
+        snprintf(err, errlen, "%" PRIu64, bytes);
+        return 0;
+}
+
+static int profile_bytes(struct upload *up, uint64_t *bytes) {
+        struct size_arg a = {.home = up->cfg.home, .exclude = up->cfg.exclude};
+        char out[256] = "";
+        int k = pgsmb_as_user(&up->pu, size_child, &a, out, sizeof out);
+
+        if (k < 0) {
+                snprintf(up->why, sizeof up->why, "cannot measure %s: %s", up->cfg.home, out);
+                return k;
+        }
+        *bytes = strtoull(out, NULL, 10);
+        return 0;
+}
+
+static int cmp_names(const void *a, const void *b) {
+        return strcmp(((const struct store_entry *)a)->name, ((const struct store_entry *)b)->name);
+}
+
+/* Keep the newest keep_versions "<filename>.v-<version>" files. */
+static void prune_versions(struct upload *up, struct store *st) {
+        struct store_entry *v = NULL;
+        size_t n = 0, ours = 0;
+        char prefix[300];
+
+        snprintf(prefix, sizeof prefix, "%s.v-", up->cfg.filename);
+        if (store_list(st, up->cfg.remote_dir[0] ? up->cfg.remote_dir : ".", &v, &n) < 0)
+                return;
+        qsort(v, n, sizeof *v, cmp_names);
+        for (size_t i = n; i > 0; i--) {
+                char rel[1100];
+
+                if (strncmp(v[i - 1].name, prefix, strlen(prefix)) != 0)
+                        continue;
+                if (++ours <= up->cfg.keep_versions)
+                        continue;
+                snprintf(rel, sizeof rel, "%s%s%s", up->cfg.remote_dir, up->cfg.remote_dir[0] ? "/" : "",
+                         v[i - 1].name);
+                if (store_unlink(st, rel) < 0)
+                        pgina_log(up->ctx, LOG_WARNING, "%s: %s", up->cfg.user, store_error(st));
+        }
+        store_entries_free(v, n);
+}
+
+static void progress_cb(void *userdata, uint64_t bytes, uint64_t total) {
+        struct upload *up = userdata;
+        pgina_log(up->ctx, LOG_DEBUG, "%s: %.1f MiB uploaded", up->cfg.user, bytes / 1048576.0);
+}
+
+/* One try: archive → temporary name → verify → keep the old version → rename into place. */
+static int attempt(struct upload *up, struct store *st) {
+        char tmp[1100], meta_rel[1100], target[1100], hex[65];
+        struct pgsmb_meta cur = {0}, meta = {0};
+        struct pgsmb_transfer t;
+        struct store_stat ss;
+        bool have_archive, have_meta, conflict;
+        int k;
+
+        snprintf(meta_rel, sizeof meta_rel, "%s.meta", up->cfg.rel_archive);
+        have_archive = store_stat(st, up->cfg.rel_archive, &ss) == 0;
+        have_meta = pgsmb_meta_read(st, meta_rel, &cur) == 0;
+        /* Replace only what this machine restored: the same version, or nothing on either side. */
+        conflict = have_archive ? !(have_meta && up->state.version[0] && streq(cur.version, up->state.version))
+                                : (have_meta || up->state.version[0]);
+        pgsmb_version_new(meta.version);
+        snprintf(tmp, sizeof tmp, "%s.tmp-%s-%s", up->cfg.rel_archive, up->host, meta.version);
+        k = pgsmb_upload_stream(st, tmp, &up->pu, (const char *const *)up->cfg.exclude, &up->cfg.comp,
+                                progress_cb, up, &t);
+        if (k == 0)
+                k = pgsmb_verify(st, tmp, t.bytes, t.sha256, up->why, sizeof up->why);
+        else
+                snprintf(up->why, sizeof up->why, "%s", t.err);
+        if (k < 0) {
+                (void)store_unlink(st, tmp);
+                return k;
+        }
+        pgsmb_hex(t.sha256, hex);
+        if (conflict) {
+                time_t now = time(NULL);
+                struct tm tm;
+                char stamp[32];
+
+                strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", gmtime_r(&now, &tm));
+                snprintf(target, sizeof target, "%s.conflict-%s-%s", up->cfg.rel_archive, up->host, stamp);
+                if ((k = store_rename(st, tmp, target, false)) < 0) {
+                        snprintf(up->why, sizeof up->why, "%s", store_error(st));
+                        (void)store_unlink(st, tmp);
+                        return k;
+                }
+                pgina_log(up->ctx, LOG_WARNING,
+                          "%s: the store holds version %s, not %s restored here: saved as conflict copy %s",
+                          up->cfg.user, have_meta ? cur.version : "(unknown)",
+                          up->state.version[0] ? up->state.version : "(none)", target);
+                pgsmb_mail_admin(up->ctx, up->u, "profile conflict",
+                                 "The profile of %s changed on another machine since it was restored on %s.\n"
+                                 "This machine's copy was saved beside it as %s/%s; nothing was overwritten.\n",
+                                 up->cfg.user, up->host, store_url(st), target);
+                return 1;
+        }
+        /* Keep the previous archive as a version (server-side copy), then replace atomically. */
+        if (have_archive) {
+                snprintf(target, sizeof target, "%s.v-%s", up->cfg.rel_archive,
+                         have_meta ? cur.version : "unknown");
+                if ((k = store_copy(st, up->cfg.rel_archive, target)) < 0)
+                        pgina_log(up->ctx, LOG_WARNING, "%s: previous version not kept: %s", up->cfg.user,
+                                  store_error(st));
+        }
+        if ((k = store_rename(st, tmp, up->cfg.rel_archive, true)) < 0) {
+                snprintf(up->why, sizeof up->why, "%s", store_error(st));
+                (void)store_unlink(st, tmp);
+                return k;
+        }
+        snprintf(meta.sha256, sizeof meta.sha256, "%s", hex);
+        meta.size = t.bytes;
+        snprintf(meta.host, sizeof meta.host, "%s", up->host);
+        meta.time = (int64_t)time(NULL);
+        if ((k = pgsmb_meta_write(st, meta_rel, &meta)) < 0) {
+                /* The archive is in place and whole; without its meta the next logon downloads it. */
+                pgina_log(up->ctx, LOG_ERR, "%s: archive saved but its .meta not: %s", up->cfg.user,
+                          store_error(st));
+                meta.version[0] = 0;
+        }
+        snprintf(up->state.version, sizeof up->state.version, "%s", meta.version);
+        prune_versions(up, st);
+        pgina_log(up->ctx, LOG_INFO, "%s: saved %" PRIu64 " files (%.1f MiB, %.1f MiB compressed) to %s/%s",
+                  up->cfg.user, t.stats.files, t.stats.bytes / 1048576.0, t.bytes / 1048576.0, store_url(st),
+                  up->cfg.rel_archive);
+        return 1;
+}
+
+static int upload_failed(struct upload *up, const char *what) {
+        up->state.upload_failed = true;
+        (void)pgsmb_state_save(up->state_dir, up->cfg.user, &up->state);
+        (void)pgina_user_set(up->u, PGINA_ATTR_KEEP_HOME, "1");
+        pgina_log(up->ctx, LOG_ERR, "%s: profile not saved, the local home is kept: %s", up->cfg.user, up->why);
+        pgsmb_mail_admin(up->ctx, up->u, what,
+                         "The profile of %s could not be saved from %s:\n%s\n"
+                         "The home stays on this machine and is used at the user's next logon here.\n",
+                         up->cfg.user, up->host, up->why);
+        return 0;
+}
+
+static int logoff(struct pgina_ctx *ctx, struct pgina_user *u) {
+        struct upload up = {.ctx = ctx, .u = u};
+        struct lm_account acc = {0};
+        struct store *st = NULL;
+        struct stat hs;
+        uint64_t bytes = 0;
+        int k = 0;
+
+        up.state_dir = pgina_ctx_state_dir(ctx);
+        if (gethostname(up.host, sizeof up.host) < 0)
+                snprintf(up.host, sizeof up.host, "localhost");
+        up.host[strcspn(up.host, ".")] = 0;
+        if (pgsmb_cfg_load(ctx, u, &up.cfg, up.why, sizeof up.why) < 0) {
+                k = upload_failed(&up, "profile settings invalid");
+                goto out;
+        }
+        (void)pgsmb_state_load(up.state_dir, up.cfg.user, &up.state);
+        if (up.state.temporary) {
+                pgina_log(ctx, LOG_INFO, "%s: temporary profile, not uploaded", up.cfg.user);
+                (void)pgina_user_set(u, PGINA_ATTR_KEEP_HOME, NULL);
+                k = 1;
+                goto out;
+        }
+        if (lm_account_lookup(up.cfg.user, &acc) <= 0 || lstat(up.cfg.home, &hs) < 0 || acc.uid == 0) {
+                pgina_log(ctx, LOG_INFO, "%s: no local account or home: nothing to save", up.cfg.user);
+                k = 1;
+                goto out;
+        }
+        up.pu = (struct pgsmb_user){.name = up.cfg.user, .uid = acc.uid, .gid = acc.gid, .home = up.cfg.home};
+        if (up.cfg.max_storage_bytes) {
+                if ((k = profile_bytes(&up, &bytes)) < 0) {
+                        k = upload_failed(&up, "profile not saved");
+                        goto out;
+                }
+                if (bytes > up.cfg.max_storage_bytes) {
+                        snprintf(up.why, sizeof up.why, "the profile holds %" PRIu64 " KiB, over its limit of %" PRIu64 " KiB",
+                                 bytes / 1024, up.cfg.max_storage_bytes / 1024);
+                        up.state.over_limit = true;
+                        k = upload_failed(&up, "profile over its size limit");
+                        goto out;
+                }
+        }
+        up.state.over_limit = false;
+        k = 0;
+        for (unsigned i = 0; i < up.cfg.retries && k <= 0; i++) {
+                if (i > 0)
+                        sleep(up.cfg.retry_delay);
+                if (!st && pgsmb_connect(ctx, &up.cfg, &st, up.why, sizeof up.why) < 0)
+                        break;
+                k = attempt(&up, st);
+                if (k <= 0) {
+                        pgina_log(ctx, LOG_WARNING, "%s: upload try %u of %u failed: %s", up.cfg.user, i + 1,
+                                  up.cfg.retries, up.why);
+                        store_close(st); /* a fresh connection for the next try */
+                        st = NULL;
+                }
+        }
+        if (k > 0) {
+                up.state.upload_failed = false;
+                if (pgsmb_state_save(up.state_dir, up.cfg.user, &up.state) < 0)
+                        pgina_log(ctx, LOG_ERR, "%s: cannot save the profile state", up.cfg.user);
+        } else
+                k = upload_failed(&up, "profile not saved");
+        if (st)
+                store_close(st);
+out:
+        lm_account_done(&acc);
+        pgsmb_cfg_done(&up.cfg);
+        return k;
+}
+
+int pgsmb_notify(struct pgina_ctx *ctx, enum pgina_event event, struct pgina_user *u) {
+        if (event == PGINA_EVENT_LOGOFF)
+                return logoff(ctx, u);
+        if (event == PGINA_EVENT_LOGON)
+                return pgsmb_logon_tasks(ctx, u);
+        return 1;
+}

@@ -1,0 +1,401 @@
+/* pgSMB: children that run as the user, and the streams between them and the store. */
+#include "pgsmb-user.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <openssl/evp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "util.h"
+
+#define CHUNK (1024 * 1024)
+
+/* What a child tells its parent when it ends. */
+struct child_report {
+        int result;
+        struct profile_stats stats;
+        char err[512];
+};
+
+struct child {
+        pid_t pid;
+        int report_fd;
+};
+
+void pgsmb_hex(const unsigned char sha256[32], char out[65]) {
+        for (int i = 0; i < 32; i++)
+                snprintf(out + 2 * i, 3, "%02x", sha256[i]);
+}
+
+static int drop_to_user(const struct pgsmb_user *u) {
+        if (u->uid == 0 || u->gid == 0)
+                return -EPERM; /* never "as the user" with root's ids */
+        if (initgroups(u->name, u->gid) < 0 || setresgid(u->gid, u->gid, u->gid) < 0 ||
+            setresuid(u->uid, u->uid, u->uid) < 0)
+                return -errno;
+        if (setuid(0) == 0)
+                return -EPERM; /* the drop did not stick */
+        umask(077);
+        if (setenv("HOME", u->home, 1) < 0)
+                return -errno;
+        return 0;
+}
+
+typedef int (*child_fn)(void *arg, struct child_report *rep);
+
+static int child_start(const struct pgsmb_user *u, child_fn fn, void *arg, int keep_fd,
+                       struct child *c) {
+        int p[2];
+        pid_t pid;
+
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return -errno;
+        pid = fork();
+        if (pid < 0) {
+                int r = -errno;
+                close(p[0]);
+                close(p[1]);
+                return r;
+        }
+        if (pid == 0) {
+                struct child_report rep = {0};
+
+                (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+                signal(SIGPIPE, SIG_IGN);
+                close(p[0]);
+                rep.result = drop_to_user(u);
+                if (rep.result < 0)
+                        snprintf(rep.err, sizeof rep.err, "cannot switch to user %s: %s", u->name,
+                                 strerror(-rep.result));
+                else if (chdir("/") < 0)
+                        rep.result = -errno;
+                else
+                        rep.result = fn(arg, &rep);
+                (void)keep_fd;
+                (void)write_all(p[1], &rep, sizeof rep);
+                _exit(rep.result == 0 ? 0 : 1);
+        }
+        close(p[1]);
+        c->pid = pid;
+        c->report_fd = p[0];
+        return 0;
+}
+
+/* Wait for the child; its report lands in rep. Returns 0 when it succeeded. */
+static int child_wait(struct child *c, struct child_report *rep) {
+        int status = 0;
+        ssize_t k;
+
+        memset(rep, 0, sizeof *rep);
+        do
+                k = read(c->report_fd, rep, sizeof *rep);
+        while (k < 0 && errno == EINTR);
+        close(c->report_fd);
+        while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR)
+                ;
+        if (k != (ssize_t)sizeof *rep) {
+                snprintf(rep->err, sizeof rep->err, "the process working as the user %s",
+                         WIFSIGNALED(status) ? "was killed" : "ended without a report");
+                if (WIFSIGNALED(status))
+                        snprintf(rep->err + strlen(rep->err), sizeof rep->err - strlen(rep->err),
+                                 " (%s)", strsignal(WTERMSIG(status)));
+                return -EIO;
+        }
+        rep->err[sizeof rep->err - 1] = 0;
+        if (rep->result == 0 && (!WIFEXITED(status) || WEXITSTATUS(status) != 0))
+                return -EIO;
+        return rep->result < 0 ? rep->result : rep->result > 0 ? -EIO : 0;
+}
+
+struct fn_wrap {
+        pgsmb_user_fn fn;
+        void *arg;
+};
+
+static int wrap_fn(void *arg, struct child_report *rep) {
+        struct fn_wrap *w = arg;
+        return w->fn(w->arg, rep->err, sizeof rep->err);
+}
+
+int pgsmb_as_user(const struct pgsmb_user *u, pgsmb_user_fn fn, void *arg, char *err,
+                  size_t errlen) {
+        struct fn_wrap w = {fn, arg};
+        struct child_report rep;
+        struct child c;
+        int r = child_start(u, wrap_fn, &w, -1, &c);
+
+        if (r < 0) {
+                snprintf(err, errlen, "cannot start a process as %s: %s", u->name, strerror(-r));
+                return r;
+        }
+        r = child_wait(&c, &rep);
+        if (r < 0)
+                snprintf(err, errlen, "%s", rep.err[0] ? rep.err : strerror(-r));
+        return r;
+}
+
+/* ---- streams ---- */
+
+struct extract_arg {
+        int fd;
+        const char *target;
+        const struct profile_limits *lim;
+        const struct profile_compress *c;
+};
+
+static int extract_child(void *arg, struct child_report *rep) {
+        struct extract_arg *a = arg;
+        return profile_extract(a->fd, a->target, a->lim, a->c, &rep->stats, rep->err, sizeof rep->err);
+}
+
+struct archive_arg {
+        int fd;
+        const char *home;
+        const char *const *exclude;
+        const struct profile_compress *c;
+};
+
+static int archive_child(void *arg, struct child_report *rep) {
+        struct archive_arg *a = arg;
+        int r = profile_archive(a->home, a->exclude, a->c, a->fd, &rep->stats, rep->err,
+                                sizeof rep->err);
+        close(a->fd);
+        return r;
+}
+
+static void progress_tick(pgsmb_progress_fn fn, void *ud, uint64_t bytes, uint64_t total,
+                          long long *last) {
+        long long now = now_ms();
+
+        if (fn && now - *last >= 1000) {
+                *last = now;
+                fn(ud, bytes, total);
+        }
+}
+
+static int send_all(int fd, const void *buf, size_t len) {
+        const char *p = buf;
+
+        while (len > 0) {
+                ssize_t k = send(fd, p, len, MSG_NOSIGNAL);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                p += k;
+                len -= (size_t)k;
+        }
+        return 0;
+}
+
+int pgsmb_restore_stream(struct store *st, const char *rel, uint64_t size_hint,
+                         const struct pgsmb_user *u, const char *target,
+                         const struct profile_limits *lim, const struct profile_compress *c,
+                         pgsmb_progress_fn progress, void *pud, struct pgsmb_transfer *t) {
+        struct store_file *f = NULL;
+        struct extract_arg a = {.target = target, .lim = lim, .c = c};
+        struct child_report rep;
+        struct child ch;
+        _cleanup_free_ unsigned char *buf = malloc(CHUNK);
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        long long last = now_ms();
+        int sv[2], r, rc;
+        bool child_gone = false;
+
+        memset(t, 0, sizeof *t);
+        if (!buf || !md) {
+                EVP_MD_CTX_free(md);
+                return -ENOMEM;
+        }
+        r = store_open_read(st, rel, &f);
+        if (r < 0) {
+                snprintf(t->err, sizeof t->err, "%s", store_error(st));
+                EVP_MD_CTX_free(md);
+                return r;
+        }
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+                r = -errno;
+                store_close_file(f);
+                EVP_MD_CTX_free(md);
+                return r;
+        }
+        a.fd = sv[1];
+        r = child_start(u, extract_child, &a, sv[1], &ch);
+        close(sv[1]);
+        if (r < 0) {
+                close(sv[0]);
+                store_close_file(f);
+                EVP_MD_CTX_free(md);
+                snprintf(t->err, sizeof t->err, "cannot start a process as %s: %s", u->name, strerror(-r));
+                return r;
+        }
+        EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+        for (;;) {
+                ssize_t k = store_read(f, buf, CHUNK);
+                if (k < 0) {
+                        r = (int)k;
+                        snprintf(t->err, sizeof t->err, "%s", store_error(st));
+                        break;
+                }
+                if (k == 0)
+                        break;
+                EVP_DigestUpdate(md, buf, (size_t)k);
+                t->bytes += (uint64_t)k;
+                if (!child_gone && send_all(sv[0], buf, (size_t)k) < 0)
+                        child_gone = true; /* it stopped reading: its report says why */
+                progress_tick(progress, pud, t->bytes, size_hint, &last);
+                if (child_gone)
+                        break;
+        }
+        close(sv[0]);
+        store_close_file(f);
+        EVP_DigestFinal_ex(md, t->sha256, NULL);
+        EVP_MD_CTX_free(md);
+        rc = child_wait(&ch, &rep);
+        t->stats = rep.stats;
+        if (r == 0 && rc < 0) {
+                r = rc;
+                snprintf(t->err, sizeof t->err, "%s", rep.err[0] ? rep.err : "extraction failed");
+        }
+        if (progress)
+                progress(pud, t->bytes, size_hint);
+        return r;
+}
+
+int pgsmb_upload_stream(struct store *st, const char *rel, const struct pgsmb_user *u,
+                        const char *const *exclude, const struct profile_compress *c,
+                        pgsmb_progress_fn progress, void *pud, struct pgsmb_transfer *t) {
+        struct store_file *f = NULL;
+        struct archive_arg a = {.home = u->home, .exclude = exclude, .c = c};
+        struct child_report rep;
+        struct child ch;
+        _cleanup_free_ unsigned char *buf = malloc(CHUNK);
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        long long last = now_ms();
+        int sv[2], r, rc;
+
+        memset(t, 0, sizeof *t);
+        if (!buf || !md) {
+                EVP_MD_CTX_free(md);
+                return -ENOMEM;
+        }
+        r = store_open_write(st, rel, &f);
+        if (r < 0) {
+                snprintf(t->err, sizeof t->err, "%s", store_error(st));
+                EVP_MD_CTX_free(md);
+                return r;
+        }
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+                r = -errno;
+                store_close_file(f);
+                EVP_MD_CTX_free(md);
+                return r;
+        }
+        a.fd = sv[1];
+        r = child_start(u, archive_child, &a, sv[1], &ch);
+        close(sv[1]);
+        if (r < 0) {
+                close(sv[0]);
+                store_close_file(f);
+                EVP_MD_CTX_free(md);
+                snprintf(t->err, sizeof t->err, "cannot start a process as %s: %s", u->name, strerror(-r));
+                return r;
+        }
+        EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+        for (;;) {
+                ssize_t k;
+                size_t have = 0;
+
+                /* Fill big blocks: SMB writes are cheapest at 1 MiB. */
+                while (have < CHUNK) {
+                        k = read(sv[0], buf + have, CHUNK - have);
+                        if (k < 0 && errno == EINTR)
+                                continue;
+                        if (k <= 0)
+                                break;
+                        have += (size_t)k;
+                }
+                if (have == 0)
+                        break;
+                EVP_DigestUpdate(md, buf, have);
+                r = store_write(f, buf, have);
+                if (r < 0) {
+                        snprintf(t->err, sizeof t->err, "%s", store_error(st));
+                        break;
+                }
+                t->bytes += have;
+                progress_tick(progress, pud, t->bytes, 0, &last);
+                if (have < CHUNK)
+                        break;
+        }
+        close(sv[0]); /* a child still writing gets EPIPE and stops */
+        rc = store_close_file(f);
+        if (r == 0 && rc < 0) {
+                r = rc;
+                snprintf(t->err, sizeof t->err, "%s", store_error(st));
+        }
+        EVP_DigestFinal_ex(md, t->sha256, NULL);
+        EVP_MD_CTX_free(md);
+        rc = child_wait(&ch, &rep);
+        t->stats = rep.stats;
+        if (r == 0 && rc < 0) {
+                r = rc;
+                snprintf(t->err, sizeof t->err, "%s", rep.err[0] ? rep.err : "archiving failed");
+        }
+        return r;
+}
+
+int pgsmb_verify(struct store *st, const char *rel, uint64_t size, const unsigned char sha256[32],
+                 char *err, size_t errlen) {
+        struct store_file *f = NULL;
+        _cleanup_free_ unsigned char *buf = malloc(CHUNK);
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        unsigned char got[32];
+        uint64_t total = 0;
+        int r;
+
+        if (!buf || !md) {
+                EVP_MD_CTX_free(md);
+                return -ENOMEM;
+        }
+        r = store_open_read(st, rel, &f);
+        if (r < 0) {
+                snprintf(err, errlen, "%s", store_error(st));
+                EVP_MD_CTX_free(md);
+                return r;
+        }
+        EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+        for (;;) {
+                ssize_t k = store_read(f, buf, CHUNK);
+                if (k < 0) {
+                        r = (int)k;
+                        snprintf(err, errlen, "%s", store_error(st));
+                        break;
+                }
+                if (k == 0)
+                        break;
+                EVP_DigestUpdate(md, buf, (size_t)k);
+                total += (uint64_t)k;
+        }
+        store_close_file(f);
+        EVP_DigestFinal_ex(md, got, NULL);
+        EVP_MD_CTX_free(md);
+        if (r < 0)
+                return r;
+        if (total != size || memcmp(got, sha256, 32) != 0) {
+                snprintf(err, errlen, "%s/%s: read back %llu bytes that do not match the %llu bytes written",
+                         store_url(st), rel, (unsigned long long)total, (unsigned long long)size);
+                return -EIO;
+        }
+        return 0;
+}

@@ -1,0 +1,52 @@
+/* pgSMB: work inside a user's home runs in a child process with the user's uid, gid and groups,
+ * never as root. The root side (the plugin in pginad's worker) keeps the store connection and
+ * streams the archive to or from the child through a socket pair, hashing it on the way. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "pgsmb-archive.h"
+#include "pgsmb-store.h"
+
+struct pgsmb_user {
+        const char *name;
+        uid_t uid;
+        gid_t gid;
+        const char *home; /* where the profile lives (extract_to) */
+};
+
+/* Progress of a transfer, for the PAM conversation (called about once a second). */
+typedef void (*pgsmb_progress_fn)(void *userdata, uint64_t bytes, uint64_t total);
+
+struct pgsmb_transfer {
+        uint64_t bytes; /* compressed bytes moved */
+        unsigned char sha256[32];
+        struct profile_stats stats; /* what the child archived/extracted */
+        char err[512]; /* why it failed */
+};
+
+/* Fork a child that drops to the user (initgroups, setresgid, setresuid, umask 077, HOME) and runs
+ * fn(arg). Returns fn's result as the child's exit status (0 ok), or -errno if it could not run.
+ * err receives the child's error text (through a pipe). */
+typedef int (*pgsmb_user_fn)(void *arg, char *err, size_t errlen);
+int pgsmb_as_user(const struct pgsmb_user *u, pgsmb_user_fn fn, void *arg, char *err, size_t errlen);
+
+/* Download `rel` from the store and extract it, as the user, into the empty directory `target`. */
+int pgsmb_restore_stream(struct store *st, const char *rel, uint64_t size_hint,
+                         const struct pgsmb_user *u, const char *target,
+                         const struct profile_limits *lim, const struct profile_compress *c,
+                         pgsmb_progress_fn progress, void *pud, struct pgsmb_transfer *t);
+
+/* Archive the user's home (as the user) straight into the new store file `rel`. */
+int pgsmb_upload_stream(struct store *st, const char *rel, const struct pgsmb_user *u,
+                        const char *const *exclude, const struct profile_compress *c,
+                        pgsmb_progress_fn progress, void *pud, struct pgsmb_transfer *t);
+
+/* Read `rel` back and compare size and sha256 (the upload's verification). */
+int pgsmb_verify(struct store *st, const char *rel, uint64_t size, const unsigned char sha256[32],
+                 char *err, size_t errlen);
+
+/* Hex of a digest (65 bytes). */
+void pgsmb_hex(const unsigned char sha256[32], char out[65]);

@@ -1,0 +1,59 @@
+/* pgSMB internals shared by its files: the settings of one user's call, the store connection. */
+#pragma once
+
+#include <pgina/plugin.h>
+
+#include <limits.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "pgsmb-archive.h"
+#include "pgsmb-store.h"
+#include "secret.h"
+
+#define PGSMB_MARKER "pGina created pgSMB"
+#define PGSMB_MARKER_TMP "pGina created pgSMB tmp"
+/* Set on the record when the home must survive the logoff (upload failed): localmachine's
+ * logoff_action=remove leaves such a home alone. */
+#define PGINA_ATTR_KEEP_HOME "pgina_keep_home"
+
+struct pgsmb_cfg {
+        const char *user;
+        char share[1024]; /* store URL */
+        char remote_dir[512]; /* folder of the profile, relative to the store ("" = root) */
+        char filename[256];
+        char rel_archive[800]; /* remote_dir/filename */
+        char home[PATH_MAX];
+        unsigned retries, retry_delay, timeout, keep_versions;
+        uint64_t max_storage_bytes; /* 0 = no limit */
+        struct profile_compress comp;
+        struct profile_limits lim;
+        char **exclude; /* NULL-terminated */
+        char **archive_argv, **extract_argv;
+        char cred_user[256], cred_domain[256];
+        struct secret *cred_password;
+};
+
+int pgsmb_expand(const char *in, const char *user, char *out, size_t len);
+int pgsmb_cfg_load(struct pgina_ctx *ctx, struct pgina_user *u, struct pgsmb_cfg *c, char *why,
+                   size_t whylen);
+void pgsmb_cfg_done(struct pgsmb_cfg *c);
+int pgsmb_connect(struct pgina_ctx *ctx, const struct pgsmb_cfg *c, struct store **ret, char *why,
+                  size_t whylen);
+
+int pgsmb_gateway(struct pgina_ctx *ctx, struct pgina_user *u);
+int pgsmb_notify(struct pgina_ctx *ctx, enum pgina_event event, struct pgina_user *u);
+
+/* Tell the admins (notify_emails) about a failure; logs when no mail can be sent. */
+void pgsmb_mail_admin(struct pgina_ctx *ctx, struct pgina_user *u, const char *subject,
+                      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* ---- logon tasks (pgsmb-logon.c) ---- */
+/* Gateway: export home_share/home_mount into the session (record attributes "env:PGINA_HOME_SHARE",
+ * "env:PGINA_HOME_MOUNT", which pginad hands to pam_pgina's open_session), mount the home share
+ * where a mount helper exists, and apply max_storage_kb as a disk quota where the filesystem has
+ * quotas (reported, never fatal). */
+void pgsmb_logon_setup(struct pgina_ctx *ctx, struct pgina_user *u, const struct pgsmb_cfg *c,
+                       uid_t uid, gid_t gid);
+/* Notification LOGON: SNTP check (ntp_servers) and the login script, as the user, bounded. */
+int pgsmb_logon_tasks(struct pgina_ctx *ctx, struct pgina_user *u);
