@@ -163,6 +163,11 @@ static int spawn_tool(const char *path, const char *const argv[], int in_fd, int
                 r = posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
         if (r == 0)
                 r = posix_spawn_file_actions_adddup2(&fa, err_fd, 2);
+        /* Nothing else: the worker's fds without O_CLOEXEC (its result pipe to pginad, whatever
+         * another plugin opened) must not outlive it in a tool that hangs or forks, or pginad
+         * would wait for that pipe's EOF long after the worker is gone. */
+        if (r == 0)
+                r = posix_spawn_file_actions_addclosefrom_np(&fa, 3);
         if (r == 0)
                 r = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
                                                             POSIX_SPAWN_SETPGROUP);

@@ -1,2 +1,895 @@
-/* stub */
-typedef int stub_pgsmb_archive_c;
+/* Profile archives (worker side, runs as the user): a home as one streamed pax + zstd archive
+ * written by libarchive or by the admin's external program, and extraction of archives that may be
+ * hostile. Every entry is checked here before libarchive's own SECURE_* checks see it. */
+#include "pgsmb-archive.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fts.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <search.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "util.h"
+
+#define ARCHIVE_BLOCK_BYTES (1024 * 1024)
+
+extern char **environ;
+
+static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+static int fail(char *err, size_t errlen, int r, const char *fmt, ...) {
+        if (err && errlen > 0) {
+                va_list ap;
+                va_start(ap, fmt);
+                vsnprintf(err, errlen, fmt, ap);
+                va_end(ap);
+        }
+        return r;
+}
+
+/* libarchive's own message, or a fallback when it has none. */
+static const char *la_error(struct archive *a) {
+        const char *s = archive_error_string(a);
+        return s ? s : "unknown libarchive error";
+}
+
+static int la_errno(struct archive *a, int fallback) {
+        int e = archive_errno(a);
+        return e > 0 ? -e : -fallback;
+}
+
+static void archive_read_freep(struct archive **a) {
+        if (*a)
+                archive_read_free(*a);
+}
+static void archive_write_freep(struct archive **a) {
+        if (*a)
+                archive_write_free(*a);
+}
+static void archive_entry_freep(struct archive_entry **e) {
+        if (*e)
+                archive_entry_free(*e);
+}
+static void linkresolver_freep(struct archive_entry_linkresolver **l) {
+        if (*l)
+                archive_entry_linkresolver_free(*l);
+}
+static void strv_freep(char ***v) {
+        if (!*v)
+                return;
+        for (char **p = *v; *p; p++)
+                free(*p);
+        free(*v);
+}
+/* Return to the directory we came from; extraction works relative to the target. */
+static void fchdir_backp(int *fd) {
+        if (*fd >= 0) {
+                int saved = errno;
+                (void)!fchdir(*fd);
+                close(*fd);
+                errno = saved;
+        }
+}
+
+/* ---- path rules, shared by archive, extract and the check after an external extractor ---- */
+
+/* A relative path with no ".." component, not empty, no NUL (a C string cannot hold one). "."
+ * components and doubled slashes are harmless. */
+static bool path_is_inside(const char *p) {
+        if (!p || !*p || *p == '/')
+                return false;
+        for (const char *s = p; *s;) {
+                size_t n = strcspn(s, "/");
+                if (n == 2 && s[0] == '.' && s[1] == '.')
+                        return false;
+                s += n;
+                s += strspn(s, "/");
+        }
+        return true;
+}
+
+/* Number of name components of the directory holding `path` (a path_is_inside() path), not
+ * counting ".": "a/b/l" -> 2, "l" -> 0, "./x/l" -> 1. */
+static size_t parent_depth(const char *path) {
+        size_t depth = 0;
+        for (const char *s = path; *s;) {
+                size_t n = strcspn(s, "/");
+                bool is_dot = n == 1 && s[0] == '.';
+                s += n;
+                if (!*s)
+                        break; /* the last component is the link itself */
+                s += strspn(s, "/");
+                if (!*s)
+                        break; /* "a/b/" : b is the last component */
+                if (!is_dot)
+                        depth++;
+        }
+        return depth;
+}
+
+/* A symlink at `linkpath` with content `target` stays inside the tree when the target is relative
+ * and its ".." components all come first and climb no higher than the link's directory. A ".."
+ * after a name is refused: "a/b/.." is not "a" when b is itself a link, so such a target cannot
+ * be judged without following links. By induction every link in the tree then resolves inside. */
+static bool symlink_stays_inside(const char *linkpath, const char *target) {
+        if (!target || !*target || *target == '/')
+                return false;
+        size_t ups = 0;
+        bool seen_name = false;
+        for (const char *s = target; *s;) {
+                size_t n = strcspn(s, "/");
+                if (n == 2 && s[0] == '.' && s[1] == '.') {
+                        if (seen_name)
+                                return false;
+                        ups++;
+                } else if (n > 0 && !(n == 1 && s[0] == '.'))
+                        seen_name = true;
+                s += n;
+                s += strspn(s, "/");
+        }
+        return ups <= parent_depth(linkpath);
+}
+
+/* Exclusions: relative paths, compared whole ("./.cache/" means ".cache"). */
+static int exclude_normalize(const char *const *exclude, char ***ret, char *err, size_t errlen) {
+        size_t n = 0;
+        while (exclude && exclude[n])
+                n++;
+        _cleanup_(strv_freep) char **v = calloc(n + 1, sizeof(char *));
+        if (!v)
+                return fail(err, errlen, -ENOMEM, "out of memory");
+        for (size_t i = 0; i < n; i++) {
+                const char *s = exclude[i];
+                while (s[0] == '.' && s[1] == '/')
+                        s += 2 + strspn(s + 2, "/");
+                if (!path_is_inside(s) || streq(s, "."))
+                        return fail(err, errlen, -EINVAL,
+                                    "exclude path '%s' must be a relative path inside the home "
+                                    "(no '..', not absolute)",
+                                    exclude[i]);
+                v[i] = strdup(s);
+                if (!v[i])
+                        return fail(err, errlen, -ENOMEM, "out of memory");
+                size_t l = strlen(v[i]);
+                while (l > 1 && v[i][l - 1] == '/')
+                        v[i][--l] = 0;
+        }
+        *ret = TAKE_PTR(v);
+        return 0;
+}
+
+static bool is_excluded(char *const *ex, const char *rel) {
+        for (; ex && *ex; ex++)
+                if (streq(*ex, rel))
+                        return true;
+        return false;
+}
+
+/* Only user.* extended attributes travel: security.*, trusted.* and system.* belong to the machine
+ * (and security.capability would be a privilege). POSIX ACLs travel as ACLs, not as xattrs. */
+static int entry_keep_user_xattrs(struct archive_entry *e) {
+        int n = archive_entry_xattr_reset(e);
+        if (n <= 0)
+                return 0;
+        struct kept {
+                char *name;
+                void *value;
+                size_t size;
+        } *kept = calloc((size_t)n, sizeof(*kept));
+        if (!kept)
+                return -ENOMEM;
+        int k = 0, r = 0;
+        const char *name;
+        const void *value;
+        size_t size;
+        while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK && k < n) {
+                if (strncmp(name, "user.", 5) != 0)
+                        continue;
+                kept[k].name = strdup(name);
+                kept[k].value = malloc(size ? size : 1);
+                if (!kept[k].name || !kept[k].value) {
+                        free(kept[k].name);
+                        free(kept[k].value);
+                        r = -ENOMEM;
+                        break;
+                }
+                memcpy(kept[k].value, value, size);
+                kept[k++].size = size;
+        }
+        if (r == 0) {
+                archive_entry_xattr_clear(e);
+                for (int i = 0; i < k; i++)
+                        archive_entry_xattr_add_entry(e, kept[i].name, kept[i].value, kept[i].size);
+        }
+        for (int i = 0; i < k; i++) {
+                free(kept[i].name);
+                free(kept[i].value);
+        }
+        free(kept);
+        return r;
+}
+
+/* ---- external program (pGina's `program` + commands): fixed argv, no shell ---- */
+
+static int run_program(char *const *argv, const char *cwd, int in_fd, int out_fd, char *err,
+                       size_t errlen) {
+        if (!argv || !argv[0] || argv[0][0] != '/')
+                return fail(err, errlen, -EINVAL,
+                            "external archive program '%s' must be an absolute path",
+                            argv && argv[0] ? argv[0] : "");
+
+        _cleanup_close_ int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (devnull < 0)
+                return fail(err, errlen, -errno, "cannot open /dev/null: %s", strerror(errno));
+        int pfd[2];
+        if (pipe2(pfd, O_CLOEXEC) < 0)
+                return fail(err, errlen, -errno, "cannot create a pipe: %s", strerror(errno));
+        _cleanup_close_ int rd = pfd[0];
+        _cleanup_close_ int wr = pfd[1];
+
+        posix_spawn_file_actions_t fa;
+        posix_spawnattr_t attr;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawnattr_init(&attr);
+        posix_spawn_file_actions_addchdir_np(&fa, cwd);
+        posix_spawn_file_actions_adddup2(&fa, in_fd >= 0 ? in_fd : devnull, 0);
+        posix_spawn_file_actions_adddup2(&fa, out_fd >= 0 ? out_fd : devnull, 1);
+        posix_spawn_file_actions_adddup2(&fa, wr, 2);
+        /* The program gets default signal handling and no blocked signals, whatever ours are
+         * (a worker may ignore SIGPIPE; tar must not). */
+        sigset_t none, def;
+        sigemptyset(&none);
+        sigemptyset(&def);
+        sigaddset(&def, SIGPIPE);
+        posix_spawnattr_setsigmask(&attr, &none);
+        posix_spawnattr_setsigdefault(&attr, &def);
+        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+
+        pid_t pid;
+        int r = posix_spawn(&pid, argv[0], &fa, &attr, argv, environ);
+        posix_spawn_file_actions_destroy(&fa);
+        posix_spawnattr_destroy(&attr);
+        if (r != 0)
+                return fail(err, errlen, -r, "cannot run '%s' in '%s': %s", argv[0], cwd,
+                            strerror(r));
+        close(TAKE_FD(wr));
+
+        /* Drain stderr while it runs (a full pipe would block it); keep the first line. */
+        char line[256] = "";
+        size_t len = 0;
+        bool line_done = false;
+        for (;;) {
+                char buf[4096];
+                ssize_t n = read(rd, buf, sizeof buf);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        break;
+                for (ssize_t i = 0; i < n && !line_done; i++) {
+                        if (buf[i] == '\n' || len + 1 >= sizeof line)
+                                line_done = true;
+                        else
+                                line[len++] = buf[i];
+                }
+        }
+        line[len] = 0;
+
+        int status;
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        return fail(err, errlen, -errno, "cannot wait for '%s': %s", argv[0],
+                                    strerror(errno));
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+                return 0;
+        if (WIFEXITED(status))
+                return fail(err, errlen, -EPROTO, "'%s' exited with status %d%s%s", argv[0],
+                            WEXITSTATUS(status), len ? ": " : "", line);
+        return fail(err, errlen, -EPROTO, "'%s' was killed by signal %d%s%s", argv[0],
+                    WTERMSIG(status), len ? ": " : "", line);
+}
+
+/* ---- tree walk (profile_size, and the check after an external extractor) ---- */
+
+struct inode_key {
+        dev_t dev;
+        ino_t ino;
+};
+
+static int inode_cmp(const void *a, const void *b) {
+        const struct inode_key *x = a, *y = b;
+        if (x->dev != y->dev)
+                return x->dev < y->dev ? -1 : 1;
+        if (x->ino != y->ino)
+                return x->ino < y->ino ? -1 : 1;
+        return 0;
+}
+
+/* True the first time an inode is seen; hardlinked files count once. */
+static int inode_first_seen(void **set, const struct stat *st) {
+        if (st->st_nlink <= 1)
+                return 1;
+        struct inode_key *k = malloc(sizeof *k);
+        if (!k)
+                return -ENOMEM;
+        *k = (struct inode_key){ st->st_dev, st->st_ino };
+        struct inode_key **found = tsearch(k, set, inode_cmp);
+        if (!found) {
+                free(k);
+                return -ENOMEM;
+        }
+        if (*found != k) {
+                free(k);
+                return 0;
+        }
+        return 1;
+}
+
+static void ftsp(FTS **f) {
+        if (*f)
+                fts_close(*f);
+}
+
+/* Called for each entry below root (not root itself) that is not excluded; rel is relative. */
+typedef int (*walk_fn)(FTSENT *ent, const char *rel, void *userdata, char *err, size_t errlen);
+
+static int walk_tree(const char *root, char *const *ex, walk_fn fn, void *userdata, char *err,
+                     size_t errlen) {
+        char *const paths[] = { (char *)root, NULL };
+        /* Physical walk, never into another filesystem (a share mounted inside the home), the
+         * home itself may be a symlink (COMFOLLOW). */
+        _cleanup_(ftsp) FTS *f =
+                fts_open(paths, FTS_PHYSICAL | FTS_COMFOLLOW | FTS_XDEV | FTS_NOCHDIR, NULL);
+        if (!f)
+                return fail(err, errlen, -errno, "cannot walk '%s': %s", root, strerror(errno));
+        size_t rootlen = strlen(root);
+        FTSENT *ent;
+        errno = 0;
+        while ((ent = fts_read(f))) {
+                if (ent->fts_info == FTS_DP)
+                        continue;
+                if (ent->fts_info == FTS_DNR || ent->fts_info == FTS_ERR ||
+                    ent->fts_info == FTS_NS)
+                        return fail(err, errlen, -ent->fts_errno, "cannot read '%s': %s",
+                                    ent->fts_path, strerror(ent->fts_errno));
+                if (ent->fts_level == 0)
+                        continue;
+                const char *rel = ent->fts_path + rootlen;
+                rel += strspn(rel, "/");
+                if (is_excluded(ex, rel)) {
+                        fts_set(f, ent, FTS_SKIP);
+                        continue;
+                }
+                int r = fn(ent, rel, userdata, err, errlen);
+                if (r < 0)
+                        return r;
+                errno = 0;
+        }
+        if (errno != 0)
+                return fail(err, errlen, -errno, "cannot walk '%s': %s", root, strerror(errno));
+        return 0;
+}
+
+struct size_walk {
+        uint64_t bytes;
+        void *inodes;
+};
+
+static int size_one(FTSENT *ent, const char *rel, void *userdata, char *err, size_t errlen) {
+        (void)rel;
+        struct size_walk *w = userdata;
+        if (ent->fts_info != FTS_F)
+                return 0;
+        int r = inode_first_seen(&w->inodes, ent->fts_statp);
+        if (r < 0)
+                return fail(err, errlen, r, "out of memory");
+        if (r > 0)
+                w->bytes += (uint64_t)ent->fts_statp->st_size;
+        return 0;
+}
+
+int profile_size(const char *home, const char *const *exclude, uint64_t *bytes, char *err,
+                 size_t errlen) {
+        _cleanup_(strv_freep) char **ex = NULL;
+        int r = exclude_normalize(exclude, &ex, err, errlen);
+        if (r < 0)
+                return r;
+        struct size_walk w = { 0 };
+        r = walk_tree(home, ex, size_one, &w, err, errlen);
+        tdestroy(w.inodes, free);
+        if (r < 0)
+                return r;
+        *bytes = w.bytes;
+        return 0;
+}
+
+/* ---- archive ---- */
+
+/* Write one file's data, gaps as zeros: the pax writer drops what falls in the sparse map's
+ * holes, so a sparse file stays sparse in the archive without its holes being read. */
+static int archive_copy_data(struct archive *disk, struct archive *w, const char *rel,
+                             uint64_t *bytes, char *err, size_t errlen) {
+        static const char zeros[64 * 1024];
+        const void *blk;
+        size_t len;
+        la_int64_t off, progress = 0;
+        int r;
+        while ((r = archive_read_data_block(disk, &blk, &len, &off)) == ARCHIVE_OK) {
+                while (off > progress) {
+                        size_t n = (size_t)(off - progress) < sizeof zeros
+                                           ? (size_t)(off - progress)
+                                           : sizeof zeros;
+                        la_ssize_t k = archive_write_data(w, zeros, n);
+                        if (k <= 0)
+                                goto write_failed;
+                        progress += k;
+                }
+                la_ssize_t k = archive_write_data(w, blk, len);
+                if (k < 0)
+                        goto write_failed;
+                if ((size_t)k != len)
+                        return fail(err, errlen, -EAGAIN,
+                                    "file '%s' grew while it was being archived; try again", rel);
+                progress += k;
+                *bytes += len;
+        }
+        if (r != ARCHIVE_EOF)
+                return fail(err, errlen, la_errno(disk, EIO), "cannot read '%s': %s", rel,
+                            la_error(disk));
+        return 0;
+write_failed:
+        return fail(err, errlen, la_errno(w, EIO), "cannot write '%s' to the archive: %s", rel,
+                    la_error(w));
+}
+
+static int archive_write_entry(struct archive *disk, struct archive *w, struct archive_entry *e,
+                               const char *rel, struct profile_stats *st, char *err,
+                               size_t errlen) {
+        int r = archive_write_header(w, e);
+        if (r < ARCHIVE_WARN)
+                return fail(err, errlen, la_errno(w, EIO), "cannot archive '%s': %s", rel,
+                            la_error(w));
+        st->files++;
+        if (archive_entry_filetype(e) == AE_IFREG && !archive_entry_hardlink(e) &&
+            archive_entry_size(e) > 0)
+                return archive_copy_data(disk, w, rel, &st->bytes, err, errlen);
+        return 0;
+}
+
+static int archive_open_writer(struct archive **ret, const struct profile_compress *c, int out_fd,
+                               char *err, size_t errlen) {
+        _cleanup_(archive_write_freep) struct archive *w = archive_write_new();
+        if (!w)
+                return fail(err, errlen, -ENOMEM, "out of memory");
+        if (archive_write_set_format_pax_restricted(w) != ARCHIVE_OK ||
+            archive_write_add_filter_zstd(w) != ARCHIVE_OK)
+                return fail(err, errlen, -EOPNOTSUPP, "libarchive cannot write pax + zstd: %s",
+                            la_error(w));
+        /* Names are bytes on Linux: store them as they are, whatever the locale. */
+        if (archive_write_set_format_option(w, "pax", "hdrcharset", "BINARY") != ARCHIVE_OK)
+                return fail(err, errlen, -EOPNOTSUPP, "libarchive: %s", la_error(w));
+        int level = c && c->level ? c->level : 3;
+        char num[32];
+        snprintf(num, sizeof num, "%d", level);
+        if (archive_write_set_filter_option(w, "zstd", "compression-level", num) != ARCHIVE_OK)
+                return fail(err, errlen, -EINVAL, "zstd compression level %d is not supported",
+                            level);
+        if (c && c->threads > 0) {
+                /* libarchive >= 3.6 knows zstd:threads; without it, compress single-threaded. */
+                snprintf(num, sizeof num, "%d", c->threads);
+                (void)archive_write_set_filter_option(w, "zstd", "threads", num);
+        }
+        /* Few, large writes (an SMB store pays per request); no padding after the last byte. */
+        archive_write_set_bytes_per_block(w, ARCHIVE_BLOCK_BYTES);
+        archive_write_set_bytes_in_last_block(w, 1);
+        if (archive_write_open_fd(w, out_fd) != ARCHIVE_OK)
+                return fail(err, errlen, la_errno(w, EIO), "cannot start the archive: %s",
+                            la_error(w));
+        *ret = TAKE_PTR(w);
+        return 0;
+}
+
+static int archive_builtin(const char *home, char *const *ex, const struct profile_compress *c,
+                           int out_fd, struct profile_stats *st, char *err, size_t errlen) {
+        _cleanup_free_ char *root = strdup(home);
+        if (!root)
+                return fail(err, errlen, -ENOMEM, "out of memory");
+        size_t rootlen = strlen(root);
+        while (rootlen > 1 && root[rootlen - 1] == '/')
+                root[--rootlen] = 0;
+
+        _cleanup_(archive_write_freep) struct archive *w = NULL;
+        int r = archive_open_writer(&w, c, out_fd, err, errlen);
+        if (r < 0)
+                return r;
+
+        _cleanup_(archive_read_freep) struct archive *disk = archive_read_disk_new();
+        _cleanup_(linkresolver_freep) struct archive_entry_linkresolver *lr =
+                archive_entry_linkresolver_new();
+        _cleanup_(archive_entry_freep) struct archive_entry *e = archive_entry_new();
+        if (!disk || !lr || !e)
+                return fail(err, errlen, -ENOMEM, "out of memory");
+        archive_entry_linkresolver_set_strategy(lr, archive_format(w));
+        /* Never follow links below the home; do not descend into other filesystems; record ACLs,
+         * xattrs and sparse maps (the defaults); do not touch atimes (no RESTORE_ATIME). */
+        archive_read_disk_set_symlink_hybrid(disk);
+        if (archive_read_disk_set_behavior(disk, ARCHIVE_READDISK_NO_TRAVERSE_MOUNTS) !=
+                    ARCHIVE_OK ||
+            archive_read_disk_set_standard_lookup(disk) != ARCHIVE_OK)
+                return fail(err, errlen, -EIO, "libarchive: %s", la_error(disk));
+        if (archive_read_disk_open(disk, root) != ARCHIVE_OK)
+                return fail(err, errlen, la_errno(disk, EIO), "cannot read home '%s': %s", home,
+                            la_error(disk));
+
+        for (;;) {
+                archive_entry_clear(e);
+                r = archive_read_next_header2(disk, e);
+                if (r == ARCHIVE_EOF)
+                        break;
+                if (r < ARCHIVE_WARN)
+                        return fail(err, errlen, la_errno(disk, EIO), "cannot read home '%s': %s",
+                                    home, la_error(disk));
+                const char *path = archive_entry_pathname(e);
+                if (!path || strncmp(path, root, rootlen) != 0)
+                        return fail(err, errlen, -EIO, "unexpected path '%s' below '%s'",
+                                    strempty(path), home);
+                const char *rel = path + rootlen;
+                rel += strspn(rel, "/");
+                if (!*rel) { /* the home itself: its contents, not its own entry */
+                        archive_read_disk_descend(disk);
+                        continue;
+                }
+                if (is_excluded(ex, rel))
+                        continue; /* not descended either */
+
+                mode_t type = archive_entry_filetype(e);
+                /* Sockets, FIFOs and devices are not profile data, and extraction refuses them. */
+                if (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK)
+                        continue;
+                if (type == AE_IFDIR)
+                        archive_read_disk_descend(disk);
+                _cleanup_free_ char *relcopy = strdup(rel);
+                if (!relcopy)
+                        return fail(err, errlen, -ENOMEM, "out of memory");
+                archive_entry_copy_pathname(e, relcopy);
+                if (type == AE_IFLNK && !symlink_stays_inside(relcopy, archive_entry_symlink(e)))
+                        return fail(err, errlen, -ELOOP,
+                                    "symlink '%s' -> '%s' leads outside the home, and a restore "
+                                    "would refuse it; remove it or add it to exclude",
+                                    relcopy, strempty(archive_entry_symlink(e)));
+                if (entry_keep_user_xattrs(e) < 0)
+                        return fail(err, errlen, -ENOMEM, "out of memory");
+
+                struct archive_entry *cur = e, *spare = NULL;
+                archive_entry_linkify(lr, &cur, &spare);
+                if (cur) {
+                        r = archive_write_entry(disk, w, cur, relcopy, st, err, errlen);
+                        if (r < 0)
+                                return r;
+                }
+                if (spare) { /* only for strategies that defer links; not pax, kept for safety */
+                        r = archive_write_entry(disk, w, spare, archive_entry_pathname(spare), st,
+                                                err, errlen);
+                        archive_entry_free(spare);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        if (archive_write_close(w) != ARCHIVE_OK)
+                return fail(err, errlen, la_errno(w, EIO), "cannot finish the archive: %s",
+                            la_error(w));
+        return 0;
+}
+
+int profile_archive(const char *home, const char *const *exclude, const struct profile_compress *c,
+                    int out_fd, struct profile_stats *stats, char *err, size_t errlen) {
+        struct profile_stats dummy;
+        struct profile_stats *st = stats ? stats : &dummy;
+        *st = (struct profile_stats){ 0 };
+        if (err && errlen)
+                err[0] = 0;
+        if (c && c->archive_argv)
+                /* The program sees the whole home; exclusions are its own arguments' business. */
+                return run_program(c->archive_argv, home, -1, out_fd, err, errlen);
+
+        _cleanup_(strv_freep) char **ex = NULL;
+        int r = exclude_normalize(exclude, &ex, err, errlen);
+        if (r < 0)
+                return r;
+        return archive_builtin(home, ex, c, out_fd, st, err, errlen);
+}
+
+/* ---- extract ---- */
+
+struct extract_state {
+        const struct profile_limits *lim;
+        uint64_t entries;
+        uint64_t declared; /* sum of header sizes */
+        uint64_t written;  /* sum of data actually written */
+};
+
+static int too_big_total(char *err, size_t errlen, const struct profile_limits *lim,
+                         const char *name) {
+        return fail(err, errlen, -EFBIG,
+                    "profile exceeds max_profile_size (%" PRIu64 " bytes) at entry '%s'",
+                    lim->max_total_bytes, name);
+}
+
+static int too_big_entry(char *err, size_t errlen, const struct profile_limits *lim,
+                         const char *name, uint64_t size) {
+        return fail(err, errlen, -EFBIG,
+                    "archive entry '%s': %" PRIu64 " bytes exceeds the per-file limit (%" PRIu64
+                    " bytes)",
+                    name, size, lim->max_entry_bytes);
+}
+
+/* Everything checked about an entry before libarchive may create anything for it. */
+static int extract_check_entry(struct extract_state *s, struct archive_entry *e, char *err,
+                               size_t errlen) {
+        const struct profile_limits *lim = s->lim;
+        const char *name = archive_entry_pathname(e);
+        if (!name || !*name)
+                return fail(err, errlen, -EPERM, "archive entry %" PRIu64 " has no name",
+                            s->entries);
+        if (lim->max_entries && s->entries > lim->max_entries)
+                return fail(err, errlen, -E2BIG,
+                            "archive has more than %" PRIu64 " entries (max_entries) at entry '%s'",
+                            lim->max_entries, name);
+        if (!path_is_inside(name))
+                return fail(err, errlen, -EPERM,
+                            "archive entry '%s': path leads outside the profile", name);
+
+        const char *hardlink = archive_entry_hardlink(e);
+        mode_t type = archive_entry_filetype(e);
+        if (hardlink) {
+                struct stat st;
+                if (!path_is_inside(hardlink))
+                        return fail(err, errlen, -EPERM,
+                                    "archive entry '%s': hardlink to '%s' leads outside the "
+                                    "profile",
+                                    name, hardlink);
+                /* A hardlink to a symlink would carry the link's relative target to another
+                 * directory, where it may point elsewhere. */
+                if (fstatat(AT_FDCWD, hardlink, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                    !S_ISREG(st.st_mode))
+                        return fail(err, errlen, -EPERM,
+                                    "archive entry '%s': hardlink to '%s', which is not a "
+                                    "regular file",
+                                    name, hardlink);
+        } else if (type == AE_IFLNK) {
+                if (!symlink_stays_inside(name, archive_entry_symlink(e)))
+                        return fail(err, errlen, -EPERM,
+                                    "archive entry '%s': symlink to '%s' leads outside the "
+                                    "profile",
+                                    name, strempty(archive_entry_symlink(e)));
+        } else if (type != AE_IFREG && type != AE_IFDIR)
+                return fail(err, errlen, -EPERM,
+                            "archive entry '%s': device files, FIFOs and sockets are refused",
+                            name);
+
+        /* One entry per path (directories may repeat, e.g. "./"): a later entry never replaces
+         * what an earlier one made. */
+        struct stat st;
+        if (fstatat(AT_FDCWD, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            !(S_ISDIR(st.st_mode) && type == AE_IFDIR && !hardlink))
+                return fail(err, errlen, -EPERM, "archive entry '%s' appears twice", name);
+
+        uint64_t size = archive_entry_size_is_set(e) && archive_entry_size(e) > 0
+                                ? (uint64_t)archive_entry_size(e)
+                                : 0;
+        if (lim->max_entry_bytes && size > lim->max_entry_bytes)
+                return too_big_entry(err, errlen, lim, name, size);
+        if (!hardlink) {
+                s->declared += size;
+                if (lim->max_total_bytes && s->declared > lim->max_total_bytes)
+                        return too_big_total(err, errlen, lim, name);
+        }
+
+        /* Plain permissions only: no setuid, setgid or sticky bit survives. */
+        archive_entry_set_perm(e, archive_entry_perm(e) & 0777);
+        if (entry_keep_user_xattrs(e) < 0)
+                return fail(err, errlen, -ENOMEM, "out of memory");
+        return 0;
+}
+
+/* Copy the entry's data, counting what is actually written: headers may lie (a sparse map can
+ * carry more data than the size it declares). */
+static int extract_copy_data(struct extract_state *s, struct archive *a, struct archive *w,
+                             struct archive_entry *e, uint64_t *bytes, char *err, size_t errlen) {
+        const char *name = archive_entry_pathname(e);
+        uint64_t declared = archive_entry_size_is_set(e) && archive_entry_size(e) > 0
+                                    ? (uint64_t)archive_entry_size(e)
+                                    : 0;
+        const struct profile_limits *lim = s->lim;
+        const void *blk;
+        size_t len;
+        la_int64_t off;
+        int r;
+        while ((r = archive_read_data_block(a, &blk, &len, &off)) == ARCHIVE_OK) {
+                if (off < 0)
+                        return fail(err, errlen, -EBADMSG,
+                                    "archive entry '%s': negative data offset", name);
+                uint64_t end = (uint64_t)off + len;
+                if (end > declared)
+                        return fail(err, errlen, -EBADMSG,
+                                    "archive entry '%s': data beyond its declared size (%" PRIu64
+                                    " bytes)",
+                                    name, declared);
+                if (lim->max_entry_bytes && end > lim->max_entry_bytes)
+                        return too_big_entry(err, errlen, lim, name, end);
+                s->written += len;
+                if (lim->max_total_bytes && s->written > lim->max_total_bytes)
+                        return too_big_total(err, errlen, lim, name);
+                if (len == 0)
+                        continue;
+                if (archive_write_data_block(w, blk, len, off) != ARCHIVE_OK)
+                        return fail(err, errlen, la_errno(w, EIO),
+                                    "cannot write archive entry '%s': %s", name, la_error(w));
+                *bytes += len;
+        }
+        if (r != ARCHIVE_EOF)
+                return fail(err, errlen, la_errno(a, EBADMSG),
+                            "archive is damaged at entry '%s': %s", name, la_error(a));
+        return 0;
+}
+
+static int extract_builtin(int in_fd, const char *target, const struct profile_limits *lim,
+                           struct profile_stats *st, char *err, size_t errlen) {
+        /* archive_write_disk works relative to the working directory: its SECURE_* checks refuse
+         * absolute paths, so the target must be ".". */
+        _cleanup_(fchdir_backp) int here = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (here < 0)
+                return fail(err, errlen, -errno, "cannot open the working directory: %s",
+                            strerror(errno));
+        _cleanup_close_ int tfd = open(target, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (tfd < 0 || fchdir(tfd) < 0)
+                return fail(err, errlen, -errno, "cannot enter extraction target '%s': %s", target,
+                            strerror(errno));
+
+        _cleanup_(archive_read_freep) struct archive *a = archive_read_new();
+        _cleanup_(archive_write_freep) struct archive *w = archive_write_disk_new();
+        if (!a || !w)
+                return fail(err, errlen, -ENOMEM, "out of memory");
+        /* tar (pax, ustar, GNU) only; zstd or uncompressed only: nothing else is ours. */
+        if (archive_read_support_format_tar(a) != ARCHIVE_OK ||
+            archive_read_support_filter_zstd(a) != ARCHIVE_OK ||
+            archive_read_support_filter_none(a) != ARCHIVE_OK)
+                return fail(err, errlen, -EOPNOTSUPP, "libarchive cannot read tar + zstd: %s",
+                            la_error(a));
+        /* No OWNER: we run as the user, and everything we create is the user's. */
+        archive_write_disk_set_options(
+                w, ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
+                           ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS | ARCHIVE_EXTRACT_TIME |
+                           ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_ACL | ARCHIVE_EXTRACT_XATTR |
+                           ARCHIVE_EXTRACT_SPARSE);
+        /* ACL entries name users and groups: map the names to this machine's ids. */
+        archive_write_disk_set_standard_lookup(w);
+        if (archive_read_open_fd(a, in_fd, ARCHIVE_BLOCK_BYTES) != ARCHIVE_OK)
+                return fail(err, errlen, la_errno(a, EBADMSG), "cannot read the archive: %s",
+                            la_error(a));
+
+        struct extract_state s = { .lim = lim };
+        for (;;) {
+                struct archive_entry *e;
+                int r = archive_read_next_header(a, &e);
+                if (r == ARCHIVE_EOF)
+                        break;
+                if (r < ARCHIVE_WARN)
+                        return fail(err, errlen, la_errno(a, EBADMSG),
+                                    "archive is damaged after %" PRIu64 " entries: %s", s.entries,
+                                    la_error(a));
+                s.entries++;
+                r = extract_check_entry(&s, e, err, errlen);
+                if (r < 0)
+                        return r;
+                const char *name = archive_entry_pathname(e);
+                r = archive_write_header(w, e);
+                if (r < ARCHIVE_WARN)
+                        return fail(err, errlen, la_errno(w, EIO),
+                                    "cannot extract archive entry '%s': %s", name, la_error(w));
+                r = extract_copy_data(&s, a, w, e, &st->bytes, err, errlen);
+                if (r < 0)
+                        return r;
+                /* WARN here is an ACL, xattr or time the filesystem would not take: the data is
+                 * there, and refusing the whole profile for it would lose more. */
+                if (archive_write_finish_entry(w) < ARCHIVE_WARN)
+                        return fail(err, errlen, la_errno(w, EIO),
+                                    "cannot finish archive entry '%s': %s", name, la_error(w));
+                st->files++;
+        }
+        /* Directory modes and times are applied here, after their contents. */
+        if (archive_write_close(w) != ARCHIVE_OK)
+                return fail(err, errlen, la_errno(w, EIO), "cannot finish extraction: %s",
+                            la_error(w));
+        return 0;
+}
+
+/* After an external extractor: the same rules, checked on what it left (limits can only be
+ * enforced afterwards there; setuid/setgid/sticky bits are stripped). */
+struct check_walk {
+        struct extract_state s;
+        struct profile_stats *st;
+        void *inodes;
+        const char *target;
+};
+
+static int check_one(FTSENT *ent, const char *rel, void *userdata, char *err, size_t errlen) {
+        struct check_walk *c = userdata;
+        const struct profile_limits *lim = c->s.lim;
+        const struct stat *sb = ent->fts_statp;
+        c->s.entries++;
+        c->st->files++;
+        if (lim->max_entries && c->s.entries > lim->max_entries)
+                return fail(err, errlen, -E2BIG,
+                            "archive has more than %" PRIu64 " entries (max_entries) at entry '%s'",
+                            lim->max_entries, rel);
+        if (S_ISLNK(sb->st_mode)) {
+                char buf[PATH_MAX];
+                ssize_t n = readlink(ent->fts_path, buf, sizeof buf - 1);
+                if (n < 0)
+                        return fail(err, errlen, -errno, "cannot read symlink '%s': %s", rel,
+                                    strerror(errno));
+                buf[n] = 0;
+                if (!symlink_stays_inside(rel, buf))
+                        return fail(err, errlen, -EPERM,
+                                    "archive entry '%s': symlink to '%s' leads outside the "
+                                    "profile",
+                                    rel, buf);
+                return 0;
+        }
+        if (!S_ISREG(sb->st_mode) && !S_ISDIR(sb->st_mode))
+                return fail(err, errlen, -EPERM,
+                            "archive entry '%s': device files, FIFOs and sockets are refused", rel);
+        if ((sb->st_mode & 07000) && fchmodat(AT_FDCWD, ent->fts_path, sb->st_mode & 0777, 0) < 0)
+                return fail(err, errlen, -errno, "cannot clear setuid/setgid bits of '%s': %s",
+                            rel, strerror(errno));
+        if (!S_ISREG(sb->st_mode))
+                return 0;
+        uint64_t size = (uint64_t)sb->st_size;
+        if (lim->max_entry_bytes && size > lim->max_entry_bytes)
+                return too_big_entry(err, errlen, lim, rel, size);
+        int r = inode_first_seen(&c->inodes, sb);
+        if (r < 0)
+                return fail(err, errlen, r, "out of memory");
+        if (r > 0) {
+                c->s.written += size;
+                c->st->bytes += size;
+                if (lim->max_total_bytes && c->s.written > lim->max_total_bytes)
+                        return too_big_total(err, errlen, lim, rel);
+        }
+        return 0;
+}
+
+int profile_extract(int in_fd, const char *target, const struct profile_limits *lim,
+                    const struct profile_compress *c, struct profile_stats *stats, char *err,
+                    size_t errlen) {
+        static const struct profile_limits none = { 0 };
+        struct profile_stats dummy;
+        struct profile_stats *st = stats ? stats : &dummy;
+        *st = (struct profile_stats){ 0 };
+        if (err && errlen)
+                err[0] = 0;
+        if (!lim)
+                lim = &none;
+        if (!(c && c->extract_argv))
+                return extract_builtin(in_fd, target, lim, st, err, errlen);
+
+        int r = run_program(c->extract_argv, target, in_fd, -1, err, errlen);
+        if (r < 0)
+                return r;
+        struct check_walk cw = { .s = { .lim = lim }, .st = st, .target = target };
+        r = walk_tree(target, NULL, check_one, &cw, err, errlen);
+        tdestroy(cw.inodes, free);
+        return r;
+}

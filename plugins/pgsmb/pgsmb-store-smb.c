@@ -1,2 +1,817 @@
-/* stub */
-typedef int stub_pgsmb_store_smb_c;
+/* The smb:// profile store, through libsmbclient: one SMBCCTX per store_open (so a forked worker
+ * opens its own), SMB2 or newer, the caller's credentials handed over only in the auth
+ * callback, every request bounded by smbc_setTimeout.
+ *
+ * What libsmbclient (Samba 4.17) does, and what this file does about it:
+ * - smbc_rename never replaces atomically: it renames without ReplaceIfExists and, when the
+ *   target exists, unlinks it and renames again (SMBC_rename_ctx), so a failure between the two
+ *   loses the old target. store_rename(replace) therefore moves the old target aside to a fresh
+ *   name first and moves it back if the rename fails; readers may see no target in between (two
+ *   round trips). Without replace, the target is checked first; a file created by someone else
+ *   between that check and the rename would be replaced (smbc_rename offers nothing better).
+ * - smbc_setTimeout bounds each request (negotiate, session setup, read, write…), but the TCP
+ *   connect has its own 20 s limit inside cli_connect_nb; store_open probes the port itself with
+ *   the store's timeout first, so an unreachable server fails within it.
+ * - After a request timed out, the connection is unusable and every later request on it would
+ *   wait out its own timeout again (closing handles, logging off): the store is then marked
+ *   broken and fails fast with -ETIMEDOUT until it is closed and opened again. */
+#include <errno.h>
+#include <fcntl.h>
+#include <libsmbclient.h>
+#include <limits.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "pgsmb-store-internal.h"
+#include "util.h"
+
+#define SMB_AUTH_MAX 255 /* libsmbclient's auth buffers are 256-byte fstrings */
+#define SMB_CHUNK (4u << 20)
+
+struct smb_store {
+        struct store s;
+        SMBCCTX *ctx;
+        char *base; /* "smb://server/share[/dir]", %-encoded, for libsmbclient */
+        char *server;
+        uint16_t port; /* 0 = libsmbclient's default (445, then 139) */
+        char *user;
+        char *domain;
+        const char *password; /* the caller's memory: see store_smb_open */
+        bool broken; /* a request timed out: the connection is gone */
+};
+
+struct smb_file {
+        struct store_file f;
+        SMBCFILE *fh;
+};
+
+static struct smb_store *SS(struct store *s) { return (struct smb_store *)s; }
+
+static void auth_copy(char *dst, int len, const char *src) {
+        if (len <= 0)
+                return;
+        if (!src || strlen(src) >= (size_t)len)
+                src = ""; /* refused in store_smb_open; never truncate a password */
+        memcpy(dst, src, strlen(src) + 1);
+}
+
+static void auth_cb(SMBCCTX *ctx, const char *srv, const char *shr, char *wg, int wglen, char *un,
+                    int unlen, char *pw, int pwlen) {
+        struct smb_store *ss = smbc_getOptionUserData(ctx);
+
+        if (ss->domain)
+                auth_copy(wg, wglen, ss->domain);
+        auth_copy(un, unlen, ss->user);
+        auth_copy(pw, pwlen, ss->password);
+}
+
+/* libsmbclient's debug lines would go to stdout, which belongs to whoever forked us. */
+static void log_cb(void *priv, int level, const char *msg) {}
+
+/* Characters a Windows/Samba share cannot hold in a name, or reads as a separator or a stream
+ * (':' would open an alternate data stream). */
+static bool smb_name_ok(const char *rel) {
+        for (const unsigned char *p = (const unsigned char *)rel; *p; p++)
+                if (*p < 0x20 || strchr("\\:*?\"<>|", *p))
+                        return false;
+        return true;
+}
+
+static int append_encoded(char **out, size_t *len, const char *s) {
+        static const char hex[] = "0123456789ABCDEF";
+        size_t n = strlen(s);
+        char *b = realloc(*out, *len + n * 3 + 1), *p;
+
+        if (!b)
+                return -ENOMEM;
+        *out = b;
+        p = b + *len;
+        for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+                if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                    (*c >= '0' && *c <= '9') || strchr("-._~/", *c))
+                        *p++ = (char)*c;
+                else {
+                        *p++ = '%';
+                        *p++ = hex[*c >> 4];
+                        *p++ = hex[*c & 15];
+                }
+        }
+        *p = 0;
+        *len = (size_t)(p - b);
+        return 0;
+}
+
+/* The libsmbclient URL of rel ("" = the root). NULL (and the message set) on error. */
+static char *smb_path(struct store *s, const char *rel, int *r) {
+        struct smb_store *ss = SS(s);
+        char *u = strdup(ss->base);
+        size_t len = u ? strlen(u) : 0;
+
+        *r = 0;
+        if (!smb_name_ok(rel)) {
+                free(u);
+                *r = store_fail(s, -EINVAL, rel, "name not allowed on an SMB share");
+                return NULL;
+        }
+        if (!u || (*rel && (append_encoded(&u, &len, "/") < 0 || append_encoded(&u, &len, rel) < 0))) {
+                free(u);
+                *r = store_fail(s, -ENOMEM, rel, NULL);
+                return NULL;
+        }
+        return u;
+}
+
+/* After a failed libsmbclient call: record errno, mark the store broken on a timeout. */
+static int smb_fail(struct store *s, const char *rel, const char *what) {
+        int e = errno ? errno : EIO;
+
+        if (e == ETIMEDOUT)
+                SS(s)->broken = true;
+        return store_fail(s, -e, rel, "%s", what ? what : "");
+}
+
+#define SMB_BEGIN(s, rel)                                                                          \
+        do {                                                                                       \
+                if (SS(s)->broken)                                                                 \
+                        return store_fail((s), -ETIMEDOUT, (rel),                                  \
+                                          "the server stopped answering earlier; reconnect");      \
+        } while (0)
+
+static int smb_stat_url(struct store *s, const char *url, struct stat *st) {
+        errno = 0;
+        return smbc_getFunctionStat(SS(s)->ctx)(SS(s)->ctx, url, st);
+}
+
+static int smb_mkdirs(struct store *s, const char *rel) {
+        _cleanup_free_ char *u = NULL;
+        size_t blen = strlen(SS(s)->base);
+        int r;
+
+        SMB_BEGIN(s, rel);
+        u = smb_path(s, rel, &r);
+        if (!u)
+                return r;
+        /* mkdir every prefix: "a", "a/b", … (EEXIST is fine) */
+        for (char *p = u + blen + 1; *rel; p++) {
+                if (*p != '/' && *p != 0)
+                        continue;
+                char c = *p;
+                struct stat st;
+
+                *p = 0;
+                errno = 0;
+                if (smbc_getFunctionMkdir(SS(s)->ctx)(SS(s)->ctx, u, 0700) < 0) {
+                        if (errno != EEXIST)
+                                return smb_fail(s, rel, "mkdir");
+                        if (smb_stat_url(s, u, &st) < 0)
+                                return smb_fail(s, rel, NULL);
+                        if (!S_ISDIR(st.st_mode))
+                                return store_fail(s, -ENOTDIR, rel, NULL);
+                }
+                *p = c;
+                if (!c)
+                        break;
+        }
+        return 0;
+}
+
+static int smb_stat(struct store *s, const char *rel, struct store_stat *ret) {
+        _cleanup_free_ char *u = NULL;
+        struct stat st;
+        int r;
+
+        SMB_BEGIN(s, rel);
+        u = smb_path(s, rel, &r);
+        if (!u)
+                return r;
+        if (smb_stat_url(s, u, &st) < 0)
+                return smb_fail(s, rel, NULL);
+        ret->size = (uint64_t)st.st_size;
+        ret->mtime = (int64_t)st.st_mtime;
+        ret->is_dir = S_ISDIR(st.st_mode);
+        return 0;
+}
+
+static int entry_cmp(const void *a, const void *b) {
+        return strcmp(((const struct store_entry *)a)->name, ((const struct store_entry *)b)->name);
+}
+
+static int smb_list(struct store *s, const char *rel, struct store_entry **ret, size_t *ret_n) {
+        SMBCCTX *ctx = SS(s)->ctx;
+        _cleanup_free_ char *u = NULL;
+        const struct libsmb_file_info *fi;
+        struct store_entry *v = NULL;
+        size_t n = 0, cap = 0;
+        SMBCFILE *dh;
+        struct stat st;
+        int r = 0;
+
+        SMB_BEGIN(s, rel);
+        u = smb_path(s, rel, &r);
+        if (!u)
+                return r;
+        errno = 0;
+        dh = smbc_getFunctionOpendir(ctx)(ctx, u);
+        if (!dh)
+                return smb_fail(s, rel, NULL);
+        for (;;) {
+                errno = 0;
+                fi = smbc_getFunctionReaddirPlus2(ctx)(ctx, dh, &st);
+                if (!fi) {
+                        if (errno != 0) /* 0 at the end of the directory */
+                                r = smb_fail(s, rel, "readdir");
+                        break;
+                }
+                if (streq(fi->name, ".") || streq(fi->name, ".."))
+                        continue;
+                if (n == cap) {
+                        size_t ncap = cap ? cap * 2 : 16;
+                        struct store_entry *nv = reallocarray(v, ncap, sizeof *v);
+
+                        if (!nv) {
+                                r = store_fail(s, -ENOMEM, rel, NULL);
+                                break;
+                        }
+                        v = nv;
+                        cap = ncap;
+                }
+                v[n].name = strdup(fi->name);
+                if (!v[n].name) {
+                        r = store_fail(s, -ENOMEM, rel, NULL);
+                        break;
+                }
+                v[n].size = (uint64_t)st.st_size;
+                v[n].mtime = (int64_t)st.st_mtime;
+                v[n].is_dir = S_ISDIR(st.st_mode);
+                n++;
+        }
+        if (!SS(s)->broken)
+                smbc_getFunctionClosedir(ctx)(ctx, dh);
+        if (r < 0) {
+                store_entries_free(v, n);
+                return r;
+        }
+        if (n > 0)
+                qsort(v, n, sizeof *v, entry_cmp);
+        *ret = v;
+        *ret_n = n;
+        return (int)(n > INT_MAX ? INT_MAX : n);
+}
+
+static int smb_open_flags(struct store *s, const char *rel, int flags, mode_t mode, bool writing,
+                          struct store_file **ret) {
+        SMBCCTX *ctx = SS(s)->ctx;
+        _cleanup_free_ char *u = NULL;
+        struct smb_file *f;
+        SMBCFILE *fh;
+        int r;
+
+        SMB_BEGIN(s, rel);
+        u = smb_path(s, rel, &r);
+        if (!u)
+                return r;
+        errno = 0;
+        fh = smbc_getFunctionOpen(ctx)(ctx, u, flags, mode);
+        if (!fh)
+                return smb_fail(s, rel, NULL);
+        f = calloc(1, sizeof *f);
+        if (!f || !(f->f.rel = strdup(rel))) {
+                free(f);
+                smbc_getFunctionClose(ctx)(ctx, fh);
+                return store_fail(s, -ENOMEM, rel, NULL);
+        }
+        f->f.store = s;
+        f->f.writing = writing;
+        f->fh = fh;
+        *ret = &f->f;
+        return 0;
+}
+
+static int smb_open_read(struct store *s, const char *rel, struct store_file **ret) {
+        struct store_stat st;
+        int r = smb_stat(s, rel, &st);
+
+        if (r < 0)
+                return r;
+        if (st.is_dir)
+                return store_fail(s, -EISDIR, rel, NULL);
+        return smb_open_flags(s, rel, O_RDONLY, 0, false, ret);
+}
+
+static int smb_open_write(struct store *s, const char *rel, struct store_file **ret) {
+        return smb_open_flags(s, rel, O_WRONLY | O_CREAT | O_EXCL, 0600, true, ret);
+}
+
+static ssize_t smb_read(struct store_file *f, void *buf, size_t len) {
+        SMBCCTX *ctx = SS(f->store)->ctx;
+        ssize_t n;
+
+        SMB_BEGIN(f->store, f->rel);
+        errno = 0;
+        n = smbc_getFunctionRead(ctx)(ctx, ((struct smb_file *)f)->fh, buf, len);
+        if (n < 0)
+                return smb_fail(f->store, f->rel, NULL);
+        return n;
+}
+
+static int smb_write(struct store_file *f, const void *buf, size_t len) {
+        SMBCCTX *ctx = SS(f->store)->ctx;
+        const char *p = buf;
+
+        while (len > 0) {
+                size_t chunk = len < SMB_CHUNK ? len : SMB_CHUNK;
+                ssize_t n;
+
+                SMB_BEGIN(f->store, f->rel);
+                errno = 0;
+                n = smbc_getFunctionWrite(ctx)(ctx, ((struct smb_file *)f)->fh, p, chunk);
+                if (n < 0)
+                        return smb_fail(f->store, f->rel, NULL);
+                if (n == 0)
+                        return store_fail(f->store, -EIO, f->rel, "short write");
+                p += n;
+                len -= (size_t)n;
+        }
+        return 0;
+}
+
+static int smb_close_file(struct store_file *f) {
+        struct smb_store *ss = SS(f->store);
+        int r = 0;
+
+        /* On a broken store the handle stays with the context; smbc_free_context drops it. */
+        if (!ss->broken) {
+                errno = 0;
+                if (smbc_getFunctionClose(ss->ctx)(ss->ctx, ((struct smb_file *)f)->fh) < 0)
+                        r = smb_fail(f->store, f->rel, "close");
+        } else if (f->writing)
+                r = store_fail(f->store, -ETIMEDOUT, f->rel,
+                               "the server stopped answering; the file is incomplete");
+        free(f->rel);
+        free(f);
+        return r;
+}
+
+static int smb_exists(struct store *s, const char *rel) {
+        _cleanup_free_ char *u = NULL;
+        struct stat st;
+        int r;
+
+        u = smb_path(s, rel, &r);
+        if (!u)
+                return r;
+        if (smb_stat_url(s, u, &st) == 0)
+                return 1;
+        if (errno == ENOENT)
+                return 0;
+        return smb_fail(s, rel, NULL);
+}
+
+static int smb_rename_raw(struct store *s, const char *from, const char *to) {
+        SMBCCTX *ctx = SS(s)->ctx;
+        _cleanup_free_ char *uf = NULL, *ut = NULL;
+        int r;
+
+        uf = smb_path(s, from, &r);
+        if (!uf)
+                return r;
+        ut = smb_path(s, to, &r);
+        if (!ut)
+                return r;
+        errno = 0;
+        if (smbc_getFunctionRename(ctx)(ctx, uf, ctx, ut) < 0)
+                return smb_fail(s, from, "rename to");
+        return 0;
+}
+
+static int smb_rename(struct store *s, const char *from, const char *to, bool replace) {
+        SMBCCTX *ctx = SS(s)->ctx;
+        _cleanup_free_ char *aside = NULL, *ua = NULL;
+        char msg[sizeof s->error];
+        int r;
+
+        SMB_BEGIN(s, from);
+        r = smb_exists(s, to);
+        if (r < 0)
+                return r;
+        if (r == 0) /* (a `to` created after this check would be replaced: see the top) */
+                return smb_rename_raw(s, from, to);
+        if (!replace)
+                return store_fail(s, -EEXIST, to, NULL);
+        r = smb_exists(s, from); /* fail before touching `to` */
+        if (r <= 0)
+                return r < 0 ? r : store_fail(s, -ENOENT, from, NULL);
+
+        /* Move the old target aside, the new file in, then drop the old one. Nothing is lost
+         * wherever this stops: the old version is at `to` or at `aside`, the new one at `from`
+         * or at `to`. Readers of `to` find nothing between the first two renames. */
+        aside = store_temp_name(to, "replaced");
+        if (!aside)
+                return store_fail(s, -ENOMEM, to, NULL);
+        r = smb_rename_raw(s, to, aside);
+        if (r < 0)
+                return r;
+        r = smb_rename_raw(s, from, to);
+        if (r < 0) {
+                memcpy(msg, s->error, sizeof msg);
+                if (SS(s)->broken || smb_rename_raw(s, aside, to) < 0)
+                        snprintf(s->error, sizeof s->error, "%.700s (the previous file is kept as %.200s)",
+                                 msg, aside);
+                else
+                        memcpy(s->error, msg, sizeof msg);
+                return r;
+        }
+        ua = smb_path(s, aside, &r);
+        if (ua) {
+                errno = 0;
+                (void)smbc_getFunctionUnlink(ctx)(ctx, ua); /* a leftover "*.replaced-*" is harmless */
+        }
+        s->error[0] = 0;
+        return 0;
+}
+
+static int splice_continue(off_t n, void *priv) { return 1; }
+
+/* Copy from→tmp with a server-side copy (SMB2 copychunk); -EOPNOTSUPP & co. when the server
+ * cannot, so the caller falls back to reading and writing. */
+static int smb_copy_into(struct store *s, const char *from, const char *tmp, bool server_side) {
+        SMBCCTX *ctx = SS(s)->ctx;
+        struct store_file *in = NULL, *out = NULL;
+        _cleanup_free_ char *buf = NULL;
+        struct stat st;
+        int r;
+
+        r = smb_open_flags(s, from, O_RDONLY, 0, false, &in);
+        if (r < 0)
+                return r;
+        r = smb_open_flags(s, tmp, O_WRONLY | O_CREAT | O_EXCL, 0600, true, &out);
+        if (r < 0)
+                goto out;
+        errno = 0;
+        if (smbc_getFunctionFstat(ctx)(ctx, ((struct smb_file *)in)->fh, &st) < 0) {
+                r = smb_fail(s, from, NULL);
+                goto out;
+        }
+        if (server_side) {
+                off_t n;
+
+                errno = 0;
+                n = smbc_getFunctionSplice(ctx)(ctx, ((struct smb_file *)in)->fh,
+                                                ((struct smb_file *)out)->fh, st.st_size,
+                                                splice_continue, NULL);
+                if (n < 0)
+                        r = smb_fail(s, from, "server-side copy");
+                else if (n != st.st_size)
+                        r = store_fail(s, -EIO, from, "server-side copy stopped short");
+                goto out;
+        }
+        buf = malloc(SMB_CHUNK);
+        if (!buf) {
+                r = store_fail(s, -ENOMEM, from, NULL);
+                goto out;
+        }
+        for (;;) {
+                ssize_t n = smb_read(in, buf, SMB_CHUNK);
+
+                if (n <= 0) {
+                        r = (int)n;
+                        break;
+                }
+                r = smb_write(out, buf, (size_t)n);
+                if (r < 0)
+                        break;
+        }
+out:
+        if (in)
+                smb_close_file(in);
+        if (out) {
+                int q = smb_close_file(out);
+
+                if (r == 0)
+                        r = q;
+        }
+        return r;
+}
+
+static int smb_unlink_quiet(struct store *s, const char *rel) {
+        _cleanup_free_ char *u = NULL;
+        int r;
+
+        if (SS(s)->broken)
+                return -ETIMEDOUT;
+        u = smb_path(s, rel, &r);
+        if (!u)
+                return r;
+        return smbc_getFunctionUnlink(SS(s)->ctx)(SS(s)->ctx, u) < 0 ? -errno : 0;
+}
+
+static int smb_copy(struct store *s, const char *from, const char *to) {
+        _cleanup_free_ char *tmp = NULL;
+        int r;
+
+        SMB_BEGIN(s, from);
+        tmp = store_temp_name(to, "copy");
+        if (!tmp)
+                return store_fail(s, -ENOMEM, to, NULL);
+        r = smb_copy_into(s, from, tmp, true);
+        if (r < 0 && !SS(s)->broken && r != -ENOENT && r != -EACCES && r != -ENOSPC) {
+                smb_unlink_quiet(s, tmp);
+                r = smb_copy_into(s, from, tmp, false);
+        }
+        if (r == 0)
+                r = smb_rename(s, tmp, to, false); /* like open_write: never replaces */
+        if (r < 0) {
+                char msg[sizeof s->error];
+
+                memcpy(msg, s->error, sizeof msg);
+                smb_unlink_quiet(s, tmp);
+                memcpy(s->error, msg, sizeof msg);
+        }
+        return r;
+}
+
+static int smb_unlink(struct store *s, const char *rel) {
+        _cleanup_free_ char *u = NULL;
+        int r;
+
+        SMB_BEGIN(s, rel);
+        u = smb_path(s, rel, &r);
+        if (!u)
+                return r;
+        errno = 0;
+        if (smbc_getFunctionUnlink(SS(s)->ctx)(SS(s)->ctx, u) < 0)
+                return smb_fail(s, rel, NULL);
+        return 0;
+}
+
+static void smb_close(struct store *s) {
+        struct smb_store *ss = SS(s);
+
+        /* shutdown_ctx = 1 closes what is still open; on a broken connection that would wait
+         * for each close, so it is freed without a word to the server (the server drops the
+         * session when the TCP connection goes). */
+        if (ss->ctx && smbc_free_context(ss->ctx, ss->broken ? 0 : 1) != 0)
+                smbc_free_context(ss->ctx, 1);
+        free(ss->base);
+        free(ss->server);
+        free(ss->user);
+        free(ss->domain);
+        free(s->url);
+        free(ss);
+}
+
+static const struct store_ops smb_ops = {
+        .mkdirs = smb_mkdirs,
+        .stat = smb_stat,
+        .list = smb_list,
+        .open_read = smb_open_read,
+        .open_write = smb_open_write,
+        .read = smb_read,
+        .write = smb_write,
+        .close_file = smb_close_file,
+        .rename = smb_rename,
+        .copy = smb_copy,
+        .unlink = smb_unlink,
+        .close = smb_close,
+};
+
+static int hexval(char c) {
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+/* %-decode in place; -EINVAL on a bad escape or an encoded NUL or '/'. */
+static int url_decode(char *s) {
+        char *w = s;
+
+        for (char *p = s; *p; p++) {
+                if (*p == '%') {
+                        int hi = hexval(p[1]), lo = hi < 0 ? -1 : hexval(p[2]);
+
+                        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0) || (hi == 2 && lo == 15))
+                                return -EINVAL;
+                        *w++ = (char)(hi << 4 | lo);
+                        p += 2;
+                } else
+                        *w++ = *p;
+        }
+        *w = 0;
+        return 0;
+}
+
+/* smb://server[:port]/share[/dir…] → server, port, and "share[/dir…]" (decoded, checked). */
+static int parse_smb_url(const char *url, char **ret_server, uint16_t *ret_port, char **ret_path) {
+        const char *p = url + strlen("smb://"), *slash = strchr(p, '/'), *colon;
+        _cleanup_free_ char *server = NULL, *path = NULL;
+        size_t len;
+
+        if (!slash || slash == p)
+                return store_open_fail(-EINVAL, "%s: expected smb://server[:port]/share[/dir]", url);
+        if (memchr(p, '@', (size_t)(slash - p)))
+                return store_open_fail(-EINVAL,
+                                       "%s: no user or password in the URL; they come from the "
+                                       "credentials setting",
+                                       url);
+        colon = memchr(p, ':', (size_t)(slash - p));
+        server = strndup(p, (size_t)((colon ? colon : slash) - p));
+        if (!server)
+                return store_open_fail(-ENOMEM, "%s: %s", url, strerror(ENOMEM));
+        if (!*server || strpbrk(server, "[]%\\ "))
+                return store_open_fail(-EINVAL, "%s: bad server name \"%s\"", url, server);
+        *ret_port = 0;
+        if (colon) {
+                unsigned long v = 0;
+                const char *d = colon + 1;
+
+                if (d == slash)
+                        return store_open_fail(-EINVAL, "%s: empty port", url);
+                for (; d < slash; d++) {
+                        if (*d < '0' || *d > '9' || (v = v * 10 + (unsigned long)(*d - '0')) > 65535)
+                                return store_open_fail(-EINVAL, "%s: bad port", url);
+                }
+                if (v == 0)
+                        return store_open_fail(-EINVAL, "%s: bad port", url);
+                *ret_port = (uint16_t)v;
+        }
+        path = strdup(slash + 1);
+        if (!path)
+                return store_open_fail(-ENOMEM, "%s: %s", url, strerror(ENOMEM));
+        len = strlen(path);
+        while (len > 0 && path[len - 1] == '/')
+                path[--len] = 0;
+        if (url_decode(path) < 0 || !store_rel_valid(path, false) || !smb_name_ok(path))
+                return store_open_fail(-EINVAL, "%s: bad share or folder name", url);
+        *ret_server = TAKE_PTR(server);
+        *ret_path = TAKE_PTR(path);
+        return 0;
+}
+
+static int probe_addr(const struct addrinfo *ai, int timeout_ms) {
+        _cleanup_close_ int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                                        ai->ai_protocol);
+        struct pollfd pfd;
+        socklen_t len = sizeof(int);
+        int err = 0, r;
+
+        if (fd < 0)
+                return -errno;
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+                return 0;
+        if (errno != EINPROGRESS)
+                return -errno;
+        pfd = (struct pollfd){ .fd = fd, .events = POLLOUT };
+        do
+                r = poll(&pfd, 1, timeout_ms);
+        while (r < 0 && errno == EINTR);
+        if (r < 0)
+                return -errno;
+        if (r == 0)
+                return -ETIMEDOUT;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+                return -errno;
+        return -err;
+}
+
+/* Is anything listening? libsmbclient's own connect waits up to 20 s whatever the timeout. A
+ * name that getaddrinfo cannot resolve (a NetBIOS name) is left to libsmbclient. */
+static int probe_server(const char *server, uint16_t port, int timeout_ms) {
+        static const uint16_t defaults[] = { 445, 139 };
+        int r = -EHOSTUNREACH;
+
+        for (size_t i = 0; i < (port ? 1 : ELEMENTSOF(defaults)); i++) {
+                struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
+                struct addrinfo *res = NULL;
+                char serv[8];
+
+                snprintf(serv, sizeof serv, "%u", port ? port : defaults[i]);
+                if (getaddrinfo(server, serv, &hints, &res) != 0)
+                        return 0;
+                for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+                        r = probe_addr(ai, timeout_ms);
+                        if (r == 0)
+                                break;
+                }
+                freeaddrinfo(res);
+                if (r == 0)
+                        return 0;
+        }
+        return r;
+}
+
+static int smb_context_new(struct smb_store *ss, int timeout_ms) {
+        SMBCCTX *ctx = smbc_new_context();
+
+        if (!ctx)
+                return -ENOMEM;
+        smbc_setDebug(ctx, 0);
+        smbc_setLogCallback(ctx, NULL, log_cb);
+        smbc_setOptionUserData(ctx, ss);
+        smbc_setFunctionAuthDataWithContext(ctx, auth_cb);
+        /* a wrong password must fail, not fall back to a guest session */
+        smbc_setOptionNoAutoAnonymousLogin(ctx, *ss->user != 0);
+        smbc_setOptionUseKerberos(ctx, 0);
+        smbc_setOptionFallbackAfterKerberos(ctx, 1);
+        smbc_setOptionUseCCache(ctx, 0);
+        smbc_setTimeout(ctx, timeout_ms);
+        smbc_setPort(ctx, ss->port);
+        if (!smbc_init_context(ctx)) {
+                int r = errno ? -errno : -EIO;
+
+                smbc_free_context(ctx, 1);
+                return r;
+        }
+        /* after init, which loads smb.conf: overrides "client min/max protocol" there */
+        smbc_setOptionProtocols(ctx, "SMB2_02", "SMB3");
+        ss->ctx = ctx;
+        return 0;
+}
+
+/* creds->password is not copied: libsmbclient asks for it (auth_cb) whenever it (re)connects,
+ * so the caller's secret must stay valid until store_close. */
+int store_smb_open(const char *url, const struct store_creds *creds, unsigned timeout_s,
+                   struct store **ret) {
+        struct smb_store *ss;
+        _cleanup_free_ char *path = NULL;
+        int timeout_ms = timeout_s > INT_MAX / 1000 ? INT_MAX : (int)timeout_s * 1000;
+        size_t len, blen = 0;
+        struct stat st;
+        int r;
+
+        if (creds && ((creds->user && strlen(creds->user) > SMB_AUTH_MAX) ||
+                      (creds->domain && strlen(creds->domain) > SMB_AUTH_MAX) ||
+                      (creds->password && strlen(creds->password) > SMB_AUTH_MAX)))
+                return store_open_fail(-EINVAL, "%s: user, domain or password longer than %d bytes",
+                                       url, SMB_AUTH_MAX);
+        ss = calloc(1, sizeof *ss);
+        if (!ss)
+                return store_open_fail(-ENOMEM, "%s: %s", url, strerror(ENOMEM));
+        ss->s.ops = &smb_ops;
+        ss->s.timeout_s = timeout_s;
+        ss->password = creds && creds->password ? creds->password : "";
+        ss->s.url = strdup(url);
+        ss->user = strdup(creds && creds->user ? creds->user : "");
+        ss->domain = creds && creds->domain ? strdup(creds->domain) : NULL;
+        if (!ss->s.url || !ss->user || (creds && creds->domain && !ss->domain)) {
+                r = store_open_fail(-ENOMEM, "%s: %s", url, strerror(ENOMEM));
+                goto fail;
+        }
+        len = strlen(ss->s.url);
+        while (len > 0 && ss->s.url[len - 1] == '/')
+                ss->s.url[--len] = 0;
+
+        r = parse_smb_url(ss->s.url, &ss->server, &ss->port, &path);
+        if (r < 0)
+                goto fail;
+        ss->base = strdup("smb://");
+        blen = strlen(ss->base);
+        if (!ss->base || append_encoded(&ss->base, &blen, ss->server) < 0 ||
+            append_encoded(&ss->base, &blen, "/") < 0 || append_encoded(&ss->base, &blen, path) < 0) {
+                r = store_open_fail(-ENOMEM, "%s: %s", url, strerror(ENOMEM));
+                goto fail;
+        }
+
+        r = probe_server(ss->server, ss->port, timeout_ms);
+        if (r < 0) {
+                r = store_open_fail(r, "%s: cannot reach %s port %s: %s", ss->s.url, ss->server,
+                                    ss->port ? "" : "445/139", strerror(-r));
+                if (ss->port) /* name the port we tried */
+                        store_open_fail(r, "%s: cannot reach %s port %u: %s", ss->s.url,
+                                        ss->server, ss->port, strerror(-r));
+                goto fail;
+        }
+        r = smb_context_new(ss, timeout_ms);
+        if (r < 0) {
+                r = store_open_fail(r, "%s: cannot set up libsmbclient: %s", ss->s.url,
+                                    strerror(-r));
+                goto fail;
+        }
+        /* The first request connects and authenticates. */
+        if (smb_stat_url(&ss->s, ss->base, &st) < 0) {
+                r = smb_fail(&ss->s, NULL, NULL);
+                store_open_fail(r, "%s%s", ss->s.error,
+                                r == -EACCES || r == -EPERM
+                                        ? " (wrong user name or password, or no access to the share)"
+                                        : "");
+                goto fail;
+        }
+        if (!S_ISDIR(st.st_mode)) {
+                r = store_open_fail(-ENOTDIR, "%s: %s", ss->s.url, strerror(ENOTDIR));
+                goto fail;
+        }
+        *ret = &ss->s;
+        return 0;
+fail:
+        smb_close(&ss->s);
+        return r;
+}

@@ -26,20 +26,21 @@ void stages_to_string(uint32_t stages, char *buf, size_t len) {
 }
 
 /* A plugin file runs as root: it and its directory must be root's and not writable by others. */
-static int check_trusted(const char *path, const char *what, const char *conf_path, char **errors) {
+static int check_trusted(const char *path, const char *what, const char *conf_path, unsigned line,
+                         char **errors) {
         struct stat st;
 
         if (lstat(path, &st) < 0) {
                 int r = -errno;
-                conf_error(errors, conf_path, 0, "%s %s: %s", what, path, strerror(-r));
+                conf_error(errors, conf_path, line, "%s %s: %s", what, path, strerror(-r));
                 return r;
         }
         if (S_ISLNK(st.st_mode) && stat(path, &st) < 0) {
-                conf_error(errors, conf_path, 0, "%s %s: dangling symlink", what, path);
+                conf_error(errors, conf_path, line, "%s %s: dangling symlink", what, path);
                 return -ENOENT;
         }
         if (st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH))) {
-                conf_error(errors, conf_path, 0,
+                conf_error(errors, conf_path, line,
                            "refusing %s %s: must be owned by root and not writable by group or "
                            "others (owner uid %u, mode %04o)",
                            what, path, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
@@ -48,8 +49,24 @@ static int check_trusted(const char *path, const char *what, const char *conf_pa
         return 0;
 }
 
+/* The line that brought plugin `name` in: its [order] entry, else its own section. */
+static unsigned plugin_ref_line(const struct conf *conf, const char *name) {
+        for (int s = 0; s < _CONF_STAGE_MAX; s++)
+                for (size_t i = 0; i < conf->norder[s]; i++)
+                        if (streq(conf->order[s][i], name)) {
+                                const struct conf_entry *e = conf_find(conf, "order", conf_stage_name(s));
+                                if (e)
+                                        return e->line;
+                        }
+        for (size_t i = 0; i < conf->nentries; i++)
+                if (streq(conf->entries[i].section, name))
+                        return conf->entries[i].line;
+        return 0;
+}
+
 static int plugin_open(const struct conf *conf, const char *name, struct loaded_plugin *lp,
                        char **errors) {
+        unsigned line = plugin_ref_line(conf, name);
         char path[PATH_MAX];
         const struct pgina_plugin *desc;
         void *dl;
@@ -58,34 +75,34 @@ static int plugin_open(const struct conf *conf, const char *name, struct loaded_
         if (snprintf(path, sizeof path, "%s/%s.so", conf->plugin_dir, name) >= (int)sizeof path)
                 return -ENAMETOOLONG;
         if (access(path, F_OK) < 0) {
-                conf_error(errors, conf->path, 0, "plugin '%s' not found: no file %s", name, path);
+                conf_error(errors, conf->path, line, "plugin '%s' not found: no file %s", name, path);
                 return -ENOENT;
         }
-        if ((r = check_trusted(conf->plugin_dir, "plugin directory", conf->path, errors)) < 0 ||
-            (r = check_trusted(path, "plugin", conf->path, errors)) < 0)
+        if ((r = check_trusted(conf->plugin_dir, "plugin directory", conf->path, line, errors)) < 0 ||
+            (r = check_trusted(path, "plugin", conf->path, line, errors)) < 0)
                 return r;
         dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
         if (!dl) {
-                conf_error(errors, conf->path, 0, "plugin '%s': cannot load %s: %s", name, path,
+                conf_error(errors, conf->path, line, "plugin '%s': cannot load %s: %s", name, path,
                            dlerror());
                 return -ENOEXEC;
         }
         desc = dlsym(dl, PGINA_PLUGIN_SYMBOL);
         if (!desc) {
-                conf_error(errors, conf->path, 0, "plugin '%s': %s exports no %s", name, path,
+                conf_error(errors, conf->path, line, "plugin '%s': %s exports no %s", name, path,
                            PGINA_PLUGIN_SYMBOL);
                 dlclose(dl);
                 return -ENOEXEC;
         }
         if (desc->abi_version != PGINA_PLUGIN_ABI_VERSION) {
-                conf_error(errors, conf->path, 0,
+                conf_error(errors, conf->path, line,
                            "plugin '%s': %s was built for plugin ABI %u, pginad speaks ABI %u", name,
                            path, desc->abi_version, PGINA_PLUGIN_ABI_VERSION);
                 dlclose(dl);
                 return -ENOEXEC;
         }
         if (!desc->name || !streq(desc->name, name)) {
-                conf_error(errors, conf->path, 0, "plugin file %s calls itself '%s', expected '%s'",
+                conf_error(errors, conf->path, line, "plugin file %s calls itself '%s', expected '%s'",
                            path, strempty(desc->name), name);
                 dlclose(dl);
                 return -ENOEXEC;

@@ -42,7 +42,9 @@
  *           pam_get_data or PGINA_SESSION; no known session is PAM_SUCCESS. Every failure in this
  *           group is PAM_SESSION_ERR.
  * password  pam_sm_chauthtok: PAM_PRELIM_CHECK gets the current password (PAM_OLDAUTHTOK, else
- *           "Current password: "; not asked when the caller is root) and checks that pginad
+ *           "Current password: "; not asked when the real uid is root, unless
+ *           PAM_CHANGE_EXPIRED_AUTHTOK; an empty one is PAM_AUTH_ERR, as pginad does not check
+ *           what a root peer, e.g. setuid passwd, leaves empty) and checks that pginad
  *           accepts a connection. PAM_UPDATE_AUTHTOK gets the new password (PAM_AUTHTOK, else
  *           "New password: " and "Retype new password: "; a mismatch is PAM_AUTHTOK_ERR) and sends
  *           CHANGE_PASSWORD {user, old ("" when root), new}.
@@ -821,14 +823,38 @@ int pam_sm_close_session(pam_handle_t *pamh, int flags, int argc, const char **a
         return PAM_SUCCESS;
 }
 
-static int chauthtok_prelim(pam_handle_t *pamh, const struct args *a, const char *user) {
+/* Root may set a password without the current one (pam_unix's rule): only when the real uid is
+ * root, and not when PAM asks to change an expired password. pginad cannot tell: a setuid-root
+ * program (passwd) run by a user is a root peer to it, and pginad checks no current password a
+ * root peer leaves empty. So every other caller must send a non-empty current password. */
+static bool chauthtok_as_root(int flags) {
+        return getuid() == 0 && !(flags & PAM_CHANGE_EXPIRED_AUTHTOK);
+}
+
+static int get_current_password(pam_handle_t *pamh, const char *user, struct secret **ret) {
+        struct secret *old = NULL;
+        int r = get_secret(pamh, PAM_OLDAUTHTOK, SOURCE_ITEM_OR_PROMPT, "Current password: ", NULL,
+                           PAM_AUTH_ERR, &old);
+
+        if (r != PAM_SUCCESS)
+                return r;
+        if (old->len == 0) {
+                secret_free(old);
+                pam_syslog(pamh, LOG_NOTICE, "Password change for user %s refused: no current password",
+                           user);
+                return PAM_AUTH_ERR;
+        }
+        *ret = old;
+        return PAM_SUCCESS;
+}
+
+static int chauthtok_prelim(pam_handle_t *pamh, const struct args *a, int flags, const char *user) {
         _cleanup_secret_ struct secret *old = NULL;
         _cleanup_close_ int fd = -1;
         int r;
 
-        if (getuid() != 0) {
-                r = get_secret(pamh, PAM_OLDAUTHTOK, SOURCE_ITEM_OR_PROMPT, "Current password: ", NULL,
-                               PAM_AUTH_ERR, &old);
+        if (!chauthtok_as_root(flags)) {
+                r = get_current_password(pamh, user, &old);
                 if (r != PAM_SUCCESS)
                         return r;
         }
@@ -842,16 +868,16 @@ static int chauthtok_prelim(pam_handle_t *pamh, const struct args *a, const char
         return PAM_SUCCESS;
 }
 
-static int chauthtok_update(pam_handle_t *pamh, const struct args *a, const char *user) {
+static int chauthtok_update(pam_handle_t *pamh, const struct args *a, int flags, const char *user) {
         _cleanup_secret_ struct secret *old = NULL, *new = NULL;
         _cleanup_result_ struct proto_result res = {};
         _cleanup_pbuf_ struct pbuf req = {};
+        bool as_root = chauthtok_as_root(flags);
         enum secret_source src;
         int r;
 
-        if (getuid() != 0) {
-                r = get_secret(pamh, PAM_OLDAUTHTOK, SOURCE_ITEM_OR_PROMPT, "Current password: ", NULL,
-                               PAM_AUTH_ERR, &old);
+        if (!as_root) {
+                r = get_current_password(pamh, user, &old);
                 if (r != PAM_SUCCESS)
                         return r;
         }
@@ -870,7 +896,7 @@ static int chauthtok_update(pam_handle_t *pamh, const struct args *a, const char
 
         if (a->debug)
                 pam_syslog(pamh, LOG_DEBUG, "CHANGE_PASSWORD user=%s as_root=%s", user,
-                           getuid() == 0 ? "yes" : "no");
+                           as_root ? "yes" : "no");
         r = daemon_call(pamh, a, "CHANGE_PASSWORD", &req, &res);
         pbuf_free(&req);
         if (r < 0)
@@ -895,9 +921,9 @@ int pam_sm_chauthtok(pam_handle_t *pamh, int flags, int argc, const char **argv)
         if (r != PAM_SUCCESS)
                 return r;
         if (flags & PAM_PRELIM_CHECK)
-                return chauthtok_prelim(pamh, &a, user);
+                return chauthtok_prelim(pamh, &a, flags, user);
         if (flags & PAM_UPDATE_AUTHTOK)
-                return chauthtok_update(pamh, &a, user);
+                return chauthtok_update(pamh, &a, flags, user);
         pam_syslog(pamh, LOG_ERR, "pam_sm_chauthtok called without PAM_PRELIM_CHECK or PAM_UPDATE_AUTHTOK");
         return PAM_SERVICE_ERR;
 }

@@ -44,8 +44,8 @@ for test in "$SRC"/tests/integration/test-*.sh; do
         mkdir -p "$T"
         chmod 0755 "$T"
         t0=$(date +%s.%N)
-        BUILD=$BUILD SRC=$SRC T=$T timeout -k 5 "$timeout_s" \
-                "$SRC/tests/sandbox.sh" bash "$test" </dev/null >"$T/test.log" 2>&1
+        export BUILD SRC T
+        timeout -k 5 "$timeout_s" "$SRC/tests/sandbox.sh" bash "$test" </dev/null >"$T/test.log" 2>&1
         rc=$?
         t1=$(date +%s.%N)
         secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')

@@ -100,7 +100,7 @@ assert_eq "$(cat "$T/plugins-before.out")" "$(cat "$T/plugins-after.out")" "plug
 
 step "SIGHUP with a bad line: refused in the log, daemon keeps serving the old config"
 kill -HUP "$PGINA_PID"
-for i in $(seq 1 50); do
+for _ in $(seq 1 50); do
         grep -q "pgina.conf:$line:" "$PGINA_LOG" && break
         sleep 0.1
 done

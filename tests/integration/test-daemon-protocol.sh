@@ -79,7 +79,7 @@ wait "$holder" 2>/dev/null
 
 step "many idle connections at once do not take the daemon down"
 pids=()
-for i in $(seq 1 40); do
+for _ in $(seq 1 40); do
         pgclient hold 3 "" >/dev/null 2>&1 &
         pids+=($!)
 done

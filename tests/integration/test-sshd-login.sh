@@ -42,7 +42,7 @@ sshd_bin=$(command -v sshd)
 pam_host_exec "$sshd_bin" -D -e -f "$T/sshd_config" >"$T/sshd.log" 2>&1 &
 sshd_pid=$!
 at_exit kill "$sshd_pid"
-for i in $(seq 1 50); do
+for _ in $(seq 1 50); do
         (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
         kill -0 "$sshd_pid" 2>/dev/null || { cat "$T/sshd.log"; fail "sshd exited"; }
         sleep 0.1
@@ -75,7 +75,7 @@ step "pginad ran the logon and saw the session open and close (service sshd)"
 assert_contains "$PGINA_LOG" "session"
 grep -E 'erin' "$PGINA_LOG" | grep -v '<debug>' || true
 grep -q "opened for erin (service sshd" "$PGINA_LOG" || fail "pginad logged no sshd session for erin"
-for i in $(seq 1 50); do
+for _ in $(seq 1 50); do
         pginactl sessions >"$T/sessions.out" 2>&1
         grep -q erin "$T/sessions.out" || break
         sleep 0.1

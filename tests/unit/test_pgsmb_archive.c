@@ -1,0 +1,894 @@
+/* Profile archives: round trips keep what a home holds, exclusions hold, and every hostile
+ * archive (built here with libarchive's writer, or byte by byte) is refused with nothing outside
+ * the target touched. Runs as root or as a user; ACL and xattr checks skip where the
+ * filesystem has none. */
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/acl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "pgsmb-archive.h"
+
+static char base[256]; /* per test: base/home, base/t (target), base/victim, base/a.tar */
+
+static void pathf(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void pathf(char *buf, size_t len, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(buf, len, fmt, ap);
+        va_end(ap);
+        assert_true(n > 0 && (size_t)n < len);
+}
+
+static void write_file(const char *path, const void *data, size_t len, mode_t mode) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, data, len), (ssize_t)len);
+        assert_int_equal(fchmod(fd, mode), 0);
+        close(fd);
+}
+
+static char *read_small(const char *path) {
+        static char buf[4096];
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return NULL;
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        assert_true(n >= 0);
+        buf[n] = 0;
+        return buf;
+}
+
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *f) {
+        (void)sb;
+        (void)flag;
+        (void)f;
+        return remove(p);
+}
+
+static int setup(void **state) {
+        (void)state;
+        snprintf(base, sizeof base, "/tmp/test-pgsmb-archive-XXXXXX");
+        if (!mkdtemp(base))
+                return -1;
+        char p[512];
+        pathf(p, sizeof p, "%s/home", base);
+        mkdir(p, 0700);
+        pathf(p, sizeof p, "%s/t", base);
+        mkdir(p, 0700);
+        pathf(p, sizeof p, "%s/victim", base);
+        write_file(p, "victim", 6, 0644);
+        return 0;
+}
+
+static void reset_target(void) {
+        char t[512];
+        pathf(t, sizeof t, "%s/t", base);
+        assert_int_equal(nftw(t, rm_one, 16, FTW_DEPTH | FTW_PHYS), 0);
+        assert_int_equal(mkdir(t, 0700), 0);
+}
+
+static int teardown(void **state) {
+        (void)state;
+        return nftw(base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Nothing but home, t, victim and the archive in base, and the victim unchanged. */
+static void assert_outside_untouched(void) {
+        char p[512];
+        pathf(p, sizeof p, "%s/victim", base);
+        assert_string_equal(read_small(p), "victim");
+        struct stat st;
+        assert_int_equal(stat(p, &st), 0);
+        assert_int_equal(st.st_nlink, 1);
+        DIR *d = opendir(base);
+        assert_non_null(d);
+        struct dirent *de;
+        while ((de = readdir(d)))
+                if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
+                    strcmp(de->d_name, "home") && strcmp(de->d_name, "t") &&
+                    strcmp(de->d_name, "victim") && strcmp(de->d_name, "a.tar"))
+                        fail_msg("unexpected file outside the target: %s", de->d_name);
+        closedir(d);
+}
+
+/* ---- archive building: libarchive's writer, any entry we like ---- */
+
+struct ent {
+        const char *name;
+        mode_t type; /* AE_IFREG, AE_IFDIR, AE_IFLNK, AE_IFCHR, AE_IFIFO; 0 = hardlink */
+        mode_t perm;
+        const char *data;     /* regular file contents */
+        int64_t size;         /* declared size when data is NULL (zeros written) */
+        const char *linkname; /* symlink or hardlink target */
+};
+
+static void build_archive(const char *path, bool zstd, const struct ent *ents, size_t n) {
+        struct archive *w = archive_write_new();
+        assert_int_equal(archive_write_set_format_pax_restricted(w), ARCHIVE_OK);
+        if (zstd)
+                assert_int_equal(archive_write_add_filter_zstd(w), ARCHIVE_OK);
+        assert_int_equal(archive_write_open_filename(w, path), ARCHIVE_OK);
+        for (size_t i = 0; i < n; i++) {
+                struct archive_entry *e = archive_entry_new();
+                archive_entry_set_pathname(e, ents[i].name);
+                archive_entry_set_mtime(e, 1500000000, 0);
+                if (ents[i].type == 0) {
+                        archive_entry_set_filetype(e, AE_IFREG);
+                        archive_entry_set_hardlink(e, ents[i].linkname);
+                } else
+                        archive_entry_set_filetype(e, ents[i].type);
+                archive_entry_set_perm(e, ents[i].perm ? ents[i].perm : 0644);
+                if (ents[i].type == AE_IFLNK)
+                        archive_entry_set_symlink(e, ents[i].linkname);
+                if (ents[i].type == AE_IFCHR)
+                        archive_entry_set_rdev(e, makedev(1, 3));
+                int64_t size = ents[i].data ? (int64_t)strlen(ents[i].data) : ents[i].size;
+                if (ents[i].type == AE_IFREG)
+                        archive_entry_set_size(e, size);
+                assert_int_equal(archive_write_header(w, e), ARCHIVE_OK);
+                if (ents[i].type == AE_IFREG && ents[i].data)
+                        assert_int_equal(archive_write_data(w, ents[i].data, (size_t)size), size);
+                else if (ents[i].type == AE_IFREG) {
+                        static const char zeros[65536];
+                        for (int64_t left = size; left > 0;) {
+                                size_t k = left > (int64_t)sizeof zeros ? sizeof zeros : (size_t)left;
+                                assert_int_equal(archive_write_data(w, zeros, k), (ssize_t)k);
+                                left -= (int64_t)k;
+                        }
+                }
+                archive_entry_free(e);
+        }
+        assert_int_equal(archive_write_close(w), ARCHIVE_OK);
+        archive_write_free(w);
+}
+
+/* Extract base/a.tar into base/t with these limits; returns profile_extract's result. */
+static int extract_file(const struct profile_limits *lim, const struct profile_compress *c,
+                        char *err, size_t errlen) {
+        char p[512], t[512];
+        pathf(p, sizeof p, "%s/a.tar", base);
+        pathf(t, sizeof t, "%s/t", base);
+        int fd = open(p, O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        struct profile_stats st;
+        int r = profile_extract(fd, t, lim, c, &st, err, errlen);
+        close(fd);
+        return r;
+}
+
+static void assert_refused(const struct ent *ents, size_t n, const struct profile_limits *lim,
+                           int expect_r, const char *expect_msg) {
+        char p[512], err[512] = "";
+        pathf(p, sizeof p, "%s/a.tar", base);
+        build_archive(p, true, ents, n);
+        int r = extract_file(lim, NULL, err, sizeof err);
+        if (r != expect_r || !strstr(err, expect_msg))
+                fail_msg("expected %d '%s', got %d '%s'", expect_r, expect_msg, r, err);
+        assert_outside_untouched();
+}
+
+static const struct profile_limits roomy = { .max_total_bytes = 1ull << 40,
+                                             .max_entries = 1000000,
+                                             .max_entry_bytes = 1ull << 38 };
+
+/* ---- round trip ---- */
+
+static void homef(char *buf, size_t len, const char *rel) { pathf(buf, len, "%s/home/%s", base, rel); }
+static void tf(char *buf, size_t len, const char *rel) { pathf(buf, len, "%s/t/%s", base, rel); }
+
+static int archive_home_to_file(const char *const *exclude, const struct profile_compress *c,
+                                struct profile_stats *st, char *err, size_t errlen) {
+        char p[512], h[512];
+        pathf(p, sizeof p, "%s/a.tar", base);
+        pathf(h, sizeof h, "%s/home", base);
+        int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        int r = profile_archive(h, exclude, c, fd, st, err, errlen);
+        close(fd);
+        return r;
+}
+
+static const char *odd_names[] = { "with space", "new\nline", "\xc3\xbcn\xc3\xaf" "c\xc3\xb8" "de-\xe5\x90\x8d",
+                                   "-leading-dash", "bin\xff\xfe-not-utf8" };
+
+static bool has_acl_and_xattr_support(const char *path) {
+        if (setxattr(path, "user.probe", "1", 1, 0) < 0)
+                return false;
+        removexattr(path, "user.probe");
+        return true;
+}
+
+#define BIG_BYTES (100u * 1024 * 1024)
+#define SPARSE_BYTES (1024ull * 1024 * 1024)
+
+static void make_rich_home(bool *acls) {
+        char p[512], q[512];
+        for (size_t i = 0; i < sizeof odd_names / sizeof *odd_names; i++) {
+                homef(p, sizeof p, odd_names[i]);
+                write_file(p, odd_names[i], strlen(odd_names[i]), 0640);
+        }
+        homef(p, sizeof p, "sub");
+        assert_int_equal(mkdir(p, 0750), 0);
+        homef(p, sizeof p, "sub/file");
+        write_file(p, "in sub", 6, 0755);
+        homef(p, sizeof p, "emptydir");
+        assert_int_equal(mkdir(p, 0700), 0);
+        homef(p, sizeof p, "link-rel");
+        assert_int_equal(symlink("sub/file", p), 0);
+        homef(p, sizeof p, "sub/up");
+        assert_int_equal(symlink("../with space", p), 0);
+        homef(p, sizeof p, "hard1");
+        write_file(p, "shared inode", 12, 0600);
+        homef(q, sizeof q, "hard2");
+        assert_int_equal(link(p, q), 0);
+
+        /* 1 GiB apparent, 4 KiB of data in the middle. */
+        homef(p, sizeof p, "sparse");
+        int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        char blk[4096];
+        memset(blk, 'S', sizeof blk);
+        assert_int_equal(pwrite(fd, blk, sizeof blk, 512ll << 20), (ssize_t)sizeof blk);
+        assert_int_equal(ftruncate(fd, (off_t)SPARSE_BYTES), 0);
+        close(fd);
+
+        /* 100 MiB of non-zero, not trivially repeating data. */
+        homef(p, sizeof p, "big.bin");
+        fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        assert_true(fd >= 0);
+        static uint32_t chunk[1 << 18];
+        uint32_t x = 2463534242u;
+        for (unsigned done = 0; done < BIG_BYTES; done += sizeof chunk) {
+                for (size_t i = 0; i < sizeof chunk / 4; i++) {
+                        x ^= x << 13;
+                        x ^= x >> 17;
+                        x ^= x << 5;
+                        chunk[i] = x & 0x0f0f0f0f; /* compressible, never a zero block */
+                        chunk[i] |= 0x10101010;
+                }
+                assert_int_equal(write(fd, chunk, sizeof chunk), (ssize_t)sizeof chunk);
+        }
+        close(fd);
+
+        /* Times with nanoseconds, on a file, a directory and a symlink. */
+        struct timespec ts[2] = { { 1500000000, 123456789 }, { 1500000000, 123456789 } };
+        homef(p, sizeof p, "with space");
+        assert_int_equal(utimensat(AT_FDCWD, p, ts, 0), 0);
+        homef(p, sizeof p, "link-rel");
+        assert_int_equal(utimensat(AT_FDCWD, p, ts, AT_SYMLINK_NOFOLLOW), 0);
+
+        homef(p, sizeof p, "acl-file");
+        write_file(p, "acl", 3, 0640);
+        *acls = has_acl_and_xattr_support(p);
+        if (*acls) {
+                acl_t a = acl_from_text("u::rw-,u:nobody:r--,g::r--,m::r--,o::---");
+                assert_non_null(a);
+                assert_int_equal(acl_set_file(p, ACL_TYPE_ACCESS, a), 0);
+                acl_free(a);
+                assert_int_equal(setxattr(p, "user.pgina", "hello", 5, 0), 0);
+                homef(q, sizeof q, "sub");
+                a = acl_from_text("u::rwx,u:nobody:r-x,g::r-x,m::r-x,o::---");
+                assert_non_null(a);
+                assert_int_equal(acl_set_file(q, ACL_TYPE_DEFAULT, a), 0);
+                acl_free(a);
+        }
+        /* Directory times last: creating entries above changed them. */
+        homef(p, sizeof p, "emptydir");
+        assert_int_equal(utimensat(AT_FDCWD, p, ts, 0), 0);
+        homef(p, sizeof p, "sub");
+        assert_int_equal(utimensat(AT_FDCWD, p, ts, 0), 0);
+}
+
+static void assert_same_file(const char *rel) {
+        char p[512], q[512];
+        homef(p, sizeof p, rel);
+        tf(q, sizeof q, rel);
+        struct stat a, b;
+        assert_int_equal(lstat(p, &a), 0);
+        if (lstat(q, &b) != 0)
+                fail_msg("'%s' missing after extract", rel);
+        assert_int_equal(a.st_mode, b.st_mode);
+        assert_int_equal(a.st_size, b.st_size);
+        assert_int_equal(a.st_mtim.tv_sec, b.st_mtim.tv_sec);
+        if (S_ISLNK(a.st_mode)) {
+                char x[256], y[256];
+                ssize_t n = readlink(p, x, sizeof x), m = readlink(q, y, sizeof y);
+                assert_true(n > 0 && n == m);
+                assert_memory_equal(x, y, (size_t)n);
+        } else if (S_ISREG(a.st_mode) && a.st_size < 65536) {
+                char x[65536], y[65536];
+                int fa = open(p, O_RDONLY | O_CLOEXEC), fb = open(q, O_RDONLY | O_CLOEXEC);
+                ssize_t n = read(fa, x, sizeof x), m = read(fb, y, sizeof y);
+                close(fa);
+                close(fb);
+                assert_true(n == m);
+                assert_memory_equal(x, y, (size_t)n);
+        }
+}
+
+static void assert_same_big_file(const char *rel) {
+        char p[512], q[512];
+        homef(p, sizeof p, rel);
+        tf(q, sizeof q, rel);
+        int fa = open(p, O_RDONLY | O_CLOEXEC), fb = open(q, O_RDONLY | O_CLOEXEC);
+        assert_true(fa >= 0 && fb >= 0);
+        static char x[1 << 20], y[1 << 20];
+        for (;;) {
+                ssize_t n = read(fa, x, sizeof x), m = read(fb, y, sizeof y);
+                assert_int_equal(n, m);
+                if (n <= 0)
+                        break;
+                assert_memory_equal(x, y, (size_t)n);
+        }
+        close(fa);
+        close(fb);
+}
+
+static void assert_acl_equal(const char *rel, acl_type_t type) {
+        char p[512], q[512];
+        homef(p, sizeof p, rel);
+        tf(q, sizeof q, rel);
+        acl_t a = acl_get_file(p, type), b = acl_get_file(q, type);
+        assert_non_null(a);
+        assert_non_null(b);
+        char *x = acl_to_text(a, NULL), *y = acl_to_text(b, NULL);
+        assert_string_equal(x, y);
+        assert_non_null(strstr(y, "user:nobody:r"));
+        acl_free(x);
+        acl_free(y);
+        acl_free(a);
+        acl_free(b);
+}
+
+static void check_round_trip(bool acls, bool sparse_kept) {
+        char q[512];
+        for (size_t i = 0; i < sizeof odd_names / sizeof *odd_names; i++)
+                assert_same_file(odd_names[i]);
+        assert_same_file("sub");
+        assert_same_file("sub/file");
+        assert_same_file("sub/up");
+        assert_same_file("emptydir");
+        assert_same_file("link-rel");
+        assert_same_file("hard1");
+        assert_same_big_file("big.bin");
+        assert_same_big_file("sparse");
+
+        struct stat a, b;
+        tf(q, sizeof q, "hard1");
+        assert_int_equal(stat(q, &a), 0);
+        tf(q, sizeof q, "hard2");
+        assert_int_equal(stat(q, &b), 0);
+        assert_int_equal(a.st_ino, b.st_ino);
+        assert_int_equal(a.st_nlink, 2);
+
+        tf(q, sizeof q, "sparse");
+        assert_int_equal(stat(q, &a), 0);
+        assert_int_equal(a.st_size, (off_t)SPARSE_BYTES);
+        if (sparse_kept && (uint64_t)a.st_blocks * 512 > 1024 * 1024)
+                fail_msg("sparse file not sparse after extract: %lld blocks", (long long)a.st_blocks);
+
+        /* mtimes: whole seconds (assert_same_file); restricted pax stores no fractions. */
+
+        if (acls) {
+                assert_acl_equal("acl-file", ACL_TYPE_ACCESS);
+                assert_acl_equal("sub", ACL_TYPE_DEFAULT);
+                char v[16] = "";
+                tf(q, sizeof q, "acl-file");
+                assert_int_equal(getxattr(q, "user.pgina", v, sizeof v), 5);
+                assert_memory_equal(v, "hello", 5);
+        }
+}
+
+static void test_round_trip_keeps_odd_names_links_sparse_modes_times_acls_xattrs(void **state) {
+        (void)state;
+        bool acls;
+        make_rich_home(&acls);
+        char err[512] = "";
+        struct profile_compress c = { .level = 3, .threads = 2 };
+        struct profile_stats st = { 0 };
+        int r = archive_home_to_file(NULL, &c, &st, err, sizeof err);
+        if (r < 0)
+                fail_msg("archive: %d %s", r, err);
+        assert_true(st.files >= 15);
+        assert_true(st.bytes >= BIG_BYTES + 4096);
+        assert_true(st.bytes < BIG_BYTES + (1u << 20)); /* the sparse file's holes are not data */
+
+        char p[512];
+        pathf(p, sizeof p, "%s/a.tar", base);
+        struct stat as;
+        assert_int_equal(stat(p, &as), 0);
+        assert_true(as.st_size < (off_t)BIG_BYTES); /* compressed, holes not stored */
+
+        struct profile_stats xs = { 0 };
+        int fd = open(p, O_RDONLY | O_CLOEXEC);
+        char t[512];
+        pathf(t, sizeof t, "%s/t", base);
+        r = profile_extract(fd, t, &roomy, &c, &xs, err, sizeof err);
+        close(fd);
+        if (r < 0)
+                fail_msg("extract: %d %s", r, err);
+        assert_int_equal(xs.files, st.files);
+        assert_int_equal(xs.bytes, st.bytes);
+        check_round_trip(acls, true);
+        if (!acls)
+                print_message("[  SKIP    ] no ACL/xattr support under /tmp: not checked\n");
+        assert_outside_untouched();
+}
+
+static void test_external_program_round_trip(void **state) {
+        (void)state;
+        if (access("/usr/bin/tar", X_OK) < 0 || access("/usr/bin/zstd", X_OK) < 0)
+                skip();
+        bool acls;
+        make_rich_home(&acls);
+        char *const aargv[] = { "/usr/bin/tar", "--zstd", "-cf", "-", ".", NULL };
+        char *const xargv[] = { "/usr/bin/tar", "--zstd", "-xf", "-", NULL };
+        struct profile_compress c = { .level = 3, .archive_argv = aargv, .extract_argv = xargv };
+        char err[512] = "";
+        int r = archive_home_to_file(NULL, &c, NULL, err, sizeof err);
+        if (r < 0)
+                fail_msg("archive: %d %s", r, err);
+        struct profile_stats st;
+        char p[512], t[512];
+        pathf(p, sizeof p, "%s/a.tar", base);
+        pathf(t, sizeof t, "%s/t", base);
+        int fd = open(p, O_RDONLY | O_CLOEXEC);
+        r = profile_extract(fd, t, &roomy, &c, &st, err, sizeof err);
+        close(fd);
+        if (r < 0)
+                fail_msg("extract: %d %s", r, err);
+        assert_true(st.files >= 15);
+        /* GNU tar keeps names, links, modes, seconds; ACLs, xattrs and holes need its own
+         * options (--acls --xattrs --sparse), which are the admin's argv. */
+        check_round_trip(false, false);
+}
+
+static void test_external_program_failure_reports_status_and_stderr(void **state) {
+        (void)state;
+        char p[512], err[512] = "";
+        pathf(p, sizeof p, "%s/a.tar", base);
+        write_file(p, "this is not an archive at all", 29, 0600);
+        char *const xargv[] = { "/usr/bin/tar", "--zstd", "-xf", "-", NULL };
+        struct profile_compress c = { .extract_argv = xargv };
+        int r = extract_file(&roomy, &c, err, sizeof err);
+        assert_true(r < 0);
+        assert_non_null(strstr(err, "exited with status"));
+        char *const rel[] = { "tar", "-xf", "-", NULL };
+        c.extract_argv = rel;
+        r = extract_file(&roomy, &c, err, sizeof err);
+        assert_int_equal(r, -EINVAL);
+        assert_non_null(strstr(err, "absolute path"));
+}
+
+static void test_external_extract_strips_setuid_and_enforces_limits(void **state) {
+        (void)state;
+        if (access("/usr/bin/tar", X_OK) < 0 || access("/usr/bin/zstd", X_OK) < 0)
+                skip();
+        const struct ent e[] = { { "suid", AE_IFREG, 04755, "#!/bin/sh\n", 0, NULL },
+                                 { "big", AE_IFREG, 0644, NULL, 4096, NULL } };
+        char p[512], q[512], err[512] = "";
+        pathf(p, sizeof p, "%s/a.tar", base);
+        build_archive(p, true, e, 2);
+        char *const xargv[] = { "/usr/bin/tar", "--zstd", "-xf", "-", NULL };
+        struct profile_compress c = { .extract_argv = xargv };
+        int r = extract_file(&roomy, &c, err, sizeof err);
+        if (r < 0)
+                fail_msg("extract: %s", err);
+        tf(q, sizeof q, "suid");
+        struct stat st;
+        assert_int_equal(stat(q, &st), 0);
+        assert_int_equal(st.st_mode & 07777, 0755);
+
+        struct profile_limits lim = roomy;
+        lim.max_entry_bytes = 1000;
+        reset_target();
+        r = extract_file(&lim, &c, err, sizeof err);
+        assert_int_equal(r, -EFBIG);
+        assert_non_null(strstr(err, "'big'"));
+}
+
+/* ---- exclusion and size ---- */
+
+static void test_exclude_leaves_cache_out_of_archive_and_size(void **state) {
+        (void)state;
+        char p[512], q[512];
+        homef(p, sizeof p, ".cache");
+        assert_int_equal(mkdir(p, 0700), 0);
+        homef(p, sizeof p, ".cache/big");
+        static char mb[1 << 20];
+        memset(mb, 'c', sizeof mb);
+        write_file(p, mb, sizeof mb, 0600);
+        homef(p, sizeof p, "keep");
+        write_file(p, "0123456789", 10, 0600);
+        homef(q, sizeof q, "keep-link");
+        assert_int_equal(link(p, q), 0);
+        homef(p, sizeof p, "sym");
+        assert_int_equal(symlink("keep", p), 0);
+        homef(p, sizeof p, "d");
+        assert_int_equal(mkdir(p, 0700), 0);
+        homef(p, sizeof p, "d/.cache");
+        write_file(p, "not excluded: only the top .cache is", 37, 0600);
+
+        const char *const ex[] = { "./.cache/", NULL };
+        char h[512], err[512] = "";
+        pathf(h, sizeof h, "%s/home", base);
+        uint64_t size = 0;
+        assert_int_equal(profile_size(h, ex, &size, err, sizeof err), 0);
+        assert_int_equal(size, 10 + 37); /* hardlink once, symlink not, .cache not */
+        assert_int_equal(profile_size(h, NULL, &size, err, sizeof err), 0);
+        assert_int_equal(size, 10 + 37 + sizeof mb);
+
+        struct profile_compress c = { .level = 1 };
+        assert_int_equal(archive_home_to_file(ex, &c, NULL, err, sizeof err), 0);
+        assert_int_equal(extract_file(&roomy, NULL, err, sizeof err), 0);
+        struct stat st;
+        tf(p, sizeof p, ".cache");
+        assert_int_equal(lstat(p, &st), -1);
+        tf(p, sizeof p, "keep");
+        assert_int_equal(stat(p, &st), 0);
+        tf(p, sizeof p, "d/.cache");
+        assert_int_equal(stat(p, &st), 0);
+
+        const char *const bad[] = { "../x", NULL };
+        assert_int_equal(profile_size(h, bad, &size, err, sizeof err), -EINVAL);
+        assert_non_null(strstr(err, "'../x'"));
+}
+
+static void test_archive_refuses_symlink_leading_outside_home(void **state) {
+        (void)state;
+        char p[512], err[512] = "";
+        homef(p, sizeof p, "out");
+        assert_int_equal(symlink("/usr/share", p), 0);
+        int r = archive_home_to_file(NULL, NULL, NULL, err, sizeof err);
+        assert_int_equal(r, -ELOOP);
+        assert_non_null(strstr(err, "'out' -> '/usr/share'"));
+        /* ... unless excluded */
+        const char *const ex[] = { "out", NULL };
+        assert_int_equal(archive_home_to_file(ex, NULL, NULL, err, sizeof err), 0);
+}
+
+/* ---- hostile archives ---- */
+
+static void test_hostile_absolute_path_refused(void **state) {
+        (void)state;
+        char abs[512];
+        pathf(abs, sizeof abs, "%s/pwned-abs", base);
+        const struct ent e[] = { { abs, AE_IFREG, 0644, "x", 0, NULL } };
+        assert_refused(e, 1, &roomy, -EPERM, "path leads outside the profile");
+}
+
+static void test_hostile_dotdot_refused(void **state) {
+        (void)state;
+        const struct ent e[] = { { "../pwned", AE_IFREG, 0644, "x", 0, NULL } };
+        assert_refused(e, 1, &roomy, -EPERM, "archive entry '../pwned': path leads outside");
+        const struct ent e2[] = { { "a/../../pwned", AE_IFREG, 0644, "x", 0, NULL } };
+        assert_refused(e2, 1, &roomy, -EPERM, "'a/../../pwned': path leads outside");
+}
+
+static void test_hostile_symlink_outside_then_file_through_it_refused(void **state) {
+        (void)state;
+        const struct ent e[] = { { "evil", AE_IFLNK, 0777, NULL, 0, "/etc" },
+                                 { "evil/pwned", AE_IFREG, 0644, "x", 0, NULL } };
+        assert_refused(e, 2, &roomy, -EPERM, "archive entry 'evil': symlink to '/etc' leads outside");
+        const struct ent e2[] = { { "d", AE_IFLNK, 0777, NULL, 0, ".." },
+                                  { "d/pwned", AE_IFREG, 0644, "x", 0, NULL } };
+        assert_refused(e2, 2, &roomy, -EPERM, "symlink to '..' leads outside");
+}
+
+static void test_hostile_symlink_with_dotdot_after_a_name_refused(void **state) {
+        (void)state;
+        /* a/b/up -> ../.. is the top (allowed); z -> a/b/up/.. looks like "a/b" but is the
+         * parent of the top. */
+        const struct ent e[] = { { "a", AE_IFDIR, 0755, NULL, 0, NULL },
+                                 { "a/b", AE_IFDIR, 0755, NULL, 0, NULL },
+                                 { "a/b/up", AE_IFLNK, 0777, NULL, 0, "../.." },
+                                 { "z", AE_IFLNK, 0777, NULL, 0, "a/b/up/.." },
+                                 { "z/pwned", AE_IFREG, 0644, "x", 0, NULL } };
+        assert_refused(e, 5, &roomy, -EPERM, "'z': symlink to 'a/b/up/..' leads outside");
+}
+
+static void test_hostile_hardlinks_leading_outside_refused(void **state) {
+        (void)state;
+        const struct ent e[] = { { "hl", 0, 0644, NULL, 0, "/etc/passwd" } };
+        assert_refused(e, 1, &roomy, -EPERM, "'hl': hardlink to '/etc/passwd' leads outside");
+        const struct ent e2[] = { { "hl", 0, 0644, NULL, 0, "../victim" } };
+        assert_refused(e2, 1, &roomy, -EPERM, "hardlink to '../victim' leads outside");
+        char abs[512];
+        pathf(abs, sizeof abs, "%s/victim", base);
+        const struct ent e3[] = { { "hl", 0, 0644, NULL, 0, abs },
+                                  { "hl", AE_IFREG, 0644, "overwritten", 0, NULL } };
+        assert_refused(e3, 2, &roomy, -EPERM, "leads outside");
+        /* A hardlink to an inside symlink would move the link's relative target elsewhere. */
+        const struct ent e4[] = { { "d", AE_IFDIR, 0755, NULL, 0, NULL },
+                                  { "d/l", AE_IFLNK, 0777, NULL, 0, "../victim-in-t" },
+                                  { "h", 0, 0644, NULL, 0, "d/l" } };
+        assert_refused(e4, 3, &roomy, -EPERM, "'h': hardlink to 'd/l', which is not a regular file");
+}
+
+static void test_hostile_device_fifo_refused(void **state) {
+        (void)state;
+        const struct ent e[] = { { "null", AE_IFCHR, 0666, NULL, 0, NULL } };
+        assert_refused(e, 1, &roomy, -EPERM, "'null': device files, FIFOs and sockets are refused");
+        const struct ent e2[] = { { "fifo", AE_IFIFO, 0666, NULL, 0, NULL } };
+        assert_refused(e2, 1, &roomy, -EPERM, "'fifo': device files");
+        char p[512];
+        tf(p, sizeof p, "null");
+        struct stat st;
+        assert_int_equal(lstat(p, &st), -1);
+}
+
+static void test_hostile_duplicate_entry_refused(void **state) {
+        (void)state;
+        const struct ent e[] = { { "x", AE_IFREG, 0644, "1", 0, NULL },
+                                 { "x", AE_IFLNK, 0777, NULL, 0, "y" } };
+        assert_refused(e, 2, &roomy, -EPERM, "archive entry 'x' appears twice");
+}
+
+static void test_hostile_setuid_setgid_sticky_stripped(void **state) {
+        (void)state;
+        const struct ent e[] = { { "suid", AE_IFREG, 04755, "#!/bin/sh\n", 0, NULL },
+                                 { "sgid", AE_IFREG, 02755, "#!/bin/sh\n", 0, NULL },
+                                 { "dir", AE_IFDIR, 03777, NULL, 0, NULL } };
+        char p[512], err[512] = "";
+        pathf(p, sizeof p, "%s/a.tar", base);
+        build_archive(p, true, e, 3);
+        assert_int_equal(extract_file(&roomy, NULL, err, sizeof err), 0);
+        struct stat st;
+        tf(p, sizeof p, "suid");
+        assert_int_equal(stat(p, &st), 0);
+        assert_int_equal(st.st_mode & 07777, 0755);
+        tf(p, sizeof p, "sgid");
+        assert_int_equal(stat(p, &st), 0);
+        assert_int_equal(st.st_mode & 07777, 0755);
+        tf(p, sizeof p, "dir");
+        assert_int_equal(stat(p, &st), 0);
+        assert_int_equal(st.st_mode & 07777, 0777);
+}
+
+static void test_hostile_entry_over_max_entry_bytes_refused(void **state) {
+        (void)state;
+        const struct ent e[] = { { "small", AE_IFREG, 0644, "ok", 0, NULL },
+                                 { "big.bin", AE_IFREG, 0644, NULL, 2 << 20, NULL } };
+        struct profile_limits lim = roomy;
+        lim.max_entry_bytes = 1 << 20;
+        assert_refused(e, 2, &lim, -EFBIG,
+                       "archive entry 'big.bin': 2097152 bytes exceeds the per-file limit (1048576 bytes)");
+        char p[512];
+        tf(p, sizeof p, "big.bin");
+        struct stat st;
+        assert_int_equal(lstat(p, &st), -1);
+}
+
+static void test_hostile_bomb_too_many_entries_stops_at_max_entries(void **state) {
+        (void)state;
+        enum { N = 2000 };
+        static struct ent e[N];
+        static char names[N][16];
+        for (int i = 0; i < N; i++) {
+                snprintf(names[i], sizeof names[i], "f%d", i);
+                e[i] = (struct ent){ names[i], AE_IFREG, 0644, "", 0, NULL };
+        }
+        struct profile_limits lim = roomy;
+        lim.max_entries = 1000;
+        assert_refused(e, N, &lim, -E2BIG,
+                       "archive has more than 1000 entries (max_entries) at entry 'f1000'");
+}
+
+static void test_hostile_bomb_total_stops_at_max_total_bytes(void **state) {
+        (void)state;
+        const struct ent e[] = { { "a.bin", AE_IFREG, 0644, NULL, 60 << 20, NULL },
+                                 { "b.bin", AE_IFREG, 0644, NULL, 60 << 20, NULL } };
+        struct profile_limits lim = roomy;
+        lim.max_total_bytes = 100 << 20;
+        assert_refused(e, 2, &lim, -EFBIG,
+                       "profile exceeds max_profile_size (104857600 bytes) at entry 'b.bin'");
+}
+
+/* ---- raw tar, for headers libarchive's writer would not produce ---- */
+
+static void tar_header(unsigned char h[512], const char *name, char type, uint64_t size) {
+        memset(h, 0, 512);
+        snprintf((char *)h, 100, "%s", name);
+        snprintf((char *)h + 100, 8, "%07o", 0644);
+        snprintf((char *)h + 108, 8, "%07o", 0);
+        snprintf((char *)h + 116, 8, "%07o", 0);
+        snprintf((char *)h + 124, 12, "%011llo", (unsigned long long)size);
+        snprintf((char *)h + 136, 12, "%011o", 1500000000);
+        h[156] = (unsigned char)type;
+        memcpy(h + 257, "ustar\0" "00", 8);
+        memset(h + 148, ' ', 8);
+        unsigned sum = 0;
+        for (int i = 0; i < 512; i++)
+                sum += h[i];
+        snprintf((char *)h + 148, 8, "%06o", sum);
+        h[155] = ' ';
+}
+
+static void put_padded(FILE *f, const void *data, size_t len) {
+        static const char zeros[512];
+        assert_int_equal(fwrite(data, 1, len, f), len);
+        if (len % 512)
+                assert_int_equal(fwrite(zeros, 1, 512 - len % 512, f), 512 - len % 512);
+}
+
+static void pax_record(char *buf, size_t cap, size_t *len, const char *kv) {
+        size_t n = strlen(kv) + 3; /* digits guess: " " and "\n" plus length */
+        for (;;) {
+                char tmp[32];
+                size_t digits = (size_t)snprintf(tmp, sizeof tmp, "%zu", n);
+                size_t total = digits + 1 + strlen(kv) + 1;
+                if (total == n)
+                        break;
+                n = total;
+        }
+        *len += (size_t)snprintf(buf + *len, cap - *len, "%zu %s\n", n, kv);
+}
+
+/* A pax sparse (1.0) entry whose header says 10 bytes while its map carries `data_bytes`. */
+static void write_lying_sparse_tar(const char *path, size_t data_bytes) {
+        FILE *f = fopen(path, "we");
+        assert_non_null(f);
+        char pax[1024];
+        size_t plen = 0;
+        pax_record(pax, sizeof pax, &plen, "GNU.sparse.major=1");
+        pax_record(pax, sizeof pax, &plen, "GNU.sparse.minor=0");
+        pax_record(pax, sizeof pax, &plen, "GNU.sparse.name=liar.bin");
+        pax_record(pax, sizeof pax, &plen, "GNU.sparse.realsize=10");
+        unsigned char h[512];
+        tar_header(h, "PaxHeaders/liar.bin", 'x', plen);
+        put_padded(f, h, 512);
+        put_padded(f, pax, plen);
+        char map[512];
+        int mlen = snprintf(map, sizeof map, "1\n0\n%zu\n", data_bytes);
+        tar_header(h, "GNUSparseFile.0/liar.bin", '0', 512 + data_bytes);
+        put_padded(f, h, 512);
+        memset(map + mlen, 0, sizeof map - (size_t)mlen);
+        put_padded(f, map, 512);
+        char *data = malloc(data_bytes);
+        assert_non_null(data);
+        memset(data, 'L', data_bytes);
+        put_padded(f, data, data_bytes);
+        free(data);
+        static const char end[1024];
+        assert_int_equal(fwrite(end, 1, sizeof end, f), sizeof end);
+        assert_int_equal(fclose(f), 0);
+}
+
+static void test_hostile_header_under_reporting_size_stops_at_limits(void **state) {
+        (void)state;
+        char p[512], err[512] = "";
+        pathf(p, sizeof p, "%s/a.tar", base);
+        write_lying_sparse_tar(p, 4 << 20);
+        struct profile_limits lim = roomy;
+        lim.max_total_bytes = 1 << 20;
+        int r = extract_file(&lim, NULL, err, sizeof err);
+        if (r >= 0)
+                fail_msg("lying sparse header accepted");
+        /* Refused at the first byte past the declared size (libarchive's disk writer would
+         * also truncate there); the written-bytes counter is the backstop behind both. */
+        if (!strstr(err, "archive entry 'liar.bin': data beyond its declared size (10 bytes)"))
+                fail_msg("unexpected error: %s", err);
+        struct stat st;
+        tf(p, sizeof p, "liar.bin");
+        if (lstat(p, &st) == 0)
+                assert_true((uint64_t)st.st_blocks * 512 <= (2u << 20));
+        assert_outside_untouched();
+
+        /* Plain ustar size under-reporting: the rest of the data is read as the next header,
+         * which libarchive or our checks refuse. */
+        reset_target();
+        pathf(p, sizeof p, "%s/a.tar", base);
+        FILE *f = fopen(p, "we");
+        unsigned char h[512];
+        tar_header(h, "short", '0', 10);
+        put_padded(f, h, 512);
+        static char junk[8192];
+        memset(junk, 'J', sizeof junk);
+        put_padded(f, junk, sizeof junk);
+        fclose(f);
+        r = extract_file(&roomy, NULL, err, sizeof err);
+        if (r >= 0 || !*err)
+                fail_msg("under-reported ustar size: %d '%s'", r, err);
+        assert_outside_untouched();
+}
+
+static void test_hostile_garbage_and_truncated_archives_refused(void **state) {
+        (void)state;
+        char p[512], err[512] = "";
+        pathf(p, sizeof p, "%s/a.tar", base);
+        static unsigned char junk[100000];
+        uint32_t x = 12345;
+        for (size_t i = 0; i < sizeof junk; i++) {
+                x = x * 1103515245u + 12345u;
+                junk[i] = (unsigned char)(x >> 16);
+        }
+        write_file(p, junk, sizeof junk, 0600);
+        int r = extract_file(&roomy, NULL, err, sizeof err);
+        assert_true(r < 0);
+        assert_true(strlen(err) > 0);
+
+        /* zstd magic, then garbage */
+        junk[0] = 0x28, junk[1] = 0xb5, junk[2] = 0x2f, junk[3] = 0xfd;
+        write_file(p, junk, sizeof junk, 0600);
+        assert_true(extract_file(&roomy, NULL, err, sizeof err) < 0);
+
+        /* a good archive, cut in the middle of the data */
+        const struct ent e[] = { { "a", AE_IFREG, 0644, NULL, 1 << 20, NULL },
+                                 { "b", AE_IFREG, 0644, "bbb", 0, NULL } };
+        build_archive(p, false, e, 2);
+        assert_int_equal(truncate(p, 600 * 1024), 0);
+        r = extract_file(&roomy, NULL, err, sizeof err);
+        assert_true(r < 0);
+        assert_non_null(strstr(err, "'a'"));
+
+        build_archive(p, true, e, 2);
+        struct stat st;
+        assert_int_equal(stat(p, &st), 0);
+        assert_int_equal(truncate(p, st.st_size / 2), 0);
+        assert_true(extract_file(&roomy, NULL, err, sizeof err) < 0);
+
+        /* empty input */
+        write_file(p, "", 0, 0600);
+        assert_true(extract_file(&roomy, NULL, err, sizeof err) < 0);
+        assert_outside_untouched();
+}
+
+static void test_extract_rejects_other_compression(void **state) {
+        (void)state;
+        char p[512], err[512] = "";
+        pathf(p, sizeof p, "%s/a.tar", base);
+        struct archive *w = archive_write_new();
+        archive_write_set_format_pax_restricted(w);
+        archive_write_add_filter_gzip(w);
+        assert_int_equal(archive_write_open_filename(w, p), ARCHIVE_OK);
+        archive_write_close(w);
+        archive_write_free(w);
+        assert_true(extract_file(&roomy, NULL, err, sizeof err) < 0);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+                T(test_round_trip_keeps_odd_names_links_sparse_modes_times_acls_xattrs),
+                T(test_external_program_round_trip),
+                T(test_external_program_failure_reports_status_and_stderr),
+                T(test_external_extract_strips_setuid_and_enforces_limits),
+                T(test_exclude_leaves_cache_out_of_archive_and_size),
+                T(test_archive_refuses_symlink_leading_outside_home),
+                T(test_hostile_absolute_path_refused),
+                T(test_hostile_dotdot_refused),
+                T(test_hostile_symlink_outside_then_file_through_it_refused),
+                T(test_hostile_symlink_with_dotdot_after_a_name_refused),
+                T(test_hostile_hardlinks_leading_outside_refused),
+                T(test_hostile_device_fifo_refused),
+                T(test_hostile_duplicate_entry_refused),
+                T(test_hostile_setuid_setgid_sticky_stripped),
+                T(test_hostile_entry_over_max_entry_bytes_refused),
+                T(test_hostile_bomb_too_many_entries_stops_at_max_entries),
+                T(test_hostile_bomb_total_stops_at_max_total_bytes),
+                T(test_hostile_header_under_reporting_size_stops_at_limits),
+                T(test_hostile_garbage_and_truncated_archives_refused),
+                T(test_extract_rejects_other_compression),
+#undef T
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
