@@ -4,6 +4,7 @@
 # tmpfs that dies with the sandbox; /home and /run are fresh tmpfs; only lo is up. Every process
 # started inside dies with it. The host's accounts and /home are compared before and after.
 set -euo pipefail
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin" # useradd, sshd, ip (CI shells may lack them)
 
 if [ $# -eq 0 ]; then
         echo "usage: $0 CMD [ARGS...]" >&2

@@ -522,9 +522,12 @@ static int archive_builtin(const char *home, char *const *ex, const struct profi
                 return fail(err, errlen, -ENOMEM, "out of memory");
         archive_entry_linkresolver_set_strategy(lr, archive_format(w));
         /* Never follow links below the home; do not descend into other filesystems; record ACLs,
-         * xattrs and sparse maps (the defaults); do not touch atimes (no RESTORE_ATIME). */
+         * xattrs and sparse maps (the defaults); do not touch atimes (no RESTORE_ATIME). File
+         * flags (chattr) are not restored, and recording them (ext4's "e" on every file) would
+         * cost a pax header per entry. */
         archive_read_disk_set_symlink_hybrid(disk);
-        if (archive_read_disk_set_behavior(disk, ARCHIVE_READDISK_NO_TRAVERSE_MOUNTS) !=
+        if (archive_read_disk_set_behavior(disk, ARCHIVE_READDISK_NO_TRAVERSE_MOUNTS |
+                                                         ARCHIVE_READDISK_NO_FFLAGS) !=
                     ARCHIVE_OK ||
             archive_read_disk_set_standard_lookup(disk) != ARCHIVE_OK)
                 return fail(err, errlen, -EIO, "libarchive: %s", la_error(disk));

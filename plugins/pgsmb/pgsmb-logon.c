@@ -1,6 +1,376 @@
-/* stub: replaced by the logon-tasks helper */
+/* pgSMB at logon, besides the profile itself. Gateway (pgsmb_logon_setup): the home share and its
+ * mount point exported into the session, max_storage_kb as a disk quota where the filesystem has
+ * quotas. Notification LOGON (pgsmb_logon_tasks, a background worker): the SNTP clock check and
+ * the login script. Everything here is reported in the log and never fails a logon. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/quota.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lm-spawn.h"
+#include "pgsmb-logon.h"
 #include "pgsmb.h"
+#include "util.h"
+
+#define NS 1000000000LL
+#define NTP_TIMEOUT_MS 2000
+#define LOGIN_SCRIPT_MAX (1024 * 1024) /* bytes of a script downloaded from the share */
+#define LOGIN_SCRIPT_TIMEOUT_DEFAULT 60
+
+static const char *setting(struct pgina_ctx *ctx, struct pgina_user *u, const char *key, const char *attr) {
+        const char *v = pgina_user_get(u, attr);
+        return v && *v ? v : pgina_conf_get(ctx, key);
+}
+
+/* A setting as the session sees it: %u/%h expanded, a UNC path (\\server\share\dir, pGina's
+ * usri4_home_dir) as an smb:// URL. 0 = unset, 1 = out filled, -EINVAL = unusable. */
+static int session_value(struct pgina_ctx *ctx, struct pgina_user *u, const char *key, const char *attr,
+                         char *out, size_t len) {
+        const char *v = setting(ctx, u, key, attr);
+        char tmp[PGINA_VALUE_MAX];
+
+        if (!v || !*v)
+                return 0;
+        if (pgsmb_expand(v, pgina_user_name(u), tmp, sizeof tmp) < 0) {
+                pgina_log(ctx, LOG_WARNING, "%s: %s '%s' has an unknown %% sequence or is too long, not used",
+                          pgina_user_name(u), key, v);
+                return -EINVAL;
+        }
+        if (tmp[0] == '\\' && tmp[1] == '\\') {
+                size_t o = (size_t)snprintf(out, len, "smb://");
+                for (const char *p = tmp + 2; *p && o + 1 < len; p++)
+                        out[o++] = *p == '\\' ? '/' : *p;
+                out[o] = 0;
+        } else
+                snprintf(out, len, "%s", tmp);
+        for (const unsigned char *p = (const unsigned char *)out; *p; p++)
+                if (*p < ' ' || *p == 0x7f) {
+                        pgina_log(ctx, LOG_WARNING, "%s: %s holds control characters, not used", pgina_user_name(u), key);
+                        return -EINVAL;
+                }
+        return 1;
+}
+
+/* ---- gateway: the home share ---- */
+
+static void home_share_export(struct pgina_ctx *ctx, struct pgina_user *u) {
+        char share[PGINA_VALUE_MAX], mount[PGINA_VALUE_MAX];
+        const char *user = pgina_user_name(u);
+
+        if (session_value(ctx, u, "home_share", "usri4_home_dir", share, sizeof share) > 0) {
+                if (pgina_user_set(u, "env:PGINA_HOME_SHARE", share) < 0)
+                        pgina_log(ctx, LOG_WARNING, "%s: cannot export PGINA_HOME_SHARE", user);
+                else
+                        pgina_log(ctx, LOG_INFO, "%s: home share %s exported as PGINA_HOME_SHARE", user, share);
+        }
+        if (session_value(ctx, u, "home_mount", "usri4_home_dir_drive", mount, sizeof mount) > 0) {
+                if (pgina_user_set(u, "env:PGINA_HOME_MOUNT", mount) < 0)
+                        pgina_log(ctx, LOG_WARNING, "%s: cannot export PGINA_HOME_MOUNT", user);
+                /* Exported only, never mounted here: a CIFS mount with the user's password belongs
+                 * in the session (pam_mount, a systemd automount), not in a root worker that ends
+                 * with the request. */
+                pgina_log(ctx, LOG_INFO, "%s: home mount point %s exported as PGINA_HOME_MOUNT (not mounted by pgina)",
+                          user, mount);
+        }
+}
+
+/* ---- gateway: max_storage_kb as a quota ---- */
+
+/* The mount point holding path: walk up while the device stays the same. */
+static int mount_point(const char *path, char *out, size_t len) {
+        char cur[PATH_MAX];
+        struct stat st, up;
+
+        if (!realpath(path, cur) || stat(cur, &st) < 0)
+                return -errno;
+        while (!streq(cur, "/")) {
+                char parent[PATH_MAX], *slash;
+
+                snprintf(parent, sizeof parent, "%s", cur);
+                slash = strrchr(parent, '/');
+                slash[slash == parent ? 1 : 0] = 0;
+                if (stat(parent, &up) < 0)
+                        return -errno;
+                if (up.st_dev != st.st_dev)
+                        break;
+                snprintf(cur, sizeof cur, "%s", parent);
+        }
+        if (strlen(cur) >= len)
+                return -ENAMETOOLONG;
+        snprintf(out, len, "%s", cur);
+        return 0;
+}
+
+/* 1 = user quotas are on, 0 = off (or no quota support), -errno = cannot tell. */
+static int user_quota_on(const char *mnt) {
+#ifdef SYS_quotactl_fd
+        _cleanup_close_ int fd = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        struct dqinfo info;
+
+        if (fd < 0)
+                return -errno;
+        if (syscall(SYS_quotactl_fd, fd, QCMD(Q_GETINFO, USRQUOTA), 0, &info) == 0)
+                return 1;
+        if (errno == ESRCH || errno == EOPNOTSUPP || errno == ENOTTY)
+                return 0;
+        return -errno;
+#else
+        (void)mnt;
+        return -ENOSYS;
+#endif
+}
+
+static void quota_apply(struct pgina_ctx *ctx, const struct pgsmb_cfg *c) {
+        uint64_t kb = c->max_storage_bytes / 1024;
+        char mnt[PATH_MAX], limit[32];
+        const char *argv[] = {"setquota", "-u", c->user, limit, limit, "0", "0", mnt, NULL};
+        struct lm_run_result res;
+        int r;
+
+        if (kb == 0)
+                return;
+        if ((r = mount_point(c->home, mnt, sizeof mnt)) < 0) {
+                pgina_log(ctx, LOG_WARNING, "%s: no disk quota (max_storage_kb): cannot find the filesystem of %s: %s",
+                          c->user, c->home, strerror(-r));
+                return;
+        }
+        r = user_quota_on(mnt);
+        if (r == 0) {
+                pgina_log(ctx, LOG_INFO, "%s: %s has no user quotas on: max_storage_kb (%" PRIu64 " KiB) is checked at logoff only",
+                          c->user, mnt, kb);
+                return;
+        }
+        /* On, or the kernel cannot say (no quotactl_fd): setquota decides. */
+        snprintf(limit, sizeof limit, "%" PRIu64, kb);
+        r = lm_run(argv, NULL, 0, &res);
+        if (r == -ENOENT)
+                pgina_log(ctx, LOG_INFO, "%s: setquota is not installed (package quota): max_storage_kb is checked at logoff only",
+                          c->user);
+        else if (r < 0 || res.status != 0)
+                pgina_log(ctx, LOG_WARNING, "%s: setquota of %" PRIu64 " KiB on %s failed: %s", c->user, kb, mnt,
+                          r < 0 ? strerror(-r) : res.err[0] ? res.err : "non-zero exit status");
+        else
+                pgina_log(ctx, LOG_INFO, "%s: disk quota of %" PRIu64 " KiB set on %s", c->user, kb, mnt);
+}
 
 void pgsmb_logon_setup(struct pgina_ctx *ctx, struct pgina_user *u, const struct pgsmb_cfg *c, uid_t uid,
-                       gid_t gid) {}
-int pgsmb_logon_tasks(struct pgina_ctx *ctx, struct pgina_user *u) { return 1; }
+                       gid_t gid) {
+        (void)gid;
+        if (pgina_ctx_dry_run(ctx))
+                return;
+        home_share_export(ctx, u);
+        if (uid != 0)
+                quota_apply(ctx, c);
+}
+
+/* ---- notification: the clock ---- */
+
+static void clock_correct(struct pgina_ctx *ctx, int64_t offset_ns) {
+        struct timespec ts;
+        int64_t t;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        t = (int64_t)ts.tv_sec * NS + ts.tv_nsec + offset_ns;
+        ts.tv_sec = (time_t)(t / NS);
+        ts.tv_nsec = (long)(t % NS);
+        if (clock_settime(CLOCK_REALTIME, &ts) < 0)
+                pgina_log(ctx, LOG_ERR, "cannot correct the clock by %+.3f s: %m", (double)offset_ns / NS);
+        else
+                pgina_log(ctx, LOG_NOTICE, "clock corrected by %+.3f s (ntp_set_clock)", (double)offset_ns / NS);
+}
+
+static void ntp_check(struct pgina_ctx *ctx) {
+        size_t n = pgina_conf_list_len(ctx, "ntp_servers");
+        long long max_skew = pgina_conf_int(ctx, "ntp_max_skew");
+
+        if (n == 0)
+                return;
+        for (size_t i = 0; i < n; i++) {
+                const char *server = pgina_conf_list_item(ctx, "ntp_servers", i);
+                struct sntp_result res;
+                char err[256];
+                double skew;
+
+                if (sntp_query(server, NTP_TIMEOUT_MS, &res, err, sizeof err) < 0) {
+                        pgina_log(ctx, LOG_WARNING, "NTP server %s: %s", server, err);
+                        continue;
+                }
+                skew = (double)res.offset_ns / NS;
+                pgina_log(ctx, LOG_INFO, "clock skew against NTP server %s (%s, stratum %u): %+.3f s, round trip %.1f ms",
+                          server, res.address, res.stratum, skew, (double)res.delay_ns / 1e6);
+                if (llabs(res.offset_ns) <= max_skew * NS)
+                        return;
+                pgina_log(ctx, LOG_WARNING, "the clock is off by %+.3f s against %s, more than ntp_max_skew = %lld s%s",
+                          skew, server, max_skew,
+                          pgina_conf_bool(ctx, "ntp_set_clock") ? "" : "; not corrected (ntp_set_clock = false)");
+                if (pgina_conf_bool(ctx, "ntp_set_clock"))
+                        clock_correct(ctx, res.offset_ns);
+                return;
+        }
+        pgina_log(ctx, LOG_WARNING, "no server of ntp_servers answered: the clock was not checked");
+}
+
+/* ---- notification: the login script ---- */
+
+static bool valid_rel(const char *p) {
+        if (!*p || *p == '/')
+                return false;
+        for (const char *c = p; *c;) {
+                size_t n = strcspn(c, "/");
+                if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
+                        return false;
+                c += n;
+                c += *c == '/';
+        }
+        return true;
+}
+
+/* Read a small file of the store into memory. */
+static int store_slurp(struct store *st, const char *rel, char **ret, size_t *len, char *why, size_t whylen) {
+        struct store_file *f = NULL;
+        _cleanup_free_ char *buf = malloc(LOGIN_SCRIPT_MAX + 1);
+        size_t n = 0;
+        int r;
+
+        if (!buf)
+                return -ENOMEM;
+        if ((r = store_open_read(st, rel, &f)) < 0) {
+                snprintf(why, whylen, "%s", store_error(st));
+                return r;
+        }
+        for (;;) {
+                ssize_t k = store_read(f, buf + n, LOGIN_SCRIPT_MAX + 1 - n);
+                if (k < 0) {
+                        snprintf(why, whylen, "%s", store_error(st));
+                        store_close_file(f);
+                        return (int)k;
+                }
+                if (k == 0)
+                        break;
+                n += (size_t)k;
+                if (n > LOGIN_SCRIPT_MAX) {
+                        snprintf(why, whylen, "%s/%s is larger than %d bytes", store_url(st), rel, LOGIN_SCRIPT_MAX);
+                        store_close_file(f);
+                        return -EFBIG;
+                }
+        }
+        store_close_file(f);
+        *ret = TAKE_PTR(buf);
+        *len = n;
+        return 0;
+}
+
+/* A script on the share: an smb:// (or file://) URL, or a path relative to the share's root. */
+static int share_script_run(struct pgina_ctx *ctx, struct pgina_user *u, const struct pgsmb_user *pu,
+                            const struct login_script *s, const char *where) {
+        struct pgsmb_cfg cfg;
+        struct store_creds cr;
+        struct store *st = NULL;
+        _cleanup_free_ char *data = NULL;
+        char url[1024], rel[1024], why[600] = "";
+        const char *scheme = strstr(where, "://");
+        size_t len = 0, sl;
+        int r;
+
+        if ((r = pgsmb_cfg_load(ctx, u, &cfg, why, sizeof why)) < 0)
+                goto out;
+        sl = strlen(cfg.share);
+        if (strncmp(where, cfg.share, sl) == 0 && where[sl] == '/') {
+                snprintf(url, sizeof url, "%s", cfg.share);
+                snprintf(rel, sizeof rel, "%s", where + sl + 1);
+        } else if (scheme) { /* elsewhere: the URL's folder is the store, its last part the file */
+                const char *slash = strrchr(where, '/');
+                if (slash < scheme + 3 || !strchr(scheme + 3, '/'))
+                        slash = where + strlen(where);
+                snprintf(url, sizeof url, "%.*s", (int)(slash - where), where);
+                snprintf(rel, sizeof rel, "%s", *slash ? slash + 1 : "");
+        } else {
+                snprintf(url, sizeof url, "%s", cfg.share);
+                snprintf(rel, sizeof rel, "%s", where);
+        }
+        if (!valid_rel(rel)) {
+                snprintf(why, sizeof why, "'%s' is neither an absolute path, the URL of a file nor a path in the share",
+                         where);
+                r = -EINVAL;
+                goto out;
+        }
+        cr = (struct store_creds){
+                .user = cfg.cred_user,
+                .domain = cfg.cred_domain[0] ? cfg.cred_domain : NULL,
+                .password = cfg.cred_password ? cfg.cred_password->data : NULL,
+        };
+        if ((r = store_open(url, &cr, cfg.timeout, &st)) < 0) {
+                snprintf(why, sizeof why, "%s", store_open_error());
+                goto out;
+        }
+        r = store_slurp(st, rel, &data, &len, why, sizeof why);
+        store_close(st);
+        if (r >= 0)
+                r = login_script_run_data(ctx, pu, s, data, len);
+out:
+        if (r < 0 && why[0])
+                pgina_log(ctx, LOG_ERR, "%s: login script %s not run: %s", pu->name, s->label, why);
+        if (data)
+                explicit_bzero(data, len);
+        pgsmb_cfg_done(&cfg);
+        return r;
+}
+
+static void login_script(struct pgina_ctx *ctx, struct pgina_user *u) {
+        const char *name = pgina_user_name(u), *v = setting(ctx, u, "login_script", "LoginScript");
+        char where[PATH_MAX], share[PGINA_VALUE_MAX], mount[PGINA_VALUE_MAX], pwbuf[4096], path[PATH_MAX],
+                err[600];
+        struct passwd pw, *pwp = NULL;
+        struct pgsmb_user pu;
+        struct login_script s = {.label = where};
+        long long timeout = pgina_conf_int(ctx, "login_script_timeout");
+
+        if (!v || !*v)
+                return;
+        if (pgsmb_expand(v, name, where, sizeof where) < 0) {
+                pgina_log(ctx, LOG_ERR, "%s: login script '%s' has an unknown %% sequence or is too long", name, v);
+                return;
+        }
+        if (getpwnam_r(name, &pw, pwbuf, sizeof pwbuf, &pwp) != 0 || !pwp) {
+                pgina_log(ctx, LOG_WARNING, "%s: no local account: login script %s not run", name, where);
+                return;
+        }
+        if (pw.pw_uid == 0) {
+                pgina_log(ctx, LOG_WARNING, "%s: uid 0: login script %s not run", name, where);
+                return;
+        }
+        pu = (struct pgsmb_user){.name = name, .uid = pw.pw_uid, .gid = pw.pw_gid, .home = pw.pw_dir};
+        s.timeout_s = timeout > 0 && timeout < 86400 ? (unsigned)timeout : LOGIN_SCRIPT_TIMEOUT_DEFAULT;
+        if (session_value(ctx, u, "home_share", "usri4_home_dir", share, sizeof share) > 0)
+                s.home_share = share;
+        if (session_value(ctx, u, "home_mount", "usri4_home_dir_drive", mount, sizeof mount) > 0)
+                s.home_mount = mount;
+        if (where[0] != '/') {
+                (void)share_script_run(ctx, u, &pu, &s, where);
+                return;
+        }
+        if (login_script_check(where, pu.uid, path, err, sizeof err) < 0) {
+                pgina_log(ctx, LOG_ERR, "%s: %s: not run", name, err);
+                return;
+        }
+        s.path = path;
+        (void)login_script_run(ctx, &pu, &s);
+}
+
+int pgsmb_logon_tasks(struct pgina_ctx *ctx, struct pgina_user *u) {
+        if (pgina_ctx_dry_run(ctx))
+                return 1;
+        ntp_check(ctx);
+        login_script(ctx, u);
+        return 1; /* a logon notification never blocks the logon: failures are in the log */
+}

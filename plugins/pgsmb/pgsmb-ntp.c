@@ -88,8 +88,8 @@ static int sntp_parse(const unsigned char *p, size_t len, uint64_t cookie, int64
         receive = get_be64(p + 32);
         transmit = get_be64(p + 40);
         if (origin != cookie) {
-                snprintf(err, errlen, "answer does not match our request (origin timestamp differs)");
-                return -EBADMSG;
+                snprintf(err, errlen, "answers that do not match our request (origin timestamp differs)");
+                return -ESTALE; /* not the answer to our request: keep waiting for that */
         }
         if (mode != 4 || version < 3 || version > 4) {
                 snprintf(err, errlen, "not a server answer (version %u, mode %u)", version, mode);
@@ -122,6 +122,7 @@ static int sntp_ask(const struct addrinfo *ai, long long deadline, struct sntp_r
         _cleanup_close_ int fd = socket(ai->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
         unsigned char req[NTP_PACKET] = {0}, ans[NTP_PACKET + 64];
         uint64_t cookie;
+        bool stray = false;
         int64_t t1;
 
         if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
@@ -146,7 +147,8 @@ static int sntp_ask(const struct addrinfo *ai, long long deadline, struct sntp_r
                 int r;
 
                 if (left <= 0) {
-                        snprintf(err, errlen, "no answer");
+                        if (!stray)
+                                snprintf(err, errlen, "no answer");
                         return -ETIMEDOUT;
                 }
                 r = poll(&pfd, 1, (int)left);
@@ -165,9 +167,10 @@ static int sntp_ask(const struct addrinfo *ai, long long deadline, struct sntp_r
                         snprintf(err, errlen, "%s", strerror(errno)); /* e.g. port unreachable */
                         return -errno;
                 }
-                if (sntp_parse(ans, (size_t)k, cookie, t1, realtime_ns(), res, err, errlen) == 0)
-                        return 0;
-                /* A late answer to someone else or a bad one: keep waiting for ours. */
+                r = sntp_parse(ans, (size_t)k, cookie, t1, realtime_ns(), res, err, errlen);
+                if (r != -ESTALE)
+                        return r;
+                stray = true; /* late, forged or someone else's: keep waiting for ours */
         }
 }
 

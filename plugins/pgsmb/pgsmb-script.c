@@ -2,7 +2,6 @@
  * the file; a child that already is the user (pgsmb_as_user) spawns it with a fixed argv, a
  * minimal environment, stdin /dev/null and cwd = home, logs its output line by line and kills its
  * process group when login_script_timeout runs out. */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>

@@ -32,6 +32,7 @@
 #define CONNS_PER_USER_MAX 16 /* non-root peers */
 #define WORKERS_PER_USER_MAX 2 /* non-root peers: requests beyond wait their turn */
 #define IDLE_TIMEOUT_MS (30 * 1000) /* a connection with no complete request for this long */
+#define PARKED_PING_MS (10 * 1000) /* a waiting logon hears from us this often (PAM timeouts) */
 #define REQUEST_WORKERS_MAX 64
 #define JOBS_PARALLEL_MAX 4
 #define TOKEN_TTL_MS (5 * 60 * 1000)
@@ -48,6 +49,7 @@ struct conn {
         struct request req;
         int pidx; /* index in this round's pollfd array, -1 if not polled */
         long long idle_since; /* last time it became idle (accepted or answered) */
+        long long parked_ping; /* last "please wait" sent while parked */
         struct conn *next;
 };
 
@@ -86,6 +88,7 @@ struct peer_fail {
 
 struct manager {
         char *conf_path;
+        char *bound_socket; /* the path we bound (a reload may name another) */
         struct conf *conf;
         struct plugin_info *plugins;
         size_t nplugins;
@@ -295,6 +298,7 @@ static void park(struct manager *m, struct conn *c) {
         char text[256];
 
         c->parked = true;
+        c->parked_ping = now_ms();
         snprintf(text, sizeof text,
                  "Please wait: the logoff of %s on this machine is still being completed...",
                  c->req.user);
@@ -791,6 +795,7 @@ static void conn_process(struct manager *m, struct conn *c) {
                 c->in.len = 0;
                 return;
         }
+        request_free(&c->req); /* whatever the last request left (admin requests keep theirs) */
         r = proto_frame_open(c->in.data, (size_t)n, &type, &payload);
         if (r == 0)
                 r = request_parse(type, &payload, &c->req);
@@ -824,8 +829,11 @@ static void conn_write(struct manager *m, struct conn *c) {
         ssize_t k = send(c->fd, c->out.data, c->out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
 
         if (k < 0) {
-                if (errno != EAGAIN && errno != EINTR)
-                        conn_free(m, c);
+                /* Never freed here: the loop that called us may still use c. */
+                if (errno != EAGAIN && errno != EINTR) {
+                        c->closing = true;
+                        pbuf_reset(&c->out);
+                }
                 return;
         }
         pbuf_consume(&c->out, (size_t)k);
@@ -886,14 +894,37 @@ static void login_token_new(struct manager *m, struct conn *c, struct worker *w,
         reply_frame(c, &b);
 }
 
-static void credui_append(struct manager *m, struct worker *w) {
+/* The real uid of a process (sudo runs setuid root: its real uid is the user who called it). */
+static int process_real_uid(pid_t pid, uid_t *ret) {
+        char path[64], line[256];
+        _cleanup_fclose_ FILE *f = NULL;
+
+        snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+        if (!(f = fopen(path, "re")))
+                return -errno;
+        while (fgets(line, sizeof line, f))
+                if (strncmp(line, "Uid:", 4) == 0) {
+                        *ret = (uid_t)strtoul(line + 4, NULL, 10);
+                        return 0;
+                }
+        return -ENOENT;
+}
+
+static void credui_append(struct manager *m, struct worker *w, const struct conn *c) {
         struct session *s = w->req.session[0] ? cache_find(&m->cache, w->req.session) : NULL;
         struct pgina_user *rec;
-        uid_t uid;
+        uid_t uid, caller = 0;
 
         if (!s) {
                 log_info("credui logon of %s: no pgina session '%s' to append to", w->req.user,
                          w->req.session);
+                return;
+        }
+        /* PGINA_SESSION comes from the caller's environment: only the session's own user may name it. */
+        if (s->nentries == 0 || process_real_uid(c->peer.pid, &caller) < 0 ||
+            (caller != 0 && (int64_t)caller != s->entries[0].uid)) {
+                log_notice("credui logon of %s: caller (pid %d) does not own session %s; not appended",
+                           w->req.user, (int)c->peer.pid, s->id);
                 return;
         }
         rec = result_record(&w->result);
@@ -953,7 +984,7 @@ static void worker_request_done(struct manager *m, struct worker *w) {
                         return;
                 }
                 if (st == PROTO_OK && w->req.scenario == PGINA_SCENARIO_CREDUI)
-                        credui_append(m, w);
+                        credui_append(m, w, c);
         } else if (w->req.type == PROTO_REQ_CHANGE_PASSWORD) {
                 log_info("password change of %s: %s%s%s", w->req.user, proto_status_to_string(st),
                          msg[0] ? ": " : "", msg);
@@ -1115,6 +1146,13 @@ static void jobs_count_running(struct manager *m) {
 }
 
 static void parked_resume(struct manager *m) {
+        long long now = now_ms();
+
+        for (struct conn *c = m->conns; c; c = c->next)
+                if (c->parked && user_has_job(m, c->req.user) && now - c->parked_ping >= PARKED_PING_MS) {
+                        c->parked_ping = now;
+                        reply_info(c, PROTO_INFO_PROGRESS, "Still waiting for the logoff to finish...");
+                }
         for (struct conn *c = m->conns; c; c = c->next)
                 if (c->parked && !user_has_job(m, c->req.user)) {
                         c->parked = false;
@@ -1241,6 +1279,8 @@ int manager_new(struct manager **ret, const char *conf_path, struct conf *conf,
         m->listen_fd = listen_socket(conf->socket_path);
         if (m->listen_fd < 0)
                 return m->listen_fd;
+        if (!(m->bound_socket = strdup(conf->socket_path)))
+                return -ENOMEM;
         return 0;
 }
 
@@ -1334,6 +1374,12 @@ int manager_run(struct manager *m) {
                                 if (until > now && until < next)
                                         next = until;
                         }
+                        if (c->parked && c->parked_ping + PARKED_PING_MS < next)
+                                next = c->parked_ping + PARKED_PING_MS;
+                        if (!c->busy && !c->closing && c->in.len >= PROTO_HEADER_LEN &&
+                            proto_frame_complete(c->in.data, c->in.len) != 0 &&
+                            !(c->peer.uid != 0 && peer_must_wait(m, c)))
+                                next = now; /* a pipelined request waits in the buffer */
                         if (!c->busy && c->idle_since + IDLE_TIMEOUT_MS < next)
                                 next = c->idle_since + IDLE_TIMEOUT_MS;
                         c->pidx = (int)n;
@@ -1383,13 +1429,22 @@ int manager_run(struct manager *m) {
                                           (int)w->pid, w->user, w->plugin[0] ? "plugin " : "",
                                           w->plugin, w->stage[0] ? "" : "");
                                 w->timed_out = true;
+                                kill(-w->pid, SIGKILL); /* the worker and whatever it started */
                                 kill(w->pid, SIGKILL);
                         }
                 workers_reap(m);
                 for (struct worker *w = m->workers, *next_w; w; w = next_w) {
                         next_w = w->next;
-                        if (w->reaped && !w->eof)
-                                worker_read(m, w); /* drain what it wrote before it died */
+                        if (w->reaped && !w->eof) {
+                                /* Drain what it wrote before it died; a child of the worker that
+                                 * still holds the pipe must not keep the request open. */
+                                ssize_t got;
+                                do
+                                        got = pbuf_read_fd(&w->in, w->fd, READ_CHUNK);
+                                while (got > 0);
+                                worker_frames(m, w);
+                                w->eof = true;
+                        }
                         if (w->reaped && w->eof)
                                 worker_finish(m, w);
                 }
@@ -1447,13 +1502,15 @@ void manager_free(struct manager *m) {
         }
         if (m->listen_fd >= 0) {
                 close(m->listen_fd);
-                (void)unlink(m->conf->socket_path);
+                if (m->bound_socket)
+                        (void)unlink(m->bound_socket);
         }
         if (m->signal_fd >= 0)
                 close(m->signal_fd);
         cache_free(&m->cache);
         plugin_infos_free(m->plugins, m->nplugins);
         conf_free(m->conf);
+        free(m->bound_socket);
         free(m->conf_path);
         free(m);
 }

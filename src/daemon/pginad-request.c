@@ -19,7 +19,7 @@ void request_free(struct request *r) {
 }
 
 static int get_name(struct pbuf *p, char **ret) {
-        int r = pbuf_get_str(p, ret, 64);
+        int r = pbuf_get_str(p, ret, PGINA_NAME_MAX);
         if (r < 0)
                 return r;
         /* An impossible name is still answered like a wrong password: kept, judged later. */

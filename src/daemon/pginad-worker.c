@@ -246,7 +246,11 @@ pid_t worker_spawn(const struct worker_spec *spec, int *fd) {
                 (void)setrlimit(RLIMIT_CORE, &no_core); /* a crash must not dump passwords */
                 if (dup2(p[1], WORKER_FD) < 0)
                         _exit(127);
+                /* Processes a plugin starts must not inherit the result pipe. */
+                (void)fcntl(WORKER_FD, F_SETFD, FD_CLOEXEC);
                 close_range(WORKER_FD + 1, ~0U, 0);
+                /* Its own process group: a timeout kills the worker and all it started. */
+                (void)setpgid(0, 0);
                 worker_main(spec);
         }
         close(p[1]);
@@ -342,6 +346,7 @@ int probe_run(const struct conf *conf, struct plugin_info **infos, size_t *n, ch
                 (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
                 if (dup2(p[1], WORKER_FD) < 0)
                         _exit(127);
+                (void)fcntl(WORKER_FD, F_SETFD, FD_CLOEXEC);
                 close_range(WORKER_FD + 1, ~0U, 0);
                 log_set_prefix("probe");
                 probe_main(conf);
