@@ -120,6 +120,9 @@ struct pgina_plugin {
 #define PGINA_ATTR_EMAIL "email"
 #define PGINA_ATTR_HOME "home"
 #define PGINA_ATTR_SHELL "shell"
+/* Set by a notification plugin when the home must survive this logoff (pgSMB could not save the
+ * profile): localmachine's logoff_action=remove then keeps account and home. */
+#define PGINA_ATTR_KEEP_HOME "pgina_keep_home"
 #define PGINA_VALUE_MAX 4096
 #define PGINA_NAME_MAX 256
 

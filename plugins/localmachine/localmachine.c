@@ -235,101 +235,35 @@ static void plan_add(struct plan *p, const char *fmt, ...) {
 }
 
 /* A path we pass to useradd: absolute, nothing /etc/passwd or a shell could misread. */
-static bool valid_account_path(const char *p) {
-        if (!p || p[0] != '/' || strlen(p) >= PATH_MAX || strstr(p, "/../") ||
-            strstr(p, "/./") || (strlen(p) >= 3 && streq(p + strlen(p) - 3, "/..")))
-                return false;
-        for (; *p; p++)
-                if (*p == ':' || *p == ',' || (unsigned char)*p < 0x20 || *p == 0x7f)
-                        return false;
-        return true;
-}
-
-/* The primary group for a new account whose record carries a gid: that group, created (named like
- * the user) when no group has the gid yet. */
-static int ensure_primary_gid(struct pgina_ctx *ctx, const char *name, gid_t gid, bool dry,
-                              struct plan *plan, char *why, size_t whylen) {
-        char gidbuf[32];
-        const char *argv[] = {"groupadd", "-g", gidbuf, name, NULL};
-
-        if (lm_gid_exists(gid))
-                return 0;
-        snprintf(gidbuf, sizeof gidbuf, "%u", (unsigned)gid);
-        if (dry) {
-                plan_add(plan, "would create group %s with gid %u", name, (unsigned)gid);
-                return 0;
-        }
-        return run_tool(ctx, name, "create the primary group", argv, NULL, 0, why, whylen);
-}
-
 static int account_create(struct pgina_ctx *ctx, struct pgina_user *u, const char *name, bool dry,
                           struct plan *plan) {
         const char *desc = pgina_user_get(u, PGINA_ATTR_DESCRIPTION);
-        const char *home = pgina_user_get(u, PGINA_ATTR_HOME);
-        const char *shell = pgina_user_get(u, PGINA_ATTR_SHELL);
-        int64_t uid = pgina_user_uid(u), gid = pgina_user_gid(u);
-        _cleanup_free_ char *gecos = NULL;
-        char uidbuf[32], gidbuf[32], why[320];
-        const char *argv[20];
-        size_t n = 0;
-        int r;
-
         /* The marker is how pgina knows the account is its own: a plugin's description counts
          * only when it is a "pGina created…" variant (pgSMB's), never an arbitrary text. */
-        gecos = lm_gecos_build(lm_gecos_is_pgina(desc) ? desc : LM_MARKER,
-                               pgina_user_get(u, PGINA_ATTR_FULLNAME));
-        if (!gecos)
-                return -ENOMEM;
-        if (uid == 0 || gid == 0 || uid > UINT32_MAX - 1 || gid > UINT32_MAX - 1) {
-                pgina_log(ctx, LOG_ERR, "Refusing to create %s with uid %lld gid %lld", name,
-                          (long long)uid, (long long)gid);
-                pgina_ctx_message(ctx, "Refusing to create local account %s: invalid uid/gid", name);
-                return -EPERM;
-        }
-
-        argv[n++] = "useradd";
-        argv[n++] = "-m";
-        argv[n++] = "-k";
-        argv[n++] = "/etc/skel";
-        argv[n++] = "-c";
-        argv[n++] = gecos;
-        if (uid > 0) {
-                snprintf(uidbuf, sizeof uidbuf, "%lld", (long long)uid);
-                argv[n++] = "-u";
-                argv[n++] = uidbuf;
-        }
-        if (gid > 0) {
-                r = ensure_primary_gid(ctx, name, (gid_t)gid, dry, plan, why, sizeof why);
-                if (r < 0) {
-                        pgina_ctx_message(ctx, "Failed to create the primary group of %s: %s", name, why);
-                        return r;
-                }
-                snprintf(gidbuf, sizeof gidbuf, "%lld", (long long)gid);
-                argv[n++] = "-g";
-                argv[n++] = gidbuf;
-        }
-        if (home && valid_account_path(home)) {
-                argv[n++] = "-d";
-                argv[n++] = home;
-        }
-        if (!(shell && valid_account_path(shell)))
-                shell = access("/bin/bash", X_OK) == 0 ? "/bin/bash" : NULL;
-        if (shell) {
-                argv[n++] = "-s";
-                argv[n++] = shell;
-        }
-        argv[n++] = name;
-        argv[n] = NULL;
+        struct lm_create spec = {
+                .name = name,
+                .marker = lm_gecos_is_pgina(desc) ? desc : LM_MARKER,
+                .fullname = pgina_user_get(u, PGINA_ATTR_FULLNAME),
+                .home = pgina_user_get(u, PGINA_ATTR_HOME),
+                .shell = pgina_user_get(u, PGINA_ATTR_SHELL),
+                .uid = pgina_user_uid(u),
+                .gid = pgina_user_gid(u),
+                .create_home = true,
+        };
+        char why[320];
+        int r;
 
         if (dry) {
-                plan_add(plan, "would create local account %s (GECOS \"%s\")", name, gecos);
+                plan_add(plan, "would create local account %s (GECOS marker \"%s\")", name, spec.marker);
                 return 0;
         }
-        r = run_tool(ctx, name, "create the local account", argv, NULL, 0, why, sizeof why);
+        r = lm_account_create(&spec, why, sizeof why);
         if (r < 0) {
+                pgina_log(ctx, LOG_ERR, "Failed to create the local account %s: %s", name, why);
                 pgina_ctx_message(ctx, "Failed to create local account %s: %s", name, why);
                 return r;
         }
+        pgina_log(ctx, LOG_INFO, "created the local account %s", name);
         plan_add(plan, "created local account %s", name);
         return 0;
 }
@@ -604,6 +538,13 @@ static int lm_notify(struct pgina_ctx *ctx, enum pgina_event event, struct pgina
         if (pgina_ctx_dry_run(ctx)) {
                 pgina_ctx_message(ctx, "dry run: would %s local account %s", action, name);
                 return 1;
+        }
+        if (streq(action, "remove") && pgina_user_get(u, PGINA_ATTR_KEEP_HOME)) {
+                /* An earlier plugin could not save the home (pgSMB): removing it would lose data. */
+                pgina_log(ctx, LOG_WARNING, "%s: home kept at logoff (its profile could not be saved); "
+                          "scrambling the password instead of removing the account", name);
+                r = logoff_scramble(ctx, name);
+                return r < 0 ? r : 1;
         }
         if (streq(action, "remove"))
                 r = logoff_remove(ctx, name);

@@ -22,6 +22,7 @@ struct profile_limits {
 struct profile_stats {
         uint64_t files; /* entries written or read */
         uint64_t bytes; /* uncompressed payload bytes */
+        uint64_t skipped_links; /* archive: symlinks leading outside the home, not saved */
 };
 
 struct profile_compress {

@@ -78,6 +78,7 @@ struct run_arg {
         const struct login_script *s;
         const void *data; /* non-NULL: write this to a private file first */
         size_t len;
+        int status_fd; /* the child writes the script's status here (an int) */
 };
 
 struct line_buf {
@@ -258,11 +259,8 @@ static int run_child(void *arg, char *err, size_t errlen) {
         }
         status = script_watch(a, pid, p[0]);
         close(p[0]);
-        /* The status crosses back to the root side as the report's text. */
-        snprintf(err, errlen, "%d", status == -ETIMEDOUT ? -1
-                                    : WIFEXITED(status) ? WEXITSTATUS(status)
-                                                        : 128 + WTERMSIG(status));
-        r = 0;
+        status = status == -ETIMEDOUT ? -1 : WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        r = write_all(a->status_fd, &status, sizeof status);
 out:
         if (a->data)
                 (void)unlink(tmp);
@@ -273,15 +271,22 @@ static int run_as_user(struct pgina_ctx *ctx, const struct pgsmb_user *pu, const
                        const void *data, size_t len) {
         struct run_arg a = {.ctx = ctx, .pu = pu, .s = s, .data = data, .len = len};
         char out[512] = "";
-        int r, code;
+        int r, code = -1, p[2];
 
+        if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
+                return -errno;
+        a.status_fd = p[1];
         pgina_log(ctx, LOG_INFO, "%s: running login script %s (time limit %u s)", pu->name, s->label, s->timeout_s);
         r = pgsmb_as_user(pu, run_child, &a, out, sizeof out);
+        close(p[1]);
+        if (r >= 0 && read(p[0], &code, sizeof code) != (ssize_t)sizeof code)
+                r = -EIO;
+        close(p[0]);
         if (r < 0) {
-                pgina_log(ctx, LOG_ERR, "%s: login script %s not run: %s", pu->name, s->label, out);
+                pgina_log(ctx, LOG_ERR, "%s: login script %s not run: %s", pu->name, s->label,
+                          out[0] ? out : strerror(-r));
                 return r;
         }
-        code = atoi(out);
         if (code < 0) {
                 pgina_log(ctx, LOG_WARNING, "%s: login script %s killed after %u s (login_script_timeout)",
                           pu->name, s->label, s->timeout_s);

@@ -166,6 +166,9 @@ static int attempt(struct upload *up, struct store *st) {
         }
         snprintf(up->state.version, sizeof up->state.version, "%s", meta.version);
         prune_versions(up, st);
+        if (t.stats.skipped_links)
+                pgina_log(up->ctx, LOG_WARNING, "%s: %" PRIu64 " symlink(s) pointing outside the home were not saved",
+                          up->cfg.user, t.stats.skipped_links);
         pgina_log(up->ctx, LOG_INFO, "%s: saved %" PRIu64 " files (%.1f MiB, %.1f MiB compressed) to %s/%s",
                   up->cfg.user, t.stats.files, t.stats.bytes / 1048576.0, t.bytes / 1048576.0, store_url(st),
                   up->cfg.rel_archive);

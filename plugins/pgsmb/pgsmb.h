@@ -13,9 +13,6 @@
 
 #define PGSMB_MARKER "pGina created pgSMB"
 #define PGSMB_MARKER_TMP "pGina created pgSMB tmp"
-/* Set on the record when the home must survive the logoff (upload failed): localmachine's
- * logoff_action=remove leaves such a home alone. */
-#define PGINA_ATTR_KEEP_HOME "pgina_keep_home"
 
 struct pgsmb_cfg {
         const char *user;
