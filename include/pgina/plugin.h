@@ -37,7 +37,7 @@ extern "C" {
 #endif
 
 /* Bumped on any incompatible change of this header. */
-#define PGINA_PLUGIN_ABI_VERSION 1u
+#define PGINA_PLUGIN_ABI_VERSION 2u
 
 enum pgina_stage {
         PGINA_STAGE_AUTHENTICATION = 1u << 0,
@@ -103,6 +103,14 @@ struct pgina_plugin {
         /* old_password is NULL when root changes another user's password. */
         int (*change_password)(struct pgina_ctx *ctx, struct pgina_user *user,
                                const char *old_password, const char *new_password);
+
+        /* Optional admin commands: `pginactl plugin NAME ARGS...` (and shortcuts such as
+         * `pginactl profile ...` for pgsmb). user is the record of argv's user when the caller
+         * named one: the one pginad keeps for a logged-on user (with the logon password, in
+         * memory only), else a record with the name alone. Output lines go to the admin with
+         * pgina_ctx_print(). Returns 0, or -errno after pgina_ctx_message() saying why. */
+        int (*admin)(struct pgina_ctx *ctx, struct pgina_user *user, int argc,
+                     const char *const *argv);
 };
 
 #define PGINA_PLUGIN_DEFINE(...)                                                                   \
@@ -176,6 +184,10 @@ void pgina_ctx_message(struct pgina_ctx *ctx, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
 /* Progress text relayed at once through the PAM conversation (long gateway work). */
 void pgina_ctx_progress(struct pgina_ctx *ctx, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+
+/* A line of output for the admin running a plugin command (admin only). */
+void pgina_ctx_print(struct pgina_ctx *ctx, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
 
 /* syslog priorities (LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG); the line is prefixed with the

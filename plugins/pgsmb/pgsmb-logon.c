@@ -111,11 +111,57 @@ static int mount_point(const char *path, char *out, size_t len) {
         return 0;
 }
 
-/* 1 = user quotas are on, 0 = off (or no quota support), -errno = cannot tell. */
+/* mountinfo's octal escapes (\040 for a space) undone in place. */
+static void unescape_octal(char *s) {
+        char *o = s;
+
+        for (; *s; s++)
+                if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' && s[3] >= '0' &&
+                    s[3] <= '7') {
+                        *o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+                        s += 3;
+                } else
+                        *o++ = *s;
+        *o = 0;
+}
+
+/* The device (mount source) mounted at mnt, from /proc/self/mountinfo; the last mount wins. */
+static int mount_source(const char *mnt, char *out, size_t len) {
+        _cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
+        _cleanup_free_ char *line = NULL;
+        size_t cap = 0;
+        int r = -ENOENT;
+
+        if (!f)
+                return -errno;
+        while (getline(&line, &cap, f) > 0) {
+                char *save = NULL, *field[5], *sep, *src;
+                int i;
+
+                for (i = 0; i < 5 && (field[i] = strtok_r(i ? NULL : line, " ", &save)); i++)
+                        ;
+                if (i < 5 || !(sep = strstr(field[4] + strlen(field[4]) + 1, " - ")))
+                        continue;
+                unescape_octal(field[4]);
+                if (!streq(field[4], mnt))
+                        continue;
+                save = NULL;
+                if (!strtok_r(sep + 3, " ", &save) || !(src = strtok_r(NULL, " ", &save)))
+                        continue;
+                unescape_octal(src);
+                snprintf(out, len, "%s", src);
+                r = 0;
+        }
+        return r;
+}
+
+/* 1 = user quotas are on, 0 = off, -ENOSYS = the kernel has no quota support, other -errno =
+ * cannot tell. */
 static int user_quota_on(const char *mnt) {
+        struct dqinfo info;
+        char dev[PATH_MAX];
 #ifdef SYS_quotactl_fd
         _cleanup_close_ int fd = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        struct dqinfo info;
 
         if (fd < 0)
                 return -errno;
@@ -123,11 +169,19 @@ static int user_quota_on(const char *mnt) {
                 return 1;
         if (errno == ESRCH || errno == EOPNOTSUPP || errno == ENOTTY)
                 return 0;
-        return -errno;
-#else
-        (void)mnt;
-        return -ENOSYS;
+        if (errno != ENOSYS)
+                return -errno;
 #endif
+        /* No quotactl_fd (Linux < 5.14, or filtered): ask about the mount's device. */
+        if (mount_source(mnt, dev, sizeof dev) < 0)
+                return -ENOENT;
+        if (quotactl(QCMD(Q_GETINFO, USRQUOTA), dev, 0, (caddr_t)&info) == 0)
+                return 1;
+        if (errno == ENOSYS)
+                return -ENOSYS;
+        if (errno == ESRCH || errno == ENOTBLK || errno == ENODEV || errno == ENOENT || errno == EOPNOTSUPP)
+                return 0; /* off, or not a device that can have quotas (tmpfs, overlay...) */
+        return -errno;
 }
 
 static void quota_apply(struct pgina_ctx *ctx, const struct pgsmb_cfg *c) {
@@ -145,9 +199,10 @@ static void quota_apply(struct pgina_ctx *ctx, const struct pgsmb_cfg *c) {
                 return;
         }
         r = user_quota_on(mnt);
-        if (r == 0) {
-                pgina_log(ctx, LOG_INFO, "%s: %s has no user quotas on: max_storage_kb (%" PRIu64 " KiB) is checked at logoff only",
-                          c->user, mnt, kb);
+        if (r == 0 || r == -ENOSYS) {
+                pgina_log(ctx, LOG_INFO, "%s: %s%s: max_storage_kb (%" PRIu64 " KiB) is checked at logoff only",
+                          c->user, r == 0 ? "no user quotas on " : "the kernel has no disk quota support",
+                          r == 0 ? mnt : "", kb);
                 return;
         }
         /* On, or the kernel cannot say (no quotactl_fd): setquota decides. */

@@ -24,6 +24,7 @@ struct upload {
         const char *state_dir;
         char host[256];
         char why[600];
+        bool admin; /* pginactl profile upload: progress to the admin */
 };
 
 struct size_arg {
@@ -88,7 +89,11 @@ static void prune_versions(struct upload *up, struct store *st) {
 
 static void progress_cb(void *userdata, uint64_t bytes, uint64_t total) {
         struct upload *up = userdata;
-        pgina_log(up->ctx, LOG_DEBUG, "%s: %.1f MiB uploaded", up->cfg.user, bytes / 1048576.0);
+
+        if (up->admin)
+                pgina_ctx_print(up->ctx, "%.1f MiB uploaded", bytes / 1048576.0);
+        else
+                pgina_log(up->ctx, LOG_DEBUG, "%s: %.1f MiB uploaded", up->cfg.user, bytes / 1048576.0);
 }
 
 /* One try: archive → temporary name → verify → keep the old version → rename into place. */
@@ -187,8 +192,8 @@ static int upload_failed(struct upload *up, const char *what) {
         return 0;
 }
 
-static int logoff(struct pgina_ctx *ctx, struct pgina_user *u) {
-        struct upload up = {.ctx = ctx, .u = u};
+int pgsmb_upload(struct pgina_ctx *ctx, struct pgina_user *u, bool admin) {
+        struct upload up = {.ctx = ctx, .u = u, .admin = admin};
         struct lm_account acc = {0};
         struct store *st = NULL;
         struct stat hs;
@@ -248,8 +253,14 @@ static int logoff(struct pgina_ctx *ctx, struct pgina_user *u) {
                 up.state.upload_failed = false;
                 if (pgsmb_state_save(up.state_dir, up.cfg.user, &up.state) < 0)
                         pgina_log(ctx, LOG_ERR, "%s: cannot save the profile state", up.cfg.user);
-        } else
+                if (admin)
+                        pgina_ctx_print(ctx, "saved the profile of %s as version %s", up.cfg.user,
+                                        up.state.version[0] ? up.state.version : "(unknown)");
+        } else {
                 k = upload_failed(&up, "profile not saved");
+                if (admin)
+                        pgina_ctx_message(ctx, "the profile of %s was not saved: %s", up.cfg.user, up.why);
+        }
         if (st)
                 store_close(st);
 out:
@@ -260,7 +271,7 @@ out:
 
 int pgsmb_notify(struct pgina_ctx *ctx, enum pgina_event event, struct pgina_user *u) {
         if (event == PGINA_EVENT_LOGOFF)
-                return logoff(ctx, u);
+                return pgsmb_upload(ctx, u, false);
         if (event == PGINA_EVENT_LOGON)
                 return pgsmb_logon_tasks(ctx, u);
         return 1;

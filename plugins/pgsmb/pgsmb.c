@@ -374,4 +374,5 @@ PGINA_PLUGIN_DEFINE(
         .check_config = pgsmb_check_config,
         .gateway = pgsmb_gateway,
         .notify = pgsmb_notify,
+        .admin = pgsmb_admin,
 );

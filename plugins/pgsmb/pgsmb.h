@@ -4,6 +4,7 @@
 #include <pgina/plugin.h>
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -39,6 +40,9 @@ int pgsmb_connect(struct pgina_ctx *ctx, const struct pgsmb_cfg *c, struct store
                   size_t whylen);
 
 int pgsmb_gateway(struct pgina_ctx *ctx, struct pgina_user *u);
+/* Save the home to the store now (logoff, or pginactl profile upload when admin). */
+int pgsmb_upload(struct pgina_ctx *ctx, struct pgina_user *u, bool admin);
+int pgsmb_admin(struct pgina_ctx *ctx, struct pgina_user *u, int argc, const char *const *argv);
 int pgsmb_notify(struct pgina_ctx *ctx, enum pgina_event event, struct pgina_user *u);
 
 /* Tell the admins (notify_emails) about a failure; logs when no mail can be sent. */

@@ -39,6 +39,7 @@
 #define PROTO_STR_MAX 8192u
 #define PROTO_ROWS_MAX 4096u
 #define PROTO_FIELDS_MAX 2048u
+#define PROTO_ARGS_MAX 64u
 /* A pbuf never grows past this (state files); frames are held to PROTO_FRAME_MAX. */
 #define PBUF_MAX (16u * 1024u * 1024u)
 #define PGINA_SOCKET_DEFAULT "/run/pgina/pginad.sock"
@@ -75,6 +76,9 @@ enum proto_type {
          * message; last row: stage=final. */
         PROTO_REQ_SIMULATE = 19,
         PROTO_REQ_RELOAD = 20, /* re-read the config; refused (old kept) when it is bad */
+        /* PLUGIN_ADMIN: str plugin | str user ("" = none) | u32 argc | argc × str — a plugin's
+         * admin command; its output comes as INFO frames (kind TEXT), then the RESULT. */
+        PROTO_REQ_PLUGIN_ADMIN = 21,
 
         /* NSS lookups (answered by plugins later; any peer). */
         PROTO_REQ_GETPWNAM = 32,

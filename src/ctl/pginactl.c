@@ -235,6 +235,12 @@ static void print_text(FILE *f, const char *prefix, const char *text) {
 /* ---- talking to pginad ------------------------------------------------------------------- */
 
 static void on_info(void *userdata, uint8_t kind, const char *text) {
+        /* A plugin command's output (userdata set) is the command's own: stdout, as is. */
+        if (userdata && kind == PROTO_INFO_TEXT) {
+                print_text(stdout, "", text);
+                fflush(stdout);
+                return;
+        }
         print_text(stderr, kind == PROTO_INFO_ERROR ? "pginad: error: " : "pginad: ", text);
 }
 
@@ -256,9 +262,10 @@ static int ctl_connect(const struct ctl *ctl) {
 
 /* One request on a connected fd. Returns 0 with *res filled (any status), or an exit code (> 0)
  * after printing why no answer came. */
-static int ctl_call_fd(const struct ctl *ctl, int fd, const struct pbuf *req,
-                       struct proto_result *res) {
-        int r = proto_call(fd, req, (int)ctl->timeout_s * 1000, on_info, NULL, res);
+static int ctl_call_fd_output(const struct ctl *ctl, int fd, const struct pbuf *req,
+                              struct proto_result *res, bool output) {
+        int r = proto_call(fd, req, (int)ctl->timeout_s * 1000, on_info, output ? (void *)1 : NULL,
+                           res);
 
         if (r == -ETIMEDOUT)
                 fprintf(stderr, "pginactl: pginad at %s did not answer within %u s\n",
@@ -272,6 +279,11 @@ static int ctl_call_fd(const struct ctl *ctl, int fd, const struct pbuf *req,
         if (r < 0)
                 return exit_code(status_from_errno(r));
         return 0;
+}
+
+static int ctl_call_fd(const struct ctl *ctl, int fd, const struct pbuf *req,
+                       struct proto_result *res) {
+        return ctl_call_fd_output(ctl, fd, req, res, false);
 }
 
 static int ctl_call(const struct ctl *ctl, const struct pbuf *req, struct proto_result *res) {
@@ -760,6 +772,62 @@ static int cmd_reload(const struct ctl *ctl, int argc, char **argv) {
         return EXIT_OK;
 }
 
+/* A plugin's admin command: its output lines go to stdout as they come. */
+static int plugin_admin(const struct ctl *ctl, const char *plugin, const char *user, int argc,
+                        char *const *argv) {
+        _cleanup_(proto_result_free) struct proto_result res = {0};
+        _cleanup_pbuf_ struct pbuf req = {0};
+        _cleanup_close_ int fd = -1;
+        char what[128];
+        int r;
+
+        if ((r = proto_frame_begin(&req, PROTO_REQ_PLUGIN_ADMIN)) < 0 ||
+            (r = pbuf_put_str(&req, plugin)) < 0 || (r = pbuf_put_str(&req, user)) < 0 ||
+            (r = pbuf_put_u32(&req, (uint32_t)argc)) < 0)
+                goto fail;
+        for (int i = 0; i < argc; i++)
+                if ((r = pbuf_put_str(&req, argv[i])) < 0)
+                        goto fail;
+        if ((r = proto_frame_end(&req)) < 0)
+                goto fail;
+        fd = ctl_connect(ctl);
+        if (fd < 0)
+                return -fd;
+        if ((r = ctl_call_fd_output(ctl, fd, &req, &res, true)) > 0)
+                return r;
+        snprintf(what, sizeof what, "%s %s", plugin, argc > 0 ? argv[0] : "");
+        if (res.status != PROTO_OK)
+                return report_status(what, &res);
+        if (res.message && *res.message)
+                print_text(stdout, "", res.message);
+        return EXIT_OK;
+fail:
+        fprintf(stderr, "pginactl: cannot build request: %s\n", strerror(-r));
+        return r == -EINVAL ? EXIT_USAGE : EXIT_PROTOCOL;
+}
+
+static int cmd_plugin(const struct ctl *ctl, int argc, char **argv) {
+        /* plugin NAME USER|- ARGS... */
+        return plugin_admin(ctl, argv[0], streq(argv[1], "-") ? "" : argv[1], argc - 2, argv + 2);
+}
+
+static int cmd_profile(const struct ctl *ctl, int argc, char **argv) {
+        /* profile list|restore|upload USER [VERSION]: pgsmb's roaming profiles */
+        char *args[4] = {"profile", argv[0], argv[1], argc > 2 ? argv[2] : NULL};
+
+        if (!streq(argv[0], "list") && !streq(argv[0], "restore") && !streq(argv[0], "upload")) {
+                fprintf(stderr, "pginactl: profile: unknown subcommand '%s' (list, restore, upload)\n",
+                        argv[0]);
+                return EXIT_USAGE;
+        }
+        if (streq(argv[0], "restore") != (argc == 3)) {
+                fprintf(stderr, "pginactl: profile %s: usage: profile list|upload USER, profile restore USER VERSION\n",
+                        argv[0]);
+                return EXIT_USAGE;
+        }
+        return plugin_admin(ctl, "pgsmb", argv[1], argc + 1, args);
+}
+
 /* ---- command line ------------------------------------------------------------------------ */
 
 struct command {
@@ -805,6 +873,19 @@ static const struct command commands[] = {
          "Like SIGHUP, but reports the result: a configuration with errors is refused (the\n"
          "errors are printed, exit status 1) and pginad keeps the one it has.\n",
          cmd_reload},
+        {"profile", "list|upload USER | restore USER VERSION", 2, 3, NULL,
+         "Roaming profiles of the pgsmb plugin",
+         "profile list USER shows the archive of USER in the profile store and the versions\n"
+         "kept beside it (size, date, host), and conflict copies. profile upload USER saves\n"
+         "USER's home to the store now (as a logoff would). profile restore USER VERSION makes\n"
+         "a kept version the current one again; USER gets it at the next logon (refused while\n"
+         "USER is logged on).\n",
+         cmd_profile},
+        {"plugin", "NAME USER|- [ARGS...]", 2, 64, NULL, "Run a plugin's admin command",
+         "Passes ARGS to plugin NAME's admin command inside pginad and prints its output.\n"
+         "USER names the user it is about (pginad hands the plugin that user's record), or -.\n"
+         "Options of pginactl go before the command here; ARGS are passed on as they are.\n",
+         cmd_plugin},
 };
 
 static const char exit_codes_help[] =
@@ -885,9 +966,23 @@ static int parse_argv(int argc, char **argv, struct ctl *ctl) {
                 {},
         };
         int c, ret = ARGS_RUN;
+        const char *optstring = ":s:t:hvg";
 
+        /* `plugin NAME ARGS...` passes ARGS on untouched: options only before the command. */
+        for (int i = 1; i < argc; i++) {
+                if (streq(argv[i], "-s") || streq(argv[i], "-t") || streq(argv[i], "--socket") ||
+                    streq(argv[i], "--timeout")) {
+                        i++;
+                        continue;
+                }
+                if (argv[i][0] == '-')
+                        continue;
+                if (streq(argv[i], "plugin"))
+                        optstring = "+:s:t:hvg";
+                break;
+        }
         opterr = 0;
-        while ((c = getopt_long(argc, argv, ":s:t:hvg", opts, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, optstring, opts, NULL)) >= 0) {
                 switch (c) {
                 case 's':
                         if (!*optarg) {

@@ -482,6 +482,40 @@ static void handle_worker_request(struct manager *m, struct conn *c) {
         handle_request_in_worker(m, c);
 }
 
+/* The record (and in-memory password) pginad keeps for a logged-on user, if any. */
+static struct cache_entry *cache_user_entry(struct manager *m, const char *user) {
+        for (size_t i = 0; i < m->cache.n; i++)
+                if (m->cache.v[i].nentries > 0 && streq(m->cache.v[i].entries[0].user, user))
+                        return &m->cache.v[i].entries[0];
+        return NULL;
+}
+
+static void handle_plugin_admin(struct manager *m, struct conn *c) {
+        struct cache_entry *e = c->req.user[0] ? cache_user_entry(m, c->req.user) : NULL;
+        struct worker_spec spec = {.kind = WORKER_REQUEST, .req = &c->req,
+                                   .record = e ? e->record : NULL, .password = e ? e->password : NULL};
+        struct worker *w;
+
+        if (c->req.user[0] && !valid_user_name(c->req.user)) {
+                reply_simple(c, PROTO_BAD_REQUEST, "invalid user name");
+                request_free(&c->req);
+                return;
+        }
+        w = worker_start(m, &spec, c->req.user[0] ? c->req.user : c->req.plugin);
+        if (!w) {
+                reply_simple(c, PROTO_UNAVAILABLE, "pginad could not start a worker");
+                request_free(&c->req);
+                return;
+        }
+        /* Admin work (a profile upload) may take as long as a logoff job. */
+        w->deadline = now_ms() + 1000LL * m->conf->job_timeout;
+        w->conn = c;
+        w->req = c->req;
+        memset(&c->req, 0, sizeof c->req);
+        log_info("admin command for plugin %s%s%s", w->req.plugin, w->req.user[0] ? ", user " : "",
+                 w->req.user);
+}
+
 static void handle_status(struct manager *m, struct conn *c) {
         _cleanup_pbuf_ struct pbuf b = {0};
         char pid[24], up[32], ns[24], nj[24];
@@ -660,6 +694,7 @@ static const struct dispatch {
         {PROTO_REQ_PLUGINS, PEER_ROOT, handle_plugins},
         {PROTO_REQ_SIMULATE, PEER_ROOT, handle_worker_request},
         {PROTO_REQ_RELOAD, PEER_ROOT, handle_reload},
+        {PROTO_REQ_PLUGIN_ADMIN, PEER_ROOT, handle_plugin_admin},
 };
 
 static bool peer_allowed(const struct conn *c, const struct dispatch *d) {

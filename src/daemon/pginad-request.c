@@ -13,6 +13,10 @@ void request_free(struct request *r) {
         free(r->tty);
         free(r->session);
         free(r->token);
+        for (uint32_t i = 0; r->argv && i < r->argc; i++)
+                free(r->argv[i]);
+        free(r->argv);
+        free(r->plugin);
         secret_free(r->password);
         secret_free(r->new_password);
         memset(r, 0, sizeof *r);
@@ -29,7 +33,7 @@ static int get_name(struct pbuf *p, char **ret) {
 static int get_field(struct pbuf *p, char **ret) { return pbuf_get_str(p, ret, 1024); }
 
 static int fill_empty(struct request *r) {
-        char **f[] = {&r->user, &r->service, &r->rhost, &r->tty, &r->session, &r->token};
+        char **f[] = {&r->user, &r->service, &r->rhost, &r->tty, &r->session, &r->token, &r->plugin};
 
         for (size_t i = 0; i < ELEMENTSOF(f); i++)
                 if (!*f[i] && !(*f[i] = strdup("")))
@@ -80,6 +84,24 @@ int request_parse(uint16_t type, struct pbuf *p, struct request *r) {
                     (k = pbuf_get_u8(p, &r->run_gateway)) < 0)
                         break;
                 r->scenario = PGINA_SCENARIO_SIMULATE;
+                break;
+        case PROTO_REQ_PLUGIN_ADMIN:
+                if ((k = pbuf_get_str(p, &r->plugin, 64)) < 0 || (k = get_name(p, &r->user)) < 0 ||
+                    (k = pbuf_get_u32(p, &r->argc)) < 0)
+                        break;
+                if (r->argc > PROTO_ARGS_MAX || !valid_plugin_name(r->plugin)) {
+                        r->argc = 0;
+                        k = -EBADMSG;
+                        break;
+                }
+                r->argv = calloc(r->argc + 1, sizeof(char *));
+                if (!r->argv) {
+                        r->argc = 0;
+                        k = -ENOMEM;
+                        break;
+                }
+                for (uint32_t i = 0; i < r->argc && k == 0; i++)
+                        k = pbuf_get_str(p, &r->argv[i], 1024);
                 break;
         case PROTO_REQ_STATUS:
         case PROTO_REQ_SESSIONS:

@@ -162,6 +162,51 @@ static void run_change_password(struct chain_env *env, const struct request *req
         chain_run_free(&run);
 }
 
+static void hook_print(void *userdata, const char *text) {
+        _cleanup_pbuf_ struct pbuf b = {0};
+
+        if (proto_frame_begin(&b, PROTO_MSG_INFO) < 0 || pbuf_put_u8(&b, PROTO_INFO_TEXT) < 0 ||
+            pbuf_put_str(&b, text) < 0)
+                return;
+        worker_send(&b);
+}
+
+/* A plugin's admin command (pginactl plugin NAME ARGS, pginactl profile ...). */
+static void run_admin(struct chain_env *env, const struct worker_spec *spec) {
+        const struct request *req = spec->req;
+        const struct loaded_plugin *lp = plugins_find(env->plugins, req->plugin);
+        struct pgina_user *u = NULL;
+        struct pgina_ctx ctx = {.conf = env->conf, .plugin = lp, .env = env};
+        struct chain_run run = {0};
+        uint32_t status = PROTO_OK;
+        int r;
+
+        env->hooks.print = hook_print;
+        if (!lp || !lp->desc->admin) {
+                run.message = strdup(lp ? "this plugin has no admin commands"
+                                        : "no such plugin in the configuration");
+                send_result(PROTO_NOT_FOUND, &run, NULL, "skipped");
+                chain_run_free(&run);
+                return;
+        }
+        if (req->user[0]) {
+                u = spec->record ? spec->record : user_new(req->user);
+                if (u && spec->password)
+                        user_set_password(u, secret_dup(spec->password));
+        }
+        if (env->hooks.plugin_begin)
+                env->hooks.plugin_begin(env->hooks.userdata, lp->name, "admin");
+        r = lp->desc->admin(&ctx, u, (int)req->argc, (const char *const *)req->argv);
+        if (r < 0)
+                status = r == -ENOENT ? PROTO_NOT_FOUND : r == -EINVAL ? PROTO_BAD_REQUEST : PROTO_UNAVAILABLE;
+        run.message = ctx.message ? strdup(ctx.message) : NULL;
+        ctx_done(&ctx);
+        if (u)
+                user_set_password(u, NULL);
+        send_result(status, &run, NULL, "skipped");
+        chain_run_free(&run);
+}
+
 static void run_notify(struct chain_env *env, const struct worker_spec *spec) {
         struct chain_run run = {0};
         bool ok = true;
@@ -210,6 +255,9 @@ static _Noreturn void worker_main(const struct worker_spec *spec) {
                         break;
                 case PROTO_REQ_CHANGE_PASSWORD:
                         run_change_password(&env, req);
+                        break;
+                case PROTO_REQ_PLUGIN_ADMIN:
+                        run_admin(&env, spec);
                         break;
                 default:
                         break;

@@ -20,6 +20,9 @@ struct request {
         uint8_t run_gateway;
         uint32_t pid;
         char *user, *service, *rhost, *tty, *session, *token;
+        char *plugin; /* PLUGIN_ADMIN */
+        uint32_t argc;
+        char **argv;
         struct secret *password; /* LOGIN, SIMULATE, CHANGE_PASSWORD (old) */
         struct secret *new_password; /* CHANGE_PASSWORD */
 };
@@ -102,7 +105,8 @@ struct worker_spec {
         enum worker_kind kind;
         const struct conf *conf;
         const struct request *req; /* WORKER_REQUEST */
-        struct pgina_user *record; /* WORKER_NOTIFY, WORKER_JOB */
+        struct pgina_user *record; /* WORKER_NOTIFY, WORKER_JOB; PLUGIN_ADMIN: the cached one */
+        const struct secret *password; /* PLUGIN_ADMIN: the logged-on user's, if cached */
         enum pgina_event events[3];
         size_t nevents;
         unsigned user_sessions;

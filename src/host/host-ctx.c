@@ -148,6 +148,17 @@ void pgina_ctx_progress(struct pgina_ctx *ctx, const char *fmt, ...) {
                 ctx->env->hooks.progress(ctx->env->hooks.userdata, text);
 }
 
+void pgina_ctx_print(struct pgina_ctx *ctx, const char *fmt, ...) {
+        char text[PROTO_STR_MAX];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(text, sizeof text, fmt, ap);
+        va_end(ap);
+        if (ctx->env->hooks.print)
+                ctx->env->hooks.print(ctx->env->hooks.userdata, text);
+}
+
 void pgina_log(const struct pgina_ctx *ctx, int priority, const char *fmt, ...) {
         char line[2048];
         va_list ap;

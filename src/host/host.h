@@ -79,6 +79,8 @@ struct chain_hooks {
         void (*plugin_begin)(void *userdata, const char *plugin, const char *stage);
         /* Progress text for the PAM conversation. */
         void (*progress)(void *userdata, const char *text);
+        /* Output of an admin command. */
+        void (*print)(void *userdata, const char *text);
 };
 
 struct chain_env {
