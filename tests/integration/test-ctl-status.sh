@@ -42,7 +42,8 @@ assert_contains "$T/status.out" "No pending jobs."
 step "plugins: name, version, stages, ABI, health, order, path"
 run plugins pginactl plugins
 has_line "$T/plugins.out" '^NAME +VERSION +ABI +STAGES +ORDER +PATH +HEALTH$'
-has_line "$T/plugins.out" "^localmachine +[^ ]+ +1 +[a-z_,]*authentication[a-z_,]* +authentication:1 authorization:1 gateway:1 +$BUILD/plugins/localmachine.so +ok$"
+ABI=$(sed -n 's/^#define PGINA_PLUGIN_ABI_VERSION \([0-9]*\)u$/\1/p' "$SRC/include/pgina/plugin.h")
+has_line "$T/plugins.out" "^localmachine +[^ ]+ +$ABI +[a-z_,]*authentication[a-z_,]* +authentication:1 authorization:1 gateway:1 +$BUILD/plugins/localmachine.so +ok$"
 
 step "plugins -v: options with type, default and help"
 run plugins-v pginactl plugins -v
