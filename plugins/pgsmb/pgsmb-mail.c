@@ -288,7 +288,10 @@ static struct curl_slist *recipients(struct pgina_ctx *ctx, char *list, size_t l
                         return NULL;
                 }
                 v = t;
-                o += (size_t)snprintf(list + o, listlen > o ? listlen - o : 0, "%s%s", o ? ", " : "", a);
+                if (o < listlen) {
+                        int k = snprintf(list + o, listlen - o, "%s%s", o ? ", " : "", a);
+                        o = k < 0 || (size_t)k >= listlen - o ? listlen : o + (size_t)k;
+                }
         }
         return v;
 }

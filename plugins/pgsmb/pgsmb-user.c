@@ -52,7 +52,9 @@ static int drop_to_user(const struct pgsmb_user *u) {
 
 typedef int (*child_fn)(void *arg, struct child_report *rep);
 
-static int child_start(const struct pgsmb_user *u, child_fn fn, void *arg, int keep_fd,
+/* close_fd: the parent's end of the stream, which the child must not hold (or it never sees
+ * the end of the stream). */
+static int child_start(const struct pgsmb_user *u, child_fn fn, void *arg, int close_fd,
                        struct child *c) {
         int p[2];
         pid_t pid;
@@ -72,6 +74,8 @@ static int child_start(const struct pgsmb_user *u, child_fn fn, void *arg, int k
                 (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
                 signal(SIGPIPE, SIG_IGN);
                 close(p[0]);
+                if (close_fd >= 0)
+                        close(close_fd);
                 rep.result = drop_to_user(u);
                 if (rep.result < 0)
                         snprintf(rep.err, sizeof rep.err, "cannot switch to user %s: %s", u->name,
@@ -80,7 +84,6 @@ static int child_start(const struct pgsmb_user *u, child_fn fn, void *arg, int k
                         rep.result = -errno;
                 else
                         rep.result = fn(arg, &rep);
-                (void)keep_fd;
                 (void)write_all(p[1], &rep, sizeof rep);
                 _exit(rep.result == 0 ? 0 : 1);
         }
@@ -138,8 +141,11 @@ int pgsmb_as_user(const struct pgsmb_user *u, pgsmb_user_fn fn, void *arg, char 
                 return r;
         }
         r = child_wait(&c, &rep);
+        /* On success the text is the function's answer (profile_bytes reads a number there). */
         if (r < 0)
                 snprintf(err, errlen, "%s", rep.err[0] ? rep.err : strerror(-r));
+        else
+                snprintf(err, errlen, "%s", rep.err);
         return r;
 }
 
@@ -230,7 +236,7 @@ int pgsmb_restore_stream(struct store *st, const char *rel, uint64_t size_hint,
                 return r;
         }
         a.fd = sv[1];
-        r = child_start(u, extract_child, &a, sv[1], &ch);
+        r = child_start(u, extract_child, &a, sv[0], &ch);
         close(sv[1]);
         if (r < 0) {
                 close(sv[0]);
@@ -302,7 +308,7 @@ int pgsmb_upload_stream(struct store *st, const char *rel, const struct pgsmb_us
                 return r;
         }
         a.fd = sv[1];
-        r = child_start(u, archive_child, &a, sv[1], &ch);
+        r = child_start(u, archive_child, &a, sv[0], &ch);
         close(sv[1]);
         if (r < 0) {
                 close(sv[0]);

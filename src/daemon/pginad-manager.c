@@ -248,9 +248,10 @@ static size_t workers_count(const struct manager *m, enum worker_kind kind) {
         return n;
 }
 
-static void notify_start(struct manager *m, struct pgina_user *record, const enum pgina_event *ev,
-                         size_t nev) {
-        struct worker_spec spec = {.kind = WORKER_NOTIFY, .record = record, .nevents = nev};
+static void notify_start(struct manager *m, struct pgina_user *record, const struct secret *password,
+                         const enum pgina_event *ev, size_t nev) {
+        struct worker_spec spec = {.kind = WORKER_NOTIFY, .record = record, .password = password,
+                                   .nevents = nev};
 
         if (m->conf->norder[CONF_STAGE_NOTIFICATION] == 0 || nev == 0)
                 return;
@@ -396,7 +397,7 @@ static void handle_open_session(struct manager *m, struct conn *c) {
         log_info("session %s opened for %s (service %s, tty %s%s%s)", id, r->user,
                  r->service[0] ? r->service : "-", r->tty[0] ? r->tty : "-",
                  r->rhost[0] ? ", from " : "", r->rhost);
-        notify_start(m, record, ev, nev);
+        notify_start(m, record, s->entries[0].password, ev, nev);
 
         /* Plugins may hand the session environment variables: record attributes "env:NAME". */
         for (size_t i = 0; i < record->nattrs; i++)
@@ -448,7 +449,7 @@ static void handle_close_session(struct manager *m, struct conn *c) {
                                 jobs_inhibit_update(&m->jobs);
                 } else if (!last) {
                         enum pgina_event ev = PGINA_EVENT_SESSION_CLOSE;
-                        notify_start(m, e->record, &ev, 1);
+                        notify_start(m, e->record, e->password, &ev, 1);
                 }
         }
         session_done(&gone);

@@ -211,6 +211,10 @@ static void run_notify(struct chain_env *env, const struct worker_spec *spec) {
         struct chain_run run = {0};
         bool ok = true;
 
+        /* The logon password, kept in pginad's memory only, for plugins that reach a share as
+         * the user (pgSMB's credentials = user). */
+        if (spec->password && !spec->record->password)
+                user_set_password(spec->record, secret_dup(spec->password));
         for (size_t i = 0; i < spec->nevents; i++)
                 if (!chain_notify(env, spec->events[i], spec->record, &run))
                         ok = false;

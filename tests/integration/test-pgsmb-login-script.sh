@@ -128,5 +128,6 @@ assert_ok pam_run pgtest dave secret authenticate acct_mgmt open_session
 wait_log "dave: login script scripts/share-login.sh exited with status 0"
 assert_contains /home/dave/share-ran "uid=$(id -u dave) mode=700 dave path=/home/dave/.pgina-login-script."
 assert_contains "$PGINA_LOG" "dave: login script: hello from the share"
-ls -a /home/dave | grep -q '^\.pgina-login-script' && fail "the copy of the share's script was left behind"
+left=$(find /home/dave -maxdepth 1 -name '.pgina-login-script*')
+[ -z "$left" ] || fail "the copy of the share's script was left behind: $left"
 pgina_stop
