@@ -133,8 +133,9 @@ static int wait_child(pid_t pid, long long deadline, int *status) {
         }
 }
 
-static int spawn_tool(const char *path, const char *const argv[], int in_fd, int err_fd, pid_t *pid) {
-        static char *const envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", NULL};
+static int spawn_tool(const char *path, const char *const argv[], const char *extra_env, int in_fd,
+                      int err_fd, pid_t *pid) {
+        char *const envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", (char *)extra_env, NULL};
         static const int reset_signals[] = {SIGPIPE, SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM,
                                             SIGUSR1, SIGUSR2, SIGALRM};
         posix_spawn_file_actions_t fa;
@@ -185,6 +186,11 @@ static int spawn_tool(const char *path, const char *const argv[], int in_fd, int
 }
 
 int lm_run(const char *const argv[], const char *input, size_t input_len, struct lm_run_result *res) {
+        return lm_run_env(argv, NULL, input, input_len, res);
+}
+
+int lm_run_env(const char *const argv[], const char *extra_env, const char *input, size_t input_len,
+               struct lm_run_result *res) {
         char path[PATH_MAX];
         int in[2] = {-1, -1}, errp[2] = {-1, -1};
         struct sigaction old_chld, dfl = {.sa_handler = SIG_DFL};
@@ -210,7 +216,7 @@ int lm_run(const char *const argv[], const char *input, size_t input_len, struct
         sigemptyset(&dfl.sa_mask);
         sigaction(SIGCHLD, &dfl, &old_chld);
 
-        r = spawn_tool(path, argv, in[0], errp[1], &pid);
+        r = spawn_tool(path, argv, extra_env, in[0], errp[1], &pid);
         close(errp[1]);
         errp[1] = -1;
         if (in[0] >= 0) {

@@ -17,3 +17,7 @@ struct lm_run_result {
  * its end (res->status says how), -ENOENT when it is not installed, -ETIMEDOUT when it was killed
  * after LM_RUN_TIMEOUT_MS, another -errno when it could not be started. */
 int lm_run(const char *const argv[], const char *input, size_t input_len, struct lm_run_result *res);
+/* The same with one more "NAME=value" in the tool's environment (never a secret: e.g.
+ * PASSWD_FD=0 for mount.cifs, which then reads the password from stdin). */
+int lm_run_env(const char *const argv[], const char *extra_env, const char *input, size_t input_len,
+               struct lm_run_result *res);

@@ -56,5 +56,7 @@ void pgsmb_mail_admin(struct pgina_ctx *ctx, struct pgina_user *u, const char *s
  * quotas (reported, never fatal). */
 void pgsmb_logon_setup(struct pgina_ctx *ctx, struct pgina_user *u, const struct pgsmb_cfg *c,
                        uid_t uid, gid_t gid);
+/* Logoff: unmount the home share mounted at logon (before the home is archived). */
+void pgsmb_logoff_unmount(struct pgina_ctx *ctx, struct pgina_user *u, const struct pgsmb_cfg *c);
 /* Notification LOGON: SNTP check (ntp_servers) and the login script, as the user, bounded. */
 int pgsmb_logon_tasks(struct pgina_ctx *ctx, struct pgina_user *u);
