@@ -265,6 +265,9 @@ static int mount_source(const char *mnt, char *out, size_t len) {
         return r;
 }
 
+/* glibc's QCMD shifts a signed int past its range for Q_GETINFO (undefined behaviour). */
+#define QCMD_U(cmd, type) ((int)(((unsigned)(cmd) << SUBCMDSHIFT) | ((unsigned)(type) & SUBCMDMASK)))
+
 /* 1 = user quotas are on, 0 = off, -ENOSYS = the kernel has no quota support, other -errno =
  * cannot tell. */
 static int user_quota_on(const char *mnt) {
@@ -275,7 +278,7 @@ static int user_quota_on(const char *mnt) {
 
         if (fd < 0)
                 return -errno;
-        if (syscall(SYS_quotactl_fd, fd, QCMD(Q_GETINFO, USRQUOTA), 0, &info) == 0)
+        if (syscall(SYS_quotactl_fd, fd, QCMD_U(Q_GETINFO, USRQUOTA), 0, &info) == 0)
                 return 1;
         if (errno == ESRCH || errno == EOPNOTSUPP || errno == ENOTTY)
                 return 0;
@@ -285,7 +288,7 @@ static int user_quota_on(const char *mnt) {
         /* No quotactl_fd (Linux < 5.14, or filtered): ask about the mount's device. */
         if (mount_source(mnt, dev, sizeof dev) < 0)
                 return -ENOENT;
-        if (quotactl(QCMD(Q_GETINFO, USRQUOTA), dev, 0, (caddr_t)&info) == 0)
+        if (quotactl(QCMD_U(Q_GETINFO, USRQUOTA), dev, 0, (caddr_t)&info) == 0)
                 return 1;
         if (errno == ENOSYS)
                 return -ENOSYS;
