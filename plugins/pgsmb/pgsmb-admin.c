@@ -148,11 +148,18 @@ static int profile_restore(struct pgina_ctx *ctx, struct pgsmb_cfg *c, struct st
         if (store_stat(st, c->rel_archive, &ss) == 0) {
                 bool have = pgsmb_meta_read(st, meta_rel, &cur) == 0;
                 snprintf(keep, sizeof keep, "%s.v-%s", c->rel_archive, have ? cur.version : "unknown");
-                if (store_stat(st, keep, &ss) < 0 && store_copy(st, c->rel_archive, keep) < 0)
-                        pgina_log(ctx, LOG_WARNING, "%s: the current archive was not kept: %s", c->user,
-                                  store_error(st));
+                /* The current archive is kept as a version (it may be kept already). */
+                if (store_stat(st, keep, &ss) == 0)
+                        r = store_unlink(st, c->rel_archive);
+                else
+                        r = store_rename(st, c->rel_archive, keep, false);
+                if (r < 0) {
+                        pgina_ctx_message(ctx, "%s", store_error(st));
+                        (void)store_unlink(st, tmp);
+                        return r;
+                }
         }
-        if ((r = store_rename(st, tmp, c->rel_archive, true)) < 0) {
+        if ((r = store_rename(st, tmp, c->rel_archive, false)) < 0) {
                 pgina_ctx_message(ctx, "%s", store_error(st));
                 (void)store_unlink(st, tmp);
                 return r;

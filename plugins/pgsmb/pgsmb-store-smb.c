@@ -12,9 +12,11 @@
  * - smbc_setTimeout bounds each request (negotiate, session setup, read, write…), but the TCP
  *   connect has its own 20 s limit inside cli_connect_nb; store_open probes the port itself with
  *   the store's timeout first, so an unreachable server fails within it.
- * - After a request timed out, the connection is unusable and every later request on it would
- *   wait out its own timeout again (closing handles, logging off): the store is then marked
- *   broken and fails fast with -ETIMEDOUT until it is closed and opened again. */
+ * - After a request timed out, libsmbclient keeps the connection, and every later request on it
+ *   (closing the file, and the close and logoff of smbc_free_context) waits out its own timeout
+ *   again: a server stopped mid-read cost 3 timeouts. smb_break shuts the receiving side of
+ *   libsmbclient's socket (found by its address pair after connecting), so those fail at once,
+ *   and the store fails fast with -ETIMEDOUT until it is closed and opened again. */
 #include <errno.h>
 #include <fcntl.h>
 #include <libsmbclient.h>
@@ -25,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -33,6 +36,14 @@
 
 #define SMB_AUTH_MAX 255 /* libsmbclient's auth buffers are 256-byte fstrings */
 #define SMB_CHUNK (4u << 20)
+
+/* One TCP connection libsmbclient made, identified by both ends: the fd number alone could
+ * have been reused by the time we look again. */
+struct smb_conn {
+        int fd;
+        struct sockaddr_storage local, peer;
+        socklen_t local_len, peer_len;
+};
 
 struct smb_store {
         struct store s;
@@ -44,6 +55,8 @@ struct smb_store {
         char *domain;
         const char *password; /* the caller's memory: see store_smb_open */
         bool broken; /* a request timed out: the connection is gone */
+        struct smb_conn conns[4]; /* libsmbclient's sockets to the server, for smb_break */
+        size_t n_conns;
 };
 
 struct smb_file {
@@ -127,12 +140,77 @@ static char *smb_path(struct store *s, const char *rel, int *r) {
         return u;
 }
 
-/* After a failed libsmbclient call: record errno, mark the store broken on a timeout. */
+/* Socket fds of this process that are connected (inet), as a bitmap of fd numbers. */
+#define FD_SCAN_MAX 4096
+static void socket_fds(unsigned char *set) {
+        DIR *d = opendir("/proc/self/fd");
+        struct dirent *de;
+
+        memset(set, 0, FD_SCAN_MAX / 8);
+        if (!d)
+                return;
+        while ((de = readdir(d))) {
+                struct sockaddr_storage sa;
+                socklen_t len = sizeof sa;
+                char *end;
+                long fd = strtol(de->d_name, &end, 10);
+                struct stat st;
+
+                if (*end || end == de->d_name || fd < 0 || fd >= FD_SCAN_MAX || fd == dirfd(d))
+                        continue;
+                if (fstat((int)fd, &st) < 0 || !S_ISSOCK(st.st_mode) ||
+                    getpeername((int)fd, (struct sockaddr *)&sa, &len) < 0 ||
+                    (sa.ss_family != AF_INET && sa.ss_family != AF_INET6))
+                        continue;
+                set[fd / 8] |= (unsigned char)(1u << (fd % 8));
+        }
+        closedir(d);
+}
+
+/* Remember the connections libsmbclient opened since `before` was taken. */
+static void record_conns(struct smb_store *ss, const unsigned char *before) {
+        unsigned char now_set[FD_SCAN_MAX / 8];
+
+        socket_fds(now_set);
+        for (int fd = 0; fd < FD_SCAN_MAX && ss->n_conns < ELEMENTSOF(ss->conns); fd++) {
+                struct smb_conn *c = &ss->conns[ss->n_conns];
+
+                if (!(now_set[fd / 8] & (1u << (fd % 8))) || (before[fd / 8] & (1u << (fd % 8))))
+                        continue;
+                c->fd = fd;
+                c->local_len = c->peer_len = sizeof(struct sockaddr_storage);
+                if (getsockname(fd, (struct sockaddr *)&c->local, &c->local_len) == 0 &&
+                    getpeername(fd, (struct sockaddr *)&c->peer, &c->peer_len) == 0)
+                        ss->n_conns++;
+        }
+}
+
+/* A request timed out. libsmbclient keeps the connection and would wait out the timeout again
+ * for every later request, closing handles and logging off at smbc_free_context included. Shut
+ * the receiving side of its sockets: the next wait sees end of file at once and libsmbclient
+ * drops the connection. (SHUT_RD only: a write to a fully shut socket would raise SIGPIPE.) */
+static void smb_break(struct smb_store *ss) {
+        ss->broken = true;
+        for (size_t i = 0; i < ss->n_conns; i++) {
+                struct smb_conn *c = &ss->conns[i];
+                struct sockaddr_storage l, p;
+                socklen_t ll = sizeof l, pl = sizeof p;
+
+                if (getsockname(c->fd, (struct sockaddr *)&l, &ll) == 0 &&
+                    getpeername(c->fd, (struct sockaddr *)&p, &pl) == 0 && ll == c->local_len &&
+                    pl == c->peer_len && memcmp(&l, &c->local, ll) == 0 &&
+                    memcmp(&p, &c->peer, pl) == 0)
+                        (void)shutdown(c->fd, SHUT_RD);
+        }
+        ss->n_conns = 0;
+}
+
+/* After a failed libsmbclient call: record errno, break the store on a timeout. */
 static int smb_fail(struct store *s, const char *rel, const char *what) {
         int e = errno ? errno : EIO;
 
         if (e == ETIMEDOUT)
-                SS(s)->broken = true;
+                smb_break(SS(s));
         return store_fail(s, -e, rel, "%s", what ? what : "");
 }
 
@@ -553,10 +631,8 @@ static int smb_unlink(struct store *s, const char *rel) {
 static void smb_close(struct store *s) {
         struct smb_store *ss = SS(s);
 
-        /* shutdown_ctx = 1 closes what is still open; on a broken connection that would wait
-         * for each close, so it is freed without a word to the server (the server drops the
-         * session when the TCP connection goes). */
-        if (ss->ctx && smbc_free_context(ss->ctx, ss->broken ? 0 : 1) != 0)
+        /* shutdown_ctx = 1: close what is still open (quick on a broken store: smb_break) */
+        if (ss->ctx)
                 smbc_free_context(ss->ctx, 1);
         free(ss->base);
         free(ss->server);
@@ -744,6 +820,7 @@ int store_smb_open(const char *url, const struct store_creds *creds, unsigned ti
         struct smb_store *ss;
         _cleanup_free_ char *path = NULL;
         int timeout_ms = timeout_s > INT_MAX / 1000 ? INT_MAX : (int)timeout_s * 1000;
+        unsigned char before[FD_SCAN_MAX / 8];
         size_t len, blen = 0;
         struct stat st;
         int r;
@@ -797,7 +874,10 @@ int store_smb_open(const char *url, const struct store_creds *creds, unsigned ti
                 goto fail;
         }
         /* The first request connects and authenticates. */
-        if (smb_stat_url(&ss->s, ss->base, &st) < 0) {
+        socket_fds(before);
+        r = smb_stat_url(&ss->s, ss->base, &st);
+        record_conns(ss, before);
+        if (r < 0) {
                 r = smb_fail(&ss->s, NULL, NULL);
                 store_open_fail(r, "%s%s", ss->s.error,
                                 r == -EACCES || r == -EPERM

@@ -146,16 +146,23 @@ static int attempt(struct upload *up, struct store *st) {
                                  up->cfg.user, up->host, store_url(st), target);
                 return 1;
         }
-        /* Keep the previous archive as a version (server-side copy), then replace atomically. */
+        /* The previous archive becomes a kept version, the verified upload takes its place: two
+         * renames onto free names (SMB has no atomic replace). In between a restore elsewhere finds
+         * the .meta without its archive and tries again a moment later. */
         if (have_archive) {
                 snprintf(target, sizeof target, "%s.v-%s", up->cfg.rel_archive,
-                         have_meta ? cur.version : "unknown");
-                if ((k = store_copy(st, up->cfg.rel_archive, target)) < 0)
-                        pgina_log(up->ctx, LOG_WARNING, "%s: previous version not kept: %s", up->cfg.user,
-                                  store_error(st));
+                         have_meta ? cur.version : meta.version);
+                if ((k = store_rename(st, up->cfg.rel_archive, target, false)) < 0) {
+                        snprintf(up->why, sizeof up->why, "%s", store_error(st));
+                        (void)store_unlink(st, tmp);
+                        return k;
+                }
         }
-        if ((k = store_rename(st, tmp, up->cfg.rel_archive, true)) < 0) {
+        if ((k = store_rename(st, tmp, up->cfg.rel_archive, false)) < 0) {
                 snprintf(up->why, sizeof up->why, "%s", store_error(st));
+                if (have_archive && store_rename(st, target, up->cfg.rel_archive, false) < 0)
+                        pgina_log(up->ctx, LOG_ERR, "%s: the previous archive stays as %s: %s", up->cfg.user,
+                                  target, store_error(st));
                 (void)store_unlink(st, tmp);
                 return k;
         }
