@@ -19,7 +19,9 @@ struct store_file;
 struct store_creds {
         const char *user; /* NULL or "" = anonymous/guest */
         const char *domain; /* NULL = default workgroup */
-        const char *password; /* secret memory owned by the caller; never copied into logs */
+        /* Secret memory owned by the caller, read again at every reconnect: it must stay valid
+         * until store_close(). Never copied into logs. */
+        const char *password;
 };
 
 struct store_stat {

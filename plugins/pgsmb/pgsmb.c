@@ -41,7 +41,7 @@ static const struct pgina_option pgsmb_options[] = {
         {"extract_to", PGINA_OPT_STRING, "/home/%u", "where the profile is extracted: the home"},
         {"retries", PGINA_OPT_INT, "3", "tries to connect/download/extract/compress/upload"},
         {"retry_delay", PGINA_OPT_INT, "5", "seconds between tries"},
-        {"timeout", PGINA_OPT_INT, "30", "seconds one store operation may take"},
+        {"timeout", PGINA_OPT_INT, "15", "seconds one store operation may take"},
         {"compression_level", PGINA_OPT_INT, "3", "zstd level (1-19) of the built-in compression"},
         {"compression_threads", PGINA_OPT_INT, "0", "zstd threads (0 = one)"},
         {"program", PGINA_OPT_STRING, NULL, "external (de)compression program, absolute path (pGina's Program)"},

@@ -277,7 +277,7 @@ static void conf_check_sections(struct conf *c, char **errors) {
 }
 
 static int conf_set_defaults(struct conf *c) {
-        c->request_timeout = 60;
+        c->request_timeout = 300;
         c->shutdown_timeout = 60;
         c->job_timeout = 1800;
         c->failure_delay_max = 8;

@@ -512,7 +512,7 @@ int proto_call(int fd, const struct pbuf *request, int timeout_ms, proto_info_fn
                             (r = pbuf_get_str(&p, &text, PROTO_STR_MAX)) < 0 ||
                             (r = pbuf_expect_end(&p)) < 0)
                                 return r;
-                        if (on_info)
+                        if (on_info && kind != PROTO_INFO_KEEPALIVE)
                                 on_info(userdata, kind, text);
                         continue;
                 }

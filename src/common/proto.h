@@ -96,7 +96,12 @@ enum proto_info_kind {
         PROTO_INFO_TEXT = 0, /* PAM_TEXT_INFO */
         PROTO_INFO_ERROR = 1, /* PAM_ERROR_MSG */
         PROTO_INFO_PROGRESS = 2, /* PAM_TEXT_INFO, may be rate-limited by the client */
+        /* Nothing to show: the request is still being worked on (pginad sends one every
+         * PROTO_KEEPALIVE_MS while a worker runs), so a client's silence timeout only fires when
+         * pginad itself is stuck. request_timeout bounds the work. proto_call() swallows it. */
+        PROTO_INFO_KEEPALIVE = 3,
 };
+#define PROTO_KEEPALIVE_MS 10000
 
 enum proto_status {
         PROTO_OK = 0,

@@ -50,6 +50,7 @@ struct conn {
         int pidx; /* index in this round's pollfd array, -1 if not polled */
         long long idle_since; /* last time it became idle (accepted or answered) */
         long long parked_ping; /* last "please wait" sent while parked */
+        long long keepalive_at; /* last keepalive sent while a worker runs for it */
         struct conn *next;
 };
 
@@ -271,6 +272,24 @@ static int user_uid(const char *user, uid_t *uid) {
         return 0;
 }
 
+/* While a worker runs for a client, the client hears from us (see PROTO_INFO_KEEPALIVE). */
+static void keepalives(struct manager *m, long long now, long long *next) {
+        for (struct worker *w = m->workers; w; w = w->next) {
+                struct conn *c = w->conn;
+
+                if (!c || w->kind != WORKER_REQUEST)
+                        continue;
+                if (c->keepalive_at == 0)
+                        c->keepalive_at = now;
+                if (now - c->keepalive_at >= PROTO_KEEPALIVE_MS) {
+                        c->keepalive_at = now;
+                        reply_info(c, PROTO_INFO_KEEPALIVE, "");
+                }
+                if (c->keepalive_at + PROTO_KEEPALIVE_MS < *next)
+                        *next = c->keepalive_at + PROTO_KEEPALIVE_MS;
+        }
+}
+
 static void handle_request_in_worker(struct manager *m, struct conn *c) {
         struct worker_spec spec = {.kind = WORKER_REQUEST, .req = &c->req};
         struct worker *w;
@@ -287,6 +306,7 @@ static void handle_request_in_worker(struct manager *m, struct conn *c) {
                 return;
         }
         w->conn = c;
+        c->keepalive_at = now_ms();
         w->req = c->req; /* the worker owns the request now */
         memset(&c->req, 0, sizeof c->req);
 }
@@ -511,6 +531,7 @@ static void handle_plugin_admin(struct manager *m, struct conn *c) {
         /* Admin work (a profile upload) may take as long as a logoff job. */
         w->deadline = now_ms() + 1000LL * m->conf->job_timeout;
         w->conn = c;
+        c->keepalive_at = now_ms();
         w->req = c->req;
         memset(&c->req, 0, sizeof c->req);
         log_info("admin command for plugin %s%s%s", w->req.plugin, w->req.user[0] ? ", user " : "",
@@ -1428,6 +1449,7 @@ int manager_run(struct manager *m) {
                 }
                 if (m->stopping && m->stop_deadline < next)
                         next = m->stop_deadline;
+                keepalives(m, now, &next);
                 timeout = next <= now ? 0 : (int)(next - now);
                 k = poll(pfd, n, timeout);
                 if (k < 0 && errno != EINTR) {

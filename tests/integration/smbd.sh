@@ -53,6 +53,7 @@ smbd_pids() {
                 p=${queue[0]}
                 queue=("${queue[@]:1}")
                 echo "$p"
+                # shellcheck disable=SC2013 # the file holds space-separated pids
                 for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do
                         queue+=("$c")
                 done

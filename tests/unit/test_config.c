@@ -157,7 +157,7 @@ static void test_empty_config_gets_defaults(void **state) {
         assert_string_equal(c->socket_path, "/run/pgina/pginad.sock");
         assert_string_equal(c->state_dir, PGINA_STATE_DIR_DEFAULT);
         assert_string_equal(c->plugin_dir, PGINA_PLUGIN_DIR_DEFAULT);
-        assert_int_equal(c->request_timeout, 60);
+        assert_int_equal(c->request_timeout, 300);
         assert_int_equal(c->shutdown_timeout, 60);
         assert_int_equal(c->failure_delay_max, 8);
         assert_int_equal(c->log_level, LOG_INFO);
