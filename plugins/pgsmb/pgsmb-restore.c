@@ -199,7 +199,8 @@ static int attempt(struct restore *r, struct store *st) {
                 return k;
         }
         if (have_home && r->state.upload_failed && !r->state.temporary) {
-                pgina_ctx_message(r->ctx, "Your profile on this machine is newer than the saved one (its last upload failed); using it.");
+                /* Shown at once (the result message may carry another note). */
+                pgina_ctx_progress(r->ctx, "Your profile on this machine is newer than the saved one (its last upload failed); using it.");
                 pgina_log(r->ctx, LOG_NOTICE, "%s: last upload failed, keeping the newer local home", r->cfg.user);
                 return 1;
         }
@@ -307,9 +308,6 @@ int pgsmb_gateway(struct pgina_ctx *ctx, struct pgina_user *u) {
                 goto out;
         }
         (void)pgsmb_state_load(r.state_dir, r.cfg.user, &r.state);
-        if (r.state.over_limit)
-                pgina_ctx_message(ctx, "Your profile was over its size limit at your last logoff and was not "
-                                       "saved to the server; please make room.");
         for (unsigned i = 0; i < r.cfg.retries; i++) {
                 if (i > 0) {
                         pgina_ctx_progress(ctx, "Restoring your profile failed (%s); trying again (%u of %u)...",
@@ -328,6 +326,11 @@ int pgsmb_gateway(struct pgina_ctx *ctx, struct pgina_user *u) {
                         break; /* not worth another try (e.g. a hostile archive) */
         }
         if (k > 0) {
+                /* Said last, so it is the message the user sees. */
+                if (r.state.over_limit)
+                        pgina_ctx_message(ctx, "Your profile was over its size limit at your last logoff and "
+                                               "was not saved to the server; this machine's copy is used. "
+                                               "Please make room.");
                 if (r.state.temporary)
                         r.state.temporary = false;
                 (void)set_marker(&r, PGSMB_MARKER);

@@ -183,7 +183,7 @@ check_hostile() { # USER KIND: logon → temporary profile, nothing outside, sto
         [ -e /evil-through-relative-link ] && fail "$kind archive: /evil-through-relative-link was created"
         [ -e /home/evil ] || [ -e /evil ] && fail "$kind archive: a file was created outside the home"
         assert_eq "$before_root" "$(root_listing)" "$kind archive: the names in / and /etc"
-        ls -a /home | grep -q '^\.pgina-' && { ls -la /home >&2; fail "$kind archive: staging directory left in /home"; }
+        compgen -G "/home/.pgina-*" >/dev/null && { ls -la /home >&2; fail "$kind archive: staging directory left in /home"; }
         [ -e "/home/$user/harmless" ] && fail "$kind archive: part of a refused archive was put in the home"
         [ "$(du -sk /home | cut -f1)" -lt 1024 ] || { du -sk /home/* /home/.??* >&2; fail "$kind archive: /home holds $(du -sk /home | cut -f1) KiB"; }
         assert_eq "$before_store" "$(store_sums)" "$kind archive: the store after the logon"
@@ -218,7 +218,7 @@ getent passwd erin | grep -q "pGina created pgSMB tmp" || fail "erin did not get
 assert_contains "$T/pam.out" "temporary profile"
 assert_contains "$PGINA_LOG" "checksum does not match"
 [ -e /home/erin/data ] && fail "the damaged archive was put in the home"
-ls -a /home | grep -q '^\.pgina-' && { ls -la /home >&2; fail "staging directory left in /home"; }
+compgen -G "/home/.pgina-*" >/dev/null && { ls -la /home >&2; fail "staging directory left in /home"; }
 close_user_session erin
 assert_eq "$before_store" "$(store_sums)" "the store after erin's temporary profile"
 
