@@ -28,6 +28,7 @@ struct restore {
         struct lm_account acc;
         struct pgsmb_state state;
         const char *state_dir;
+        unsigned tries;
         char why[600];
 };
 
@@ -273,9 +274,9 @@ static int temporary_profile(struct restore *r) {
         pgina_ctx_message(r->ctx, "Your roaming profile could not be loaded (%s). You are logged on with a "
                                   "temporary profile: its changes will not be saved.", why);
         pgsmb_mail_admin(r->ctx, r->u, "profile not restored",
-                         "The profile of %s could not be restored on this machine after %u tries:\n%s\n"
+                         "The profile of %s could not be restored on this machine (%u %s):\n%s\n"
                          "The user was given a temporary profile that will not be uploaded.\n",
-                         r->cfg.user, r->cfg.retries, why);
+                         r->cfg.user, r->tries, r->tries == 1 ? "try" : "tries", why);
         return 1; /* the user still logs on: pGina's temporary profile */
 }
 
@@ -314,8 +315,11 @@ int pgsmb_gateway(struct pgina_ctx *ctx, struct pgina_user *u) {
                                            r.why, i + 1, r.cfg.retries);
                         sleep(r.cfg.retry_delay);
                 }
-                if (!st && pgsmb_connect(ctx, &r.cfg, &st, r.why, sizeof r.why) < 0)
-                        break; /* pgsmb_connect did its own retries */
+                r.tries++;
+                if (!st && pgsmb_connect(ctx, &r.cfg, &st, r.why, sizeof r.why) < 0) {
+                        r.tries = r.cfg.retries; /* pgsmb_connect did its own retries */
+                        break;
+                }
                 k = attempt(&r, st);
                 if (k > 0)
                         break;

@@ -64,8 +64,9 @@ void pgsmb_version_new(char out[PGSMB_VERSION_MAX]) {
         clock_gettime(CLOCK_REALTIME, &ts);
         if (getrandom(raw, sizeof raw, 0) != sizeof raw)
                 memset(raw, 0, sizeof raw);
-        /* time first, so versions sort by age; random part against two machines in one second */
-        off = (size_t)snprintf(out, PGSMB_VERSION_MAX, "%" PRId64 "-", (int64_t)ts.tv_sec);
+        /* time first (seconds, then nanoseconds, fixed width), so versions sort by age as text;
+         * the random part against two machines at the same instant */
+        off = (size_t)snprintf(out, PGSMB_VERSION_MAX, "%" PRId64 ".%09ld-", (int64_t)ts.tv_sec, ts.tv_nsec);
         for (size_t i = 0; i < sizeof raw && off + 2 < PGSMB_VERSION_MAX; i++, off += 2)
                 snprintf(out + off, 3, "%02x", raw[i]);
 }

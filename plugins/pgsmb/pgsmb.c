@@ -278,9 +278,10 @@ int pgsmb_cfg_load(struct pgina_ctx *ctx, struct pgina_user *u, struct pgsmb_cfg
                 c->comp.extract_argv = c->extract_argv;
         }
         if (creds && !streq(creds, "user")) {
-                int r = read_auth_file(creds, c, why, whylen);
-                if (r < 0)
-                        return r;
+                /* A broken credentials file is like an unreachable store: the user still logs on
+                 * (temporary profile), the admin is told. */
+                if (read_auth_file(creds, c, c->cred_error, sizeof c->cred_error) < 0)
+                        pgina_log(ctx, LOG_ERR, "%s: %s", name, c->cred_error);
         } else {
                 snprintf(c->cred_user, sizeof c->cred_user, "%s", name);
                 if (pgina_user_password(u))
@@ -300,6 +301,10 @@ int pgsmb_connect(struct pgina_ctx *ctx, const struct pgsmb_cfg *c, struct store
         };
         int r = -EIO;
 
+        if (c->cred_error[0]) {
+                snprintf(why, whylen, "%s", c->cred_error);
+                return -EACCES;
+        }
         for (unsigned i = 0; i < c->retries; i++) {
                 if (i > 0) {
                         pgina_ctx_progress(ctx, "Profile store not reachable, trying again (%u of %u)...",

@@ -29,6 +29,7 @@ struct pgsmb_cfg {
         char **exclude; /* NULL-terminated */
         char **archive_argv, **extract_argv;
         char cred_user[256], cred_domain[256];
+        char cred_error[512]; /* the credentials file is unusable: every connect fails with this */
         struct secret *cred_password;
 };
 

@@ -198,8 +198,16 @@ int chain_notify(const struct chain_env *env, enum pgina_event ev, struct pgina_
                         continue;
                 }
                 /* Results are logged, never acted upon: a failing plugin does not stop the next. */
-                if (call_plugin(env, run, st, lp, u, do_notify, &ev, NULL) <= 0)
+                char *m = NULL;
+                int r = call_plugin(env, run, st, lp, u, do_notify, &ev, &m);
+                if (r <= 0) {
+                        char buf[512];
                         all_ok = false;
+                        snprintf(buf, sizeof buf, "%s: %s", lp->name,
+                                 m ? m : r < 0 ? strerror(-r) : "failed");
+                        run_set_message(run, buf);
+                }
+                free(m);
         }
         return all_ok;
 }
