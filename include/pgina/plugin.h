@@ -179,6 +179,12 @@ long long pgina_conf_int(const struct pgina_ctx *ctx, const char *key);
 size_t pgina_conf_list_len(const struct pgina_ctx *ctx, const char *key);
 const char *pgina_conf_list_item(const struct pgina_ctx *ctx, const char *key, size_t i);
 
+/* Free-form subsections "[<plugin>.<sub>]" (e.g. [ldap.attributes]): their keys are not checked
+ * against the option table. Number of entries, and entry i's key and value (NULL past the end). */
+size_t pgina_conf_sub_len(const struct pgina_ctx *ctx, const char *sub);
+const char *pgina_conf_sub_key(const struct pgina_ctx *ctx, const char *sub, size_t i);
+const char *pgina_conf_sub_value(const struct pgina_ctx *ctx, const char *sub, size_t i);
+
 /* The result message of this call (pGina's BooleanResult.Message); shown to the user. */
 void pgina_ctx_message(struct pgina_ctx *ctx, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));

@@ -108,6 +108,40 @@ static size_t list_word(const char *v, size_t want, const char **start, size_t *
         return n;
 }
 
+static const struct conf_entry *sub_entry(const struct pgina_ctx *ctx, const char *sub, size_t want,
+                                          size_t *count) {
+        char section[160];
+        size_t n = 0;
+        const struct conf_entry *hit = NULL;
+
+        snprintf(section, sizeof section, "%s.%s", ctx->plugin->name, sub);
+        for (size_t i = 0; i < ctx->conf->nentries; i++)
+                if (streq(ctx->conf->entries[i].section, section)) {
+                        if (n == want)
+                                hit = &ctx->conf->entries[i];
+                        n++;
+                }
+        if (count)
+                *count = n;
+        return hit;
+}
+
+size_t pgina_conf_sub_len(const struct pgina_ctx *ctx, const char *sub) {
+        size_t n = 0;
+        (void)sub_entry(ctx, sub, SIZE_MAX, &n);
+        return n;
+}
+
+const char *pgina_conf_sub_key(const struct pgina_ctx *ctx, const char *sub, size_t i) {
+        const struct conf_entry *e = sub_entry(ctx, sub, i, NULL);
+        return e ? e->key : NULL;
+}
+
+const char *pgina_conf_sub_value(const struct pgina_ctx *ctx, const char *sub, size_t i) {
+        const struct conf_entry *e = sub_entry(ctx, sub, i, NULL);
+        return e ? e->value : NULL;
+}
+
 size_t pgina_conf_list_len(const struct pgina_ctx *ctx, const char *key) {
         return list_word(pgina_conf_get(ctx, key), SIZE_MAX, NULL, NULL);
 }
