@@ -204,50 +204,97 @@ static int send_all(int fd, const void *buf, size_t len) {
         return 0;
 }
 
+/* One transfer: a store file, a socket pair to a child working as the user, a running sha256. */
+struct stream {
+        struct store_file *f;
+        EVP_MD_CTX *md;
+        unsigned char *buf;
+        int fd; /* our end */
+        struct child ch;
+};
+
+/* Open rel (to read or to create), then start fn as the user with the other end of the pair in
+ * *child_fd. On failure nothing is left open and t->err says why. */
+static int stream_begin(struct store *st, const char *rel, bool create, const struct pgsmb_user *u,
+                        child_fn fn, void *arg, int *child_fd, struct pgsmb_transfer *t,
+                        struct stream *s) {
+        int sv[2], r;
+
+        memset(t, 0, sizeof *t);
+        memset(s, 0, sizeof *s);
+        s->fd = -1;
+        s->buf = malloc(CHUNK);
+        s->md = EVP_MD_CTX_new();
+        if (!s->buf || !s->md) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        r = create ? store_open_write(st, rel, &s->f) : store_open_read(st, rel, &s->f);
+        if (r < 0) {
+                snprintf(t->err, sizeof t->err, "%s", store_error(st));
+                goto fail;
+        }
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+                r = -errno;
+                goto fail;
+        }
+        *child_fd = sv[1];
+        r = child_start(u, fn, arg, sv[0], &s->ch);
+        close(sv[1]);
+        if (r < 0) {
+                close(sv[0]);
+                snprintf(t->err, sizeof t->err, "cannot start a process as %s: %s", u->name, strerror(-r));
+                goto fail;
+        }
+        s->fd = sv[0];
+        EVP_DigestInit_ex(s->md, EVP_sha256(), NULL);
+        return 0;
+fail:
+        if (s->f)
+                store_close_file(s->f);
+        EVP_MD_CTX_free(s->md);
+        free(s->buf);
+        return r;
+}
+
+/* Close everything, wait for the child; the first failure (r, the file's close, the child's)
+ * is returned and described in t->err. */
+static int stream_end(struct store *st, struct stream *s, int r, const char *what,
+                      struct pgsmb_transfer *t) {
+        struct child_report rep;
+        int rc;
+
+        close(s->fd); /* a child still writing gets EPIPE and stops; one reading sees the end */
+        rc = store_close_file(s->f);
+        if (r == 0 && rc < 0) {
+                r = rc;
+                snprintf(t->err, sizeof t->err, "%s", store_error(st));
+        }
+        EVP_DigestFinal_ex(s->md, t->sha256, NULL);
+        EVP_MD_CTX_free(s->md);
+        free(s->buf);
+        rc = child_wait(&s->ch, &rep);
+        t->stats = rep.stats;
+        if (r == 0 && rc < 0) {
+                r = rc;
+                snprintf(t->err, sizeof t->err, "%s", rep.err[0] ? rep.err : what);
+        }
+        return r;
+}
+
 int pgsmb_restore_stream(struct store *st, const char *rel, uint64_t size_hint,
                          const struct pgsmb_user *u, const char *target,
                          const struct profile_limits *lim, const struct profile_compress *c,
                          pgsmb_progress_fn progress, void *pud, struct pgsmb_transfer *t) {
-        struct store_file *f = NULL;
         struct extract_arg a = {.target = target, .lim = lim, .c = c};
-        struct child_report rep;
-        struct child ch;
-        _cleanup_free_ unsigned char *buf = malloc(CHUNK);
-        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        struct stream s;
         long long last = now_ms();
-        int sv[2], r, rc;
-        bool child_gone = false;
+        int r = stream_begin(st, rel, false, u, extract_child, &a, &a.fd, t, &s);
 
-        memset(t, 0, sizeof *t);
-        if (!buf || !md) {
-                EVP_MD_CTX_free(md);
-                return -ENOMEM;
-        }
-        r = store_open_read(st, rel, &f);
-        if (r < 0) {
-                snprintf(t->err, sizeof t->err, "%s", store_error(st));
-                EVP_MD_CTX_free(md);
+        if (r < 0)
                 return r;
-        }
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-                r = -errno;
-                store_close_file(f);
-                EVP_MD_CTX_free(md);
-                return r;
-        }
-        a.fd = sv[1];
-        r = child_start(u, extract_child, &a, sv[0], &ch);
-        close(sv[1]);
-        if (r < 0) {
-                close(sv[0]);
-                store_close_file(f);
-                EVP_MD_CTX_free(md);
-                snprintf(t->err, sizeof t->err, "cannot start a process as %s: %s", u->name, strerror(-r));
-                return r;
-        }
-        EVP_DigestInit_ex(md, EVP_sha256(), NULL);
         for (;;) {
-                ssize_t k = store_read(f, buf, CHUNK);
+                ssize_t k = store_read(s.f, s.buf, CHUNK);
                 if (k < 0) {
                         r = (int)k;
                         snprintf(t->err, sizeof t->err, "%s", store_error(st));
@@ -255,24 +302,13 @@ int pgsmb_restore_stream(struct store *st, const char *rel, uint64_t size_hint,
                 }
                 if (k == 0)
                         break;
-                EVP_DigestUpdate(md, buf, (size_t)k);
+                EVP_DigestUpdate(s.md, s.buf, (size_t)k);
                 t->bytes += (uint64_t)k;
-                if (!child_gone && send_all(sv[0], buf, (size_t)k) < 0)
-                        child_gone = true; /* it stopped reading: its report says why */
                 progress_tick(progress, pud, t->bytes, size_hint, &last);
-                if (child_gone)
-                        break;
+                if (send_all(s.fd, s.buf, (size_t)k) < 0)
+                        break; /* the child stopped reading: its report says why */
         }
-        close(sv[0]);
-        store_close_file(f);
-        EVP_DigestFinal_ex(md, t->sha256, NULL);
-        EVP_MD_CTX_free(md);
-        rc = child_wait(&ch, &rep);
-        t->stats = rep.stats;
-        if (r == 0 && rc < 0) {
-                r = rc;
-                snprintf(t->err, sizeof t->err, "%s", rep.err[0] ? rep.err : "extraction failed");
-        }
+        r = stream_end(st, &s, r, "extraction failed", t);
         if (progress)
                 progress(pud, t->bytes, size_hint);
         return r;
@@ -281,50 +317,19 @@ int pgsmb_restore_stream(struct store *st, const char *rel, uint64_t size_hint,
 int pgsmb_upload_stream(struct store *st, const char *rel, const struct pgsmb_user *u,
                         const char *const *exclude, const struct profile_compress *c,
                         pgsmb_progress_fn progress, void *pud, struct pgsmb_transfer *t) {
-        struct store_file *f = NULL;
         struct archive_arg a = {.home = u->home, .exclude = exclude, .c = c};
-        struct child_report rep;
-        struct child ch;
-        _cleanup_free_ unsigned char *buf = malloc(CHUNK);
-        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        struct stream s;
         long long last = now_ms();
-        int sv[2], r, rc;
+        int r = stream_begin(st, rel, true, u, archive_child, &a, &a.fd, t, &s);
 
-        memset(t, 0, sizeof *t);
-        if (!buf || !md) {
-                EVP_MD_CTX_free(md);
-                return -ENOMEM;
-        }
-        r = store_open_write(st, rel, &f);
-        if (r < 0) {
-                snprintf(t->err, sizeof t->err, "%s", store_error(st));
-                EVP_MD_CTX_free(md);
+        if (r < 0)
                 return r;
-        }
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-                r = -errno;
-                store_close_file(f);
-                EVP_MD_CTX_free(md);
-                return r;
-        }
-        a.fd = sv[1];
-        r = child_start(u, archive_child, &a, sv[0], &ch);
-        close(sv[1]);
-        if (r < 0) {
-                close(sv[0]);
-                store_close_file(f);
-                EVP_MD_CTX_free(md);
-                snprintf(t->err, sizeof t->err, "cannot start a process as %s: %s", u->name, strerror(-r));
-                return r;
-        }
-        EVP_DigestInit_ex(md, EVP_sha256(), NULL);
         for (;;) {
-                ssize_t k;
                 size_t have = 0;
 
                 /* Fill big blocks: SMB writes are cheapest at 1 MiB. */
                 while (have < CHUNK) {
-                        k = read(sv[0], buf + have, CHUNK - have);
+                        ssize_t k = read(s.fd, s.buf + have, CHUNK - have);
                         if (k < 0 && errno == EINTR)
                                 continue;
                         if (k <= 0)
@@ -333,8 +338,8 @@ int pgsmb_upload_stream(struct store *st, const char *rel, const struct pgsmb_us
                 }
                 if (have == 0)
                         break;
-                EVP_DigestUpdate(md, buf, have);
-                r = store_write(f, buf, have);
+                EVP_DigestUpdate(s.md, s.buf, have);
+                r = store_write(s.f, s.buf, have);
                 if (r < 0) {
                         snprintf(t->err, sizeof t->err, "%s", store_error(st));
                         break;
@@ -344,21 +349,7 @@ int pgsmb_upload_stream(struct store *st, const char *rel, const struct pgsmb_us
                 if (have < CHUNK)
                         break;
         }
-        close(sv[0]); /* a child still writing gets EPIPE and stops */
-        rc = store_close_file(f);
-        if (r == 0 && rc < 0) {
-                r = rc;
-                snprintf(t->err, sizeof t->err, "%s", store_error(st));
-        }
-        EVP_DigestFinal_ex(md, t->sha256, NULL);
-        EVP_MD_CTX_free(md);
-        rc = child_wait(&ch, &rep);
-        t->stats = rep.stats;
-        if (r == 0 && rc < 0) {
-                r = rc;
-                snprintf(t->err, sizeof t->err, "%s", rep.err[0] ? rep.err : "archiving failed");
-        }
-        return r;
+        return stream_end(st, &s, r, "archiving failed", t);
 }
 
 int pgsmb_verify(struct store *st, const char *rel, uint64_t size, const unsigned char sha256[32],
