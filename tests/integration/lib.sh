@@ -130,6 +130,14 @@ assert_not_contains() {
         fi
 }
 
+# has_line FILE REGEX: some line of FILE matches the extended REGEX (else FILE is shown, fail).
+has_line() {
+        grep -qE -- "$2" "$1" || {
+                cat "$1" >&2
+                fail "$1 has no line matching '$2'"
+        }
+}
+
 # ---- pgina -----------------------------------------------------------------------------------
 pginactl() { "$BUILD/pginactl" "$@"; }
 
@@ -216,6 +224,63 @@ pgina_stop() {
         return "$rc"
 }
 
+# pgina_wait_log TEXT [TENTHS]: wait until pginad's log holds TEXT (TENTHS x 0.1 s, default 100);
+# then it must (assert_contains).
+pgina_wait_log() {
+        local i
+        for ((i = 0; i < ${2:-100}; i++)); do
+                grep -qF -- "$1" "$PGINA_LOG" && return 0
+                sleep 0.1
+        done
+        assert_contains "$PGINA_LOG" "$1"
+}
+
+# pgina_simulate PASSWORD USER: pginactl simulate USER (PASSWORD on stdin); returns its exit
+# status, stdout and stderr in $T/sim.out.
+pgina_simulate() {
+        local rc=0
+        printf '%s\n' "$1" | pginactl simulate "$2" >"$T/sim.out" 2>&1 || rc=$?
+        return "$rc"
+}
+
+# pgina_wait_jobs [SECONDS]: wait until pginactl status shows no queued or running logoff job
+# (default 60 s, then fail); the last status is in $T/status.out.
+# shellcheck disable=SC2120 # SECONDS is optional; the tests here all use the default
+pgina_wait_jobs() {
+        local secs=${1:-60} i
+        for ((i = 0; i < secs * 5; i++)); do
+                pginactl status >"$T/status.out" 2>&1
+                grep -qE 'queued|running' "$T/status.out" || return 0
+                sleep 0.2
+        done
+        fail "logoff job still pending after $secs s"
+}
+
+# pgina_close_session_frame SID USER: the hex payload of a CLOSE_SESSION frame (proto.h: str
+# session | str user) for pgclient's raw "frame" command (pgclient frame 1 4 HEX).
+pgina_close_session_frame() {
+        "$PYTHON" -c 'import struct, sys
+s = lambda v: struct.pack(">I", len(v)) + v.encode()
+print((s(sys.argv[1]) + s(sys.argv[2])).hex())' "$1" "$2"
+}
+
+# pgina_close_session_nowait USER: close USER's first open session (pginactl sessions) through
+# the socket, the way login would (CLOSE_SESSION as root); it must succeed; no waiting.
+pgina_close_session_nowait() {
+        local sid
+        sid=$(pginactl sessions | awk -v u="$1" '$0 ~ u { print $1; exit }')
+        [ -n "$sid" ] || fail "no open session of $1"
+        pgclient frame 1 4 "$(pgina_close_session_frame "$sid" "$1")" >"$T/close.out"
+        assert_contains "$T/close.out" "result 0"
+}
+
+# pgina_close_session USER: pgina_close_session_nowait USER, then pgina_wait_jobs (the logoff
+# job is done when it returns).
+pgina_close_session() {
+        pgina_close_session_nowait "$1"
+        pgina_wait_jobs
+}
+
 # ---- PAM -------------------------------------------------------------------------------------
 # pam_service NAME: write /etc/pam.d/NAME from stdin; the word pam_pgina.so becomes the path of
 # the built module.
@@ -273,13 +338,16 @@ sys.exit(rc)
 ' "$@"
 }
 
+# pam_run_as sets this: the setpriv prefix that runs pamtester as a user instead of root.
+_LIB_PAM_RUNNER=()
 _lib_pam_exec() {
         local input=$1 service=$2 user=$3 rc=0
         shift 3
         : >"$T/pam.out"
         echo "---- pamtester $service $user $* ($(date +%T))" >>"$T/pam.log"
         PAM_INPUT=$input PAM_OUT=$T/pam.out \
-                _lib_pam_driver "${PAM_HOST_ENV[@]}" pamtester -v "$service" "$user" "$@" || rc=$?
+                _lib_pam_driver "${PAM_HOST_ENV[@]}" "${_LIB_PAM_RUNNER[@]}" \
+                pamtester -v "$service" "$user" "$@" || rc=$?
         cat "$T/pam.out" >>"$T/pam.log"
         echo "---- exit $rc" >>"$T/pam.log"
         return "$rc"
@@ -302,6 +370,63 @@ pam_run_input() {
         _lib_pam_exec "$input" "$service" "$user" "$@"
 }
 
+# pam_run_as RUNNER SERVICE USER INPUT OPS...: pam_run_input with pamtester run by the user
+# RUNNER (setpriv: its uid, primary group and groups), a non-root PAM caller.
+pam_run_as() {
+        local runner=$1 rc=0
+        shift
+        _LIB_PAM_RUNNER=(setpriv --reuid="$runner" --regid="$(id -g "$runner")" --init-groups)
+        pam_run_input "$@" || rc=$?
+        _LIB_PAM_RUNNER=()
+        return "$rc"
+}
+
+# pam_ok SERVICE USER PASSWORD OPS...: pam_run must succeed (else fail with pamtester's last lines).
+pam_ok() { pam_run "$@" || fail "pamtester $* failed: $(tail -n 3 "$T/pam.out")"; }
+
+# pam_fails_with ERROR SERVICE USER PASSWORD OPS...: pam_run must fail and print ERROR.
+pam_fails_with() {
+        local err=$1
+        shift
+        if pam_run "$@"; then fail "pamtester $* succeeded; expected: $err"; fi
+        assert_contains "$T/pam.out" "$err"
+}
+
+# syslog_capture FILE: pam_syslog writes to /dev/log, which the sandbox lacks. Give this test's
+# (private) mount namespace its own /dev: a tmpfs holding the host's nodes bind-mounted, plus a
+# listener on /dev/log appending each message to FILE (emptied first).
+syslog_capture() {
+        local file=$1 old=/run/host-dev e name i
+        mkdir -p "$old"
+        mount --bind /dev "$old" || fail "cannot bind /dev"
+        mount -t tmpfs -o mode=0755 pgina-dev /dev || fail "cannot mount a tmpfs on /dev"
+        for e in "$old"/*; do
+                name=${e##*/}
+                [ "$name" = log ] && continue
+                if [ -L "$e" ]; then
+                        cp -P "$e" "/dev/$name"
+                elif [ -d "$e" ]; then
+                        mkdir "/dev/$name" && mount --bind "$e" "/dev/$name"
+                elif [ -c "$e" ] || [ -b "$e" ]; then
+                        touch "/dev/$name" && mount --bind "$e" "/dev/$name"
+                fi
+        done
+        [ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd
+        : >"$file"
+        "$PYTHON" -c '
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind("/dev/log")
+os.chmod("/dev/log", 0o666)
+with open(sys.argv[1], "ab", buffering=0) as f:
+    while True:
+        f.write(s.recv(65536).rstrip(b"\0\n") + b"\n")
+' "$file" &
+        at_exit kill $!
+        for ((i = 0; i < 50; i++)); do [ -S /dev/log ] && return 0; sleep 0.1; done
+        fail "the syslog listener did not start"
+}
+
 # ---- accounts --------------------------------------------------------------------------------
 # make_user NAME PASSWORD [useradd args]
 make_user() {
@@ -312,7 +437,43 @@ make_user() {
         printf '%s:%s\n' "$name" "$password" | chpasswd -c YESCRYPT || fail "chpasswd $name failed"
 }
 
+# as_user USER CMD...: run CMD as USER (uid, primary group, groups) with HOME = USER's home.
+as_user() {
+        local user=$1 home
+        shift
+        home=$(getent passwd "$user" | cut -d: -f6)
+        setpriv --reuid="$user" --regid="$(id -g "$user")" --init-groups -- env HOME="$home" "$@"
+}
+
 # free_port: a TCP port nobody listens on in this sandbox.
 free_port() {
         "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# ---- pgsmb -----------------------------------------------------------------------------------
+# pgsmb_pam_service: /etc/pam.d/pgtest for the pgsmb tests: auth (timeout=60), account and
+# session through pam_pgina.so.
+pgsmb_pam_service() {
+        pam_service pgtest <<'PAM'
+auth     required pam_pgina.so timeout=60
+account  required pam_pgina.so
+session  required pam_pgina.so
+PAM
+}
+
+# pgsmb_conf PASSWORD: pgina_conf for the pgsmb tests: testplugin authenticates (PASSWORD), pgsmb
+# then localmachine are gateway and notification; stdin continues the [pgsmb] section.
+pgsmb_conf() {
+        {
+                cat <<CONF
+[order]
+authentication = testplugin
+gateway = pgsmb localmachine
+notification = pgsmb localmachine
+[testplugin]
+password = $1
+[pgsmb]
+CONF
+                cat
+        } | pgina_conf
 }

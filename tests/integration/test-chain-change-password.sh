@@ -24,18 +24,6 @@ C
         pgina_start
 }
 lines() { if [ -e "$1" ]; then grep -c -- "$2" "$1"; else echo 0; fi; }
-# as_user USER INPUT OPS...: pamtester run by USER itself (prompts answered from INPUT lines).
-as_user() {
-        local user=$1 input rc=0
-        input=$(printf '%b' "$2")
-        shift 2
-        : >"$T/pam.out"
-        PAM_INPUT=$input PAM_OUT=$T/pam.out _lib_pam_driver "${PAM_HOST_ENV[@]}" \
-                setpriv --reuid="$user" --regid="$user" --init-groups \
-                pamtester -v pgtest "$user" "$@" || rc=$?
-        cat "$T/pam.out" >>"$T/pam.log"
-        return "$rc"
-}
 
 need setpriv
 pam_service pgtest <<'P'
@@ -47,7 +35,7 @@ make_user alice 'Old pw 1'
 
 step "every plugin succeeds: each is called once, in order"
 configure "change_password = testplugin testplugin2" "" ""
-assert_ok as_user alice 'Old pw 1\nNew pw 2\nNew pw 2' chauthtok
+assert_ok pam_run_as alice pgtest alice 'Old pw 1\nNew pw 2\nNew pw 2' chauthtok
 assert_eq 1 "$(lines "$T/tp1.log" 'stage=change_password')" "testplugin calls"
 assert_eq 1 "$(lines "$T/tp2.log" 'stage=change_password')" "testplugin2 calls"
 assert_contains "$T/tp1.log" "stage=change_password event=- user=alice"
@@ -55,25 +43,25 @@ assert_contains "$T/tp1.log" " old=set "
 
 step "the second fails: the first is called again to restore the old password"
 configure "change_password = testplugin testplugin2" "" "change_password = failure"
-assert_fail as_user alice 'Old pw 1\nNew pw 2\nNew pw 2' chauthtok
+assert_fail pam_run_as alice pgtest alice 'Old pw 1\nNew pw 2\nNew pw 2' chauthtok
 assert_eq 2 "$(lines "$T/tp1.log" 'stage=change_password')" "testplugin calls (change + restore)"
 assert_eq 1 "$(lines "$T/tp2.log" 'stage=change_password')" "testplugin2 calls"
 
 step "the first fails: nothing to restore, the second is never called"
 configure "change_password = testplugin testplugin2" "change_password = failure" ""
-assert_fail as_user alice 'Old pw 1\nNew pw 2\nNew pw 2' chauthtok
+assert_fail pam_run_as alice pgtest alice 'Old pw 1\nNew pw 2\nNew pw 2' chauthtok
 assert_eq 1 "$(lines "$T/tp1.log" 'stage=change_password')" "testplugin calls"
 assert_eq 0 "$(lines "$T/tp2.log" 'stage=change_password')" "testplugin2 calls"
 
 step "LocalMachine changed it, a later plugin fails: the local password is the old one again"
 configure "change_password = localmachine testplugin" "change_password = error" ""
-assert_fail as_user alice 'Old pw 1\nNew pw 2\nNew pw 2' chauthtok
+assert_fail pam_run_as alice pgtest alice 'Old pw 1\nNew pw 2\nNew pw 2' chauthtok
 assert_ok pam_run pgtest alice 'Old pw 1' authenticate
 assert_fail pam_run pgtest alice 'New pw 2' authenticate
 
 step "LocalMachine and a later plugin succeed: the local password is the new one"
 configure "change_password = localmachine testplugin" "" ""
-assert_ok as_user alice 'Old pw 1\nNew pw 2\nNew pw 2' chauthtok
+assert_ok pam_run_as alice pgtest alice 'Old pw 1\nNew pw 2\nNew pw 2' chauthtok
 assert_ok pam_run pgtest alice 'New pw 2' authenticate
 assert_fail pam_run pgtest alice 'Old pw 1' authenticate
 

@@ -23,12 +23,6 @@ $3
 C
         pgina_start
 }
-simulate() {
-        local rc=0
-        printf '%s\n' "$1" | pginactl simulate "$2" >"$T/sim.out" 2>&1 || rc=$?
-        return "$rc"
-}
-has_line() { grep -qE -- "$2" "$1" || { cat "$1" >&2; fail "$1 has no line matching '$2'"; }; }
 
 pam_service pgtest <<'P'
 auth     required pam_pgina.so
@@ -51,7 +45,7 @@ configure "authentication = testplugin testplugin2" "authenticate = failure
 message = first-plugin-says-no" "authenticate = failure
 message = second-plugin-says-no"
 assert_fail pam_run pgtest u1 'pw' authenticate acct_mgmt
-assert_fail simulate 'pw' u1
+assert_fail pgina_simulate 'pw' u1
 has_line "$T/sim.out" 'would be refused:.*second-plugin-says-no'
 
 step "authentication: a wrong password for the only plugin: refused"
@@ -62,7 +56,7 @@ assert_ok pam_run pgtest u1 'right' authenticate acct_mgmt
 step "authentication: no plugin configured: refused with a clear message"
 configure "authorization = testplugin" "" ""
 assert_fail pam_run pgtest u1 'pw' authenticate acct_mgmt
-assert_fail simulate 'pw' u1
+assert_fail pgina_simulate 'pw' u1
 assert_contains "$T/sim.out" "no authentication plugin configured"
 
 step "the record travels: groups and attributes set at authentication reach later stages"

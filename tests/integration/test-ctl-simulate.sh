@@ -19,12 +19,6 @@ expect_exit() {
                 fail "exit status of $*: expected $want, got $rc"
         }
 }
-has_line() { # has_line FILE REGEX
-        grep -qE -- "$2" "$1" || {
-                cat "$1" >&2
-                fail "$1 has no line matching '$2'"
-        }
-}
 
 make_user alice 'Alice pw 1'
 make_user bob 'Bob pw 2'

@@ -12,12 +12,6 @@ run() { # run NAME CMD...: output in $T/NAME.out, must succeed
                 fail "$* exited $rc"
         }
 }
-has_line() {
-        grep -qE -- "$2" "$1" || {
-                cat "$1" >&2
-                fail "$1 has no line matching '$2'"
-        }
-}
 
 make_user alice 'Alice pw 1'
 make_user bob 'Bob pw 2'

@@ -6,12 +6,6 @@
 need pamtester
 
 LOG=$T/calls.log
-# A CLOSE_SESSION frame (proto.h: str session | str user) for pgclient's raw "frame" command.
-close_session_hex() {
-        python3 -c 'import struct, sys
-s = lambda v: struct.pack(">I", len(v)) + v.encode()
-print((s(sys.argv[1]) + s(sys.argv[2])).hex())' "$1" "$2"
-}
 pam_service pgtest <<'PAM'
 auth     required pam_pgina.so timeout=30
 account  required pam_pgina.so
@@ -40,7 +34,7 @@ sid=$(pginactl sessions | awk '/alice/ { print $1; exit }')
 [ -n "$sid" ] || fail "no session id for alice"
 assert_ok pam_run pgtest alice secret authenticate open_session close_session  # opens and closes a 3rd
 # The first session is still open; close it through a root client so the job starts now.
-pgclient frame 1 4 "$(close_session_hex "$sid" alice)" >"$T/close.out"
+pgclient frame 1 4 "$(pgina_close_session_frame "$sid" alice)" >"$T/close.out"
 assert_contains "$T/close.out" "result 0"
 pginactl status >"$T/status.out"
 assert_contains "$T/status.out" "alice"

@@ -4,12 +4,6 @@
 # record on success only; always_authenticate decides whether it runs after an earlier success.
 . "$(dirname "$0")/lib.sh"
 
-simulate() { # simulate PASSWORD USER: exit status; output in $T/sim.out
-        local rc=0
-        printf '%s\n' "$1" | pginactl simulate "$2" >"$T/sim.out" 2>&1 || rc=$?
-        return "$rc"
-}
-has_line() { grep -qE -- "$2" "$1" || { cat "$1" >&2; fail "$1 has no line matching '$2'"; }; }
 
 pam_service pgtest <<'P'
 auth     required pam_pgina.so
@@ -41,17 +35,17 @@ done
 
 step "wrong password: refused with 'Authentication failed'"
 assert_fail pam_run pgtest alice 'wrong' authenticate
-assert_fail simulate 'wrong' alice
+assert_fail pgina_simulate 'wrong' alice
 has_line "$T/sim.out" '^authentication +localmachine +failure +Authentication failed'
 
 step "unknown user: the same refusal as a wrong password"
 assert_fail pam_run pgtest nosuchuser 'wrong' authenticate
-assert_fail simulate 'wrong' nosuchuser
+assert_fail pgina_simulate 'wrong' nosuchuser
 has_line "$T/sim.out" '^authentication +localmachine +failure +Authentication failed'
 
 step "locked account: refused even with its password"
 assert_fail pam_run pgtest locky 'Locky pw' authenticate
-assert_fail simulate 'Locky pw' locky
+assert_fail pgina_simulate 'Locky pw' locky
 has_line "$T/sim.out" '^authentication +localmachine +failure +Authentication failed'
 
 step "the password never reaches the log"
@@ -71,7 +65,7 @@ password = Other pw
 log_file = $T/tp2b.log
 C
 pgina_start
-assert_ok simulate 'Other pw' alice
+assert_ok pgina_simulate 'Other pw' alice
 has_line "$T/sim.out" '^authentication +testplugin +success'
 has_line "$T/sim.out" '^authentication +localmachine +failure +skipped: already authenticated'
 step "... and its groups are not copied (it did not authenticate the user)"
@@ -93,7 +87,7 @@ log_file = $T/tp2c.log
 always_authenticate = true
 C
 pgina_start
-assert_ok simulate 'Alice pw 1' alice
+assert_ok pgina_simulate 'Alice pw 1' alice
 has_line "$T/sim.out" '^authentication +localmachine +success'
 assert_ok pam_run pgtest alice 'Alice pw 1' authenticate
 assert_contains "$T/tp2c.log" "lmgroup"
@@ -108,6 +102,6 @@ authentication = testplugin localmachine
 always_authenticate = true
 C
 pgina_start
-assert_ok simulate 'not alice pw' alice
+assert_ok pgina_simulate 'not alice pw' alice
 has_line "$T/sim.out" '^authentication +localmachine +failure +Authentication failed'
 exit 0

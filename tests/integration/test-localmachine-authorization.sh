@@ -5,12 +5,6 @@
 # missing group.
 . "$(dirname "$0")/lib.sh"
 
-simulate() {
-        local rc=0
-        printf '%s\n' "$1" | pginactl simulate "$2" >"$T/sim.out" 2>&1 || rc=$?
-        return "$rc"
-}
-has_line() { grep -qE -- "$2" "$1" || { cat "$1" >&2; fail "$1 has no line matching '$2'"; }; }
 # configure LOCALMACHINE_OPTIONS [AUTH_ORDER]: restart pginad with these [localmachine] lines.
 configure() {
         pgina_stop
@@ -45,7 +39,7 @@ configure "authz_require_admin = true"
 assert_ok pam_run pgtest admin 'Admin pw' authenticate acct_mgmt
 step "authz_require_admin: a non-member is denied, the message names the group"
 assert_fail pam_run pgtest plain 'Plain pw' authenticate acct_mgmt
-assert_fail simulate 'Plain pw' plain
+assert_fail pgina_simulate 'Plain pw' plain
 has_line "$T/sim.out" '^authorization +localmachine +failure +.*not a member of the group sudo'
 
 step "admin_group: another group is the administrator group"
@@ -53,7 +47,7 @@ configure "authz_require_admin = true
 admin_group = wheel"
 assert_ok pam_run pgtest wheely 'Wheely pw' authenticate acct_mgmt
 assert_fail pam_run pgtest admin 'Admin pw' authenticate acct_mgmt
-assert_fail simulate 'Admin pw' admin
+assert_fail pgina_simulate 'Admin pw' admin
 has_line "$T/sim.out" 'not a member of the group wheel'
 
 step "authz_groups: a member of one of the groups is allowed"
@@ -62,7 +56,7 @@ assert_ok pam_run pgtest staffer 'Staffer pw' authenticate acct_mgmt
 assert_ok pam_run pgtest wheely 'Wheely pw' authenticate acct_mgmt
 step "authz_groups: a member of none is denied, the message names the groups"
 assert_fail pam_run pgtest plain 'Plain pw' authenticate acct_mgmt
-assert_fail simulate 'Plain pw' plain
+assert_fail pgina_simulate 'Plain pw' plain
 has_line "$T/sim.out" '^authorization +localmachine +failure +.*not a member of any of the groups staff, wheel'
 
 step "authz_groups empty (default): everyone authenticated is allowed"
@@ -72,7 +66,7 @@ assert_ok pam_run pgtest plain 'Plain pw' authenticate acct_mgmt
 step "authz_apply_to_all=true (default): users another plugin authenticated are judged too"
 configure "authz_require_admin = true" "testplugin"
 assert_fail pam_run pgtest plain 'Ext pw' authenticate acct_mgmt
-assert_fail simulate 'Ext pw' plain
+assert_fail pgina_simulate 'Ext pw' plain
 has_line "$T/sim.out" 'not a member of the group sudo'
 
 step "authz_apply_to_all=false: users another plugin authenticated are not judged"
@@ -94,6 +88,6 @@ configure "authz_groups = staff
 mirror_groups = true" "testplugin"
 assert_ok pam_run pgtest staffer 'Ext pw' authenticate acct_mgmt
 assert_fail pam_run pgtest plain 'Ext pw' authenticate acct_mgmt
-assert_ok simulate 'Ext pw' staffer
+assert_ok pgina_simulate 'Ext pw' staffer
 has_line "$T/sim.out" '^Groups: .*staff'
 exit 0

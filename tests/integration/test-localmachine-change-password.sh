@@ -30,12 +30,8 @@ assert_not_contains "$PGINA_LOG" "$(getent shadow alice | cut -d: -f2)"
 
 step "alice changes her own password (current password asked)"
 need setpriv
-: >"$T/pam.out"
 rc=0
-PAM_INPUT=$(printf 'New pw 2\nThird pw 3\nThird pw 3') PAM_OUT=$T/pam.out _lib_pam_driver \
-        "${PAM_HOST_ENV[@]}" setpriv --reuid=alice --regid=alice --init-groups \
-        pamtester -v pgtest alice chauthtok || rc=$?
-cat "$T/pam.out" >>"$T/pam.log"
+pam_run_as alice pgtest alice 'New pw 2\nThird pw 3\nThird pw 3' chauthtok || rc=$?
 assert_eq 0 "$rc" "pamtester chauthtok as alice"
 assert_ok pam_run pgtest alice 'Third pw 3' authenticate
 

@@ -14,50 +14,9 @@ AUTH_ERR='Authentication failure'
 PERM_DENIED='Permission denied'
 AUTHTOK_ERR='Authentication token manipulation error'
 
-# pam_syslog writes to /dev/log, which the sandbox lacks: give this test's private mount
-# namespace its own /dev (the host's nodes bind-mounted) with a listener on /dev/log.
-syslog_capture() {
-        local old=/run/host-dev e name
-        mkdir -p "$old"
-        mount --bind /dev "$old" || fail "cannot bind /dev"
-        mount -t tmpfs -o mode=0755 pgina-dev /dev || fail "cannot mount a tmpfs on /dev"
-        for e in "$old"/*; do
-                name=${e##*/}
-                [ "$name" = log ] && continue
-                if [ -L "$e" ]; then
-                        cp -P "$e" "/dev/$name"
-                elif [ -d "$e" ]; then
-                        mkdir "/dev/$name" && mount --bind "$e" "/dev/$name"
-                elif [ -c "$e" ] || [ -b "$e" ]; then
-                        touch "/dev/$name" && mount --bind "$e" "/dev/$name"
-                fi
-        done
-        [ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd
-        : >"$SYSLOG"
-        python3 -c '
-import os, socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind("/dev/log")
-os.chmod("/dev/log", 0o666)
-with open(sys.argv[1], "ab", buffering=0) as f:
-    while True:
-        f.write(s.recv(65536).rstrip(b"\0\n") + b"\n")
-' "$SYSLOG" &
-        at_exit kill $!
-        for ((i = 0; i < 50; i++)); do [ -S /dev/log ] && return 0; sleep 0.1; done
-        fail "the syslog listener did not start"
-}
 
-# pamtester exit status as an assertion, output kept in $T/pam.out.
-pam_ok() { pam_run "$@" || fail "pamtester $* failed: $(tail -n 3 "$T/pam.out")"; }
-pam_fails_with() { # pam_fails_with ERROR SERVICE USER PASSWORD OPS...
-        local err=$1
-        shift
-        if pam_run "$@"; then fail "pamtester $* succeeded; expected: $err"; fi
-        assert_contains "$T/pam.out" "$err"
-}
 
-syslog_capture
+syslog_capture "$SYSLOG"
 make_user alice 'alice-Pw-1'
 make_user carol 'carol-Pw-1'
 groupadd -f pgina-ok

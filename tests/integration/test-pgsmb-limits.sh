@@ -14,32 +14,6 @@ need pamtester zstd
 
 STORE=$T/store
 mkdir -p "$STORE"
-close_session_hex() {
-        python3 -c 'import struct, sys
-s = lambda v: struct.pack(">I", len(v)) + v.encode()
-print((s(sys.argv[1]) + s(sys.argv[2])).hex())' "$1" "$2"
-}
-close_user_session() {
-        local sid
-        sid=$(pginactl sessions | awk -v u="$1" '$0 ~ u { print $1; exit }')
-        [ -n "$sid" ] || fail "no open session of $1"
-        pgclient frame 1 4 "$(close_session_hex "$sid" "$1")" >"$T/close.out"
-        assert_contains "$T/close.out" "result 0"
-        wait_jobs
-}
-wait_jobs() {
-        for _ in $(seq 300); do
-                pginactl status >"$T/status.out" 2>&1
-                grep -qE 'queued|running' "$T/status.out" || return 0
-                sleep 0.2
-        done
-        fail "logoff job still pending after 60 s"
-}
-as_user() {
-        local u=$1
-        shift
-        setpriv --reuid="$u" --regid="$u" --init-groups -- "$@"
-}
 store_sums() { (cd "$STORE" && find . -type f -print0 | sort -z | xargs -0 -r sha256sum); }
 # the names in / and /etc (account files change, their names do not)
 root_listing() { ls -A / /etc; }
@@ -110,19 +84,8 @@ PY
                 >"$dir/$user.tar.zst.meta"
 }
 
-pam_service pgtest <<'PAM'
-auth     required pam_pgina.so timeout=60
-account  required pam_pgina.so
-session  required pam_pgina.so
-PAM
-PGINA_SERVICE_EXTRA="request_timeout = 120" pgina_conf <<CONF
-[order]
-authentication = testplugin
-gateway = pgsmb localmachine
-notification = pgsmb localmachine
-[testplugin]
-password = secret
-[pgsmb]
+pgsmb_pam_service
+PGINA_SERVICE_EXTRA="request_timeout = 120" pgsmb_conf secret <<CONF
 share = file://$STORE
 retries = 2
 retry_delay = 0
@@ -136,7 +99,7 @@ pgina_start
 step "max_storage_kb: a small home is saved (account and home removed at logoff)"
 assert_ok pam_run pgtest alice secret authenticate acct_mgmt open_session
 as_user alice bash -c 'printf "small\n" > /home/alice/small'
-close_user_session alice
+pgina_close_session alice
 [ -s "$STORE/alice/alice.tar.zst" ] || fail "the small profile was not saved"
 [ -e /home/alice ] && fail "alice's home was not removed at logoff"
 sum0=$(store_sums)
@@ -147,7 +110,7 @@ assert_eq "small" "$(cat /home/alice/small)" "restored content"
 as_user alice bash -c 'head -c 12M /dev/urandom > /home/alice/big && head -c 20M /dev/urandom > /home/alice/.cache-not-excluded'
 as_user alice bash -c 'mkdir -p /home/alice/.cache && head -c 30M /dev/zero > /home/alice/.cache/excluded'
 sum_big=$(sha256sum </home/alice/big)
-close_user_session alice
+pgina_close_session alice
 assert_eq "$sum0" "$(store_sums)" "the store after an over-limit logoff"
 [ -d /home/alice ] || fail "the over-limit home was removed at logoff (logoff_action=remove ignored pgina_keep_home)"
 [ "$(sha256sum </home/alice/big)" = "$sum_big" ] || fail "the over-limit home lost data"
@@ -163,11 +126,11 @@ assert_contains "$T/pam.out" "over its size limit"
 assert_contains "$T/pam.out" "newer than the saved one"
 # make room: the logoff saves again, the message goes away
 rm -f /home/alice/big /home/alice/.cache-not-excluded
-close_user_session alice
+pgina_close_session alice
 [ "$sum0" != "$(store_sums)" ] || fail "the profile back under its limit was not saved"
 assert_ok pam_run pgtest alice secret authenticate acct_mgmt open_session
 assert_not_contains "$T/pam.out" "over its size limit"
-close_user_session alice
+pgina_close_session alice
 
 check_hostile() { # USER KIND: logon → temporary profile, nothing outside, store unchanged
         local user=$1 kind=$2 before_root before_store
@@ -187,7 +150,7 @@ check_hostile() { # USER KIND: logon → temporary profile, nothing outside, sto
         [ -e "/home/$user/harmless" ] && fail "$kind archive: part of a refused archive was put in the home"
         [ "$(du -sk /home | cut -f1)" -lt 1024 ] || { du -sk /home/* /home/.??* >&2; fail "$kind archive: /home holds $(du -sk /home | cut -f1) KiB"; }
         assert_eq "$before_store" "$(store_sums)" "$kind archive: the store after the logon"
-        close_user_session "$user"
+        pgina_close_session "$user"
         assert_eq "$before_store" "$(store_sums)" "$kind archive: the store after the temporary profile's logoff"
         assert_contains "$PGINA_LOG" "$user: temporary profile, not uploaded"
 }
@@ -219,7 +182,7 @@ assert_contains "$T/pam.out" "temporary profile"
 assert_contains "$PGINA_LOG" "checksum does not match"
 [ -e /home/erin/data ] && fail "the damaged archive was put in the home"
 compgen -G "/home/.pgina-*" >/dev/null && { ls -la /home >&2; fail "staging directory left in /home"; }
-close_user_session erin
+pgina_close_session erin
 assert_eq "$before_store" "$(store_sums)" "the store after erin's temporary profile"
 
 step "the same archive with a matching .meta restores fine (the checks above are not blanket refusals)"
@@ -227,4 +190,4 @@ mkarchive frank valid
 assert_ok pam_run pgtest frank secret authenticate acct_mgmt open_session
 getent passwd frank | grep -q "pGina created pgSMB tmp" && fail "frank got a temporary profile from a valid archive"
 [ "$(head -n 1 /home/frank/data)" = "valid data" ] || fail "the valid archive was not restored"
-close_user_session frank
+pgina_close_session frank

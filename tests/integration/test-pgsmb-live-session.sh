@@ -12,50 +12,13 @@ need pamtester zstd
 
 STORE=$T/store
 mkdir -p "$STORE"
-close_session_hex() {
-        python3 -c 'import struct, sys
-s = lambda v: struct.pack(">I", len(v)) + v.encode()
-print((s(sys.argv[1]) + s(sys.argv[2])).hex())' "$1" "$2"
-}
-# close_session_of USER: close one open session of USER (as login would); no waiting
-close_session_of() {
-        local sid
-        sid=$(pginactl sessions | awk -v u="$1" '$0 ~ u { print $1; exit }')
-        [ -n "$sid" ] || fail "no open session of $1"
-        pgclient frame 1 4 "$(close_session_hex "$sid" "$1")" >"$T/close.out"
-        assert_contains "$T/close.out" "result 0"
-}
-close_user_session() {
-        close_session_of "$1"
-        wait_jobs
-}
-wait_jobs() {
-        for _ in $(seq 300); do
-                pginactl status >"$T/status.out" 2>&1
-                grep -qE 'queued|running' "$T/status.out" || return 0
-                sleep 0.2
-        done
-        fail "logoff job still pending after 60 s"
-}
-as_alice() { setpriv --reuid=alice --regid=alice --init-groups -- "$@"; }
 meta_version() { sed -n 's/^version=//p' "$STORE/alice/alice.tar.zst.meta"; }
 # line number of the first line of the log matching PATTERN after line $2 (0 = none)
 log_line() { awk -v from="$2" -v pat="$1" 'NR > from && index($0, pat) { print NR; exit }' "$PGINA_LOG"; }
 
-pam_service pgtest <<'PAM'
-auth     required pam_pgina.so timeout=60
-account  required pam_pgina.so
-session  required pam_pgina.so
-PAM
+pgsmb_pam_service
 # compression_level 19: random data compresses at a few MB/s, so the logoff job takes seconds
-PGINA_SERVICE_EXTRA="request_timeout = 120" pgina_conf <<CONF
-[order]
-authentication = testplugin
-gateway = pgsmb localmachine
-notification = pgsmb localmachine
-[testplugin]
-password = secret
-[pgsmb]
+PGINA_SERVICE_EXTRA="request_timeout = 120" pgsmb_conf secret <<CONF
 share = file://$STORE
 retries = 1
 retry_delay = 0
@@ -67,14 +30,14 @@ pgina_start
 
 step "setup: alice's profile in the store"
 assert_ok pam_run pgtest alice secret authenticate acct_mgmt open_session
-as_alice bash -c 'printf "v1\n" > /home/alice/file'
-close_user_session alice
+as_user alice bash -c 'printf "v1\n" > /home/alice/file'
+pgina_close_session alice
 v1=$(meta_version)
 [ -n "$v1" ] || fail "no profile saved"
 
 step "first logon, then the store changes elsewhere (another machine saved a new version)"
 assert_ok pam_run pgtest alice secret authenticate acct_mgmt open_session
-as_alice bash -c 'printf "written in session 1\n" > /home/alice/after-first-logon; printf "v1-local\n" > /home/alice/file'
+as_user alice bash -c 'printf "written in session 1\n" > /home/alice/after-first-logon; printf "v1-local\n" > /home/alice/file'
 # another machine's version: a home with other-machine-only and file = other
 mkdir -p "$T/other/home"
 printf 'other\n' >"$T/other/home/file"
@@ -102,11 +65,11 @@ getent passwd alice | grep -q "pGina created pgSMB tmp" && fail "the second logo
 
 step "closing one of two sessions is no logoff: nothing uploaded"
 sum=$(sha256sum <"$STORE/alice/alice.tar.zst")
-close_session_of alice
-wait_jobs
+pgina_close_session_nowait alice
+pgina_wait_jobs
 assert_eq "$sum" "$(sha256sum <"$STORE/alice/alice.tar.zst")" "the store after closing one of two sessions"
 [ "$(pginactl sessions | grep -c alice)" -eq 1 ] || fail "alice should have one session left"
-close_user_session alice # the last one: the upload is a conflict copy (the store moved on)
+pgina_close_session alice # the last one: the upload is a conflict copy (the store moved on)
 compgen -G "$STORE/alice/alice.tar.zst.conflict-*" >/dev/null || { ls -la "$STORE/alice" >&2; fail "no conflict copy"; }
 assert_eq "$sum" "$(sha256sum <"$STORE/alice/alice.tar.zst")" "the other machine's archive was overwritten"
 
@@ -114,10 +77,10 @@ step "a logon while the logoff job is uploading waits for it"
 # back to a clean state: take the other machine's version, then make the home big
 assert_ok pam_run pgtest alice secret authenticate acct_mgmt open_session
 assert_eq "other" "$(cat /home/alice/file)" "the other machine's version after the logon"
-as_alice bash -c 'head -c 12M /dev/urandom > /home/alice/big'
+as_user alice bash -c 'head -c 12M /dev/urandom > /home/alice/big'
 big_sum=$(sha256sum </home/alice/big)
 mark=$(wc -l <"$PGINA_LOG")
-close_session_of alice
+pgina_close_session_nowait alice
 # the job must be running now
 for _ in $(seq 50); do
         pginactl status >"$T/status.out" 2>&1
@@ -146,4 +109,4 @@ tail -n +"$finished" "$PGINA_LOG" >"$T/after-job.log"
 assert_contains "$T/after-job.log" "alice: home is already version $v_now, no download"
 assert_eq "$big_sum" "$(sha256sum </home/alice/big)" "the big file after the waited logon"
 compgen -G "$STORE/alice/*.tmp-*" >/dev/null && { ls -la "$STORE/alice" >&2; fail "temporary files left in the store"; }
-close_user_session alice
+pgina_close_session alice

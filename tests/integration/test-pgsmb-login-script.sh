@@ -13,13 +13,6 @@ need pamtester
 
 STORE=$T/store
 mkdir -p "$STORE/scripts" /etc/pgina/scripts
-wait_log() {
-        for _ in $(seq "${2:-100}"); do
-                grep -qF -- "$1" "$PGINA_LOG" && return 0
-                sleep 0.1
-        done
-        assert_contains "$PGINA_LOG" "$1"
-}
 
 cat >/etc/pgina/scripts/login.sh <<'SH'
 #!/bin/sh
@@ -56,22 +49,11 @@ cat >/etc/pgina/dump-env.sh <<SH
 env >"$T/session-env.\$PAM_USER"
 SH
 chmod 0755 /etc/pgina/dump-env.sh
-pam_service pgtest <<'PAM'
-auth     required pam_pgina.so timeout=60
-account  required pam_pgina.so
-session  required pam_pgina.so
-session  optional pam_exec.so /etc/pgina/dump-env.sh
-PAM
+pgsmb_pam_service
+echo "session  optional pam_exec.so /etc/pgina/dump-env.sh" >>/etc/pam.d/pgtest
 # $1: login_script, $2: login_script_timeout
 write_conf() {
-        pgina_conf <<CONF
-[order]
-authentication = testplugin
-gateway = pgsmb localmachine
-notification = pgsmb localmachine
-[testplugin]
-password = secret
-[pgsmb]
+        pgsmb_conf secret <<CONF
 share = file://$STORE
 retries = 1
 home_share = smb://fileserver/homes/%u
@@ -85,7 +67,7 @@ step "a local script runs as the user, in the home, with a minimal environment; 
 write_conf /etc/pgina/scripts/login.sh 20
 PGINA_LEAK_CANARY=1 pgina_start
 assert_ok pam_run pgtest alice secret authenticate acct_mgmt open_session
-wait_log "alice: login script /etc/pgina/scripts/login.sh exited with status 0"
+pgina_wait_log "alice: login script /etc/pgina/scripts/login.sh exited with status 0"
 uid=$(id -u alice)
 assert_eq "uid=$uid home=/home/alice pwd=/home/alice share=smb://fileserver/homes/alice mount=/mnt/home-alice path=/usr/local/bin:/usr/bin:/bin" \
         "$(cat /home/alice/login-ran)" "what the login script saw"
@@ -105,7 +87,7 @@ step "a script past login_script_timeout is killed, with what it started"
 write_conf /etc/pgina/scripts/slow.sh 2
 pgina_start
 assert_ok pam_run pgtest bob secret authenticate acct_mgmt open_session
-wait_log "bob: login script /etc/pgina/scripts/slow.sh killed after 2 s (login_script_timeout)" 100
+pgina_wait_log "bob: login script /etc/pgina/scripts/slow.sh killed after 2 s (login_script_timeout)" 100
 assert_contains "$PGINA_LOG" "bob: login script: slow script started"
 assert_not_contains "$PGINA_LOG" "slow script was not killed"
 bg=$(cat /home/bob/bg.pid)
@@ -117,7 +99,7 @@ step "a script others may write is refused"
 write_conf /etc/pgina/scripts/open.sh 20
 pgina_start
 assert_ok pam_run pgtest carol secret authenticate acct_mgmt open_session
-wait_log "carol: login script /etc/pgina/scripts/open.sh must be owned by root or the user and writable by no one else: not run"
+pgina_wait_log "carol: login script /etc/pgina/scripts/open.sh must be owned by root or the user and writable by no one else: not run"
 [ -e /home/carol/open-ran ] && fail "a world-writable login script ran"
 pgina_stop
 
@@ -125,7 +107,7 @@ step "a script on the share runs from a private copy that is deleted afterwards"
 write_conf scripts/share-login.sh 20
 pgina_start
 assert_ok pam_run pgtest dave secret authenticate acct_mgmt open_session
-wait_log "dave: login script scripts/share-login.sh exited with status 0"
+pgina_wait_log "dave: login script scripts/share-login.sh exited with status 0"
 assert_contains /home/dave/share-ran "uid=$(id -u dave) mode=700 dave path=/home/dave/.pgina-login-script."
 assert_contains "$PGINA_LOG" "dave: login script: hello from the share"
 left=$(find /home/dave -maxdepth 1 -name '.pgina-login-script*')

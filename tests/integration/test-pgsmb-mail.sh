@@ -15,21 +15,10 @@ smtp_start
 
 HOST=$(hostname)
 DEAD=$(free_port) # nobody listens there: connection refused
-pam_service pgtest <<'PAM'
-auth     required pam_pgina.so timeout=60
-account  required pam_pgina.so
-session  required pam_pgina.so
-PAM
+pgsmb_pam_service
 # $1: smtp_servers, $2: smtp_credentials
 write_conf() {
-        PGINA_SERVICE_EXTRA="request_timeout = 120" pgina_conf <<CONF
-[order]
-authentication = testplugin
-gateway = pgsmb localmachine
-notification = pgsmb localmachine
-[testplugin]
-password = S3cret-pw-of-user
-[pgsmb]
+        PGINA_SERVICE_EXTRA="request_timeout = 120" pgsmb_conf S3cret-pw-of-user <<CONF
 share = file:///nonexistent-pgina-profile-store
 retries = 2
 retry_delay = 0

@@ -40,30 +40,11 @@ PY
 FAKE_PID=$!
 at_exit kill "$FAKE_PID"
 
-# wait_log TEXT: until pginad's log holds TEXT (the notification runs in the background).
-wait_log() {
-        for _ in $(seq 100); do
-                grep -qF -- "$1" "$PGINA_LOG" && return 0
-                sleep 0.1
-        done
-        assert_contains "$PGINA_LOG" "$1"
-}
 
-pam_service pgtest <<'PAM'
-auth     required pam_pgina.so timeout=60
-account  required pam_pgina.so
-session  required pam_pgina.so
-PAM
+pgsmb_pam_service
 # $1: ntp_servers
 write_conf() {
-        pgina_conf <<CONF
-[order]
-authentication = testplugin
-gateway = pgsmb localmachine
-notification = pgsmb localmachine
-[testplugin]
-password = secret
-[pgsmb]
+        pgsmb_conf secret <<CONF
 share = file://$STORE
 retries = 1
 ntp_servers = $1
@@ -76,7 +57,7 @@ step "chronyd: the skew is logged; a dead server before it is logged and skipped
 write_conf "127.0.0.1:$DEAD 127.0.0.1:$(chrony_port)"
 pgina_start
 assert_ok pam_run pgtest alice secret authenticate acct_mgmt open_session
-wait_log "clock skew against NTP server 127.0.0.1:$(chrony_port) (127.0.0.1, stratum 8"
+pgina_wait_log "clock skew against NTP server 127.0.0.1:$(chrony_port) (127.0.0.1, stratum 8"
 assert_contains "$PGINA_LOG" "NTP server 127.0.0.1:$DEAD: Connection refused"
 skew=$(sed -n "s/.*clock skew against NTP server 127.0.0.1:$(chrony_port) .*: \([-+][0-9.]*\) s,.*/\1/p" "$PGINA_LOG")
 awk -v s="$skew" 'BEGIN { exit !(s > -1 && s < 1) }' || fail "skew against the local chronyd is $skew s, expected about 0"
@@ -88,8 +69,8 @@ echo stratum0 >/run/fake-ntp.mode
 write_conf "127.0.0.1:$FAKE 127.0.0.1:$(chrony_port)"
 pgina_start
 assert_ok pam_run pgtest bob secret authenticate acct_mgmt open_session
-wait_log "NTP server 127.0.0.1:$FAKE: server is not synchronised (stratum 0, kiss-o'-death)"
-wait_log "pgsmb: clock skew against NTP server 127.0.0.1:$(chrony_port)"
+pgina_wait_log "NTP server 127.0.0.1:$FAKE: server is not synchronised (stratum 0, kiss-o'-death)"
+pgina_wait_log "pgsmb: clock skew against NTP server 127.0.0.1:$(chrony_port)"
 pgina_stop
 
 step "a forged answer is ignored; an hour of skew is a warning, not corrected"
@@ -98,7 +79,7 @@ write_conf "127.0.0.1:$FAKE"
 pgina_start
 before=$(date +%s)
 assert_ok pam_run pgtest carol secret authenticate acct_mgmt open_session
-wait_log "the clock is off by +3600."
+pgina_wait_log "the clock is off by +3600."
 assert_contains "$PGINA_LOG" "clock skew against NTP server 127.0.0.1:$FAKE (127.0.0.1, stratum 2): +3600."
 assert_contains "$PGINA_LOG" "more than ntp_max_skew = 5 s; not corrected (ntp_set_clock = false)"
 assert_not_contains "$PGINA_LOG" "clock corrected"

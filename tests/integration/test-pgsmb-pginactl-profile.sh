@@ -13,45 +13,12 @@ need pamtester zstd tar
 
 STORE=$T/store
 mkdir -p "$STORE"
-close_session_hex() {
-        python3 -c 'import struct, sys
-s = lambda v: struct.pack(">I", len(v)) + v.encode()
-print((s(sys.argv[1]) + s(sys.argv[2])).hex())' "$1" "$2"
-}
-close_user_session() {
-        local sid
-        sid=$(pginactl sessions | awk -v u="$1" '$0 ~ u { print $1; exit }')
-        [ -n "$sid" ] || fail "no open session of $1"
-        pgclient frame 1 4 "$(close_session_hex "$sid" "$1")" >"$T/close.out"
-        assert_contains "$T/close.out" "result 0"
-        wait_jobs
-}
-wait_jobs() {
-        for _ in $(seq 300); do
-                pginactl status >"$T/status.out" 2>&1
-                grep -qE 'queued|running' "$T/status.out" || return 0
-                sleep 0.2
-        done
-        fail "logoff job still pending after 60 s"
-}
-as_alice() { setpriv --reuid=alice --regid=alice --init-groups -- "$@"; }
 meta_version() { sed -n 's/^version=//p' "$STORE/alice/alice.tar.zst.meta"; }
 # the content of FILE (relative to the home) inside the store archive ARCHIVE
 archived() { tar --warning=no-unknown-keyword --zstd -xOf "$1" "./$2" 2>/dev/null || tar --warning=no-unknown-keyword --zstd -xOf "$1" "$2"; }
 
-pam_service pgtest <<'PAM'
-auth     required pam_pgina.so timeout=60
-account  required pam_pgina.so
-session  required pam_pgina.so
-PAM
-PGINA_SERVICE_EXTRA="request_timeout = 120" pgina_conf <<CONF
-[order]
-authentication = testplugin
-gateway = pgsmb localmachine
-notification = pgsmb localmachine
-[testplugin]
-password = secret
-[pgsmb]
+pgsmb_pam_service
+PGINA_SERVICE_EXTRA="request_timeout = 120" pgsmb_conf secret <<CONF
 share = file://$STORE
 retries = 1
 retry_delay = 0
@@ -65,9 +32,9 @@ step "four logons/logoffs, each writing generation N: versions V1..V4"
 declare -a V
 for n in 1 2 3 4; do
         assert_ok pam_run pgtest alice secret authenticate acct_mgmt open_session
-        as_alice bash -c "printf 'generation $n\n' > /home/alice/gen"
+        as_user alice bash -c "printf 'generation $n\n' > /home/alice/gen"
         sleep 1.1 # version ids start with the time in seconds: keep them apart
-        close_user_session alice
+        pgina_close_session alice
         V[$n]=$(meta_version)
         [ -n "${V[$n]}" ] || fail "no version in the .meta after logoff $n"
         assert_eq "generation $n" "$(archived "$STORE/alice/alice.tar.zst" gen)" "archive after logoff $n"
@@ -100,7 +67,7 @@ cat "$T/restore1.out"
 assert_contains "$T/restore1.out" "logged on"
 assert_eq "$sum_cur" "$(sha256sum <"$STORE/alice/alice.tar.zst")" "archive after a refused restore"
 assert_eq "${V[4]}" "$(meta_version)" "meta version after a refused restore"
-close_user_session alice
+pgina_close_session alice
 
 step "pginactl profile restore makes V3 current; the next logon gets generation 3"
 # the logoff above uploaded again: V5 is current, V4 and V3 are kept (V2 was pruned)
@@ -119,7 +86,7 @@ assert_ok pam_run pgtest alice secret authenticate acct_mgmt open_session
 assert_eq "generation 3" "$(cat /home/alice/gen)" "home content after restoring V3"
 
 step "pginactl profile upload saves the home now"
-as_alice bash -c "printf 'uploaded by the admin\n' > /home/alice/gen"
+as_user alice bash -c "printf 'uploaded by the admin\n' > /home/alice/gen"
 assert_ok pginactl profile upload alice >"$T/upload.out" 2>&1
 cat "$T/upload.out"
 V7=$(meta_version)
@@ -127,7 +94,7 @@ V7=$(meta_version)
 assert_contains "$T/upload.out" "$V7"
 assert_eq "uploaded by the admin" "$(archived "$STORE/alice/alice.tar.zst" gen)" "archive after profile upload"
 assert_contains "$STORE/alice/alice.tar.zst.meta" "sha256=$(sha256sum <"$STORE/alice/alice.tar.zst" | cut -d' ' -f1)"
-close_user_session alice
+pgina_close_session alice
 compgen -G "$STORE/alice/*conflict*" >/dev/null && { ls -la "$STORE/alice" >&2; fail "the logoff after profile upload made a conflict copy"; }
 [ "$(meta_version)" != "$V7" ] || fail "the logoff after profile upload did not save"
 nv=$(find "$STORE/alice" -name 'alice.tar.zst.v-*' | wc -l)

@@ -13,21 +13,10 @@ need pamtester
 
 STORE=$T/store
 mkdir -p "$STORE"
-pam_service pgtest <<'PAM'
-auth     required pam_pgina.so timeout=60
-account  required pam_pgina.so
-session  required pam_pgina.so
-PAM
+pgsmb_pam_service
 # $1: extract_to
 write_conf() {
-        pgina_conf <<CONF
-[order]
-authentication = testplugin
-gateway = pgsmb localmachine
-notification = pgsmb localmachine
-[testplugin]
-password = secret
-[pgsmb]
+        pgsmb_conf secret <<CONF
 share = file://$STORE
 retries = 1
 extract_to = $1

@@ -10,43 +10,9 @@ need pamtester setfacl getfacl
 
 STORE=$T/store
 mkdir -p "$STORE"
-close_session_hex() {
-        python3 -c 'import struct, sys
-s = lambda v: struct.pack(">I", len(v)) + v.encode()
-print((s(sys.argv[1]) + s(sys.argv[2])).hex())' "$1" "$2"
-}
-# close USER: close the user's open session through the socket (as login would), wait for logoff.
-close_user_session() {
-        local sid
-        sid=$(pginactl sessions | awk -v u="$1" '$0 ~ u { print $1; exit }')
-        [ -n "$sid" ] || fail "no open session of $1"
-        pgclient frame 1 4 "$(close_session_hex "$sid" "$1")" >"$T/close.out"
-        assert_contains "$T/close.out" "result 0"
-        wait_jobs
-}
-wait_jobs() {
-        for _ in $(seq 300); do
-                pginactl status >"$T/status.out" 2>&1
-                grep -qE 'queued|running' "$T/status.out" || return 0
-                sleep 0.2
-        done
-        fail "logoff job still pending after 60 s"
-}
-as_alice() { setpriv --reuid=alice --regid=alice --init-groups -- "$@"; }
 
-pam_service pgtest <<'PAM'
-auth     required pam_pgina.so timeout=60
-account  required pam_pgina.so
-session  required pam_pgina.so
-PAM
-PGINA_SERVICE_EXTRA="request_timeout = 120" pgina_conf <<CONF
-[order]
-authentication = testplugin
-gateway = pgsmb localmachine
-notification = pgsmb localmachine
-[testplugin]
-password = secret
-[pgsmb]
+pgsmb_pam_service
+PGINA_SERVICE_EXTRA="request_timeout = 120" pgsmb_conf secret <<CONF
 share = file://$STORE
 retries = 1
 retry_delay = 0
@@ -64,7 +30,7 @@ uid1=$(id -u alice)
 [ "$(stat -c %u /home/alice)" = "$uid1" ] || fail "home not owned by alice"
 
 step "the user fills the home"
-as_alice bash -c '
+as_user alice bash -c '
 set -e
 cd /home/alice
 mkdir -p "dir with spaces/ünïcödé" .cache empty-dir
@@ -86,7 +52,7 @@ touch -d "2001-02-03 04:05:06" "dir with spaces/ünïcödé/file -x"
 getfacl -cp /home/alice/large.bin >"$T/before.acl" 2>/dev/null
 
 step "logoff: upload to the store, then localmachine removes account and home"
-close_user_session alice
+pgina_close_session alice
 [ -s "$STORE/alice/alice.tar.zst" ] || { ls -laR "$STORE" >&2; fail "no archive in the store"; }
 assert_contains "$STORE/alice/alice.tar.zst.meta" "sha256="
 getent passwd alice >/dev/null && fail "alice's account was not removed at logoff"
@@ -115,11 +81,11 @@ diff "$T/before.acl" "$T/after.acl" >&2 || fail "ACL of large.bin not restored"
 step "same-machine re-logon after a logoff with logoff_action=none skips the download"
 sed -i 's/^logoff_action = remove/logoff_action = none/' /etc/pgina/pgina.conf
 assert_ok pginactl reload
-close_user_session alice
+pgina_close_session alice
 ver=$(sed -n 's/^version=//p' "$STORE/alice/alice.tar.zst.meta")
 assert_ok pam_run pgtest alice secret authenticate open_session
 assert_contains "$PGINA_LOG" "alice: home is already version $ver, no download"
-close_user_session alice
+pgina_close_session alice
 
 step "the store changed elsewhere: the upload becomes a conflict copy, nothing overwritten"
 assert_ok pam_run pgtest alice secret authenticate open_session
@@ -128,7 +94,7 @@ printf 'version=9999-othermachine\nsha256=%s\nsize=%s\nhost=other\ntime=1\n' \
         "$(sha256sum <"$T/other-machine.tar.zst" | cut -d' ' -f1)" "$(stat -c %s "$T/other-machine.tar.zst")" \
         >"$STORE/alice/alice.tar.zst.meta"
 sum_before=$(sha256sum <"$STORE/alice/alice.tar.zst")
-close_user_session alice
+pgina_close_session alice
 [ "$(sha256sum <"$STORE/alice/alice.tar.zst")" = "$sum_before" ] || fail "the archive was replaced despite the conflict"
 ls "$STORE/alice/" | grep -q 'alice.tar.zst.conflict-' || { ls -la "$STORE/alice" >&2; fail "no conflict copy"; }
 assert_contains "$PGINA_LOG" "conflict copy"

@@ -17,32 +17,6 @@ need pamtester setfacl getfacl smbd
 [ -e "$BUILD/plugins/pgsmb.so" ] || skip "pgsmb plugin not built"
 smbd_start
 
-close_session_hex() {
-        python3 -c 'import struct, sys
-s = lambda v: struct.pack(">I", len(v)) + v.encode()
-print((s(sys.argv[1]) + s(sys.argv[2])).hex())' "$1" "$2"
-}
-close_user_session() {
-        local sid
-        sid=$(pginactl sessions | awk -v u="$1" '$0 ~ u { print $1; exit }')
-        [ -n "$sid" ] || fail "no open session of $1"
-        pgclient frame 1 4 "$(close_session_hex "$sid" "$1")" >"$T/close.out"
-        assert_contains "$T/close.out" "result 0"
-        wait_jobs
-}
-wait_jobs() {
-        for _ in $(seq 300); do
-                pginactl status >"$T/status.out" 2>&1
-                grep -qE 'queued|running' "$T/status.out" || return 0
-                sleep 0.2
-        done
-        fail "logoff job still pending after 60 s"
-}
-as_user() {
-        local u=$1
-        shift
-        setpriv --reuid="$u" --regid="$(id -g "$u")" --init-groups -- "$@"
-}
 
 fill_home() { # USER
         as_user "$1" env HOME_DIR="/home/$1" bash -c '
@@ -83,21 +57,10 @@ check_restored() { # USER UID
         diff "$T/$1.before.acl" "$T/$1.after.acl" >&2 || fail "$1: ACL of large.bin not restored"
 }
 
-pam_service pgtest <<'PAM'
-auth     required pam_pgina.so timeout=60
-account  required pam_pgina.so
-session  required pam_pgina.so
-PAM
+pgsmb_pam_service
 # write_conf CREDENTIALS
 write_conf() {
-        PGINA_SERVICE_EXTRA="request_timeout = 120" pgina_conf <<CONF
-[order]
-authentication = testplugin
-gateway = pgsmb localmachine
-notification = pgsmb localmachine
-[testplugin]
-password = Logon-pw-1
-[pgsmb]
+        PGINA_SERVICE_EXTRA="request_timeout = 120" pgsmb_conf Logon-pw-1 <<CONF
 share = $(smbd_url)
 credentials = $1
 retries = 2
@@ -123,7 +86,7 @@ fill_home alice
 snapshot alice before
 
 step "A: logoff uploads over SMB, then localmachine removes account and home"
-close_user_session alice
+pgina_close_session alice
 [ -s "$SMBD_SHARE/alice/alice.tar.zst" ] || { ls -laR "$SMBD_SHARE" >&2; fail "no archive in the share"; }
 assert_contains "$SMBD_SHARE/alice/alice.tar.zst.meta" "sha256=$(sha256sum <"$SMBD_SHARE/alice/alice.tar.zst" | cut -d' ' -f1)"
 [ "$(stat -c %U "$SMBD_SHARE/alice/alice.tar.zst")" = "$SMBD_USER" ] || fail "the archive was not written by the service account"
@@ -140,7 +103,7 @@ uid2=$(id -u alice)
 [ "$uid2" != "$uid1" ] || fail "alice got the same uid again ($uid1); the test proves nothing"
 assert_contains "$PGINA_LOG" "alice: restored"
 check_restored alice "$uid2"
-close_user_session alice
+pgina_close_session alice
 
 step "B: credentials = user: bob's logon password is his samba password"
 write_conf user
@@ -152,7 +115,7 @@ getent passwd bob | grep -q "pGina created pgSMB tmp" && fail "bob got a tempora
 buid1=$(id -u bob)
 fill_home bob
 snapshot bob before
-close_user_session bob
+pgina_close_session bob
 [ -s "$SMBD_SHARE/bob/bob.tar.zst" ] || { ls -laR "$SMBD_SHARE" >&2; fail "no archive of bob in the share"; }
 [ "$(stat -c %U "$SMBD_SHARE/bob/bob.tar.zst")" = bob ] || fail "bob's archive was not written as bob (credentials = user)"
 assert_contains "$PGINA_LOG" "bob: saved"
@@ -169,7 +132,7 @@ assert_ok pam_run pgtest bob Logon-pw-1 authenticate acct_mgmt open_session
 getent passwd bob | grep -q "pGina created pgSMB tmp" && fail "bob got a temporary profile: $(grep -h 'bob:' "$PGINA_LOG" | tail -n 3)"
 assert_contains "$PGINA_LOG" "bob: restored"
 check_restored bob $((buid1 + 1000))
-close_user_session bob
+pgina_close_session bob
 
 step "C: a samba password that is not the logon password: temporary profile"
 smbd_add_user carol Other-pw-2
@@ -178,7 +141,7 @@ getent passwd carol | grep -q "pGina created pgSMB tmp" && fail "carol's account
 [ -d /home/carol ] || fail "carol got no (temporary) home"
 assert_contains "$T/pam.out" "temporary profile"
 assert_contains "$PGINA_LOG" "carol: profile not restored, temporary profile"
-close_user_session carol
+pgina_close_session carol
 [ -e "$SMBD_SHARE/carol" ] && { ls -laR "$SMBD_SHARE/carol" >&2; fail "carol's temporary profile reached the share"; }
 assert_contains "$PGINA_LOG" "carol: temporary profile, not uploaded"
 

@@ -14,31 +14,6 @@
 need pamtester smbd zstd tar
 [ -e "$BUILD/plugins/pgsmb.so" ] || skip "pgsmb plugin not built"
 
-close_session_hex() {
-        python3 -c 'import struct, sys
-s = lambda v: struct.pack(">I", len(v)) + v.encode()
-print((s(sys.argv[1]) + s(sys.argv[2])).hex())' "$1" "$2"
-}
-close_session_of() {
-        local sid
-        sid=$(pginactl sessions | awk -v u="$1" '$0 ~ u { print $1; exit }')
-        [ -n "$sid" ] || fail "no open session of $1"
-        pgclient frame 1 4 "$(close_session_hex "$sid" "$1")" >"$T/close.out"
-        assert_contains "$T/close.out" "result 0"
-}
-close_user_session() {
-        close_session_of "$1"
-        wait_jobs
-}
-wait_jobs() {
-        for _ in $(seq 300); do
-                pginactl status >"$T/status.out" 2>&1
-                grep -qE 'queued|running' "$T/status.out" || return 0
-                sleep 0.2
-        done
-        fail "logoff job still pending after 60 s"
-}
-as_alice() { setpriv --reuid=alice --regid=alice --init-groups -- "$@"; }
 # archived ARCHIVE NAME: the member NAME of ARCHIVE (stored as NAME or ./NAME) on stdout
 archived() {
         tar --warning=no-unknown-keyword --zstd -xOf "$1" "$2" 2>/dev/null ||
@@ -46,22 +21,11 @@ archived() {
 }
 share_sums() { (cd "$SMBD_SHARE" && find . -type f ! -name '*.tmp-*' -print0 | sort -z | xargs -0 -r sha256sum); }
 
-pam_service pgtest <<'PAM'
-auth     required pam_pgina.so timeout=60
-account  required pam_pgina.so
-session  required pam_pgina.so
-PAM
+pgsmb_pam_service
 CREDS=/etc/pgina/smb-service.cred
 mkdir -p /etc/pgina
 write_conf() {
-        PGINA_SERVICE_EXTRA="request_timeout = 120" pgina_conf <<CONF
-[order]
-authentication = testplugin
-gateway = pgsmb localmachine
-notification = pgsmb localmachine
-[testplugin]
-password = secret
-[pgsmb]
+        PGINA_SERVICE_EXTRA="request_timeout = 120" pgsmb_conf secret <<CONF
 share = $(smbd_url)
 credentials = $CREDS
 retries = 2
@@ -92,13 +56,13 @@ assert_contains "$T/pam.out" "trying again (2 of 2)"
 assert_contains "$PGINA_LOG" "alice: cannot reach the profile store (try 1 of 2)"
 assert_contains "$PGINA_LOG" "alice: cannot reach the profile store (try 2 of 2)"
 assert_contains "$PGINA_LOG" "admin notice (profile not restored) for alice"
-as_alice bash -c 'printf "temporary work\n" > /home/alice/tmpfile'
+as_user alice bash -c 'printf "temporary work\n" > /home/alice/tmpfile'
 
 step "a: smbd back: the temporary home is not uploaded at logoff"
 smbd_start # a new port: point the config at it
 write_conf
 assert_ok pginactl reload
-close_user_session alice
+pgina_close_session alice
 assert_contains "$PGINA_LOG" "alice: temporary profile, not uploaded"
 assert_eq "$empty" "$(share_sums; ls -A "$SMBD_SHARE")" "the share after the temporary profile's logoff"
 
@@ -106,8 +70,8 @@ step "b: setup: alice's profile on the share (version S0)"
 assert_ok pam_run pgtest alice secret authenticate acct_mgmt open_session
 getent passwd alice | grep -q "pGina created pgSMB tmp" && fail "alice still has a temporary profile with smbd up"
 getent passwd alice | grep -q "pGina created pgSMB" || fail "alice's account is not pgsmb's"
-as_alice bash -c 'printf "S0\n" > /home/alice/marker'
-close_user_session alice
+as_user alice bash -c 'printf "S0\n" > /home/alice/marker'
+pgina_close_session alice
 [ -s "$SMBD_SHARE/alice/alice.tar.zst" ] || { ls -laR "$SMBD_SHARE" >&2; fail "no archive on the share"; }
 getent passwd alice >/dev/null && fail "alice's account was not removed at a successful logoff"
 s0=$(share_sums)
@@ -116,10 +80,10 @@ v0=$(sed -n 's/^version=//p' "$SMBD_SHARE/alice/alice.tar.zst.meta")
 step "b: smbd hangs during the upload of a 200 MB home"
 assert_ok pam_run pgtest alice secret authenticate acct_mgmt open_session
 assert_eq "S0" "$(cat /home/alice/marker)" "restored marker"
-as_alice bash -c 'head -c 200M /dev/urandom > /home/alice/big.bin && printf "S1\n" > /home/alice/marker' ||
+as_user alice bash -c 'head -c 200M /dev/urandom > /home/alice/big.bin && printf "S1\n" > /home/alice/marker' ||
         fail "cannot write the big home"
 big_sum=$(sha256sum </home/alice/big.bin)
-close_session_of alice
+pgina_close_session_nowait alice
 paused=
 for _ in $(seq 1000); do
         if compgen -G "$SMBD_SHARE/alice/alice.tar.zst.tmp-*" >/dev/null; then
@@ -133,7 +97,7 @@ done
 t0=$(date +%s)
 tmpsize=$(stat -c %s "$SMBD_SHARE"/alice/alice.tar.zst.tmp-* | head -n 1)
 echo "paused smbd with $tmpsize bytes written"
-wait_jobs
+pgina_wait_jobs
 el=$(($(date +%s) - t0))
 echo "the logoff job ended $el s after smbd hung"
 [ "$el" -lt 45 ] || fail "the upload against a hung smbd took $el s (timeout = 3, retries = 2)"
@@ -159,7 +123,7 @@ assert_eq "S1" "$(cat /home/alice/marker)" "marker after the logon"
 assert_eq "$big_sum" "$(sha256sum </home/alice/big.bin)" "big file after the logon"
 
 step "b: the next logoff uploads it"
-close_user_session alice
+pgina_close_session alice
 [ "$(grep -c "alice: saved" "$PGINA_LOG")" -eq 2 ] || fail "the upload after the resume did not succeed"
 v1=$(sed -n 's/^version=//p' "$SMBD_SHARE/alice/alice.tar.zst.meta")
 [ -n "$v1" ] && [ "$v1" != "$v0" ] || fail "the .meta version did not change ($v0 -> $v1)"
