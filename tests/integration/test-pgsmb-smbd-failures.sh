@@ -139,3 +139,31 @@ if compgen -G "$SMBD_SHARE/alice/*.tmp-*" >/dev/null; then
         ls -la "$SMBD_SHARE/alice" >&2
         fail "the partial upload from the hung smbd is still on the share"
 fi
+
+step "c: smbd's connection process killed mid-upload: the retry saves it, the old archive intact until then"
+assert_ok pam_run pgtest alice secret authenticate acct_mgmt open_session
+as_user alice bash -c 'head -c 200M /dev/urandom > /home/alice/big.bin && printf "S2\n" > /home/alice/marker' ||
+        fail "cannot write the big home"
+big_sum=$(sha256sum </home/alice/big.bin)
+before_c=$(share_sums)
+fails_before=$(grep -c "alice: upload try 1 of 2 failed" "$PGINA_LOG")
+pgina_close_session_nowait alice
+killed=
+for _ in $(seq 1000); do
+        if compgen -G "$SMBD_SHARE/alice/alice.tar.zst.tmp-*" >/dev/null; then
+                # the per-connection children only: the server itself lives on for the retry
+                for p in $(smbd_pids); do [ "$p" = "$SMBD_PID" ] || kill -KILL "$p" 2>/dev/null; done
+                killed=1
+                break
+        fi
+        sleep 0.01
+done
+[ -n "$killed" ] || fail "the upload never started writing to the share"
+assert_eq "$before_c" "$(share_sums)" "the share's archive and .meta right after the kill"
+pgina_wait_jobs
+[ "$(grep -c "alice: upload try 1 of 2 failed" "$PGINA_LOG")" -gt "$fails_before" ] ||
+        fail "the killed upload did not fail its first try"
+[ "$(grep -c "alice: saved" "$PGINA_LOG")" -eq 3 ] || fail "the retry after the kill did not save the profile"
+assert_eq "$big_sum" "$(archived "$SMBD_SHARE/alice/alice.tar.zst" big.bin | sha256sum)" \
+        "big.bin read back from the share after the retry"
+assert_eq "S2" "$(archived "$SMBD_SHARE/alice/alice.tar.zst" marker)" "marker read back after the retry"
