@@ -87,17 +87,17 @@ long long pgina_conf_int(const struct pgina_ctx *ctx, const char *key) {
         return v ? strtoll(v, NULL, 10) : 0;
 }
 
-/* Word i of a space-separated list, into buf; returns the number of words. */
+/* Word i of a blank-separated list (commas are data: DNs hold them); returns the count. */
 static size_t list_word(const char *v, size_t want, const char **start, size_t *len) {
         size_t n = 0;
 
         while (v && *v) {
                 size_t k;
 
-                v += strspn(v, " \t,");
+                v += strspn(v, " \t");
                 if (!*v)
                         break;
-                k = strcspn(v, " \t,");
+                k = strcspn(v, " \t");
                 if (n == want && start) {
                         *start = v;
                         *len = k;

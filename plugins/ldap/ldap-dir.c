@@ -1,0 +1,259 @@
+/* Directory lookups of the ldap plugin (see ldap-dir.h). */
+#include "ldap-dir.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+
+#include "ldap-escape.h"
+#include "util.h"
+
+#define ATTRS_SUB "attributes"
+
+static void msgfreep(LDAPMessage **m) {
+        if (*m)
+                ldap_msgfree(*m);
+}
+#define _cleanup_msg_ _cleanup_(msgfreep)
+
+bool pgldap_search_mode(struct pgina_ctx *ctx) {
+        const char *f = pgina_conf_get(ctx, "search_filter");
+        return f && *f;
+}
+
+/* ---- the user's DN --------------------------------------------------------------------------- */
+
+static int search_dn_in(struct pgina_ctx *ctx, struct pgldap_conn *c, const char *base,
+                        const char *filter, char **ret) {
+        char *attrs[] = {(char *)LDAP_NO_ATTRS, NULL};
+        _cleanup_msg_ LDAPMessage *res = NULL;
+        LDAPMessage *e;
+        char *dn;
+        int rc, n;
+
+        rc = ldap_search_ext_s(c->ld, base, LDAP_SCOPE_SUBTREE, filter, attrs, 0, NULL, NULL, NULL,
+                               2, &res);
+        if (rc == LDAP_NO_SUCH_OBJECT) {
+                pgina_log(ctx, LOG_WARNING, "search_contexts: %s does not exist on %s", base, c->uri);
+                return 0;
+        }
+        if (rc != LDAP_SUCCESS && rc != LDAP_SIZELIMIT_EXCEEDED) {
+                pgina_log(ctx, LOG_ERR, "Search for %s under %s on %s failed: %s", filter, base,
+                          c->uri, ldap_err2string(rc));
+                return pgldap_error(ctx, c, rc);
+        }
+        n = ldap_count_entries(c->ld, res);
+        if (n == 0)
+                return 0;
+        if (n > 1 || rc == LDAP_SIZELIMIT_EXCEEDED) {
+                /* two entries for one name: binding as either would be a guess */
+                pgina_log(ctx, LOG_ERR, "Search for %s under %s on %s found several entries: "
+                          "refused (make search_filter unique)", filter, base, c->uri);
+                return -ENOTUNIQ;
+        }
+        e = ldap_first_entry(c->ld, res);
+        dn = e ? ldap_get_dn(c->ld, e) : NULL;
+        if (!dn)
+                return -ENOMEM;
+        *ret = strdup(dn);
+        ldap_memfree(dn);
+        return *ret ? 1 : -ENOMEM;
+}
+
+int pgldap_find_dn(struct pgina_ctx *ctx, struct pgldap_conn *c, const char *user, char **ret) {
+        _cleanup_free_ char *filter = NULL;
+        const char *contexts;
+        size_t n;
+        int r;
+
+        if (!pgldap_search_mode(ctx)) {
+                r = pgldap_expand(pgina_conf_get(ctx, "dn_pattern"), 'u', user, PGLDAP_ESCAPE_DN, ret);
+                return r < 0 ? r : 1;
+        }
+        r = pgldap_expand(pgina_conf_get(ctx, "search_filter"), 'u', user, PGLDAP_ESCAPE_FILTER,
+                          &filter);
+        if (r < 0)
+                return r;
+        contexts = pgina_conf_get(ctx, "search_contexts");
+        n = pgldap_words(contexts);
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *base = pgldap_word(contexts, i);
+
+                if (!base)
+                        return -ENOMEM;
+                r = search_dn_in(ctx, c, base, filter, ret);
+                if (r != 0)
+                        return r == -ENOTUNIQ ? 0 : r;
+        }
+        return 0;
+}
+
+/* ---- the user's entry ------------------------------------------------------------------------ */
+
+/* The first value of attr as a new string; NULL when absent, binary or too long. */
+static char *first_value(struct pgina_ctx *ctx, LDAP *ld, LDAPMessage *e, const char *attr) {
+        struct berval **v = ldap_get_values_len(ld, e, attr);
+        char *s = NULL;
+
+        if (!v || !v[0])
+                goto out;
+        if (v[0]->bv_len >= PGINA_VALUE_MAX || memchr(v[0]->bv_val, 0, v[0]->bv_len)) {
+                pgina_log(ctx, LOG_WARNING, "Attribute %s ignored: binary or longer than %d bytes",
+                          attr, PGINA_VALUE_MAX - 1);
+                goto out;
+        }
+        s = strndup(v[0]->bv_val, v[0]->bv_len);
+out:
+        if (v)
+                ldap_value_free_len(v);
+        return s;
+}
+
+static int64_t id_value(struct pgina_ctx *ctx, LDAP *ld, LDAPMessage *e, const char *attr) {
+        _cleanup_free_ char *s = first_value(ctx, ld, e, attr);
+        char *end = NULL;
+        unsigned long long v;
+
+        if (!s)
+                return -1;
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno || !*s || *end || s[0] == '-' || v >= UINT32_MAX) {
+                pgina_log(ctx, LOG_WARNING, "%s \"%s\" is not a valid id: ignored", attr, s);
+                return -1;
+        }
+        return (int64_t)v;
+}
+
+static const struct {
+        const char *record, *ldap;
+} well_known[] = {
+        {PGINA_ATTR_FULLNAME, "cn"},
+        {PGINA_ATTR_EMAIL, "mail"},
+        {PGINA_ATTR_HOME, "homeDirectory"},
+        {PGINA_ATTR_SHELL, "loginShell"},
+};
+
+static int copy_attr(struct pgina_ctx *ctx, LDAP *ld, LDAPMessage *e, struct pgina_user *u,
+                     const char *record, const char *attr) {
+        _cleanup_free_ char *v = first_value(ctx, ld, e, attr);
+        int r;
+
+        if (!v)
+                return 0;
+        r = pgina_user_set(u, record, v);
+        if (r < 0)
+                pgina_log(ctx, LOG_ERR, "Failed to set %s from %s: %s", record, attr, strerror(-r));
+        else
+                pgina_log(ctx, LOG_DEBUG, "%s: %s = %s (from %s)", pgina_user_name(u), record, v, attr);
+        return r;
+}
+
+int pgldap_read_user(struct pgina_ctx *ctx, struct pgldap_conn *c, const char *dn,
+                     struct pgina_user *u) {
+        size_t nconv = pgina_conf_sub_len(ctx, ATTRS_SUB), k = 0;
+        _cleanup_free_ char **attrs = calloc(ELEMENTSOF(well_known) + nconv + 3, sizeof(char *));
+        _cleanup_msg_ LDAPMessage *res = NULL;
+        LDAPMessage *e;
+        int64_t uid, gid;
+        int rc, r;
+
+        if (!attrs)
+                return -ENOMEM;
+        for (size_t i = 0; i < ELEMENTSOF(well_known); i++)
+                attrs[k++] = (char *)well_known[i].ldap;
+        attrs[k++] = (char *)"uidNumber";
+        attrs[k++] = (char *)"gidNumber";
+        for (size_t i = 0; i < nconv; i++)
+                attrs[k++] = (char *)pgina_conf_sub_value(ctx, ATTRS_SUB, i);
+
+        rc = ldap_search_ext_s(c->ld, dn, LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 0, NULL, NULL,
+                               NULL, 1, &res);
+        if (rc != LDAP_SUCCESS) {
+                pgina_log(ctx, LOG_ERR, "Failed to read %s on %s: %s", dn, c->uri, ldap_err2string(rc));
+                return pgldap_error(ctx, c, rc);
+        }
+        e = ldap_first_entry(c->ld, res);
+        if (!e) {
+                pgina_log(ctx, LOG_ERR, "Failed to read %s on %s: no entry returned (access rules?)",
+                          dn, c->uri);
+                return -ENOENT;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(well_known); i++) {
+                r = copy_attr(ctx, c->ld, e, u, well_known[i].record, well_known[i].ldap);
+                if (r < 0)
+                        return r;
+        }
+        uid = id_value(ctx, c->ld, e, "uidNumber");
+        gid = id_value(ctx, c->ld, e, "gidNumber");
+        /* an entry without them keeps what an earlier plugin supplied */
+        pgina_user_set_ids(u, uid >= 0 ? uid : pgina_user_uid(u), gid >= 0 ? gid : pgina_user_gid(u));
+        /* the converter comes last: it may override a well-known one (fullname = displayName) */
+        for (size_t i = 0; i < nconv; i++) {
+                r = copy_attr(ctx, c->ld, e, u, pgina_conf_sub_key(ctx, ATTRS_SUB, i),
+                              pgina_conf_sub_value(ctx, ATTRS_SUB, i));
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* ---- groups ---------------------------------------------------------------------------------- */
+
+int pgldap_group_dn(struct pgina_ctx *ctx, const char *group, char **ret) {
+        const char *pattern = pgina_conf_get(ctx, "group_dn_pattern");
+
+        if (strchr(group, '=')) {
+                *ret = strdup(group);
+                return *ret ? 0 : -ENOMEM;
+        }
+        if (!pattern || !*pattern)
+                return -EINVAL;
+        return pgldap_expand(pattern, 'g', group, PGLDAP_ESCAPE_DN, ret);
+}
+
+/* Does the entry base match filter? 1, 0, -errno; a missing entry is 0, logged. */
+static int base_matches(struct pgina_ctx *ctx, struct pgldap_conn *c, const char *base,
+                        const char *filter) {
+        char *attrs[] = {(char *)LDAP_NO_ATTRS, NULL};
+        _cleanup_msg_ LDAPMessage *res = NULL;
+        int rc;
+
+        rc = ldap_search_ext_s(c->ld, base, LDAP_SCOPE_BASE, filter, attrs, 0, NULL, NULL, NULL, 1,
+                               &res);
+        if (rc == LDAP_NO_SUCH_OBJECT) {
+                pgina_log(ctx, LOG_WARNING, "%s does not exist on %s (a group of the rules?)", base,
+                          c->uri);
+                return 0;
+        }
+        if (rc != LDAP_SUCCESS) {
+                pgina_log(ctx, LOG_ERR, "Search %s in %s on %s failed: %s", filter, base, c->uri,
+                          ldap_err2string(rc));
+                return pgldap_error(ctx, c, rc);
+        }
+        return ldap_count_entries(c->ld, res) > 0;
+}
+
+int pgldap_is_member(struct pgina_ctx *ctx, struct pgldap_conn *c, const char *user,
+                     const char *user_dn, const char *group_dn) {
+        const char *attr = pgina_conf_get(ctx, "group_attribute");
+        bool by_dn = !strcasecmp(attr, "member") || !strcasecmp(attr, "uniqueMember");
+        bool member_of = !strcasecmp(attr, "memberOf");
+        _cleanup_free_ char *value = NULL, *filter = NULL;
+        int r;
+
+        if ((by_dn || member_of) && !user_dn)
+                return 0; /* not in the directory: a member of nothing */
+        value = pgldap_escape_dup(PGLDAP_ESCAPE_FILTER, member_of ? group_dn : by_dn ? user_dn : user);
+        if (!value || asprintf(&filter, "(%s=%s)", attr, value) < 0) {
+                filter = NULL;
+                return -ENOMEM;
+        }
+        r = base_matches(ctx, c, member_of ? user_dn : group_dn, filter);
+        if (r >= 0)
+                pgina_log(ctx, LOG_DEBUG, "%s is %sa member of %s (%s)", user, r ? "" : "not ",
+                          group_dn, attr);
+        return r;
+}

@@ -1,0 +1,29 @@
+/* Directory lookups of the ldap plugin: the user's DN (dn_pattern or a search), the user's entry
+ * into the record (attribute converter included), group membership per group_attribute. */
+#pragma once
+
+#include <pgina/plugin.h>
+
+#include "ldap-conn.h"
+
+/* Search mode (search_filter set) or pattern mode (dn_pattern). */
+bool pgldap_search_mode(struct pgina_ctx *ctx);
+
+/* The DN of user. 1 found (*ret set), 0 no such user (or an ambiguous search), -errno. In search
+ * mode the connection must be bound for searching (pgldap_bind_service). */
+int pgldap_find_dn(struct pgina_ctx *ctx, struct pgldap_conn *c, const char *user, char **ret);
+
+/* Read the entry dn into u: fullname (cn), email (mail), home (homeDirectory), shell
+ * (loginShell), uid/gid (uidNumber/gidNumber), then every [ldap.attributes] "record = ldapattr"
+ * (the attribute's first value). 0 or -errno. */
+int pgldap_read_user(struct pgina_ctx *ctx, struct pgldap_conn *c, const char *dn,
+                     struct pgina_user *u);
+
+/* A group of a rule as a DN: a DN as it is, a plain name through group_dn_pattern (%g). 0 or
+ * -EINVAL (a name without group_dn_pattern) / -ENOMEM. */
+int pgldap_group_dn(struct pgina_ctx *ctx, const char *group, char **ret);
+
+/* Is the user (name, and DN when known) a member of group_dn per group_attribute? 1 yes, 0 no
+ * (a missing group is logged), -errno. */
+int pgldap_is_member(struct pgina_ctx *ctx, struct pgldap_conn *c, const char *user,
+                     const char *user_dn, const char *group_dn);

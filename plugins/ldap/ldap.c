@@ -1,0 +1,593 @@
+/* LDAP plugin: pGina's LDAP plugin on Linux, with OpenLDAP's libldap. Authenticates by a simple
+ * bind as the user's DN (dn_pattern, or a search as the service account or anonymously) and fills
+ * the record from the entry (attribute converter included); authorizes by ordered group rules;
+ * maps LDAP groups to local groups at the gateway (LocalMachine then makes them exact); changes
+ * the user's LDAP password with the password modify extended operation. Every stage opens its own
+ * connection: a worker lives for one request and plugins keep no state between calls. */
+#include <pgina/plugin.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "ldap-conn.h"
+#include "ldap-dir.h"
+#include "ldap-escape.h"
+#include "util.h"
+
+#define PLUGIN_NAME "ldap"
+#define AUTH_FAILED "Authentication failed"
+#define SERVER_DOWN "LDAP server unavailable"
+
+static const struct pgina_option ldap_plugin_options[] = {
+        {"servers", PGINA_OPT_LIST, NULL,
+         "ldap:// or ldaps:// URIs (ldap://host:port), tried in order"},
+        {"server_retry_delay", PGINA_OPT_INT, "30",
+         "seconds a server that failed is skipped (unless every server failed); 0 = never skipped"},
+        {"start_tls", PGINA_OPT_BOOL, "false", "StartTLS on ldap:// servers (ldaps:// is TLS already)"},
+        {"tls_ca_file", PGINA_OPT_STRING, NULL, "PEM CA certificates the server's certificate must chain to"},
+        {"tls_verify", PGINA_OPT_BOOL, "true", "verify the server's certificate and name"},
+        {"timeout", PGINA_OPT_INT, "5", "seconds to connect and for each operation"},
+        {"search_dn", PGINA_OPT_STRING, NULL,
+         "service account for searches (user DN, groups); unset = anonymous"},
+        {"search_password_file", PGINA_OPT_STRING, NULL,
+         "root-only file (0600) holding the service account's password"},
+        {"dn_pattern", PGINA_OPT_STRING, NULL, "the user's DN, %u = user name (e.g. uid=%u,ou=people,dc=example,dc=com)"},
+        {"search_filter", PGINA_OPT_STRING, NULL,
+         "instead of dn_pattern: find the DN with this filter, %u = user name (e.g. (&(objectClass=posixAccount)(uid=%u)))"},
+        {"search_contexts", PGINA_OPT_STRING, NULL,
+         "base DNs searched in order with search_filter, separated by blanks (spaces in a DN as \\20)"},
+        {"group_attribute", PGINA_OPT_STRING, "memberUid",
+         "membership: memberUid (group lists names), member or uniqueMember (group lists DNs), memberOf (user lists groups)"},
+        {"group_dn_pattern", PGINA_OPT_STRING, NULL,
+         "DN of a group given by name in the rules, %g = name (e.g. cn=%g,ou=groups,dc=example,dc=com)"},
+        {"authz_rules", PGINA_OPT_STRING, NULL,
+         "blank-separated, ordered, first match wins: allow:GROUP deny:GROUP allow:!GROUP (not a "
+         "member); GROUP = name (group_dn_pattern) or DN (spaces in it as \\20)"},
+        {"authz_default", PGINA_OPT_STRING, "allow", "allow or deny when no rule matches"},
+        {"authz_apply_to_all", PGINA_OPT_BOOL, "true",
+         "judge every user; false: only users this plugin authenticated"},
+        {"allow_when_server_down", PGINA_OPT_BOOL, "false",
+         "authorization when no server answers: allow (true) or deny"},
+        {"gateway_rules", PGINA_OPT_STRING, NULL,
+         "blank-separated LDAPGROUP=localgroup: members of LDAPGROUP (name or DN) get the local group"},
+        {"always_authenticate", PGINA_OPT_BOOL, "false",
+         "authenticate even when an earlier plugin already authenticated the user"},
+        {NULL, 0, NULL, NULL},
+};
+
+static void conn_donep(struct pgldap_conn *c) { pgldap_conn_done(c); }
+
+/* ---- rules ----------------------------------------------------------------------------------- */
+
+struct authz_rule {
+        bool allow, negate;
+        const char *group;
+};
+
+static int authz_rule_parse(const char *w, struct authz_rule *r) {
+        if (!strncmp(w, "allow:", 6)) {
+                r->allow = true;
+                w += 6;
+        } else if (!strncmp(w, "deny:", 5)) {
+                r->allow = false;
+                w += 5;
+        } else
+                return -EINVAL;
+        r->negate = *w == '!';
+        if (r->negate)
+                w++;
+        r->group = w;
+        return *w ? 0 : -EINVAL;
+}
+
+/* "GROUP=localgroup", split at the last '='. *group is a new string. */
+static int gateway_rule_parse(const char *w, char **group, const char **local) {
+        const char *eq = strrchr(w, '='), *last_rdn;
+        char *g;
+
+        if (!eq || eq == w || !valid_user_name(eq + 1))
+                return -EINVAL;
+        g = strndup(w, (size_t)(eq - w));
+        if (!g)
+                return -ENOMEM;
+        /* a DN whose last RDN has no '=' lost its "=localgroup": cn=x,dc=example,dc=com */
+        last_rdn = strrchr(g, ',');
+        if (strchr(g, '=') && !strchr(last_rdn ? last_rdn : g, '=')) {
+                free(g);
+                return -EINVAL;
+        }
+        *group = g;
+        *local = eq + 1;
+        return 0;
+}
+
+/* ---- the membership session of authorization and gateway --------------------------------------- */
+
+struct lookup {
+        struct pgldap_conn conn;
+        char *user_dn; /* NULL: the user has no entry */
+};
+
+static void lookup_done(struct lookup *l) {
+        pgldap_conn_done(&l->conn);
+        free(l->user_dn);
+}
+
+/* Connect, bind for searching, find the user's DN. 0 or -errno (-EHOSTDOWN: no server). */
+static int lookup_open(struct pgina_ctx *ctx, const char *user, struct lookup *l) {
+        int r;
+
+        r = pgldap_connect(ctx, &l->conn);
+        if (r < 0)
+                return r;
+        r = pgldap_bind_service(ctx, &l->conn);
+        if (r <= 0)
+                return r < 0 ? r : -EACCES;
+        r = pgldap_find_dn(ctx, &l->conn, user, &l->user_dn);
+        return r < 0 ? r : 0;
+}
+
+static int member_of(struct pgina_ctx *ctx, struct lookup *l, const char *user, const char *group) {
+        _cleanup_free_ char *dn = NULL;
+        int r;
+
+        r = pgldap_group_dn(ctx, group, &dn);
+        if (r < 0)
+                return r;
+        return pgldap_is_member(ctx, &l->conn, user, l->user_dn, dn);
+}
+
+/* ---- authentication -------------------------------------------------------------------------- */
+
+/* A bind as a DN nobody has, with the given password: an unknown user costs a wrong password's
+ * round trip, so the time does not tell which it was. */
+static void bind_decoy(struct pgina_ctx *ctx, struct pgldap_conn *c, const char *password) {
+        _cleanup_free_ char *base = pgldap_word(pgina_conf_get(ctx, "search_contexts"), 0), *dn = NULL;
+
+        if (asprintf(&dn, "cn=pgina-no-such-user,%s", strempty(base)) < 0)
+                return;
+        (void)pgldap_bind(ctx, c, dn, password);
+}
+
+static int ldap_plugin_authenticate(struct pgina_ctx *ctx, struct pgina_user *u) {
+        _cleanup_(conn_donep) struct pgldap_conn c = {0};
+        const char *name = pgina_user_name(u), *password = pgina_user_password(u);
+        _cleanup_free_ char *dn = NULL;
+        int r;
+
+        if (pgina_ctx_authenticated(ctx) && !pgina_conf_bool(ctx, "always_authenticate")) {
+                pgina_ctx_message(ctx, "skipped: already authenticated");
+                return 0;
+        }
+        /* Never let an empty password reach a bind: servers take it as an anonymous bind. */
+        if (!password || !*password) {
+                pgina_log(ctx, LOG_INFO, "Authentication of %s failed: empty password, refused "
+                          "without contacting the server", name);
+                pgina_ctx_message(ctx, AUTH_FAILED);
+                return 0;
+        }
+        r = pgldap_connect(ctx, &c);
+        if (r < 0) {
+                pgina_ctx_message(ctx, SERVER_DOWN);
+                return r;
+        }
+        if (pgldap_search_mode(ctx)) {
+                r = pgldap_bind_service(ctx, &c);
+                if (r <= 0) {
+                        pgina_ctx_message(ctx, r == -EHOSTDOWN ? SERVER_DOWN
+                                                               : "LDAP service account bind failed");
+                        return r < 0 ? r : -EACCES;
+                }
+        }
+        r = pgldap_find_dn(ctx, &c, name, &dn);
+        if (r < 0) {
+                pgina_ctx_message(ctx, r == -EHOSTDOWN ? SERVER_DOWN : "LDAP search failed");
+                return r;
+        }
+        if (r == 0) {
+                bind_decoy(ctx, &c, password);
+                pgina_log(ctx, LOG_INFO, "Authentication of %s failed: no LDAP entry", name);
+                pgina_ctx_message(ctx, AUTH_FAILED);
+                return 0;
+        }
+        r = pgldap_bind(ctx, &c, dn, password);
+        if (r == 0) {
+                pgina_log(ctx, LOG_INFO, "Authentication of %s as %s failed: invalid credentials",
+                          name, dn);
+                pgina_ctx_message(ctx, AUTH_FAILED);
+                return 0;
+        }
+        if (r < 0) {
+                pgina_ctx_message(ctx, r == -EHOSTDOWN ? SERVER_DOWN : AUTH_FAILED);
+                return r;
+        }
+        r = pgldap_read_user(ctx, &c, dn, u);
+        if (r < 0) {
+                /* without its uidNumber the gateway would give the account another uid */
+                pgina_ctx_message(ctx, "Failed to read the LDAP entry of %s", name);
+                return r;
+        }
+        pgina_log(ctx, LOG_INFO, "Authenticated %s as %s on %s", name, dn, c.uri);
+        return 1;
+}
+
+/* ---- authorization --------------------------------------------------------------------------- */
+
+static int server_down_verdict(struct pgina_ctx *ctx, const char *name) {
+        if (pgina_conf_bool(ctx, "allow_when_server_down")) {
+                pgina_log(ctx, LOG_WARNING, "%s allowed: no LDAP server answered (allow_when_server_down)",
+                          name);
+                pgina_ctx_message(ctx, SERVER_DOWN ": allowed (allow_when_server_down)");
+                return 1;
+        }
+        pgina_log(ctx, LOG_WARNING, "%s denied: no LDAP server answered", name);
+        pgina_ctx_message(ctx, "Authorization denied: " SERVER_DOWN);
+        return 0;
+}
+
+static int authz_verdict(struct pgina_ctx *ctx, const char *name, bool allow, const char *why) {
+        pgina_log(ctx, LOG_INFO, "Authorization of %s: %s by %s", name, allow ? "allowed" : "denied", why);
+        if (!allow)
+                pgina_ctx_message(ctx, "Authorization denied by %s", why);
+        return allow ? 1 : 0;
+}
+
+static int ldap_plugin_authorize(struct pgina_ctx *ctx, struct pgina_user *u) {
+        _cleanup_(lookup_done) struct lookup l = {.conn = {0}};
+        const char *name = pgina_user_name(u);
+        const char *rules = pgina_conf_get(ctx, "authz_rules");
+        size_t n = pgldap_words(rules);
+        bool def = streq_ptr(pgina_conf_get(ctx, "authz_default"), "allow");
+        int r;
+
+        if (!pgina_conf_bool(ctx, "authz_apply_to_all") && !pgina_ctx_authenticated_by(ctx, PLUGIN_NAME))
+                return 1;
+        if (n == 0)
+                return authz_verdict(ctx, name, def, "authz_default");
+
+        r = lookup_open(ctx, name, &l);
+        if (r == -EHOSTDOWN)
+                return server_down_verdict(ctx, name);
+        if (r < 0) {
+                pgina_ctx_message(ctx, "Authorization failed: LDAP lookup of %s failed", name);
+                return r;
+        }
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *w = pgldap_word(rules, i);
+                struct authz_rule rule;
+                char why[600];
+
+                if (!w)
+                        return -ENOMEM;
+                if (authz_rule_parse(w, &rule) < 0)
+                        return -EINVAL; /* check_config refuses it */
+                r = member_of(ctx, &l, name, rule.group);
+                if (r == -EHOSTDOWN)
+                        return server_down_verdict(ctx, name);
+                if (r < 0) {
+                        pgina_ctx_message(ctx, "Authorization failed: LDAP group lookup failed");
+                        return r;
+                }
+                if ((r > 0) != rule.negate) {
+                        snprintf(why, sizeof why, "rule \"%s\"", w);
+                        return authz_verdict(ctx, name, rule.allow, why);
+                }
+        }
+        return authz_verdict(ctx, name, def, "authz_default");
+}
+
+/* ---- gateway --------------------------------------------------------------------------------- */
+
+static int ldap_plugin_gateway(struct pgina_ctx *ctx, struct pgina_user *u) {
+        _cleanup_(lookup_done) struct lookup l = {.conn = {0}};
+        const char *name = pgina_user_name(u);
+        const char *rules = pgina_conf_get(ctx, "gateway_rules");
+        size_t n = pgldap_words(rules);
+        char added[1024] = "";
+        size_t used = 0;
+        int r;
+
+        if (n == 0)
+                return 1;
+        r = lookup_open(ctx, name, &l);
+        if (r < 0) {
+                /* pGina: a gateway without its server adds nothing and lets the logon go on
+                 * (LocalMachine's exact sync then drops the mapped groups: the safe direction) */
+                pgina_log(ctx, LOG_WARNING, "No LDAP group mapping for %s: %s", name,
+                          r == -EHOSTDOWN ? "no server answered" : strerror(-r));
+                pgina_ctx_message(ctx, "%s: no groups added", r == -EHOSTDOWN ? SERVER_DOWN : "LDAP lookup failed");
+                return 1;
+        }
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *w = pgldap_word(rules, i), *group = NULL;
+                const char *local;
+
+                if (!w)
+                        return -ENOMEM;
+                if (gateway_rule_parse(w, &group, &local) < 0)
+                        return -EINVAL;
+                r = member_of(ctx, &l, name, group);
+                if (r < 0) {
+                        pgina_log(ctx, LOG_WARNING, "Gateway rule %s=%s skipped for %s: %s", group,
+                                  local, name, strerror(-r));
+                        continue;
+                }
+                if (r == 0)
+                        continue;
+                r = pgina_user_group_add(u, local);
+                if (r < 0)
+                        return r;
+                pgina_log(ctx, LOG_INFO, "%s is a member of %s: local group %s added", name, group, local);
+                int k = snprintf(added + used, sizeof added - used, "%s%s", used ? ", " : "", local);
+                if (k > 0 && (size_t)k < sizeof added - used)
+                        used += (size_t)k;
+        }
+        if (used)
+                pgina_ctx_message(ctx, "Added to groups: %s", added);
+        else
+                pgina_ctx_message(ctx, "No groups added");
+        return 1;
+}
+
+/* ---- change password ------------------------------------------------------------------------- */
+
+static int passwd_exop(struct pgina_ctx *ctx, struct pgldap_conn *c, const char *dn,
+                       const char *old_password, const char *new_password) {
+        struct berval user = {.bv_len = strlen(dn), .bv_val = (char *)dn};
+        struct berval oldpw = {.bv_len = old_password ? strlen(old_password) : 0,
+                               .bv_val = (char *)old_password};
+        struct berval newpw = {.bv_len = strlen(new_password), .bv_val = (char *)new_password};
+        struct berval gen = {0, NULL};
+        int rc;
+
+        rc = ldap_passwd_s(c->ld, &user, old_password ? &oldpw : NULL, &newpw, &gen, NULL, NULL);
+        if (gen.bv_val) {
+                explicit_bzero(gen.bv_val, gen.bv_len);
+                ber_memfree(gen.bv_val);
+        }
+        if (rc != LDAP_SUCCESS) {
+                pgina_log(ctx, LOG_ERR, "Password change of %s on %s failed: %s", dn, c->uri,
+                          ldap_err2string(rc));
+                pgina_ctx_message(ctx, "LDAP password change failed: %s", ldap_err2string(rc));
+                return rc == LDAP_INSUFFICIENT_ACCESS || rc == LDAP_CONSTRAINT_VIOLATION ||
+                                       rc == LDAP_UNWILLING_TO_PERFORM
+                               ? 0
+                               : pgldap_error(ctx, c, rc);
+        }
+        return 1;
+}
+
+static int ldap_plugin_change_password(struct pgina_ctx *ctx, struct pgina_user *u, const char *old_password,
+                                const char *new_password) {
+        _cleanup_(conn_donep) struct pgldap_conn c = {0};
+        const char *name = pgina_user_name(u);
+        bool reset = !old_password, service = !!*strempty(pgina_conf_get(ctx, "search_dn"));
+        _cleanup_free_ char *dn = NULL;
+        int r;
+
+        if (!new_password || !*new_password) {
+                pgina_ctx_message(ctx, "LDAP password change refused: empty new password");
+                return 0;
+        }
+        if (reset && !service) {
+                pgina_ctx_message(ctx, "LDAP password reset without the old password needs a "
+                                  "service account (search_dn)");
+                return 0;
+        }
+        if (!reset && !*old_password) {
+                pgina_ctx_message(ctx, "Password change failed: invalid LDAP user name or password");
+                return 0;
+        }
+        r = pgldap_connect(ctx, &c);
+        if (r < 0) {
+                pgina_ctx_message(ctx, SERVER_DOWN);
+                return r;
+        }
+        if (reset || pgldap_search_mode(ctx)) {
+                r = pgldap_bind_service(ctx, &c);
+                if (r <= 0) {
+                        pgina_ctx_message(ctx, "LDAP service account bind failed");
+                        return r < 0 ? r : -EACCES;
+                }
+        }
+        r = pgldap_find_dn(ctx, &c, name, &dn);
+        if (r <= 0) {
+                pgina_ctx_message(ctx, r < 0 ? "LDAP search failed" : "No LDAP entry for %s", name);
+                return r;
+        }
+        if (!reset) {
+                r = pgldap_bind(ctx, &c, dn, old_password);
+                if (r <= 0) {
+                        pgina_log(ctx, LOG_INFO, "Password change of %s refused: the old password "
+                                  "does not bind as %s", name, dn);
+                        pgina_ctx_message(ctx, "Password change failed: invalid LDAP user name or password");
+                        return r;
+                }
+        }
+        if (pgina_ctx_dry_run(ctx)) {
+                pgina_ctx_message(ctx, "dry run: would change the LDAP password of %s", dn);
+                return 1;
+        }
+        r = passwd_exop(ctx, &c, dn, old_password, new_password);
+        if (r > 0)
+                pgina_log(ctx, LOG_INFO, "LDAP password of %s (%s) changed%s on %s", name, dn,
+                          reset ? " by the service account" : "", c.uri);
+        return r;
+}
+
+/* ---- config ---------------------------------------------------------------------------------- */
+
+static bool valid_attr_name(const char *a) {
+        if (!a || !*a)
+                return false;
+        for (const char *p = a; *p; p++)
+                if (!(('a' <= *p && *p <= 'z') || ('A' <= *p && *p <= 'Z') || ('0' <= *p && *p <= '9') ||
+                      *p == '-' || *p == '.' || *p == ';'))
+                        return false;
+        return true;
+}
+
+static int check_pattern(struct pgina_ctx *ctx, const char *key, char k) {
+        const char *v = pgina_conf_get(ctx, key);
+
+        if (pgldap_pattern_has(v, k) <= 0) {
+                pgina_ctx_message(ctx, "%s must hold %%%c once at least and no other %% sequence "
+                                  "than %%%%: \"%s\"", key, k, v);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static int check_group(struct pgina_ctx *ctx, const char *key, const char *group) {
+        if (!strchr(group, '=') && !*strempty(pgina_conf_get(ctx, "group_dn_pattern"))) {
+                pgina_ctx_message(ctx, "%s: the group \"%s\" is a name: set group_dn_pattern or "
+                                  "give its DN", key, group);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static int check_servers(struct pgina_ctx *ctx) {
+        size_t n = pgina_conf_list_len(ctx, "servers");
+
+        if (n == 0) {
+                pgina_ctx_message(ctx, "servers: at least one ldap:// or ldaps:// URI is needed");
+                return -EINVAL;
+        }
+        for (size_t i = 0; i < n; i++) {
+                const char *s = pgina_conf_list_item(ctx, "servers", i);
+                if (strncasecmp(s, "ldap://", 7) && strncasecmp(s, "ldaps://", 8) &&
+                    strncasecmp(s, "ldapi://", 8)) {
+                        pgina_ctx_message(ctx, "servers: \"%s\" is not an ldap://, ldaps:// or ldapi:// URI", s);
+                        return -EINVAL;
+                }
+        }
+        return 0;
+}
+
+static int check_user_lookup(struct pgina_ctx *ctx) {
+        bool pattern = !!*strempty(pgina_conf_get(ctx, "dn_pattern"));
+
+        if (pattern == pgldap_search_mode(ctx)) {
+                pgina_ctx_message(ctx, "set either dn_pattern or search_filter (with search_contexts)");
+                return -EINVAL;
+        }
+        if (pattern)
+                return check_pattern(ctx, "dn_pattern", 'u');
+        if (pgldap_words(pgina_conf_get(ctx, "search_contexts")) == 0) {
+                pgina_ctx_message(ctx, "search_filter needs search_contexts (base DNs to search)");
+                return -EINVAL;
+        }
+        return check_pattern(ctx, "search_filter", 'u');
+}
+
+static int check_rules(struct pgina_ctx *ctx) {
+        const char *rules = pgina_conf_get(ctx, "authz_rules");
+        size_t n = pgldap_words(rules);
+        int r;
+
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *w = pgldap_word(rules, i);
+                struct authz_rule rule;
+
+                if (!w)
+                        return -ENOMEM;
+                if (authz_rule_parse(w, &rule) < 0) {
+                        pgina_ctx_message(ctx, "authz_rules: \"%s\" is not allow:GROUP, deny:GROUP, "
+                                          "allow:!GROUP or deny:!GROUP", w);
+                        return -EINVAL;
+                }
+                r = check_group(ctx, "authz_rules", rule.group);
+                if (r < 0)
+                        return r;
+        }
+        rules = pgina_conf_get(ctx, "gateway_rules");
+        n = pgldap_words(rules);
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *w = pgldap_word(rules, i), *group = NULL;
+                const char *local;
+
+                if (!w)
+                        return -ENOMEM;
+                if (gateway_rule_parse(w, &group, &local) < 0) {
+                        pgina_ctx_message(ctx, "gateway_rules: \"%s\" is not LDAPGROUP=localgroup "
+                                          "(a valid local group name after the last '=')", w);
+                        return -EINVAL;
+                }
+                r = check_group(ctx, "gateway_rules", group);
+                if (r < 0)
+                        return r;
+        }
+        if (*strempty(pgina_conf_get(ctx, "group_dn_pattern")))
+                return check_pattern(ctx, "group_dn_pattern", 'g');
+        return 0;
+}
+
+static int check_attributes(struct pgina_ctx *ctx) {
+        size_t n = pgina_conf_sub_len(ctx, "attributes");
+
+        for (size_t i = 0; i < n; i++) {
+                const char *k = pgina_conf_sub_key(ctx, "attributes", i);
+                const char *v = pgina_conf_sub_value(ctx, "attributes", i);
+
+                if (!k || !*k || !valid_attr_name(v)) {
+                        pgina_ctx_message(ctx, "[ldap.attributes] %s = %s: expected "
+                                          "\"recordname = ldapAttribute\"", strempty(k), strempty(v));
+                        return -EINVAL;
+                }
+        }
+        return 0;
+}
+
+static int ldap_plugin_check_config(struct pgina_ctx *ctx) {
+        const char *attr = pgina_conf_get(ctx, "group_attribute");
+        const char *def = pgina_conf_get(ctx, "authz_default");
+        const char *ca = pgina_conf_get(ctx, "tls_ca_file");
+        int r;
+
+        r = check_servers(ctx);
+        if (r < 0)
+                return r;
+        r = check_user_lookup(ctx);
+        if (r < 0)
+                return r;
+        if (!attr || (strcasecmp(attr, "memberUid") && strcasecmp(attr, "member") &&
+                      strcasecmp(attr, "uniqueMember") && strcasecmp(attr, "memberOf"))) {
+                pgina_ctx_message(ctx, "group_attribute must be memberUid, member, uniqueMember or "
+                                  "memberOf, not \"%s\"", strempty(attr));
+                return -EINVAL;
+        }
+        if (!def || (!streq(def, "allow") && !streq(def, "deny"))) {
+                pgina_ctx_message(ctx, "authz_default must be allow or deny, not \"%s\"", strempty(def));
+                return -EINVAL;
+        }
+        if (pgina_conf_int(ctx, "timeout") <= 0) {
+                pgina_ctx_message(ctx, "timeout must be at least 1 second");
+                return -EINVAL;
+        }
+        if (*strempty(pgina_conf_get(ctx, "search_dn")) &&
+            !*strempty(pgina_conf_get(ctx, "search_password_file"))) {
+                pgina_ctx_message(ctx, "search_dn needs search_password_file");
+                return -EINVAL;
+        }
+        if (ca && *ca && access(ca, R_OK) < 0) {
+                pgina_ctx_message(ctx, "tls_ca_file %s: %s", ca, strerror(errno));
+                return -EINVAL;
+        }
+        r = check_rules(ctx);
+        if (r < 0)
+                return r;
+        return check_attributes(ctx);
+}
+
+PGINA_PLUGIN_DEFINE(.stages = PGINA_STAGE_AUTHENTICATION | PGINA_STAGE_AUTHORIZATION |
+                              PGINA_STAGE_GATEWAY | PGINA_STAGE_CHANGE_PASSWORD,
+                    .name = PLUGIN_NAME, .version = "1.0",
+                    .description = "LDAP directory: bind authentication, attribute converter, "
+                                   "group authorization rules, group mapping, password change",
+                    .options = ldap_plugin_options, .check_config = ldap_plugin_check_config,
+                    .authenticate = ldap_plugin_authenticate, .authorize = ldap_plugin_authorize,
+                    .gateway = ldap_plugin_gateway, .change_password = ldap_plugin_change_password);
