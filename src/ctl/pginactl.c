@@ -828,6 +828,20 @@ static int cmd_profile(const struct ctl *ctl, int argc, char **argv) {
         return plugin_admin(ctl, "pgsmb", argv[1], argc + 1, args);
 }
 
+static int cmd_cache(const struct ctl *ctl, int argc, char **argv) {
+        /* cache list | cache drop USER: the ldap plugin's cached (offline) logons */
+        if (streq(argv[0], "list") && argc == 1) {
+                char *args[] = {"cache", "list"};
+                return plugin_admin(ctl, "ldap", "", 2, args);
+        }
+        if (streq(argv[0], "drop") && argc == 2) {
+                char *args[] = {"cache", "drop", argv[1]};
+                return plugin_admin(ctl, "ldap", argv[1], 3, args);
+        }
+        fprintf(stderr, "pginactl: cache: usage: cache list, cache drop USER\n");
+        return EXIT_USAGE;
+}
+
 /* ---- command line ------------------------------------------------------------------------ */
 
 struct command {
@@ -881,6 +895,11 @@ static const struct command commands[] = {
          "a kept version the current one again; USER gets it at the next logon (refused while\n"
          "USER is logged on).\n",
          cmd_profile},
+        {"cache", "list | drop USER", 1, 2, NULL, "Cached (offline) logons of the ldap plugin",
+         "cache list shows the users whose logon the ldap plugin can check while every LDAP\n"
+         "server is unreachable (cache_credentials = true), with when each entry was made and\n"
+         "when it expires. cache drop USER forgets USER's entry.\n",
+         cmd_cache},
         {"plugin", "NAME USER|- [ARGS...]", 2, 64, NULL, "Run a plugin's admin command",
          "Passes ARGS to plugin NAME's admin command inside pginad and prints its output.\n"
          "USER names the user it is about (pginad hands the plugin that user's record), or -.\n"
