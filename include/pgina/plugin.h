@@ -37,7 +37,7 @@ extern "C" {
 #endif
 
 /* Bumped on any incompatible change of this header. */
-#define PGINA_PLUGIN_ABI_VERSION 2u
+#define PGINA_PLUGIN_ABI_VERSION 3u
 
 enum pgina_stage {
         PGINA_STAGE_AUTHENTICATION = 1u << 0,
@@ -111,6 +111,13 @@ struct pgina_plugin {
          * pgina_ctx_print(). Returns 0, or -errno after pgina_ctx_message() saying why. */
         int (*admin)(struct pgina_ctx *ctx, struct pgina_user *user, int argc,
                      const char *const *argv);
+
+        /* Optional identity lookup for libnss_pgina (a user known to a directory before their
+         * local account exists: sshd asks NSS first). The record carries either a name, or ""
+         * and a uid (pgina_user_uid). Fill uid, gid, PGINA_ATTR_HOME, PGINA_ATTR_SHELL and
+         * PGINA_ATTR_FULLNAME and return > 0; 0 = not known; < 0 = cannot tell (server down).
+         * Asked in [order] authentication order; the first plugin that knows the user answers. */
+        int (*lookup)(struct pgina_ctx *ctx, struct pgina_user *user);
 };
 
 #define PGINA_PLUGIN_DEFINE(...)                                                                   \
@@ -139,6 +146,8 @@ const char *pgina_user_name(const struct pgina_user *u);
 const char *pgina_user_password(const struct pgina_user *u);
 const char *pgina_user_get(const struct pgina_user *u, const char *key); /* NULL when unset */
 int pgina_user_set(struct pgina_user *u, const char *key, const char *value); /* NULL unsets */
+/* Only in lookup by uid: the name of the user found. */
+int pgina_user_set_name(struct pgina_user *u, const char *name);
 
 size_t pgina_user_group_count(const struct pgina_user *u);
 const char *pgina_user_group(const struct pgina_user *u, size_t i);

@@ -135,7 +135,10 @@ static int wait_child(pid_t pid, long long deadline, int *status) {
 
 static int spawn_tool(const char *path, const char *const argv[], const char *extra_env, int in_fd,
                       int err_fd, pid_t *pid) {
-        char *const envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", (char *)extra_env, NULL};
+        /* PGINA_NSS_DISABLE: useradd must not see directory users through libnss_pgina, or it
+         * would refuse to create their local accounts ("user already exists"). */
+        char *const envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", "PGINA_NSS_DISABLE=1",
+                              (char *)extra_env, NULL};
         static const int reset_signals[] = {SIGPIPE, SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM,
                                             SIGUSR1, SIGUSR2, SIGALRM};
         posix_spawn_file_actions_t fa;

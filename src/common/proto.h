@@ -80,7 +80,9 @@ enum proto_type {
          * admin command; its output comes as INFO frames (kind TEXT), then the RESULT. */
         PROTO_REQ_PLUGIN_ADMIN = 21,
 
-        /* NSS lookups (answered by plugins later; any peer). */
+        /* NSS lookups, any peer: str user ("" = by uid) | u32 uid. Result row: user, uid, gid,
+         * gecos, home, shell; NOT_FOUND when no plugin knows the user; UNAVAILABLE when one could
+         * not tell. pginad remembers answers briefly (found 60 s, not found 10 s). */
         PROTO_REQ_GETPWNAM = 32,
 
         /* Daemon -> client. */

@@ -80,6 +80,18 @@ struct pending_login {
         struct pending_login *next;
 };
 
+/* NSS answers, remembered briefly: sshd and friends ask again and again. */
+#define NSS_HIT_MS (60 * 1000)
+#define NSS_MISS_MS (10 * 1000)
+#define NSS_CACHE_MAX 256
+struct nss_entry {
+        char *key; /* "n:NAME" or "u:UID" */
+        uint32_t status;
+        char *fields[6]; /* user, uid, gid, gecos, home, shell */
+        long long expires;
+        struct nss_entry *next;
+};
+
 struct peer_fail {
         uid_t uid;
         unsigned count;
@@ -101,6 +113,8 @@ struct manager {
         struct jobs jobs;
         struct pending_login *logins;
         struct peer_fail *fails;
+        struct nss_entry *nss;
+        size_t nnss;
         bool stopping;
         long long stop_deadline;
         time_t started;
@@ -538,6 +552,132 @@ static void handle_plugin_admin(struct manager *m, struct conn *c) {
                  w->req.user);
 }
 
+static const char *const nss_keys[6] = {"user", "uid", "gid", "gecos", "home", "shell"};
+
+static void nss_key(const struct request *r, char *buf, size_t len) {
+        if (r->user[0])
+                snprintf(buf, len, "n:%s", r->user);
+        else
+                snprintf(buf, len, "u:%u", r->uid);
+}
+
+static void nss_entry_free(struct nss_entry *e) {
+        for (size_t i = 0; i < ELEMENTSOF(e->fields); i++)
+                free(e->fields[i]);
+        free(e->key);
+        free(e);
+}
+
+static void nss_reply(struct conn *c, const struct nss_entry *e) {
+        _cleanup_pbuf_ struct pbuf b = {0};
+        bool found = e->status == PROTO_OK;
+
+        if (proto_result_begin(&b, e->status, "", found ? 1 : 0) < 0)
+                goto fail;
+        if (found) {
+                if (proto_row_begin(&b, 6) < 0)
+                        goto fail;
+                for (size_t i = 0; i < 6; i++)
+                        if (proto_row_field(&b, nss_keys[i], e->fields[i]) < 0)
+                                goto fail;
+        }
+        reply_frame(c, &b);
+        return;
+fail:
+        reply_simple(c, PROTO_UNAVAILABLE, "could not build the answer");
+}
+
+static struct nss_entry *nss_find(struct manager *m, const char *key) {
+        long long now = now_ms();
+
+        for (struct nss_entry **p = &m->nss; *p;) {
+                struct nss_entry *e = *p;
+                if (e->expires <= now) {
+                        *p = e->next;
+                        nss_entry_free(e);
+                        m->nnss--;
+                        continue;
+                }
+                if (streq(e->key, key))
+                        return e;
+                p = &e->next;
+        }
+        return NULL;
+}
+
+/* Remember a worker's answer (the record row it sent) under the request's key. */
+static struct nss_entry *nss_store(struct manager *m, const struct request *r, uint32_t status,
+                                   const struct pgina_user *u) {
+        struct nss_entry *e = calloc(1, sizeof *e);
+        char key[128], num[32];
+
+        if (!e)
+                return NULL;
+        nss_key(r, key, sizeof key);
+        e->key = strdup(key);
+        e->status = status == PROTO_OK && u ? PROTO_OK : status;
+        e->expires = now_ms() + (e->status == PROTO_OK ? NSS_HIT_MS : NSS_MISS_MS);
+        if (e->status == PROTO_OK) {
+                const char *full = pgina_user_get(u, PGINA_ATTR_FULLNAME);
+                const char *home = pgina_user_get(u, PGINA_ATTR_HOME);
+                const char *shell = pgina_user_get(u, PGINA_ATTR_SHELL);
+                char gecos[512];
+                size_t k = 0;
+
+                /* GECOS text: no ':' or newline can reach a passwd line */
+                for (const char *s = full ? full : ""; *s && k + 1 < sizeof gecos; s++)
+                        gecos[k++] = (*s == ':' || *s == '\n') ? ' ' : *s;
+                gecos[k] = 0;
+                e->fields[0] = strdup(u->name);
+                snprintf(num, sizeof num, "%lld", (long long)u->uid);
+                e->fields[1] = strdup(num);
+                snprintf(num, sizeof num, "%lld", (long long)(u->gid >= 0 ? u->gid : u->uid));
+                e->fields[2] = strdup(num);
+                e->fields[3] = strdup(gecos);
+                e->fields[4] = strdup(home ? home : "/");
+                e->fields[5] = strdup(shell ? shell : "/bin/sh");
+        }
+        for (size_t i = 0; i < 6; i++)
+                if (!e->fields[i] && !(e->fields[i] = strdup("")))
+                        e->key = (free(e->key), NULL);
+        if (!e->key) {
+                nss_entry_free(e);
+                return NULL;
+        }
+        if (m->nnss >= NSS_CACHE_MAX) {
+                /* drop the oldest (the list is newest first) */
+                struct nss_entry **p = &m->nss;
+                while (*p && (*p)->next)
+                        p = &(*p)->next;
+                nss_entry_free(*p);
+                *p = NULL;
+                m->nnss--;
+        }
+        e->next = m->nss;
+        m->nss = e;
+        m->nnss++;
+        return e;
+}
+
+static void handle_getpw(struct manager *m, struct conn *c) {
+        struct nss_entry *e;
+        char key[128];
+
+        if (c->req.user[0] && !valid_user_name(c->req.user)) {
+                reply_simple(c, PROTO_NOT_FOUND, "");
+                request_free(&c->req);
+                return;
+        }
+        nss_key(&c->req, key, sizeof key);
+        e = nss_find(m, key);
+        if (e) {
+                nss_reply(c, e);
+                request_free(&c->req);
+                return;
+        }
+        handle_request_in_worker(m, c);
+}
+
 static void handle_status(struct manager *m, struct conn *c) {
         _cleanup_pbuf_ struct pbuf b = {0};
         char pid[24], up[32], ns[24], nj[24];
@@ -697,6 +837,7 @@ static void handle_reload(struct manager *m, struct conn *c) {
 
 /* State-gated dispatch (OpenSSH monitor style): who may ask what. */
 enum peer_rule {
+        PEER_ANY, /* any peer (NSS lookups) */
         PEER_ROOT, /* root peers only */
         PEER_OWN_UID, /* root, or a peer asking about its own uid (unlock, change password) */
 };
@@ -717,12 +858,13 @@ static const struct dispatch {
         {PROTO_REQ_SIMULATE, PEER_ROOT, handle_worker_request},
         {PROTO_REQ_RELOAD, PEER_ROOT, handle_reload},
         {PROTO_REQ_PLUGIN_ADMIN, PEER_ROOT, handle_plugin_admin},
+        {PROTO_REQ_GETPWNAM, PEER_ANY, handle_getpw},
 };
 
 static bool peer_allowed(const struct conn *c, const struct dispatch *d) {
         uid_t uid;
 
-        if (c->peer.uid == 0)
+        if (c->peer.uid == 0 || d->rule == PEER_ANY)
                 return true;
         if (d->rule == PEER_ROOT)
                 return false;
@@ -1024,6 +1166,17 @@ static void worker_request_done(struct manager *m, struct worker *w) {
                                         goto fail;
                 }
                 reply_frame(c, &b);
+                return;
+        }
+        if (w->req.type == PROTO_REQ_GETPWNAM) {
+                struct pgina_user *u = st == PROTO_OK ? result_record(res) : NULL;
+                struct nss_entry *e = nss_store(m, &w->req, u ? PROTO_OK : st == PROTO_OK ? PROTO_NOT_FOUND : st, u);
+
+                user_free(u);
+                if (e)
+                        nss_reply(c, e);
+                else
+                        reply_simple(c, PROTO_UNAVAILABLE, "out of memory");
                 return;
         }
         if (w->req.type == PROTO_REQ_LOGIN) {
@@ -1553,6 +1706,10 @@ void manager_free(struct manager *m) {
                 user_free(pl->record);
                 secret_free(pl->password);
                 free(pl);
+        }
+        for (struct nss_entry *e = m->nss, *n; e; e = n) {
+                n = e->next;
+                nss_entry_free(e);
         }
         for (struct peer_fail *f = m->fails, *n; f; f = n) {
                 n = f->next;

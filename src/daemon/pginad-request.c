@@ -103,6 +103,10 @@ int request_parse(uint16_t type, struct pbuf *p, struct request *r) {
                 for (uint32_t i = 0; i < r->argc && k == 0; i++)
                         k = pbuf_get_str(p, &r->argv[i], 1024);
                 break;
+        case PROTO_REQ_GETPWNAM:
+                if ((k = get_name(p, &r->user)) < 0 || (k = pbuf_get_u32(p, &r->uid)) < 0)
+                        break;
+                break;
         case PROTO_REQ_STATUS:
         case PROTO_REQ_SESSIONS:
         case PROTO_REQ_PLUGINS:

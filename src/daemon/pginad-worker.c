@@ -207,6 +207,39 @@ static void run_admin(struct chain_env *env, const struct worker_spec *spec) {
         chain_run_free(&run);
 }
 
+/* NSS: the first plugin (in authentication order) that knows the user answers. */
+static void run_lookup(struct chain_env *env, const struct request *req) {
+        _cleanup_user_ struct pgina_user *u = user_new(req->user);
+        struct chain_run run = {0};
+        uint32_t status = PROTO_NOT_FOUND;
+
+        if (!u)
+                return;
+        if (!req->user[0])
+                pgina_user_set_ids(u, req->uid, -1);
+        for (size_t i = 0; i < env->conf->norder[CONF_STAGE_AUTHENTICATION]; i++) {
+                const struct loaded_plugin *lp =
+                        plugins_find(env->plugins, env->conf->order[CONF_STAGE_AUTHENTICATION][i]);
+                struct pgina_ctx ctx = {.conf = env->conf, .plugin = lp, .env = env, .run = &run};
+                int r;
+
+                if (!lp || !lp->desc->lookup)
+                        continue;
+                if (env->hooks.plugin_begin)
+                        env->hooks.plugin_begin(env->hooks.userdata, lp->name, "lookup");
+                r = lp->desc->lookup(&ctx, u);
+                ctx_done(&ctx);
+                if (r > 0 && u->name[0] && u->uid >= 0) {
+                        status = PROTO_OK;
+                        break;
+                }
+                if (r < 0)
+                        status = PROTO_UNAVAILABLE;
+        }
+        send_result(status, &run, status == PROTO_OK ? u : NULL, "skipped");
+        chain_run_free(&run);
+}
+
 static void run_notify(struct chain_env *env, const struct worker_spec *spec) {
         struct chain_run run = {0};
         bool ok = true;
@@ -262,6 +295,9 @@ static _Noreturn void worker_main(const struct worker_spec *spec) {
                         break;
                 case PROTO_REQ_PLUGIN_ADMIN:
                         run_admin(&env, spec);
+                        break;
+                case PROTO_REQ_GETPWNAM:
+                        run_lookup(&env, req);
                         break;
                 default:
                         break;

@@ -60,6 +60,10 @@ int main(int argc, char **argv) {
                 log_error("pginad must run as root (it checks passwords and creates accounts)");
                 return 1;
         }
+        /* libnss_pgina answers from this daemon: in here (and in every tool a worker starts, such
+         * as useradd, which must see only local accounts) it must stay silent. */
+        if (setenv("PGINA_NSS_DISABLE", "1", 1) < 0)
+                return 1;
         /* Passwords live in this process: no core dumps, no ptrace by non-root. */
         (void)prctl(PR_SET_DUMPABLE, 0);
         umask(022);

@@ -19,6 +19,7 @@ struct request {
         uint8_t scenario;
         uint8_t run_gateway;
         uint32_t pid;
+        uint32_t uid; /* GETPWNAM by uid */
         char *user, *service, *rhost, *tty, *session, *token;
         char *plugin; /* PLUGIN_ADMIN */
         uint32_t argc;

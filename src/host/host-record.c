@@ -117,6 +117,18 @@ int pgina_user_set(struct pgina_user *u, const char *key, const char *value) {
         return 0;
 }
 
+int pgina_user_set_name(struct pgina_user *u, const char *name) {
+        char *n;
+
+        if (!valid_user_name(name))
+                return -EINVAL;
+        if (!(n = strdup(name)))
+                return -ENOMEM;
+        free(u->name);
+        u->name = n;
+        return 0;
+}
+
 size_t pgina_user_group_count(const struct pgina_user *u) { return u->ngroups; }
 
 const char *pgina_user_group(const struct pgina_user *u, size_t i) {
