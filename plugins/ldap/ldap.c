@@ -3,15 +3,19 @@
  * the record from the entry (attribute converter included); authorizes by ordered group rules;
  * maps LDAP groups to local groups at the gateway (LocalMachine then makes them exact); changes
  * the user's LDAP password with the password modify extended operation. Every stage opens its own
- * connection: a worker lives for one request and plugins keep no state between calls. */
+ * connection: a worker lives for one request and plugins keep no state between calls, but for the
+ * name of the user this worker's request authenticated from the logon cache (cache_credentials,
+ * ldap-cache.h), which tells authorization and gateway to judge by the cached groups. */
 #include <pgina/plugin.h>
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "ldap-cache.h"
 #include "ldap-conn.h"
 #include "ldap-dir.h"
 #include "ldap-escape.h"
@@ -55,10 +59,23 @@ static const struct pgina_option ldap_plugin_options[] = {
          "blank-separated LDAPGROUP=localgroup: members of LDAPGROUP (name or DN) get the local group"},
         {"always_authenticate", PGINA_OPT_BOOL, "false",
          "authenticate even when an earlier plugin already authenticated the user"},
+        {"cache_credentials", PGINA_OPT_BOOL, "false",
+         "keep a yescrypt hash of the password, the record and the rules' groups after an online "
+         "logon, for logons while no server answers (pginactl cache list|drop USER)"},
+        {"cache_days", PGINA_OPT_INT, "7",
+         "days a cached logon stays usable after the last online logon (0 = never used)"},
         {NULL, 0, NULL, NULL},
 };
 
 static void conn_donep(struct pgldap_conn *c) { pgldap_conn_done(c); }
+
+/* The user this worker authenticated from the logon cache in this request ("" none). */
+static char cached_logon[PGINA_NAME_MAX];
+
+static bool cached_logon_of(struct pgina_ctx *ctx, const char *name) {
+        return cached_logon[0] && streq(cached_logon, name) &&
+               pgina_ctx_authenticated_by(ctx, PLUGIN_NAME);
+}
 
 /* ---- rules ----------------------------------------------------------------------------------- */
 
@@ -130,14 +147,175 @@ static int lookup_open(struct pgina_ctx *ctx, const char *user, struct lookup *l
         return r < 0 ? r : 0;
 }
 
-static int member_of(struct pgina_ctx *ctx, struct lookup *l, const char *user, const char *group) {
+/* Membership of a rule's group: asked from the directory (l), or from a cached logon (e), where a
+ * group the cache does not know is -ENOENT. */
+static int member_of(struct pgina_ctx *ctx, struct lookup *l, const struct pgldap_cache_entry *e,
+                     const char *user, const char *group) {
         _cleanup_free_ char *dn = NULL;
         int r;
 
         r = pgldap_group_dn(ctx, group, &dn);
         if (r < 0)
                 return r;
+        if (e) {
+                r = pgldap_cache_member(e, dn);
+                if (r < 0)
+                        pgina_log(ctx, LOG_WARNING, "The cached logon of %s does not know the group "
+                                  "%s (the rules changed since?)", user, dn);
+                return r;
+        }
         return pgldap_is_member(ctx, &l->conn, user, l->user_dn, dn);
+}
+
+/* ---- the logon cache ------------------------------------------------------------------------- */
+
+static const char *const record_keys[] = {
+        PGINA_ATTR_FULLNAME, PGINA_ATTR_EMAIL, PGINA_ATTR_HOME, PGINA_ATTR_SHELL,
+};
+
+static int cache_attr(struct pgldap_cache_entry *e, const struct pgina_user *u, const char *key) {
+        const char *v = pgina_user_get(u, key);
+
+        for (size_t i = 0; i < e->nattrs; i++)
+                if (streq(e->attrs[i].key, key))
+                        return 0;
+        return v ? pgldap_cache_add_attr(e, key, v) : 0;
+}
+
+/* The membership of every group the rules name, as authorization and gateway would ask it. A
+ * group whose lookup failed stays out: offline, it is unknown (denied, not mapped). */
+static void cache_groups(struct pgina_ctx *ctx, const char *name, struct pgldap_cache_entry *e) {
+        _cleanup_(lookup_done) struct lookup l = {.conn = {0}};
+        const char *authz = pgina_conf_get(ctx, "authz_rules");
+        const char *gw = pgina_conf_get(ctx, "gateway_rules");
+        size_t na = pgldap_words(authz), ng = pgldap_words(gw);
+        int r;
+
+        if (na + ng == 0)
+                return;
+        r = lookup_open(ctx, name, &l);
+        if (r < 0) {
+                pgina_log(ctx, LOG_WARNING, "Group membership of %s not cached: %s", name,
+                          r == -EHOSTDOWN ? "no server answered" : strerror(-r));
+                return;
+        }
+        for (size_t i = 0; i < na + ng; i++) {
+                _cleanup_free_ char *w = pgldap_word(i < na ? authz : gw, i < na ? i : i - na);
+                _cleanup_free_ char *group = NULL, *dn = NULL;
+                struct authz_rule rule;
+                const char *g, *local;
+
+                if (!w)
+                        return;
+                if (i < na) {
+                        if (authz_rule_parse(w, &rule) < 0)
+                                continue;
+                        g = rule.group;
+                } else {
+                        if (gateway_rule_parse(w, &group, &local) < 0)
+                                continue;
+                        g = group;
+                }
+                if (pgldap_group_dn(ctx, g, &dn) < 0 || pgldap_cache_member(e, dn) >= 0)
+                        continue;
+                r = pgldap_is_member(ctx, &l.conn, name, l.user_dn, dn);
+                if (r < 0) {
+                        pgina_log(ctx, LOG_WARNING, "Membership of %s in %s not cached: %s", name, dn,
+                                  strerror(-r));
+                        continue;
+                }
+                if (pgldap_cache_add_group(e, dn, r > 0) < 0)
+                        return;
+        }
+}
+
+/* After an online authentication: replace the user's cached logon. Failures are logged only. */
+static void cache_online_logon(struct pgina_ctx *ctx, struct pgina_user *u, const char *password) {
+        _cleanup_(pgldap_cache_entry_done) struct pgldap_cache_entry e = {.uid = -1, .gid = -1};
+        const char *name = pgina_user_name(u);
+        size_t nconv = pgina_conf_sub_len(ctx, "attributes");
+
+        if (!pgina_conf_bool(ctx, "cache_credentials") || pgina_ctx_dry_run(ctx))
+                return;
+        e.user = strdup(name);
+        if (!e.user)
+                return;
+        e.time = (long long)time(NULL);
+        e.uid = pgina_user_uid(u);
+        e.gid = pgina_user_gid(u);
+        for (size_t i = 0; i < ELEMENTSOF(record_keys); i++)
+                if (cache_attr(&e, u, record_keys[i]) < 0)
+                        return;
+        for (size_t i = 0; i < nconv; i++)
+                if (cache_attr(&e, u, pgina_conf_sub_key(ctx, "attributes", i)) < 0)
+                        return;
+        cache_groups(ctx, name, &e);
+        if (pgldap_cache_save(ctx, &e, password) == 0)
+                pgina_log(ctx, LOG_INFO, "Logon of %s cached for offline logons (%zu groups of the "
+                          "rules, cache_days %lld)", name, e.ngroups, pgina_conf_int(ctx, "cache_days"));
+}
+
+/* No server answered (err = -EHOSTDOWN): the cached logon decides when there is a fresh one. A
+ * wrong password is the same refusal as online; no usable entry keeps the error. */
+static int authenticate_cached(struct pgina_ctx *ctx, struct pgina_user *u, const char *password,
+                               int err) {
+        _cleanup_(pgldap_cache_entry_done) struct pgldap_cache_entry e = {.uid = -1, .gid = -1};
+        const char *name = pgina_user_name(u);
+        char when[64];
+        struct tm tm;
+        time_t t;
+        int r;
+
+        pgina_ctx_message(ctx, SERVER_DOWN);
+        if (err != -EHOSTDOWN || !pgina_conf_bool(ctx, "cache_credentials"))
+                return err;
+        r = pgldap_cache_load(ctx, name, &e);
+        if (r <= 0) {
+                if (r == 0)
+                        pgina_log(ctx, LOG_INFO, "No cached logon of %s to fall back on", name);
+                return err;
+        }
+        t = (time_t)e.time;
+        if (!localtime_r(&t, &tm) || !strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S %z", &tm))
+                snprintf(when, sizeof when, "@%lld", e.time);
+        if (!pgldap_cache_fresh(ctx, &e)) {
+                pgina_log(ctx, LOG_WARNING, "Cached logon of %s (cached at %s) not used: older than "
+                          "cache_days (%lld)", name, when, pgina_conf_int(ctx, "cache_days"));
+                return err;
+        }
+        r = pgldap_cache_verify(&e, password);
+        if (r < 0) {
+                pgina_log(ctx, LOG_ERR, "Cached logon of %s unusable: the hash cannot be checked: %s",
+                          name, strerror(-r));
+                return err;
+        }
+        if (r == 0) {
+                pgina_log(ctx, LOG_INFO, "Offline authentication of %s failed: the password does not "
+                          "match the cached logon", name);
+                pgina_ctx_message(ctx, AUTH_FAILED);
+                return 0;
+        }
+        r = pgldap_cache_fill(&e, u);
+        if (r < 0) {
+                pgina_ctx_message(ctx, "Failed to fill the record of %s from the cached logon", name);
+                return r;
+        }
+        snprintf(cached_logon, sizeof cached_logon, "%s", name);
+        pgina_log(ctx, LOG_WARNING, "Authenticated %s offline from the logon cached at %s (cached "
+                  "logon): no LDAP server answered", name, when);
+        pgina_ctx_message(ctx, "Offline logon with cached credentials: " SERVER_DOWN);
+        return 1;
+}
+
+/* After a password change: an existing cached logon follows the new password. */
+static void cache_new_password(struct pgina_ctx *ctx, const char *name, const char *new_password) {
+        _cleanup_(pgldap_cache_entry_done) struct pgldap_cache_entry e = {.uid = -1, .gid = -1};
+
+        if (pgldap_cache_load(ctx, name, &e) <= 0)
+                return;
+        e.time = (long long)time(NULL);
+        if (pgldap_cache_save(ctx, &e, new_password) == 0)
+                pgina_log(ctx, LOG_INFO, "Cached logon of %s updated with the new password", name);
 }
 
 /* ---- authentication -------------------------------------------------------------------------- */
@@ -170,21 +348,22 @@ static int ldap_plugin_authenticate(struct pgina_ctx *ctx, struct pgina_user *u)
                 return 0;
         }
         r = pgldap_connect(ctx, &c);
-        if (r < 0) {
-                pgina_ctx_message(ctx, SERVER_DOWN);
-                return r;
-        }
+        if (r < 0)
+                return authenticate_cached(ctx, u, password, r);
         if (pgldap_search_mode(ctx)) {
                 r = pgldap_bind_service(ctx, &c);
+                if (r == -EHOSTDOWN)
+                        return authenticate_cached(ctx, u, password, r);
                 if (r <= 0) {
-                        pgina_ctx_message(ctx, r == -EHOSTDOWN ? SERVER_DOWN
-                                                               : "LDAP service account bind failed");
+                        pgina_ctx_message(ctx, "LDAP service account bind failed");
                         return r < 0 ? r : -EACCES;
                 }
         }
         r = pgldap_find_dn(ctx, &c, name, &dn);
+        if (r == -EHOSTDOWN)
+                return authenticate_cached(ctx, u, password, r);
         if (r < 0) {
-                pgina_ctx_message(ctx, r == -EHOSTDOWN ? SERVER_DOWN : "LDAP search failed");
+                pgina_ctx_message(ctx, "LDAP search failed");
                 return r;
         }
         if (r == 0) {
@@ -200,17 +379,23 @@ static int ldap_plugin_authenticate(struct pgina_ctx *ctx, struct pgina_user *u)
                 pgina_ctx_message(ctx, AUTH_FAILED);
                 return 0;
         }
+        if (r == -EHOSTDOWN) /* the server went away: it said nothing about the password */
+                return authenticate_cached(ctx, u, password, r);
         if (r < 0) {
-                pgina_ctx_message(ctx, r == -EHOSTDOWN ? SERVER_DOWN : AUTH_FAILED);
+                pgina_ctx_message(ctx, AUTH_FAILED);
                 return r;
         }
         r = pgldap_read_user(ctx, &c, dn, u);
+        if (r == -EHOSTDOWN)
+                return authenticate_cached(ctx, u, password, r);
         if (r < 0) {
                 /* without its uidNumber the gateway would give the account another uid */
                 pgina_ctx_message(ctx, "Failed to read the LDAP entry of %s", name);
                 return r;
         }
         pgina_log(ctx, LOG_INFO, "Authenticated %s as %s on %s", name, dn, c.uri);
+        pgldap_conn_done(&c);
+        cache_online_logon(ctx, u, password);
         return 1;
 }
 
@@ -235,8 +420,22 @@ static int authz_verdict(struct pgina_ctx *ctx, const char *name, bool allow, co
         return allow ? 1 : 0;
 }
 
+/* No server answered: a user this request authenticated from the logon cache is judged by the
+ * cached groups, anyone else by allow_when_server_down. e is loaded here. */
+static int server_down_cached(struct pgina_ctx *ctx, const char *name, struct pgldap_cache_entry *e) {
+        if (!cached_logon_of(ctx, name))
+                return 0;
+        if (pgldap_cache_load(ctx, name, e) <= 0)
+                return 0;
+        pgina_log(ctx, LOG_INFO, "No LDAP server answered: the groups of %s come from the cached logon",
+                  name);
+        return 1;
+}
+
 static int ldap_plugin_authorize(struct pgina_ctx *ctx, struct pgina_user *u) {
         _cleanup_(lookup_done) struct lookup l = {.conn = {0}};
+        _cleanup_(pgldap_cache_entry_done) struct pgldap_cache_entry e = {.uid = -1, .gid = -1};
+        const struct pgldap_cache_entry *cached = NULL;
         const char *name = pgina_user_name(u);
         const char *rules = pgina_conf_get(ctx, "authz_rules");
         size_t n = pgldap_words(rules);
@@ -249,9 +448,11 @@ static int ldap_plugin_authorize(struct pgina_ctx *ctx, struct pgina_user *u) {
                 return authz_verdict(ctx, name, def, "authz_default");
 
         r = lookup_open(ctx, name, &l);
-        if (r == -EHOSTDOWN)
-                return server_down_verdict(ctx, name);
-        if (r < 0) {
+        if (r == -EHOSTDOWN) {
+                if (!server_down_cached(ctx, name, &e))
+                        return server_down_verdict(ctx, name);
+                cached = &e;
+        } else if (r < 0) {
                 pgina_ctx_message(ctx, "Authorization failed: LDAP lookup of %s failed", name);
                 return r;
         }
@@ -264,25 +465,36 @@ static int ldap_plugin_authorize(struct pgina_ctx *ctx, struct pgina_user *u) {
                         return -ENOMEM;
                 if (authz_rule_parse(w, &rule) < 0)
                         return -EINVAL; /* check_config refuses it */
-                r = member_of(ctx, &l, name, rule.group);
-                if (r == -EHOSTDOWN)
-                        return server_down_verdict(ctx, name);
+                r = member_of(ctx, &l, cached, name, rule.group);
+                if (r == -EHOSTDOWN && !cached) {
+                        if (!server_down_cached(ctx, name, &e))
+                                return server_down_verdict(ctx, name);
+                        cached = &e;
+                        r = member_of(ctx, &l, cached, name, rule.group);
+                }
+                if (r == -ENOENT && cached) {
+                        /* a group the cache does not know: deny rather than guess */
+                        snprintf(why, sizeof why, "rule \"%s\" (its group is not in the cached logon)", w);
+                        return authz_verdict(ctx, name, false, why);
+                }
                 if (r < 0) {
                         pgina_ctx_message(ctx, "Authorization failed: LDAP group lookup failed");
                         return r;
                 }
                 if ((r > 0) != rule.negate) {
-                        snprintf(why, sizeof why, "rule \"%s\"", w);
+                        snprintf(why, sizeof why, "rule \"%s\"%s", w, cached ? " (cached groups)" : "");
                         return authz_verdict(ctx, name, rule.allow, why);
                 }
         }
-        return authz_verdict(ctx, name, def, "authz_default");
+        return authz_verdict(ctx, name, def, cached ? "authz_default (cached groups)" : "authz_default");
 }
 
 /* ---- gateway --------------------------------------------------------------------------------- */
 
 static int ldap_plugin_gateway(struct pgina_ctx *ctx, struct pgina_user *u) {
         _cleanup_(lookup_done) struct lookup l = {.conn = {0}};
+        _cleanup_(pgldap_cache_entry_done) struct pgldap_cache_entry e = {.uid = -1, .gid = -1};
+        const struct pgldap_cache_entry *cached = NULL;
         const char *name = pgina_user_name(u);
         const char *rules = pgina_conf_get(ctx, "gateway_rules");
         size_t n = pgldap_words(rules);
@@ -293,6 +505,10 @@ static int ldap_plugin_gateway(struct pgina_ctx *ctx, struct pgina_user *u) {
         if (n == 0)
                 return 1;
         r = lookup_open(ctx, name, &l);
+        if (r == -EHOSTDOWN && server_down_cached(ctx, name, &e)) {
+                cached = &e;
+                r = 0;
+        }
         if (r < 0) {
                 /* pGina: a gateway without its server adds nothing and lets the logon go on
                  * (LocalMachine's exact sync then drops the mapped groups: the safe direction) */
@@ -309,7 +525,7 @@ static int ldap_plugin_gateway(struct pgina_ctx *ctx, struct pgina_user *u) {
                         return -ENOMEM;
                 if (gateway_rule_parse(w, &group, &local) < 0)
                         return -EINVAL;
-                r = member_of(ctx, &l, name, group);
+                r = member_of(ctx, &l, cached, name, group);
                 if (r < 0) {
                         pgina_log(ctx, LOG_WARNING, "Gateway rule %s=%s skipped for %s: %s", group,
                                   local, name, strerror(-r));
@@ -320,7 +536,8 @@ static int ldap_plugin_gateway(struct pgina_ctx *ctx, struct pgina_user *u) {
                 r = pgina_user_group_add(u, local);
                 if (r < 0)
                         return r;
-                pgina_log(ctx, LOG_INFO, "%s is a member of %s: local group %s added", name, group, local);
+                pgina_log(ctx, LOG_INFO, "%s is a member of %s%s: local group %s added", name, group,
+                          cached ? " (cached logon)" : "", local);
                 int k = snprintf(added + used, sizeof added - used, "%s%s", used ? ", " : "", local);
                 if (k > 0 && (size_t)k < sizeof added - used)
                         used += (size_t)k;
@@ -412,9 +629,11 @@ static int ldap_plugin_change_password(struct pgina_ctx *ctx, struct pgina_user 
                 return 1;
         }
         r = passwd_exop(ctx, &c, dn, old_password, new_password);
-        if (r > 0)
+        if (r > 0) {
                 pgina_log(ctx, LOG_INFO, "LDAP password of %s (%s) changed%s on %s", name, dn,
                           reset ? " by the service account" : "", c.uri);
+                cache_new_password(ctx, name, new_password);
+        }
         return r;
 }
 
@@ -583,11 +802,18 @@ static int ldap_plugin_check_config(struct pgina_ctx *ctx) {
         return check_attributes(ctx);
 }
 
+static int ldap_plugin_admin(struct pgina_ctx *ctx, struct pgina_user *u _unused_, int argc,
+                             const char *const *argv) {
+        return pgldap_cache_admin(ctx, argc, argv);
+}
+
 PGINA_PLUGIN_DEFINE(.stages = PGINA_STAGE_AUTHENTICATION | PGINA_STAGE_AUTHORIZATION |
                               PGINA_STAGE_GATEWAY | PGINA_STAGE_CHANGE_PASSWORD,
                     .name = PLUGIN_NAME, .version = "1.0",
                     .description = "LDAP directory: bind authentication, attribute converter, "
-                                   "group authorization rules, group mapping, password change",
+                                   "group authorization rules, group mapping, password change, "
+                                   "cached offline logons",
                     .options = ldap_plugin_options, .check_config = ldap_plugin_check_config,
                     .authenticate = ldap_plugin_authenticate, .authorize = ldap_plugin_authorize,
-                    .gateway = ldap_plugin_gateway, .change_password = ldap_plugin_change_password);
+                    .gateway = ldap_plugin_gateway, .change_password = ldap_plugin_change_password,
+                    .admin = ldap_plugin_admin);
