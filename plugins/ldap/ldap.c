@@ -19,6 +19,7 @@
 #include "ldap-conn.h"
 #include "ldap-dir.h"
 #include "ldap-escape.h"
+#include "ldap-lookup.h"
 #include "util.h"
 
 #define PLUGIN_NAME "ldap"
@@ -816,4 +817,4 @@ PGINA_PLUGIN_DEFINE(.stages = PGINA_STAGE_AUTHENTICATION | PGINA_STAGE_AUTHORIZA
                     .options = ldap_plugin_options, .check_config = ldap_plugin_check_config,
                     .authenticate = ldap_plugin_authenticate, .authorize = ldap_plugin_authorize,
                     .gateway = ldap_plugin_gateway, .change_password = ldap_plugin_change_password,
-                    .admin = ldap_plugin_admin);
+                    .admin = ldap_plugin_admin, .lookup = ldap_lookup);

@@ -229,7 +229,8 @@ static void run_lookup(struct chain_env *env, const struct request *req) {
                         env->hooks.plugin_begin(env->hooks.userdata, lp->name, "lookup");
                 r = lp->desc->lookup(&ctx, u);
                 ctx_done(&ctx);
-                if (r > 0 && u->name[0] && u->uid >= 0) {
+                /* root always comes from files: a directory never answers for uid/gid 0 */
+                if (r > 0 && u->name[0] && u->uid > 0 && u->gid != 0) {
                         status = PROTO_OK;
                         break;
                 }
