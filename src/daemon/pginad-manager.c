@@ -374,6 +374,13 @@ static void handle_login(struct manager *m, struct conn *c) {
         handle_request_in_worker(m, c);
 }
 
+static bool pending_login_with_token(struct manager *m, const char *token) {
+        for (struct pending_login *pl = m->logins; pl; pl = pl->next)
+                if (streq(pl->token, token))
+                        return true;
+        return false;
+}
+
 static void handle_open_session(struct manager *m, struct conn *c) {
         struct request *r = &c->req;
         struct pgina_user *record = NULL;
@@ -396,6 +403,23 @@ static void handle_open_session(struct manager *m, struct conn *c) {
         if (user_has_job(m, r->user)) {
                 park(m, c);
                 return;
+        }
+        /* The logon's token when the module kept it; otherwise (sshd's keyboard-interactive runs
+         * PAM's authentication in a child, whose pam_set_data is lost) the newest pending logon of
+         * the same user: both come from root peers only. */
+        if (!r->token[0] || !pending_login_with_token(m, r->token)) {
+                struct pending_login *newest = NULL;
+                for (struct pending_login *pl = m->logins; pl; pl = pl->next)
+                        if (streq(pl->record->name, r->user) && (!newest || pl->expires > newest->expires))
+                                newest = pl;
+                if (newest) {
+                        free(r->token);
+                        r->token = strdup(newest->token);
+                        if (!r->token) {
+                                reply_simple(c, PROTO_UNAVAILABLE, "out of memory");
+                                goto out;
+                        }
+                }
         }
         for (struct pending_login **p = &m->logins; *p; p = &(*p)->next)
                 if (r->token[0] && streq((*p)->token, r->token)) {

@@ -10,10 +10,9 @@
 #   1. ssh alice: account created (uid 20001, ldapstaff), she writes ~/proof; ssh exits, the
 #      logoff job uploads her profile to smbd and removes the account and home.
 #   2. ssh alice again: the account is created again and ~/proof is back from smbd.
-# sshd authenticates with "password" (Debian's default: KbdInteractiveAuthentication no): its
-# keyboard-interactive PAM conversation runs in a forked child, so pam_pgina's logon token
-# (pam_set_data) never reaches open_session and pginad would hold no logon password for pgSMB's
-# credentials = user at logoff.
+# sshd authenticates with keyboard-interactive: OpenSSH runs that PAM conversation in a forked
+# child, so pam_pgina's logon token (pam_set_data) never reaches open_session; pginad then pairs
+# the session with the user's pending logon, so pgSMB still has the logon password at logoff.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/slapd.sh"
 . "$(dirname "$0")/smbd.sh"
@@ -92,8 +91,8 @@ ListenAddress 127.0.0.1
 HostKey $T/ssh_host_ed25519_key
 PidFile $T/sshd.pid
 UsePAM yes
-KbdInteractiveAuthentication no
-PasswordAuthentication yes
+KbdInteractiveAuthentication yes
+PasswordAuthentication no
 PubkeyAuthentication no
 AuthorizedKeysFile none
 PermitRootLogin no
@@ -118,7 +117,7 @@ ssh_as() { # USER PASSWORD-FILE CMD...
         timeout 90 sshpass -f "$pwfile" ssh -F /dev/null -p "$port" \
                 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
                 -o PubkeyAuthentication=no -o GSSAPIAuthentication=no \
-                -o PreferredAuthentications=password \
+                -o PreferredAuthentications=keyboard-interactive \
                 -o NumberOfPasswordPrompts=1 -o ConnectTimeout=20 \
                 "$user@127.0.0.1" "$@"
 }
