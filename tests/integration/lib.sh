@@ -477,3 +477,14 @@ CONF
                 cat
         } | pgina_conf
 }
+
+# need_nss_module: skip when the built libnss_pgina carries ASan: glibc loads NSS modules into
+# every program (getent, sshd, smbpasswd), none of them instrumented, and silently skips a module
+# it cannot load. The module is tested in the uninstrumented (gcc) pass.
+need_nss_module() {
+        local so=$BUILD/libnss_pgina.so.2
+        [ -e "$so" ] || skip "libnss_pgina.so.2 not built"
+        if nm -D --undefined-only "$so" 2>/dev/null | grep -q '__asan_init\|__ubsan_'; then
+                skip "libnss_pgina.so.2 is a sanitizer build that uninstrumented programs cannot load (tested in the gcc pass)"
+        fi
+}

@@ -17,6 +17,7 @@
 . "$(dirname "$0")/slapd.sh"
 . "$(dirname "$0")/smbd.sh"
 need sshd ssh ssh-keygen sshpass smbd smbpasswd
+need_nss_module
 [ -e "$BUILD/plugins/pgsmb.so" ] || skip "pgsmb plugin not built"
 [ -e "$BUILD/plugins/ldap.so" ] || skip "ldap plugin not built"
 

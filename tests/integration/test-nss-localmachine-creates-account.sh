@@ -6,6 +6,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/slapd.sh"
 need pamtester
+need_nss_module
 
 # nss_pgina_install: libnss_pgina.so.2 into an overlay of the system library directory (private
 # to this sandbox's mount namespace), and "passwd: files pgina" in the (overlaid) nsswitch.conf.
