@@ -228,6 +228,10 @@ slapd_start() {
         chmod 0700 "$SLAPD_DIR"
         SLAPD_PORT=$(_slapd_free_port)
         SLAPD_TLS_PORT=$(_slapd_free_port)
+        # Two asks may get the same free port back: slapd would then fail to listen twice.
+        while [ "$SLAPD_TLS_PORT" = "$SLAPD_PORT" ]; do
+                SLAPD_TLS_PORT=$(_slapd_free_port)
+        done
         _slapd_certs
         _slapd_conf
         slaptest -u -f "$SLAPD_DIR/slapd.conf" >"$SLAPD_DIR/slaptest.log" 2>&1 ||
