@@ -488,3 +488,20 @@ need_nss_module() {
                 skip "libnss_pgina.so.2 is a sanitizer build that uninstrumented programs cannot load (tested in the gcc pass)"
         fi
 }
+
+# nss_pgina_install: libnss_pgina.so.2 into an overlay of the system library directory (private
+# to this sandbox's mount namespace), and "passwd: files pgina" in the (overlaid) nsswitch.conf.
+nss_pgina_install() {
+        local dir so=$BUILD/libnss_pgina.so.2
+        [ -e "$so" ] || fail "$so not built"
+        dir=$(dirname "$(readlink -f "$(ldconfig -p | awk '/libc\.so\.6 .*x86-64/ { print $NF; exit }')")")
+        [ -e "$dir/libc.so.6" ] || skip "cannot find the system library directory"
+        mkdir -p "$T/nsslib"
+        mount -t tmpfs -o mode=0755 pgina-nsslib "$T/nsslib" || fail "tmpfs for the nss overlay"
+        mkdir "$T/nsslib/u" "$T/nsslib/w"
+        mount -t overlay overlay -o "lowerdir=$dir,upperdir=$T/nsslib/u,workdir=$T/nsslib/w" "$dir" ||
+                fail "cannot overlay $dir"
+        install -m 0644 "$so" "$dir/libnss_pgina.so.2" || fail "cannot install the module"
+        sed -i -E 's/^passwd:.*/passwd:         files pgina/' /etc/nsswitch.conf
+        grep -q '^passwd: *files pgina$' /etc/nsswitch.conf || fail "nsswitch.conf not changed"
+}
