@@ -37,7 +37,7 @@ extern "C" {
 #endif
 
 /* Bumped on any incompatible change of this header. */
-#define PGINA_PLUGIN_ABI_VERSION 3u
+#define PGINA_PLUGIN_ABI_VERSION 4u
 
 enum pgina_stage {
         PGINA_STAGE_AUTHENTICATION = 1u << 0,
@@ -83,6 +83,7 @@ struct pgina_option {
 
 struct pgina_ctx; /* one call of one plugin: config, messages, logging, chain state */
 struct pgina_user; /* pGina's UserInformation: travels along the chain */
+struct pgina_group; /* a group a directory knows (NSS group lookups): name, gid, members */
 
 struct pgina_plugin {
         uint32_t abi_version; /* PGINA_PLUGIN_ABI_VERSION */
@@ -118,6 +119,12 @@ struct pgina_plugin {
          * PGINA_ATTR_FULLNAME and return > 0; 0 = not known; < 0 = cannot tell (server down).
          * Asked in [order] authentication order; the first plugin that knows the user answers. */
         int (*lookup)(struct pgina_ctx *ctx, struct pgina_user *user);
+
+        /* Optional group lookup for libnss_pgina (getgrnam/getgrgid: a directory user's primary
+         * group by name before any local group exists). The group carries either a name, or ""
+         * and a gid. Fill it with pgina_group_set() (and members with pgina_group_member_add())
+         * and return > 0; 0 = not known; < 0 = cannot tell. Asked like lookup. */
+        int (*lookup_group)(struct pgina_ctx *ctx, struct pgina_group *group);
 };
 
 #define PGINA_PLUGIN_DEFINE(...)                                                                   \
@@ -138,6 +145,9 @@ struct pgina_plugin {
 /* Set by a notification plugin when the home must survive this logoff (pgSMB could not save the
  * profile): localmachine's logoff_action=remove then keeps account and home. */
 #define PGINA_ATTR_KEEP_HOME "pgina_keep_home"
+/* The name of the user's primary group (the one of gid) as the directory calls it: localmachine
+ * gives a new local group for gid this name instead of the user's. */
+#define PGINA_ATTR_PRIMARY_GROUP "primary_group"
 #define PGINA_VALUE_MAX 4096
 #define PGINA_NAME_MAX 256
 
@@ -160,6 +170,16 @@ void pgina_user_groups_clear(struct pgina_user *u);
 int64_t pgina_user_uid(const struct pgina_user *u);
 int64_t pgina_user_gid(const struct pgina_user *u);
 void pgina_user_set_ids(struct pgina_user *u, int64_t uid, int64_t gid);
+
+/* ---- a group (lookup_group) ------------------------------------------------------------------
+ * Names follow the user name rules; at most PGINA_GROUP_MEMBERS_MAX members. */
+#define PGINA_GROUP_MEMBERS_MAX 1000
+const char *pgina_group_name(const struct pgina_group *g); /* "" when asked by gid */
+int64_t pgina_group_gid(const struct pgina_group *g); /* -1 when asked by name */
+/* The group found: its name and gid (1 .. 2^32-2). -EINVAL for an invalid name or gid. */
+int pgina_group_set(struct pgina_group *g, const char *name, int64_t gid);
+/* -EINVAL for an invalid user name, -E2BIG past the maximum; duplicates are ignored. */
+int pgina_group_member_add(struct pgina_group *g, const char *user);
 
 /* ---- the call context ---------------------------------------------------------------------- */
 const char *pgina_ctx_plugin(const struct pgina_ctx *ctx); /* this plugin's name */

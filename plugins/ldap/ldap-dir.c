@@ -1,6 +1,7 @@
 /* Directory lookups of the ldap plugin (see ldap-dir.h). */
 #include "ldap-dir.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 #include <syslog.h>
 
 #include "ldap-escape.h"
+#include "ldap-group.h"
 #include "util.h"
 
 #define ATTRS_SUB "attributes"
@@ -21,6 +23,36 @@ static void msgfreep(LDAPMessage **m) {
 bool pgldap_search_mode(struct pgina_ctx *ctx) {
         const char *f = pgina_conf_get(ctx, "search_filter");
         return f && *f;
+}
+
+char *pgldap_pattern_parent(struct pgina_ctx *ctx, const char *key) {
+        const char *p = pgina_conf_get(ctx, key);
+
+        if (!p)
+                return NULL;
+        for (const char *s = p; *s; s++) {
+                if (*s == '\\' && s[1]) {
+                        s++;
+                        continue;
+                }
+                if (*s == ',')
+                        return s[1] && !strchr(s + 1, '%') ? strdup(s + 1) : NULL;
+        }
+        return NULL;
+}
+
+void pgldap_name_attribute(struct pgina_ctx *ctx, char *out, size_t len) {
+        const char *p = pgina_conf_get(ctx, pgldap_search_mode(ctx) ? "search_filter" : "dn_pattern");
+        const char *at = p ? strstr(p, "=%u") : NULL, *start;
+
+        snprintf(out, len, "uid");
+        if (!at)
+                return;
+        start = at;
+        while (start > p && (isalnum((unsigned char)start[-1]) || start[-1] == '-'))
+                start--;
+        if (start < at && (size_t)(at - start) < len && isalpha((unsigned char)*start))
+                snprintf(out, len, "%.*s", (int)(at - start), start);
 }
 
 /* ---- the user's DN --------------------------------------------------------------------------- */
@@ -151,6 +183,20 @@ static int copy_attr(struct pgina_ctx *ctx, LDAP *ld, LDAPMessage *e, struct pgi
         return r;
 }
 
+/* The directory's name for the user's primary group, so that a local group made for gid gets the
+ * same name on every machine. Best effort: the logon does not depend on it. */
+static void set_primary_group(struct pgina_ctx *ctx, struct pgldap_conn *c, struct pgina_user *u,
+                              int64_t gid) {
+        _cleanup_(pgldap_group_done) struct pgldap_group g = {.gid = -1};
+        int r = pgldap_find_group(ctx, c, NULL, gid, &g);
+
+        if (r > 0)
+                r = pgina_user_set(u, PGINA_ATTR_PRIMARY_GROUP, g.name);
+        if (r < 0)
+                pgina_log(ctx, LOG_WARNING, "%s: the name of primary group %lld is unknown: %s",
+                          pgina_user_name(u), (long long)gid, strerror(-r));
+}
+
 int pgldap_read_user(struct pgina_ctx *ctx, struct pgldap_conn *c, const char *dn,
                      struct pgina_user *u) {
         size_t nconv = pgina_conf_sub_len(ctx, ATTRS_SUB), k = 0;
@@ -190,6 +236,8 @@ int pgldap_read_user(struct pgina_ctx *ctx, struct pgldap_conn *c, const char *d
         gid = id_value(ctx, c->ld, e, "gidNumber");
         /* an entry without them keeps what an earlier plugin supplied */
         pgina_user_set_ids(u, uid >= 0 ? uid : pgina_user_uid(u), gid >= 0 ? gid : pgina_user_gid(u));
+        if (gid > 0)
+                set_primary_group(ctx, c, u, gid);
         /* the converter comes last: it may override a well-known one (fullname = displayName) */
         for (size_t i = 0; i < nconv; i++) {
                 r = copy_attr(ctx, c->ld, e, u, pgina_conf_sub_key(ctx, ATTRS_SUB, i),

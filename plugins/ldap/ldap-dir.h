@@ -9,6 +9,14 @@
 /* Search mode (search_filter set) or pattern mode (dn_pattern). */
 bool pgldap_search_mode(struct pgina_ctx *ctx);
 
+/* The parent of a DN pattern option ("uid=%u,ou=people,dc=x" -> "ou=people,dc=x"): where its
+ * entries live when no search context is set. NULL when there is none (or no memory). */
+char *pgldap_pattern_parent(struct pgina_ctx *ctx, const char *key);
+
+/* The attribute that holds the user name: the one "ATTR=%u" of dn_pattern or search_filter
+ * names, else uid. */
+void pgldap_name_attribute(struct pgina_ctx *ctx, char *out, size_t len);
+
 /* The DN of user. 1 found (*ret set), 0 no such user (or an ambiguous search), -errno. In search
  * mode the connection must be bound for searching (pgldap_bind_service). */
 int pgldap_find_dn(struct pgina_ctx *ctx, struct pgldap_conn *c, const char *user, char **ret);

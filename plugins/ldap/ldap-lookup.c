@@ -1,7 +1,6 @@
 /* The ldap plugin's identity lookup for libnss_pgina (see ldap-lookup.h). */
 #include "ldap-lookup.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +10,7 @@
 #include "ldap-conn.h"
 #include "ldap-dir.h"
 #include "ldap-escape.h"
+#include "ldap-group.h"
 #include "util.h"
 
 #define NAME_ATTR_MAX 64
@@ -85,40 +85,6 @@ static int lookup_by_name(struct pgina_ctx *ctx, struct pgldap_conn *c, struct p
         return 1;
 }
 
-/* The attribute that holds the user name: the one "ATTR=%u" of dn_pattern or search_filter
- * names, else uid. */
-static void name_attribute(struct pgina_ctx *ctx, char *out, size_t len) {
-        const char *p = pgina_conf_get(ctx, pgldap_search_mode(ctx) ? "search_filter" : "dn_pattern");
-        const char *at = p ? strstr(p, "=%u") : NULL, *start;
-
-        snprintf(out, len, "uid");
-        if (!at)
-                return;
-        start = at;
-        while (start > p && (isalnum((unsigned char)start[-1]) || start[-1] == '-'))
-                start--;
-        if (start < at && (size_t)(at - start) < len && isalpha((unsigned char)*start))
-                snprintf(out, len, "%.*s", (int)(at - start), start);
-}
-
-/* The parent of dn_pattern ("uid=%u,ou=people,dc=x" -> "ou=people,dc=x"): where pattern-mode
- * users live when search_contexts is unset. NULL when there is none. */
-static char *pattern_parent(struct pgina_ctx *ctx) {
-        const char *p = pgina_conf_get(ctx, "dn_pattern");
-
-        if (!p)
-                return NULL;
-        for (const char *s = p; *s; s++) {
-                if (*s == '\\' && s[1]) {
-                        s++;
-                        continue;
-                }
-                if (*s == ',')
-                        return s[1] && !strchr(s + 1, '%') ? strdup(s + 1) : NULL;
-        }
-        return NULL;
-}
-
 /* The name of the one posixAccount with uidNumber uid under base. 1 (*ret set), 0 none (or
  * several: a uid shared by two entries names nobody), -errno. */
 static int search_uid_in(struct pgina_ctx *ctx, struct pgldap_conn *c, const char *base,
@@ -178,9 +144,9 @@ static int find_name_by_uid(struct pgina_ctx *ctx, struct pgldap_conn *c, int64_
         int r;
 
         snprintf(filter, sizeof filter, "(&(objectClass=posixAccount)(uidNumber=%lld))", (long long)uid);
-        name_attribute(ctx, attr, sizeof attr);
+        pgldap_name_attribute(ctx, attr, sizeof attr);
         if (n == 0) {
-                _cleanup_free_ char *base = pattern_parent(ctx);
+                _cleanup_free_ char *base = pgldap_pattern_parent(ctx, "dn_pattern");
 
                 if (!base) {
                         pgina_log(ctx, LOG_DEBUG, "Lookup of uid %lld: no search_contexts to search",
@@ -241,4 +207,31 @@ int ldap_lookup(struct pgina_ctx *ctx, struct pgina_user *u) {
                 return r;
         pgina_log(ctx, LOG_DEBUG, "Lookup of uid %lld: %s", (long long)uid, found);
         return 1;
+}
+
+int ldap_lookup_group(struct pgina_ctx *ctx, struct pgina_group *g) {
+        _cleanup_(conn_donep) struct pgldap_conn c = {0};
+        _cleanup_(pgldap_group_done) struct pgldap_group found = {.gid = -1};
+        const char *name = pgina_group_name(g);
+        int64_t gid = pgina_group_gid(g);
+        int r;
+
+        if (!name[0] && gid <= 0)
+                return 0;
+        r = open_conn(ctx, &c);
+        if (r < 0)
+                return r;
+        r = pgldap_find_group(ctx, &c, name[0] ? name : NULL, gid, &found);
+        if (name[0])
+                pgina_log(ctx, LOG_DEBUG, "Group lookup of %s: %s", name,
+                          r > 0 ? "found" : r == 0 ? "not in the directory" : strerror(-r));
+        else
+                pgina_log(ctx, LOG_DEBUG, "Group lookup of gid %lld: %s", (long long)gid,
+                          r > 0 ? found.name : r == 0 ? "not in the directory" : strerror(-r));
+        if (r <= 0)
+                return down_to_unreach(r);
+        r = pgina_group_set(g, found.name, found.gid);
+        for (size_t i = 0; r == 0 && i < found.nmembers; i++)
+                r = pgina_group_member_add(g, found.members[i]);
+        return r < 0 && r != -E2BIG ? r : 1;
 }

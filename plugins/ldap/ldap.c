@@ -48,6 +48,11 @@ static const struct pgina_option ldap_plugin_options[] = {
          "membership: memberUid (group lists names), member or uniqueMember (group lists DNs), memberOf (user lists groups)"},
         {"group_dn_pattern", PGINA_OPT_STRING, NULL,
          "DN of a group given by name in the rules, %g = name (e.g. cn=%g,ou=groups,dc=example,dc=com)"},
+        {"group_search_contexts", PGINA_OPT_STRING, NULL,
+         "base DNs where groups are looked up by name or gid (libnss_pgina's group database, the "
+         "primary group's name), separated by blanks; unset = the parent of group_dn_pattern"},
+        {"group_filter", PGINA_OPT_STRING, "(objectClass=posixGroup)",
+         "the filter a group entry matches (with cn=NAME or gidNumber=GID added)"},
         {"authz_rules", PGINA_OPT_STRING, NULL,
          "blank-separated, ordered, first match wins: allow:GROUP deny:GROUP allow:!GROUP (not a "
          "member); GROUP = name (group_dn_pattern) or DN (spaces in it as \\20)"},
@@ -762,6 +767,29 @@ static int check_attributes(struct pgina_ctx *ctx) {
         return 0;
 }
 
+/* group_filter: one parenthesised filter (balanced), no %-pattern. */
+static int check_group_filter(struct pgina_ctx *ctx) {
+        const char *f = strempty(pgina_conf_get(ctx, "group_filter"));
+        size_t n = strlen(f);
+        int depth = 0;
+
+        for (size_t i = 0; i < n && depth >= 0; i++) {
+                if (f[i] == '\\' && i + 1 < n) {
+                        i++;
+                        continue;
+                }
+                depth += f[i] == '(' ? 1 : f[i] == ')' ? -1 : 0;
+                if (depth == 0 && i + 1 < n)
+                        depth = -1; /* text after the closing parenthesis */
+        }
+        if (n < 3 || f[0] != '(' || depth != 0 || strchr(f, '%')) {
+                pgina_ctx_message(ctx, "group_filter \"%s\" is not one LDAP filter in parentheses, "
+                                  "e.g. (objectClass=posixGroup)", f);
+                return -EINVAL;
+        }
+        return 0;
+}
+
 static int ldap_plugin_check_config(struct pgina_ctx *ctx) {
         const char *attr = pgina_conf_get(ctx, "group_attribute");
         const char *def = pgina_conf_get(ctx, "authz_default");
@@ -800,6 +828,9 @@ static int ldap_plugin_check_config(struct pgina_ctx *ctx) {
         r = check_rules(ctx);
         if (r < 0)
                 return r;
+        r = check_group_filter(ctx);
+        if (r < 0)
+                return r;
         return check_attributes(ctx);
 }
 
@@ -817,4 +848,5 @@ PGINA_PLUGIN_DEFINE(.stages = PGINA_STAGE_AUTHENTICATION | PGINA_STAGE_AUTHORIZA
                     .options = ldap_plugin_options, .check_config = ldap_plugin_check_config,
                     .authenticate = ldap_plugin_authenticate, .authorize = ldap_plugin_authorize,
                     .gateway = ldap_plugin_gateway, .change_password = ldap_plugin_change_password,
-                    .admin = ldap_plugin_admin, .lookup = ldap_lookup);
+                    .admin = ldap_plugin_admin, .lookup = ldap_lookup,
+                    .lookup_group = ldap_lookup_group);

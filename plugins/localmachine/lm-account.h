@@ -54,6 +54,9 @@ struct lm_create {
         const char *home; /* NULL = useradd's default */
         const char *shell; /* NULL = /bin/bash when present */
         int64_t uid, gid;
+        /* The name for a new local group of gid (the directory's, PGINA_ATTR_PRIMARY_GROUP);
+         * NULL, invalid or already taken = the user's name. */
+        const char *group_name;
         bool create_home; /* -m -k /etc/skel */
 };
 int lm_account_create(const struct lm_create *c, char *why, size_t whylen);

@@ -71,7 +71,11 @@ int lm_account_create(const struct lm_create *c, char *why, size_t whylen) {
         if (c->gid > 0) {
                 snprintf(gidbuf, sizeof gidbuf, "%lld", (long long)c->gid);
                 if (!lm_gid_exists((gid_t)c->gid)) {
-                        const char *ga[] = {"groupadd", "-g", gidbuf, c->name, NULL};
+                        const char *group = c->group_name && valid_user_name(c->group_name) &&
+                                                            !lm_group_exists(c->group_name)
+                                                    ? c->group_name
+                                                    : c->name;
+                        const char *ga[] = {"groupadd", "-g", gidbuf, group, NULL};
                         if ((r = run(ga, "the primary group", why, whylen)) < 0)
                                 return r;
                 }

@@ -248,6 +248,7 @@ static int account_create(struct pgina_ctx *ctx, struct pgina_user *u, const cha
                 .shell = pgina_user_get(u, PGINA_ATTR_SHELL),
                 .uid = pgina_user_uid(u),
                 .gid = pgina_user_gid(u),
+                .group_name = pgina_user_get(u, PGINA_ATTR_PRIMARY_GROUP),
                 .create_home = true,
         };
         char why[320];

@@ -130,6 +130,7 @@ static int account_ensure(struct restore *r) {
                         .shell = pgina_user_get(r->u, PGINA_ATTR_SHELL),
                         .uid = pgina_user_uid(r->u),
                         .gid = pgina_user_gid(r->u),
+                        .group_name = pgina_user_get(r->u, PGINA_ATTR_PRIMARY_GROUP),
                         .create_home = false, /* the profile (or /etc/skel) makes it */
                 };
                 k = lm_account_create(&spec, r->why, sizeof r->why);

@@ -84,6 +84,9 @@ enum proto_type {
          * gecos, home, shell; NOT_FOUND when no plugin knows the user; UNAVAILABLE when one could
          * not tell. pginad remembers answers briefly (found 60 s, not found 10 s). */
         PROTO_REQ_GETPWNAM = 32,
+        /* GETGRNAM: str group ("" = by gid) | u32 gid. Result row: group, gid, member (repeated,
+         * at most 1000); statuses and memory as GETPWNAM. */
+        PROTO_REQ_GETGRNAM = 33,
 
         /* Daemon -> client. */
         PROTO_MSG_INFO = 100, /* u8 kind (enum proto_info_kind) | str text */

@@ -80,18 +80,6 @@ struct pending_login {
         struct pending_login *next;
 };
 
-/* NSS answers, remembered briefly: sshd and friends ask again and again. */
-#define NSS_HIT_MS (60 * 1000)
-#define NSS_MISS_MS (10 * 1000)
-#define NSS_CACHE_MAX 256
-struct nss_entry {
-        char *key; /* "n:NAME" or "u:UID" */
-        uint32_t status;
-        char *fields[6]; /* user, uid, gid, gecos, home, shell */
-        long long expires;
-        struct nss_entry *next;
-};
-
 struct peer_fail {
         uid_t uid;
         unsigned count;
@@ -113,8 +101,7 @@ struct manager {
         struct jobs jobs;
         struct pending_login *logins;
         struct peer_fail *fails;
-        struct nss_entry *nss;
-        size_t nnss;
+        struct nss_cache nss;
         bool stopping;
         long long stop_deadline;
         time_t started;
@@ -576,115 +563,18 @@ static void handle_plugin_admin(struct manager *m, struct conn *c) {
                  w->req.user);
 }
 
-static const char *const nss_keys[6] = {"user", "uid", "gid", "gecos", "home", "shell"};
-
-static void nss_key(const struct request *r, char *buf, size_t len) {
-        if (r->user[0])
-                snprintf(buf, len, "n:%s", r->user);
-        else
-                snprintf(buf, len, "u:%u", r->uid);
-}
-
-static void nss_entry_free(struct nss_entry *e) {
-        for (size_t i = 0; i < ELEMENTSOF(e->fields); i++)
-                free(e->fields[i]);
-        free(e->key);
-        free(e);
-}
-
 static void nss_reply(struct conn *c, const struct nss_entry *e) {
         _cleanup_pbuf_ struct pbuf b = {0};
-        bool found = e->status == PROTO_OK;
 
-        if (proto_result_begin(&b, e->status, "", found ? 1 : 0) < 0)
-                goto fail;
-        if (found) {
-                if (proto_row_begin(&b, 6) < 0)
-                        goto fail;
-                for (size_t i = 0; i < 6; i++)
-                        if (proto_row_field(&b, nss_keys[i], e->fields[i]) < 0)
-                                goto fail;
-        }
-        reply_frame(c, &b);
-        return;
-fail:
-        reply_simple(c, PROTO_UNAVAILABLE, "could not build the answer");
+        if (nss_entry_reply(e, &b) < 0)
+                reply_simple(c, PROTO_UNAVAILABLE, "could not build the answer");
+        else
+                reply_frame(c, &b);
 }
 
-static struct nss_entry *nss_find(struct manager *m, const char *key) {
-        long long now = now_ms();
-
-        for (struct nss_entry **p = &m->nss; *p;) {
-                struct nss_entry *e = *p;
-                if (e->expires <= now) {
-                        *p = e->next;
-                        nss_entry_free(e);
-                        m->nnss--;
-                        continue;
-                }
-                if (streq(e->key, key))
-                        return e;
-                p = &e->next;
-        }
-        return NULL;
-}
-
-/* Remember a worker's answer (the record row it sent) under the request's key. */
-static struct nss_entry *nss_store(struct manager *m, const struct request *r, uint32_t status,
-                                   const struct pgina_user *u) {
-        struct nss_entry *e = calloc(1, sizeof *e);
-        char key[128], num[32];
-
-        if (!e)
-                return NULL;
-        nss_key(r, key, sizeof key);
-        e->key = strdup(key);
-        e->status = status == PROTO_OK && u ? PROTO_OK : status;
-        e->expires = now_ms() + (e->status == PROTO_OK ? NSS_HIT_MS : NSS_MISS_MS);
-        if (e->status == PROTO_OK) {
-                const char *full = pgina_user_get(u, PGINA_ATTR_FULLNAME);
-                const char *home = pgina_user_get(u, PGINA_ATTR_HOME);
-                const char *shell = pgina_user_get(u, PGINA_ATTR_SHELL);
-                char gecos[512];
-                size_t k = 0;
-
-                /* GECOS text: no ':' or newline can reach a passwd line */
-                for (const char *s = full ? full : ""; *s && k + 1 < sizeof gecos; s++)
-                        gecos[k++] = (*s == ':' || *s == '\n') ? ' ' : *s;
-                gecos[k] = 0;
-                e->fields[0] = strdup(u->name);
-                snprintf(num, sizeof num, "%lld", (long long)u->uid);
-                e->fields[1] = strdup(num);
-                snprintf(num, sizeof num, "%lld", (long long)(u->gid >= 0 ? u->gid : u->uid));
-                e->fields[2] = strdup(num);
-                e->fields[3] = strdup(gecos);
-                e->fields[4] = strdup(home ? home : "/");
-                e->fields[5] = strdup(shell ? shell : "/bin/sh");
-        }
-        for (size_t i = 0; i < 6; i++)
-                if (!e->fields[i] && !(e->fields[i] = strdup("")))
-                        e->key = (free(e->key), NULL);
-        if (!e->key) {
-                nss_entry_free(e);
-                return NULL;
-        }
-        if (m->nnss >= NSS_CACHE_MAX) {
-                /* drop the oldest (the list is newest first) */
-                struct nss_entry **p = &m->nss;
-                while (*p && (*p)->next)
-                        p = &(*p)->next;
-                nss_entry_free(*p);
-                *p = NULL;
-                m->nnss--;
-        }
-        e->next = m->nss;
-        m->nss = e;
-        m->nnss++;
-        return e;
-}
-
-static void handle_getpw(struct manager *m, struct conn *c) {
-        struct nss_entry *e;
+/* GETPWNAM, GETGRNAM: from memory, else from a worker asking the plugins. */
+static void handle_nss(struct manager *m, struct conn *c) {
+        const struct nss_entry *e;
         char key[128];
 
         if (c->req.user[0] && !valid_user_name(c->req.user)) {
@@ -693,7 +583,7 @@ static void handle_getpw(struct manager *m, struct conn *c) {
                 return;
         }
         nss_key(&c->req, key, sizeof key);
-        e = nss_find(m, key);
+        e = nss_cache_find(&m->nss, key);
         if (e) {
                 nss_reply(c, e);
                 request_free(&c->req);
@@ -882,7 +772,8 @@ static const struct dispatch {
         {PROTO_REQ_SIMULATE, PEER_ROOT, handle_worker_request},
         {PROTO_REQ_RELOAD, PEER_ROOT, handle_reload},
         {PROTO_REQ_PLUGIN_ADMIN, PEER_ROOT, handle_plugin_admin},
-        {PROTO_REQ_GETPWNAM, PEER_ANY, handle_getpw},
+        {PROTO_REQ_GETPWNAM, PEER_ANY, handle_nss},
+        {PROTO_REQ_GETGRNAM, PEER_ANY, handle_nss},
 };
 
 static bool peer_allowed(const struct conn *c, const struct dispatch *d) {
@@ -1192,11 +1083,9 @@ static void worker_request_done(struct manager *m, struct worker *w) {
                 reply_frame(c, &b);
                 return;
         }
-        if (w->req.type == PROTO_REQ_GETPWNAM) {
-                struct pgina_user *u = st == PROTO_OK ? result_record(res) : NULL;
-                struct nss_entry *e = nss_store(m, &w->req, u ? PROTO_OK : st == PROTO_OK ? PROTO_NOT_FOUND : st, u);
+        if (w->req.type == PROTO_REQ_GETPWNAM || w->req.type == PROTO_REQ_GETGRNAM) {
+                const struct nss_entry *e = nss_cache_store(&m->nss, &w->req, res);
 
-                user_free(u);
                 if (e)
                         nss_reply(c, e);
                 else
@@ -1731,10 +1620,7 @@ void manager_free(struct manager *m) {
                 secret_free(pl->password);
                 free(pl);
         }
-        for (struct nss_entry *e = m->nss, *n; e; e = n) {
-                n = e->next;
-                nss_entry_free(e);
-        }
+        nss_cache_clear(&m->nss);
         for (struct peer_fail *f = m->fails, *n; f; f = n) {
                 n = f->next;
                 free(f);

@@ -104,7 +104,8 @@ int request_parse(uint16_t type, struct pbuf *p, struct request *r) {
                         k = pbuf_get_str(p, &r->argv[i], 1024);
                 break;
         case PROTO_REQ_GETPWNAM:
-                if ((k = get_name(p, &r->user)) < 0 || (k = pbuf_get_u32(p, &r->uid)) < 0)
+        case PROTO_REQ_GETGRNAM:
+                if ((k = get_name(p, &r->user)) < 0 || (k = pbuf_get_u32(p, &r->id)) < 0)
                         break;
                 break;
         case PROTO_REQ_STATUS:

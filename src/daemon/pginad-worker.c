@@ -216,7 +216,7 @@ static void run_lookup(struct chain_env *env, const struct request *req) {
         if (!u)
                 return;
         if (!req->user[0])
-                pgina_user_set_ids(u, req->uid, -1);
+                pgina_user_set_ids(u, req->id, -1);
         for (size_t i = 0; i < env->conf->norder[CONF_STAGE_AUTHENTICATION]; i++) {
                 const struct loaded_plugin *lp =
                         plugins_find(env->plugins, env->conf->order[CONF_STAGE_AUTHENTICATION][i]);
@@ -239,6 +239,43 @@ static void run_lookup(struct chain_env *env, const struct request *req) {
         }
         send_result(status, &run, status == PROTO_OK ? u : NULL, "skipped");
         chain_run_free(&run);
+}
+
+/* NSS groups: the first plugin (in authentication order) that knows the group answers. */
+static void run_lookup_group(struct chain_env *env, const struct request *req) {
+        _cleanup_group_ struct pgina_group *g = group_new(req->user, req->user[0] ? -1 : (int64_t)req->id);
+        _cleanup_pbuf_ struct pbuf b = {0};
+        uint32_t status = PROTO_NOT_FOUND;
+
+        if (!g)
+                return;
+        for (size_t i = 0; i < env->conf->norder[CONF_STAGE_AUTHENTICATION]; i++) {
+                const struct loaded_plugin *lp =
+                        plugins_find(env->plugins, env->conf->order[CONF_STAGE_AUTHENTICATION][i]);
+                struct chain_run run = {0};
+                struct pgina_ctx ctx = {.conf = env->conf, .plugin = lp, .env = env, .run = &run};
+                int r;
+
+                if (!lp || !lp->desc->lookup_group)
+                        continue;
+                if (env->hooks.plugin_begin)
+                        env->hooks.plugin_begin(env->hooks.userdata, lp->name, "lookup");
+                r = lp->desc->lookup_group(&ctx, g);
+                ctx_done(&ctx);
+                /* the group asked for, as pgina_group_set() checked it (never gid 0) */
+                if (r > 0 && g->name[0] && g->gid > 0 &&
+                    (req->user[0] ? streq(g->name, req->user) : g->gid == (int64_t)req->id)) {
+                        status = PROTO_OK;
+                        break;
+                }
+                if (r < 0)
+                        status = PROTO_UNAVAILABLE;
+        }
+        pbuf_init(&b);
+        if (proto_result_begin(&b, status, "", status == PROTO_OK ? 1 : 0) < 0 ||
+            (status == PROTO_OK && group_to_row(g, &b) < 0))
+                return;
+        worker_send(&b);
 }
 
 static void run_notify(struct chain_env *env, const struct worker_spec *spec) {
@@ -299,6 +336,9 @@ static _Noreturn void worker_main(const struct worker_spec *spec) {
                         break;
                 case PROTO_REQ_GETPWNAM:
                         run_lookup(&env, req);
+                        break;
+                case PROTO_REQ_GETGRNAM:
+                        run_lookup_group(&env, req);
                         break;
                 default:
                         break;

@@ -19,8 +19,9 @@ struct request {
         uint8_t scenario;
         uint8_t run_gateway;
         uint32_t pid;
-        uint32_t uid; /* GETPWNAM by uid */
-        char *user, *service, *rhost, *tty, *session, *token;
+        uint32_t id; /* GETPWNAM by uid, GETGRNAM by gid (user = "") */
+        char *user; /* GETGRNAM: the group's name */
+        char *service, *rhost, *tty, *session, *token;
         char *plugin; /* PLUGIN_ADMIN */
         uint32_t argc;
         char **argv;
@@ -126,6 +127,23 @@ struct plugin_info {
 /* Load and check config + plugins in a child; fills infos on success, errors otherwise. */
 int probe_run(const struct conf *conf, struct plugin_info **infos, size_t *n, char **errors);
 void plugin_infos_free(struct plugin_info *v, size_t n);
+
+/* ---- NSS answers (pginad-nss.c): GETPWNAM/GETGRNAM, remembered briefly ---- */
+struct nss_entry;
+struct nss_cache {
+        struct nss_entry *head; /* newest first */
+        size_t n;
+};
+/* The cache key of a GETPWNAM/GETGRNAM request. */
+void nss_key(const struct request *r, char *buf, size_t len);
+const struct nss_entry *nss_cache_find(struct nss_cache *c, const char *key); /* NULL: ask */
+/* Remember a worker's result for request r: the answer row of a found user or group, or the
+ * status. NULL on allocation failure. */
+const struct nss_entry *nss_cache_store(struct nss_cache *c, const struct request *r,
+                                        const struct proto_result *res);
+/* The RESULT frame's payload for a client (b is initialised here). */
+int nss_entry_reply(const struct nss_entry *e, struct pbuf *b);
+void nss_cache_clear(struct nss_cache *c);
 
 /* ---- the master (pginad-manager.c) ---- */
 struct manager;

@@ -33,6 +33,24 @@ void user_set_password(struct pgina_user *u, struct secret *pw); /* takes owners
 int user_to_row(const struct pgina_user *u, struct pbuf *b);
 int user_from_row(const struct proto_row *row, struct pgina_user **ret);
 
+/* ---- a directory's group (host-group.c) ---- */
+struct pgina_group {
+        char *name; /* "" while asked by gid */
+        int64_t gid; /* -1 while asked by name */
+        size_t nmembers;
+        char **members;
+};
+
+struct pgina_group *group_new(const char *name, int64_t gid);
+void group_free(struct pgina_group *g);
+static inline void group_freep(struct pgina_group **g) {
+        if (*g)
+                group_free(*g);
+}
+#define _cleanup_group_ __attribute__((cleanup(group_freep)))
+/* As one result row: "group", "gid", "member" (repeated): the row libnss_pgina reads. */
+int group_to_row(const struct pgina_group *g, struct pbuf *b);
+
 /* ---- loaded plugins (host-loader.c) ---- */
 struct loaded_plugin {
         char *name;

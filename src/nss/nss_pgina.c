@@ -15,9 +15,12 @@
  *   - only names that pass valid_user_name are sent; an answer is believed only from a socket
  *     owned by root (SO_PEERCRED), only when it is well-formed, names the user (or uid) asked
  *     for, and is not uid 0 (files answers for root; a directory entry cannot become root);
- *   - enumeration (getent passwd) is empty: a directory is not listed into every process.
- * The group database is not served yet: _nss_pgina_getgrnam_r/getgrgid_r answer NOTFOUND (the
- * primary gid of a directory user still shows as a number until its group exists locally). */
+ *   - enumeration (getent passwd, getent group) is empty: a directory is not listed into every
+ *     process;
+ *   - groups (nsswitch.conf "group: files pgina") are answered by name and gid, with their
+ *     members, so a directory user's primary group has a name before any local group exists.
+ *     There is no initgroups: a user's supplementary groups on this machine are the local ones
+ *     LocalMachine syncs at the gateway (the admin's mapping rules), never a directory's list. */
 #include <errno.h>
 #include <grp.h>
 #include <nss.h>
@@ -86,17 +89,18 @@ static bool peer_is_root(int fd) {
                cred.uid == 0;
 }
 
-/* One GETPWNAM request, all of it bounded by NSS_PGINA_TIMEOUT_MS. Returns 0 with *result filled,
- * or -errno (daemon down, silent, or a malformed answer). */
-static int ask_pginad(const char *name, uint32_t uid, struct proto_result *result) {
+/* One GETPWNAM or GETGRNAM request (name, or "" and an id), all of it bounded by
+ * NSS_PGINA_TIMEOUT_MS. Returns 0 with *result filled, or -errno (daemon down, silent, or a
+ * malformed answer). */
+static int ask_pginad(uint16_t type, const char *name, uint32_t id, struct proto_result *result) {
         long long deadline = now_ms() + NSS_PGINA_TIMEOUT_MS;
         _cleanup_pbuf_ struct pbuf req = {0};
         _cleanup_close_ int fd = -1;
         int r;
 
         pbuf_init(&req);
-        if ((r = proto_frame_begin(&req, PROTO_REQ_GETPWNAM)) < 0 ||
-            (r = pbuf_put_str(&req, name)) < 0 || (r = pbuf_put_u32(&req, uid)) < 0 ||
+        if ((r = proto_frame_begin(&req, type)) < 0 ||
+            (r = pbuf_put_str(&req, name)) < 0 || (r = pbuf_put_u32(&req, id)) < 0 ||
             (r = proto_frame_end(&req)) < 0)
                 return r;
         fd = proto_connect(PGINA_SOCKET_DEFAULT, NSS_PGINA_TIMEOUT_MS);
@@ -110,17 +114,17 @@ static int ask_pginad(const char *name, uint32_t uid, struct proto_result *resul
         for (;;) {
                 _cleanup_pbuf_ struct pbuf p = {0};
                 long long left = deadline - now_ms();
-                uint16_t type;
+                uint16_t got;
 
                 if (left <= 0)
                         return -ETIMEDOUT;
                 pbuf_init(&p);
-                r = proto_recv(fd, (int)left, &type, &p);
+                r = proto_recv(fd, (int)left, &got, &p);
                 if (r < 0)
                         return r;
-                if (type == PROTO_MSG_INFO)
+                if (got == PROTO_MSG_INFO)
                         continue; /* keepalive: the deadline still holds */
-                if (type != PROTO_MSG_RESULT)
+                if (got != PROTO_MSG_RESULT)
                         return -EBADMSG;
                 return proto_result_parse(&p, result);
         }
@@ -176,7 +180,7 @@ static enum nss_status lookup(const char *name, uid_t uid, struct passwd *pw, ch
                 st = NSS_STATUS_NOTFOUND;
                 goto out;
         }
-        if (ask_pginad(name ? name : "", name ? 0 : (uint32_t)uid, &res) < 0)
+        if (ask_pginad(PROTO_REQ_GETPWNAM, name ? name : "", name ? 0 : (uint32_t)uid, &res) < 0)
                 st = NSS_STATUS_UNAVAIL; /* pginad down, silent, or not root */
         else if (res.status == PROTO_NOT_FOUND)
                 st = NSS_STATUS_NOTFOUND;
@@ -218,15 +222,90 @@ NSS_PGINA_EXPORT enum nss_status _nss_pgina_getpwent_r(struct passwd *pw, char *
         return NSS_STATUS_NOTFOUND;
 }
 
-/* Groups: not served yet. */
+/* ---- groups ---- */
+
+/* Fill gr from a GETGRNAM answer row (group, gid, member...). -EBADMSG for a row not believed,
+ * -ERANGE when buf is too small. */
+static int fill_group(const struct proto_row *row, struct group *gr, char *buf, size_t buflen) {
+        const char *name = proto_row_get(row, "group");
+        size_t nmem = 0, align;
+        char **mem, *gname, *passwd;
+        uint32_t gid;
+
+        if (!valid_user_name(name) || parse_id(proto_row_get(row, "gid"), &gid) < 0)
+                return -EBADMSG;
+        if (gid == 0)
+                return -EPERM;
+        for (size_t i = 0; i < row->n; i++)
+                if (streq(row->keys[i], "member")) {
+                        if (!valid_user_name(row->values[i]))
+                                return -EBADMSG;
+                        nmem++;
+                }
+        /* the member pointer array first, aligned, then the strings */
+        align = (sizeof(char *) - (uintptr_t)buf % sizeof(char *)) % sizeof(char *);
+        if (buflen < align || (buflen - align) / sizeof(char *) < nmem + 1)
+                return -ERANGE;
+        mem = (char **)(void *)(buf + align);
+        buf += align + (nmem + 1) * sizeof(char *);
+        buflen -= align + (nmem + 1) * sizeof(char *);
+        if (!(gname = buf_add(&buf, &buflen, name)) || !(passwd = buf_add(&buf, &buflen, "x")))
+                return -ERANGE;
+        nmem = 0;
+        for (size_t i = 0; i < row->n; i++)
+                if (streq(row->keys[i], "member") &&
+                    !(mem[nmem++] = buf_add(&buf, &buflen, row->values[i])))
+                        return -ERANGE;
+        mem[nmem] = NULL;
+        *gr = (struct group){.gr_name = gname, .gr_passwd = passwd, .gr_gid = gid, .gr_mem = mem};
+        return 0;
+}
+
+/* name: by name; else by gid. As lookup() for users. */
+static enum nss_status lookup_group(const char *name, gid_t gid, struct group *gr, char *buf,
+                                    size_t buflen, int *errnop) {
+        struct proto_result res = {0};
+        enum nss_status st = NSS_STATUS_UNAVAIL;
+        int err = ENOENT, r;
+
+        if (getenv("PGINA_NSS_DISABLE"))
+                goto out;
+        if ((name && !valid_user_name(name)) || (!name && (gid == 0 || gid == (gid_t)-1))) {
+                st = NSS_STATUS_NOTFOUND;
+                goto out;
+        }
+        if (ask_pginad(PROTO_REQ_GETGRNAM, name ? name : "", name ? 0 : (uint32_t)gid, &res) < 0)
+                st = NSS_STATUS_UNAVAIL;
+        else if (res.status == PROTO_NOT_FOUND)
+                st = NSS_STATUS_NOTFOUND;
+        else if (res.status != PROTO_OK || res.nrows != 1)
+                st = NSS_STATUS_UNAVAIL;
+        else if ((r = fill_group(&res.rows[0], gr, buf, buflen)) == -ERANGE) {
+                err = ERANGE;
+                st = NSS_STATUS_TRYAGAIN;
+        } else if (r < 0)
+                st = NSS_STATUS_UNAVAIL; /* an answer not believed */
+        else if (name ? !streq(gr->gr_name, name) : gr->gr_gid != gid)
+                st = NSS_STATUS_NOTFOUND; /* not the group asked for */
+        else
+                st = NSS_STATUS_SUCCESS;
+        proto_result_free(&res);
+out:
+        if (st != NSS_STATUS_SUCCESS)
+                *errnop = err;
+        return st;
+}
+
 NSS_PGINA_EXPORT enum nss_status _nss_pgina_getgrnam_r(const char *name, struct group *gr,
                                                        char *buf, size_t buflen, int *errnop) {
-        *errnop = ENOENT;
-        return NSS_STATUS_NOTFOUND;
+        if (!name) {
+                *errnop = ENOENT;
+                return NSS_STATUS_NOTFOUND;
+        }
+        return lookup_group(name, 0, gr, buf, buflen, errnop);
 }
 
 NSS_PGINA_EXPORT enum nss_status _nss_pgina_getgrgid_r(gid_t gid, struct group *gr, char *buf,
                                                        size_t buflen, int *errnop) {
-        *errnop = ENOENT;
-        return NSS_STATUS_NOTFOUND;
+        return lookup_group(NULL, gid, gr, buf, buflen, errnop);
 }

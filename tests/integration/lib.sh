@@ -490,7 +490,8 @@ need_nss_module() {
 }
 
 # nss_pgina_install: libnss_pgina.so.2 into an overlay of the system library directory (private
-# to this sandbox's mount namespace), and "passwd: files pgina" in the (overlaid) nsswitch.conf.
+# to this sandbox's mount namespace), and "passwd: files pgina", "group: files pgina" in the
+# (overlaid) nsswitch.conf.
 nss_pgina_install() {
         local dir so=$BUILD/libnss_pgina.so.2
         [ -e "$so" ] || fail "$so not built"
@@ -502,6 +503,8 @@ nss_pgina_install() {
         mount -t overlay overlay -o "lowerdir=$dir,upperdir=$T/nsslib/u,workdir=$T/nsslib/w" "$dir" ||
                 fail "cannot overlay $dir"
         install -m 0644 "$so" "$dir/libnss_pgina.so.2" || fail "cannot install the module"
-        sed -i -E 's/^passwd:.*/passwd:         files pgina/' /etc/nsswitch.conf
-        grep -q '^passwd: *files pgina$' /etc/nsswitch.conf || fail "nsswitch.conf not changed"
+        sed -i -E 's/^passwd:.*/passwd:         files pgina/; s/^group:.*/group:          files pgina/' \
+                /etc/nsswitch.conf
+        grep -q '^passwd: *files pgina$' /etc/nsswitch.conf && grep -q '^group: *files pgina$' /etc/nsswitch.conf ||
+                fail "nsswitch.conf not changed"
 }

@@ -65,6 +65,15 @@ step "embedded NUL in the user name"
 # scenario 0 | str "ro\0ot" | str "pw" | service | rhost | tty | session
 expect_closed "NUL in user" frame 1 1 "0000000005726f006f7400000002707700000000000000000000000000000000"
 
+step "NSS lookups (GETPWNAM 32, GETGRNAM 33): truncated, trailing bytes, NUL in the name"
+expect_closed "GETGRNAM without the gid" frame 1 33 "00000003616263"
+expect_closed "GETGRNAM + 1 byte" frame 1 33 "0000000361626300000000ff"
+expect_closed "GETGRNAM NUL in name" frame 1 33 "00000003610062""00000000"
+expect_closed "GETPWNAM length beyond the frame" frame 1 32 "000000ff61"
+step "a GETGRNAM no plugin answers: not found (7), not an error"
+out=$(pgclient --wait 5 frame 1 33 "00000005737461666600000000")
+assert_eq "result 7" "$(echo "$out" | cut -d' ' -f1-2)" "GETGRNAM staff without lookup plugins"
+
 step "a half-sent frame held open does not block other clients"
 pgclient hold 8 "0000001000011000" >/dev/null &
 holder=$!

@@ -3,6 +3,8 @@
 # already answers for that user (getent passwd finds them before the logon): pginad runs with
 # PGINA_NSS_DISABLE=1 and passes it to useradd/usermod/groupadd, so neither the plugins' own
 # "does the account exist?" nor useradd's sees the directory's answer ("user already exists").
+# The new local group of the LDAP gidNumber gets the directory's name for it (ldapusers, found
+# through group_dn_pattern's parent), not the first user's, so every machine names it alike.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/slapd.sh"
 need pamtester
@@ -47,6 +49,9 @@ assert_eq "20001:20000:/home/alice:/bin/bash" "$(cat "$T/alice.ids")" "alice's /
 assert_contains "$T/alice.pw" "pGina created pgSMB"
 grep -q '^alice:' /etc/shadow || fail "no alice in /etc/shadow"
 grep -E '^ldapstaff:' /etc/group | grep -qw alice || fail "alice is not in the local group ldapstaff"
+grep -q '^ldapusers:x:20000:' /etc/group || fail "no local group ldapusers (gid 20000): $(grep 20000 /etc/group)"
+grep -q '^alice:' /etc/group && fail "a group named alice was made for gid 20000"
+assert_eq ldapusers "$(id -gn alice)" "alice's primary group"
 [ -d /home/alice ] || fail "no /home/alice"
 assert_eq 20001 "$(stat -c %u /home/alice)" "owner of /home/alice"
 assert_not_contains "$PGINA_LOG" "already exists"
@@ -63,5 +68,6 @@ assert_ok pam_run pgtest bob "$SLAPD_BOB_PW" authenticate acct_mgmt
 grep '^bob:' /etc/passwd >"$T/bob.pw" || { cat "$PGINA_LOG" >&2; fail "no bob in /etc/passwd"; }
 assert_eq "20002:20000:/home/bob:/bin/sh" "$(cut -d: -f3,4,6,7 "$T/bob.pw")" "bob's /etc/passwd line"
 assert_contains "$T/bob.pw" "pGina created"
+assert_eq 1 "$(grep -c ':x:20000:' /etc/group)" "local groups with gid 20000"
 assert_not_contains "$PGINA_LOG" "already exists"
 exit 0
