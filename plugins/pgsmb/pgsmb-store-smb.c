@@ -372,7 +372,7 @@ static int smb_open_flags(struct store *s, const char *rel, int flags, mode_t mo
 }
 
 static int smb_open_read(struct store *s, const char *rel, struct store_file **ret) {
-        struct store_stat st;
+        struct store_stat st = {0};
         int r = smb_stat(s, rel, &st);
 
         if (r < 0)

@@ -18,6 +18,10 @@
 #include "util.h"
 
 #define CHUNK (1024 * 1024)
+/* What the socket pair between the store and the user's child may hold: enough that the child
+ * goes on extracting (or compressing) through several store round trips, so transfer and file
+ * work overlap instead of taking turns. */
+#define STREAM_BUFFER (8 * 1024 * 1024)
 
 /* What a child tells its parent when it ends. */
 struct child_report {
@@ -204,6 +208,15 @@ static int send_all(int fd, const void *buf, size_t len) {
         return 0;
 }
 
+/* A unix stream socket's data waits on the peer's queue but counts against the sender's
+ * buffer. We are root: FORCE goes past net.core.wmem_max. Best effort: smaller only costs time. */
+static void stream_buffer_grow(int fd) {
+        int size = STREAM_BUFFER;
+
+        if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) < 0)
+                (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+}
+
 /* One transfer: a store file, a socket pair to a child working as the user, a running sha256. */
 struct stream {
         struct store_file *f;
@@ -238,6 +251,8 @@ static int stream_begin(struct store *st, const char *rel, bool create, const st
                 r = -errno;
                 goto fail;
         }
+        stream_buffer_grow(sv[0]);
+        stream_buffer_grow(sv[1]);
         *child_fd = sv[1];
         r = child_start(u, fn, arg, sv[0], &s->ch);
         close(sv[1]);
