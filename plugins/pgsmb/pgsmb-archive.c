@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "pgsmb-unpack.h"
 #include "util.h"
 
 #define ARCHIVE_BLOCK_BYTES (1024 * 1024)
@@ -58,6 +59,7 @@ static void archive_write_freep(struct archive **a) {
         if (*a)
                 archive_write_free(*a);
 }
+static void unpack_freep(struct unpack **u) { unpack_free(*u); }
 static void archive_entry_freep(struct archive_entry **e) {
         if (*e)
                 archive_entry_free(*e);
@@ -640,8 +642,10 @@ static int too_big_entry(char *err, size_t errlen, const struct profile_limits *
 }
 
 /* Everything checked about an entry before libarchive may create anything for it. */
-static int extract_check_entry(struct extract_state *s, struct archive_entry *e, char *err,
-                               size_t errlen) {
+/* fast: the entry goes to unpack_begin, whose O_EXCL creation and no-follow hardlink check do
+ * what the two fstatat() checks here do for libarchive's writer (which would replace a path). */
+static int extract_check_entry(struct extract_state *s, struct archive_entry *e, bool fast,
+                               char *err, size_t errlen) {
         const struct profile_limits *lim = s->lim;
         const char *name = archive_entry_pathname(e);
         if (!name || !*name)
@@ -666,7 +670,7 @@ static int extract_check_entry(struct extract_state *s, struct archive_entry *e,
                                     name, hardlink);
                 /* A hardlink to a symlink would carry the link's relative target to another
                  * directory, where it may point elsewhere. */
-                if (fstatat(AT_FDCWD, hardlink, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                if (!fast && fstatat(AT_FDCWD, hardlink, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
                     !S_ISREG(st.st_mode))
                         return fail(err, errlen, -EPERM,
                                     "archive entry '%s': hardlink to '%s', which is not a "
@@ -686,7 +690,7 @@ static int extract_check_entry(struct extract_state *s, struct archive_entry *e,
         /* One entry per path (directories may repeat, e.g. "./"): a later entry never replaces
          * what an earlier one made. */
         struct stat st;
-        if (fstatat(AT_FDCWD, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        if (!fast && fstatat(AT_FDCWD, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
             !(S_ISDIR(st.st_mode) && type == AE_IFDIR && !hardlink))
                 return fail(err, errlen, -EPERM, "archive entry '%s' appears twice", name);
 
@@ -710,7 +714,14 @@ static int extract_check_entry(struct extract_state *s, struct archive_entry *e,
 
 /* Copy the entry's data, counting what is actually written: headers may lie (a sparse map can
  * carry more data than the size it declares). */
-static int extract_copy_data(struct extract_state *s, struct archive *a, struct archive *w,
+/* Where an entry's data goes: libarchive's disk writer, or a file unpack_begin made. */
+struct data_sink {
+        struct archive *w; /* or NULL */
+        int fd; /* or -1: the data is read, counted and dropped (a hardlink's) */
+        uint64_t end; /* highest offset written to fd */
+};
+
+static int extract_copy_data(struct extract_state *s, struct archive *a, struct data_sink *sink,
                              struct archive_entry *e, uint64_t *bytes, char *err, size_t errlen) {
         const char *name = archive_entry_pathname(e);
         uint64_t declared = archive_entry_size_is_set(e) && archive_entry_size(e) > 0
@@ -738,14 +749,74 @@ static int extract_copy_data(struct extract_state *s, struct archive *a, struct 
                         return too_big_total(err, errlen, lim, name);
                 if (len == 0)
                         continue;
-                if (archive_write_data_block(w, blk, len, off) != ARCHIVE_OK)
-                        return fail(err, errlen, la_errno(w, EIO),
-                                    "cannot write archive entry '%s': %s", name, la_error(w));
+                if (sink->w && archive_write_data_block(sink->w, blk, len, off) != ARCHIVE_OK)
+                        return fail(err, errlen, la_errno(sink->w, EIO),
+                                    "cannot write archive entry '%s': %s", name,
+                                    la_error(sink->w));
+                if (sink->fd >= 0) {
+                        r = unpack_data(sink->fd, blk, len, off);
+                        if (r < 0)
+                                return fail(err, errlen, r, "cannot write archive entry '%s': %s",
+                                            name, strerror(-r));
+                        if (end > sink->end)
+                                sink->end = end;
+                }
                 *bytes += len;
         }
         if (r != ARCHIVE_EOF)
                 return fail(err, errlen, la_errno(a, EBADMSG),
                             "archive is damaged at entry '%s': %s", name, la_error(a));
+        return 0;
+}
+
+/* Most entries: our own writer (pgsmb-unpack.c), a few system calls per file. */
+static int extract_entry_fast(struct extract_state *s, struct archive *a, struct unpack *u,
+                              struct archive_entry *e, uint64_t *bytes, char *err, size_t errlen) {
+        const char *name = archive_entry_pathname(e);
+        const char *hardlink = archive_entry_hardlink(e);
+        struct data_sink sink = { .fd = -1 };
+        int r = unpack_begin(u, e, &sink.fd);
+        if (r == -EEXIST)
+                return fail(err, errlen, -EPERM, "archive entry '%s' appears twice", name);
+        if (r == -EPERM && hardlink)
+                return fail(err, errlen, -EPERM,
+                            "archive entry '%s': hardlink to '%s', which is not a regular file",
+                            name, hardlink);
+        if (r == -ELOOP || r == -ENOTDIR)
+                return fail(err, errlen, -EPERM,
+                            "archive entry '%s': a directory of its path is a symlink or a file",
+                            name);
+        if (r < 0)
+                return fail(err, errlen, r, "cannot extract archive entry '%s': %s", name,
+                            strerror(-r));
+        r = extract_copy_data(s, a, &sink, e, bytes, err, errlen);
+        if (sink.fd >= 0) {
+                int k = unpack_end(u, e, sink.fd, sink.end);
+                if (r == 0 && k < 0)
+                        r = fail(err, errlen, k, "cannot write archive entry '%s': %s", name,
+                                 strerror(-k));
+        }
+        return r;
+}
+
+/* Entries with ACLs or xattrs: libarchive's disk writer, with its SECURE_* checks. */
+static int extract_entry_libarchive(struct extract_state *s, struct archive *a, struct archive *w,
+                                    struct archive_entry *e, uint64_t *bytes, char *err,
+                                    size_t errlen) {
+        const char *name = archive_entry_pathname(e);
+        struct data_sink sink = { .w = w, .fd = -1 };
+        int r = archive_write_header(w, e);
+        if (r < ARCHIVE_WARN)
+                return fail(err, errlen, la_errno(w, EIO), "cannot extract archive entry '%s': %s",
+                            name, la_error(w));
+        r = extract_copy_data(s, a, &sink, e, bytes, err, errlen);
+        if (r < 0)
+                return r;
+        /* WARN here is an ACL, xattr or time the filesystem would not take: the data is there,
+         * and refusing the whole profile for it would lose more. */
+        if (archive_write_finish_entry(w) < ARCHIVE_WARN)
+                return fail(err, errlen, la_errno(w, EIO), "cannot finish archive entry '%s': %s",
+                            name, la_error(w));
         return 0;
 }
 
@@ -785,10 +856,14 @@ static int extract_builtin(int in_fd, const char *target, const struct profile_l
                 return fail(err, errlen, la_errno(a, EBADMSG), "cannot read the archive: %s",
                             la_error(a));
 
+        _cleanup_(unpack_freep) struct unpack *u = NULL;
+        int r = unpack_new(tfd, &u);
+        if (r < 0)
+                return fail(err, errlen, r, "out of memory");
         struct extract_state s = { .lim = lim };
         for (;;) {
                 struct archive_entry *e;
-                int r = archive_read_next_header(a, &e);
+                r = archive_read_next_header(a, &e);
                 if (r == ARCHIVE_EOF)
                         break;
                 if (r < ARCHIVE_WARN)
@@ -796,25 +871,21 @@ static int extract_builtin(int in_fd, const char *target, const struct profile_l
                                     "archive is damaged after %" PRIu64 " entries: %s", s.entries,
                                     la_error(a));
                 s.entries++;
-                r = extract_check_entry(&s, e, err, errlen);
+                bool fast = unpack_wants(e);
+                r = extract_check_entry(&s, e, fast, err, errlen);
                 if (r < 0)
                         return r;
-                const char *name = archive_entry_pathname(e);
-                r = archive_write_header(w, e);
-                if (r < ARCHIVE_WARN)
-                        return fail(err, errlen, la_errno(w, EIO),
-                                    "cannot extract archive entry '%s': %s", name, la_error(w));
-                r = extract_copy_data(&s, a, w, e, &st->bytes, err, errlen);
+                r = fast ? extract_entry_fast(&s, a, u, e, &st->bytes, err, errlen)
+                         : extract_entry_libarchive(&s, a, w, e, &st->bytes, err, errlen);
                 if (r < 0)
                         return r;
-                /* WARN here is an ACL, xattr or time the filesystem would not take: the data is
-                 * there, and refusing the whole profile for it would lose more. */
-                if (archive_write_finish_entry(w) < ARCHIVE_WARN)
-                        return fail(err, errlen, la_errno(w, EIO),
-                                    "cannot finish archive entry '%s': %s", name, la_error(w));
                 st->files++;
         }
         /* Directory modes and times are applied here, after their contents. */
+        r = unpack_finish(u);
+        if (r < 0)
+                return fail(err, errlen, r, "cannot set the modes and times of directories: %s",
+                            strerror(-r));
         if (archive_write_close(w) != ARCHIVE_OK)
                 return fail(err, errlen, la_errno(w, EIO), "cannot finish extraction: %s",
                             la_error(w));

@@ -631,6 +631,87 @@ static void test_hostile_hardlinks_leading_outside_refused(void **state) {
         assert_refused(e4, 3, &roomy, -EPERM, "'h': hardlink to 'd/l', which is not a regular file");
 }
 
+/* The fast writer never writes through what an earlier entry made: an inside symlink to a
+ * directory, or a file, is not a directory of a later path. */
+static void test_hostile_path_through_inside_symlink_or_file_refused(void **state) {
+        (void)state;
+        const struct ent e[] = { { "real", AE_IFDIR, 0755, NULL, 0, NULL },
+                                 { "lnk", AE_IFLNK, 0777, NULL, 0, "real" },
+                                 { "lnk/pwned", AE_IFREG, 0644, "x", 0, NULL } };
+        assert_refused(e, 3, &roomy, -EPERM, "'lnk/pwned': a directory of its path is a symlink");
+        char p[512];
+        struct stat st;
+        tf(p, sizeof p, "real/pwned");
+        assert_int_equal(lstat(p, &st), -1);
+        const struct ent e2[] = { { "f", AE_IFREG, 0644, "data", 0, NULL },
+                                  { "f/x", AE_IFREG, 0644, "x", 0, NULL } };
+        assert_refused(e2, 2, &roomy, -EPERM, "'f/x': a directory of its path is a symlink or a file");
+        const struct ent e3[] = { { "d", AE_IFDIR, 0755, NULL, 0, NULL },
+                                  { "d", AE_IFREG, 0644, "over a dir", 0, NULL } };
+        assert_refused(e3, 2, &roomy, -EPERM, "archive entry 'd' appears twice");
+        const struct ent e4[] = { { "s", AE_IFLNK, 0777, NULL, 0, "x" },
+                                  { "s", AE_IFDIR, 0755, NULL, 0, NULL } };
+        assert_refused(e4, 2, &roomy, -EPERM, "archive entry 's/' appears twice");
+}
+
+/* Directory entries may repeat and may come after their contents; read-only directories are
+ * filled and get their mode at the end; parents the archive does not list are made 0755; deep
+ * trees (deeper than the writer keeps open) extract; a trailing hole keeps the file's size. */
+static void test_extract_directory_order_modes_depth_and_holes(void **state) {
+        (void)state;
+        static char deep[64 * 100];
+        size_t off = 0;
+        for (int i = 0; i < 90; i++)
+                off += (size_t)snprintf(deep + off, sizeof deep - off, "%sd%d", i ? "/" : "", i);
+        snprintf(deep + off, sizeof deep - off, "/leaf");
+        const struct ent e[] = { { "ro/inner/f", AE_IFREG, 0600, "inside", 0, NULL },
+                                 { "ro/inner", AE_IFDIR, 0500, NULL, 0, NULL },
+                                 { "ro", AE_IFDIR, 0555, NULL, 0, NULL },
+                                 { "ro", AE_IFDIR, 0555, NULL, 0, NULL },
+                                 { "./", AE_IFDIR, 0755, NULL, 0, NULL },
+                                 { deep, AE_IFREG, 0640, "deep", 0, NULL },
+                                 { "zeros", AE_IFREG, 0644, NULL, 3 << 20, NULL },
+                                 { "empty", AE_IFREG, 0400, "", 0, NULL } };
+        char p[512], err[512] = "";
+        pathf(p, sizeof p, "%s/a.tar", base);
+        build_archive(p, true, e, sizeof e / sizeof e[0]);
+        if (extract_file(&roomy, NULL, err, sizeof err) != 0)
+                fail_msg("extract: %s", err);
+        struct stat st;
+        tf(p, sizeof p, "ro");
+        assert_int_equal(lstat(p, &st), 0);
+        assert_int_equal(st.st_mode & 07777, 0555);
+        assert_int_equal(st.st_mtime, 1500000000);
+        tf(p, sizeof p, "ro/inner");
+        assert_int_equal(lstat(p, &st), 0);
+        assert_int_equal(st.st_mode & 07777, 0500);
+        tf(p, sizeof p, "ro/inner/f");
+        assert_int_equal(lstat(p, &st), 0);
+        assert_int_equal(st.st_mode & 07777, 0600);
+        assert_int_equal(st.st_size, 6);
+        assert_int_equal(st.st_mtime, 1500000000);
+        tf(p, sizeof p, "zeros");
+        assert_int_equal(lstat(p, &st), 0);
+        assert_int_equal(st.st_size, 3 << 20);
+        tf(p, sizeof p, "empty");
+        assert_int_equal(lstat(p, &st), 0);
+        assert_int_equal(st.st_mode & 07777, 0400);
+        assert_int_equal(st.st_size, 0);
+        tf(p, sizeof p, "d0");
+        assert_int_equal(lstat(p, &st), 0);
+        assert_int_equal(st.st_mode & 07777, 0755);
+        char dp[sizeof deep + 512];
+        pathf(dp, sizeof dp, "%s/t/%s", base, deep);
+        assert_int_equal(lstat(dp, &st), 0);
+        assert_int_equal(st.st_size, 4);
+        assert_int_equal(st.st_mode & 07777, 0640);
+        /* writable again, so teardown can remove the tree */
+        tf(p, sizeof p, "ro");
+        chmod(p, 0755);
+        tf(p, sizeof p, "ro/inner");
+        chmod(p, 0755);
+}
+
 static void test_hostile_device_fifo_refused(void **state) {
         (void)state;
         const struct ent e[] = { { "null", AE_IFCHR, 0666, NULL, 0, NULL } };
@@ -886,6 +967,8 @@ int main(void) {
                 T(test_hostile_symlink_outside_then_file_through_it_refused),
                 T(test_hostile_symlink_with_dotdot_after_a_name_refused),
                 T(test_hostile_hardlinks_leading_outside_refused),
+                T(test_hostile_path_through_inside_symlink_or_file_refused),
+                T(test_extract_directory_order_modes_depth_and_holes),
                 T(test_hostile_device_fifo_refused),
                 T(test_hostile_duplicate_entry_refused),
                 T(test_hostile_setuid_setgid_sticky_stripped),

@@ -1,0 +1,357 @@
+/* The disk side of a built-in extraction (see pgsmb-unpack.h). */
+#include "pgsmb-unpack.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util.h"
+
+/* Directories of the current path kept open; deeper ones are opened and closed per entry. */
+#define DIR_CACHE_MAX 64
+
+/* A path's name components ("." and empty ones skipped); ".." never reaches here (checked). */
+struct comps {
+        size_t n;
+        const char *p[PATH_MAX / 2];
+        size_t len[PATH_MAX / 2];
+};
+
+struct dirfix {
+        char *path; /* components joined by '/' */
+        size_t depth;
+        mode_t mode;
+        struct timespec times[2];
+};
+
+struct unpack {
+        int root;
+        mode_t old_umask;
+        size_t depth; /* open directories of the current path */
+        char *names[DIR_CACHE_MAX];
+        int fds[DIR_CACHE_MAX];
+        struct dirfix *fix;
+        size_t nfix, capfix;
+        struct comps path, link; /* scratch: the entry's path, a hardlink's target */
+};
+
+static int split(const char *path, struct comps *c) {
+        c->n = 0;
+        if (strlen(path) >= PATH_MAX)
+                return -ENAMETOOLONG;
+        for (const char *s = path; *s;) {
+                size_t n = strcspn(s, "/");
+                if (n == 2 && s[0] == '.' && s[1] == '.')
+                        return -EPERM;
+                if (n > NAME_MAX)
+                        return -ENAMETOOLONG;
+                if (n > 0 && !(n == 1 && s[0] == '.')) {
+                        c->p[c->n] = s;
+                        c->len[c->n++] = n;
+                }
+                s += n;
+                s += strspn(s, "/");
+        }
+        return 0;
+}
+
+static void comp_copy(const struct comps *c, size_t i, char out[NAME_MAX + 1]) {
+        memcpy(out, c->p[i], c->len[i]);
+        out[c->len[i]] = 0;
+}
+
+/* Open (creating when missing) directory `name` in dirfd, never through a symlink. */
+static int open_dir(int dirfd, const char *name) {
+        int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+        if (fd < 0 && errno == ENOENT) {
+                /* a parent the archive did not list (or lists later): like tar, 0755 */
+                if (mkdirat(dirfd, name, 0755) < 0 && errno != EEXIST)
+                        return -errno;
+                fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        }
+        return fd < 0 ? -errno : fd;
+}
+
+static void cache_trim(struct unpack *u, size_t keep) {
+        while (u->depth > keep) {
+                u->depth--;
+                close(u->fds[u->depth]);
+                free(u->names[u->depth]);
+        }
+}
+
+/* The directory holding component n-1 of c: the cached chain where it matches, opened from
+ * there on. Returns a descriptor; *tmp is set when it is not cached (the caller closes it). */
+static int parent_fd(struct unpack *u, const struct comps *c, bool *tmp) {
+        size_t np = c->n - 1, i = 0;
+        int fd = u->root;
+
+        *tmp = false;
+        while (i < u->depth && i < np && strlen(u->names[i]) == c->len[i] &&
+               memcmp(u->names[i], c->p[i], c->len[i]) == 0)
+                i++;
+        cache_trim(u, i);
+        if (i > 0)
+                fd = u->fds[i - 1];
+        for (; i < np; i++) {
+                char name[NAME_MAX + 1];
+                int nfd;
+
+                comp_copy(c, i, name);
+                nfd = open_dir(fd, name);
+                if (*tmp)
+                        close(fd);
+                if (nfd < 0)
+                        return nfd;
+                fd = nfd;
+                if (i < DIR_CACHE_MAX && !*tmp) {
+                        if (!(u->names[i] = strdup(name))) {
+                                close(nfd);
+                                return -ENOMEM;
+                        }
+                        u->fds[i] = nfd;
+                        u->depth = i + 1;
+                } else
+                        *tmp = true;
+        }
+        return fd;
+}
+
+/* The parent of an arbitrary path, not cached (hardlink targets, directory fixes). */
+static int walk_parent(int root, const struct comps *c) {
+        int fd = root;
+
+        for (size_t i = 0; i + 1 < c->n; i++) {
+                char name[NAME_MAX + 1];
+                int nfd;
+
+                comp_copy(c, i, name);
+                nfd = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (nfd < 0)
+                        nfd = -errno;
+                if (fd != root)
+                        close(fd);
+                if (nfd < 0)
+                        return nfd;
+                fd = nfd;
+        }
+        return fd == root ? dup(root) : fd;
+}
+
+static void entry_times(struct archive_entry *e, struct timespec ts[2]) {
+        ts[1] = archive_entry_mtime_is_set(e)
+                        ? (struct timespec){archive_entry_mtime(e), archive_entry_mtime_nsec(e)}
+                        : (struct timespec){0, UTIME_OMIT};
+        ts[0] = archive_entry_atime_is_set(e)
+                        ? (struct timespec){archive_entry_atime(e), archive_entry_atime_nsec(e)}
+                        : ts[1];
+}
+
+int unpack_new(int target_fd, struct unpack **ret) {
+        struct unpack *u = calloc(1, sizeof *u);
+
+        if (!u)
+                return -ENOMEM;
+        u->root = target_fd;
+        u->old_umask = umask(0);
+        *ret = u;
+        return 0;
+}
+
+void unpack_free(struct unpack *u) {
+        if (!u)
+                return;
+        cache_trim(u, 0);
+        for (size_t i = 0; i < u->nfix; i++)
+                free(u->fix[i].path);
+        free(u->fix);
+        umask(u->old_umask);
+        free(u);
+}
+
+bool unpack_wants(struct archive_entry *e) {
+        return archive_entry_acl_types(e) == 0 && archive_entry_xattr_count(e) == 0;
+}
+
+static int fix_add(struct unpack *u, const struct comps *c, struct archive_entry *e) {
+        struct dirfix *f;
+        size_t len = 0;
+        char *p;
+
+        if (u->nfix == u->capfix) {
+                size_t cap = u->capfix ? 2 * u->capfix : 64;
+                struct dirfix *v = realloc(u->fix, cap * sizeof *v);
+                if (!v)
+                        return -ENOMEM;
+                u->fix = v;
+                u->capfix = cap;
+        }
+        for (size_t i = 0; i < c->n; i++)
+                len += c->len[i] + 1;
+        if (!(p = malloc(len)))
+                return -ENOMEM;
+        f = &u->fix[u->nfix++];
+        *f = (struct dirfix){.path = p, .depth = c->n, .mode = archive_entry_perm(e) & 0777};
+        for (size_t i = 0; i < c->n; i++) {
+                memcpy(p, c->p[i], c->len[i]);
+                p += c->len[i];
+                *p++ = i + 1 < c->n ? '/' : 0;
+        }
+        entry_times(e, f->times);
+        return 0;
+}
+
+static int make_hardlink(struct unpack *u, int dirfd, const char *base, const char *target) {
+        struct comps *t = &u->link;
+        char tbase[NAME_MAX + 1];
+        struct stat st;
+        int tfd, r;
+
+        if ((r = split(target, t)) < 0)
+                return r;
+        if (t->n == 0)
+                return -EINVAL;
+        tfd = walk_parent(u->root, t);
+        if (tfd < 0)
+                return tfd;
+        comp_copy(t, t->n - 1, tbase);
+        /* only to a regular file: a link to a symlink would carry its relative target elsewhere */
+        if (fstatat(tfd, tbase, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                r = -errno;
+        else if (!S_ISREG(st.st_mode))
+                r = -EPERM;
+        else if (linkat(tfd, tbase, dirfd, base, 0) < 0)
+                r = -errno;
+        close(tfd);
+        return r;
+}
+
+int unpack_begin(struct unpack *u, struct archive_entry *e, int *fd) {
+        struct comps *c = &u->path;
+        const char *hardlink = archive_entry_hardlink(e);
+        mode_t type = archive_entry_filetype(e);
+        char base[NAME_MAX + 1];
+        struct timespec ts[2];
+        struct stat st;
+        bool tmp = false;
+        int dirfd, r = 0;
+
+        *fd = -1;
+        if ((r = split(archive_entry_pathname(e), c)) < 0)
+                return r;
+        if (c->n == 0)
+                return type == AE_IFDIR && !hardlink ? 0 : -EINVAL; /* "./": the target itself */
+        dirfd = parent_fd(u, c, &tmp);
+        if (dirfd < 0)
+                return dirfd;
+        comp_copy(c, c->n - 1, base);
+        entry_times(e, ts);
+        if (hardlink)
+                r = make_hardlink(u, dirfd, base, hardlink);
+        else if (type == AE_IFREG) {
+                int f = openat(dirfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                               archive_entry_perm(e) & 0777);
+                if (f < 0)
+                        r = -errno;
+                else if (archive_entry_size(e) > 0)
+                        *fd = f;
+                else {
+                        if (futimens(f, ts) < 0)
+                                r = -errno;
+                        if (close(f) < 0 && r == 0)
+                                r = -errno;
+                }
+        } else if (type == AE_IFLNK) {
+                const char *target = archive_entry_symlink(e);
+                if (!target || symlinkat(target, dirfd, base) < 0)
+                        r = target ? -errno : -EINVAL;
+                else if (utimensat(dirfd, base, ts, AT_SYMLINK_NOFOLLOW) < 0)
+                        r = -errno;
+        } else if (type == AE_IFDIR) {
+                /* writable until unpack_finish gives it the archive's mode */
+                if (mkdirat(dirfd, base, 0700) < 0) {
+                        r = -errno;
+                        /* listed twice, or made as a parent of an earlier entry: fine */
+                        if (r == -EEXIST && fstatat(dirfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                            S_ISDIR(st.st_mode))
+                                r = 0;
+                }
+                if (r == 0)
+                        r = fix_add(u, c, e);
+        } else
+                r = -EPERM;
+        if (tmp)
+                close(dirfd);
+        return r;
+}
+
+int unpack_data(int fd, const void *blk, size_t len, int64_t off) {
+        const char *p = blk;
+
+        while (len > 0) {
+                ssize_t k = pwrite(fd, p, len, off);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                p += k;
+                off += k;
+                len -= (size_t)k;
+        }
+        return 0;
+}
+
+int unpack_end(struct unpack *u, struct archive_entry *e, int fd, uint64_t end) {
+        struct timespec ts[2];
+        int r = 0;
+
+        /* a sparse file's hole at its end has no data block to make it */
+        if (end < (uint64_t)archive_entry_size(e) && ftruncate(fd, archive_entry_size(e)) < 0)
+                r = -errno;
+        entry_times(e, ts);
+        if (r == 0 && futimens(fd, ts) < 0)
+                r = -errno;
+        if (close(fd) < 0 && r == 0)
+                r = -errno;
+        return r;
+}
+
+static int fix_cmp(const void *a, const void *b) {
+        const struct dirfix *x = a, *y = b;
+        return x->depth < y->depth ? 1 : x->depth > y->depth ? -1 : 0;
+}
+
+int unpack_finish(struct unpack *u) {
+        struct comps *c = &u->path;
+
+        cache_trim(u, 0);
+        /* deepest first: a parent keeps its writable mode until its children are done */
+        qsort(u->fix, u->nfix, sizeof *u->fix, fix_cmp);
+        for (size_t i = 0; i < u->nfix; i++) {
+                const struct dirfix *f = &u->fix[i];
+                char base[NAME_MAX + 1];
+                int pfd, dfd, r = 0;
+
+                if (split(f->path, c) < 0 || c->n == 0)
+                        return -EINVAL;
+                pfd = walk_parent(u->root, c);
+                if (pfd < 0)
+                        return pfd;
+                comp_copy(c, c->n - 1, base);
+                dfd = openat(pfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (dfd < 0 || fchmod(dfd, f->mode) < 0 || futimens(dfd, f->times) < 0)
+                        r = -errno;
+                if (dfd >= 0)
+                        close(dfd);
+                close(pfd);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
