@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "pgsmb-inflate.h"
 #include "pgsmb-unpack.h"
 #include "util.h"
 
@@ -60,6 +61,7 @@ static void archive_write_freep(struct archive **a) {
                 archive_write_free(*a);
 }
 static void unpack_freep(struct unpack **u) { unpack_free(*u); }
+static void inflate_freep(struct inflate **z) { inflate_free(*z); }
 static void archive_entry_freep(struct archive_entry **e) {
         if (*e)
                 archive_entry_free(*e);
@@ -837,9 +839,9 @@ static int extract_builtin(int in_fd, const char *target, const struct profile_l
         _cleanup_(archive_write_freep) struct archive *w = archive_write_disk_new();
         if (!a || !w)
                 return fail(err, errlen, -ENOMEM, "out of memory");
-        /* tar (pax, ustar, GNU) only; zstd or uncompressed only: nothing else is ours. */
+        /* tar (pax, ustar, GNU) only; zstd (undone by pgsmb-inflate.c's thread) or uncompressed
+         * only: nothing else is ours. */
         if (archive_read_support_format_tar(a) != ARCHIVE_OK ||
-            archive_read_support_filter_zstd(a) != ARCHIVE_OK ||
             archive_read_support_filter_none(a) != ARCHIVE_OK)
                 return fail(err, errlen, -EOPNOTSUPP, "libarchive cannot read tar + zstd: %s",
                             la_error(a));
@@ -852,12 +854,14 @@ static int extract_builtin(int in_fd, const char *target, const struct profile_l
                            ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_ACL | ARCHIVE_EXTRACT_XATTR);
         /* ACL entries name users and groups: map the names to this machine's ids. */
         archive_write_disk_set_standard_lookup(w);
-        if (archive_read_open_fd(a, in_fd, ARCHIVE_BLOCK_BYTES) != ARCHIVE_OK)
-                return fail(err, errlen, la_errno(a, EBADMSG), "cannot read the archive: %s",
-                            la_error(a));
+        _cleanup_(inflate_freep) struct inflate *z = NULL;
+        int r = inflate_open(a, in_fd, &z);
+        if (r < 0)
+                return fail(err, errlen, r, "cannot read the archive: %s",
+                            r == -EBADMSG ? la_error(a) : strerror(-r));
 
         _cleanup_(unpack_freep) struct unpack *u = NULL;
-        int r = unpack_new(tfd, &u);
+        r = unpack_new(tfd, &u);
         if (r < 0)
                 return fail(err, errlen, r, "out of memory");
         struct extract_state s = { .lim = lim };

@@ -332,7 +332,8 @@ int unpack_finish(struct unpack *u) {
 
         cache_trim(u, 0);
         /* deepest first: a parent keeps its writable mode until its children are done */
-        qsort(u->fix, u->nfix, sizeof *u->fix, fix_cmp);
+        if (u->nfix > 0)
+                qsort(u->fix, u->nfix, sizeof *u->fix, fix_cmp);
         for (size_t i = 0; i < u->nfix; i++) {
                 const struct dirfix *f = &u->fix[i];
                 char base[NAME_MAX + 1];

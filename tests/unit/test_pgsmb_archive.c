@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <zstd.h>
 
 #include "pgsmb-archive.h"
 
@@ -940,6 +941,44 @@ static void test_hostile_garbage_and_truncated_archives_refused(void **state) {
         assert_outside_untouched();
 }
 
+/* Several zstd frames one after the other (what a multi-threaded or external compressor may
+ * write) are one stream; a stream larger than the decompressing thread's buffers goes through. */
+static void test_extract_multi_frame_zstd(void **state) {
+        (void)state;
+        char p[512], err[512] = "";
+        pathf(p, sizeof p, "%s/a.tar", base);
+        const struct ent e[] = { { "big", AE_IFREG, 0644, NULL, 9 << 20, NULL },
+                                 { "small", AE_IFREG, 0600, "tail data", 0, NULL } };
+        build_archive(p, false, e, 2);
+        int fd = open(p, O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        struct stat st;
+        assert_int_equal(fstat(fd, &st), 0);
+        size_t n = (size_t)st.st_size, half = n / 2 + 12345;
+        unsigned char *raw = malloc(n);
+        assert_non_null(raw);
+        assert_int_equal(read(fd, raw, n), (ssize_t)n);
+        close(fd);
+        size_t cap = ZSTD_compressBound(n) + 64;
+        unsigned char *z = malloc(cap);
+        assert_non_null(z);
+        size_t k1 = ZSTD_compress(z, cap, raw, half, 3);
+        assert_false(ZSTD_isError(k1));
+        size_t k2 = ZSTD_compress(z + k1, cap - k1, raw + half, n - half, 3);
+        assert_false(ZSTD_isError(k2));
+        write_file(p, z, k1 + k2, 0600);
+        free(raw);
+        free(z);
+        if (extract_file(&roomy, NULL, err, sizeof err) != 0)
+                fail_msg("extract: %s", err);
+        tf(p, sizeof p, "big");
+        assert_int_equal(lstat(p, &st), 0);
+        assert_int_equal(st.st_size, 9 << 20);
+        tf(p, sizeof p, "small");
+        assert_int_equal(lstat(p, &st), 0);
+        assert_int_equal(st.st_size, 9);
+}
+
 static void test_extract_rejects_other_compression(void **state) {
         (void)state;
         char p[512], err[512] = "";
@@ -977,6 +1016,7 @@ int main(void) {
                 T(test_hostile_bomb_total_stops_at_max_total_bytes),
                 T(test_hostile_header_under_reporting_size_stops_at_limits),
                 T(test_hostile_garbage_and_truncated_archives_refused),
+                T(test_extract_multi_frame_zstd),
                 T(test_extract_rejects_other_compression),
 #undef T
         };

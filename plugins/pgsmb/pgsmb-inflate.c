@@ -1,0 +1,285 @@
+/* The archive stream of a restore, decompressed in a thread (see pgsmb-inflate.h). */
+#include "pgsmb-inflate.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#define SLOTS 4
+#define SLOT_BYTES (1024 * 1024)
+
+static const unsigned char zstd_magic[4] = {0x28, 0xb5, 0x2f, 0xfd};
+
+struct inflate {
+        int fd;
+        pthread_t thread;
+        bool started;
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        /* Published slots are [tail, tail + count); the consumer holds slot tail (handed to
+         * libarchive) until its next read, which releases it. */
+        unsigned char *data[SLOTS];
+        size_t len[SLOTS];
+        size_t tail, count;
+        bool held;
+        bool eof, stop;
+        int error; /* errno of the producer, with msg */
+        char msg[256];
+};
+
+/* ---- producer (the thread) ---- */
+
+static void set_error(struct inflate *z, int error, const char *fmt, const char *detail) {
+        pthread_mutex_lock(&z->lock);
+        if (!z->error) {
+                z->error = error;
+                snprintf(z->msg, sizeof z->msg, fmt, detail);
+        }
+        pthread_cond_broadcast(&z->cond);
+        pthread_mutex_unlock(&z->lock);
+}
+
+/* The next free slot to fill, or NULL when told to stop. */
+static unsigned char *slot_get(struct inflate *z) {
+        unsigned char *p = NULL;
+
+        pthread_mutex_lock(&z->lock);
+        while (z->count == SLOTS && !z->stop)
+                pthread_cond_wait(&z->cond, &z->lock);
+        if (!z->stop)
+                p = z->data[(z->tail + z->count) % SLOTS];
+        pthread_mutex_unlock(&z->lock);
+        return p;
+}
+
+static void slot_publish(struct inflate *z, size_t len) {
+        pthread_mutex_lock(&z->lock);
+        z->len[(z->tail + z->count) % SLOTS] = len;
+        z->count++;
+        pthread_cond_broadcast(&z->cond);
+        pthread_mutex_unlock(&z->lock);
+}
+
+static ssize_t read_some(int fd, void *buf, size_t len) {
+        for (;;) {
+                ssize_t k = read(fd, buf, len);
+                if (k >= 0 || errno != EINTR)
+                        return k < 0 ? -errno : k;
+        }
+}
+
+/* Decompress in, of which `have` bytes are already read, to the end of fd. */
+static int run_zstd(struct inflate *z, unsigned char *in, size_t have) {
+        ZSTD_DStream *ds = ZSTD_createDStream();
+        ZSTD_outBuffer out = {0};
+        size_t last = 0;
+        int r = 0;
+
+        if (!ds)
+                return -ENOMEM;
+        for (;;) {
+                ZSTD_inBuffer ib = {in, have, 0};
+
+                while (ib.pos < ib.size) {
+                        if (!out.dst) {
+                                if (!(out.dst = slot_get(z))) {
+                                        r = -ECANCELED;
+                                        goto out;
+                                }
+                                out.size = SLOT_BYTES;
+                                out.pos = 0;
+                        }
+                        last = ZSTD_decompressStream(ds, &out, &ib);
+                        if (ZSTD_isError(last)) {
+                                set_error(z, EBADMSG, "the archive's zstd stream is damaged: %s",
+                                          ZSTD_getErrorName(last));
+                                r = -EBADMSG;
+                                goto out;
+                        }
+                        if (out.pos == out.size) {
+                                slot_publish(z, out.pos);
+                                out.dst = NULL;
+                        }
+                }
+                ssize_t k = read_some(z->fd, in, SLOT_BYTES);
+                if (k < 0) {
+                        set_error(z, (int)-k, "cannot read the archive: %s", strerror((int)-k));
+                        r = (int)k;
+                        goto out;
+                }
+                if (k == 0)
+                        break;
+                have = (size_t)k;
+        }
+        /* What zstd still holds: it stopped because a slot was full. */
+        while (last != 0) {
+                ZSTD_inBuffer none = {in, 0, 0};
+                size_t before;
+
+                if (!out.dst) {
+                        if (!(out.dst = slot_get(z))) {
+                                r = -ECANCELED;
+                                goto out;
+                        }
+                        out.size = SLOT_BYTES;
+                        out.pos = 0;
+                }
+                before = out.pos;
+                last = ZSTD_decompressStream(ds, &out, &none);
+                if (ZSTD_isError(last)) {
+                        set_error(z, EBADMSG, "the archive's zstd stream is damaged: %s",
+                                  ZSTD_getErrorName(last));
+                        r = -EBADMSG;
+                        goto out;
+                }
+                if (out.pos == out.size) {
+                        slot_publish(z, out.pos);
+                        out.dst = NULL;
+                } else if (out.pos == before)
+                        break; /* nothing more without input */
+        }
+        /* The end of the input must also be the end of a frame: otherwise it was cut short. */
+        if (last != 0) {
+                set_error(z, EBADMSG, "%s", "the archive's zstd stream ends in the middle of a frame");
+                r = -EBADMSG;
+        } else if (out.dst && out.pos > 0)
+                slot_publish(z, out.pos);
+out:
+        ZSTD_freeDStream(ds);
+        return r;
+}
+
+/* Not zstd: the bytes as they are. */
+static int run_plain(struct inflate *z, unsigned char *in, size_t have) {
+        for (;;) {
+                unsigned char *slot = slot_get(z);
+                if (!slot)
+                        return -ECANCELED;
+                memcpy(slot, in, have);
+                slot_publish(z, have);
+                ssize_t k = read_some(z->fd, in, SLOT_BYTES);
+                if (k < 0) {
+                        set_error(z, (int)-k, "cannot read the archive: %s", strerror((int)-k));
+                        return (int)k;
+                }
+                if (k == 0)
+                        return 0;
+                have = (size_t)k;
+        }
+}
+
+static void *producer(void *arg) {
+        struct inflate *z = arg;
+        unsigned char *in = malloc(SLOT_BYTES);
+        size_t have = 0;
+        int r = 0;
+
+        if (!in) {
+                set_error(z, ENOMEM, "%s", "out of memory");
+                return NULL;
+        }
+        /* Enough bytes to see the magic (or the whole stream when it is shorter). */
+        while (have < sizeof zstd_magic) {
+                ssize_t k = read_some(z->fd, in + have, SLOT_BYTES - have);
+                if (k < 0) {
+                        set_error(z, (int)-k, "cannot read the archive: %s", strerror((int)-k));
+                        r = (int)k;
+                        break;
+                }
+                if (k == 0)
+                        break;
+                have += (size_t)k;
+        }
+        if (r == 0 && have > 0)
+                r = have >= sizeof zstd_magic && memcmp(in, zstd_magic, sizeof zstd_magic) == 0
+                            ? run_zstd(z, in, have)
+                            : run_plain(z, in, have);
+        free(in);
+        pthread_mutex_lock(&z->lock);
+        z->eof = true;
+        pthread_cond_broadcast(&z->cond);
+        pthread_mutex_unlock(&z->lock);
+        return NULL;
+}
+
+/* ---- consumer (libarchive's read callback, main thread) ---- */
+
+static ssize_t consume(struct archive *a, void *ud, const void **buf) {
+        struct inflate *z = ud;
+        ssize_t r;
+
+        pthread_mutex_lock(&z->lock);
+        if (z->held) { /* libarchive is done with the block it had */
+                z->held = false;
+                z->tail = (z->tail + 1) % SLOTS;
+                z->count--;
+                pthread_cond_broadcast(&z->cond);
+        }
+        while (z->count == 0 && !z->eof && !z->error)
+                pthread_cond_wait(&z->cond, &z->lock);
+        if (z->error) {
+                archive_set_error(a, z->error, "%s", z->msg);
+                r = -1;
+        } else if (z->count == 0)
+                r = 0; /* end of the stream */
+        else {
+                *buf = z->data[z->tail];
+                r = (ssize_t)z->len[z->tail];
+                z->held = true;
+        }
+        pthread_mutex_unlock(&z->lock);
+        return r;
+}
+
+void inflate_free(struct inflate *z) {
+        if (!z)
+                return;
+        if (z->started) {
+                pthread_mutex_lock(&z->lock);
+                z->stop = true;
+                pthread_cond_broadcast(&z->cond);
+                pthread_mutex_unlock(&z->lock);
+                /* a thread blocked reading the socket wakes up to EOF (a file never blocks) */
+                (void)shutdown(z->fd, SHUT_RD);
+                pthread_join(z->thread, NULL);
+        }
+        for (size_t i = 0; i < SLOTS; i++)
+                free(z->data[i]);
+        pthread_cond_destroy(&z->cond);
+        pthread_mutex_destroy(&z->lock);
+        free(z);
+}
+
+int inflate_open(struct archive *a, int fd, struct inflate **ret) {
+        struct inflate *z = calloc(1, sizeof *z);
+        int r;
+
+        if (!z)
+                return -ENOMEM;
+        z->fd = fd;
+        pthread_mutex_init(&z->lock, NULL);
+        pthread_cond_init(&z->cond, NULL);
+        for (size_t i = 0; i < SLOTS; i++)
+                if (!(z->data[i] = malloc(SLOT_BYTES))) {
+                        inflate_free(z);
+                        return -ENOMEM;
+                }
+        r = pthread_create(&z->thread, NULL, producer, z);
+        if (r != 0) {
+                inflate_free(z);
+                return -r;
+        }
+        z->started = true;
+        if (archive_read_open(a, z, NULL, consume, NULL) != ARCHIVE_OK) {
+                inflate_free(z);
+                return -EBADMSG;
+        }
+        *ret = z;
+        return 0;
+}
