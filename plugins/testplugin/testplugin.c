@@ -32,6 +32,8 @@ static const struct pgina_option tp_options[] = {
          "KEY=VALUE attributes set by a successful authenticate; keys uid and gid set the record's ids"},
         {"log_file", PGINA_OPT_STRING, NULL, "every call appends one line here (never a password)"},
         {"notify_sleep_ms", PGINA_OPT_INT, "0", "notify sleeps this long on LOGOFF (slow logoff jobs)"},
+        {"wait_file", PGINA_OPT_STRING, NULL,
+         "every call (after its log_file line) waits until this file exists (busy workers)"},
         {"password", PGINA_OPT_STRING, NULL,
          "when set, authenticate succeeds only for this password"},
         {NULL, 0, NULL, NULL},
@@ -89,10 +91,22 @@ static void log_call(struct pgina_ctx *ctx, const char *stage, int event, struct
         close(fd);
 }
 
+/* A test holds workers busy for as long as it needs, then releases them all at once by creating
+ * the file: no guessed durations. */
+static void wait_for_file(struct pgina_ctx *ctx) {
+        const char *path = pgina_conf_get(ctx, "wait_file");
+
+        while (path && *path && access(path, F_OK) < 0) {
+                struct timespec ts = {.tv_sec = 0, .tv_nsec = 20 * 1000000L};
+                nanosleep(&ts, NULL);
+        }
+}
+
 /* The configured outcome of a stage: crash and hang never return. */
 static int outcome_run(struct pgina_ctx *ctx, const char *key) {
         const char *msg = pgina_conf_get(ctx, "message");
 
+        wait_for_file(ctx);
         if (msg)
                 pgina_ctx_message(ctx, "%s", msg);
         switch (outcome_parse(pgina_conf_get(ctx, key))) {

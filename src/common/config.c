@@ -135,7 +135,7 @@ static int set_string(char **dst, const char *v) {
         return 0;
 }
 
-static int parse_seconds(const char *v, unsigned min, unsigned max, unsigned *ret) {
+static int parse_unsigned(const char *v, unsigned min, unsigned max, unsigned *ret) {
         char *end;
         unsigned long n;
 
@@ -163,25 +163,35 @@ static void conf_service_entry(struct conf *c, const struct conf_entry *e, char 
                         r = set_string(streq(e->key, "state_dir") ? &c->state_dir : &c->plugin_dir,
                                        e->value);
         } else if (streq(e->key, "request_timeout")) {
-                if (parse_seconds(e->value, 1, 86400, &c->request_timeout) < 0)
+                if (parse_unsigned(e->value, 1, 86400, &c->request_timeout) < 0)
                         conf_error(errors, c->path, e->line,
                                    "request_timeout must be seconds between 1 and 86400, not '%s'",
                                    e->value);
         } else if (streq(e->key, "shutdown_timeout")) {
-                if (parse_seconds(e->value, 0, 86400, &c->shutdown_timeout) < 0)
+                if (parse_unsigned(e->value, 0, 86400, &c->shutdown_timeout) < 0)
                         conf_error(errors, c->path, e->line,
                                    "shutdown_timeout must be seconds between 0 and 86400, not '%s'",
                                    e->value);
         } else if (streq(e->key, "job_timeout")) {
-                if (parse_seconds(e->value, 1, 7 * 86400, &c->job_timeout) < 0)
+                if (parse_unsigned(e->value, 1, 7 * 86400, &c->job_timeout) < 0)
                         conf_error(errors, c->path, e->line,
                                    "job_timeout must be seconds between 1 and 604800, not '%s'",
                                    e->value);
         } else if (streq(e->key, "failure_delay_max")) {
-                if (parse_seconds(e->value, 0, 600, &c->failure_delay_max) < 0)
+                if (parse_unsigned(e->value, 0, 600, &c->failure_delay_max) < 0)
                         conf_error(errors, c->path, e->line,
                                    "failure_delay_max must be seconds between 0 and 600, not '%s'",
                                    e->value);
+        } else if (streq(e->key, "max_workers")) {
+                if (parse_unsigned(e->value, 1, CONF_MAX_WORKERS_MAX, &c->max_workers) < 0)
+                        conf_error(errors, c->path, e->line,
+                                   "max_workers must be a number between 1 and %u, not '%s'",
+                                   CONF_MAX_WORKERS_MAX, e->value);
+        } else if (streq(e->key, "max_queued")) {
+                if (parse_unsigned(e->value, 0, CONF_MAX_QUEUED_MAX, &c->max_queued) < 0)
+                        conf_error(errors, c->path, e->line,
+                                   "max_queued must be a number between 0 and %u, not '%s'",
+                                   CONF_MAX_QUEUED_MAX, e->value);
         } else if (streq(e->key, "log_level")) {
                 int l = log_level_from_string(e->value);
                 if (l < 0)
@@ -281,6 +291,8 @@ static int conf_set_defaults(struct conf *c) {
         c->shutdown_timeout = 60;
         c->job_timeout = 1800;
         c->failure_delay_max = 8;
+        c->max_workers = 64;
+        c->max_queued = 256;
         c->log_level = LOG_INFO;
         if (set_string(&c->socket_path, PGINA_SOCKET_DEFAULT) < 0 ||
             set_string(&c->state_dir, PGINA_STATE_DIR_DEFAULT) < 0 ||

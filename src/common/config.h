@@ -9,6 +9,10 @@
 #define PGINA_CONF_DEFAULT "/etc/pgina/pgina.conf"
 #define PGINA_PLUGIN_DIR_DEFAULT "/usr/lib/pgina/plugins"
 #define PGINA_STATE_DIR_DEFAULT "/var/lib/pgina"
+/* Bounds of max_workers and max_queued. A queued request holds one of pginad's 512 client
+ * connections (CONNS_MAX in pginad-manager.c), so a longer queue could never fill. */
+#define CONF_MAX_WORKERS_MAX 256u
+#define CONF_MAX_QUEUED_MAX 512u
 
 enum conf_stage {
         CONF_STAGE_AUTHENTICATION,
@@ -39,6 +43,8 @@ struct conf {
         unsigned shutdown_timeout; /* seconds SIGTERM waits for logoff jobs */
         unsigned job_timeout; /* seconds one logoff job may run */
         unsigned failure_delay_max; /* seconds, cap of the slow-down for a failing non-root peer */
+        unsigned max_workers; /* request workers running at once */
+        unsigned max_queued; /* requests waiting for a worker; beyond, "busy" */
         int log_level;
 
         /* [order]: plugin names per stage, in order */

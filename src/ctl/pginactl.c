@@ -363,6 +363,9 @@ static int cmd_status(const struct ctl *ctl, int argc, char **argv) {
                         printf("  Socket:   %s\n", strempty(sock));
                         printf("  Sessions: %s\n", row_get(row, "sessions"));
                         printf("  Pending logoff jobs: %s\n", row_get(row, "jobs"));
+                        if (proto_row_get(row, "queued")) /* pginad before the request queue: absent */
+                                printf("  Requests: %s in workers, %s waiting for a worker\n",
+                                       row_get(row, "request_workers"), row_get(row, "queued"));
                 } else if (streq(kind, "plugin")) {
                         print_plugin_health(row, b2, sizeof b2);
                         table_add(&plugins,

@@ -30,10 +30,12 @@
 
 #define CONNS_MAX 512
 #define CONNS_PER_USER_MAX 16 /* non-root peers */
-#define WORKERS_PER_USER_MAX 2 /* non-root peers: requests beyond wait their turn */
+#define WORKERS_PER_USER_MAX 2 /* non-root peers: requests in workers or queued; beyond, they
+                                 * wait unread in their connection */
 #define IDLE_TIMEOUT_MS (30 * 1000) /* a connection with no complete request for this long */
 #define PARKED_PING_MS (10 * 1000) /* a waiting logon hears from us this often (PAM timeouts) */
-#define REQUEST_WORKERS_MAX 64
+#define ACCEPT_BATCH 32 /* connections accepted per round: a burst of logons must not sit in
+                         * the listen backlog, whose overflow blocks clients in connect() */
 #define JOBS_PARALLEL_MAX 4
 #define TOKEN_TTL_MS (5 * 60 * 1000)
 #define READ_CHUNK 16384
@@ -50,7 +52,10 @@ struct conn {
         int pidx; /* index in this round's pollfd array, -1 if not polled */
         long long idle_since; /* last time it became idle (accepted or answered) */
         long long parked_ping; /* last "please wait" sent while parked */
-        long long keepalive_at; /* last keepalive sent while a worker runs for it */
+        long long keepalive_at; /* last keepalive sent while a worker runs or it is queued */
+        bool queued; /* its request waits in manager.queue for a free request worker */
+        long long queued_at;
+        struct conn *queue_next;
         struct conn *next;
 };
 
@@ -97,6 +102,8 @@ struct manager {
         struct conn *conns;
         size_t nconns;
         struct worker *workers;
+        struct conn *queue, *queue_tail; /* FIFO of requests waiting for a request worker */
+        size_t nqueued;
         struct cache cache;
         struct jobs jobs;
         struct pending_login *logins;
@@ -273,33 +280,71 @@ static int user_uid(const char *user, uid_t *uid) {
         return 0;
 }
 
-/* While a worker runs for a client, the client hears from us (see PROTO_INFO_KEEPALIVE). */
-static void keepalives(struct manager *m, long long now, long long *next) {
-        for (struct worker *w = m->workers; w; w = w->next) {
-                struct conn *c = w->conn;
-
-                if (!c || w->kind != WORKER_REQUEST)
-                        continue;
-                if (c->keepalive_at == 0)
-                        c->keepalive_at = now;
-                if (now - c->keepalive_at >= PROTO_KEEPALIVE_MS) {
-                        c->keepalive_at = now;
-                        reply_info(c, PROTO_INFO_KEEPALIVE, "");
-                }
-                if (c->keepalive_at + PROTO_KEEPALIVE_MS < *next)
-                        *next = c->keepalive_at + PROTO_KEEPALIVE_MS;
+static void keepalive_one(struct conn *c, long long now, long long *next) {
+        if (c->keepalive_at == 0)
+                c->keepalive_at = now;
+        if (now - c->keepalive_at >= PROTO_KEEPALIVE_MS) {
+                c->keepalive_at = now;
+                reply_info(c, PROTO_INFO_KEEPALIVE, "");
         }
+        if (c->keepalive_at + PROTO_KEEPALIVE_MS < *next)
+                *next = c->keepalive_at + PROTO_KEEPALIVE_MS;
 }
 
-static void handle_request_in_worker(struct manager *m, struct conn *c) {
+/* While a worker runs for a client, or its request is queued, the client hears from us (see
+ * PROTO_INFO_KEEPALIVE): its silence timeout is for a stuck pginad, not for a busy one. */
+static void keepalives(struct manager *m, long long now, long long *next) {
+        for (struct worker *w = m->workers; w; w = w->next)
+                if (w->conn && w->kind == WORKER_REQUEST)
+                        keepalive_one(w->conn, now, next);
+        for (struct conn *c = m->queue; c; c = c->queue_next)
+                keepalive_one(c, now, next);
+}
+
+/* ---- the request queue: requests that found every request worker busy wait here, in
+ * arrival order, and start as workers finish. Only past max_queued is "busy" answered. ---- */
+
+static void queue_push(struct manager *m, struct conn *c) {
+        c->queued = true;
+        c->queued_at = now_ms();
+        c->queue_next = NULL;
+        if (m->queue_tail)
+                m->queue_tail->queue_next = c;
+        else
+                m->queue = c;
+        m->queue_tail = c;
+        m->nqueued++;
+}
+
+static void queue_remove(struct manager *m, struct conn *c) {
+        struct conn *prev = NULL;
+
+        if (!c->queued)
+                return;
+        for (struct conn *q = m->queue; q; prev = q, q = q->queue_next) {
+                if (q != c)
+                        continue;
+                if (prev)
+                        prev->queue_next = c->queue_next;
+                else
+                        m->queue = c->queue_next;
+                if (m->queue_tail == c)
+                        m->queue_tail = prev;
+                break;
+        }
+        c->queued = false;
+        c->queue_next = NULL;
+        m->nqueued--;
+}
+
+static bool request_worker_free(const struct manager *m) {
+        return workers_count(m, WORKER_REQUEST) < m->conf->max_workers;
+}
+
+static void request_worker_start(struct manager *m, struct conn *c) {
         struct worker_spec spec = {.kind = WORKER_REQUEST, .req = &c->req};
         struct worker *w;
 
-        if (workers_count(m, WORKER_REQUEST) >= REQUEST_WORKERS_MAX) {
-                reply_simple(c, PROTO_UNAVAILABLE, "pginad is busy; try again");
-                request_free(&c->req);
-                return;
-        }
         w = worker_start(m, &spec, c->req.user);
         if (!w) {
                 reply_simple(c, PROTO_UNAVAILABLE, "pginad could not start a worker");
@@ -307,9 +352,71 @@ static void handle_request_in_worker(struct manager *m, struct conn *c) {
                 return;
         }
         w->conn = c;
-        c->keepalive_at = now_ms();
         w->req = c->req; /* the worker owns the request now */
         memset(&c->req, 0, sizeof c->req);
+}
+
+static void handle_request_in_worker(struct manager *m, struct conn *c) {
+        c->keepalive_at = now_ms();
+        /* A worker that finished this round belongs to the oldest queued request (queue_run, at
+         * the top of the next round), not to one that arrived after it. */
+        if (!m->queue && request_worker_free(m)) {
+                request_worker_start(m, c);
+                return;
+        }
+        if (m->stopping) {
+                reply_simple(c, PROTO_SHUTTING_DOWN, "The system is shutting down");
+                request_free(&c->req);
+                return;
+        }
+        if (m->nqueued >= m->conf->max_queued) {
+                log_warning("%u request workers busy and %zu requests queued (max_queued): refusing "
+                            "the request of uid %u for '%s'",
+                            m->conf->max_workers, m->nqueued, (unsigned)c->peer.uid, c->req.user);
+                reply_simple(c, PROTO_UNAVAILABLE, "pginad is busy; try again");
+                request_free(&c->req);
+                return;
+        }
+        queue_push(m, c);
+        log_debug("request of uid %u for '%s' queued (%zu waiting for a worker)",
+                  (unsigned)c->peer.uid, c->req.user, m->nqueued);
+}
+
+/* Start queued requests on free workers, oldest first. request_timeout bounds the chain from the
+ * moment its worker starts, so a plugin is never blamed (killed, shown as failed) for time spent
+ * in the queue; the wait itself is bounded by request_timeout too: a request not started by then
+ * is answered "busy", so a client waits at most twice request_timeout in all. */
+static void queue_run(struct manager *m) {
+        long long now = now_ms();
+        struct conn *c;
+
+        while ((c = m->queue) && request_worker_free(m)) {
+                queue_remove(m, c);
+                log_debug("request of uid %u for '%s' starts after %lld ms in the queue",
+                          (unsigned)c->peer.uid, c->req.user, now - c->queued_at);
+                request_worker_start(m, c);
+        }
+        while ((c = m->queue) && now - c->queued_at >= 1000LL * m->conf->request_timeout) {
+                queue_remove(m, c);
+                log_warning("request of uid %u for '%s' found no free worker within request_timeout "
+                            "(%u s); answering busy",
+                            (unsigned)c->peer.uid, c->req.user, m->conf->request_timeout);
+                reply_simple(c, PROTO_UNAVAILABLE, "pginad is busy; try again");
+                request_free(&c->req);
+        }
+}
+
+/* SIGTERM: no queued request will start now. */
+static void queue_shutdown(struct manager *m) {
+        struct conn *c;
+
+        if (m->nqueued > 0)
+                log_info("Stopping: answering %zu queued request(s) \"shutting down\"", m->nqueued);
+        while ((c = m->queue)) {
+                queue_remove(m, c);
+                reply_simple(c, PROTO_SHUTTING_DOWN, "The system is shutting down");
+                request_free(&c->req);
+        }
 }
 
 static bool user_has_job(struct manager *m, const char *user) {
@@ -594,21 +701,24 @@ static void handle_nss(struct manager *m, struct conn *c) {
 
 static void handle_status(struct manager *m, struct conn *c) {
         _cleanup_pbuf_ struct pbuf b = {0};
-        char pid[24], up[32], ns[24], nj[24];
+        char pid[24], up[32], ns[24], nj[24], nw[24], nq[24];
         size_t njobs = jobs_count(&m->jobs);
 
         snprintf(pid, sizeof pid, "%d", (int)getpid());
         snprintf(up, sizeof up, "%lld", (long long)(time(NULL) - m->started));
         snprintf(ns, sizeof ns, "%zu", m->cache.n);
         snprintf(nj, sizeof nj, "%zu", njobs);
+        snprintf(nw, sizeof nw, "%zu", workers_count(m, WORKER_REQUEST));
+        snprintf(nq, sizeof nq, "%zu", m->nqueued);
         pbuf_init(&b);
         if (proto_result_begin(&b, PROTO_OK, m->stopping ? "stopping" : "running",
                                (uint32_t)(1 + m->nplugins + njobs)) < 0 ||
-            proto_row_begin(&b, 8) < 0 || proto_row_field(&b, "kind", "daemon") < 0 ||
+            proto_row_begin(&b, 10) < 0 || proto_row_field(&b, "kind", "daemon") < 0 ||
             proto_row_field(&b, "version", PGINA_VERSION) < 0 || proto_row_field(&b, "pid", pid) < 0 ||
             proto_row_field(&b, "uptime", up) < 0 || proto_row_field(&b, "config", m->conf_path) < 0 ||
             proto_row_field(&b, "socket", m->conf->socket_path) < 0 ||
-            proto_row_field(&b, "sessions", ns) < 0 || proto_row_field(&b, "jobs", nj) < 0)
+            proto_row_field(&b, "sessions", ns) < 0 || proto_row_field(&b, "jobs", nj) < 0 ||
+            proto_row_field(&b, "request_workers", nw) < 0 || proto_row_field(&b, "queued", nq) < 0)
                 goto fail;
         for (size_t i = 0; i < m->nplugins; i++) {
                 const struct plugin_info *pi = &m->plugins[i];
@@ -818,6 +928,12 @@ static void conn_free(struct manager *m, struct conn *c) {
                         *p = c->next;
                         break;
                 }
+        if (c->queued) {
+                /* The client left while waiting: no worker is started for it. */
+                log_debug("uid %u left while its request for '%s' was queued", (unsigned)c->peer.uid,
+                          c->req.user);
+                queue_remove(m, c);
+        }
         for (struct worker *w = m->workers; w; w = w->next)
                 if (w->conn == c)
                         w->conn = NULL;
@@ -829,23 +945,24 @@ static void conn_free(struct manager *m, struct conn *c) {
         m->nconns--;
 }
 
-static void conn_accept(struct manager *m) {
+/* Accept one connection; false when there was none to accept. */
+static bool conn_accept(struct manager *m) {
         socklen_t len = sizeof(struct ucred);
         struct conn *c;
         int fd = accept4(m->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
         if (fd < 0)
-                return;
+                return false;
         if (m->nconns >= CONNS_MAX) {
                 log_warning("Too many connections (%d); refusing one", CONNS_MAX);
                 close(fd);
-                return;
+                return true;
         }
         c = calloc(1, sizeof *c);
         if (!c || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->peer, &len) < 0) {
                 free(c);
                 close(fd);
-                return;
+                return true;
         }
         if (c->peer.uid != 0) {
                 size_t mine = 0;
@@ -857,7 +974,7 @@ static void conn_accept(struct manager *m) {
                                     (unsigned)c->peer.uid, mine);
                         free(c);
                         close(fd);
-                        return;
+                        return true;
                 }
         }
         c->fd = fd;
@@ -868,19 +985,24 @@ static void conn_accept(struct manager *m) {
         c->next = m->conns;
         m->conns = c;
         m->nconns++;
+        return true;
 }
 
-/* A non-root peer that failed recently, or has enough requests running, waits its turn. */
+/* A non-root peer that failed recently, or has enough requests running or queued, waits its
+ * turn: one local user's share of the workers and of the queue is WORKERS_PER_USER_MAX. */
 static bool peer_must_wait(struct manager *m, const struct conn *c) {
         struct peer_fail *f = peer_fail_get(m, c->peer.uid, false);
-        size_t running = 0;
+        size_t held = 0;
 
         if (f && f->next_allowed > now_ms())
                 return true;
         for (const struct worker *w = m->workers; w; w = w->next)
                 if (w->conn && w->conn->peer.uid == c->peer.uid)
-                        running++;
-        return running >= WORKERS_PER_USER_MAX;
+                        held++;
+        for (const struct conn *q = m->queue; q; q = q->queue_next)
+                if (q->peer.uid == c->peer.uid)
+                        held++;
+        return held >= WORKERS_PER_USER_MAX;
 }
 
 static long long peer_wait_until(struct manager *m, const struct conn *c) {
@@ -1422,6 +1544,7 @@ static void handle_signals(struct manager *m) {
                                 m->stop_deadline = now_ms() + 1000LL * m->conf->shutdown_timeout;
                                 log_info("Stopping: %zu logoff job(s) pending, waiting up to %u s",
                                          jobs_count(&m->jobs), m->conf->shutdown_timeout);
+                                queue_shutdown(m);
                         }
                         break;
                 case SIGHUP: {
@@ -1467,6 +1590,7 @@ int manager_run(struct manager *m) {
                 jobs_start(m);
                 jobs_count_running(m);
                 parked_resume(m);
+                queue_run(m);
                 logins_expire(m);
                 if (manager_done(m))
                         break;
@@ -1515,6 +1639,8 @@ int manager_run(struct manager *m) {
                 }
                 if (m->stopping && m->stop_deadline < next)
                         next = m->stop_deadline;
+                if (m->queue && m->queue->queued_at + 1000LL * m->conf->request_timeout < next)
+                        next = m->queue->queued_at + 1000LL * m->conf->request_timeout;
                 keepalives(m, now, &next);
                 timeout = next <= now ? 0 : (int)(next - now);
                 k = poll(pfd, n, timeout);
@@ -1543,7 +1669,8 @@ int manager_run(struct manager *m) {
                                 conn_read(m, c); /* may free c */
                 }
                 if (pfd[1].revents & POLLIN)
-                        conn_accept(m);
+                        for (int i = 0; i < ACCEPT_BATCH && conn_accept(m); i++)
+                                ;
                 for (struct worker *w = m->workers; w; w = w->next)
                         if (!w->eof)
                                 worker_read(m, w);

@@ -13,7 +13,9 @@ Commands:
                                             zeros:N = N zero bytes)
     length N                                a header announcing N bytes, then nothing more
     hold SECONDS HEX                        send HEX, keep the connection open SECONDS, exit
-Options (before the command): --socket PATH, --wait SECONDS (default 10).
+Options (before the command): --socket PATH, --wait SECONDS (default 10), --silence SECONDS
+(like pam_pgina's timeout=: more than this between two frames is "silent"; each INFO frame,
+keepalives included, is then shown on stderr as "info KIND").
 """
 import os
 import select
@@ -54,10 +56,11 @@ def recv_exact(sock, n, deadline):
     return buf
 
 
-def answer(sock, wait):
-    """Read INFO frames until a RESULT, EOF or the wait runs out."""
-    deadline = time.monotonic() + wait
+def answer(sock, wait, silence=None):
+    """Read INFO frames until a RESULT, EOF or the wait (or a silence) runs out."""
+    end = time.monotonic() + wait
     while True:
+        deadline = end if silence is None else min(end, time.monotonic() + silence)
         hdr = recv_exact(sock, 8, deadline)
         if hdr is None:
             return "silent"
@@ -68,6 +71,8 @@ def answer(sock, wait):
         if body is None:
             return "silent"
         if ftype == MSG_INFO:
+            if silence is not None and body:
+                print("info %d" % body[0], file=sys.stderr, flush=True)
             continue
         if ftype != MSG_RESULT:
             return "frame %d" % ftype
@@ -80,11 +85,14 @@ def answer(sock, wait):
 
 def main(argv):
     path, wait = os.environ.get("PGINA_SOCKET", "/run/pgina/pginad.sock"), 10.0
+    silence = None
     while argv and argv[0].startswith("--"):
         if argv[0] == "--socket":
             path = argv[1]
         elif argv[0] == "--wait":
             wait = float(argv[1])
+        elif argv[0] == "--silence":
+            silence = float(argv[1])
         argv = argv[2:]
     cmd, args = argv[0], argv[1:]
     if cmd == "status":
@@ -125,7 +133,7 @@ def main(argv):
     except (BrokenPipeError, ConnectionResetError):
         print("closed")
         return 0
-    print(answer(sock, wait))
+    print(answer(sock, wait, silence))
     return 0
 
 

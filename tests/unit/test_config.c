@@ -92,6 +92,8 @@ static void test_good_config_is_loaded(void **state) {
                    "request_timeout = 30\n"
                    "shutdown_timeout = 0\n"
                    "failure_delay_max = 600\n"
+                   "max_workers = 8\n"
+                   "max_queued = 0\n"
                    "log_level = debug\n"
                    "\n"
                    "[order]\n"
@@ -116,6 +118,8 @@ static void test_good_config_is_loaded(void **state) {
         assert_int_equal(c->request_timeout, 30);
         assert_int_equal(c->shutdown_timeout, 0);
         assert_int_equal(c->failure_delay_max, 600);
+        assert_int_equal(c->max_workers, 8);
+        assert_int_equal(c->max_queued, 0);
         assert_int_equal(c->log_level, LOG_DEBUG);
 
         assert_int_equal(c->norder[CONF_STAGE_AUTHENTICATION], 2);
@@ -129,11 +133,11 @@ static void test_good_config_is_loaded(void **state) {
         e = conf_find(c, "localmachine", "always_authenticate");
         assert_non_null(e);
         assert_string_equal(e->value, "true");
-        assert_int_equal(e->line, 22);
+        assert_int_equal(e->line, 24);
         e = conf_find(c, "localmachine", "authz_groups");
         assert_non_null(e);
         assert_string_equal(e->value, "staff users");
-        assert_int_equal(e->line, 20);
+        assert_int_equal(e->line, 22);
         assert_null(conf_find(c, "localmachine", "nope"));
         assert_null(conf_find(c, "other", "authz_groups"));
 
@@ -160,6 +164,8 @@ static void test_empty_config_gets_defaults(void **state) {
         assert_int_equal(c->request_timeout, 300);
         assert_int_equal(c->shutdown_timeout, 60);
         assert_int_equal(c->failure_delay_max, 8);
+        assert_int_equal(c->max_workers, 64);
+        assert_int_equal(c->max_queued, 256);
         assert_int_equal(c->log_level, LOG_INFO);
         for (int s = 0; s < _CONF_STAGE_MAX; s++)
                 assert_int_equal(c->norder[s], 0);
@@ -222,6 +228,20 @@ static void test_bad_timeouts(void **state) {
         assert_error_at(errors, 5, "failure_delay_max");
         assert_error_at(errors, 6, "request_timeout");
         assert_error_at(errors, 7, "shutdown_timeout");
+}
+
+static void test_bad_worker_limits(void **state) {
+        _cleanup_free_ char *errors = load_bad("[service]\n"
+                                               "max_workers = 0\n"
+                                               "max_workers = 257\n"
+                                               "max_queued = 513\n"
+                                               "max_queued = -1\n"
+                                               "max_workers = many\n");
+        assert_error_at(errors, 2, "max_workers");
+        assert_error_at(errors, 3, "max_workers");
+        assert_error_at(errors, 4, "max_queued");
+        assert_error_at(errors, 5, "max_queued");
+        assert_error_at(errors, 6, "many");
 }
 
 static void test_bad_log_level(void **state) {
@@ -326,6 +346,7 @@ int main(void) {
                 cmocka_unit_test(test_overlong_socket_path),
                 cmocka_unit_test(test_relative_state_and_plugin_dir),
                 cmocka_unit_test(test_bad_timeouts),
+                cmocka_unit_test(test_bad_worker_limits),
                 cmocka_unit_test(test_bad_log_level),
                 cmocka_unit_test(test_unknown_core_key),
                 cmocka_unit_test(test_unknown_stage_in_order),
