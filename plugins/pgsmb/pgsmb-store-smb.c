@@ -35,7 +35,7 @@
 #include "util.h"
 
 #define SMB_AUTH_MAX 255 /* libsmbclient's auth buffers are 256-byte fstrings */
-#define SMB_CHUNK (4u << 20)
+#define SMB_CHUNK (8u << 20) /* SMB3 max read/write of Samba and Windows */
 
 /* One TCP connection libsmbclient made, identified by both ends: the fd number alone could
  * have been reused by the time we look again. */

@@ -17,7 +17,9 @@
 
 #include "util.h"
 
-#define CHUNK (1024 * 1024)
+/* One store request: SMB3 servers take 8 MiB reads and writes (Samba, Windows), so a 674 MiB
+ * profile costs ~85 round trips instead of 674: what a branch office at 10 ms pays. */
+#define CHUNK (8 * 1024 * 1024)
 /* What the socket pair between the store and the user's child may hold: enough that the child
  * goes on extracting (or compressing) through several store round trips, so transfer and file
  * work overlap instead of taking turns. */
@@ -342,7 +344,7 @@ int pgsmb_upload_stream(struct store *st, const char *rel, const struct pgsmb_us
         for (;;) {
                 size_t have = 0;
 
-                /* Fill big blocks: SMB writes are cheapest at 1 MiB. */
+                /* Fill whole blocks: every store request costs a round trip. */
                 while (have < CHUNK) {
                         ssize_t k = read(s.fd, s.buf + have, CHUNK - have);
                         if (k < 0 && errno == EINTR)
