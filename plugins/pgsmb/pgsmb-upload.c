@@ -114,6 +114,7 @@ static int attempt(struct upload *up, struct store *st) {
         struct pgsmb_transfer t;
         struct store_stat ss;
         bool have_archive, have_meta, conflict;
+        long long t0 = now_ms(), t_upload, t_verify;
         int k;
 
         snprintf(meta_rel, sizeof meta_rel, "%s.meta", up->cfg.rel_archive);
@@ -126,6 +127,7 @@ static int attempt(struct upload *up, struct store *st) {
         snprintf(tmp, sizeof tmp, "%s.tmp-%s-%s", up->cfg.rel_archive, up->host, meta.version);
         k = pgsmb_upload_stream(st, tmp, &up->pu, (const char *const *)up->cfg.exclude, &up->cfg.comp,
                                 progress_cb, up, &t);
+        t_upload = now_ms();
         if (k == 0)
                 k = pgsmb_verify(st, tmp, t.bytes, t.sha256, up->why, sizeof up->why);
         else
@@ -134,6 +136,7 @@ static int attempt(struct upload *up, struct store *st) {
                 (void)store_unlink(st, tmp);
                 return k;
         }
+        t_verify = now_ms();
         pgsmb_hex(t.sha256, hex);
         if (conflict) {
                 time_t now = time(NULL);
@@ -192,9 +195,12 @@ static int attempt(struct upload *up, struct store *st) {
         if (t.stats.skipped_links)
                 pgina_log(up->ctx, LOG_WARNING, "%s: %" PRIu64 " symlink(s) pointing outside the home were not saved",
                           up->cfg.user, t.stats.skipped_links);
-        pgina_log(up->ctx, LOG_INFO, "%s: saved %" PRIu64 " files (%.1f MiB, %.1f MiB compressed) to %s/%s",
+        pgina_log(up->ctx, LOG_INFO,
+                  "%s: saved %" PRIu64 " files (%.1f MiB, %.1f MiB compressed) to %s/%s in %.1f s "
+                  "(archive and upload %.1f s, verify %.1f s)",
                   up->cfg.user, t.stats.files, t.stats.bytes / 1048576.0, t.bytes / 1048576.0, store_url(st),
-                  up->cfg.rel_archive);
+                  up->cfg.rel_archive, (now_ms() - t0) / 1000.0, (t_upload - t0) / 1000.0,
+                  (t_verify - t_upload) / 1000.0);
         return 1;
 }
 
