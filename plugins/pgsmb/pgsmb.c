@@ -292,15 +292,20 @@ int pgsmb_cfg_load(struct pgina_ctx *ctx, struct pgina_user *u, struct pgsmb_cfg
 
 /* ---- the store ---- */
 
-int pgsmb_connect(struct pgina_ctx *ctx, const struct pgsmb_cfg *c, struct store **ret, char *why,
-                  size_t whylen) {
-        struct store_creds cr = {
+void pgsmb_store_creds(const struct pgsmb_cfg *c, struct store_creds *cr) {
+        *cr = (struct store_creds){
                 .user = c->cred_user,
                 .domain = c->cred_domain[0] ? c->cred_domain : NULL,
                 .password = c->cred_password ? c->cred_password->data : NULL,
         };
+}
+
+int pgsmb_connect(struct pgina_ctx *ctx, const struct pgsmb_cfg *c, struct store **ret, char *why,
+                  size_t whylen) {
+        struct store_creds cr;
         int r = -EIO;
 
+        pgsmb_store_creds(c, &cr);
         if (c->cred_error[0]) {
                 snprintf(why, whylen, "%s", c->cred_error);
                 return -EACCES;
