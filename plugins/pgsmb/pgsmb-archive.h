@@ -27,7 +27,7 @@ struct profile_stats {
 
 struct profile_compress {
         int level; /* zstd level, 1..19 */
-        int threads; /* zstd worker threads, 0 = library default */
+        int threads; /* zstd worker threads, 0 = one per online CPU (at most 4) */
         /* External program instead of libarchive: argv (NULL-terminated), run with no shell.
          * Archive: run with cwd = the home, its stdout is the archive. Extract: run with cwd = the
          * target, the archive on its stdin. NULL = built in. */

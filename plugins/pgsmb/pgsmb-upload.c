@@ -111,9 +111,12 @@ static void progress_cb(void *userdata, uint64_t bytes, uint64_t total) {
 static int attempt(struct upload *up, struct store *st) {
         char tmp[1100], meta_rel[1100], target[1100], hex[65];
         struct pgsmb_meta cur = {0}, meta = {0};
+        struct pgsmb_readback_target rt;
         struct pgsmb_transfer t;
+        struct store_creds creds;
         struct store_stat ss;
         bool have_archive, have_meta, conflict;
+        long long t0 = now_ms(), t_upload, t_verify;
         int k;
 
         snprintf(meta_rel, sizeof meta_rel, "%s.meta", up->cfg.rel_archive);
@@ -124,9 +127,13 @@ static int attempt(struct upload *up, struct store *st) {
                                 : (have_meta || up->state.version[0]);
         pgsmb_version_new(meta.version);
         snprintf(tmp, sizeof tmp, "%s.tmp-%s-%s", up->cfg.rel_archive, up->host, meta.version);
-        k = pgsmb_upload_stream(st, tmp, &up->pu, (const char *const *)up->cfg.exclude, &up->cfg.comp,
+        pgsmb_store_creds(&up->cfg, &creds);
+        rt = (struct pgsmb_readback_target){.url = up->cfg.share, .creds = &creds, .timeout_s = up->cfg.timeout};
+        k = pgsmb_upload_stream(st, tmp, &up->pu, (const char *const *)up->cfg.exclude, &up->cfg.comp, &rt,
                                 progress_cb, up, &t);
-        if (k == 0)
+        t_upload = now_ms();
+        /* Read back behind the writer already, or (no second connection) now. */
+        if (k == 0 && !t.verified)
                 k = pgsmb_verify(st, tmp, t.bytes, t.sha256, up->why, sizeof up->why);
         else
                 snprintf(up->why, sizeof up->why, "%s", t.err);
@@ -134,6 +141,7 @@ static int attempt(struct upload *up, struct store *st) {
                 (void)store_unlink(st, tmp);
                 return k;
         }
+        t_verify = now_ms();
         pgsmb_hex(t.sha256, hex);
         if (conflict) {
                 time_t now = time(NULL);
@@ -192,9 +200,13 @@ static int attempt(struct upload *up, struct store *st) {
         if (t.stats.skipped_links)
                 pgina_log(up->ctx, LOG_WARNING, "%s: %" PRIu64 " symlink(s) pointing outside the home were not saved",
                           up->cfg.user, t.stats.skipped_links);
-        pgina_log(up->ctx, LOG_INFO, "%s: saved %" PRIu64 " files (%.1f MiB, %.1f MiB compressed) to %s/%s",
+        pgina_log(up->ctx, LOG_INFO,
+                  "%s: saved %" PRIu64 " files (%.1f MiB, %.1f MiB compressed) to %s/%s in %.1f s "
+                  "(archive, upload%s %.1f s, verify %.1f s)",
                   up->cfg.user, t.stats.files, t.stats.bytes / 1048576.0, t.bytes / 1048576.0, store_url(st),
-                  up->cfg.rel_archive);
+                  up->cfg.rel_archive, (now_ms() - t0) / 1000.0, t.verified ? " and read-back" : "",
+                  (t_upload - t0) / 1000.0,
+                  (t_verify - t_upload) / 1000.0);
         return 1;
 }
 

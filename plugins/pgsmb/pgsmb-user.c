@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "pgsmb-readback.h"
 #include "util.h"
 
 /* One store request: SMB3 servers take 8 MiB reads and writes (Samba, Windows), so a 674 MiB
@@ -333,14 +334,19 @@ int pgsmb_restore_stream(struct store *st, const char *rel, uint64_t size_hint,
 
 int pgsmb_upload_stream(struct store *st, const char *rel, const struct pgsmb_user *u,
                         const char *const *exclude, const struct profile_compress *c,
-                        pgsmb_progress_fn progress, void *pud, struct pgsmb_transfer *t) {
+                        const struct pgsmb_readback_target *rt, pgsmb_progress_fn progress,
+                        void *pud, struct pgsmb_transfer *t) {
         struct archive_arg a = {.home = u->home, .exclude = exclude, .c = c};
+        struct readback *rb = NULL;
         struct stream s;
         long long last = now_ms();
         int r = stream_begin(st, rel, true, u, archive_child, &a, &a.fd, t, &s);
 
         if (r < 0)
                 return r;
+        /* The file exists now: the reader may open it. Without a reader the caller verifies. */
+        if (rt && readback_start(rt->url, rt->creds, rt->timeout_s, rel, s.fd, &rb) < 0)
+                rb = NULL;
         for (;;) {
                 size_t have = 0;
 
@@ -362,11 +368,20 @@ int pgsmb_upload_stream(struct store *st, const char *rel, const struct pgsmb_us
                         break;
                 }
                 t->bytes += have;
+                if (rb)
+                        readback_advance(rb, t->bytes);
                 progress_tick(progress, pud, t->bytes, 0, &last);
                 if (have < CHUNK)
                         break;
         }
-        return stream_end(st, &s, r, "archiving failed", t);
+        r = stream_end(st, &s, r, "archiving failed", t);
+        if (rb) {
+                int k = readback_finish(rb, r == 0, t->bytes, t->sha256, t->err, sizeof t->err);
+                if (r == 0 && k < 0)
+                        r = k;
+                t->verified = r == 0;
+        }
+        return r;
 }
 
 int pgsmb_verify(struct store *st, const char *rel, uint64_t size, const unsigned char sha256[32],

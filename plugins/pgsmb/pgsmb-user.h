@@ -25,6 +25,14 @@ struct pgsmb_transfer {
         unsigned char sha256[32];
         struct profile_stats stats; /* what the child archived/extracted */
         char err[512]; /* why it failed */
+        bool verified; /* upload: read back behind the writer, and it matched */
+};
+
+/* Where an upload's read-back connects (a second connection, see pgsmb-readback.h). */
+struct pgsmb_readback_target {
+        const char *url;
+        const struct store_creds *creds;
+        unsigned timeout_s;
 };
 
 /* Fork a child that drops to the user (initgroups, setresgid, setresuid, umask 077, HOME) and runs
@@ -39,10 +47,14 @@ int pgsmb_restore_stream(struct store *st, const char *rel, uint64_t size_hint,
                          const struct profile_limits *lim, const struct profile_compress *c,
                          pgsmb_progress_fn progress, void *pud, struct pgsmb_transfer *t);
 
-/* Archive the user's home (as the user) straight into the new store file `rel`. */
+/* Archive the user's home (as the user) straight into the new store file `rel`. With rt, the file
+ * is also read back through a second connection while it is written, and t->verified says the
+ * read-back matched (a failed read-back fails the upload); without rt, or when the second
+ * connection cannot start, t->verified stays false and the caller verifies afterwards. */
 int pgsmb_upload_stream(struct store *st, const char *rel, const struct pgsmb_user *u,
                         const char *const *exclude, const struct profile_compress *c,
-                        pgsmb_progress_fn progress, void *pud, struct pgsmb_transfer *t);
+                        const struct pgsmb_readback_target *rt, pgsmb_progress_fn progress,
+                        void *pud, struct pgsmb_transfer *t);
 
 /* Read `rel` back and compare size and sha256 (the upload's verification). */
 int pgsmb_verify(struct store *st, const char *rel, uint64_t size, const unsigned char sha256[32],

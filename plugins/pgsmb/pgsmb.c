@@ -43,7 +43,7 @@ static const struct pgina_option pgsmb_options[] = {
         {"retry_delay", PGINA_OPT_INT, "5", "seconds between tries"},
         {"timeout", PGINA_OPT_INT, "15", "seconds one store operation may take"},
         {"compression_level", PGINA_OPT_INT, "3", "zstd level (1-19) of the built-in compression"},
-        {"compression_threads", PGINA_OPT_INT, "0", "zstd threads (0 = one)"},
+        {"compression_threads", PGINA_OPT_INT, "0", "zstd worker threads (0 = one per CPU, at most 4)"},
         {"program", PGINA_OPT_STRING, NULL, "external (de)compression program, absolute path (pGina's Program)"},
         {"compress_command", PGINA_OPT_LIST, NULL, "its arguments to write the archive of the home (cwd) to stdout"},
         {"uncompress_command", PGINA_OPT_LIST, NULL, "its arguments to extract the archive on stdin into the cwd"},
@@ -292,15 +292,20 @@ int pgsmb_cfg_load(struct pgina_ctx *ctx, struct pgina_user *u, struct pgsmb_cfg
 
 /* ---- the store ---- */
 
-int pgsmb_connect(struct pgina_ctx *ctx, const struct pgsmb_cfg *c, struct store **ret, char *why,
-                  size_t whylen) {
-        struct store_creds cr = {
+void pgsmb_store_creds(const struct pgsmb_cfg *c, struct store_creds *cr) {
+        *cr = (struct store_creds){
                 .user = c->cred_user,
                 .domain = c->cred_domain[0] ? c->cred_domain : NULL,
                 .password = c->cred_password ? c->cred_password->data : NULL,
         };
+}
+
+int pgsmb_connect(struct pgina_ctx *ctx, const struct pgsmb_cfg *c, struct store **ret, char *why,
+                  size_t whylen) {
+        struct store_creds cr;
         int r = -EIO;
 
+        pgsmb_store_creds(c, &cr);
         if (c->cred_error[0]) {
                 snprintf(why, whylen, "%s", c->cred_error);
                 return -EACCES;

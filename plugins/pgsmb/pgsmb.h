@@ -37,6 +37,8 @@ int pgsmb_expand(const char *in, const char *user, char *out, size_t len);
 int pgsmb_cfg_load(struct pgina_ctx *ctx, struct pgina_user *u, struct pgsmb_cfg *c, char *why,
                    size_t whylen);
 void pgsmb_cfg_done(struct pgsmb_cfg *c);
+/* The store credentials of c (pointing into c's memory, the password included). */
+void pgsmb_store_creds(const struct pgsmb_cfg *c, struct store_creds *cr);
 int pgsmb_connect(struct pgina_ctx *ctx, const struct pgsmb_cfg *c, struct store **ret, char *why,
                   size_t whylen);
 

@@ -21,6 +21,7 @@
 #include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #include <cmocka.h>
 #include <zstd.h>
@@ -433,6 +434,127 @@ static void test_round_trip_keeps_odd_names_links_sparse_modes_times_acls_xattrs
         check_round_trip(acls, true);
         if (!acls)
                 print_message("[  SKIP    ] no ACL/xattr support under /tmp: not checked\n");
+        assert_outside_untouched();
+}
+
+/* The built-in archive is plain zstd: any decoder reads it (not only libarchive), its frames carry
+ * a content checksum, and a file larger than several compression jobs comes back whole, with
+ * automatic threads (0) as with one. */
+#define JOBS_BYTES (9u * 1024 * 1024 + 123)
+
+static uint32_t le32(const unsigned char *b) {
+        return b[0] | b[1] << 8 | b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+/* Decode a whole .tar.zst with libzstd alone: every frame starts with zstd's magic and carries a
+ * content checksum (which the decoder checks), the last frame is complete, the content is tar. */
+static void zstd_decode_whole(const char *path, uint64_t *out_bytes, unsigned *frames) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        ZSTD_DCtx *d = ZSTD_createDCtx();
+        assert_non_null(d);
+        static unsigned char in[65536], out[1 << 17];
+        unsigned char first[512];
+        size_t have_first = 0, left = 0; /* 0: the next byte starts a frame */
+        *out_bytes = 0;
+        *frames = 0;
+        ssize_t n;
+        /* Frame boundaries fall inside a read buffer here only because the archive's frames are
+         * far larger than 64 KiB apart or the file ends; a header split across reads is caught
+         * by the length check. */
+        while ((n = read(fd, in, sizeof in)) > 0) {
+                ZSTD_inBuffer ib = { in, (size_t)n, 0 };
+                while (ib.pos < ib.size) {
+                        if (left == 0) {
+                                assert_true(ib.size - ib.pos >= 5);
+                                assert_int_equal(le32(in + ib.pos), ZSTD_MAGICNUMBER);
+                                assert_true(in[ib.pos + 4] & 0x04); /* Content_Checksum_flag */
+                                (*frames)++;
+                        }
+                        ZSTD_outBuffer ob = { out, sizeof out, 0 };
+                        left = ZSTD_decompressStream(d, &ob, &ib);
+                        if (ZSTD_isError(left))
+                                fail_msg("zstd: %s", ZSTD_getErrorName(left));
+                        if (have_first < sizeof first) {
+                                size_t k = ob.pos < sizeof first - have_first
+                                                   ? ob.pos
+                                                   : sizeof first - have_first;
+                                memcpy(first + have_first, out, k);
+                                have_first += k;
+                        }
+                        *out_bytes += ob.pos;
+                }
+        }
+        assert_int_equal(n, 0);
+        assert_int_equal(left, 0); /* the last frame is complete */
+        ZSTD_freeDCtx(d);
+        close(fd);
+        assert_int_equal(have_first, sizeof first);
+        assert_memory_equal(first + 257, "ustar", 5); /* a tar header */
+}
+
+static void test_archive_is_checksummed_zstd_any_decoder_reads_at_any_thread_count(void **state) {
+        (void)state;
+        char p[512], t[512], q[512], err[512] = "";
+        unsigned char *big = malloc(JOBS_BYTES);
+        assert_non_null(big);
+        uint32_t x = 12345;
+        for (size_t i = 0; i < JOBS_BYTES; i++) { /* half noise, half runs: compressible */
+                x = x * 1103515245u + 12345u;
+                big[i] = (i / 4096) % 2 ? (unsigned char)(x >> 24) : (unsigned char)(i / 4096);
+        }
+        homef(p, sizeof p, "big");
+        write_file(p, big, JOBS_BYTES, 0600);
+        homef(p, sizeof p, "small");
+        write_file(p, "small", 5, 0600);
+        pathf(p, sizeof p, "%s/a.tar", base);
+        pathf(t, sizeof t, "%s/t", base);
+
+        const int threads[] = { 0, 1, 3 };
+        for (size_t i = 0; i < sizeof threads / sizeof *threads; i++) {
+                struct profile_compress c = { .level = 3, .threads = threads[i] };
+                struct profile_stats st = { 0 };
+                int r = archive_home_to_file(NULL, &c, &st, err, sizeof err);
+                if (r < 0)
+                        fail_msg("archive (threads %d): %d %s", threads[i], r, err);
+                assert_int_equal(st.files, 2);
+                assert_int_equal(st.bytes, JOBS_BYTES + 5);
+
+                uint64_t tar_bytes;
+                unsigned frames;
+                zstd_decode_whole(p, &tar_bytes, &frames);
+                assert_true(frames >= 1);
+                assert_true(tar_bytes > JOBS_BYTES);
+                assert_int_equal(tar_bytes % 512, 0);
+
+                struct stat as;
+                assert_int_equal(stat(p, &as), 0);
+                assert_true(as.st_size < (off_t)(JOBS_BYTES * 3 / 4)); /* compressed */
+
+                reset_target();
+                struct profile_stats xs = { 0 };
+                int fd = open(p, O_RDONLY | O_CLOEXEC);
+                assert_true(fd >= 0);
+                r = profile_extract(fd, t, &roomy, &c, &xs, err, sizeof err);
+                close(fd);
+                if (r < 0)
+                        fail_msg("extract (threads %d): %d %s", threads[i], r, err);
+                assert_int_equal(xs.bytes, JOBS_BYTES + 5);
+                tf(q, sizeof q, "big");
+                fd = open(q, O_RDONLY | O_CLOEXEC);
+                assert_true(fd >= 0);
+                unsigned char *back = malloc(JOBS_BYTES + 1);
+                assert_non_null(back);
+                size_t got = 0;
+                ssize_t k;
+                while ((k = read(fd, back + got, JOBS_BYTES + 1 - got)) > 0)
+                        got += (size_t)k;
+                close(fd);
+                assert_int_equal(got, JOBS_BYTES);
+                assert_memory_equal(back, big, JOBS_BYTES);
+                free(back);
+        }
+        free(big);
         assert_outside_untouched();
 }
 
@@ -996,6 +1118,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
                 T(test_round_trip_keeps_odd_names_links_sparse_modes_times_acls_xattrs),
+                T(test_archive_is_checksummed_zstd_any_decoder_reads_at_any_thread_count),
                 T(test_external_program_round_trip),
                 T(test_external_program_failure_reports_status_and_stderr),
                 T(test_external_extract_strips_setuid_and_enforces_limits),
