@@ -319,6 +319,14 @@ for rel in open(sys.argv[2]).read().splitlines():
                 prepare_logoff
                 cold
                 timed "pgina.change1.$rtt" logoff || fail "second logoff failed"
+                # The same re-logon with the page cache as the logoff left it (binaries and
+                # libraries cached, as on a machine in use): what the logon itself costs.
+                mark=$(log_mark)
+                timed "pgina.relogon_warm.$rtt" logon || fail "warm re-logon failed"
+                log_since "$mark" | grep -q "no download" ||
+                        fail "the warm re-logon downloaded: $(log_since "$mark" | tail -n 5)"
+                prepare_logoff
+                logoff || fail "logoff after the warm re-logon failed"
         fi
 
         # ---- the peers at this rtt
