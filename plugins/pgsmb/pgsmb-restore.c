@@ -211,6 +211,8 @@ static int attempt(struct restore *r, struct store *st) {
                 return 1;
         }
 
+        long long t0 = now_ms(), t_stream, t_swap;
+
         if ((k = staging_dir(r, "restore", staging, sizeof staging)) < 0)
                 return k;
         if (mkdir(staging, 0700) < 0 || lchown(staging, r->acc.uid, r->acc.gid) < 0) {
@@ -220,6 +222,7 @@ static int attempt(struct restore *r, struct store *st) {
         }
         k = pgsmb_restore_stream(st, r->cfg.rel_archive, ss.size, &r->pu, staging, &r->cfg.lim,
                                  &r->cfg.comp, progress_cb, r, &t);
+        t_stream = now_ms();
         pgsmb_hex(t.sha256, hex);
         if (k == 0 && have_meta && meta.size == ss.size && !streq(meta.sha256, hex)) {
                 snprintf(r->why, sizeof r->why, "%s/%s: checksum does not match its .meta (damaged upload?)",
@@ -249,11 +252,14 @@ static int attempt(struct restore *r, struct store *st) {
                 remove_tree(r, staging);
                 return k;
         }
+        t_swap = now_ms();
         if (have_home)
                 remove_tree(r, old);
-        pgina_log(r->ctx, LOG_INFO, "%s: restored %" PRIu64 " files (%.1f MiB, %.1f MiB compressed) from %s/%s",
+        pgina_log(r->ctx, LOG_INFO, "%s: restored %" PRIu64 " files (%.1f MiB, %.1f MiB compressed) from %s/%s "
+                  "in %.1f s (download and extraction %.1f s, old home removed in %.1f s)",
                   r->cfg.user, t.stats.files, t.stats.bytes / 1048576.0, t.bytes / 1048576.0,
-                  store_url(st), r->cfg.rel_archive);
+                  store_url(st), r->cfg.rel_archive, (now_ms() - t0) / 1000.0, (t_stream - t0) / 1000.0,
+                  (now_ms() - t_swap) / 1000.0);
         snprintf(r->state.version, sizeof r->state.version, "%s", have_meta ? meta.version : "");
         r->state.temporary = false;
         r->state.upload_failed = false;
