@@ -57,18 +57,16 @@ void pgldap_name_attribute(struct pgina_ctx *ctx, char *out, size_t len) {
 
 /* ---- the user's DN --------------------------------------------------------------------------- */
 
-static int search_dn_in(struct pgina_ctx *ctx, struct pgldap_conn *c, const char *base,
-                        const char *filter, char **ret) {
-        char *attrs[] = {(char *)LDAP_NO_ATTRS, NULL};
-        _cleanup_msg_ LDAPMessage *res = NULL;
-        LDAPMessage *e;
-        char *dn;
+int pgldap_search_one(struct pgina_ctx *ctx, struct pgldap_conn *c, const char *base,
+                      const char *filter, char **attrs, const char *key, LDAPMessage **res,
+                      LDAPMessage **entry) {
         int rc, n;
 
+        *res = NULL;
         rc = ldap_search_ext_s(c->ld, base, LDAP_SCOPE_SUBTREE, filter, attrs, 0, NULL, NULL, NULL,
-                               2, &res);
+                               2, res);
         if (rc == LDAP_NO_SUCH_OBJECT) {
-                pgina_log(ctx, LOG_WARNING, "search_contexts: %s does not exist on %s", base, c->uri);
+                pgina_log(ctx, LOG_WARNING, "%s: %s does not exist on %s", key, base, c->uri);
                 return 0;
         }
         if (rc != LDAP_SUCCESS && rc != LDAP_SIZELIMIT_EXCEEDED) {
@@ -76,17 +74,32 @@ static int search_dn_in(struct pgina_ctx *ctx, struct pgldap_conn *c, const char
                           c->uri, ldap_err2string(rc));
                 return pgldap_error(ctx, c, rc);
         }
-        n = ldap_count_entries(c->ld, res);
+        n = ldap_count_entries(c->ld, *res);
         if (n == 0)
                 return 0;
         if (n > 1 || rc == LDAP_SIZELIMIT_EXCEEDED) {
-                /* two entries for one name: binding as either would be a guess */
-                pgina_log(ctx, LOG_ERR, "Search for %s under %s on %s found several entries: "
-                          "refused (make search_filter unique)", filter, base, c->uri);
+                pgina_log(ctx, LOG_WARNING, "Search for %s under %s on %s found several entries",
+                          filter, base, c->uri);
                 return -ENOTUNIQ;
         }
-        e = ldap_first_entry(c->ld, res);
-        dn = e ? ldap_get_dn(c->ld, e) : NULL;
+        *entry = ldap_first_entry(c->ld, *res);
+        return *entry ? 1 : 0;
+}
+
+static int search_dn_in(struct pgina_ctx *ctx, struct pgldap_conn *c, const char *base,
+                        const char *filter, char **ret) {
+        char *attrs[] = {(char *)LDAP_NO_ATTRS, NULL};
+        _cleanup_msg_ LDAPMessage *res = NULL;
+        LDAPMessage *e = NULL;
+        char *dn;
+        int r = pgldap_search_one(ctx, c, base, filter, attrs, "search_contexts", &res, &e);
+
+        if (r == -ENOTUNIQ) /* two entries for one name: binding as either would be a guess */
+                pgina_log(ctx, LOG_ERR, "%s names several users under %s: refused (make "
+                          "search_filter unique)", filter, base);
+        if (r <= 0)
+                return r;
+        dn = ldap_get_dn(c->ld, e);
         if (!dn)
                 return -ENOMEM;
         *ret = strdup(dn);

@@ -17,6 +17,14 @@ char *pgldap_pattern_parent(struct pgina_ctx *ctx, const char *key);
  * names, else uid. */
 void pgldap_name_attribute(struct pgina_ctx *ctx, char *out, size_t len);
 
+/* Search base (subtree) for the one entry matching filter, asking for attrs. 1 found (*res to
+ * free with ldap_msgfree, *entry in it), 0 none (a base that does not exist is logged under
+ * `key`, the option that named it), -ENOTUNIQ several (logged; the caller says what that means),
+ * -errno (pgldap_error). */
+int pgldap_search_one(struct pgina_ctx *ctx, struct pgldap_conn *c, const char *base,
+                      const char *filter, char **attrs, const char *key, LDAPMessage **res,
+                      LDAPMessage **entry);
+
 /* The DN of user. 1 found (*ret set), 0 no such user (or an ambiguous search), -errno. In search
  * mode the connection must be bound for searching (pgldap_bind_service). */
 int pgldap_find_dn(struct pgina_ctx *ctx, struct pgldap_conn *c, const char *user, char **ret);

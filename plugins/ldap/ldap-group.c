@@ -134,32 +134,16 @@ static int find_in(struct pgina_ctx *ctx, struct pgldap_conn *c, const char *bas
                    const char *filter, const char *name, struct pgldap_group *g) {
         char *attrs[] = {"cn", "gidNumber", "memberUid", "member", "uniqueMember", NULL};
         _cleanup_msg_ LDAPMessage *res = NULL;
-        LDAPMessage *e;
-        int rc, n;
+        LDAPMessage *e = NULL;
+        int r = pgldap_search_one(ctx, c, base, filter, attrs, "group_search_contexts", &res, &e);
 
-        rc = ldap_search_ext_s(c->ld, base, LDAP_SCOPE_SUBTREE, filter, attrs, 0, NULL, NULL, NULL,
-                               2, &res);
-        if (rc == LDAP_NO_SUCH_OBJECT) {
-                pgina_log(ctx, LOG_WARNING, "group_search_contexts: %s does not exist on %s", base,
-                          c->uri);
-                return 0;
-        }
-        if (rc != LDAP_SUCCESS && rc != LDAP_SIZELIMIT_EXCEEDED) {
-                pgina_log(ctx, LOG_ERR, "Search for %s under %s on %s failed: %s", filter, base,
-                          c->uri, ldap_err2string(rc));
-                return pgldap_error(ctx, c, rc);
-        }
-        n = ldap_count_entries(c->ld, res);
-        if (n == 0)
-                return 0;
-        if (n > 1 || rc == LDAP_SIZELIMIT_EXCEEDED) {
-                pgina_log(ctx, LOG_WARNING, "Search for %s under %s on %s found several groups: "
-                          "the name or gid names none", filter, base, c->uri);
-                return -ENOTUNIQ;
-        }
-        e = ldap_first_entry(c->ld, res);
-        g->gid = e ? entry_gid(c->ld, e) : -1;
-        g->name = e ? entry_name(c->ld, e, name) : NULL;
+        if (r == -ENOTUNIQ)
+                pgina_log(ctx, LOG_WARNING, "%s under %s: the name or gid names no group", filter,
+                          base);
+        if (r <= 0)
+                return r;
+        g->gid = entry_gid(c->ld, e);
+        g->name = entry_name(c->ld, e, name);
         if (g->gid < 0 || !g->name) {
                 pgina_log(ctx, LOG_DEBUG, "Group %s under %s: no valid cn or gidNumber: ignored",
                           filter, base);

@@ -91,29 +91,15 @@ static int search_uid_in(struct pgina_ctx *ctx, struct pgldap_conn *c, const cha
                          const char *filter, const char *attr, char **ret) {
         char *attrs[] = {(char *)attr, NULL};
         _cleanup_msg_ LDAPMessage *res = NULL;
+        LDAPMessage *e = NULL;
         struct berval **v;
-        LDAPMessage *e;
-        int rc, n;
+        int r = pgldap_search_one(ctx, c, base, filter, attrs, "search_contexts", &res, &e);
 
-        rc = ldap_search_ext_s(c->ld, base, LDAP_SCOPE_SUBTREE, filter, attrs, 0, NULL, NULL, NULL,
-                               2, &res);
-        if (rc == LDAP_NO_SUCH_OBJECT)
-                return 0;
-        if (rc != LDAP_SUCCESS && rc != LDAP_SIZELIMIT_EXCEEDED) {
-                pgina_log(ctx, LOG_ERR, "Search for %s under %s on %s failed: %s", filter, base,
-                          c->uri, ldap_err2string(rc));
-                return down_to_unreach(pgldap_error(ctx, c, rc));
-        }
-        n = ldap_count_entries(c->ld, res);
-        if (n == 0)
-                return 0;
-        if (n > 1 || rc == LDAP_SIZELIMIT_EXCEEDED) {
-                pgina_log(ctx, LOG_WARNING, "Search for %s under %s on %s found several entries: "
-                          "the uid names nobody", filter, base, c->uri);
-                return -ENOTUNIQ;
-        }
-        e = ldap_first_entry(c->ld, res);
-        v = e ? ldap_get_values_len(c->ld, e, attr) : NULL;
+        if (r == -ENOTUNIQ)
+                pgina_log(ctx, LOG_WARNING, "%s under %s: the uid names nobody", filter, base);
+        if (r <= 0)
+                return r;
+        v = ldap_get_values_len(c->ld, e, attr);
         for (size_t i = 0; v && v[i]; i++) {
                 _cleanup_free_ char *s = NULL;
 

@@ -74,11 +74,39 @@ static ssize_t read_some(int fd, void *buf, size_t len) {
         }
 }
 
+/* One step of zstd into the current slot (taking a free one first, publishing it when full).
+ * Returns zstd's hint (0 at the end of a frame) or -errno; *progress: output was made. */
+static int64_t zstd_step(struct inflate *z, ZSTD_DStream *ds, ZSTD_outBuffer *out,
+                         ZSTD_inBuffer *in, bool *progress) {
+        size_t before, hint;
+
+        if (!out->dst) {
+                if (!(out->dst = slot_get(z)))
+                        return -ECANCELED;
+                out->size = SLOT_BYTES;
+                out->pos = 0;
+        }
+        before = out->pos;
+        hint = ZSTD_decompressStream(ds, out, in);
+        if (ZSTD_isError(hint)) {
+                set_error(z, EBADMSG, "the archive's zstd stream is damaged: %s",
+                          ZSTD_getErrorName(hint));
+                return -EBADMSG;
+        }
+        *progress = out->pos > before;
+        if (out->pos == out->size) {
+                slot_publish(z, out->pos);
+                out->dst = NULL;
+        }
+        return (int64_t)hint;
+}
+
 /* Decompress in, of which `have` bytes are already read, to the end of fd. */
 static int run_zstd(struct inflate *z, unsigned char *in, size_t have) {
         ZSTD_DStream *ds = ZSTD_createDStream();
         ZSTD_outBuffer out = {0};
-        size_t last = 0;
+        int64_t last = 0;
+        bool progress;
         int r = 0;
 
         if (!ds)
@@ -86,27 +114,11 @@ static int run_zstd(struct inflate *z, unsigned char *in, size_t have) {
         for (;;) {
                 ZSTD_inBuffer ib = {in, have, 0};
 
-                while (ib.pos < ib.size) {
-                        if (!out.dst) {
-                                if (!(out.dst = slot_get(z))) {
-                                        r = -ECANCELED;
-                                        goto out;
-                                }
-                                out.size = SLOT_BYTES;
-                                out.pos = 0;
-                        }
-                        last = ZSTD_decompressStream(ds, &out, &ib);
-                        if (ZSTD_isError(last)) {
-                                set_error(z, EBADMSG, "the archive's zstd stream is damaged: %s",
-                                          ZSTD_getErrorName(last));
-                                r = -EBADMSG;
+                while (ib.pos < ib.size)
+                        if ((last = zstd_step(z, ds, &out, &ib, &progress)) < 0) {
+                                r = (int)last;
                                 goto out;
                         }
-                        if (out.pos == out.size) {
-                                slot_publish(z, out.pos);
-                                out.dst = NULL;
-                        }
-                }
                 ssize_t k = read_some(z->fd, in, SLOT_BYTES);
                 if (k < 0) {
                         set_error(z, (int)-k, "cannot read the archive: %s", strerror((int)-k));
@@ -118,30 +130,14 @@ static int run_zstd(struct inflate *z, unsigned char *in, size_t have) {
                 have = (size_t)k;
         }
         /* What zstd still holds: it stopped because a slot was full. */
-        while (last != 0) {
+        while (last > 0) {
                 ZSTD_inBuffer none = {in, 0, 0};
-                size_t before;
 
-                if (!out.dst) {
-                        if (!(out.dst = slot_get(z))) {
-                                r = -ECANCELED;
-                                goto out;
-                        }
-                        out.size = SLOT_BYTES;
-                        out.pos = 0;
-                }
-                before = out.pos;
-                last = ZSTD_decompressStream(ds, &out, &none);
-                if (ZSTD_isError(last)) {
-                        set_error(z, EBADMSG, "the archive's zstd stream is damaged: %s",
-                                  ZSTD_getErrorName(last));
-                        r = -EBADMSG;
+                if ((last = zstd_step(z, ds, &out, &none, &progress)) < 0) {
+                        r = (int)last;
                         goto out;
                 }
-                if (out.pos == out.size) {
-                        slot_publish(z, out.pos);
-                        out.dst = NULL;
-                } else if (out.pos == before)
+                if (!progress && out.dst)
                         break; /* nothing more without input */
         }
         /* The end of the input must also be the end of a frame: otherwise it was cut short. */
