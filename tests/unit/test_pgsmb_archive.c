@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -16,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/acl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -1101,6 +1104,56 @@ static void test_extract_multi_frame_zstd(void **state) {
         assert_int_equal(st.st_size, 9);
 }
 
+/* A restore reads a socket whose writer (the store side) may still be sending when extraction
+ * fails: the decompressing thread, blocked reading, must be woken up, and profile_extract must
+ * return at once with the entry's error, not wait for the writer to give up. */
+static void test_extract_failing_mid_stream_returns_while_the_writer_still_sends(void **state) {
+        (void)state;
+        char p[512], err[512] = "";
+        pathf(p, sizeof p, "%s/a.tar", base);
+        /* the duplicate comes in the first zstd blocks; fewer follow than the thread buffers,
+         * so it waits in read() for the held-back end */
+        const struct ent e[] = { { "x", AE_IFREG, 0644, "1", 0, NULL },
+                                 { "x", AE_IFREG, 0644, "2", 0, NULL },
+                                 { "big", AE_IFREG, 0644, NULL, 2 << 20, NULL } };
+        build_archive(p, true, e, 3);
+        size_t len;
+        int fd = open(p, O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        struct stat st;
+        assert_int_equal(fstat(fd, &st), 0);
+        len = (size_t)st.st_size;
+        char *buf = malloc(len);
+        assert_non_null(buf);
+        assert_int_equal(read(fd, buf, len), (ssize_t)len);
+        close(fd);
+        /* The archive's last byte is held back: the stream never ends while the writer lives. */
+        int sv[2];
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                close(sv[0]);
+                (void)!write(sv[1], buf, len - 1);
+                sleep(30);
+                _exit(0);
+        }
+        close(sv[1]);
+        free(buf);
+        char t[512];
+        pathf(t, sizeof t, "%s/t", base);
+        time_t t0 = time(NULL);
+        struct profile_stats ps;
+        int r = profile_extract(sv[0], t, &roomy, NULL, &ps, err, sizeof err);
+        time_t took = time(NULL) - t0;
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        close(sv[0]);
+        assert_int_equal(r, -EPERM);
+        assert_non_null(strstr(err, "appears twice"));
+        assert_true(took < 10);
+}
+
 static void test_extract_rejects_other_compression(void **state) {
         (void)state;
         char p[512], err[512] = "";
@@ -1140,6 +1193,7 @@ int main(void) {
                 T(test_hostile_header_under_reporting_size_stops_at_limits),
                 T(test_hostile_garbage_and_truncated_archives_refused),
                 T(test_extract_multi_frame_zstd),
+                T(test_extract_failing_mid_stream_returns_while_the_writer_still_sends),
                 T(test_extract_rejects_other_compression),
 #undef T
         };
