@@ -922,6 +922,10 @@ static int extract_entry_fast(struct extract_state *s, struct archive *a, struct
                 return fail(err, errlen, -EPERM,
                             "archive entry '%s': hardlink to '%s', which is not a regular file",
                             name, hardlink);
+        if (r == -E2BIG)
+                return fail(err, errlen, -E2BIG,
+                            "the archive lists more directories than a profile can hold "
+                            "(at entry '%s')", name);
         if (r == -ELOOP || r == -ENOTDIR)
                 return fail(err, errlen, -EPERM,
                             "archive entry '%s': a directory of its path is a symlink or a file",

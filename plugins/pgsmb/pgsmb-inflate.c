@@ -109,8 +109,10 @@ static int run_zstd(struct inflate *z, unsigned char *in, size_t have) {
         bool progress;
         int r = 0;
 
-        if (!ds)
+        if (!ds) {
+                set_error(z, ENOMEM, "%s", "out of memory for the zstd decoder");
                 return -ENOMEM;
+        }
         for (;;) {
                 ZSTD_inBuffer ib = {in, have, 0};
 

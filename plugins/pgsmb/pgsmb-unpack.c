@@ -21,9 +21,14 @@ struct comps {
         size_t len[PATH_MAX / 2];
 };
 
+/* What the directory fixes may hold in all: a hostile archive repeating a long directory entry
+ * must not make us allocate without end (a real home's list is a few MiB). */
+#define FIX_BYTES_MAX (64u * 1024 * 1024)
+
 struct dirfix {
         char *path; /* components joined by '/' */
         size_t depth;
+        size_t seq; /* archive order: of two entries for one directory, the later wins */
         mode_t mode;
         struct timespec times[2];
 };
@@ -35,7 +40,7 @@ struct unpack {
         char *names[DIR_CACHE_MAX];
         int fds[DIR_CACHE_MAX];
         struct dirfix *fix;
-        size_t nfix, capfix;
+        size_t nfix, capfix, fix_bytes;
         struct comps path, link; /* scratch: the entry's path, a hardlink's target */
 };
 
@@ -193,10 +198,14 @@ static int fix_add(struct unpack *u, const struct comps *c, struct archive_entry
         }
         for (size_t i = 0; i < c->n; i++)
                 len += c->len[i] + 1;
+        if (u->fix_bytes + len + sizeof *f > FIX_BYTES_MAX)
+                return -E2BIG;
         if (!(p = malloc(len)))
                 return -ENOMEM;
-        f = &u->fix[u->nfix++];
-        *f = (struct dirfix){.path = p, .depth = c->n, .mode = archive_entry_perm(e) & 0777};
+        u->fix_bytes += len + sizeof *f;
+        f = &u->fix[u->nfix];
+        *f = (struct dirfix){.path = p, .depth = c->n, .seq = u->nfix, .mode = archive_entry_perm(e) & 0777};
+        u->nfix++;
         for (size_t i = 0; i < c->n; i++) {
                 memcpy(p, c->p[i], c->len[i]);
                 p += c->len[i];
@@ -322,9 +331,13 @@ int unpack_end(struct unpack *u, struct archive_entry *e, int fd, uint64_t end) 
         return r;
 }
 
+/* Deepest first; one directory listed twice: in archive order, so the later entry wins. */
 static int fix_cmp(const void *a, const void *b) {
         const struct dirfix *x = a, *y = b;
-        return x->depth < y->depth ? 1 : x->depth > y->depth ? -1 : 0;
+
+        if (x->depth != y->depth)
+                return x->depth < y->depth ? 1 : -1;
+        return x->seq < y->seq ? -1 : x->seq > y->seq ? 1 : 0;
 }
 
 int unpack_finish(struct unpack *u) {

@@ -792,8 +792,8 @@ static void test_extract_directory_order_modes_depth_and_holes(void **state) {
         snprintf(deep + off, sizeof deep - off, "/leaf");
         const struct ent e[] = { { "ro/inner/f", AE_IFREG, 0600, "inside", 0, NULL },
                                  { "ro/inner", AE_IFDIR, 0500, NULL, 0, NULL },
-                                 { "ro", AE_IFDIR, 0555, NULL, 0, NULL },
-                                 { "ro", AE_IFDIR, 0555, NULL, 0, NULL },
+                                 { "ro", AE_IFDIR, 0700, NULL, 0, NULL },
+                                 { "ro", AE_IFDIR, 0555, NULL, 0, NULL }, /* the later wins */
                                  { "./", AE_IFDIR, 0755, NULL, 0, NULL },
                                  { deep, AE_IFREG, 0640, "deep", 0, NULL },
                                  { "zeros", AE_IFREG, 0644, NULL, 3 << 20, NULL },
@@ -836,6 +836,22 @@ static void test_extract_directory_order_modes_depth_and_holes(void **state) {
         chmod(p, 0755);
         tf(p, sizeof p, "ro/inner");
         chmod(p, 0755);
+}
+
+/* One long directory entry repeated: the directory fixes stay bounded (an error, not gigabytes). */
+static void test_hostile_repeated_directory_entries_bounded(void **state) {
+        (void)state;
+        static char longdir[4000];
+        size_t off = 0;
+        for (int i = 0; off + 250 < sizeof longdir - 1; i++)
+                off += (size_t)snprintf(longdir + off, sizeof longdir - off, "%s%0200d", i ? "/" : "", i);
+        enum { N = 18000 };
+        struct ent *e = calloc(N, sizeof *e);
+        assert_non_null(e);
+        for (size_t i = 0; i < N; i++)
+                e[i] = (struct ent){ longdir, AE_IFDIR, 0755, NULL, 0, NULL };
+        assert_refused(e, N, &roomy, -E2BIG, "lists more directories than a profile can hold");
+        free(e);
 }
 
 static void test_hostile_device_fifo_refused(void **state) {
@@ -1184,6 +1200,7 @@ int main(void) {
                 T(test_hostile_hardlinks_leading_outside_refused),
                 T(test_hostile_path_through_inside_symlink_or_file_refused),
                 T(test_extract_directory_order_modes_depth_and_holes),
+                T(test_hostile_repeated_directory_entries_bounded),
                 T(test_hostile_device_fifo_refused),
                 T(test_hostile_duplicate_entry_refused),
                 T(test_hostile_setuid_setgid_sticky_stripped),
