@@ -55,6 +55,30 @@ void pgldap_name_attribute(struct pgina_ctx *ctx, char *out, size_t len) {
                 snprintf(out, len, "%.*s", (int)(at - start), start);
 }
 
+char **pgldap_bases(struct pgina_ctx *ctx, const char *contexts_key, const char *pattern_key) {
+        const char *contexts = pgina_conf_get(ctx, contexts_key);
+        size_t n = pgldap_words(contexts);
+        char **v = calloc(n + 2, sizeof *v);
+
+        if (!v)
+                return NULL;
+        for (size_t i = 0; i < n; i++)
+                if (!(v[i] = pgldap_word(contexts, i))) {
+                        pgldap_bases_free(v);
+                        return NULL;
+                }
+        /* no contexts: the parent of the pattern, if it has one (NULL otherwise: an empty list) */
+        if (n == 0)
+                v[0] = pgldap_pattern_parent(ctx, pattern_key);
+        return v;
+}
+
+void pgldap_bases_free(char **v) {
+        for (size_t i = 0; v && v[i]; i++)
+                free(v[i]);
+        free(v);
+}
+
 /* ---- the user's DN --------------------------------------------------------------------------- */
 
 int pgldap_search_one(struct pgina_ctx *ctx, struct pgldap_conn *c, const char *base,

@@ -25,6 +25,12 @@ int pgldap_search_one(struct pgina_ctx *ctx, struct pgldap_conn *c, const char *
                       const char *filter, char **attrs, const char *key, LDAPMessage **res,
                       LDAPMessage **entry);
 
+/* Where to search: the words of option contexts_key, or else the parent of option pattern_key,
+ * as a NULL-terminated list (empty when neither says; free with pgldap_bases_free). NULL when
+ * out of memory. */
+char **pgldap_bases(struct pgina_ctx *ctx, const char *contexts_key, const char *pattern_key);
+void pgldap_bases_free(char **v);
+
 /* The DN of user. 1 found (*ret set), 0 no such user (or an ambiguous search), -errno. In search
  * mode the connection must be bound for searching (pgldap_bind_service). */
 int pgldap_find_dn(struct pgina_ctx *ctx, struct pgldap_conn *c, const char *user, char **ret);

@@ -155,10 +155,9 @@ static int find_in(struct pgina_ctx *ctx, struct pgldap_conn *c, const char *bas
 
 int pgldap_find_group(struct pgina_ctx *ctx, struct pgldap_conn *c, const char *name, int64_t gid,
                       struct pgldap_group *g) {
-        const char *contexts = pgina_conf_get(ctx, "group_search_contexts");
         const char *base_filter = pgina_conf_get(ctx, "group_filter");
-        _cleanup_free_ char *value = NULL, *parent = NULL;
-        size_t n = pgldap_words(contexts);
+        _cleanup_free_ char *value = NULL;
+        char **bases;
         char filter[1024];
         int r;
 
@@ -171,24 +170,19 @@ int pgldap_find_group(struct pgina_ctx *ctx, struct pgldap_conn *c, const char *
                 r = snprintf(filter, sizeof filter, "(&%s(gidNumber=%lld))", base_filter, (long long)gid);
         if (r < 0 || (size_t)r >= sizeof filter)
                 return -EINVAL;
-        if (n == 0) {
-                parent = pgldap_pattern_parent(ctx, "group_dn_pattern");
-                if (!parent) {
-                        pgina_log(ctx, LOG_DEBUG, "Group lookup: neither group_search_contexts nor "
-                                  "group_dn_pattern says where groups are");
-                        return 0;
-                }
-                r = find_in(ctx, c, parent, filter, name, g);
-                return r == -ENOTUNIQ ? 0 : r;
-        }
-        for (size_t i = 0; i < n; i++) {
-                _cleanup_free_ char *base = pgldap_word(contexts, i);
-
-                if (!base)
-                        return -ENOMEM;
-                r = find_in(ctx, c, base, filter, name, g);
-                if (r != 0)
+        bases = pgldap_bases(ctx, "group_search_contexts", "group_dn_pattern");
+        if (!bases)
+                return -ENOMEM;
+        if (!bases[0])
+                pgina_log(ctx, LOG_DEBUG, "Group lookup: neither group_search_contexts nor "
+                          "group_dn_pattern says where groups are");
+        for (size_t i = 0; bases[i]; i++) {
+                r = find_in(ctx, c, bases[i], filter, name, g);
+                if (r != 0) {
+                        pgldap_bases_free(bases);
                         return r == -ENOTUNIQ ? 0 : r;
+                }
         }
+        pgldap_bases_free(bases);
         return 0;
 }

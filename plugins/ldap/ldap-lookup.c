@@ -124,33 +124,26 @@ static int search_uid_in(struct pgina_ctx *ctx, struct pgldap_conn *c, const cha
 }
 
 static int find_name_by_uid(struct pgina_ctx *ctx, struct pgldap_conn *c, int64_t uid, char **ret) {
-        const char *contexts = pgina_conf_get(ctx, "search_contexts");
-        size_t n = pgldap_words(contexts);
+        char **bases;
         char filter[128], attr[NAME_ATTR_MAX];
         int r;
 
         snprintf(filter, sizeof filter, "(&(objectClass=posixAccount)(uidNumber=%lld))", (long long)uid);
         pgldap_name_attribute(ctx, attr, sizeof attr);
-        if (n == 0) {
-                _cleanup_free_ char *base = pgldap_pattern_parent(ctx, "dn_pattern");
-
-                if (!base) {
-                        pgina_log(ctx, LOG_DEBUG, "Lookup of uid %lld: no search_contexts to search",
-                                  (long long)uid);
-                        return 0;
-                }
-                r = search_uid_in(ctx, c, base, filter, attr, ret);
-                return r == -ENOTUNIQ ? 0 : r;
-        }
-        for (size_t i = 0; i < n; i++) {
-                _cleanup_free_ char *base = pgldap_word(contexts, i);
-
-                if (!base)
-                        return -ENOMEM;
-                r = search_uid_in(ctx, c, base, filter, attr, ret);
-                if (r != 0)
+        bases = pgldap_bases(ctx, "search_contexts", "dn_pattern");
+        if (!bases)
+                return -ENOMEM;
+        if (!bases[0])
+                pgina_log(ctx, LOG_DEBUG, "Lookup of uid %lld: no search_contexts to search",
+                          (long long)uid);
+        for (size_t i = 0; bases[i]; i++) {
+                r = search_uid_in(ctx, c, bases[i], filter, attr, ret);
+                if (r != 0) {
+                        pgldap_bases_free(bases);
                         return r == -ENOTUNIQ ? 0 : r;
+                }
         }
+        pgldap_bases_free(bases);
         return 0;
 }
 
