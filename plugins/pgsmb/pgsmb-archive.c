@@ -1027,6 +1027,12 @@ static int extract_builtin(int in_fd, const char *target, const struct profile_l
                         return r;
                 st->files++;
         }
+        /* The rest of the stream after the end marker (tar padding, the zstd frame's end and
+         * checksum): read and checked, or a damaged end would go unseen. */
+        r = inflate_finish(z, &st->checksummed);
+        if (r < 0)
+                return fail(err, errlen, r, "archive is damaged after its last entry: %s",
+                            inflate_error(z));
         /* Directory modes and times are applied here, after their contents. */
         r = unpack_finish(u);
         if (r < 0)

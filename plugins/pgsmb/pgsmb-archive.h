@@ -23,6 +23,10 @@ struct profile_stats {
         uint64_t files; /* entries written or read */
         uint64_t bytes; /* uncompressed payload bytes */
         uint64_t skipped_links; /* archive: symlinks leading outside the home, not saved */
+        /* extract (built in): the input was zstd, read to its end, and every frame of it
+         * carried a content checksum that matched. The restore then trusts the stream without
+         * hashing it again (pgsmb-user.c). */
+        bool checksummed;
 };
 
 struct profile_compress {

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,10 @@ struct inflate {
         bool eof, stop;
         int error; /* errno of the producer, with msg */
         char msg[256];
+        /* Set by the producer before eof: the input was zstd, every frame in it declared a
+         * content checksum (which zstd checked at the frame's end), and it ended at a frame's
+         * end. */
+        bool checksummed;
 };
 
 /* ---- producer (the thread) ---- */
@@ -101,10 +106,36 @@ static int64_t zstd_step(struct inflate *z, ZSTD_DStream *ds, ZSTD_outBuffer *ou
         return (int64_t)hint;
 }
 
+/* The first bytes of each frame, seen as the input goes by (a header may straddle two reads):
+ * the magic and the frame header descriptor, whose bit 2 is Content_Checksum_flag (RFC 8878
+ * 3.1.1.1.1). A skippable frame has another magic and no checksum. */
+#define FRAME_HEAD 5
+struct frames {
+        uint64_t start; /* stream offset of the current frame's first byte */
+        unsigned char head[FRAME_HEAD];
+        bool all_checksummed;
+};
+
+static void frames_see(struct frames *f, uint64_t in_off, const ZSTD_inBuffer *ib) {
+        for (uint64_t o = f->start; o < f->start + FRAME_HEAD; o++)
+                if (o >= in_off && o < in_off + ib->size)
+                        f->head[o - f->start] = ((const unsigned char *)ib->src)[o - in_off];
+}
+
+/* A frame ended (zstd checked its checksum if it had one); the next starts at `next`. */
+static void frames_end(struct frames *f, uint64_t next) {
+        if (memcmp(f->head, zstd_magic, sizeof zstd_magic) != 0 || !(f->head[4] & 0x04))
+                f->all_checksummed = false;
+        f->start = next;
+        memset(f->head, 0, sizeof f->head);
+}
+
 /* Decompress in, of which `have` bytes are already read, to the end of fd. */
 static int run_zstd(struct inflate *z, unsigned char *in, size_t have) {
         ZSTD_DStream *ds = ZSTD_createDStream();
         ZSTD_outBuffer out = {0};
+        struct frames fr = {.all_checksummed = true};
+        uint64_t in_off = 0; /* stream offset of in[0] */
         int64_t last = 0;
         bool progress;
         int r = 0;
@@ -116,11 +147,16 @@ static int run_zstd(struct inflate *z, unsigned char *in, size_t have) {
         for (;;) {
                 ZSTD_inBuffer ib = {in, have, 0};
 
-                while (ib.pos < ib.size)
+                while (ib.pos < ib.size) {
+                        frames_see(&fr, in_off, &ib);
                         if ((last = zstd_step(z, ds, &out, &ib, &progress)) < 0) {
                                 r = (int)last;
                                 goto out;
                         }
+                        if (last == 0)
+                                frames_end(&fr, in_off + ib.pos);
+                }
+                in_off += have;
                 ssize_t k = read_some(z->fd, in, SLOT_BYTES);
                 if (k < 0) {
                         set_error(z, (int)-k, "cannot read the archive: %s", strerror((int)-k));
@@ -139,6 +175,8 @@ static int run_zstd(struct inflate *z, unsigned char *in, size_t have) {
                         r = (int)last;
                         goto out;
                 }
+                if (last == 0)
+                        frames_end(&fr, in_off);
                 if (!progress && out.dst)
                         break; /* nothing more without input */
         }
@@ -146,8 +184,13 @@ static int run_zstd(struct inflate *z, unsigned char *in, size_t have) {
         if (last != 0) {
                 set_error(z, EBADMSG, "%s", "the archive's zstd stream ends in the middle of a frame");
                 r = -EBADMSG;
-        } else if (out.dst && out.pos > 0)
-                slot_publish(z, out.pos);
+        } else {
+                if (out.dst && out.pos > 0)
+                        slot_publish(z, out.pos);
+                pthread_mutex_lock(&z->lock);
+                z->checksummed = fr.all_checksummed;
+                pthread_mutex_unlock(&z->lock);
+        }
 out:
         ZSTD_freeDStream(ds);
         return r;
@@ -234,6 +277,32 @@ static ssize_t consume(struct archive *a, void *ud, const void **buf) {
         pthread_mutex_unlock(&z->lock);
         return r;
 }
+
+int inflate_finish(struct inflate *z, bool *checksummed) {
+        int r;
+
+        pthread_mutex_lock(&z->lock);
+        for (;;) {
+                if (z->held) {
+                        z->held = false;
+                        z->tail = (z->tail + 1) % SLOTS;
+                        z->count--;
+                        pthread_cond_broadcast(&z->cond);
+                }
+                if (z->error || (z->eof && z->count == 0))
+                        break;
+                if (z->count > 0)
+                        z->held = true; /* discarded: the archive's end marker came before */
+                else
+                        pthread_cond_wait(&z->cond, &z->lock);
+        }
+        r = z->error ? -z->error : 0;
+        *checksummed = !z->error && z->checksummed;
+        pthread_mutex_unlock(&z->lock);
+        return r;
+}
+
+const char *inflate_error(struct inflate *z) { return z->msg; }
 
 void inflate_free(struct inflate *z) {
         if (!z)

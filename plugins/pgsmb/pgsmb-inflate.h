@@ -5,11 +5,18 @@
 #pragma once
 
 #include <archive.h>
+#include <stdbool.h>
 
 struct inflate;
 
 /* Start reading fd (until EOF) in a thread and open archive a on the decompressed bytes.
  * 0 or -errno (a's error says why when it was libarchive's open that failed). */
 int inflate_open(struct archive *a, int fd, struct inflate **ret);
+/* After the archive's end: read (and drop) the rest of the stream to its end, so that a damaged
+ * or cut zstd stream is seen even past the tar end marker. 0 when the whole stream was good;
+ * *checksummed: it was zstd whose every frame carried a content checksum, all of them checked
+ * (false for an uncompressed stream). -errno otherwise, inflate_error() says why. */
+int inflate_finish(struct inflate *z, bool *checksummed);
+const char *inflate_error(struct inflate *z);
 /* Stop the thread (it may be blocked on fd: the read side is shut down) and free. */
 void inflate_free(struct inflate *z);

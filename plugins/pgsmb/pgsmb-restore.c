@@ -224,9 +224,18 @@ static int attempt(struct restore *r, struct store *st) {
                                  &r->cfg.comp, progress_cb, r, &t);
         t_stream = now_ms();
         pgsmb_hex(t.sha256, hex);
-        if (k == 0 && have_meta && meta.size == ss.size && !streq(meta.sha256, hex)) {
+        if (k == 0 && have_meta && meta.size == ss.size && t.hashed && !streq(meta.sha256, hex)) {
                 snprintf(r->why, sizeof r->why, "%s/%s: checksum does not match its .meta (damaged upload?)",
                          store_url(st), r->cfg.rel_archive);
+                k = -EBADMSG;
+        } else if (k == 0 && have_meta && meta.size == ss.size && !t.hashed && t.bytes != ss.size) {
+                snprintf(r->why, sizeof r->why, "%s/%s: read %" PRIu64 " bytes of %" PRIu64 " (changed while it was read?)",
+                         store_url(st), r->cfg.rel_archive, t.bytes, ss.size);
+                k = -EBADMSG;
+        } else if (k == 0 && !t.hashed && !t.stats.checksummed) {
+                /* It began with a checksummed zstd frame, so nothing else checked it. */
+                snprintf(r->why, sizeof r->why, "%s/%s: not every zstd frame of the archive carries a checksum: "
+                         "it cannot be verified", store_url(st), r->cfg.rel_archive);
                 k = -EBADMSG;
         } else if (k < 0)
                 snprintf(r->why, sizeof r->why, "%s", t.err);

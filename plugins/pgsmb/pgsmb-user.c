@@ -300,6 +300,14 @@ static int stream_end(struct store *st, struct stream *s, int r, const char *wha
         return r;
 }
 
+/* The stream starts with a zstd frame that declares a content checksum (RFC 8878 3.1.1.1.1:
+ * the magic, then the frame header descriptor, bit 2). */
+static bool zstd_checksummed_start(const unsigned char *p, size_t len) {
+        static const unsigned char magic[4] = {0x28, 0xb5, 0x2f, 0xfd};
+
+        return len > 4 && memcmp(p, magic, sizeof magic) == 0 && (p[4] & 0x04);
+}
+
 int pgsmb_restore_stream(struct store *st, const char *rel, uint64_t size_hint,
                          const struct pgsmb_user *u, const char *target,
                          const struct profile_limits *lim, const struct profile_compress *c,
@@ -320,7 +328,10 @@ int pgsmb_restore_stream(struct store *st, const char *rel, uint64_t size_hint,
                 }
                 if (k == 0)
                         break;
-                EVP_DigestUpdate(s.md, s.buf, (size_t)k);
+                if (t->bytes == 0)
+                        t->hashed = c->extract_argv || !zstd_checksummed_start(s.buf, (size_t)k);
+                if (t->hashed)
+                        EVP_DigestUpdate(s.md, s.buf, (size_t)k);
                 t->bytes += (uint64_t)k;
                 progress_tick(progress, pud, t->bytes, size_hint, &last);
                 if (send_all(s.fd, s.buf, (size_t)k) < 0)

@@ -1,6 +1,7 @@
 /* pgSMB: work inside a user's home runs in a child process with the user's uid, gid and groups,
  * never as root. The root side (the plugin in pginad's worker) keeps the store connection and
- * streams the archive to or from the child through a socket pair, hashing it on the way. */
+ * streams the archive to or from the child through a socket pair, hashing it on the way (a
+ * restore of a zstd stream whose frames carry checksums leaves the check to zstd instead). */
 #pragma once
 
 #include <stdbool.h>
@@ -26,6 +27,11 @@ struct pgsmb_transfer {
         struct profile_stats stats; /* what the child archived/extracted */
         char err[512]; /* why it failed */
         bool verified; /* upload: read back behind the writer, and it matched */
+        /* restore: sha256 is the download's. False when the stream began with a zstd frame
+         * that declares a content checksum and the child extracts it (built in): then the
+         * child's stats.checksummed is the integrity check, a SHA-256 of 700 MB costs ~0.4 s of
+         * CPU on the critical path of a logon. */
+        bool hashed;
 };
 
 /* Where an upload's read-back connects (a second connection, see pgsmb-readback.h). */

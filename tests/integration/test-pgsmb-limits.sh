@@ -19,7 +19,7 @@ store_sums() { (cd "$STORE" && find . -type f -print0 | sort -z | xargs -0 -r sh
 root_listing() { ls -A / /etc; }
 
 # mkarchive USER KIND [META_SHA]: a hostile archive as USER's profile (tar via python3's tarfile,
-# then zstd), with a .meta whose sha256 matches (or META_SHA)
+# then zstd with $MKARCHIVE_ZSTD's options), with a .meta whose sha256 matches (or META_SHA)
 mkarchive() {
         local user=$1 kind=$2 dir=$STORE/$1
         mkdir -p "$dir"
@@ -78,7 +78,8 @@ elif kind == "valid":
     add_file("./data", b"valid data\n" * 1000)
 t.close()
 PY
-        zstd -q -f -3 "$T/$user.tar" -o "$dir/$user.tar.zst" || fail "zstd failed"
+        # shellcheck disable=SC2086 # MKARCHIVE_ZSTD: extra zstd options, split on purpose
+        zstd -q -f -3 ${MKARCHIVE_ZSTD:-} "$T/$user.tar" -o "$dir/$user.tar.zst" || fail "zstd failed"
         printf 'version=1700000000-%s\nsha256=%s\nsize=%s\nhost=elsewhere\ntime=1700000000\n' "$kind" \
                 "${3:-$(sha256sum <"$dir/$user.tar.zst" | cut -d' ' -f1)}" "$(stat -c %s "$dir/$user.tar.zst")" \
                 >"$dir/$user.tar.zst.meta"
@@ -173,20 +174,51 @@ check_hostile gina bomb-many
 grep -q 'gina: profile not restored, temporary profile: .*max_profile_size' "$PGINA_LOG" ||
         fail "the refusal does not name the limit: $(grep 'gina: profile not restored' "$PGINA_LOG")"
 
-step "a damaged archive (the .meta checksum does not match) gives a temporary profile"
-mkarchive erin valid 0000000000000000000000000000000000000000000000000000000000000000
-before_store=$(store_sums)
-assert_ok pam_run pgtest erin secret authenticate acct_mgmt open_session
-getent passwd erin | grep -q "pGina created pgSMB tmp" || fail "erin did not get a temporary profile"
-assert_contains "$T/pam.out" "temporary profile"
-assert_contains "$PGINA_LOG" "checksum does not match"
-[ -e /home/erin/data ] && fail "the damaged archive was put in the home"
-compgen -G "/home/.pgina-*" >/dev/null && { ls -la /home >&2; fail "staging directory left in /home"; }
-pgina_close_session erin
-assert_eq "$before_store" "$(store_sums)" "the store after erin's temporary profile"
+# A damaged archive: three ways of telling (zstd's frame checksums, the .meta's SHA-256 when
+# the frames carry none, a checksummed first frame followed by one without).
+check_damaged() { # USER WHAT-THE-LOG-SAYS
+        local user=$1 said=$2 before_store
+        before_store=$(store_sums)
+        assert_ok pam_run pgtest "$user" secret authenticate acct_mgmt open_session
+        getent passwd "$user" | grep -q "pGina created pgSMB tmp" || fail "$user did not get a temporary profile"
+        assert_contains "$T/pam.out" "temporary profile"
+        grep -q "$user: profile not restored, temporary profile: .*$said" "$PGINA_LOG" ||
+                fail "$user: the log does not say '$said': $(grep "$user: profile not restored" "$PGINA_LOG")"
+        [ -e "/home/$user/data" ] && fail "the damaged archive of $user was put in the home"
+        compgen -G "/home/.pgina-*" >/dev/null && { ls -la /home >&2; fail "staging directory left in /home"; }
+        pgina_close_session "$user"
+        assert_eq "$before_store" "$(store_sums)" "the store after $user's temporary profile"
+}
+
+step "a damaged archive (a byte changed after the upload) gives a temporary profile"
+mkarchive erin valid
+"$PYTHON" - "$STORE/erin/erin.tar.zst" <<'PY' || fail "cannot damage the archive"
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, "rb").read())
+b[-6] ^= 0x20  # in the last block (its literals), not the header: decodes, to other bytes
+open(p, "wb").write(bytes(b))
+PY
+check_damaged erin "damaged"
+
+step "an archive without frame checksums whose .meta checksum does not match: temporary profile"
+MKARCHIVE_ZSTD=--no-check mkarchive erika valid 0000000000000000000000000000000000000000000000000000000000000000
+check_damaged erika "checksum does not match its .meta"
+
+step "a checksummed zstd frame followed by one without a checksum: not verifiable, temporary profile"
+mkarchive emil valid
+head -c 5120 "$T/emil.tar" | zstd -q -3 >"$STORE/emil/emil.tar.zst"
+tail -c +5121 "$T/emil.tar" | zstd -q -3 --no-check >>"$STORE/emil/emil.tar.zst"
+printf 'version=1700000000-emil\nsha256=%s\nsize=%s\nhost=elsewhere\ntime=1700000000\n' \
+        "$(sha256sum <"$STORE/emil/emil.tar.zst" | cut -d' ' -f1)" "$(stat -c %s "$STORE/emil/emil.tar.zst")" \
+        >"$STORE/emil/emil.tar.zst.meta"
+check_damaged emil "cannot be verified"
 
 step "the same archive with a matching .meta restores fine (the checks above are not blanket refusals)"
 mkarchive frank valid
+zstd -q -t "$STORE/frank/frank.tar.zst" || fail "the valid archive does not test good"
+head -c 5 "$STORE/frank/frank.tar.zst" | od -An -tx1 | grep -q "28 b5 2f fd .[4-7cdef]" ||
+        fail "the valid archive's frame has no checksum flag: the fast path is not what was tested"
 assert_ok pam_run pgtest frank secret authenticate acct_mgmt open_session
 getent passwd frank | grep -q "pGina created pgSMB tmp" && fail "frank got a temporary profile from a valid archive"
 [ "$(head -n 1 /home/frank/data)" = "valid data" ] || fail "the valid archive was not restored"

@@ -543,6 +543,7 @@ static void test_archive_is_checksummed_zstd_any_decoder_reads_at_any_thread_cou
                 if (r < 0)
                         fail_msg("extract (threads %d): %d %s", threads[i], r, err);
                 assert_int_equal(xs.bytes, JOBS_BYTES + 5);
+                assert_true(xs.checksummed); /* the restore relies on it instead of a hash */
                 tf(q, sizeof q, "big");
                 fd = open(q, O_RDONLY | O_CLOEXEC);
                 assert_true(fd >= 0);
@@ -1120,6 +1121,137 @@ static void test_extract_multi_frame_zstd(void **state) {
         assert_int_equal(st.st_size, 9);
 }
 
+/* One zstd frame of src, with or without a content checksum. */
+static size_t zstd_frame(void *dst, size_t cap, const void *src, size_t n, bool checksum) {
+        ZSTD_CCtx *c = ZSTD_createCCtx();
+        assert_non_null(c);
+        assert_false(ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, checksum)));
+        size_t k = ZSTD_compress2(c, dst, cap, src, n);
+        assert_false(ZSTD_isError(k));
+        ZSTD_freeCCtx(c);
+        return k;
+}
+
+/* stats.checksummed (what lets a restore skip hashing the download) is true only when every
+ * frame declared a content checksum, also when a frame's header straddles two of the reading
+ * thread's 1 MiB reads; an uncompressed tar is never "checksummed". */
+static void test_extract_checksummed_only_when_every_frame_is(void **state) {
+        (void)state;
+        char p[512], err[512] = "";
+        pathf(p, sizeof p, "%s/a.tar", base);
+        /* a tar whose first 2 MiB are noise (stored raw by zstd: the frame's size follows the
+         * input's, so the first frame can be made to end 2 bytes before 1 MiB) */
+        const struct ent e[] = { { "noise", AE_IFREG, 0644, NULL, 2 << 20, NULL },
+                                 { "tail", AE_IFREG, 0600, "tail data", 0, NULL } };
+        build_archive(p, false, e, 2);
+        int fd = open(p, O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        struct stat st;
+        assert_int_equal(fstat(fd, &st), 0);
+        size_t n = (size_t)st.st_size;
+        unsigned char *raw = malloc(n);
+        assert_non_null(raw);
+        assert_int_equal(read(fd, raw, n), (ssize_t)n);
+        close(fd);
+        uint32_t x = 777;
+        /* inside the data of "noise" whatever its header's size (512 bytes, more with pax) */
+        for (size_t i = 4096; i < (2 << 20) - 4096; i++) {
+                x = x * 1103515245u + 12345u;
+                raw[i] = (unsigned char)(x >> 24);
+        }
+        size_t cap = ZSTD_compressBound(n) + 64;
+        unsigned char *z = malloc(cap);
+        assert_non_null(z);
+        const size_t target = (1 << 20) - 2;
+        const struct {
+                bool a, b, want;
+        } cases[] = { { true, true, true }, { true, false, false }, { false, true, false },
+                      { false, false, false } };
+        for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+                /* find the cut whose first frame is `target` bytes long */
+                size_t cut = target - 64, k1 = 0;
+                for (int tries = 0; tries < 20; tries++) {
+                        k1 = zstd_frame(z, cap, raw, cut, cases[c].a);
+                        if (k1 == target)
+                                break;
+                        cut = k1 < target ? cut + (target - k1) : cut - (k1 - target);
+                }
+                assert_int_equal(k1, target);
+                size_t k2 = zstd_frame(z + k1, cap - k1, raw + cut, n - cut, cases[c].b);
+                write_file(p, z, k1 + k2, 0600);
+                reset_target();
+                char t[512];
+                pathf(t, sizeof t, "%s/t", base);
+                struct profile_stats xs = { 0 };
+                fd = open(p, O_RDONLY | O_CLOEXEC);
+                assert_true(fd >= 0);
+                int r = profile_extract(fd, t, &roomy, NULL, &xs, err, sizeof err);
+                close(fd);
+                if (r != 0)
+                        fail_msg("extract (case %zu): %s", c, err);
+                assert_int_equal(xs.bytes, (2 << 20) + 9);
+                if (xs.checksummed != cases[c].want)
+                        fail_msg("case %zu: checksummed %d, expected %d", c, xs.checksummed, cases[c].want);
+        }
+        /* uncompressed */
+        write_file(p, raw, n, 0600);
+        reset_target();
+        char t[512];
+        pathf(t, sizeof t, "%s/t", base);
+        struct profile_stats xs = { .checksummed = true };
+        fd = open(p, O_RDONLY | O_CLOEXEC);
+        assert_int_equal(profile_extract(fd, t, &roomy, NULL, &xs, err, sizeof err), 0);
+        close(fd);
+        assert_false(xs.checksummed);
+        free(raw);
+        free(z);
+}
+
+/* The stream is read and checked to its very end, past the tar's end marker: a damaged frame
+ * checksum (the last 4 bytes) or garbage after the last frame fails the extraction. */
+static void test_extract_checks_the_stream_past_the_archive_end(void **state) {
+        (void)state;
+        char p[512], t[512], err[512] = "";
+        pathf(p, sizeof p, "%s/a.tar", base);
+        pathf(t, sizeof t, "%s/t", base);
+        homef(p, sizeof p, "f");
+        write_file(p, "some content\n", 13, 0600);
+        struct profile_compress c = { .level = 3 };
+        struct profile_stats st = { 0 };
+        assert_int_equal(archive_home_to_file(NULL, &c, &st, err, sizeof err), 0);
+        pathf(p, sizeof p, "%s/a.tar", base);
+        char *good = NULL;
+        size_t n = 0;
+        {
+                int fd = open(p, O_RDONLY | O_CLOEXEC);
+                struct stat sb;
+                assert_int_equal(fstat(fd, &sb), 0);
+                n = (size_t)sb.st_size;
+                good = malloc(n + 16);
+                assert_int_equal(read(fd, good, n), (ssize_t)n);
+                close(fd);
+        }
+        /* as it is: fine */
+        reset_target();
+        assert_int_equal(extract_file(&roomy, NULL, err, sizeof err), 0);
+
+        good[n - 1] ^= 0x5a; /* the frame's checksum */
+        write_file(p, good, n, 0600);
+        reset_target();
+        assert_int_equal(extract_file(&roomy, NULL, err, sizeof err), -EBADMSG);
+        /* seen by the decompressing thread before or after the last entry was read */
+        if (!strstr(err, "checksum"))
+                fail_msg("no word of the checksum: %s", err);
+        good[n - 1] ^= 0x5a;
+
+        memcpy(good + n, "trailing junk!", 14); /* not a frame */
+        write_file(p, good, n + 14, 0600);
+        reset_target();
+        assert_true(extract_file(&roomy, NULL, err, sizeof err) < 0);
+        free(good);
+        assert_outside_untouched();
+}
+
 /* A restore reads a socket whose writer (the store side) may still be sending when extraction
  * fails: the decompressing thread, blocked reading, must be woken up, and profile_extract must
  * return at once with the entry's error, not wait for the writer to give up. */
@@ -1188,6 +1320,8 @@ int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
                 T(test_round_trip_keeps_odd_names_links_sparse_modes_times_acls_xattrs),
                 T(test_archive_is_checksummed_zstd_any_decoder_reads_at_any_thread_count),
+                T(test_extract_checksummed_only_when_every_frame_is),
+                T(test_extract_checks_the_stream_past_the_archive_end),
                 T(test_external_program_round_trip),
                 T(test_external_program_failure_reports_status_and_stderr),
                 T(test_external_extract_strips_setuid_and_enforces_limits),
