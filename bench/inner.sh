@@ -147,7 +147,7 @@ prof_start() { # KEY
                 PROF_PID=$!
                 sleep 1 ;;
         strace)
-                strace -f -qq -o "$RUN/strace.$1" -p "$PGINA_PID" &
+                strace -f -qq -ttt -T -o "$RUN/strace.$1" -p "$PGINA_PID" &
                 PROF_PID=$!
                 sleep 1 ;;
         esac
@@ -335,7 +335,9 @@ for rtt in "${rtt_list[@]}"; do
                 # Case 3: logon again on this machine; the share holds the version here.
                 cold
                 mark=$(log_mark)
+                prof_start "relogon.$rtt"
                 timed "pgina.relogon.$rtt" logon || fail "re-logon failed"
+                prof_stop "relogon.$rtt"
                 log_since "$mark" | grep -q "no download" ||
                         fail "the re-logon downloaded: $(log_since "$mark" | tail -n 5)"
                 # ... then 1% of the files change and the user logs off.

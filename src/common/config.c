@@ -192,6 +192,13 @@ static void conf_service_entry(struct conf *c, const struct conf_entry *e, char 
                         conf_error(errors, c->path, e->line,
                                    "max_queued must be a number between 0 and %u, not '%s'",
                                    CONF_MAX_QUEUED_MAX, e->value);
+        } else if (streq(e->key, "preload_libraries")) {
+                int b = parse_bool(e->value);
+                if (b < 0)
+                        conf_error(errors, c->path, e->line,
+                                   "preload_libraries must be true or false, not '%s'", e->value);
+                else
+                        c->preload_libraries = b;
         } else if (streq(e->key, "log_level")) {
                 int l = log_level_from_string(e->value);
                 if (l < 0)
@@ -293,6 +300,7 @@ static int conf_set_defaults(struct conf *c) {
         c->failure_delay_max = 8;
         c->max_workers = 64;
         c->max_queued = 256;
+        c->preload_libraries = true;
         c->log_level = LOG_INFO;
         if (set_string(&c->socket_path, PGINA_SOCKET_DEFAULT) < 0 ||
             set_string(&c->state_dir, PGINA_STATE_DIR_DEFAULT) < 0 ||

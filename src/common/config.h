@@ -45,6 +45,7 @@ struct conf {
         unsigned failure_delay_max; /* seconds, cap of the slow-down for a failing non-root peer */
         unsigned max_workers; /* request workers running at once */
         unsigned max_queued; /* requests waiting for a worker; beyond, "busy" */
+        bool preload_libraries; /* pginad loads the plugins' libraries once (pginad-preload.c) */
         int log_level;
 
         /* [order]: plugin names per stage, in order */

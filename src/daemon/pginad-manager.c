@@ -845,6 +845,7 @@ static int manager_reload(struct manager *m, char **errors) {
         plugin_infos_free(m->plugins, m->nplugins);
         m->plugins = infos;
         m->nplugins = n;
+        preload_libraries(conf);
         log_info("Configuration %s reloaded (%zu plugin(s))", m->conf_path, n);
         return 0;
 }
@@ -1521,6 +1522,7 @@ int manager_new(struct manager **ret, const char *conf_path, struct conf *conf,
         m->signal_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
         if (m->signal_fd < 0)
                 return log_error_errno(-errno, "Failed to create a signalfd: %m");
+        preload_libraries(conf);
         m->listen_fd = listen_socket(conf->socket_path);
         if (m->listen_fd < 0)
                 return m->listen_fd;

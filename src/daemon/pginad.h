@@ -126,6 +126,9 @@ struct plugin_info {
 
 /* Load and check config + plugins in a child; fills infos on success, errors otherwise. */
 int probe_run(const struct conf *conf, struct plugin_info **infos, size_t *n, char **errors);
+/* Load the libraries the configured plugins link against into pginad, so that workers inherit
+ * them instead of loading them per request (pginad-preload.c). Best effort, silent. */
+void preload_libraries(const struct conf *conf);
 void plugin_infos_free(struct plugin_info *v, size_t n);
 
 /* ---- NSS answers (pginad-nss.c): GETPWNAM/GETGRNAM, remembered briefly ---- */
