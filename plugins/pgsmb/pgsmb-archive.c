@@ -964,8 +964,16 @@ static int extract_entry_libarchive(struct extract_state *s, struct archive *a, 
         return 0;
 }
 
-static int extract_builtin(int in_fd, const char *target, const struct profile_limits *lim,
-                           struct profile_stats *st, char *err, size_t errlen) {
+/* What extract_builtin reads: fd, or (ring != NULL) a shared ring and its control socket fd. */
+struct extract_source {
+        int fd;
+        const void *ring;
+        size_t ring_size;
+};
+
+static int extract_builtin(const struct extract_source *src, const char *target,
+                           const struct profile_limits *lim, struct profile_stats *st, char *err,
+                           size_t errlen) {
         /* archive_write_disk works relative to the working directory: its SECURE_* checks refuse
          * absolute paths, so the target must be ".". */
         _cleanup_(fchdir_backp) int here = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -997,7 +1005,8 @@ static int extract_builtin(int in_fd, const char *target, const struct profile_l
         /* ACL entries name users and groups: map the names to this machine's ids. */
         archive_write_disk_set_standard_lookup(w);
         _cleanup_(inflate_freep) struct inflate *z = NULL;
-        int r = inflate_open(a, in_fd, &z);
+        int r = src->ring ? inflate_open_ring(a, src->fd, src->ring, src->ring_size, &z)
+                          : inflate_open(a, src->fd, &z);
         if (r < 0)
                 return fail(err, errlen, r, "cannot read the archive: %s",
                             r == -EBADMSG ? la_error(a) : strerror(-r));
@@ -1112,7 +1121,8 @@ int profile_extract(int in_fd, const char *target, const struct profile_limits *
         if (!lim)
                 lim = &none;
         if (!(c && c->extract_argv))
-                return extract_builtin(in_fd, target, lim, st, err, errlen);
+                return extract_builtin(&(struct extract_source){.fd = in_fd}, target, lim, st, err,
+                                       errlen);
 
         int r = run_program(c->extract_argv, target, in_fd, -1, err, errlen);
         if (r < 0)
@@ -1121,4 +1131,17 @@ int profile_extract(int in_fd, const char *target, const struct profile_limits *
         r = walk_tree(target, NULL, check_one, &cw, err, errlen);
         tdestroy(cw.inodes, free);
         return r;
+}
+
+int profile_extract_ring(int ctl_fd, const void *ring, size_t ring_size, const char *target,
+                         const struct profile_limits *lim, struct profile_stats *stats, char *err,
+                         size_t errlen) {
+        static const struct profile_limits none = { 0 };
+        struct profile_stats dummy;
+        struct profile_stats *st = stats ? stats : &dummy;
+        *st = (struct profile_stats){ 0 };
+        if (err && errlen)
+                err[0] = 0;
+        return extract_builtin(&(struct extract_source){ .fd = ctl_fd, .ring = ring, .ring_size = ring_size },
+                               target, lim ? lim : &none, st, err, errlen);
 }

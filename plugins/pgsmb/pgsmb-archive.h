@@ -51,6 +51,13 @@ int profile_extract(int in_fd, const char *target, const struct profile_limits *
                     const struct profile_compress *c, struct profile_stats *stats, char *err,
                     size_t errlen);
 
+/* profile_extract (built in only) of an archive that arrives in a ring of ring_size bytes
+ * shared with the writer, which reports on ctl_fd how far it wrote (pgsmb-inflate.h,
+ * inflate_open_ring): the restore's path, with no copy through a socket. */
+int profile_extract_ring(int ctl_fd, const void *ring, size_t ring_size, const char *target,
+                         const struct profile_limits *lim, struct profile_stats *stats, char *err,
+                         size_t errlen);
+
 /* Bytes of `home` less `exclude` (what max_storage_kb limits): apparent sizes of regular files. */
 int profile_size(const char *home, const char *const *exclude, uint64_t *bytes, char *err,
                  size_t errlen);

@@ -17,8 +17,28 @@
 
 static const unsigned char zstd_magic[4] = {0x28, 0xb5, 0x2f, 0xfd};
 
+/* Where the compressed bytes come from: a file descriptor read into buf, or (ring mode) a ring
+ * the store side writes into, shared with it, whose fill level comes as native 8-byte totals
+ * ("produced") on the control socket fd; this side answers with "consumed" totals, so the store
+ * side knows what it may overwrite. No copy and no system call per byte of the archive. */
+struct input {
+        int fd;
+        unsigned char *buf; /* fd mode: SLOT_BYTES */
+        const unsigned char *ring;
+        size_t ring_size;
+        uint64_t produced, consumed, acked;
+        unsigned char part[8]; /* a total cut between two reads */
+        size_t npart;
+        bool ended; /* ring mode: the control socket is at its end */
+};
+
+/* Tell the store side what is free again at least every this many bytes (and whenever all it
+ * wrote is consumed, so it never waits for an answer that is not coming). */
+#define RING_ACK_BYTES (1024 * 1024)
+
 struct inflate {
         int fd;
+        struct input in;
         pthread_t thread;
         bool started;
         pthread_mutex_t lock;
@@ -79,6 +99,81 @@ static ssize_t read_some(int fd, void *buf, size_t len) {
         }
 }
 
+/* Ring mode: wait for (at least) one more message from the store side. */
+static int ring_more(struct inflate *z) {
+        struct input *in = &z->in;
+        unsigned char b[512];
+        size_t have = in->npart;
+        ssize_t k;
+
+        memcpy(b, in->part, have);
+        k = read_some(in->fd, b + have, sizeof b - have);
+        if (k < 0) {
+                set_error(z, (int)-k, "cannot read the archive: %s", strerror((int)-k));
+                return (int)k;
+        }
+        if (k == 0) {
+                in->ended = true;
+                return 0;
+        }
+        have += (size_t)k;
+        size_t whole = have / 8 * 8;
+        for (size_t i = 0; i < whole; i += 8) {
+                uint64_t v;
+
+                memcpy(&v, b + i, 8);
+                if (v < in->produced || v - in->consumed > in->ring_size) {
+                        set_error(z, EPROTO, "%s", "the store side sent an impossible position");
+                        return -EPROTO;
+                }
+                in->produced = v;
+        }
+        in->npart = have - whole;
+        memcpy(in->part, b + whole, in->npart);
+        return 0;
+}
+
+/* The next piece of input: *p and its length, 0 at the end of the stream, or -errno. */
+static ssize_t input_get(struct inflate *z, const unsigned char **p) {
+        struct input *in = &z->in;
+
+        if (!in->ring) {
+                ssize_t k = read_some(in->fd, in->buf, SLOT_BYTES);
+                if (k < 0)
+                        set_error(z, (int)-k, "cannot read the archive: %s", strerror((int)-k));
+                *p = in->buf;
+                return k;
+        }
+        while (in->consumed == in->produced && !in->ended) {
+                int r = ring_more(z);
+                if (r < 0)
+                        return r;
+        }
+        if (in->consumed == in->produced)
+                return 0;
+        size_t off = (size_t)(in->consumed % in->ring_size);
+        uint64_t len = in->produced - in->consumed;
+        if (len > in->ring_size - off)
+                len = in->ring_size - off;
+        *p = in->ring + off;
+        return (ssize_t)len;
+}
+
+/* The last piece input_get gave (len bytes) is used up: the store side may overwrite it. */
+static void input_done(struct inflate *z, size_t len) {
+        struct input *in = &z->in;
+
+        if (!in->ring)
+                return;
+        in->consumed += len;
+        if (in->consumed - in->acked >= RING_ACK_BYTES || in->consumed == in->produced) {
+                uint64_t v = in->consumed;
+                /* Best effort: a store side that is gone has closed its end, which we see. */
+                (void)send(in->fd, &v, sizeof v, MSG_NOSIGNAL);
+                in->acked = v;
+        }
+}
+
 /* One step of zstd into the current slot (taking a free one first, publishing it when full).
  * Returns zstd's hint (0 at the end of a frame) or -errno; *progress: output was made. */
 static int64_t zstd_step(struct inflate *z, ZSTD_DStream *ds, ZSTD_outBuffer *out,
@@ -130,8 +225,8 @@ static void frames_end(struct frames *f, uint64_t next) {
         memset(f->head, 0, sizeof f->head);
 }
 
-/* Decompress in, of which `have` bytes are already read, to the end of fd. */
-static int run_zstd(struct inflate *z, unsigned char *in, size_t have) {
+/* Decompress the stream, whose first piece (`have` bytes at in) is already read, to its end. */
+static int run_zstd(struct inflate *z, const unsigned char *in, size_t have) {
         ZSTD_DStream *ds = ZSTD_createDStream();
         ZSTD_outBuffer out = {0};
         struct frames fr = {.all_checksummed = true};
@@ -156,10 +251,10 @@ static int run_zstd(struct inflate *z, unsigned char *in, size_t have) {
                         if (last == 0)
                                 frames_end(&fr, in_off + ib.pos);
                 }
+                input_done(z, have);
                 in_off += have;
-                ssize_t k = read_some(z->fd, in, SLOT_BYTES);
+                ssize_t k = input_get(z, &in);
                 if (k < 0) {
-                        set_error(z, (int)-k, "cannot read the archive: %s", strerror((int)-k));
                         r = (int)k;
                         goto out;
                 }
@@ -197,51 +292,63 @@ out:
 }
 
 /* Not zstd: the bytes as they are. */
-static int run_plain(struct inflate *z, unsigned char *in, size_t have) {
+static int run_plain(struct inflate *z, const unsigned char *in, size_t have) {
         for (;;) {
-                unsigned char *slot = slot_get(z);
-                if (!slot)
-                        return -ECANCELED;
-                memcpy(slot, in, have);
-                slot_publish(z, have);
-                ssize_t k = read_some(z->fd, in, SLOT_BYTES);
-                if (k < 0) {
-                        set_error(z, (int)-k, "cannot read the archive: %s", strerror((int)-k));
-                        return (int)k;
+                for (size_t done = 0; done < have;) {
+                        unsigned char *slot = slot_get(z);
+                        size_t n = have - done < SLOT_BYTES ? have - done : SLOT_BYTES;
+                        if (!slot)
+                                return -ECANCELED;
+                        memcpy(slot, in + done, n);
+                        slot_publish(z, n);
+                        done += n;
                 }
-                if (k == 0)
-                        return 0;
+                input_done(z, have);
+                ssize_t k = input_get(z, &in);
+                if (k <= 0)
+                        return (int)k;
                 have = (size_t)k;
         }
 }
 
-static void *producer(void *arg) {
-        struct inflate *z = arg;
-        unsigned char *in = malloc(SLOT_BYTES);
+/* The first piece of the stream, holding at least the magic's length unless the stream is
+ * shorter: *p, its length (0: empty stream), or -errno. */
+static ssize_t input_first(struct inflate *z, const unsigned char **p) {
+        struct input *in = &z->in;
         size_t have = 0;
-        int r = 0;
 
-        if (!in) {
-                set_error(z, ENOMEM, "%s", "out of memory");
-                return NULL;
+        if (in->ring) {
+                while (in->produced < sizeof zstd_magic && !in->ended) {
+                        int r = ring_more(z);
+                        if (r < 0)
+                                return r;
+                }
+                return input_get(z, p); /* from offset 0: contiguous */
         }
-        /* Enough bytes to see the magic (or the whole stream when it is shorter). */
         while (have < sizeof zstd_magic) {
-                ssize_t k = read_some(z->fd, in + have, SLOT_BYTES - have);
+                ssize_t k = read_some(in->fd, in->buf + have, SLOT_BYTES - have);
                 if (k < 0) {
                         set_error(z, (int)-k, "cannot read the archive: %s", strerror((int)-k));
-                        r = (int)k;
-                        break;
+                        return k;
                 }
                 if (k == 0)
                         break;
                 have += (size_t)k;
         }
-        if (r == 0 && have > 0)
-                r = have >= sizeof zstd_magic && memcmp(in, zstd_magic, sizeof zstd_magic) == 0
-                            ? run_zstd(z, in, have)
-                            : run_plain(z, in, have);
-        free(in);
+        *p = in->buf;
+        return (ssize_t)have;
+}
+
+static void *producer(void *arg) {
+        struct inflate *z = arg;
+        const unsigned char *p = NULL;
+        ssize_t have = input_first(z, &p);
+
+        /* Failures are in z->error already. */
+        if (have >= (ssize_t)sizeof zstd_magic && memcmp(p, zstd_magic, sizeof zstd_magic) == 0)
+                (void)run_zstd(z, p, (size_t)have);
+        else if (have > 0)
+                (void)run_plain(z, p, (size_t)have);
         pthread_mutex_lock(&z->lock);
         z->eof = true;
         pthread_cond_broadcast(&z->cond);
@@ -318,20 +425,28 @@ void inflate_free(struct inflate *z) {
         }
         for (size_t i = 0; i < SLOTS; i++)
                 free(z->data[i]);
+        free(z->in.buf);
         pthread_cond_destroy(&z->cond);
         pthread_mutex_destroy(&z->lock);
         free(z);
 }
 
-int inflate_open(struct archive *a, int fd, struct inflate **ret) {
+static int inflate_start(struct archive *a, int fd, const void *ring, size_t ring_size,
+                         struct inflate **ret) {
         struct inflate *z = calloc(1, sizeof *z);
         int r;
 
         if (!z)
                 return -ENOMEM;
-        z->fd = fd;
+        z->fd = z->in.fd = fd;
+        z->in.ring = ring;
+        z->in.ring_size = ring_size;
         pthread_mutex_init(&z->lock, NULL);
         pthread_cond_init(&z->cond, NULL);
+        if (!ring && !(z->in.buf = malloc(SLOT_BYTES))) {
+                inflate_free(z);
+                return -ENOMEM;
+        }
         for (size_t i = 0; i < SLOTS; i++)
                 if (!(z->data[i] = malloc(SLOT_BYTES))) {
                         inflate_free(z);
@@ -349,4 +464,15 @@ int inflate_open(struct archive *a, int fd, struct inflate **ret) {
         }
         *ret = z;
         return 0;
+}
+
+int inflate_open(struct archive *a, int fd, struct inflate **ret) {
+        return inflate_start(a, fd, NULL, 0, ret);
+}
+
+int inflate_open_ring(struct archive *a, int ctl_fd, const void *ring, size_t ring_size,
+                      struct inflate **ret) {
+        if (!ring || ring_size == 0)
+                return -EINVAL;
+        return inflate_start(a, ctl_fd, ring, ring_size, ret);
 }

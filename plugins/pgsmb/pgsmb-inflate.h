@@ -12,6 +12,11 @@ struct inflate;
 /* Start reading fd (until EOF) in a thread and open archive a on the decompressed bytes.
  * 0 or -errno (a's error says why when it was libarchive's open that failed). */
 int inflate_open(struct archive *a, int fd, struct inflate **ret);
+/* The same, reading a ring of ring_size bytes that the store side fills (shared memory): on
+ * ctl_fd it sends native 8-byte totals of what it wrote, and reads back totals of what is
+ * consumed (and may be overwritten); the end of ctl_fd is the end of the stream. */
+int inflate_open_ring(struct archive *a, int ctl_fd, const void *ring, size_t ring_size,
+                      struct inflate **ret);
 /* After the archive's end: read (and drop) the rest of the stream to its end, so that a damaged
  * or cut zstd stream is seen even past the tar end marker. 0 when the whole stream was good;
  * *checksummed: it was zstd whose every frame carried a content checksum, all of them checked

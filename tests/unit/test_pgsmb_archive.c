@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/acl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <sys/stat.h>
@@ -1302,6 +1303,146 @@ static void test_extract_failing_mid_stream_returns_while_the_writer_still_sends
         assert_true(took < 10);
 }
 
+/* The restore's ring (profile_extract_ring): a writer process plays the store side, filling a
+ * shared ring in pieces that wrap around its end and waiting for the reader's "consumed" totals
+ * before it overwrites; bad=true sends a position past what the ring can hold. */
+static void ring_writer(int ctl, unsigned char *ring, size_t ring_size, const unsigned char *data,
+                        size_t len, size_t piece, bool bad) {
+        uint64_t produced = 0, acked = 0;
+        unsigned char part[8];
+        size_t npart = 0;
+
+        while (produced < len) {
+                size_t off = (size_t)(produced % ring_size), n = piece;
+                if (n > ring_size - off)
+                        n = ring_size - off;
+                if (n > len - produced)
+                        n = (size_t)(len - produced);
+                while (produced + n - acked > ring_size) {
+                        unsigned char b[64];
+                        memcpy(b, part, npart);
+                        ssize_t k = read(ctl, b + npart, sizeof b - npart);
+                        if (k <= 0)
+                                _exit(3);
+                        size_t have = npart + (size_t)k, whole = have / 8 * 8;
+                        for (size_t i = 0; i < whole; i += 8)
+                                memcpy(&acked, b + i, 8);
+                        npart = have - whole;
+                        memcpy(part, b + whole, npart);
+                }
+                memcpy(ring + off, data + produced, n);
+                produced += n;
+                uint64_t v = bad ? produced + 2 * ring_size : produced;
+                if (write(ctl, &v, sizeof v) != sizeof v)
+                        _exit(4);
+                if (bad)
+                        break;
+        }
+        /* as the restore does: the end, then the reader's answers to its close */
+        shutdown(ctl, SHUT_WR);
+        unsigned char b[512];
+        while (read(ctl, b, sizeof b) > 0)
+                ;
+        _exit(0);
+}
+
+static int extract_through_ring(const char *archive, size_t ring_size, size_t piece, bool bad,
+                                struct profile_stats *xs, char *err, size_t errlen) {
+        int fd = open(archive, O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        struct stat st;
+        assert_int_equal(fstat(fd, &st), 0);
+        size_t len = (size_t)st.st_size;
+        unsigned char *data = malloc(len);
+        assert_non_null(data);
+        assert_int_equal(read(fd, data, len), (ssize_t)len);
+        close(fd);
+        unsigned char *ring = mmap(NULL, ring_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        assert_true(ring != MAP_FAILED);
+        int sv[2];
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                close(sv[0]);
+                ring_writer(sv[1], ring, ring_size, data, len, piece, bad);
+        }
+        close(sv[1]);
+        free(data);
+        char t[512];
+        pathf(t, sizeof t, "%s/t", base);
+        reset_target();
+        int r = profile_extract_ring(sv[0], ring, ring_size, t, &roomy, xs, err, errlen);
+        close(sv[0]);
+        int status;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        if (!bad && r == 0)
+                assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        munmap(ring, ring_size);
+        return r;
+}
+
+static void test_extract_through_a_shared_ring(void **state) {
+        (void)state;
+        char p[512], q[512], err[512] = "";
+        const size_t big_len = 5u * 1024 * 1024 + 77;
+        unsigned char *big = malloc(big_len);
+        assert_non_null(big);
+        uint32_t x = 99;
+        for (size_t i = 0; i < big_len; i++) { /* half noise, half runs */
+                x = x * 1103515245u + 12345u;
+                big[i] = (i / 8192) % 2 ? (unsigned char)(x >> 24) : (unsigned char)(i / 8192);
+        }
+        homef(p, sizeof p, "big");
+        write_file(p, big, big_len, 0600);
+        homef(p, sizeof p, "small");
+        write_file(p, "small", 5, 0640);
+        struct profile_compress c = { .level = 3 };
+        struct profile_stats st = { 0 };
+        assert_int_equal(archive_home_to_file(NULL, &c, &st, err, sizeof err), 0);
+        pathf(p, sizeof p, "%s/a.tar", base);
+
+        /* zstd, through a ring far smaller than the archive, in pieces that do not divide it */
+        struct profile_stats xs = { 0 };
+        if (extract_through_ring(p, 1u << 20, 300001, false, &xs, err, sizeof err) != 0)
+                fail_msg("ring extract: %s", err);
+        assert_int_equal(xs.files, 2);
+        assert_int_equal(xs.bytes, big_len + 5);
+        assert_true(xs.checksummed);
+        tf(q, sizeof q, "big");
+        int fd = open(q, O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        unsigned char *back = malloc(big_len + 1);
+        assert_non_null(back);
+        size_t got = 0;
+        ssize_t k;
+        while ((k = read(fd, back + got, big_len + 1 - got)) > 0)
+                got += (size_t)k;
+        close(fd);
+        assert_int_equal(got, big_len);
+        assert_memory_equal(back, big, big_len);
+        free(back);
+        free(big);
+
+        /* an uncompressed tar, in pieces larger than the decompressing thread's buffers */
+        const struct ent e[] = { { "plain", AE_IFREG, 0644, NULL, 3 << 20, NULL },
+                                 { "tail", AE_IFREG, 0600, "tail data", 0, NULL } };
+        build_archive(p, false, e, 2);
+        xs = (struct profile_stats){ 0 };
+        if (extract_through_ring(p, 4u << 20, 5u << 19, false, &xs, err, sizeof err) != 0)
+                fail_msg("ring extract (plain): %s", err);
+        assert_int_equal(xs.bytes, (3 << 20) + 9);
+        assert_false(xs.checksummed);
+
+        /* a writer announcing more than the ring holds is refused, not believed */
+        assert_int_equal(archive_home_to_file(NULL, &c, &st, err, sizeof err), 0);
+        int r = extract_through_ring(p, 1u << 20, 300001, true, &xs, err, sizeof err);
+        assert_true(r < 0);
+        if (!strstr(err, "impossible position"))
+                fail_msg("no word of the bad position: %s", err);
+        assert_outside_untouched();
+}
+
 static void test_extract_rejects_other_compression(void **state) {
         (void)state;
         char p[512], err[512] = "";
@@ -1322,6 +1463,7 @@ int main(void) {
                 T(test_archive_is_checksummed_zstd_any_decoder_reads_at_any_thread_count),
                 T(test_extract_checksummed_only_when_every_frame_is),
                 T(test_extract_checks_the_stream_past_the_archive_end),
+                T(test_extract_through_a_shared_ring),
                 T(test_external_program_round_trip),
                 T(test_external_program_failure_reports_status_and_stderr),
                 T(test_external_extract_strips_setuid_and_enforces_limits),
