@@ -150,6 +150,12 @@ prof_start() { # KEY
                 strace -f -qq -ttt -T -o "$RUN/strace.$1" -p "$PGINA_PID" &
                 PROF_PID=$!
                 sleep 1 ;;
+        timeline)
+                # Few system calls, traced through seccomp: timings close to the real ones.
+                strace -f -qq -ttt --seccomp-bpf -e trace=execve,clone,clone3,connect,exit_group,rename,mkdir \
+                        -o "$RUN/timeline.$1" -p "$PGINA_PID" -p "$SMBD_PID" &
+                PROF_PID=$!
+                sleep 1 ;;
         esac
 }
 prof_stop() { # KEY
@@ -165,6 +171,8 @@ prof_stop() { # KEY
                         --percent-limit 0.3 >"$RUN/profile.$1.sym.txt" 2>/dev/null ;;
         strace)
                 "$PYTHON" "$BENCH/stracesum" "$RUN/strace.$1" >"$RUN/profile.$1.strace.txt" ;;
+        timeline)
+                cp "$RUN/timeline.$1" "$RUN/profile.$1.timeline.txt" ;;
         esac
         note "profile $1: $RUN/profile.$1.*"
 }
