@@ -1109,17 +1109,25 @@ static int check_one(FTSENT *ent, const char *rel, void *userdata, char *err, si
         return 0;
 }
 
-int profile_extract(int in_fd, const char *target, const struct profile_limits *lim,
-                    const struct profile_compress *c, struct profile_stats *stats, char *err,
-                    size_t errlen) {
+/* What both entries do first: no limits, no stats wanted and no error yet are all allowed. */
+static struct profile_stats *extract_begin(const struct profile_limits **lim,
+                                           struct profile_stats *stats, struct profile_stats *dummy,
+                                           char *err, size_t errlen) {
         static const struct profile_limits none = { 0 };
-        struct profile_stats dummy;
-        struct profile_stats *st = stats ? stats : &dummy;
+        struct profile_stats *st = stats ? stats : dummy;
         *st = (struct profile_stats){ 0 };
         if (err && errlen)
                 err[0] = 0;
-        if (!lim)
-                lim = &none;
+        if (!*lim)
+                *lim = &none;
+        return st;
+}
+
+int profile_extract(int in_fd, const char *target, const struct profile_limits *lim,
+                    const struct profile_compress *c, struct profile_stats *stats, char *err,
+                    size_t errlen) {
+        struct profile_stats dummy;
+        struct profile_stats *st = extract_begin(&lim, stats, &dummy, err, errlen);
         if (!(c && c->extract_argv))
                 return extract_builtin(&(struct extract_source){.fd = in_fd}, target, lim, st, err,
                                        errlen);
@@ -1136,12 +1144,8 @@ int profile_extract(int in_fd, const char *target, const struct profile_limits *
 int profile_extract_ring(int ctl_fd, const void *ring, size_t ring_size, const char *target,
                          const struct profile_limits *lim, struct profile_stats *stats, char *err,
                          size_t errlen) {
-        static const struct profile_limits none = { 0 };
         struct profile_stats dummy;
-        struct profile_stats *st = stats ? stats : &dummy;
-        *st = (struct profile_stats){ 0 };
-        if (err && errlen)
-                err[0] = 0;
+        struct profile_stats *st = extract_begin(&lim, stats, &dummy, err, errlen);
         return extract_builtin(&(struct extract_source){ .fd = ctl_fd, .ring = ring, .ring_size = ring_size },
-                               target, lim ? lim : &none, st, err, errlen);
+                               target, lim, st, err, errlen);
 }

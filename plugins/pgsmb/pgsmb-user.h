@@ -1,7 +1,9 @@
 /* pgSMB: work inside a user's home runs in a child process with the user's uid, gid and groups,
  * never as root. The root side (the plugin in pginad's worker) keeps the store connection and
- * streams the archive to or from the child through a socket pair, hashing it on the way (a
- * restore of a zstd stream whose frames carry checksums leaves the check to zstd instead). */
+ * streams the archive to or from the child through a socket pair (a restore with the built-in
+ * extractor: through a ring of memory shared with the child, the socket carrying positions),
+ * hashing it on the way (a restore of a zstd stream whose frames carry checksums leaves the
+ * check to zstd instead). */
 #pragma once
 
 #include <stdbool.h>

@@ -63,6 +63,31 @@ static char *read_small(const char *path) {
         return buf;
 }
 
+/* The whole of a file, malloc'd (with `extra` bytes to spare); its length in *len. */
+static unsigned char *read_whole(const char *path, size_t extra, size_t *len) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        struct stat st;
+        assert_int_equal(fstat(fd, &st), 0);
+        *len = (size_t)st.st_size;
+        unsigned char *b = malloc(*len + extra + 1);
+        assert_non_null(b);
+        assert_int_equal(read(fd, b, *len), (ssize_t)*len);
+        close(fd);
+        return b;
+}
+
+/* The extracted file rel (in base/t) holds exactly data. */
+static void assert_target_file_is(const char *rel, const unsigned char *data, size_t len) {
+        char q[512];
+        pathf(q, sizeof q, "%s/t/%s", base, rel);
+        size_t got;
+        unsigned char *back = read_whole(q, 0, &got);
+        assert_int_equal(got, len);
+        assert_memory_equal(back, data, len);
+        free(back);
+}
+
 static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *f) {
         (void)sb;
         (void)flag;
@@ -499,7 +524,7 @@ static void zstd_decode_whole(const char *path, uint64_t *out_bytes, unsigned *f
 
 static void test_archive_is_checksummed_zstd_any_decoder_reads_at_any_thread_count(void **state) {
         (void)state;
-        char p[512], t[512], q[512], err[512] = "";
+        char p[512], t[512], err[512] = "";
         unsigned char *big = malloc(JOBS_BYTES);
         assert_non_null(big);
         uint32_t x = 12345;
@@ -545,19 +570,7 @@ static void test_archive_is_checksummed_zstd_any_decoder_reads_at_any_thread_cou
                         fail_msg("extract (threads %d): %d %s", threads[i], r, err);
                 assert_int_equal(xs.bytes, JOBS_BYTES + 5);
                 assert_true(xs.checksummed); /* the restore relies on it instead of a hash */
-                tf(q, sizeof q, "big");
-                fd = open(q, O_RDONLY | O_CLOEXEC);
-                assert_true(fd >= 0);
-                unsigned char *back = malloc(JOBS_BYTES + 1);
-                assert_non_null(back);
-                size_t got = 0;
-                ssize_t k;
-                while ((k = read(fd, back + got, JOBS_BYTES + 1 - got)) > 0)
-                        got += (size_t)k;
-                close(fd);
-                assert_int_equal(got, JOBS_BYTES);
-                assert_memory_equal(back, big, JOBS_BYTES);
-                free(back);
+                assert_target_file_is("big", big, JOBS_BYTES);
         }
         free(big);
         assert_outside_untouched();
@@ -1093,15 +1106,10 @@ static void test_extract_multi_frame_zstd(void **state) {
         const struct ent e[] = { { "big", AE_IFREG, 0644, NULL, 9 << 20, NULL },
                                  { "small", AE_IFREG, 0600, "tail data", 0, NULL } };
         build_archive(p, false, e, 2);
-        int fd = open(p, O_RDONLY | O_CLOEXEC);
-        assert_true(fd >= 0);
+        size_t n;
+        unsigned char *raw = read_whole(p, 0, &n);
+        size_t half = n / 2 + 12345;
         struct stat st;
-        assert_int_equal(fstat(fd, &st), 0);
-        size_t n = (size_t)st.st_size, half = n / 2 + 12345;
-        unsigned char *raw = malloc(n);
-        assert_non_null(raw);
-        assert_int_equal(read(fd, raw, n), (ssize_t)n);
-        close(fd);
         size_t cap = ZSTD_compressBound(n) + 64;
         unsigned char *z = malloc(cap);
         assert_non_null(z);
@@ -1145,15 +1153,9 @@ static void test_extract_checksummed_only_when_every_frame_is(void **state) {
         const struct ent e[] = { { "noise", AE_IFREG, 0644, NULL, 2 << 20, NULL },
                                  { "tail", AE_IFREG, 0600, "tail data", 0, NULL } };
         build_archive(p, false, e, 2);
-        int fd = open(p, O_RDONLY | O_CLOEXEC);
-        assert_true(fd >= 0);
-        struct stat st;
-        assert_int_equal(fstat(fd, &st), 0);
-        size_t n = (size_t)st.st_size;
-        unsigned char *raw = malloc(n);
-        assert_non_null(raw);
-        assert_int_equal(read(fd, raw, n), (ssize_t)n);
-        close(fd);
+        size_t n;
+        unsigned char *raw = read_whole(p, 0, &n);
+        int fd;
         uint32_t x = 777;
         /* inside the data of "noise" whatever its header's size (512 bytes, more with pax) */
         for (size_t i = 4096; i < (2 << 20) - 4096; i++) {
@@ -1221,17 +1223,8 @@ static void test_extract_checks_the_stream_past_the_archive_end(void **state) {
         struct profile_stats st = { 0 };
         assert_int_equal(archive_home_to_file(NULL, &c, &st, err, sizeof err), 0);
         pathf(p, sizeof p, "%s/a.tar", base);
-        char *good = NULL;
-        size_t n = 0;
-        {
-                int fd = open(p, O_RDONLY | O_CLOEXEC);
-                struct stat sb;
-                assert_int_equal(fstat(fd, &sb), 0);
-                n = (size_t)sb.st_size;
-                good = malloc(n + 16);
-                assert_int_equal(read(fd, good, n), (ssize_t)n);
-                close(fd);
-        }
+        size_t n;
+        unsigned char *good = read_whole(p, 16, &n);
         /* as it is: fine */
         reset_target();
         assert_int_equal(extract_file(&roomy, NULL, err, sizeof err), 0);
@@ -1348,15 +1341,8 @@ static void ring_writer(int ctl, unsigned char *ring, size_t ring_size, const un
 
 static int extract_through_ring(const char *archive, size_t ring_size, size_t piece, bool bad,
                                 struct profile_stats *xs, char *err, size_t errlen) {
-        int fd = open(archive, O_RDONLY | O_CLOEXEC);
-        assert_true(fd >= 0);
-        struct stat st;
-        assert_int_equal(fstat(fd, &st), 0);
-        size_t len = (size_t)st.st_size;
-        unsigned char *data = malloc(len);
-        assert_non_null(data);
-        assert_int_equal(read(fd, data, len), (ssize_t)len);
-        close(fd);
+        size_t len;
+        unsigned char *data = read_whole(archive, 0, &len);
         unsigned char *ring = mmap(NULL, ring_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
         assert_true(ring != MAP_FAILED);
         int sv[2];
@@ -1384,7 +1370,7 @@ static int extract_through_ring(const char *archive, size_t ring_size, size_t pi
 
 static void test_extract_through_a_shared_ring(void **state) {
         (void)state;
-        char p[512], q[512], err[512] = "";
+        char p[512], err[512] = "";
         const size_t big_len = 5u * 1024 * 1024 + 77;
         unsigned char *big = malloc(big_len);
         assert_non_null(big);
@@ -1409,19 +1395,7 @@ static void test_extract_through_a_shared_ring(void **state) {
         assert_int_equal(xs.files, 2);
         assert_int_equal(xs.bytes, big_len + 5);
         assert_true(xs.checksummed);
-        tf(q, sizeof q, "big");
-        int fd = open(q, O_RDONLY | O_CLOEXEC);
-        assert_true(fd >= 0);
-        unsigned char *back = malloc(big_len + 1);
-        assert_non_null(back);
-        size_t got = 0;
-        ssize_t k;
-        while ((k = read(fd, back + got, big_len + 1 - got)) > 0)
-                got += (size_t)k;
-        close(fd);
-        assert_int_equal(got, big_len);
-        assert_memory_equal(back, big, big_len);
-        free(back);
+        assert_target_file_is("big", big, big_len);
         free(big);
 
         /* an uncompressed tar, in pieces larger than the decompressing thread's buffers */
