@@ -206,7 +206,7 @@ int pgsmb_admin(struct pgina_ctx *ctx, struct pgina_user *u, int argc, const cha
                 pgsmb_cfg_done(&c);
                 return -EINVAL;
         }
-        r = pgsmb_connect(ctx, &c, &st, why, sizeof why);
+        r = pgsmb_connect(ctx, &c, true, &st, why, sizeof why);
         if (r < 0)
                 pgina_ctx_message(ctx, "cannot reach the profile store: %s", why);
         else if (streq(argv[1], "list"))

@@ -180,8 +180,20 @@ static int attempt(struct restore *r, struct store *st) {
         int k;
 
         snprintf(meta_rel, sizeof meta_rel, "%s.meta", r->cfg.rel_archive);
-        k = store_stat(st, r->cfg.rel_archive, &ss);
+        /* The .meta first: on a re-logon it is all that is needed (every request is a round
+         * trip, and a re-logon should cost a few). */
         have_meta = pgsmb_meta_read(st, meta_rel, &meta) == 0;
+        if (have_home && r->state.upload_failed && !r->state.temporary) {
+                /* Shown at once (the result message may carry another note). */
+                pgina_ctx_progress(r->ctx, "Your profile on this machine is newer than the saved one (its last upload failed); using it.");
+                pgina_log(r->ctx, LOG_NOTICE, "%s: last upload failed, keeping the newer local home", r->cfg.user);
+                return 1;
+        }
+        if (have_home && have_meta && !r->state.temporary && streq(r->state.version, meta.version)) {
+                pgina_log(r->ctx, LOG_INFO, "%s: home is already version %s, no download", r->cfg.user, meta.version);
+                return 1;
+        }
+        k = store_stat(st, r->cfg.rel_archive, &ss);
         if (k == -ENOENT) {
                 if (have_meta) {
                         snprintf(r->why, sizeof r->why, "%s: the archive is being replaced (its .meta is there, the archive is not)",
@@ -199,16 +211,6 @@ static int attempt(struct restore *r, struct store *st) {
         if (k < 0) {
                 snprintf(r->why, sizeof r->why, "%s", store_error(st));
                 return k;
-        }
-        if (have_home && r->state.upload_failed && !r->state.temporary) {
-                /* Shown at once (the result message may carry another note). */
-                pgina_ctx_progress(r->ctx, "Your profile on this machine is newer than the saved one (its last upload failed); using it.");
-                pgina_log(r->ctx, LOG_NOTICE, "%s: last upload failed, keeping the newer local home", r->cfg.user);
-                return 1;
-        }
-        if (have_home && have_meta && !r->state.temporary && streq(r->state.version, meta.version)) {
-                pgina_log(r->ctx, LOG_INFO, "%s: home is already version %s, no download", r->cfg.user, meta.version);
-                return 1;
         }
 
         long long t0 = now_ms(), t_stream, t_swap;
@@ -332,7 +334,7 @@ int pgsmb_gateway(struct pgina_ctx *ctx, struct pgina_user *u) {
                         sleep(r.cfg.retry_delay);
                 }
                 r.tries++;
-                if (!st && pgsmb_connect(ctx, &r.cfg, &st, r.why, sizeof r.why) < 0) {
+                if (!st && pgsmb_connect(ctx, &r.cfg, false, &st, r.why, sizeof r.why) < 0) {
                         r.tries = r.cfg.retries; /* pgsmb_connect did its own retries */
                         break;
                 }

@@ -90,8 +90,10 @@ int pgsmb_meta_read(struct store *st, const char *rel, struct pgsmb_meta *m) {
                 if (k == 0)
                         break;
                 have += (size_t)k;
-                if (have >= sizeof buf - 1)
-                        break; /* a meta file is small; anything longer is not ours */
+                /* A short read of a file is its end (no second request to hear so: a round
+                 * trip); a meta file is small, anything longer is not ours. */
+                if (have >= sizeof buf - 1 || (size_t)k < sizeof buf - 1 - (have - (size_t)k))
+                        break;
         }
         store_close_file(f);
         buf[have] = 0;

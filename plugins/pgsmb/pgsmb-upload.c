@@ -271,7 +271,7 @@ int pgsmb_upload(struct pgina_ctx *ctx, struct pgina_user *u, bool admin) {
         for (unsigned i = 0; i < up.cfg.retries && k <= 0; i++) {
                 if (i > 0)
                         sleep(up.cfg.retry_delay);
-                if (!st && pgsmb_connect(ctx, &up.cfg, &st, up.why, sizeof up.why) < 0)
+                if (!st && pgsmb_connect(ctx, &up.cfg, true, &st, up.why, sizeof up.why) < 0)
                         break;
                 k = attempt(&up, st);
                 if (k <= 0) {

@@ -300,8 +300,8 @@ void pgsmb_store_creds(const struct pgsmb_cfg *c, struct store_creds *cr) {
         };
 }
 
-int pgsmb_connect(struct pgina_ctx *ctx, const struct pgsmb_cfg *c, struct store **ret, char *why,
-                  size_t whylen) {
+int pgsmb_connect(struct pgina_ctx *ctx, const struct pgsmb_cfg *c, bool for_writing,
+                  struct store **ret, char *why, size_t whylen) {
         struct store_creds cr;
         int r = -EIO;
 
@@ -318,7 +318,7 @@ int pgsmb_connect(struct pgina_ctx *ctx, const struct pgsmb_cfg *c, struct store
                 }
                 r = store_open(c->share, &cr, c->timeout, ret);
                 if (r >= 0) {
-                        if (c->remote_dir[0] && (r = store_mkdirs(*ret, c->remote_dir)) < 0) {
+                        if (for_writing && c->remote_dir[0] && (r = store_mkdirs(*ret, c->remote_dir)) < 0) {
                                 snprintf(why, whylen, "%s", store_error(*ret));
                                 store_close(*ret);
                                 *ret = NULL;

@@ -39,8 +39,11 @@ int pgsmb_cfg_load(struct pgina_ctx *ctx, struct pgina_user *u, struct pgsmb_cfg
 void pgsmb_cfg_done(struct pgsmb_cfg *c);
 /* The store credentials of c (pointing into c's memory, the password included). */
 void pgsmb_store_creds(const struct pgsmb_cfg *c, struct store_creds *cr);
-int pgsmb_connect(struct pgina_ctx *ctx, const struct pgsmb_cfg *c, struct store **ret, char *why,
-                  size_t whylen);
+/* Connect to c's store (with c's retries). for_writing: also create remote_dir there (an upload
+ * needs it; a restore that finds no folder finds no archive, a first logon, and each request
+ * costs a round trip). */
+int pgsmb_connect(struct pgina_ctx *ctx, const struct pgsmb_cfg *c, bool for_writing,
+                  struct store **ret, char *why, size_t whylen);
 
 int pgsmb_gateway(struct pgina_ctx *ctx, struct pgina_user *u);
 /* Save the home to the store now (logoff, or pginactl profile upload when admin). */

@@ -28,6 +28,8 @@ assert_contains "$T/pw1" "pGina created pgSMB"
 uid1=$(id -u alice)
 [ -d /home/alice ] || fail "no home for alice"
 [ "$(stat -c %u /home/alice)" = "$uid1" ] || fail "home not owned by alice"
+# a logon only reads the store: the user's folder there comes with the first upload
+[ -e "$STORE/alice" ] && fail "the logon created $STORE/alice (only an upload should)"
 
 step "the user fills the home"
 as_user alice bash -c '
