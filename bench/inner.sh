@@ -152,7 +152,7 @@ prof_start() { # KEY
                 sleep 1 ;;
         timeline)
                 # Few system calls, traced through seccomp: timings close to the real ones.
-                strace -f -qq -ttt --seccomp-bpf -e trace=execve,clone,clone3,connect,exit_group,rename,mkdir \
+                strace -f -qq -ttt --seccomp-bpf -e trace=execve,clone,clone3,connect,exit_group,rename,mkdir,openat,sendto,sendmsg,writev \
                         -o "$RUN/timeline.$1" -p "$PGINA_PID" -p "$SMBD_PID" &
                 PROF_PID=$!
                 sleep 1 ;;
