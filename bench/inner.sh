@@ -137,6 +137,7 @@ mem_stop() { # KEY
         MEMWATCH_PID=
         record "mem.$1" "$(sed -n 's/.*peak_hwm_kib=\([0-9]*\).*/\1/p' "$T/mem.out")"
         record "memsum.$1" "$(sed -n 's/.*peak_sum_rss_kib=\([0-9]*\).*/\1/p' "$T/mem.out")"
+        record "mempss.$1" "$(sed -n 's/.*peak_sum_pss_kib=\([0-9]*\).*/\1/p' "$T/mem.out")"
         cat "$T/mem.out" >>"$RUN/notes.txt"
 }
 # --profile: perf (system-wide: pginad, its children and smbd) or strace (pginad and every process
