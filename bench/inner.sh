@@ -135,6 +135,7 @@ mem_stop() { # KEY
         kill -TERM "$MEMWATCH_PID"
         wait "$MEMWATCH_PID"
         MEMWATCH_PID=
+        grep -q "peak_sum_pss_kib=[0-9]" "$T/mem.out" 2>/dev/null || fail "bench/memwatch wrote no peaks for $1"
         record "mem.$1" "$(sed -n 's/.*peak_hwm_kib=\([0-9]*\).*/\1/p' "$T/mem.out")"
         record "memsum.$1" "$(sed -n 's/.*peak_sum_rss_kib=\([0-9]*\).*/\1/p' "$T/mem.out")"
         record "mempss.$1" "$(sed -n 's/.*peak_sum_pss_kib=\([0-9]*\).*/\1/p' "$T/mem.out")"
