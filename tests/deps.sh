@@ -4,7 +4,8 @@
 
 PGINA_BUILD_PACKAGES=(build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
         libpam0g-dev libinih-dev libarchive-dev libzstd-dev libsmbclient-dev libldap-dev
-        libcurl4-openssl-dev libcrypt-dev libsystemd-dev libacl1-dev libcmocka-dev libssl-dev openssl)
+        libcurl4-openssl-dev libcrypt-dev libsystemd-dev libacl1-dev libcmocka-dev libssl-dev openssl
+        libxxhash-dev)
 PGINA_TEST_PACKAGES=(pamtester libpam-wrapper samba smbclient slapd ldap-utils python3
         python3-aiosmtpd openssh-server openssh-client sshpass chrony quota e2fsprogs iproute2
         passwd util-linux procps acl zstd tar libpam-modules-bin)

@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,6 +14,7 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "pgsmb-store.h"
 #include "util.h"
@@ -27,7 +27,7 @@
 struct readback_report {
         int r;
         uint64_t got;
-        unsigned char sha256[32];
+        unsigned char digest[READBACK_DIGEST_LEN];
         char err[512];
 };
 
@@ -68,7 +68,7 @@ static int reader_news(int fd, bool wait, uint64_t *word) {
 static void reader_run(int in, const char *url, const struct store_creds *creds,
                        unsigned timeout_s, const char *rel, struct readback_report *rep) {
         _cleanup_free_ unsigned char *buf = malloc(READBACK_CHUNK);
-        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        XXH3_state_t *md = XXH3_createState();
         struct store *st = NULL;
         struct store_file *f = NULL;
         uint64_t word = 0;
@@ -78,7 +78,7 @@ static void reader_run(int in, const char *url, const struct store_creds *creds,
                 snprintf(rep->err, sizeof rep->err, "read-back: out of memory");
                 goto out;
         }
-        EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+        XXH3_128bits_reset(md);
         if ((rep->r = store_open(url, creds, timeout_s, &st)) < 0) {
                 snprintf(rep->err, sizeof rep->err, "read-back: %s", store_open_error());
                 goto out;
@@ -113,17 +113,19 @@ static void reader_run(int in, const char *url, const struct store_creds *creds,
                         if (!(word & READBACK_CLOSED))
                                 continue;
                 }
-                EVP_DigestUpdate(md, buf, (size_t)k);
+                XXH3_128bits_update(md, buf, (size_t)k);
                 rep->got += (uint64_t)k;
                 (void)reader_news(in, false, &word);
         }
-        EVP_DigestFinal_ex(md, rep->sha256, NULL);
+        XXH128_canonical_t c;
+        XXH128_canonicalFromHash(&c, XXH3_128bits_digest(md));
+        memcpy(rep->digest, c.digest, sizeof rep->digest);
 out:
         if (f)
                 (void)store_close_file(f);
         if (st)
                 store_close(st);
-        EVP_MD_CTX_free(md);
+        XXH3_freeState(md);
 }
 
 int readback_start(const char *url, const struct store_creds *creds, unsigned timeout_s,
@@ -183,8 +185,8 @@ void readback_advance(struct readback *rb, uint64_t written) {
         (void)!write(rb->to_reader, &w, sizeof w);
 }
 
-int readback_finish(struct readback *rb, bool ok, uint64_t size, const unsigned char sha256[32],
-                    char *err, size_t errlen) {
+int readback_finish(struct readback *rb, bool ok, uint64_t size,
+                    const unsigned char digest[READBACK_DIGEST_LEN], char *err, size_t errlen) {
         uint64_t w = ok ? (size & READBACK_COUNT) | READBACK_CLOSED : READBACK_ABORT;
         struct readback_report rep = { 0 };
         int status = 0, r;
@@ -210,7 +212,7 @@ int readback_finish(struct readback *rb, bool ok, uint64_t size, const unsigned 
                 return -ECANCELED;
         if ((r = rep.r) < 0)
                 snprintf(err, errlen, "%s", rep.err);
-        else if (rep.got != size || memcmp(rep.sha256, sha256, 32) != 0) {
+        else if (rep.got != size || memcmp(rep.digest, digest, READBACK_DIGEST_LEN) != 0) {
                 snprintf(err, errlen, "%s: read back %llu bytes that do not match the %llu bytes written",
                          done->what, (unsigned long long)rep.got, (unsigned long long)size);
                 r = -EIO;

@@ -1,7 +1,8 @@
 /* Read-back verification of an upload, overlapped with it: a process of its own opens a second
  * connection to the store and reads the new file behind the writer, hashing what the server
  * returns. When the writer has closed the file, the rest is read to its end and size and sha256
- * are compared with what was written. Every byte is still read back from the server after its
+ * are compared with what was written (XXH3-128 of the stream: ~30 GB/s, where a SHA-256 cost
+ * the reader ~0.4 s of CPU per 700 MB on two cores; the .meta keeps the writer's SHA-256). Every byte is still read back from the server after its
  * write was acknowledged; only the waiting is gone (the read-back used to be a second full
  * transfer after the upload). A process, not a thread: libsmbclient 4.17 keeps global state
  * (talloc stack frames) that two threads may not share. */
@@ -14,6 +15,9 @@
 struct store_creds;
 struct readback;
 
+/* What writer and reader compare: XXH3-128 (xxhash.h) in canonical byte order. */
+#define READBACK_DIGEST_LEN 16
+
 /* Fork the reader: it connects to `url` with creds (timeout as store_open) and opens `rel`, which
  * the writer has created already. close_fd (or -1): a descriptor of the writer's that the reader
  * must not hold open (the end of a stream whose other side waits for it to close). */
@@ -24,7 +28,7 @@ int readback_start(const char *url, const struct store_creds *creds, unsigned ti
 void readback_advance(struct readback *rb, uint64_t written);
 
 /* The writer closed the file (ok), or gave up (!ok: the reader stops). Waits for the reader;
- * returns 0 when the file holds exactly `size` bytes hashing to sha256, -EIO when it does not,
- * another -errno when reading failed (err says why). Frees rb. */
-int readback_finish(struct readback *rb, bool ok, uint64_t size, const unsigned char sha256[32],
-                    char *err, size_t errlen);
+ * returns 0 when the file holds exactly `size` bytes whose XXH3-128 is `digest`, -EIO when it
+ * does not, another -errno when reading failed (err says why). Frees rb. */
+int readback_finish(struct readback *rb, bool ok, uint64_t size,
+                    const unsigned char digest[READBACK_DIGEST_LEN], char *err, size_t errlen);

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "pgsmb-readback.h"
 #include "util.h"
@@ -460,6 +461,7 @@ int pgsmb_upload_stream(struct store *st, const char *rel, const struct pgsmb_us
                         void *pud, struct pgsmb_transfer *t) {
         struct archive_arg a = {.home = u->home, .exclude = exclude, .c = c};
         struct readback *rb = NULL;
+        XXH3_state_t *xs = NULL;
         struct stream s;
         long long last = now_ms();
         int r = stream_begin(st, rel, true, u, archive_child, &a, &a.fd, t, &s);
@@ -467,8 +469,10 @@ int pgsmb_upload_stream(struct store *st, const char *rel, const struct pgsmb_us
         if (r < 0)
                 return r;
         /* The file exists now: the reader may open it. Without a reader the caller verifies. */
-        if (rt && readback_start(rt->url, rt->creds, rt->timeout_s, rel, s.fd, &rb) < 0)
+        if (rt && (xs = XXH3_createState()) && readback_start(rt->url, rt->creds, rt->timeout_s, rel, s.fd, &rb) < 0)
                 rb = NULL;
+        if (xs)
+                XXH3_128bits_reset(xs);
         for (;;) {
                 size_t have = 0;
 
@@ -484,6 +488,8 @@ int pgsmb_upload_stream(struct store *st, const char *rel, const struct pgsmb_us
                 if (have == 0)
                         break;
                 EVP_DigestUpdate(s.md, s.buf, have);
+                if (rb)
+                        XXH3_128bits_update(xs, s.buf, have);
                 r = store_write(s.f, s.buf, have);
                 if (r < 0) {
                         snprintf(t->err, sizeof t->err, "%s", store_error(st));
@@ -498,11 +504,15 @@ int pgsmb_upload_stream(struct store *st, const char *rel, const struct pgsmb_us
         }
         r = stream_end(st, &s, r, "archiving failed", t);
         if (rb) {
-                int k = readback_finish(rb, r == 0, t->bytes, t->sha256, t->err, sizeof t->err);
+                XXH128_canonical_t digest;
+
+                XXH128_canonicalFromHash(&digest, XXH3_128bits_digest(xs));
+                int k = readback_finish(rb, r == 0, t->bytes, digest.digest, t->err, sizeof t->err);
                 if (r == 0 && k < 0)
                         r = k;
                 t->verified = r == 0;
         }
+        XXH3_freeState(xs);
         return r;
 }
 
