@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -135,7 +136,9 @@ int readback_start(const char *url, const struct store_creds *creds, unsigned ti
 
         if (!rb)
                 return -ENOMEM;
-        if (pipe2(down, O_CLOEXEC) < 0) {
+        /* Writer -> reader: 8-byte words as packets, sent with MSG_NOSIGNAL: a reader that has
+         * ended (a missing file) must not kill the writer with SIGPIPE. */
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, down) < 0) {
                 free(rb);
                 return -errno;
         }
@@ -181,8 +184,8 @@ int readback_start(const char *url, const struct store_creds *creds, unsigned ti
 
 void readback_advance(struct readback *rb, uint64_t written) {
         uint64_t w = written & READBACK_COUNT;
-        /* A full pipe only means the reader has older news to read first: it asks again. */
-        (void)!write(rb->to_reader, &w, sizeof w);
+        /* A full socket only means the reader has older news to read first: it asks again. */
+        (void)send(rb->to_reader, &w, sizeof w, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
 int readback_finish(struct readback *rb, bool ok, uint64_t size,
@@ -193,7 +196,8 @@ int readback_finish(struct readback *rb, bool ok, uint64_t size,
         ssize_t k;
 
         (void)fcntl(rb->to_reader, F_SETFL, 0);
-        (void)write_all(rb->to_reader, &w, sizeof w);
+        while (send(rb->to_reader, &w, sizeof w, MSG_NOSIGNAL) < 0 && errno == EINTR)
+                ;
         close(rb->to_reader);
         do
                 k = read(rb->from_reader, &rep, sizeof rep);
