@@ -27,8 +27,7 @@ struct input {
         const unsigned char *ring;
         size_t ring_size;
         uint64_t produced, consumed, acked;
-        unsigned char part[8]; /* a total cut between two reads */
-        size_t npart;
+        struct ring_totals totals;
         bool ended; /* ring mode: the control socket is at its end */
 };
 
@@ -37,7 +36,6 @@ struct input {
 #define RING_ACK_BYTES (1024 * 1024)
 
 struct inflate {
-        int fd;
         struct input in;
         pthread_t thread;
         bool started;
@@ -99,37 +97,47 @@ static ssize_t read_some(int fd, void *buf, size_t len) {
         }
 }
 
+int ring_totals_recv(struct ring_totals *rt, int fd, bool wait, uint64_t *latest) {
+        unsigned char b[512];
+        ssize_t k;
+
+        memcpy(b, rt->part, rt->npart);
+        do
+                k = recv(fd, b + rt->npart, sizeof b - rt->npart, wait ? 0 : MSG_DONTWAIT);
+        while (k < 0 && errno == EINTR);
+        if (k < 0)
+                return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+        if (k == 0)
+                return -EPIPE;
+        size_t have = rt->npart + (size_t)k, whole = have / 8 * 8;
+        if (whole > 0)
+                memcpy(latest, b + whole - 8, 8);
+        rt->npart = have - whole;
+        memcpy(rt->part, b + whole, rt->npart);
+        return whole > 0;
+}
+
 /* Ring mode: wait for (at least) one more message from the store side. */
 static int ring_more(struct inflate *z) {
         struct input *in = &z->in;
-        unsigned char b[512];
-        size_t have = in->npart;
-        ssize_t k;
+        uint64_t v = 0;
+        int r = ring_totals_recv(&in->totals, in->fd, true, &v);
 
-        memcpy(b, in->part, have);
-        k = read_some(in->fd, b + have, sizeof b - have);
-        if (k < 0) {
-                set_error(z, (int)-k, "cannot read the archive: %s", strerror((int)-k));
-                return (int)k;
-        }
-        if (k == 0) {
+        if (r == -EPIPE) {
                 in->ended = true;
                 return 0;
         }
-        have += (size_t)k;
-        size_t whole = have / 8 * 8;
-        for (size_t i = 0; i < whole; i += 8) {
-                uint64_t v;
-
-                memcpy(&v, b + i, 8);
+        if (r < 0) {
+                set_error(z, -r, "cannot read the archive: %s", strerror(-r));
+                return r;
+        }
+        if (r > 0) {
                 if (v < in->produced || v - in->consumed > in->ring_size) {
                         set_error(z, EPROTO, "%s", "the store side sent an impossible position");
                         return -EPROTO;
                 }
                 in->produced = v;
         }
-        in->npart = have - whole;
-        memcpy(in->part, b + whole, in->npart);
         return 0;
 }
 
@@ -420,7 +428,7 @@ void inflate_free(struct inflate *z) {
                 pthread_cond_broadcast(&z->cond);
                 pthread_mutex_unlock(&z->lock);
                 /* a thread blocked reading the socket wakes up to EOF (a file never blocks) */
-                (void)shutdown(z->fd, SHUT_RD);
+                (void)shutdown(z->in.fd, SHUT_RD);
                 pthread_join(z->thread, NULL);
         }
         for (size_t i = 0; i < SLOTS; i++)
@@ -438,7 +446,7 @@ static int inflate_start(struct archive *a, int fd, const void *ring, size_t rin
 
         if (!z)
                 return -ENOMEM;
-        z->fd = z->in.fd = fd;
+        z->in.fd = fd;
         z->in.ring = ring;
         z->in.ring_size = ring_size;
         pthread_mutex_init(&z->lock, NULL);

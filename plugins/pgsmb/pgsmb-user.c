@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "pgsmb-inflate.h"
 #include "pgsmb-readback.h"
 #include "util.h"
 
@@ -325,38 +326,22 @@ static bool zstd_checksummed_start(const unsigned char *p, size_t len) {
 
 /* Take the child's "consumed" totals from fd (waiting for one when `wait`): *acked grows, never
  * past `produced`. -EPIPE when the child closed its end, -EPROTO for an impossible total. */
-static int ring_acks(int fd, uint64_t *acked, uint64_t produced, unsigned char part[8],
-                     size_t *npart, bool wait) {
-        unsigned char b[512];
-        ssize_t k;
+static int ring_acks(int fd, struct ring_totals *rt, uint64_t *acked, uint64_t produced, bool wait) {
+        uint64_t v = 0;
+        int r = ring_totals_recv(rt, fd, wait, &v);
 
-        memcpy(b, part, *npart);
-        do
-                k = recv(fd, b + *npart, sizeof b - *npart, wait ? 0 : MSG_DONTWAIT);
-        while (k < 0 && errno == EINTR);
-        if (k < 0)
-                return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
-        if (k == 0)
-                return -EPIPE;
-        size_t have = *npart + (size_t)k, whole = have / 8 * 8;
-        for (size_t i = 0; i < whole; i += 8) {
-                uint64_t v;
-
-                memcpy(&v, b + i, 8);
-                if (v < *acked || v > produced)
-                        return -EPROTO;
-                *acked = v;
-        }
-        *npart = have - whole;
-        memcpy(part, b + whole, *npart);
+        if (r <= 0)
+                return r;
+        if (v < *acked || v > produced)
+                return -EPROTO;
+        *acked = v;
         return 0;
 }
 
 static int restore_ring(struct store *st, struct stream *s, unsigned char *ring, uint64_t size_hint,
                         pgsmb_progress_fn progress, void *pud, struct pgsmb_transfer *t) {
         uint64_t produced = 0, acked = 0;
-        unsigned char part[8];
-        size_t npart = 0;
+        struct ring_totals totals = {0};
         long long last = now_ms();
         int r = 0;
 
@@ -364,7 +349,7 @@ static int restore_ring(struct store *st, struct stream *s, unsigned char *ring,
                 size_t off = (size_t)(produced % RING), want = RING - off < CHUNK ? RING - off : CHUNK;
 
                 while (produced + want - acked > RING)
-                        if ((r = ring_acks(s->fd, &acked, produced, part, &npart, true)) < 0)
+                        if ((r = ring_acks(s->fd, &totals, &acked, produced, true)) < 0)
                                 goto child;
                 ssize_t k = store_read(s->f, ring + off, want);
                 if (k < 0) {
@@ -376,7 +361,7 @@ static int restore_ring(struct store *st, struct stream *s, unsigned char *ring,
                          * closes. Its answers are read to that end: a socket closed with
                          * unread data would reset the child's side instead of ending it. */
                         shutdown(s->fd, SHUT_WR);
-                        while ((r = ring_acks(s->fd, &acked, produced, part, &npart, true)) == 0)
+                        while ((r = ring_acks(s->fd, &totals, &acked, produced, true)) == 0)
                                 ;
                         goto child;
                 }
@@ -389,7 +374,7 @@ static int restore_ring(struct store *st, struct stream *s, unsigned char *ring,
                 progress_tick(progress, pud, t->bytes, size_hint, &last);
                 if (send_all(s->fd, &produced, sizeof produced) < 0)
                         return 0; /* the child stopped reading: its report says why */
-                if ((r = ring_acks(s->fd, &acked, produced, part, &npart, false)) < 0)
+                if ((r = ring_acks(s->fd, &totals, &acked, produced, false)) < 0)
                         goto child;
         }
 child:

@@ -1097,6 +1097,17 @@ static void test_hostile_garbage_and_truncated_archives_refused(void **state) {
         assert_outside_untouched();
 }
 
+/* One zstd frame of src, with or without a content checksum. */
+static size_t zstd_frame(void *dst, size_t cap, const void *src, size_t n, bool checksum) {
+        ZSTD_CCtx *c = ZSTD_createCCtx();
+        assert_non_null(c);
+        assert_false(ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, checksum)));
+        size_t k = ZSTD_compress2(c, dst, cap, src, n);
+        assert_false(ZSTD_isError(k));
+        ZSTD_freeCCtx(c);
+        return k;
+}
+
 /* Several zstd frames one after the other (what a multi-threaded or external compressor may
  * write) are one stream; a stream larger than the decompressing thread's buffers goes through. */
 static void test_extract_multi_frame_zstd(void **state) {
@@ -1113,10 +1124,8 @@ static void test_extract_multi_frame_zstd(void **state) {
         size_t cap = ZSTD_compressBound(n) + 64;
         unsigned char *z = malloc(cap);
         assert_non_null(z);
-        size_t k1 = ZSTD_compress(z, cap, raw, half, 3);
-        assert_false(ZSTD_isError(k1));
-        size_t k2 = ZSTD_compress(z + k1, cap - k1, raw + half, n - half, 3);
-        assert_false(ZSTD_isError(k2));
+        size_t k1 = zstd_frame(z, cap, raw, half, false);
+        size_t k2 = zstd_frame(z + k1, cap - k1, raw + half, n - half, false);
         write_file(p, z, k1 + k2, 0600);
         free(raw);
         free(z);
@@ -1128,17 +1137,6 @@ static void test_extract_multi_frame_zstd(void **state) {
         tf(p, sizeof p, "small");
         assert_int_equal(lstat(p, &st), 0);
         assert_int_equal(st.st_size, 9);
-}
-
-/* One zstd frame of src, with or without a content checksum. */
-static size_t zstd_frame(void *dst, size_t cap, const void *src, size_t n, bool checksum) {
-        ZSTD_CCtx *c = ZSTD_createCCtx();
-        assert_non_null(c);
-        assert_false(ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, checksum)));
-        size_t k = ZSTD_compress2(c, dst, cap, src, n);
-        assert_false(ZSTD_isError(k));
-        ZSTD_freeCCtx(c);
-        return k;
 }
 
 /* stats.checksummed (what lets a restore skip hashing the download) is true only when every

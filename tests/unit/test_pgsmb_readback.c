@@ -73,15 +73,22 @@ static void write_all_pieces(struct fixture *f, struct store_file *w, struct rea
         }
 }
 
-static void test_readback_behind_the_writer_matches_a_faithful_store(void **state) {
-        struct fixture *f = *state;
+/* Upload f->data as "up" with a reader behind it (told of each piece when `tell`); the
+ * writer has closed the file when this returns the reader. */
+static struct readback *upload_with_reader(struct fixture *f, bool tell) {
         struct store_file *w;
         struct readback *rb;
-        char err[512] = "";
         assert_int_equal(store_open_write(f->s, "up", &w), 0);
         assert_int_equal(readback_start(f->url, NULL, 5, "up", -1, &rb), 0);
-        write_all_pieces(f, w, rb, true);
+        write_all_pieces(f, w, rb, tell);
         assert_int_equal(store_close_file(w), 0);
+        return rb;
+}
+
+static void test_readback_behind_the_writer_matches_a_faithful_store(void **state) {
+        struct fixture *f = *state;
+        struct readback *rb = upload_with_reader(f, true);
+        char err[512] = "";
         int r = readback_finish(rb, true, DATA_BYTES, f->sha, err, sizeof err);
         if (r != 0)
                 fail_msg("read-back: %d %s", r, err);
@@ -100,13 +107,8 @@ static void tamper(struct fixture *f, off_t at) {
 
 static void test_readback_catches_a_byte_changed_on_the_server(void **state) {
         struct fixture *f = *state;
-        struct store_file *w;
-        struct readback *rb;
+        struct readback *rb = upload_with_reader(f, false);
         char err[512] = "";
-        assert_int_equal(store_open_write(f->s, "up", &w), 0);
-        assert_int_equal(readback_start(f->url, NULL, 5, "up", -1, &rb), 0);
-        write_all_pieces(f, w, rb, false);
-        assert_int_equal(store_close_file(w), 0);
         tamper(f, 3 * 1024 * 1024 + 5);
         assert_int_equal(readback_finish(rb, true, DATA_BYTES, f->sha, err, sizeof err), -EIO);
         assert_non_null(strstr(err, "do not match"));
@@ -114,13 +116,8 @@ static void test_readback_catches_a_byte_changed_on_the_server(void **state) {
 
 static void test_readback_catches_a_file_cut_short_on_the_server(void **state) {
         struct fixture *f = *state;
-        struct store_file *w;
-        struct readback *rb;
+        struct readback *rb = upload_with_reader(f, false);
         char err[512] = "", p[128];
-        assert_int_equal(store_open_write(f->s, "up", &w), 0);
-        assert_int_equal(readback_start(f->url, NULL, 5, "up", -1, &rb), 0);
-        write_all_pieces(f, w, rb, false);
-        assert_int_equal(store_close_file(w), 0);
         snprintf(p, sizeof p, "%s/up", f->root);
         assert_int_equal(truncate(p, DATA_BYTES - 1), 0);
         assert_int_equal(readback_finish(rb, true, DATA_BYTES, f->sha, err, sizeof err), -EIO);
