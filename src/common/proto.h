@@ -79,6 +79,10 @@ enum proto_type {
         /* PLUGIN_ADMIN: str plugin | str user ("" = none) | u32 argc | argc × str — a plugin's
          * admin command; its output comes as INFO frames (kind TEXT), then the RESULT. */
         PROTO_REQ_PLUGIN_ADMIN = 21,
+        /* WAIT_JOBS: str user ("" = any user) | u32 seconds (0 = no limit) — answered OK once no
+         * logoff job (of user) is queued or running, UNAVAILABLE when seconds pass first;
+         * keepalives meanwhile. For shutdown scripts and benchmarks: no polling. */
+        PROTO_REQ_WAIT_JOBS = 22,
 
         /* NSS lookups, any peer: str user ("" = by uid) | u32 uid. Result row: user, uid, gid,
          * gecos, home, shell; NOT_FOUND when no plugin knows the user; UNAVAILABLE when one could

@@ -41,6 +41,7 @@ enum {
 struct ctl {
         const char *socket_path;
         unsigned timeout_s;
+        bool timeout_given; /* -t: for wait, the longest wait */
         bool verbose; /* plugins -v */
         bool gateway; /* simulate --gateway */
 };
@@ -831,6 +832,30 @@ static int cmd_profile(const struct ctl *ctl, int argc, char **argv) {
         return plugin_admin(ctl, "pgsmb", argv[1], argc + 1, args);
 }
 
+/* wait [USER]: until pginad has no logoff job (of USER) left. pginad holds the request and
+ * answers when the last one ends: no polling. -t bounds the wait (default: none). */
+static int cmd_wait(const struct ctl *ctl, int argc, char **argv) {
+        _cleanup_(proto_result_free) struct proto_result res = {0};
+        _cleanup_pbuf_ struct pbuf req = {0};
+        struct ctl c = *ctl;
+        uint32_t limit = ctl->timeout_given ? ctl->timeout_s : 0;
+        int r;
+
+        /* pginad sends keepalives while it holds the request; silence past this means it is stuck. */
+        c.timeout_s = DEFAULT_TIMEOUT_S + limit;
+        if ((r = proto_frame_begin(&req, PROTO_REQ_WAIT_JOBS)) < 0 ||
+            (r = pbuf_put_str(&req, argc > 0 ? argv[0] : "")) < 0 || (r = pbuf_put_u32(&req, limit)) < 0 ||
+            (r = proto_frame_end(&req)) < 0) {
+                fprintf(stderr, "pginactl: cannot build request: %s\n", strerror(-r));
+                return r == -EINVAL ? EXIT_USAGE : EXIT_PROTOCOL;
+        }
+        if ((r = ctl_call(&c, &req, &res)) > 0)
+                return r;
+        if (res.status != PROTO_OK)
+                return report_status("wait", &res);
+        return EXIT_OK;
+}
+
 static int cmd_cache(const struct ctl *ctl, int argc, char **argv) {
         /* cache list | cache drop USER: the ldap plugin's cached (offline) logons */
         if (streq(argv[0], "list") && argc == 1) {
@@ -898,6 +923,13 @@ static const struct command commands[] = {
          "a kept version the current one again; USER gets it at the next logon (refused while\n"
          "USER is logged on).\n",
          cmd_profile},
+        {"wait", "[USER]", 0, 1, NULL, "Wait until the pending logoff jobs have ended",
+         "Returns when pginad has no logoff job queued or running (of USER only, when given):\n"
+         "the profile uploads of the users who logged off are done. pginad answers the moment\n"
+         "the last one ends (no polling). With -t SECONDS it gives up after that long and exits\n"
+         "with status 3; without, it waits as long as the jobs take. For shutdown and\n"
+         "maintenance scripts: pginactl wait && poweroff.\n",
+         cmd_wait},
         {"cache", "list | drop USER", 1, 2, NULL, "Cached (offline) logons of the ldap plugin",
          "cache list shows the users whose logon the ldap plugin can check while every LDAP\n"
          "server is unreachable (cache_credentials = true), with when each entry was made and\n"
@@ -1019,6 +1051,7 @@ static int parse_argv(int argc, char **argv, struct ctl *ctl) {
                                         optarg);
                                 return -EINVAL;
                         }
+                        ctl->timeout_given = true;
                         break;
                 case 'h':
                         ret = ARGS_HELP;

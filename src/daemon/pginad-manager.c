@@ -48,6 +48,8 @@ struct conn {
         bool closing; /* close once out is flushed */
         long long send_at; /* slowed-down failure: hold the answer until then */
         bool parked; /* waiting for a logoff job of req.user */
+        bool waiting; /* WAIT_JOBS: answered when no logoff job (of req.user) is left */
+        long long wait_until; /* WAIT_JOBS deadline, 0 = none */
         struct request req;
         int pidx; /* index in this round's pollfd array, -1 if not polled */
         long long idle_since; /* last time it became idle (accepted or answered) */
@@ -299,6 +301,12 @@ static void keepalives(struct manager *m, long long now, long long *next) {
                         keepalive_one(w->conn, now, next);
         for (struct conn *c = m->queue; c; c = c->queue_next)
                 keepalive_one(c, now, next);
+        for (struct conn *c = m->conns; c; c = c->next)
+                if (c->waiting) {
+                        keepalive_one(c, now, next);
+                        if (c->wait_until && c->wait_until < *next)
+                                *next = c->wait_until;
+                }
 }
 
 /* ---- the request queue: requests that found every request worker busy wait here, in
@@ -744,6 +752,54 @@ fail:
         reply_simple(c, PROTO_UNAVAILABLE, "could not build the answer");
 }
 
+static size_t jobs_of(const struct manager *m, const char *user) {
+        size_t n = 0;
+
+        for (const struct job *j = m->jobs.head; j; j = j->next)
+                n += !*user || streq(j->user, user);
+        return n;
+}
+
+static void wait_jobs_answer(struct manager *m, struct conn *c, long long now) {
+        size_t n = jobs_of(m, c->req.user);
+        char msg[PGINA_NAME_MAX + 128];
+
+        if (n > 0 && (!c->wait_until || now < c->wait_until))
+                return;
+        c->waiting = false;
+        if (n == 0)
+                reply_simple(c, PROTO_OK, "");
+        else {
+                snprintf(msg, sizeof msg, "%zu logoff job(s)%s%s still pending after %u s", n,
+                         *c->req.user ? " of " : "", c->req.user, c->req.id);
+                reply_simple(c, PROTO_UNAVAILABLE, msg);
+        }
+        request_free(&c->req);
+}
+
+/* pginactl wait: held until the logoff jobs end (wait_jobs_resume), never polled. */
+static void handle_wait_jobs(struct manager *m, struct conn *c) {
+        long long now = now_ms();
+
+        if (*c->req.user && !valid_user_name(c->req.user)) {
+                reply_simple(c, PROTO_BAD_REQUEST, "invalid user name");
+                request_free(&c->req);
+                return;
+        }
+        c->waiting = true;
+        c->keepalive_at = now;
+        c->wait_until = c->req.id ? now + 1000LL * c->req.id : 0;
+        wait_jobs_answer(m, c, now);
+}
+
+static void wait_jobs_resume(struct manager *m) {
+        long long now = now_ms();
+
+        for (struct conn *c = m->conns; c; c = c->next)
+                if (c->waiting)
+                        wait_jobs_answer(m, c, now);
+}
+
 static void handle_sessions(struct manager *m, struct conn *c) {
         _cleanup_pbuf_ struct pbuf b = {0};
         size_t rows = 0;
@@ -883,6 +939,7 @@ static const struct dispatch {
         {PROTO_REQ_SIMULATE, PEER_ROOT, handle_worker_request},
         {PROTO_REQ_RELOAD, PEER_ROOT, handle_reload},
         {PROTO_REQ_PLUGIN_ADMIN, PEER_ROOT, handle_plugin_admin},
+        {PROTO_REQ_WAIT_JOBS, PEER_ROOT, handle_wait_jobs},
         {PROTO_REQ_GETPWNAM, PEER_ANY, handle_nss},
         {PROTO_REQ_GETGRNAM, PEER_ANY, handle_nss},
 };
@@ -1592,6 +1649,7 @@ int manager_run(struct manager *m) {
                 jobs_start(m);
                 jobs_count_running(m);
                 parked_resume(m);
+                wait_jobs_resume(m);
                 queue_run(m);
                 logins_expire(m);
                 if (manager_done(m))

@@ -108,6 +108,10 @@ int request_parse(uint16_t type, struct pbuf *p, struct request *r) {
                 if ((k = get_name(p, &r->user)) < 0 || (k = pbuf_get_u32(p, &r->id)) < 0)
                         break;
                 break;
+        case PROTO_REQ_WAIT_JOBS:
+                if ((k = get_name(p, &r->user)) < 0 || (k = pbuf_get_u32(p, &r->id)) < 0)
+                        break;
+                break;
         case PROTO_REQ_STATUS:
         case PROTO_REQ_SESSIONS:
         case PROTO_REQ_PLUGINS:

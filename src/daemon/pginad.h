@@ -19,7 +19,7 @@ struct request {
         uint8_t scenario;
         uint8_t run_gateway;
         uint32_t pid;
-        uint32_t id; /* GETPWNAM by uid, GETGRNAM by gid (user = "") */
+        uint32_t id; /* GETPWNAM by uid, GETGRNAM by gid (user = ""); WAIT_JOBS: seconds */
         char *user; /* GETGRNAM: the group's name */
         char *service, *rhost, *tty, *session, *token;
         char *plugin; /* PLUGIN_ADMIN */

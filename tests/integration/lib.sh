@@ -243,17 +243,13 @@ pgina_simulate() {
         return "$rc"
 }
 
-# pgina_wait_jobs [SECONDS]: wait until pginactl status shows no queued or running logoff job
-# (default 60 s, then fail); the last status is in $T/status.out.
+# pgina_wait_jobs [SECONDS]: wait until pginad has no queued or running logoff job (pginactl
+# wait: pginad answers when the last one ends; default 60 s, then fail).
 # shellcheck disable=SC2120 # SECONDS is optional; the tests here all use the default
 pgina_wait_jobs() {
-        local secs=${1:-60} i
-        for ((i = 0; i < secs * 5; i++)); do
-                pginactl status >"$T/status.out" 2>&1
-                grep -qE 'queued|running' "$T/status.out" || return 0
-                sleep 0.2
-        done
-        fail "logoff job still pending after $secs s"
+        local secs=${1:-60}
+        pginactl -t "$secs" wait >"$T/wait.out" 2>&1 ||
+                fail "logoff job still pending after $secs s: $(cat "$T/wait.out")"
 }
 
 # pgina_close_session_frame SID USER: the hex payload of a CLOSE_SESSION frame (proto.h: str

@@ -55,6 +55,30 @@ logon=$(grep -n "logon of alice (service pgtest): ok" "$PGINA_LOG" | tail -n1 | 
         fail "alice's logon (log line $logon) did not wait for her logoff job (line $finished)"
 [ "$took_ms" -ge 500 ] || fail "alice's logon did not wait ($took_ms ms)"
 
+step "pginactl wait: at once without a job, bounded by -t, answered when the job ends"
+start=$(date +%s%N)
+assert_ok pginactl wait bob
+took_ms=$((($(date +%s%N) - start) / 1000000))
+[ "$took_ms" -lt 1000 ] || fail "pginactl wait for bob (no job) took $took_ms ms"
+assert_ok pam_run pgtest dave secret authenticate open_session close_session
+start=$(date +%s%N)
+rc=0
+pginactl -t 1 wait dave >"$T/wait.out" 2>&1 || rc=$?
+assert_eq 3 "$rc" "exit status of pginactl -t 1 wait while dave's 3 s job runs"
+assert_contains "$T/wait.out" "1 logoff job(s) of dave still pending after 1 s"
+grep -q "logoff job of dave finished" "$PGINA_LOG" && fail "dave's job ended before the bounded wait did"
+assert_ok pginactl wait bob # someone else's job is not waited for
+assert_ok pginactl wait
+took_ms=$((($(date +%s%N) - start) / 1000000))
+assert_contains "$PGINA_LOG" "logoff job of dave finished"
+assert_contains "$LOG" "event=logoff user=dave"
+[ "$took_ms" -ge 2000 ] && [ "$took_ms" -lt 6000 ] ||
+        fail "pginactl wait returned after $took_ms ms for a 3 s job"
+rc=0
+pginactl wait 'no/such user' >"$T/wait.out" 2>&1 || rc=$?
+assert_eq 6 "$rc" "exit status of pginactl wait with an impossible user name"
+assert_contains "$T/wait.out" "invalid user name"
+
 step "SIGTERM waits for a pending logoff job"
 assert_ok pam_run pgtest carol secret authenticate open_session close_session
 pgina_stop || fail "pginad exited non-zero"
