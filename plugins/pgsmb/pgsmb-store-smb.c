@@ -62,6 +62,7 @@ struct smb_store {
 struct smb_file {
         struct store_file f;
         SMBCFILE *fh;
+        uint64_t size, pos; /* reading: the size fstat saw at open, and how far we are */
 };
 
 static struct smb_store *SS(struct store *s) { return (struct smb_store *)s; }
@@ -371,15 +372,31 @@ static int smb_open_flags(struct store *s, const char *rel, int flags, mode_t mo
         return 0;
 }
 
+static int smb_close_file(struct store_file *f);
+
+/* Open, then fstat the handle: two round trips where a stat by name before the open took four.
+ * The size is kept so a read asks for no more than there is: libsmbclient would otherwise send
+ * one more read past the end to fill the buffer (a round trip per small file). */
 static int smb_open_read(struct store *s, const char *rel, struct store_file **ret) {
-        struct store_stat st = {0};
-        int r = smb_stat(s, rel, &st);
+        SMBCCTX *ctx = SS(s)->ctx;
+        struct store_file *f = NULL;
+        struct stat st;
+        int r = smb_open_flags(s, rel, O_RDONLY, 0, false, &f);
 
         if (r < 0)
                 return r;
-        if (st.is_dir)
-                return store_fail(s, -EISDIR, rel, NULL);
-        return smb_open_flags(s, rel, O_RDONLY, 0, false, ret);
+        errno = 0;
+        if (smbc_getFunctionFstat(ctx)(ctx, ((struct smb_file *)f)->fh, &st) < 0)
+                r = smb_fail(s, rel, NULL);
+        else if (S_ISDIR(st.st_mode))
+                r = store_fail(s, -EISDIR, rel, NULL);
+        if (r < 0) {
+                (void)smb_close_file(f);
+                return r;
+        }
+        ((struct smb_file *)f)->size = st.st_size > 0 ? (uint64_t)st.st_size : 0;
+        *ret = f;
+        return 0;
 }
 
 static int smb_open_write(struct store *s, const char *rel, struct store_file **ret) {
@@ -388,13 +405,19 @@ static int smb_open_write(struct store *s, const char *rel, struct store_file **
 
 static ssize_t smb_read(struct store_file *f, void *buf, size_t len) {
         SMBCCTX *ctx = SS(f->store)->ctx;
+        struct smb_file *sf = (struct smb_file *)f;
         ssize_t n;
 
         SMB_BEGIN(f->store, f->rel);
+        /* Up to the size seen at open, no further: a short read there tells the caller what the
+         * end is. Past it, ask the server (the read-back follows a file that is still growing). */
+        if (sf->pos < sf->size && len > sf->size - sf->pos)
+                len = (size_t)(sf->size - sf->pos);
         errno = 0;
-        n = smbc_getFunctionRead(ctx)(ctx, ((struct smb_file *)f)->fh, buf, len);
+        n = smbc_getFunctionRead(ctx)(ctx, sf->fh, buf, len);
         if (n < 0)
                 return smb_fail(f->store, f->rel, NULL);
+        sf->pos += (uint64_t)n;
         return n;
 }
 
@@ -631,7 +654,12 @@ static int smb_unlink(struct store *s, const char *rel) {
 static void smb_close(struct store *s) {
         struct smb_store *ss = SS(s);
 
-        /* shutdown_ctx = 1: close what is still open (quick on a broken store: smb_break) */
+        /* Every file is closed (or given up on) by now. The tree disconnect and logoff that
+         * smbc_free_context sends need no answer: the server ends the session with the
+         * connection. Shut the receiving side first, as on a broken store, so they do not cost a
+         * round trip each. shutdown_ctx = 1: close what is still open without asking. */
+        if (ss->ctx && !ss->broken)
+                smb_break(ss);
         if (ss->ctx)
                 smbc_free_context(ss->ctx, 1);
         free(ss->base);
