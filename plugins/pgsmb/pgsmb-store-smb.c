@@ -57,6 +57,7 @@ struct smb_store {
         bool broken; /* a request timed out: the connection is gone */
         struct smb_conn conns[4]; /* libsmbclient's sockets to the server, for smb_break */
         size_t n_conns;
+        smbc_check_server_fn check_default; /* libsmbclient's, behind check_server */
 };
 
 struct smb_file {
@@ -190,20 +191,38 @@ static void record_conns(struct smb_store *ss, const unsigned char *before) {
  * for every later request, closing handles and logging off at smbc_free_context included. Shut
  * the receiving side of its sockets: the next wait sees end of file at once and libsmbclient
  * drops the connection. (SHUT_RD only: a write to a fully shut socket would raise SIGPIPE.) */
+/* Is fd still the connection we recorded (not closed, its number not reused)? */
+static bool conn_same(const struct smb_conn *c) {
+        struct sockaddr_storage l, p;
+        socklen_t ll = sizeof l, pl = sizeof p;
+
+        return getsockname(c->fd, (struct sockaddr *)&l, &ll) == 0 &&
+               getpeername(c->fd, (struct sockaddr *)&p, &pl) == 0 && ll == c->local_len &&
+               pl == c->peer_len && memcmp(&l, &c->local, ll) == 0 && memcmp(&p, &c->peer, pl) == 0;
+}
+
 static void smb_break(struct smb_store *ss) {
         ss->broken = true;
-        for (size_t i = 0; i < ss->n_conns; i++) {
-                struct smb_conn *c = &ss->conns[i];
-                struct sockaddr_storage l, p;
-                socklen_t ll = sizeof l, pl = sizeof p;
-
-                if (getsockname(c->fd, (struct sockaddr *)&l, &ll) == 0 &&
-                    getpeername(c->fd, (struct sockaddr *)&p, &pl) == 0 && ll == c->local_len &&
-                    pl == c->peer_len && memcmp(&l, &c->local, ll) == 0 &&
-                    memcmp(&p, &c->peer, pl) == 0)
-                        (void)shutdown(c->fd, SHUT_RD);
-        }
+        for (size_t i = 0; i < ss->n_conns; i++)
+                if (conn_same(&ss->conns[i]))
+                        (void)shutdown(ss->conns[i].fd, SHUT_RD);
         ss->n_conns = 0;
+}
+
+/* libsmbclient checks a cached connection before each use; its own check sends an SMB echo (a
+ * round trip) the first time and then once per timeout. Ours looks at the socket: our one
+ * connection, still open, nothing unread and no end of file from the server is alive. Anything
+ * else (several connections, data waiting, a hangup) is left to libsmbclient's check. */
+static int check_server(SMBCCTX *ctx, SMBCSRV *srv) {
+        struct smb_store *ss = smbc_getOptionUserData(ctx);
+        struct pollfd pfd;
+
+        if (ss->n_conns == 1 && conn_same(&ss->conns[0])) {
+                pfd = (struct pollfd){.fd = ss->conns[0].fd, .events = POLLIN | POLLRDHUP};
+                if (poll(&pfd, 1, 0) == 0)
+                        return 0;
+        }
+        return ss->check_default(ctx, srv);
 }
 
 /* After a failed libsmbclient call: record errno, break the store on a timeout. */
@@ -822,6 +841,8 @@ static int smb_context_new(struct smb_store *ss, int timeout_ms) {
         smbc_setLogCallback(ctx, NULL, log_cb);
         smbc_setOptionUserData(ctx, ss);
         smbc_setFunctionAuthDataWithContext(ctx, auth_cb);
+        ss->check_default = smbc_getFunctionCheckServer(ctx);
+        smbc_setFunctionCheckServer(ctx, check_server);
         /* a wrong password must fail, not fall back to a guest session */
         smbc_setOptionNoAutoAnonymousLogin(ctx, *ss->user != 0);
         smbc_setOptionUseKerberos(ctx, 0);
