@@ -117,6 +117,28 @@ assert_contains "$T/err" "$URL: Permission denied (wrong user name or password"
 assert_fail "$ST" "$URL" stat . 2>"$T/err" # anonymous: no guest fallback
 assert_contains "$T/err" "Permission denied"
 
+step "the server drops the connection between two requests: the store reconnects"
+mkfifo "$T/go"
+st stat-twice alice/small <"$T/go" >"$T/twice.out" 2>"$T/twice.err" &
+twice=$!
+exec 5>"$T/go"
+for ((i = 0; i < 100; i++)); do
+        [ -s "$T/twice.out" ] && break
+        sleep 0.1
+done
+assert_contains "$T/twice.out" "type=file size=10 "
+need ss
+conn=$(ss -tnpH state established "( sport = :$SMBD_PORT )" | grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2)
+[ -n "$conn" ] || fail "no smbd child serves the store's connection"
+kill -KILL "$conn"
+sleep 0.2
+echo go >&5
+exec 5>&-
+rc=0
+wait "$twice" || rc=$?
+assert_eq 0 "$rc" "exit status of the second stat after the connection was dropped ($(cat "$T/twice.err"))"
+assert_eq 2 "$(grep -c 'type=file size=10 ' "$T/twice.out")" "stats on the same store"
+
 step "smbd stops answering mid-download: bounded failure"
 head -c 64M /dev/urandom >"$T/share/huge"
 chmod 0644 "$T/share/huge"

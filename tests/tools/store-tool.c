@@ -2,7 +2,8 @@
  * for poking at a share by hand. The password comes only from a file descriptor.
  *   store-tool URL [--user U] [--domain D] [--password-fd N] [--timeout S] COMMAND ARGS
  *   put REL <stdin | get REL >stdout | list [REL] | stat REL | mkdirs REL |
- *   rename FROM TO [--replace] | copy FROM TO | rm REL
+ *   rename FROM TO [--replace] | copy FROM TO | rm REL |
+ *   stat-twice REL (stat, wait for a line on stdin, stat again on the same store)
  * Exit status: 0 done, 1 the store failed (its message on stderr), 2 usage. */
 #include <errno.h>
 #include <getopt.h>
@@ -23,7 +24,7 @@ static int usage(void) {
                 "usage: store-tool URL [--user U] [--domain D] [--password-fd N] [--timeout S] "
                 "COMMAND ARGS\n"
                 "  put REL <stdin | get REL >stdout | list [REL] | stat REL | mkdirs REL\n"
-                "  rename FROM TO [--replace] | copy FROM TO | rm REL\n");
+                "  rename FROM TO [--replace] | copy FROM TO | rm REL | stat-twice REL\n");
         return 2;
 }
 
@@ -145,6 +146,18 @@ static int cmd_stat(struct store *s, const char *rel) {
         return 0;
 }
 
+/* The same store used again after a pause: the test breaks the connection in between. */
+static int cmd_stat_twice(struct store *s, const char *rel) {
+        char line[16];
+
+        if (cmd_stat(s, rel) != 0)
+                return 1;
+        fflush(stdout);
+        if (!fgets(line, sizeof line, stdin))
+                return 2;
+        return cmd_stat(s, rel);
+}
+
 static int run(struct store *s, int argc, char **argv) {
         const char *cmd = argv[0];
 
@@ -162,6 +175,8 @@ static int run(struct store *s, int argc, char **argv) {
                 return store_rename(s, argv[1], argv[2], argc == 4) < 0 ? fail(s) : 0;
         if (streq(cmd, "copy") && argc == 3)
                 return store_copy(s, argv[1], argv[2]) < 0 ? fail(s) : 0;
+        if (streq(cmd, "stat-twice") && argc == 2)
+                return cmd_stat_twice(s, argv[1]);
         if (streq(cmd, "rm") && argc == 2)
                 return store_unlink(s, argv[1]) < 0 ? fail(s) : 0;
         return usage();
