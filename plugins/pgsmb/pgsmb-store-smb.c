@@ -58,6 +58,7 @@ struct smb_store {
         struct smb_conn conns[4]; /* libsmbclient's sockets to the server, for smb_break */
         size_t n_conns;
         smbc_check_server_fn check_default; /* libsmbclient's, behind check_server */
+        long long checked_at; /* the connection was last known alive (now_ms) */
 };
 
 struct smb_file {
@@ -211,18 +212,27 @@ static void smb_break(struct smb_store *ss) {
 
 /* libsmbclient checks a cached connection before each use; its own check sends an SMB echo (a
  * round trip) the first time and then once per timeout. Ours looks at the socket: our one
- * connection, still open, nothing unread and no end of file from the server is alive. Anything
- * else (several connections, data waiting, a hangup) is left to libsmbclient's check. */
+ * connection, used within the timeout, still open, nothing unread and no end of file from the
+ * server is alive. Anything else (several connections, data waiting, a hangup, a connection
+ * idle long enough for a firewall to have forgotten it) is left to libsmbclient's check. */
 static int check_server(SMBCCTX *ctx, SMBCSRV *srv) {
         struct smb_store *ss = smbc_getOptionUserData(ctx);
+        long long now = now_ms();
         struct pollfd pfd;
+        int r;
 
-        if (ss->n_conns == 1 && conn_same(&ss->conns[0])) {
+        if (ss->n_conns == 1 && now - ss->checked_at < 1000LL * ss->s.timeout_s &&
+            conn_same(&ss->conns[0])) {
                 pfd = (struct pollfd){.fd = ss->conns[0].fd, .events = POLLIN | POLLRDHUP};
-                if (poll(&pfd, 1, 0) == 0)
+                if (poll(&pfd, 1, 0) == 0) {
+                        ss->checked_at = now;
                         return 0;
+                }
         }
-        return ss->check_default(ctx, srv);
+        r = ss->check_default(ctx, srv);
+        if (r == 0)
+                ss->checked_at = now;
+        return r;
 }
 
 /* After a failed libsmbclient call: record errno, break the store on a timeout. */
@@ -926,6 +936,7 @@ int store_smb_open(const char *url, const struct store_creds *creds, unsigned ti
         socket_fds(before);
         r = smb_stat_url(&ss->s, ss->base, &st);
         record_conns(ss, before);
+        ss->checked_at = now_ms();
         if (r < 0) {
                 r = smb_fail(&ss->s, NULL, NULL);
                 store_open_fail(r, "%s%s", ss->s.error,

@@ -841,6 +841,10 @@ static int cmd_wait(const struct ctl *ctl, int argc, char **argv) {
         uint32_t limit = ctl->timeout_given ? ctl->timeout_s : 0;
         int r;
 
+        if (argc > 0 && !valid_user_name(argv[0])) {
+                fprintf(stderr, "pginactl: wait: invalid user name '%s'\n", argv[0]);
+                return EXIT_USAGE;
+        }
         /* pginad sends keepalives while it holds the request; silence past this means it is stuck. */
         c.timeout_s = DEFAULT_TIMEOUT_S + limit;
         if ((r = proto_frame_begin(&req, PROTO_REQ_WAIT_JOBS)) < 0 ||

@@ -1617,6 +1617,35 @@ static void handle_signals(struct manager *m) {
         }
 }
 
+/* pginad is about to exit: a `pginactl wait` still held gets its answer (OK when the jobs are
+ * done, else "shutting down"), and what is queued for any client is sent, for at most a second. */
+static void conns_last_words(struct manager *m) {
+        long long until = now_ms() + 1000;
+
+        for (struct conn *c = m->conns; c; c = c->next)
+                if (c->waiting) {
+                        c->waiting = false;
+                        if (jobs_of(m, c->req.user) == 0)
+                                reply_simple(c, PROTO_OK, "");
+                        else
+                                reply_simple(c, PROTO_SHUTTING_DOWN, "pginad is stopping; logoff jobs are still pending");
+                        request_free(&c->req);
+                }
+        for (;;) {
+                struct pollfd pfd;
+                struct conn *c = m->conns;
+                long long now = now_ms();
+
+                while (c && (c->out.len == 0 || c->closing || c->send_at > now))
+                        c = c->next; /* a slowed-down failure keeps its delay */
+                if (!c || now >= until)
+                        return;
+                pfd = (struct pollfd){.fd = c->fd, .events = POLLOUT};
+                if (poll(&pfd, 1, (int)(until - now)) > 0)
+                        conn_write(m, c);
+        }
+}
+
 static bool manager_done(struct manager *m) {
         if (!m->stopping)
                 return false;
@@ -1652,8 +1681,10 @@ int manager_run(struct manager *m) {
                 wait_jobs_resume(m);
                 queue_run(m);
                 logins_expire(m);
-                if (manager_done(m))
+                if (manager_done(m)) {
+                        conns_last_words(m);
                         break;
+                }
 
                 for (struct worker *w = m->workers; w; w = w->next)
                         need++;

@@ -76,10 +76,19 @@ assert_contains "$LOG" "event=logoff user=dave"
         fail "pginactl wait returned after $took_ms ms for a 3 s job"
 rc=0
 pginactl wait 'no/such user' >"$T/wait.out" 2>&1 || rc=$?
-assert_eq 6 "$rc" "exit status of pginactl wait with an impossible user name"
+assert_eq 2 "$rc" "exit status of pginactl wait with an impossible user name"
 assert_contains "$T/wait.out" "invalid user name"
+# pginad checks too: the raw request (str user | u32 seconds) is refused as a bad request
+pgclient frame 1 22 "$("$PYTHON" -c 'import struct; u = b"no/such"; print((struct.pack(">I", len(u)) + u + struct.pack(">I", 0)).hex())')" >"$T/wait.raw"
+assert_contains "$T/wait.raw" "result 6"
 
-step "SIGTERM waits for a pending logoff job"
+step "SIGTERM waits for a pending logoff job, and a pginactl wait held meanwhile gets its answer"
 assert_ok pam_run pgtest carol secret authenticate open_session close_session
+pginactl wait carol >"$T/wait-stop.out" 2>&1 &
+waiter=$!
+sleep 0.5
 pgina_stop || fail "pginad exited non-zero"
 assert_contains "$LOG" "event=logoff user=carol"
+rc=0
+wait "$waiter" || rc=$?
+assert_eq 0 "$rc" "exit status of pginactl wait across pginad's stop ($(cat "$T/wait-stop.out"))"

@@ -8,7 +8,7 @@
 
 ST=$BUILD/tests/tools/store-tool
 [ -x "$ST" ] || skip "store-tool not built ($ST)"
-need smbd smbpasswd sha256sum
+need smbd smbpasswd sha256sum ss
 
 # Sanitizer builds: libsmbclient's one-time global setup (smbc_new_context -> reopen_logs ->
 # debug_set_logfile) is never freed; that is Samba's, not ours. Full unwinding so the
@@ -127,9 +127,13 @@ for ((i = 0; i < 100; i++)); do
         sleep 0.1
 done
 assert_contains "$T/twice.out" "type=file size=10 "
-need ss
-conn=$(ss -tnpH state established "( sport = :$SMBD_PORT )" | grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2)
-[ -n "$conn" ] || fail "no smbd child serves the store's connection"
+# the smbd child at the other end of store-tool's own connection
+cport=$(ss -tnpH state established "( dport = :$SMBD_PORT )" | grep '"store-tool"' |
+        awk '{ n = split($3, a, ":"); print a[n]; exit }')
+[ -n "$cport" ] || fail "store-tool has no connection to smbd"
+conn=$(ss -tnpH state established "( sport = :$SMBD_PORT and dport = :$cport )" |
+        grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2)
+[ -n "$conn" ] || fail "no smbd child serves store-tool's connection (port $cport)"
 kill -KILL "$conn"
 sleep 0.2
 echo go >&5
