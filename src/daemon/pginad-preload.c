@@ -64,7 +64,7 @@ static int elf_needed(const unsigned char *f, size_t len, void (*fn)(const char 
 
         if (len < sizeof *eh || memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 ||
             eh->e_ident[EI_CLASS] != ELFCLASS64 || eh->e_ident[EI_DATA] != ELFDATA2LSB ||
-            eh->e_phentsize != sizeof(Elf64_Phdr) || eh->e_phoff > len ||
+            eh->e_phentsize != sizeof(Elf64_Phdr) || eh->e_phoff > len || eh->e_phoff % 8 ||
             (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr) > len - eh->e_phoff)
                 return -EBADMSG;
         for (unsigned i = 0; i < eh->e_phnum; i++) {
