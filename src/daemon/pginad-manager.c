@@ -760,15 +760,19 @@ static size_t jobs_of(const struct manager *m, const char *user) {
         return n;
 }
 
-static void wait_jobs_answer(struct manager *m, struct conn *c, long long now) {
+/* Answer a held WAIT_JOBS once its jobs are done or its limit passed; `last`: pginad is exiting,
+ * answer now whatever is left. */
+static void wait_jobs_answer(struct manager *m, struct conn *c, long long now, bool last) {
         size_t n = jobs_of(m, c->req.user);
         char msg[PGINA_NAME_MAX + 128];
 
-        if (n > 0 && (!c->wait_until || now < c->wait_until))
+        if (n > 0 && !last && (!c->wait_until || now < c->wait_until))
                 return;
         c->waiting = false;
         if (n == 0)
                 reply_simple(c, PROTO_OK, "");
+        else if (last)
+                reply_simple(c, PROTO_SHUTTING_DOWN, "pginad is stopping; logoff jobs are still pending");
         else {
                 snprintf(msg, sizeof msg, "%zu logoff job(s)%s%s still pending after %u s", n,
                          *c->req.user ? " of " : "", c->req.user, c->req.id);
@@ -789,7 +793,7 @@ static void handle_wait_jobs(struct manager *m, struct conn *c) {
         c->waiting = true;
         c->keepalive_at = now;
         c->wait_until = c->req.id ? now + 1000LL * c->req.id : 0;
-        wait_jobs_answer(m, c, now);
+        wait_jobs_answer(m, c, now, false);
 }
 
 static void wait_jobs_resume(struct manager *m) {
@@ -797,7 +801,7 @@ static void wait_jobs_resume(struct manager *m) {
 
         for (struct conn *c = m->conns; c; c = c->next)
                 if (c->waiting)
-                        wait_jobs_answer(m, c, now);
+                        wait_jobs_answer(m, c, now, false);
 }
 
 static void handle_sessions(struct manager *m, struct conn *c) {
@@ -1623,14 +1627,8 @@ static void conns_last_words(struct manager *m) {
         long long until = now_ms() + 1000;
 
         for (struct conn *c = m->conns; c; c = c->next)
-                if (c->waiting) {
-                        c->waiting = false;
-                        if (jobs_of(m, c->req.user) == 0)
-                                reply_simple(c, PROTO_OK, "");
-                        else
-                                reply_simple(c, PROTO_SHUTTING_DOWN, "pginad is stopping; logoff jobs are still pending");
-                        request_free(&c->req);
-                }
+                if (c->waiting)
+                        wait_jobs_answer(m, c, now_ms(), true);
         for (;;) {
                 struct pollfd pfd;
                 struct conn *c = m->conns;

@@ -223,6 +223,20 @@ static const struct profile_limits roomy = { .max_total_bytes = 1ull << 40,
 
 /* ---- round trip ---- */
 
+/* len bytes, seeded: runs of `run` bytes of noise and of one repeated byte, alternately (half
+ * compressible). malloc'd. */
+static unsigned char *half_noise(size_t len, uint32_t seed, size_t run) {
+        unsigned char *b = malloc(len);
+        uint32_t x = seed;
+
+        assert_non_null(b);
+        for (size_t i = 0; i < len; i++) {
+                x = x * 1103515245u + 12345u;
+                b[i] = (i / run) % 2 ? (unsigned char)(x >> 24) : (unsigned char)(i / run);
+        }
+        return b;
+}
+
 static void homef(char *buf, size_t len, const char *rel) { pathf(buf, len, "%s/home/%s", base, rel); }
 static void tf(char *buf, size_t len, const char *rel) { pathf(buf, len, "%s/t/%s", base, rel); }
 
@@ -525,13 +539,7 @@ static void zstd_decode_whole(const char *path, uint64_t *out_bytes, unsigned *f
 static void test_archive_is_checksummed_zstd_any_decoder_reads_at_any_thread_count(void **state) {
         (void)state;
         char p[512], t[512], err[512] = "";
-        unsigned char *big = malloc(JOBS_BYTES);
-        assert_non_null(big);
-        uint32_t x = 12345;
-        for (size_t i = 0; i < JOBS_BYTES; i++) { /* half noise, half runs: compressible */
-                x = x * 1103515245u + 12345u;
-                big[i] = (i / 4096) % 2 ? (unsigned char)(x >> 24) : (unsigned char)(i / 4096);
-        }
+        unsigned char *big = half_noise(JOBS_BYTES, 12345, 4096);
         homef(p, sizeof p, "big");
         write_file(p, big, JOBS_BYTES, 0600);
         homef(p, sizeof p, "small");
@@ -1370,13 +1378,7 @@ static void test_extract_through_a_shared_ring(void **state) {
         (void)state;
         char p[512], err[512] = "";
         const size_t big_len = 5u * 1024 * 1024 + 77;
-        unsigned char *big = malloc(big_len);
-        assert_non_null(big);
-        uint32_t x = 99;
-        for (size_t i = 0; i < big_len; i++) { /* half noise, half runs */
-                x = x * 1103515245u + 12345u;
-                big[i] = (i / 8192) % 2 ? (unsigned char)(x >> 24) : (unsigned char)(i / 8192);
-        }
+        unsigned char *big = half_noise(big_len, 99, 8192);
         homef(p, sizeof p, "big");
         write_file(p, big, big_len, 0600);
         homef(p, sizeof p, "small");
