@@ -183,12 +183,6 @@ static int attempt(struct restore *r, struct store *st) {
         /* The .meta first: on a re-logon it is all that is needed (every request is a round
          * trip, and a re-logon should cost a few). */
         have_meta = pgsmb_meta_read(st, meta_rel, &meta) == 0;
-        if (have_home && r->state.upload_failed && !r->state.temporary) {
-                /* Shown at once (the result message may carry another note). */
-                pgina_ctx_progress(r->ctx, "Your profile on this machine is newer than the saved one (its last upload failed); using it.");
-                pgina_log(r->ctx, LOG_NOTICE, "%s: last upload failed, keeping the newer local home", r->cfg.user);
-                return 1;
-        }
         if (have_home && have_meta && !r->state.temporary && streq(r->state.version, meta.version)) {
                 pgina_log(r->ctx, LOG_INFO, "%s: home is already version %s, no download", r->cfg.user, meta.version);
                 return 1;
@@ -277,6 +271,24 @@ static int attempt(struct restore *r, struct store *st) {
         return 1;
 }
 
+/* A home whose last upload failed holds the only copy of the user's latest work: it is used as it
+ * is, whether or not the store answers, and is never made a temporary profile (whose logoff skips
+ * the upload and lets localmachine remove it). Decided before connecting, so an unreachable store
+ * cannot route it to temporary_profile(). */
+static bool home_unsaved(struct restore *r) {
+        struct stat hs;
+
+        if (!r->state.upload_failed || r->state.temporary || lstat(r->cfg.home, &hs) < 0)
+                return false;
+        /* Shown at once (the result message may carry another note). */
+        pgina_ctx_progress(r->ctx, "Your profile on this machine is newer than the saved one: your last changes "
+                                   "are not saved to the server yet (the last upload failed). Using it; it is saved "
+                                   "again at logoff.");
+        pgina_log(r->ctx, LOG_NOTICE, "%s: the local home holds changes that are not saved yet (last upload failed): "
+                  "used as it is, not downloaded", r->cfg.user);
+        return true;
+}
+
 static int temporary_profile(struct restore *r) {
         char why[sizeof r->why];
 
@@ -327,7 +339,9 @@ int pgsmb_gateway(struct pgina_ctx *ctx, struct pgina_user *u) {
                 goto out;
         }
         (void)pgsmb_state_load(r.state_dir, r.cfg.user, &r.state);
-        for (unsigned i = 0; i < r.cfg.retries; i++) {
+        if (home_unsaved(&r))
+                k = 1;
+        for (unsigned i = 0; k <= 0 && i < r.cfg.retries; i++) {
                 if (i > 0) {
                         pgina_ctx_progress(ctx, "Restoring your profile failed (%s); trying again (%u of %u)...",
                                            r.why, i + 1, r.cfg.retries);

@@ -239,7 +239,8 @@ int pgsmb_upload(struct pgina_ctx *ctx, struct pgina_user *u, bool admin) {
                 goto out;
         }
         (void)pgsmb_state_load(up.state_dir, up.cfg.user, &up.state);
-        if (up.state.temporary) {
+        /* upload_failed wins: a home holding unsaved work is never a temporary profile. */
+        if (up.state.temporary && !up.state.upload_failed) {
                 pgina_log(ctx, LOG_INFO, "%s: temporary profile, not uploaded", up.cfg.user);
                 (void)pgina_user_set(u, PGINA_ATTR_KEEP_HOME, NULL);
                 k = 1;
