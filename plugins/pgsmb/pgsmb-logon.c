@@ -32,13 +32,13 @@ static const char *setting(struct pgina_ctx *ctx, struct pgina_user *u, const ch
         return v && *v ? v : pgina_conf_get(ctx, key);
 }
 
-/* A setting as the session sees it: %u/%h expanded, a UNC path (\\server\share\dir, pGina's
- * usri4_home_dir) as an smb:// URL. 0 = unset, 1 = out filled, -EINVAL = unusable. */
-static int session_value(struct pgina_ctx *ctx, struct pgina_user *u, const char *key, const char *attr,
-                         char *out, size_t len) {
-        const char *v = setting(ctx, u, key, attr);
+int pgsmb_session_value(struct pgina_ctx *ctx, struct pgina_user *u, const char *key, const char *attr,
+                        char *out, size_t len, bool *from_attr) {
+        const char *a = pgina_user_get(u, attr), *v = a && *a ? a : pgina_conf_get(ctx, key);
         char tmp[PGINA_VALUE_MAX];
 
+        if (from_attr)
+                *from_attr = a && *a;
         if (!v || !*v)
                 return 0;
         if (pgsmb_expand(v, pgina_user_name(u), tmp, sizeof tmp) < 0) {
@@ -67,131 +67,17 @@ static void home_share_export(struct pgina_ctx *ctx, struct pgina_user *u) {
         char share[PGINA_VALUE_MAX], mount[PGINA_VALUE_MAX];
         const char *user = pgina_user_name(u);
 
-        if (session_value(ctx, u, "home_share", "usri4_home_dir", share, sizeof share) > 0) {
+        if (pgsmb_session_value(ctx, u, "home_share", "usri4_home_dir", share, sizeof share, NULL) > 0) {
                 if (pgina_user_set(u, "env:PGINA_HOME_SHARE", share) < 0)
                         pgina_log(ctx, LOG_WARNING, "%s: cannot export PGINA_HOME_SHARE", user);
                 else
                         pgina_log(ctx, LOG_INFO, "%s: home share %s exported as PGINA_HOME_SHARE", user, share);
         }
-        if (session_value(ctx, u, "home_mount", "usri4_home_dir_drive", mount, sizeof mount) > 0) {
+        if (pgsmb_session_value(ctx, u, "home_mount", "usri4_home_dir_drive", mount, sizeof mount, NULL) > 0) {
                 if (pgina_user_set(u, "env:PGINA_HOME_MOUNT", mount) < 0)
                         pgina_log(ctx, LOG_WARNING, "%s: cannot export PGINA_HOME_MOUNT", user);
                 pgina_log(ctx, LOG_INFO, "%s: home mount point %s exported as PGINA_HOME_MOUNT", user, mount);
         }
-}
-
-/* ---- gateway: mounting the home share (pGina's HomeDir on HomeDirDrive) ---- */
-
-static const char *mount_helper(void) {
-        static const char *const paths[] = {"/sbin/mount.cifs", "/usr/sbin/mount.cifs"};
-
-        for (size_t i = 0; i < ELEMENTSOF(paths); i++)
-                if (access(paths[i], X_OK) == 0)
-                        return paths[i];
-        return NULL;
-}
-
-/* smb://server/share/dir or \\server\share\dir -> //server/share/dir (mount.cifs's form). */
-static int cifs_source(const char *share, char *out, size_t len) {
-        const char *p = strncmp(share, "smb://", 6) == 0 ? share + 6
-                        : (share[0] == '\\' && share[1] == '\\') ? share + 2 : NULL;
-        size_t o;
-
-        if (!p || !*p)
-                return -EINVAL;
-        o = (size_t)snprintf(out, len, "//");
-        for (; *p && o + 1 < len; p++) {
-                if (*p == ',' || *p == '\n')
-                        return -EINVAL; /* would split mount's option or line parsing */
-                out[o++] = *p == '\\' ? '/' : *p;
-        }
-        out[o] = 0;
-        return 0;
-}
-
-static bool is_mounted(const char *where) {
-        _cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
-        char line[4096];
-
-        while (f && fgets(line, sizeof line, f)) {
-                char mnt[PATH_MAX];
-                /* field 5 is the mount point (spaces escaped as \040; homes have none we accept) */
-                if (sscanf(line, "%*s %*s %*s %*s %4095s", mnt) == 1 && streq(mnt, where))
-                        return true;
-        }
-        return false;
-}
-
-/* The mount point: absolute, or relative to the home. */
-static int mount_target(const struct pgsmb_cfg *c, const char *mount, char *out, size_t len) {
-        if (mount[0] == '/')
-                snprintf(out, len, "%s", mount);
-        else
-                snprintf(out, len, "%s/%s", c->home, mount);
-        return strstr(out, "/..") || strchr(out, ',') || strchr(out, ' ') ? -EINVAL : 0;
-}
-
-/* Mount the home share for the session with the user's credentials: mount.cifs reads the
- * password from a pipe (PASSWD_FD), never from argv, the environment or a file. */
-static void home_share_mount(struct pgina_ctx *ctx, struct pgina_user *u, const struct pgsmb_cfg *c,
-                             uid_t uid, gid_t gid) {
-        char share[PGINA_VALUE_MAX], mount[PGINA_VALUE_MAX], src[PGINA_VALUE_MAX], where[PATH_MAX];
-        char opts[1024];
-        const char *user = pgina_user_name(u), *helper = mount_helper();
-        _cleanup_free_ char *pw = NULL;
-        struct lm_run_result res;
-        int r;
-
-        if (session_value(ctx, u, "home_share", "usri4_home_dir", share, sizeof share) <= 0 ||
-            session_value(ctx, u, "home_mount", "usri4_home_dir_drive", mount, sizeof mount) <= 0)
-                return;
-        if (!helper) {
-                pgina_log(ctx, LOG_INFO, "%s: no mount.cifs (cifs-utils): home share exported, not mounted", user);
-                return;
-        }
-        if (cifs_source(share, src, sizeof src) < 0 || mount_target(c, mount, where, sizeof where) < 0) {
-                pgina_log(ctx, LOG_WARNING, "%s: home share %s or mount point %s unusable: not mounted", user,
-                          share, mount);
-                return;
-        }
-        if (is_mounted(where))
-                return;
-        if (mkdir(where, 0700) < 0 && errno != EEXIST) {
-                pgina_log(ctx, LOG_WARNING, "%s: cannot create the mount point %s: %m", user, where);
-                return;
-        }
-        if (strncmp(where, c->home, strlen(c->home)) == 0)
-                (void)lchown(where, uid, gid);
-        snprintf(opts, sizeof opts, "username=%s%s%s,uid=%u,gid=%u,file_mode=0600,dir_mode=0700,nosuid,nodev",
-                 c->cred_user, c->cred_domain[0] ? ",domain=" : "", c->cred_domain, (unsigned)uid,
-                 (unsigned)gid);
-        if (strchr(c->cred_user, ',') || strchr(c->cred_domain, ','))
-                return;
-        if (c->cred_password && asprintf(&pw, "%s\n", c->cred_password->data) < 0)
-                pw = NULL;
-        r = lm_run_env((const char *const[]){"mount.cifs", src, where, "-o", opts, NULL}, "PASSWD_FD=0",
-                       pw ? pw : "\n", pw ? strlen(pw) : 1, &res);
-        if (pw)
-                explicit_bzero(pw, strlen(pw));
-        if (r < 0 || res.status != 0)
-                pgina_log(ctx, LOG_WARNING, "%s: mounting %s on %s failed: %s", user, src, where,
-                          r < 0 ? strerror(-r) : res.err[0] ? res.err : "non-zero exit status");
-        else
-                pgina_log(ctx, LOG_INFO, "%s: home share %s mounted on %s", user, src, where);
-}
-
-void pgsmb_logoff_unmount(struct pgina_ctx *ctx, struct pgina_user *u, const struct pgsmb_cfg *c) {
-        char mount[PGINA_VALUE_MAX], where[PATH_MAX];
-        struct lm_run_result res;
-
-        if (session_value(ctx, u, "home_mount", "usri4_home_dir_drive", mount, sizeof mount) <= 0 ||
-            mount_target(c, mount, where, sizeof where) < 0 || !is_mounted(where))
-                return;
-        /* Lazily: a process of the user that still has it open must not keep the logoff waiting. */
-        if (lm_run((const char *const[]){"umount", "-l", where, NULL}, NULL, 0, &res) < 0 || res.status != 0)
-                pgina_log(ctx, LOG_WARNING, "%s: cannot unmount %s: %s", c->user, where, res.err);
-        else
-                pgina_log(ctx, LOG_INFO, "%s: home share unmounted from %s", c->user, where);
 }
 
 /* ---- gateway: max_storage_kb as a quota ---- */
@@ -337,7 +223,7 @@ void pgsmb_logon_setup(struct pgina_ctx *ctx, struct pgina_user *u, const struct
                 return;
         home_share_export(ctx, u);
         if (uid != 0)
-                home_share_mount(ctx, u, c, uid, gid);
+                pgsmb_home_share_mount(ctx, u, c, uid, gid);
         if (uid != 0)
                 quota_apply(ctx, c);
 }
@@ -520,9 +406,9 @@ static void login_script(struct pgina_ctx *ctx, struct pgina_user *u) {
         }
         pu = (struct pgsmb_user){.name = name, .uid = pw.pw_uid, .gid = pw.pw_gid, .home = pw.pw_dir};
         s.timeout_s = timeout > 0 && timeout < 86400 ? (unsigned)timeout : LOGIN_SCRIPT_TIMEOUT_DEFAULT;
-        if (session_value(ctx, u, "home_share", "usri4_home_dir", share, sizeof share) > 0)
+        if (pgsmb_session_value(ctx, u, "home_share", "usri4_home_dir", share, sizeof share, NULL) > 0)
                 s.home_share = share;
-        if (session_value(ctx, u, "home_mount", "usri4_home_dir_drive", mount, sizeof mount) > 0)
+        if (pgsmb_session_value(ctx, u, "home_mount", "usri4_home_dir_drive", mount, sizeof mount, NULL) > 0)
                 s.home_mount = mount;
         if (where[0] != '/') {
                 (void)share_script_run(ctx, u, &pu, &s, where);

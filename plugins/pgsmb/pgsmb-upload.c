@@ -253,7 +253,7 @@ int pgsmb_upload(struct pgina_ctx *ctx, struct pgina_user *u, bool admin) {
         }
         up.pu = (struct pgsmb_user){.name = up.cfg.user, .uid = acc.uid, .gid = acc.gid, .home = up.cfg.home};
         if (!admin)
-                pgsmb_logoff_unmount(ctx, u, &up.cfg);
+                pgsmb_logoff_unmount(ctx, u, &up.cfg, acc.uid, acc.gid);
         if (up.cfg.max_storage_bytes) {
                 if ((k = profile_bytes(&up, &bytes)) < 0) {
                         k = upload_failed(&up, "profile not saved");

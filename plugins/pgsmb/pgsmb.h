@@ -62,7 +62,27 @@ void pgsmb_mail_admin(struct pgina_ctx *ctx, struct pgina_user *u, const char *s
  * quotas (reported, never fatal). */
 void pgsmb_logon_setup(struct pgina_ctx *ctx, struct pgina_user *u, const struct pgsmb_cfg *c,
                        uid_t uid, gid_t gid);
+/* A setting as the session sees it: the user record's attribute attr, else the option key; %u/%h
+ * expanded, a UNC path (\\server\share\dir, pGina's usri4_home_dir) as an smb:// URL.
+ * 0 = unset, 1 = out filled, -EINVAL = unusable. *from_attr (may be NULL): it came from attr. */
+int pgsmb_session_value(struct pgina_ctx *ctx, struct pgina_user *u, const char *key, const char *attr,
+                        char *out, size_t len, bool *from_attr);
+
+/* ---- the home share's mount (pgsmb-mount.c) ---- */
+/* Gateway: mount home_share on home_mount with the service credentials, by descriptor. */
+void pgsmb_home_share_mount(struct pgina_ctx *ctx, struct pgina_user *u, const struct pgsmb_cfg *c,
+                            uid_t uid, gid_t gid);
 /* Logoff: unmount the home share mounted at logon (before the home is archived). */
-void pgsmb_logoff_unmount(struct pgina_ctx *ctx, struct pgina_user *u, const struct pgsmb_cfg *c);
+void pgsmb_logoff_unmount(struct pgina_ctx *ctx, struct pgina_user *u, const struct pgsmb_cfg *c,
+                          uid_t uid, gid_t gid);
+/* An O_PATH descriptor of the mount point `mount` for uid: relative = inside home, every
+ * component a directory of the user's (missing ones are made, 0700, then given to the user);
+ * absolute = only when !from_attr, below parents that are root's and writable by no one else.
+ * No symlink is followed and no mount crossed at any component. -EALREADY: something is mounted
+ * there already; other -errno with why. */
+int pgsmb_mount_point_open(const char *home, const char *mount, bool from_attr, uid_t uid, gid_t gid,
+                           char *why, size_t whylen);
+/* fd is the root of a mount other than parent's. */
+bool pgsmb_fd_is_mount(int parent, int fd);
 /* Notification LOGON: SNTP check (ntp_servers) and the login script, as the user, bounded. */
 int pgsmb_logon_tasks(struct pgina_ctx *ctx, struct pgina_user *u);
