@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/quota.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -35,15 +36,22 @@ static const char *setting(struct pgina_ctx *ctx, struct pgina_user *u, const ch
 int pgsmb_session_value(struct pgina_ctx *ctx, struct pgina_user *u, const char *key, const char *attr,
                         char *out, size_t len, bool *from_attr) {
         const char *a = pgina_user_get(u, attr), *v = a && *a ? a : pgina_conf_get(ctx, key);
+        bool used = a && *a;
         char tmp[PGINA_VALUE_MAX];
 
         if (from_attr)
-                *from_attr = a && *a;
+                *from_attr = used;
         if (!v || !*v)
                 return 0;
         if (pgsmb_expand(v, pgina_user_name(u), tmp, sizeof tmp) < 0) {
                 pgina_log(ctx, LOG_WARNING, "%s: %s '%s' has an unknown %% sequence or is too long, not used",
                           pgina_user_name(u), key, v);
+                return -EINVAL;
+        }
+        if (used && streq(key, "home_share") && strncasecmp(tmp, "smb://", 6) != 0 &&
+            !(tmp[0] == '\\' && tmp[1] == '\\')) {
+                pgina_log(ctx, LOG_WARNING, "%s: attribute %s '%s' refused (a home share from the user's directory "
+                          "entry must be smb:// or \\\\server\\share)", pgina_user_name(u), attr, tmp);
                 return -EINVAL;
         }
         if (tmp[0] == '\\' && tmp[1] == '\\') {
@@ -327,7 +335,7 @@ static int store_slurp(struct store *st, const char *rel, char **ret, size_t *le
 
 /* A script on the share: an smb:// (or file://) URL, or a path relative to the share's root. */
 static int share_script_run(struct pgina_ctx *ctx, struct pgina_user *u, const struct pgsmb_user *pu,
-                            const struct login_script *s, const char *where) {
+                            const struct login_script *s, const char *where, bool from_attr) {
         struct pgsmb_cfg cfg;
         struct store_creds cr;
         struct store *st = NULL;
@@ -343,6 +351,12 @@ static int share_script_run(struct pgina_ctx *ctx, struct pgina_user *u, const s
         if (strncmp(where, cfg.share, sl) == 0 && where[sl] == '/') {
                 snprintf(url, sizeof url, "%s", cfg.share);
                 snprintf(rel, sizeof rel, "%s", where + sl + 1);
+        } else if (scheme && from_attr) {
+                /* A LoginScript attribute names a file of the user's own store, nothing else. */
+                pgina_log(ctx, LOG_WARNING, "%s: attribute LoginScript '%s' refused (a script from the user's directory "
+                          "entry must be in the store %s or in login_script_dir): not run", pu->name, where, cfg.share);
+                pgsmb_cfg_done(&cfg);
+                return -EPERM;
         } else if (scheme) { /* elsewhere: the URL's folder is the store, its last part the file */
                 const char *slash = strrchr(where, '/');
                 if (slash < scheme + 3 || !strchr(scheme + 3, '/'))
@@ -381,8 +395,23 @@ out:
         return r;
 }
 
+/* path (resolved) lies inside the admin's login_script_dir: the only local scripts a LoginScript
+ * attribute may name. */
+static bool in_script_dir(struct pgina_ctx *ctx, const char *path) {
+        const char *dir = pgina_conf_get(ctx, "login_script_dir");
+        char real[PATH_MAX];
+        size_t n;
+
+        if (!dir || !*dir || !realpath(dir, real))
+                return false;
+        n = strlen(real);
+        return strncmp(path, real, n) == 0 && (path[n] == '/' || streq(real, "/"));
+}
+
 static void login_script(struct pgina_ctx *ctx, struct pgina_user *u) {
         const char *name = pgina_user_name(u), *v = setting(ctx, u, "login_script", "LoginScript");
+        const char *attr = pgina_user_get(u, "LoginScript");
+        bool from_attr = attr && *attr;
         char where[PATH_MAX], share[PGINA_VALUE_MAX], mount[PGINA_VALUE_MAX], pwbuf[4096], path[PATH_MAX],
                 err[600];
         struct passwd pw, *pwp = NULL;
@@ -411,11 +440,17 @@ static void login_script(struct pgina_ctx *ctx, struct pgina_user *u) {
         if (pgsmb_session_value(ctx, u, "home_mount", "usri4_home_dir_drive", mount, sizeof mount, NULL) > 0)
                 s.home_mount = mount;
         if (where[0] != '/') {
-                (void)share_script_run(ctx, u, &pu, &s, where);
+                (void)share_script_run(ctx, u, &pu, &s, where, from_attr);
                 return;
         }
         if (login_script_check(where, pu.uid, path, err, sizeof err) < 0) {
                 pgina_log(ctx, LOG_ERR, "%s: %s: not run", name, err);
+                return;
+        }
+        if (from_attr && !in_script_dir(ctx, path)) {
+                pgina_log(ctx, LOG_WARNING, "%s: attribute LoginScript '%s' refused (a local script from the user's "
+                          "directory entry must lie in login_script_dir%s): not run", name, where,
+                          pgina_conf_get(ctx, "login_script_dir") ? "" : ", which is not set");
                 return;
         }
         s.path = path;

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
@@ -54,6 +55,8 @@ static const struct pgina_option pgsmb_options[] = {
         {"home_mount", PGINA_OPT_STRING, NULL, "its mount point, PGINA_HOME_MOUNT (override: usri4_home_dir_drive)"},
         {"login_script", PGINA_OPT_STRING, NULL, "script run as the user at logon (override: LoginScript)"},
         {"login_script_timeout", PGINA_OPT_INT, "60", "seconds the login script may run"},
+        {"login_script_dir", PGINA_OPT_STRING, NULL,
+         "the only local directory a LoginScript attribute may name a script in (default: none)"},
         {"max_storage_kb", PGINA_OPT_INT, "0", "profile size limit in KiB, 0 = none (override: usri4_max_storage)"},
         {"max_profile_size", PGINA_OPT_INT, "10737418240", "bytes an archive may unpack to (archive bombs stop here)"},
         {"max_entries", PGINA_OPT_INT, "2000000", "entries an archive may hold"},
@@ -129,9 +132,18 @@ static void unc_to_url(const char *unc, char *url, size_t len) {
         url[o < len ? o : len - 1] = 0;
 }
 
+/* What a user record may set: a directory attribute may be writable by its user, so it steers
+ * root only as far as a user may choose. A store only on an SMB server (never file://, which is
+ * this machine's own files, read and renamed as root). */
 static const char *setting(struct pgina_ctx *ctx, struct pgina_user *u, const char *key,
                            const char *attr) {
         const char *v = attr && u ? pgina_user_get(u, attr) : NULL;
+
+        if (v && *v && streq(attr, "pgSMB_SMBshare") && strncasecmp(v, "smb://", 6) != 0) {
+                pgina_log(ctx, LOG_WARNING, "%s: attribute pgSMB_SMBshare '%s' refused (a store from the user's "
+                          "directory entry must be smb://): [pgsmb] share is used", pgina_user_name(u), v);
+                v = NULL;
+        }
         return v && *v ? v : pgina_conf_get(ctx, key);
 }
 
