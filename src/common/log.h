@@ -5,10 +5,13 @@
 
 #include <stdbool.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <syslog.h>
 
 void log_open(const char *ident, bool to_stderr);
 void log_set_level(int priority); /* LOG_DEBUG … LOG_ERR */
+/* Control characters in line as \n, \t, \r, \xHH (in place, at most len bytes): one line each. */
+void log_escape(char *line, size_t len);
 int log_get_level(void);
 int log_level_from_string(const char *s); /* "debug", "info", "notice", "warning", "error" */
 void log_set_prefix(const char *prefix); /* e.g. "worker[localmachine]" ; NULL clears */

@@ -7,7 +7,9 @@
 #     through it, a zstd bomb over max_profile_size): the logon gets a temporary profile
 #     ("pGina created pgSMB tmp"), nothing is created outside the home, no staging directory is
 #     left, the store's archive is not modified (not even at the logoff of the temporary profile);
-#   - a damaged archive (its .meta sha256 does not match) gives a temporary profile too.
+#   - a damaged archive (its .meta sha256 does not match) gives a temporary profile too;
+#   - an archive member's name with a newline or an escape sequence is escaped in the log
+#     (issue 12.7: it cannot forge a log line).
 . "$(dirname "$0")/lib.sh"
 need pamtester zstd
 [ -e "$BUILD/plugins/pgsmb.so" ] || skip "pgsmb plugin not built"
@@ -74,6 +76,9 @@ elif kind in ("bomb", "bomb-many"):
       ti = tarfile.TarInfo("./part%d" % i)
       ti.size = 10 * 1024 * 1024
       t.addfile(ti, io.BufferedReader(Zeros(ti.size), 1 << 20))
+elif kind == "newline":
+    # a name that would forge a log line of its own (and a terminal escape)
+    add_file("../\n<error> pginad: FORGED-LOG-LINE \x1b[2J", b"evil\n")
 elif kind == "valid":
     add_file("./data", b"valid data\n" * 1000)
 t.close()
@@ -162,6 +167,11 @@ step "hostile archive: a symlink to /etc and a file through it"
 check_hostile carol symlink
 step "hostile archive: a relative symlink out of the home and a file through it"
 check_hostile carl relsymlink
+step "hostile archive: a name with a newline and an escape sequence is escaped in the log"
+check_hostile fred newline
+grep -q '^<error> pginad: FORGED-LOG-LINE' "$PGINA_LOG" && fail "the archive's name forged a log line"
+grep -q $'\x1b' "$PGINA_LOG" && fail "the archive's escape sequence reached the log"
+assert_contains "$PGINA_LOG" '\n<error> pginad: FORGED-LOG-LINE \x1b[2J'
 step "hostile archive: a zstd bomb over max_profile_size"
 t0=$(date +%s)
 check_hostile dave bomb

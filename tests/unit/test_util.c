@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "log.h"
 #include "util.h"
 
 static char dir[] = "/tmp/pgina-test-util.XXXXXX";
@@ -210,6 +211,18 @@ static void test_now_ms_is_monotonic(void **state) {
         assert_true(b < a + 5000);
 }
 
+static void test_log_escape_keeps_one_line(void **state) {
+        char a[64] = "plain \xc3\xbc text", b[64] = "x\n<error> forged\t\x1b[2J\r\x7f", c[8] = "ab\ncdef";
+
+        (void)state;
+        log_escape(a, sizeof a);
+        assert_string_equal(a, "plain \xc3\xbc text"); /* UTF-8 stays */
+        log_escape(b, sizeof b);
+        assert_string_equal(b, "x\\n<error> forged\\t\\x1b[2J\\r\\x7f");
+        log_escape(c, sizeof c); /* truncated to its buffer, still terminated */
+        assert_string_equal(c, "ab\\ncde");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_valid_user_names),
@@ -222,6 +235,7 @@ int main(void) {
                 cmocka_unit_test(test_write_file_atomic_replaces_symlink_not_target),
                 cmocka_unit_test(test_write_all_handles_large_writes),
                 cmocka_unit_test(test_now_ms_is_monotonic),
+                cmocka_unit_test(test_log_escape_keeps_one_line),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
