@@ -208,6 +208,12 @@ long long pgina_conf_int(const struct pgina_ctx *ctx, const char *key);
 size_t pgina_conf_list_len(const struct pgina_ctx *ctx, const char *key);
 const char *pgina_conf_list_item(const struct pgina_ctx *ctx, const char *key, size_t i);
 
+/* A warning about this plugin's `key` for the admin, from check_config: logged (LOG_WARNING) as
+ * "FILE:LINE: [plugin] key: text" (FILE: alone when the key is unset). The configuration stays
+ * valid; pginactl config check prints the line and still says OK. */
+void pgina_conf_warn(const struct pgina_ctx *ctx, const char *key, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
 /* Free-form subsections "[<plugin>.<sub>]" (e.g. [ldap.attributes]): their keys are not checked
  * against the option table. Number of entries, and entry i's key and value (NULL past the end). */
 size_t pgina_conf_sub_len(const struct pgina_ctx *ctx, const char *sub);

@@ -693,6 +693,21 @@ static int check_servers(struct pgina_ctx *ctx) {
         return 0;
 }
 
+/* A bind sends the user's password: over plain ldap:// without StartTLS anyone on the path reads
+ * it. Allowed (a lab's own segment, a test), but said at every load. */
+static void warn_clear_text(struct pgina_ctx *ctx) {
+        size_t n = pgina_conf_list_len(ctx, "servers");
+
+        if (pgina_conf_bool(ctx, "start_tls"))
+                return;
+        for (size_t i = 0; i < n; i++) {
+                const char *s = pgina_conf_list_item(ctx, "servers", i);
+                if (strncasecmp(s, "ldap://", 7) == 0)
+                        pgina_conf_warn(ctx, "servers", "%s without start_tls = true sends every password in "
+                                        "clear text over the network (use ldaps:// or start_tls)", s);
+        }
+}
+
 static int check_user_lookup(struct pgina_ctx *ctx) {
         bool pattern = !!*strempty(pgina_conf_get(ctx, "dn_pattern"));
 
@@ -799,6 +814,7 @@ static int ldap_plugin_check_config(struct pgina_ctx *ctx) {
         r = check_servers(ctx);
         if (r < 0)
                 return r;
+        warn_clear_text(ctx);
         r = check_user_lookup(ctx);
         if (r < 0)
                 return r;

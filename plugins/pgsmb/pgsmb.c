@@ -135,6 +135,40 @@ static void unc_to_url(const char *unc, char *url, size_t len) {
 /* What a user record may set: a directory attribute may be writable by its user, so it steers
  * root only as far as a user may choose. A store only on an SMB server (never file://, which is
  * this machine's own files, read and renamed as root). */
+/* Root makes staging directories beside the home and renames them into place, so the home's
+ * parent and every directory above it must be root's and writable by no one else (a sticky
+ * directory such as /tmp above a root-owned one is fine: no one else can move that one). */
+static int home_parent_check(const char *home, char *why, size_t whylen) {
+        char parent[PATH_MAX], real[PATH_MAX], *slash;
+        struct stat st;
+
+        snprintf(parent, sizeof parent, "%s", home);
+        slash = strrchr(parent, '/');
+        if (!slash)
+                return -EINVAL;
+        slash[slash == parent ? 1 : 0] = 0;
+        if (!realpath(parent, real)) {
+                snprintf(why, whylen, "extract_to: the home's parent %s: %s", parent, strerror(errno));
+                return -errno;
+        }
+        for (bool first = true;; first = false) {
+                if (lstat(real, &st) < 0) {
+                        snprintf(why, whylen, "extract_to: %s: %s", real, strerror(errno));
+                        return -errno;
+                }
+                if (st.st_uid != 0 || ((st.st_mode & (S_IWGRP | S_IWOTH)) && (first || !(st.st_mode & S_ISVTX)))) {
+                        snprintf(why, whylen, "extract_to: the home's parent directories must be root's and writable "
+                                 "by no one else, but %s is uid %u, mode %04o", real, (unsigned)st.st_uid,
+                                 (unsigned)(st.st_mode & 07777));
+                        return -EPERM;
+                }
+                if (streq(real, "/"))
+                        return 0;
+                slash = strrchr(real, '/');
+                slash[slash == real ? 1 : 0] = 0;
+        }
+}
+
 static const char *setting(struct pgina_ctx *ctx, struct pgina_user *u, const char *key,
                            const char *attr) {
         const char *v = attr && u ? pgina_user_get(u, attr) : NULL;
@@ -265,6 +299,8 @@ int pgsmb_cfg_load(struct pgina_ctx *ctx, struct pgina_user *u, struct pgsmb_cfg
                 snprintf(why, whylen, "extract_to '%s' must be an absolute path", c->home);
                 return -EINVAL;
         }
+        if (home_parent_check(c->home, why, whylen) < 0)
+                return -EPERM;
         snprintf(c->rel_archive, sizeof c->rel_archive, "%s%s%s", c->remote_dir,
                  c->remote_dir[0] ? "/" : "", c->filename);
         c->retries = (unsigned)pgina_conf_int(ctx, "retries");
@@ -364,6 +400,20 @@ static int pgsmb_check_config(struct pgina_ctx *ctx) {
             pgsmb_expand(pgina_conf_get(ctx, "extract_to"), "user", out, sizeof out) < 0) {
                 pgina_ctx_message(ctx, "remote_path, filename and extract_to may use %%u, %%h and %%%% only");
                 return -EINVAL;
+        }
+        if (!strchr(pgina_conf_get(ctx, "extract_to"), '/') ||
+            pgina_conf_get(ctx, "extract_to")[0] != '/') {
+                pgina_ctx_message(ctx, "extract_to '%s' must be an absolute path", pgina_conf_get(ctx, "extract_to"));
+                return -EINVAL;
+        }
+        {
+                /* The parent, when it does not depend on the user: checked now (else at each logon). */
+                const char *tpl = pgina_conf_get(ctx, "extract_to"), *last = strrchr(tpl, '/');
+                char why[PATH_MAX + 200];
+                if (!memchr(tpl, '%', (size_t)(last - tpl)) && home_parent_check(out, why, sizeof why) < 0) {
+                        pgina_ctx_message(ctx, "%s", why);
+                        return -EINVAL;
+                }
         }
         if (level < 1 || level > 19) {
                 pgina_ctx_message(ctx, "compression_level must be between 1 and 19, not %lld", level);

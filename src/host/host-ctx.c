@@ -78,6 +78,20 @@ const char *pgina_conf_get(const struct pgina_ctx *ctx, const char *key) {
         return o ? o->default_value : NULL;
 }
 
+void pgina_conf_warn(const struct pgina_ctx *ctx, const char *key, const char *fmt, ...) {
+        const struct conf_entry *e = conf_find(ctx->conf, ctx->plugin->name, key);
+        char line[1024], where[32] = "";
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(line, sizeof line, fmt, ap);
+        va_end(ap);
+        if (e)
+                snprintf(where, sizeof where, "%u:", e->line);
+        log_internal(LOG_WARNING, 0, "%s:%s warning: [%s] %s: %s", ctx->conf->path, where, ctx->plugin->name,
+                     key, line);
+}
+
 bool pgina_conf_bool(const struct pgina_ctx *ctx, const char *key) {
         return parse_bool(pgina_conf_get(ctx, key)) == 1;
 }

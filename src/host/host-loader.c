@@ -208,8 +208,42 @@ static void check_plugin_section(const struct conf *conf, const struct loaded_pl
         }
 }
 
+static ssize_t order_index(const struct conf *conf, enum conf_stage s, const char *name) {
+        for (size_t i = 0; i < conf->norder[s]; i++)
+                if (streq(conf->order[s][i], name))
+                        return (ssize_t)i;
+        return -1;
+}
+
+/* The one ordering pGina's own documentation makes mandatory, between two plugins pgina ships:
+ * a roaming home must be saved (pgsmb's logoff) before it is removed (localmachine's
+ * logoff_action = remove), or every logoff deletes the user's work. A plugin cannot see another
+ * plugin's section or the [order], so the core checks it. */
+static void check_profile_order(const struct conf *conf, char **errors) {
+        const struct conf_entry *action = conf_find(conf, "localmachine", "logoff_action");
+        const struct conf_entry *line = conf_find(conf, "order", conf_stage_name(CONF_STAGE_NOTIFICATION));
+        ssize_t lm = order_index(conf, CONF_STAGE_NOTIFICATION, "localmachine");
+        ssize_t smb = order_index(conf, CONF_STAGE_NOTIFICATION, "pgsmb");
+        bool roaming = order_index(conf, CONF_STAGE_GATEWAY, "pgsmb") >= 0 || smb >= 0;
+
+        if (!action || !streq(action->value, "remove") || lm < 0 || !roaming)
+                return;
+        if (smb < 0)
+                conf_error(errors, conf->path, line ? line->line : action->line,
+                           "[order] notification runs localmachine without pgsmb while [localmachine] "
+                           "logoff_action = remove (line %u): every roaming home would be removed at logoff "
+                           "without being saved; add pgsmb before localmachine", action->line);
+        else if (lm < smb)
+                conf_error(errors, conf->path, line ? line->line : action->line,
+                           "[order] notification runs localmachine before pgsmb while [localmachine] "
+                           "logoff_action = remove (line %u): the home would be removed before it is saved; "
+                           "put pgsmb first", action->line);
+}
+
 int conf_check_plugins(const struct conf *conf, const struct plugin_set *set, char **errors) {
         size_t before_len = *errors ? strlen(*errors) : 0;
+
+        check_profile_order(conf, errors);
 
         for (int s = 0; s < _CONF_STAGE_MAX; s++)
                 for (size_t i = 0; i < conf->norder[s]; i++) {

@@ -113,6 +113,64 @@ sed 's/^#\([a-z_]* = \)/\1/' "$T/example.conf" >"$T/example-all.conf"
 [ "$(grep -c '^[a-z_]* = ' "$T/example-all.conf")" -ge 18 ] || fail "example: keys missing"
 expect_exit 0 check "$T/example-all.conf"
 
+# Issue 12.7: traps in the configuration.
+step "localmachine before pgsmb at logoff with logoff_action = remove: refused with FILE:LINE, by pginad too"
+cat >"$T/order.conf" <<C
+[service]
+plugin_dir = $BUILD/plugins
+[order]
+authentication = localmachine
+gateway = pgsmb localmachine
+notification = localmachine pgsmb
+[localmachine]
+logoff_action = remove
+[pgsmb]
+share = file://$T/store
+C
+expect_exit 1 check "$T/order.conf"
+assert_contains "$T/check.err.log" "$T/order.conf:6: [order] notification runs localmachine before pgsmb while [localmachine] logoff_action = remove (line 8)"
+sed 's/^notification = .*/notification = localmachine/' "$T/order.conf" >"$T/order-nosmb.conf"
+expect_exit 1 check "$T/order-nosmb.conf"
+assert_contains "$T/check.err.log" "$T/order-nosmb.conf:6: [order] notification runs localmachine without pgsmb"
+sed 's/^notification = .*/notification = pgsmb localmachine/' "$T/order.conf" >"$T/order-good.conf"
+expect_exit 0 check "$T/order-good.conf"
+sed 's/^logoff_action = .*/logoff_action = scramble/' "$T/order.conf" >"$T/order-scramble.conf"
+expect_exit 0 check "$T/order-scramble.conf"
+cp "$T/order.conf" "$PGINA_CONF"
+rc=0
+timeout 20 "$BUILD/pginad" -f >"$T/pginad-order.log" 2>&1 || rc=$?
+[ "$rc" -ne 0 ] || fail "pginad started with the localmachine-before-pgsmb order"
+assert_contains "$T/pginad-order.log" "notification runs localmachine before pgsmb"
+
+step "extract_to must lie under root-owned parents no one else may write"
+mkdir -p "$T/homes-open" && chmod 0777 "$T/homes-open"
+sed "s|^share = .*|&\nextract_to = $T/homes-open/%u|" "$T/order-good.conf" >"$T/extract.conf"
+expect_exit 1 check "$T/extract.conf"
+assert_contains "$T/check.err.log" "extract_to: the home's parent directories must be root's and writable by no one else, but $T/homes-open is uid 0, mode 0777"
+chmod 0755 "$T/homes-open"
+expect_exit 0 check "$T/extract.conf"
+chown nobody "$T/homes-open"
+expect_exit 1 check "$T/extract.conf"
+assert_contains "$T/check.err.log" "$T/homes-open is uid $(id -u nobody)"
+
+step "LDAP over plain ldap:// without StartTLS: a warning with FILE:LINE, still OK"
+cat >"$T/ldap-clear.conf" <<C
+[service]
+plugin_dir = $BUILD/plugins
+[order]
+authentication = ldap
+[ldap]
+servers = ldaps://ldap.example.com ldap://ldap2.example.com
+dn_pattern = uid=%u,ou=people,dc=example,dc=com
+C
+expect_exit 0 check "$T/ldap-clear.conf"
+assert_contains "$T/check.out" "$T/ldap-clear.conf: OK"
+assert_contains "$T/check.err.log" "$T/ldap-clear.conf:6: warning: [ldap] servers: ldap://ldap2.example.com without start_tls = true sends every password in clear text"
+assert_not_contains "$T/check.err.log" "ldaps://ldap.example.com without"
+printf 'start_tls = true\n' >>"$T/ldap-clear.conf"
+expect_exit 0 check "$T/ldap-clear.conf"
+assert_not_contains "$T/check.err.log" "clear text"
+
 step "usage errors: exit 2"
 expect_exit 2 pginactl config
 expect_exit 2 pginactl config frob
