@@ -459,6 +459,7 @@ PAM
 
 # pgsmb_conf PASSWORD: pgina_conf for the pgsmb tests: testplugin authenticates (PASSWORD), pgsmb
 # then localmachine are gateway and notification; stdin continues the [pgsmb] section.
+# PGSMB_TESTPLUGIN_EXTRA (lines) is added to [testplugin], e.g. "set_attr = LoginScript=x".
 pgsmb_conf() {
         {
                 cat <<CONF
@@ -468,6 +469,7 @@ gateway = pgsmb localmachine
 notification = pgsmb localmachine
 [testplugin]
 password = $1
+${PGSMB_TESTPLUGIN_EXTRA:-}
 [pgsmb]
 CONF
                 cat

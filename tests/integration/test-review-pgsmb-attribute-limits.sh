@@ -28,15 +28,7 @@ printf '#!/bin/sh\necho "store script ran"\n' >"$STORE/scripts/s.sh"
 chmod 0755 /etc/pgina/scripts/ok.sh /etc/pgina/other/no.sh
 pgsmb_pam_service
 write_conf() { # $1: set_attr lines for testplugin, $2: more [pgsmb] lines
-        PGINA_SERVICE_EXTRA="request_timeout = 60" pgina_conf <<CONF
-[order]
-authentication = testplugin
-gateway = pgsmb localmachine
-notification = pgsmb localmachine
-[testplugin]
-password = secret
-set_attr = $1
-[pgsmb]
+        PGINA_SERVICE_EXTRA="request_timeout = 60" PGSMB_TESTPLUGIN_EXTRA="set_attr = $1" pgsmb_conf secret <<CONF
 share = file://$STORE
 retries = 1
 ${2:-}

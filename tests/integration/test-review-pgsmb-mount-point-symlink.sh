@@ -37,15 +37,7 @@ chmod 0755 /etc/pgina-victim /etc/pgina-victim2 /srv/pgina-mnt
 echo "auth sufficient pam_permit.so" >"$T/evil-su"
 pgsmb_pam_service
 write_conf() { # $1: home_mount, $2: extra [testplugin] lines
-        PGINA_SERVICE_EXTRA="request_timeout = 60" pgina_conf <<CONF
-[order]
-authentication = testplugin
-gateway = pgsmb localmachine
-notification = pgsmb localmachine
-[testplugin]
-password = secret
-${2:-}
-[pgsmb]
+        PGINA_SERVICE_EXTRA="request_timeout = 60" PGSMB_TESTPLUGIN_EXTRA="${2:-}" pgsmb_conf secret <<CONF
 share = file://$STORE
 retries = 1
 home_share = smb://fileserver/homes/%u
