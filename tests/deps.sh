@@ -8,7 +8,7 @@ PGINA_BUILD_PACKAGES=(build-essential meson ninja-build pkg-config clang libclan
         libxxhash-dev)
 PGINA_TEST_PACKAGES=(pamtester libpam-wrapper samba smbclient slapd ldap-utils python3
         python3-aiosmtpd openssh-server openssh-client sshpass chrony quota e2fsprogs iproute2
-        passwd util-linux procps acl zstd tar libpam-modules-bin)
+        passwd util-linux procps acl zstd tar libpam-modules-bin debootstrap systemd-container)
 
 # Packages of the lists above that are not installed.
 pgina_missing_packages() {

@@ -12,10 +12,23 @@ static bool log_to_stderr = true;
 static int log_max = LOG_INFO;
 static const char *log_prefix;
 
+static const char *log_ident = "pgina";
+
 void log_open(const char *ident, bool to_stderr) {
         log_to_stderr = to_stderr;
+        log_ident = ident;
         if (!to_stderr)
                 openlog(ident, LOG_PID | LOG_NDELAY, LOG_AUTHPRIV);
+}
+
+void log_close_for_fork(void) {
+        if (!log_to_stderr)
+                closelog();
+}
+
+void log_reopen(void) {
+        if (!log_to_stderr)
+                openlog(log_ident, LOG_PID | LOG_NDELAY, LOG_AUTHPRIV);
 }
 
 void log_set_level(int priority) { log_max = priority; }

@@ -9,6 +9,10 @@
 #include <syslog.h>
 
 void log_open(const char *ident, bool to_stderr);
+/* A forked child that rearranges its descriptors: close syslog's socket first (its number may be
+ * reused), open it again once the descriptors are in place. */
+void log_close_for_fork(void);
+void log_reopen(void);
 void log_set_level(int priority); /* LOG_DEBUG … LOG_ERR */
 /* Control characters in line as \n, \t, \r, \xHH (in place, at most len bytes): one line each. */
 void log_escape(char *line, size_t len);

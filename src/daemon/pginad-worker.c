@@ -373,11 +373,17 @@ pid_t worker_spawn(const struct worker_spec *spec, int *fd) {
                 sigprocmask(SIG_SETMASK, &all, NULL);
                 (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
                 (void)setrlimit(RLIMIT_CORE, &no_core); /* a crash must not dump passwords */
+                /* Under systemd fds 0-2 are taken, so syslog's socket is fd 3 = WORKER_FD: closed
+                 * before the dup2 and opened again after, or every log line of the worker went
+                 * into the result pipe and every result into the journal (a booted machine's
+                 * logons all failed "exited (status 0)"; the foreground logs to stderr). */
+                log_close_for_fork();
                 if (dup2(p[1], WORKER_FD) < 0)
                         _exit(127);
                 /* Processes a plugin starts must not inherit the result pipe. */
                 (void)fcntl(WORKER_FD, F_SETFD, FD_CLOEXEC);
                 close_range(WORKER_FD + 1, ~0U, 0);
+                log_reopen();
                 /* Its own process group: a timeout kills the worker and all it started. */
                 (void)setpgid(0, 0);
                 worker_main(spec);
@@ -473,10 +479,12 @@ int probe_run(const struct conf *conf, struct plugin_info **infos, size_t *n, ch
                 sigemptyset(&all);
                 sigprocmask(SIG_SETMASK, &all, NULL);
                 (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+                log_close_for_fork(); /* syslog's fd may be WORKER_FD (worker_spawn) */
                 if (dup2(p[1], WORKER_FD) < 0)
                         _exit(127);
                 (void)fcntl(WORKER_FD, F_SETFD, FD_CLOEXEC);
                 close_range(WORKER_FD + 1, ~0U, 0);
+                log_reopen();
                 log_set_prefix("probe");
                 probe_main(conf);
         }

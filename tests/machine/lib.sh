@@ -1,0 +1,172 @@
+# tests/machine/lib.sh — sourced by every tests/machine/test-*.sh. The runner (run.sh) starts each
+# test in its own mount and pid namespace with $BUILD, $SRC and $T set. A test boots a Debian 12
+# machine (systemd as PID 1, journald, dbus, logind, sshd) with systemd-nspawn over an overlay of
+# the cached root (root.sh), pgina installed the way an admin installs it: `meson install`,
+# `pam-auth-update --enable pgina`, `systemctl enable pginad`. Commands run inside through
+# nsenter into the machine's PID 1; logons are real ssh logons to 127.0.0.1 inside it.
+# A test exits 0 = pass, 1 = fail, 77 = skip.
+# shellcheck shell=bash
+
+set -uo pipefail
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+: "${SRC:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+: "${BUILD:=$SRC/build}"
+: "${T:?T must be set (run through tests/machine/run.sh)}"
+if [ "${PGINA_MACHINE_NS:-}" != 1 ]; then
+        echo "lib.sh: refusing to run outside run.sh's private namespaces" >&2
+        exit 1
+fi
+
+M=$T/root # the machine's root: an overlay over the cached root
+MACHINE_LOWER=
+NSPAWN_PID=
+MACHINE_PID1=
+
+fail() {
+        echo "FAIL: $*" >&2
+        exit 1
+}
+skip() {
+        echo "SKIP: $*" >&2
+        echo "$*" >"$T/skip-reason"
+        exit 77
+}
+step() { echo "---- $* ($(date +%T))"; }
+assert_eq() { [ "$1" = "$2" ] || fail "$3: expected '$1', got '$2'"; }
+assert_contains() { grep -qF -- "$2" "$1" || fail "$1 does not contain '$2'"; }
+assert_not_contains() { ! grep -qF -- "$2" "$1" || fail "$1 contains '$2'"; }
+
+_machine_exit() {
+        local rc=$?
+        machine_stop >/dev/null 2>&1
+        if [ -n "$MACHINE_LOWER" ] && mountpoint -q "$M"; then
+                umount -l "$M" 2>/dev/null
+        fi
+        exit "$rc"
+}
+trap _machine_exit EXIT
+
+# machine_prepare: the overlay, pgina installed into it, PAM and the unit enabled.
+machine_prepare() {
+        local lower
+        for tool in debootstrap systemd-nspawn nsenter; do
+                command -v "$tool" >/dev/null || skip "$tool not found (debootstrap, systemd-container)"
+        done
+        lower=$("$SRC/tests/machine/root.sh" "$BUILD" 2>"$T/root.log") ||
+                { cat "$T/root.log" >&2; fail "cannot build the machine root (log above)"; }
+        MACHINE_LOWER=$lower
+        mkdir -p "$T/upper" "$T/work" "$M"
+        mount -t overlay overlay -o "lowerdir=$lower,upperdir=$T/upper,workdir=$T/work" "$M" ||
+                fail "cannot mount the machine's overlay"
+        DESTDIR=$M meson install -C "$BUILD" --no-rebuild --quiet >"$T/install.log" 2>&1 ||
+                { tail -n 20 "$T/install.log" >&2; fail "meson install into the machine failed"; }
+        # what an admin runs after installing
+        chroot "$M" ldconfig
+        DEBIAN_FRONTEND=noninteractive chroot "$M" pam-auth-update --enable pgina >"$T/pam-auth-update.log" 2>&1 ||
+                { cat "$T/pam-auth-update.log" >&2; fail "pam-auth-update --enable pgina failed"; }
+        chroot "$M" systemctl enable pginad >"$T/enable.log" 2>&1 ||
+                { cat "$T/enable.log" >&2; fail "systemctl enable pginad failed"; }
+}
+
+# machine_conf: /etc/pgina/pgina.conf of the machine from stdin (log_level debug added).
+machine_conf() {
+        mkdir -p "$M/etc/pgina"
+        { printf '[service]\nlog_level = debug\n'; cat; } >"$M/etc/pgina/pgina.conf"
+        chmod 0644 "$M/etc/pgina/pgina.conf"
+}
+
+# machine_user NAME PASSWORD: a local account in the machine (before it boots, or while it runs).
+machine_user() {
+        chroot "$M" useradd -m -s /bin/bash "$1" || fail "useradd $1 in the machine failed"
+        printf '%s:%s\n' "$1" "$2" | chroot "$M" chpasswd -c YESCRYPT || fail "chpasswd $1 failed"
+}
+
+# machine_boot: boot it; wait (90 s) until systemd says running (or degraded) and pginad is active.
+machine_boot() {
+        local i state
+        systemd-nspawn --register=no --keep-unit --private-network -q -D "$M" -b \
+                </dev/null >"$T/console.log" 2>&1 &
+        NSPAWN_PID=$!
+        for ((i = 0; i < 300; i++)); do
+                MACHINE_PID1=$(pgrep -P "$NSPAWN_PID" | head -n 1)
+                [ -n "$MACHINE_PID1" ] && break
+                kill -0 "$NSPAWN_PID" 2>/dev/null || break
+                sleep 0.1
+        done
+        if [ -z "$MACHINE_PID1" ]; then
+                NSPAWN_PID=
+                tail -n 20 "$T/console.log" >&2
+                skip "systemd-nspawn cannot boot a machine here (console above)"
+        fi
+        # systemctl answers only once systemd's bus is up: ask until it says the boot is done
+        for ((i = 0; i < 450; i++)); do
+                state=$(nsenter -t "$MACHINE_PID1" -a systemctl is-system-running 2>/dev/null)
+                case $state in running | degraded | maintenance | stopping) break ;; esac
+                kill -0 "$NSPAWN_PID" 2>/dev/null || break
+                sleep 0.2
+        done
+        case $state in
+        running | degraded) ;;
+        *)
+                tail -n 30 "$T/console.log" >&2
+                fail "the machine did not finish booting (state '$state')"
+                ;;
+        esac
+        [ "$state" = degraded ] && machine_exec systemctl --failed --no-pager >&2
+        machine_exec systemctl is-active --quiet pginad || {
+                machine_exec journalctl -b -u pginad --no-pager | tail -n 20 >&2
+                machine_exec ldd /usr/sbin/pginad >&2
+                fail "pginad is not active after boot"
+        }
+}
+
+# machine_exec CMD...: run CMD inside the machine (all its namespaces), a clean environment.
+machine_exec() {
+        [ -n "$MACHINE_PID1" ] || fail "machine_exec: the machine is not running"
+        nsenter -t "$MACHINE_PID1" -a -- env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+                LANG=C.UTF-8 "$@"
+}
+
+# machine_ssh USER PASSWORD CMD...: a real ssh logon to 127.0.0.1 inside the machine, running
+# CMD (the password through a file, never argv).
+machine_ssh() {
+        local user=$1 pw=$2
+        shift 2
+        printf '%s\n' "$pw" | machine_exec sh -c 'umask 077; cat >/run/pgina-test-pw'
+        machine_exec timeout 120 sshpass -f /run/pgina-test-pw ssh -F /dev/null \
+                -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
+                -o PubkeyAuthentication=no -o GSSAPIAuthentication=no \
+                -o PreferredAuthentications=keyboard-interactive,password \
+                -o NumberOfPasswordPrompts=1 -o ConnectTimeout=30 "$user@127.0.0.1" "$@"
+}
+
+# machine_journal [ARGS]: the machine's journal of this boot (journalctl ARGS).
+machine_journal() { machine_exec journalctl -b --no-pager -o short "$@"; }
+
+# machine_wait_journal TEXT [UNIT] [TENTHS]: wait until the journal (of UNIT) holds TEXT.
+machine_wait_journal() {
+        local i
+        for ((i = 0; i < ${3:-300}; i++)); do
+                machine_journal ${2:+-u "$2"} 2>/dev/null | grep -qF -- "$1" && return 0
+                sleep 0.1
+        done
+        machine_journal ${2:+-u "$2"} >"$T/journal.txt" 2>&1
+        fail "the journal does not say '$1' (in $T/journal.txt)"
+}
+
+# machine_stop: systemctl poweroff, wait 90 s for systemd-nspawn to end, else kill it.
+machine_stop() {
+        local i
+        [ -n "$NSPAWN_PID" ] || return 0
+        machine_exec systemctl poweroff >/dev/null 2>&1 || true
+        for ((i = 0; i < 900; i++)); do
+                kill -0 "$NSPAWN_PID" 2>/dev/null || break
+                sleep 0.1
+        done
+        if kill -0 "$NSPAWN_PID" 2>/dev/null; then
+                kill -KILL "$NSPAWN_PID" 2>/dev/null
+                echo "machine_stop: the machine did not power off within 90 s; killed" >&2
+        fi
+        wait "$NSPAWN_PID" 2>/dev/null
+        NSPAWN_PID= MACHINE_PID1=
+}
