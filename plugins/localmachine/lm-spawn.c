@@ -1,5 +1,5 @@
-/* LocalMachine: runs a root tool through spawn_start (src/common/spawn.c): its stdin fed, the first
- * line of its stderr kept, a time limit. */
+/* LocalMachine: runs a root tool through spawn_start (src/common/spawn-program.c): its stdin
+ * fed, the first line of its stderr kept, a time limit. */
 #include "lm-spawn.h"
 
 #include <fcntl.h>
