@@ -6,7 +6,8 @@
 # (as the user) and for the root tools (useradd here).
 #   - logon (new profile: useradd, the login script), logoff (the program compresses), logon
 #     again (the program extracts): each records its open descriptors and its environment;
-#   - each has exactly 0, 1 and 2 open, and exactly the documented environment.
+#   - each has exactly 0, 1 and 2 open, and exactly the documented environment;
+#   - the same for the compress program with a file:// store.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/smbd.sh"
 need pamtester smbd tar ls
@@ -63,8 +64,10 @@ mkdir -p /etc/pgina
 printf 'username = %s\npassword = %s\ndomain = PGTEST\n' "$SMBD_USER" "$SMBD_PASSWORD" >"$CREDS"
 chmod 0600 "$CREDS"
 pgsmb_pam_service
-PGINA_SERVICE_EXTRA="request_timeout = 120" pgsmb_conf Logon-pw-1 <<CONF
-share = $(smbd_url)
+# write_conf SHARE
+write_conf() {
+        PGINA_SERVICE_EXTRA="request_timeout = 120" pgsmb_conf Logon-pw-1 <<CONF
+share = $1
 credentials = $CREDS
 retries = 1
 timeout = 20
@@ -74,6 +77,8 @@ uncompress_command = extract
 login_script = $T/login-script
 login_script_timeout = 20
 CONF
+}
+write_conf "$(smbd_url)"
 PGINA_LEAK_CANARY=1 pgina_start
 
 # fds_only NAME: the program NAME had 0, 1 and 2 open and nothing else.
@@ -124,3 +129,16 @@ assert_eq kept "$(cat /home/alice/kept.txt)" "the restored file"
 fds_only extract
 env_is extract HOME=/home/alice USER=alice LOGNAME=alice PATH=/usr/local/bin:/usr/bin:/bin
 pgina_close_session alice
+
+step "a file:// store: the program holds none of the worker's open store files either"
+mkdir -p "$T/store"
+rm -f "$REC"/*
+write_conf "file://$T/store"
+assert_ok pginactl reload
+assert_ok pam_run pgtest bob Logon-pw-1 authenticate acct_mgmt open_session
+pgina_close_session bob
+assert_contains "$PGINA_LOG" "bob: saved"
+[ -s "$T/store/bob/bob.tar.zst" ] || fail "no archive of bob in the file store"
+[ "$(stat -c %u "$REC/compress.fds")" = "$(id -u bob)" ] || fail "the compress program did not run as bob"
+fds_only compress
+env_is compress HOME=/home/bob USER=bob LOGNAME=bob PATH=/usr/local/bin:/usr/bin:/bin
