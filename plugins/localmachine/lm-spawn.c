@@ -1,14 +1,14 @@
-/* LocalMachine: the one place that starts a process (posix_spawn, fixed argv and environment). */
+/* LocalMachine: runs a root tool through spawn_start (src/common/spawn-program.c): its stdin
+ * fed, the first line of its stderr kept, a time limit. */
 #include "lm-spawn.h"
 
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <time.h>
 
+#include "spawn-program.h"
 #include "util.h"
 
 static const char *const tool_dirs[] = {"/usr/sbin", "/sbin", "/usr/bin"};
@@ -107,85 +107,18 @@ static int collect_stderr(int fd, long long deadline, char *err, size_t errlen) 
         }
 }
 
-/* Wait for the child until the deadline, then kill its process group. */
-static int wait_child(pid_t pid, long long deadline, int *status) {
-        for (;;) {
-                int st;
-                pid_t k = waitpid(pid, &st, WNOHANG);
-
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (k == pid) {
-                        *status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-                        return 0;
-                }
-                if (now_ms() >= deadline) {
-                        kill(-pid, SIGKILL);
-                        kill(pid, SIGKILL);
-                        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-                                ;
-                        return -ETIMEDOUT;
-                }
-                nanosleep(&(struct timespec){0, 5 * 1000 * 1000}, NULL);
-        }
-}
-
+/* 0: stdin (the input's pipe, or /dev/null), 1: /dev/null, 2: the stderr pipe, PASSWD_FD and
+ * the like only by number among these. Nothing else: the worker's fds without O_CLOEXEC (its
+ * result pipe to pginad, whatever another plugin opened) must not outlive it in a tool that hangs
+ * or forks, or pginad would wait for that pipe's EOF long after the worker is gone. */
 static int spawn_tool(const char *path, const char *const argv[], const char *extra_env, int in_fd,
                       int err_fd, pid_t *pid) {
-        /* PGINA_NSS_DISABLE: useradd must not see directory users through libnss_pgina, or it
-         * would refuse to create their local accounts ("user already exists"). */
-        char *const envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", "PGINA_NSS_DISABLE=1",
-                              (char *)extra_env, NULL};
-        static const int reset_signals[] = {SIGPIPE, SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM,
-                                            SIGUSR1, SIGUSR2, SIGALRM};
-        posix_spawn_file_actions_t fa;
-        posix_spawnattr_t attr;
-        sigset_t empty, defaults;
-        int r;
+        const int fds[] = {in_fd, -1, err_fd};
+        const char *const env[] = {extra_env, NULL};
+        const struct spawn s = {.path = path, .argv = argv, .env_base = SPAWN_ENV_TOOL, .env = env,
+                                .fds = fds, .n_fds = ELEMENTSOF(fds)};
 
-        sigemptyset(&empty);
-        sigemptyset(&defaults);
-        for (size_t i = 0; i < ELEMENTSOF(reset_signals); i++)
-                sigaddset(&defaults, reset_signals[i]);
-
-        r = posix_spawn_file_actions_init(&fa);
-        if (r != 0)
-                return -r;
-        r = posix_spawnattr_init(&attr);
-        if (r != 0) {
-                posix_spawn_file_actions_destroy(&fa);
-                return -r;
-        }
-        if (in_fd >= 0)
-                r = posix_spawn_file_actions_adddup2(&fa, in_fd, 0);
-        else
-                r = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-        if (r == 0)
-                r = posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-        if (r == 0)
-                r = posix_spawn_file_actions_adddup2(&fa, err_fd, 2);
-        /* Nothing else: the worker's fds without O_CLOEXEC (its result pipe to pginad, whatever
-         * another plugin opened) must not outlive it in a tool that hangs or forks, or pginad
-         * would wait for that pipe's EOF long after the worker is gone. */
-        if (r == 0)
-                r = posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-        if (r == 0)
-                r = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-                                                            POSIX_SPAWN_SETPGROUP);
-        if (r == 0)
-                r = posix_spawnattr_setsigmask(&attr, &empty);
-        if (r == 0)
-                r = posix_spawnattr_setsigdefault(&attr, &defaults);
-        if (r == 0)
-                r = posix_spawnattr_setpgroup(&attr, 0);
-        if (r == 0)
-                r = posix_spawn(pid, path, &fa, &attr, (char *const *)argv, envp);
-        posix_spawnattr_destroy(&attr);
-        posix_spawn_file_actions_destroy(&fa);
-        return -r;
+        return spawn_start(&s, pid);
 }
 
 int lm_run(const char *const argv[], const char *input, size_t input_len, struct lm_run_result *res) {
@@ -199,7 +132,7 @@ int lm_run_env(const char *const argv[], const char *extra_env, const char *inpu
         struct sigaction old_chld, dfl = {.sa_handler = SIG_DFL};
         long long deadline;
         pid_t pid;
-        int r, rr;
+        int r, rr, st;
 
         res->status = -1;
         res->err[0] = '\0';
@@ -236,7 +169,9 @@ int lm_run_env(const char *const argv[], const char *extra_env, const char *inpu
                 in[1] = -1;
         }
         r = collect_stderr(errp[0], deadline, res->err, sizeof res->err);
-        rr = wait_child(pid, r == -ETIMEDOUT ? 0 : deadline, &res->status);
+        rr = spawn_wait(pid, r == -ETIMEDOUT ? 0 : deadline, &st);
+        if (rr == 0)
+                res->status = spawn_exit_code(st);
         if (r >= 0)
                 r = rr;
 restore:

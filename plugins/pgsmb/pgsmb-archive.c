@@ -14,7 +14,6 @@
 #include <limits.h>
 #include <search.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,11 +25,10 @@
 
 #include "pgsmb-inflate.h"
 #include "pgsmb-unpack.h"
+#include "spawn-program.h"
 #include "util.h"
 
 #define ARCHIVE_BLOCK_BYTES (1024 * 1024)
-
-extern char **environ;
 
 static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
@@ -230,47 +228,31 @@ static int entry_keep_user_xattrs(struct archive_entry *e) {
 
 /* ---- external program (pGina's `program` + commands): fixed argv, no shell ---- */
 
-static int run_program(char *const *argv, const char *cwd, int in_fd, int out_fd, char *err,
-                       size_t errlen) {
+static int run_program(char *const *argv, const char *const *env, const char *cwd, int in_fd,
+                       int out_fd, char *err, size_t errlen) {
         if (!argv || !argv[0] || argv[0][0] != '/')
                 return fail(err, errlen, -EINVAL,
                             "external archive program '%s' must be an absolute path",
                             argv && argv[0] ? argv[0] : "");
 
-        _cleanup_close_ int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-        if (devnull < 0)
-                return fail(err, errlen, -errno, "cannot open /dev/null: %s", strerror(errno));
         int pfd[2];
         if (pipe2(pfd, O_CLOEXEC) < 0)
                 return fail(err, errlen, -errno, "cannot create a pipe: %s", strerror(errno));
         _cleanup_close_ int rd = pfd[0];
         _cleanup_close_ int wr = pfd[1];
 
-        posix_spawn_file_actions_t fa;
-        posix_spawnattr_t attr;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawnattr_init(&attr);
-        posix_spawn_file_actions_addchdir_np(&fa, cwd);
-        posix_spawn_file_actions_adddup2(&fa, in_fd >= 0 ? in_fd : devnull, 0);
-        posix_spawn_file_actions_adddup2(&fa, out_fd >= 0 ? out_fd : devnull, 1);
-        posix_spawn_file_actions_adddup2(&fa, wr, 2);
-        /* The program gets default signal handling and no blocked signals, whatever ours are
-         * (a worker may ignore SIGPIPE; tar must not). */
-        sigset_t none, def;
-        sigemptyset(&none);
-        sigemptyset(&def);
-        sigaddset(&def, SIGPIPE);
-        posix_spawnattr_setsigmask(&attr, &none);
-        posix_spawnattr_setsigdefault(&attr, &def);
-        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-
+        /* Its stdin, stdout (the archive's stream, else /dev/null) and stderr, nothing else: the
+         * worker's descriptors (the store's connection, a service account's session) are not
+         * the user's. */
+        const int fds[] = {in_fd, out_fd, wr};
+        const struct spawn sp = {.path = argv[0], .argv = (const char *const *)argv,
+                                 .env_base = SPAWN_ENV_USER, .env = env,
+                                 .fds = fds, .n_fds = ELEMENTSOF(fds), .cwd = cwd};
         pid_t pid;
-        int r = posix_spawn(&pid, argv[0], &fa, &attr, argv, environ);
-        posix_spawn_file_actions_destroy(&fa);
-        posix_spawnattr_destroy(&attr);
-        if (r != 0)
-                return fail(err, errlen, -r, "cannot run '%s' in '%s': %s", argv[0], cwd,
-                            strerror(r));
+        int r = spawn_start(&sp, &pid);
+        if (r < 0)
+                return fail(err, errlen, r, "cannot run '%s' in '%s': %s", argv[0], cwd,
+                            strerror(-r));
         close(TAKE_FD(wr));
 
         /* Drain stderr while it runs (a full pipe would block it); keep the first line. */
@@ -294,10 +276,9 @@ static int run_program(char *const *argv, const char *cwd, int in_fd, int out_fd
         line[len] = 0;
 
         int status;
-        while (waitpid(pid, &status, 0) < 0)
-                if (errno != EINTR)
-                        return fail(err, errlen, -errno, "cannot wait for '%s': %s", argv[0],
-                                    strerror(errno));
+        r = spawn_wait(pid, SPAWN_FOREVER, &status);
+        if (r < 0)
+                return fail(err, errlen, r, "cannot wait for '%s': %s", argv[0], strerror(-r));
         if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
                 return 0;
         if (WIFEXITED(status))
@@ -748,7 +729,7 @@ int profile_archive(const char *home, const char *const *exclude, const struct p
                 err[0] = 0;
         if (c && c->archive_argv)
                 /* The program sees the whole home; exclusions are its own arguments' business. */
-                return run_program(c->archive_argv, home, -1, out_fd, err, errlen);
+                return run_program(c->archive_argv, c->program_env, home, -1, out_fd, err, errlen);
 
         _cleanup_(strv_freep) char **ex = NULL;
         int r = exclude_normalize(exclude, &ex, err, errlen);
@@ -1132,7 +1113,7 @@ int profile_extract(int in_fd, const char *target, const struct profile_limits *
                 return extract_builtin(&(struct extract_source){.fd = in_fd}, target, lim, st, err,
                                        errlen);
 
-        int r = run_program(c->extract_argv, target, in_fd, -1, err, errlen);
+        int r = run_program(c->extract_argv, c->program_env, target, in_fd, -1, err, errlen);
         if (r < 0)
                 return r;
         struct check_walk cw = { .s = { .lim = lim }, .st = st, .target = target };

@@ -37,6 +37,9 @@ struct profile_compress {
          * target, the archive on its stdin. NULL = built in. */
         char *const *archive_argv;
         char *const *extract_argv;
+        /* Its environment besides PATH: "NAME=value" (HOME, USER, LOGNAME), NULL-terminated. It
+         * gets nothing else of ours, and no descriptor but 0, 1 and 2 (spawn-program.h). */
+        const char *const *program_env;
 };
 
 /* Archive `home` (everything but the relative paths in `exclude`, NULL-terminated) to out_fd.

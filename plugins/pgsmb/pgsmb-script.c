@@ -6,8 +6,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +15,7 @@
 #include <unistd.h>
 
 #include "pgsmb-logon.h"
+#include "spawn-program.h"
 #include "util.h"
 
 #define SCRIPT_LINE_MAX 1000 /* longer lines are logged in pieces */
@@ -119,52 +118,32 @@ static int spawn_script(const struct run_arg *a, const char *path, int out_fd, p
         const struct login_script *s = a->s;
         char home[PATH_MAX + 8], user[300], logname[300], share[PGINA_VALUE_MAX + 32],
                 mount[PGINA_VALUE_MAX + 32];
-        char *envp[8], *argv[] = {(char *)path, NULL};
-        posix_spawn_file_actions_t fa;
-        posix_spawnattr_t attr;
-        sigset_t all, none;
+        const char *env[6], *argv[] = {path, NULL};
+        /* stdin /dev/null, stdout and stderr the log pipe; nothing of pginad's worker else. */
+        const int fds[] = {-1, out_fd, out_fd};
         size_t e = 0;
-        int r, devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
-        if (devnull < 0)
-                return -errno;
         snprintf(home, sizeof home, "HOME=%s", a->pu->home);
         snprintf(user, sizeof user, "USER=%s", a->pu->name);
         snprintf(logname, sizeof logname, "LOGNAME=%s", a->pu->name);
-        envp[e++] = home;
-        envp[e++] = user;
-        envp[e++] = logname;
-        envp[e++] = (char *)"PATH=/usr/local/bin:/usr/bin:/bin";
+        env[e++] = home;
+        env[e++] = user;
+        env[e++] = logname;
         if (s->home_share) {
                 snprintf(share, sizeof share, "PGINA_HOME_SHARE=%s", s->home_share);
-                envp[e++] = share;
+                env[e++] = share;
         }
         if (s->home_mount) {
                 snprintf(mount, sizeof mount, "PGINA_HOME_MOUNT=%s", s->home_mount);
-                envp[e++] = mount;
+                env[e++] = mount;
         }
-        envp[e] = NULL;
+        env[e] = NULL;
 
-        /* Nothing of pginad's worker leaks into the script but 0, 1 and 2. */
-        (void)close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
-        sigfillset(&all);
-        sigemptyset(&none);
-        posix_spawn_file_actions_init(&fa);
-        posix_spawnattr_init(&attr);
-        posix_spawn_file_actions_adddup2(&fa, devnull, 0);
-        posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
-        posix_spawn_file_actions_adddup2(&fa, out_fd, 2);
-        posix_spawn_file_actions_addchdir_np(&fa, access(a->pu->home, X_OK) == 0 ? a->pu->home : "/");
-        /* Its own process group, so a timeout kills what it started too. */
-        posix_spawnattr_setpgroup(&attr, 0);
-        posix_spawnattr_setsigdefault(&attr, &all);
-        posix_spawnattr_setsigmask(&attr, &none);
-        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-        r = -posix_spawn(pid, path, &fa, &attr, argv, envp);
-        posix_spawn_file_actions_destroy(&fa);
-        posix_spawnattr_destroy(&attr);
-        close(devnull);
-        return r;
+        /* Its own process group (spawn_start), so a timeout kills what it started too. */
+        return spawn_start(&(const struct spawn){.path = path, .argv = argv, .env_base = SPAWN_ENV_USER,
+                                                 .env = env, .fds = fds, .n_fds = ELEMENTSOF(fds),
+                                                 .cwd = access(a->pu->home, X_OK) == 0 ? a->pu->home : "/"},
+                           pid);
 }
 
 /* Read the script's output until it exits or time runs out; returns its wait status or -ETIMEDOUT. */
@@ -189,10 +168,7 @@ static int script_watch(const struct run_arg *a, pid_t pid, int fd) {
                         break;
                 }
                 if (left <= 0) {
-                        (void)kill(-pid, SIGKILL);
-                        (void)kill(pid, SIGKILL);
-                        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-                                ;
+                        spawn_kill(pid);
                         status = -ETIMEDOUT;
                         break;
                 }
@@ -259,7 +235,7 @@ static int run_child(void *arg, char *err, size_t errlen) {
         }
         status = script_watch(a, pid, p[0]);
         close(p[0]);
-        status = status == -ETIMEDOUT ? -1 : WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        status = status == -ETIMEDOUT ? -1 : spawn_exit_code(status);
         r = write_all(a->status_fd, &status, sizeof status);
 out:
         if (a->data)

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <openssl/evp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -160,6 +161,29 @@ int pgsmb_as_user(const struct pgsmb_user *u, pgsmb_user_fn fn, void *arg, char 
 }
 
 /* ---- streams ---- */
+
+/* What an external archive program gets in its environment besides PATH (spawn-program.h). */
+struct program_env {
+        char home[PATH_MAX + 8], user[300], logname[300];
+        const char *v[4];
+        struct profile_compress c;
+};
+
+static const struct profile_compress *program_env_add(struct program_env *pe, const struct profile_compress *c,
+                                                      const struct pgsmb_user *u) {
+        if (!c->archive_argv && !c->extract_argv)
+                return c;
+        snprintf(pe->home, sizeof pe->home, "HOME=%s", u->home);
+        snprintf(pe->user, sizeof pe->user, "USER=%s", u->name);
+        snprintf(pe->logname, sizeof pe->logname, "LOGNAME=%s", u->name);
+        pe->v[0] = pe->home;
+        pe->v[1] = pe->user;
+        pe->v[2] = pe->logname;
+        pe->v[3] = NULL;
+        pe->c = *c;
+        pe->c.program_env = pe->v;
+        return &pe->c;
+}
 
 struct extract_arg {
         int fd;
@@ -389,7 +413,8 @@ int pgsmb_restore_stream(struct store *st, const char *rel, uint64_t size_hint,
                          const struct pgsmb_user *u, const char *target,
                          const struct profile_limits *lim, const struct profile_compress *c,
                          pgsmb_progress_fn progress, void *pud, struct pgsmb_transfer *t) {
-        struct extract_arg a = {.target = target, .lim = lim, .c = c};
+        struct program_env pe;
+        struct extract_arg a = {.target = target, .lim = lim, .c = program_env_add(&pe, c, u)};
         struct stream s;
         long long last = now_ms();
         unsigned char *ring = NULL;
@@ -444,7 +469,8 @@ int pgsmb_upload_stream(struct store *st, const char *rel, const struct pgsmb_us
                         const char *const *exclude, const struct profile_compress *c,
                         const struct pgsmb_readback_target *rt, pgsmb_progress_fn progress,
                         void *pud, struct pgsmb_transfer *t) {
-        struct archive_arg a = {.home = u->home, .exclude = exclude, .c = c};
+        struct program_env pe;
+        struct archive_arg a = {.home = u->home, .exclude = exclude, .c = program_env_add(&pe, c, u)};
         struct readback *rb = NULL;
         XXH3_state_t *xs = NULL;
         struct stream s;
