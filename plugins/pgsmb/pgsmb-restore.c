@@ -66,7 +66,7 @@ static int rm_contents(void *arg, char *err, size_t errlen) {
 static void remove_tree(struct restore *r, const char *dir) {
         char err[256] = "";
 
-        if (pgsmb_as_user(&r->pu, rm_contents, (void *)dir, err, sizeof err) < 0)
+        if (pgsmb_as_user(&r->pu, -1, rm_contents, (void *)dir, err, sizeof err) < 0)
                 pgina_log(r->ctx, LOG_WARNING, "%s: %s", r->cfg.user, err);
         if (rmdir(dir) < 0 && errno != ENOENT)
                 pgina_log(r->ctx, LOG_WARNING, "%s: cannot remove %s: %m (left behind)", r->cfg.user, dir);

@@ -253,7 +253,7 @@ static int run_as_user(struct pgina_ctx *ctx, const struct pgsmb_user *pu, const
                 return -errno;
         a.status_fd = p[1];
         pgina_log(ctx, LOG_INFO, "%s: running login script %s (time limit %u s)", pu->name, s->label, s->timeout_s);
-        r = pgsmb_as_user(pu, run_child, &a, out, sizeof out);
+        r = pgsmb_as_user(pu, a.status_fd, run_child, &a, out, sizeof out);
         close(p[1]);
         if (r >= 0 && read(p[0], &code, sizeof code) != (ssize_t)sizeof code)
                 r = -EIO;

@@ -48,7 +48,7 @@ static int size_child(void *arg, char *err, size_t errlen) {
 static int profile_bytes(struct upload *up, uint64_t *bytes) {
         struct size_arg a = {.home = up->cfg.home, .exclude = up->cfg.exclude};
         char out[256] = "";
-        int k = pgsmb_as_user(&up->pu, size_child, &a, out, sizeof out);
+        int k = pgsmb_as_user(&up->pu, -1, size_child, &a, out, sizeof out);
 
         if (k < 0) {
                 snprintf(up->why, sizeof up->why, "cannot measure %s: %s", up->cfg.home, out);

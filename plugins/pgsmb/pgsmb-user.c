@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "log.h"
 #include "pgsmb-inflate.h"
 #include "pgsmb-readback.h"
 #include "util.h"
@@ -63,9 +64,28 @@ static int drop_to_user(const struct pgsmb_user *u) {
 
 typedef int (*child_fn)(void *arg, struct child_report *rep);
 
-/* close_fd: the parent's end of the stream, which the child must not hold (or it never sees
- * the end of the stream). */
-static int child_start(const struct pgsmb_user *u, child_fn fn, void *arg, int close_fd,
+/* Everything above stderr closed but a and b: a process working as the user holds none of the
+ * worker's descriptors (its store connections, the parent's end of the stream, which it must not
+ * hold or it never sees the stream's end). syslog's socket goes too and is opened again. */
+static void close_all_but(int a, int b) {
+        int lo = a < b ? a : b, hi = a < b ? b : a;
+
+        log_close_for_fork();
+        if (lo < 3)
+                lo = hi;
+        if (lo >= 3) {
+                if (lo > 3)
+                        close_range(3, (unsigned)lo - 1, 0);
+                if (hi > lo + 1)
+                        close_range((unsigned)lo + 1, (unsigned)hi - 1, 0);
+                close_range((unsigned)hi + 1, ~0U, 0);
+        } else
+                close_range(3, ~0U, 0);
+        log_reopen();
+}
+
+/* keep_fd: the one descriptor fn uses (-1: none). */
+static int child_start(const struct pgsmb_user *u, child_fn fn, void *arg, int keep_fd,
                        struct child *c) {
         int p[2];
         pid_t pid;
@@ -84,9 +104,7 @@ static int child_start(const struct pgsmb_user *u, child_fn fn, void *arg, int c
 
                 (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
                 signal(SIGPIPE, SIG_IGN);
-                close(p[0]);
-                if (close_fd >= 0)
-                        close(close_fd);
+                close_all_but(p[1], keep_fd >= 0 ? keep_fd : p[1]);
                 rep.result = drop_to_user(u);
                 if (rep.result < 0)
                         snprintf(rep.err, sizeof rep.err, "cannot switch to user %s: %s", u->name,
@@ -140,12 +158,12 @@ static int wrap_fn(void *arg, struct child_report *rep) {
         return w->fn(w->arg, rep->err, sizeof rep->err);
 }
 
-int pgsmb_as_user(const struct pgsmb_user *u, pgsmb_user_fn fn, void *arg, char *err,
+int pgsmb_as_user(const struct pgsmb_user *u, int keep_fd, pgsmb_user_fn fn, void *arg, char *err,
                   size_t errlen) {
         struct fn_wrap w = {fn, arg};
         struct child_report rep;
         struct child c;
-        int r = child_start(u, wrap_fn, &w, -1, &c);
+        int r = child_start(u, wrap_fn, &w, keep_fd, &c);
 
         if (r < 0) {
                 snprintf(err, errlen, "cannot start a process as %s: %s", u->name, strerror(-r));
@@ -289,7 +307,7 @@ static int stream_begin(struct store *st, const char *rel, bool create, const st
         stream_buffer_grow(sv[0]);
         stream_buffer_grow(sv[1]);
         *child_fd = sv[1];
-        r = child_start(u, fn, arg, sv[0], &s->ch);
+        r = child_start(u, fn, arg, sv[1], &s->ch);
         close(sv[1]);
         if (r < 0) {
                 close(sv[0]);

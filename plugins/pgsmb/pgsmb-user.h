@@ -44,10 +44,12 @@ struct pgsmb_readback_target {
 };
 
 /* Fork a child that drops to the user (initgroups, setresgid, setresuid, umask 077, HOME) and runs
- * fn(arg). Returns fn's result as the child's exit status (0 ok), or -errno if it could not run.
- * err receives the child's error text (through a pipe). */
+ * fn(arg). The child holds no descriptor of the worker's but stdin/out/err and keep_fd (-1: none),
+ * the one fn uses. Returns fn's result as the child's exit status (0 ok), or -errno if it could
+ * not run. err receives the child's error text (through a pipe). */
 typedef int (*pgsmb_user_fn)(void *arg, char *err, size_t errlen);
-int pgsmb_as_user(const struct pgsmb_user *u, pgsmb_user_fn fn, void *arg, char *err, size_t errlen);
+int pgsmb_as_user(const struct pgsmb_user *u, int keep_fd, pgsmb_user_fn fn, void *arg, char *err,
+                  size_t errlen);
 
 /* Download `rel` from the store and extract it, as the user, into the empty directory `target`. */
 int pgsmb_restore_stream(struct store *st, const char *rel, uint64_t size_hint,
