@@ -406,8 +406,14 @@ int profile_size(const char *home, const char *const *exclude, uint64_t *bytes, 
 
 /* Write one file's data, gaps as zeros: the pax writer drops what falls in the sparse map's
  * holes, so a sparse file stays sparse in the archive without its holes being read. */
-static int archive_copy_data(struct archive *disk, struct archive *w, const char *rel,
-                             uint64_t *bytes, char *err, size_t errlen) {
+static void changed_note(struct profile_stats *st, const char *rel) {
+        if (st->changed++ == 0)
+                snprintf(st->first_changed, sizeof st->first_changed, "%s", rel);
+}
+
+static int archive_copy_data(struct archive *disk, struct archive *w, const char *rel, la_int64_t size,
+                             struct profile_stats *st, char *err, size_t errlen) {
+        uint64_t *bytes = &st->bytes;
         static const char zeros[64 * 1024];
         const void *blk;
         size_t len;
@@ -426,15 +432,20 @@ static int archive_copy_data(struct archive *disk, struct archive *w, const char
                 la_ssize_t k = archive_write_data(w, blk, len);
                 if (k < 0)
                         goto write_failed;
-                if ((size_t)k != len)
-                        return fail(err, errlen, -EAGAIN,
-                                    "file '%s' grew while it was being archived; try again", rel);
                 progress += k;
-                *bytes += len;
+                *bytes += (uint64_t)k;
+                if ((size_t)k != len) {
+                        /* It grew past the size in its header: what fits is saved, the rest
+                         * is the writer's (a retry would meet the same writer). */
+                        changed_note(st, rel);
+                        return 0;
+                }
         }
         if (r != ARCHIVE_EOF)
                 return fail(err, errlen, la_errno(disk, EIO), "cannot read '%s': %s", rel,
                             la_error(disk));
+        if (progress < size)
+                changed_note(st, rel); /* it shrank: the pax writer pads it with zeros */
         return 0;
 write_failed:
         return fail(err, errlen, la_errno(w, EIO), "cannot write '%s' to the archive: %s", rel,
@@ -451,7 +462,7 @@ static int archive_write_entry(struct archive *disk, struct archive *w, struct a
         st->files++;
         if (archive_entry_filetype(e) == AE_IFREG && !archive_entry_hardlink(e) &&
             archive_entry_size(e) > 0)
-                return archive_copy_data(disk, w, rel, &st->bytes, err, errlen);
+                return archive_copy_data(disk, w, rel, archive_entry_size(e), st, err, errlen);
         return 0;
 }
 

@@ -23,6 +23,12 @@ struct profile_stats {
         uint64_t files; /* entries written or read */
         uint64_t bytes; /* uncompressed payload bytes */
         uint64_t skipped_links; /* archive: symlinks leading outside the home, not saved */
+        /* archive: regular files whose size changed while they were read (a process still
+         * writing): saved as read, like GNU tar's "file changed as we read it" (the entry's
+         * size is fixed in its header first: a longer file is cut there, a shorter one padded
+         * with zeros). The first one's name, for the log. */
+        uint64_t changed;
+        char first_changed[256];
         /* extract (built in): the input was zstd, read to its end, and every frame of it
          * carried a content checksum that matched. The restore then trusts the stream without
          * hashing it again (pgsmb-user.c). */

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "lm-account.h"
+#include "log.h"
 #include "pgsmb-state.h"
 #include "pgsmb-user.h"
 #include "pgsmb.h"
@@ -197,6 +198,17 @@ static int attempt(struct upload *up, struct store *st) {
         }
         snprintf(up->state.version, sizeof up->state.version, "%s", meta.version);
         prune_versions(up, st);
+        if (t.stats.changed) {
+                log_escape(t.stats.first_changed, sizeof t.stats.first_changed); /* for the mail too */
+                pgina_log(up->ctx, LOG_WARNING, "%s: %" PRIu64 " file(s) changed while they were archived (a process "
+                          "still writing in the home?), saved as they were read: first '%s'", up->cfg.user,
+                          t.stats.changed, t.stats.first_changed);
+                pgsmb_mail_admin(up->ctx, up->u, "files changed during the upload",
+                                 "The profile of %s was saved from %s, but %" PRIu64 " file(s) changed while they "
+                                 "were being archived (first: %s); they were saved as they were read, possibly "
+                                 "cut or incomplete.\n",
+                                 up->cfg.user, up->host, t.stats.changed, t.stats.first_changed);
+        }
         if (t.stats.skipped_links)
                 pgina_log(up->ctx, LOG_WARNING, "%s: %" PRIu64 " symlink(s) pointing outside the home were not saved",
                           up->cfg.user, t.stats.skipped_links);

@@ -10,7 +10,9 @@
 #include <ftw.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -701,6 +703,71 @@ static void test_exclude_leaves_cache_out_of_archive_and_size(void **state) {
         const char *const bad[] = { "../x", NULL };
         assert_int_equal(profile_size(h, bad, &size, err, sizeof err), -EINVAL);
         assert_non_null(strstr(err, "'../x'"));
+}
+
+/* A process of the user still appending to a file while it is archived (issue 13): the save goes
+ * through with the file cut at the size its header says, and the stats say so (before: "file
+ * grew while it was being archived; try again" on every retry, the profile never saved). */
+struct grower {
+        char path[512];
+        atomic_bool stop;
+};
+
+static void *grow_file(void *arg) {
+        struct grower *g = arg;
+        static char chunk[4096];
+        int fd = open(g->path, O_WRONLY | O_APPEND | O_CLOEXEC);
+        off_t size = 0;
+
+        memset(chunk, 'g', sizeof chunk);
+        /* as fast as it can, and back to nothing at 4 MiB: its size is never the same twice */
+        while (fd >= 0 && !atomic_load(&g->stop)) {
+                if (write(fd, chunk, sizeof chunk) != (ssize_t)sizeof chunk)
+                        break;
+                if ((size += (off_t)sizeof chunk) >= 4 << 20) {
+                        if (ftruncate(fd, 0) < 0)
+                                break;
+                        size = 0;
+                }
+        }
+        if (fd >= 0)
+                close(fd);
+        return NULL;
+}
+
+static void test_archive_of_a_growing_file_succeeds_and_says_so(void **state) {
+        (void)state;
+        struct grower g = {0};
+        struct profile_compress c = {.level = 1};
+        char err[512] = "", p[512];
+        unsigned changed_runs = 0;
+        pthread_t t;
+
+        homef(p, sizeof p, "a-first");
+        write_file(p, "before\n", 7, 0600);
+        homef(g.path, sizeof g.path, "growing.log");
+        write_file(g.path, "start\n", 6, 0600);
+        assert_int_equal(pthread_create(&t, NULL, grow_file, &g), 0);
+        usleep(20000);
+        for (int i = 0; i < 200 && changed_runs < 3; i++) {
+                struct profile_stats st = {0};
+                int r = archive_home_to_file(NULL, &c, &st, err, sizeof err);
+                if (r < 0)
+                        fail_msg("archiving a growing file failed: %s", err);
+                if (st.changed) {
+                        changed_runs++;
+                        assert_string_equal(st.first_changed, "growing.log");
+                }
+        }
+        atomic_store(&g.stop, true);
+        pthread_join(t, NULL);
+        assert_true(changed_runs > 0); /* the writer outran the reader at least once */
+        /* the last archive extracts whole, with the file in it */
+        assert_int_equal(extract_file(&roomy, NULL, err, sizeof err), 0);
+        tf(p, sizeof p, "growing.log");
+        struct stat sb;
+        assert_int_equal(stat(p, &sb), 0);
+        assert_true(sb.st_size <= 4 << 20);
 }
 
 static void test_archive_leaves_out_symlink_leading_outside_home(void **state) {
@@ -1442,6 +1509,7 @@ int main(void) {
                 T(test_external_program_failure_reports_status_and_stderr),
                 T(test_external_extract_strips_setuid_and_enforces_limits),
                 T(test_exclude_leaves_cache_out_of_archive_and_size),
+                T(test_archive_of_a_growing_file_succeeds_and_says_so),
                 T(test_archive_leaves_out_symlink_leading_outside_home),
                 T(test_hostile_absolute_path_refused),
                 T(test_hostile_dotdot_refused),
