@@ -29,7 +29,15 @@
 #endif
 
 #define CONNS_MAX 512
+#define CONNS_ROOT_RESERVE 64 /* of CONNS_MAX, for root peers only: local users that fill every
+                               * other slot still leave login, sshd and sudo room to connect */
 #define CONNS_PER_USER_MAX 16 /* non-root peers */
+#define OUT_READ_PAUSE (16 * 1024) /* answers not yet taken by the peer: past this, its next
+                                    * requests wait unread (back-pressure) */
+#define OUT_MAX (4 * PROTO_FRAME_MAX) /* past this (one answer and the INFO frames of one
+                                       * request at most), the connection is closed */
+#define SEND_TIMEOUT_MS (10 * 1000) /* a peer that takes none of its pending answers for this
+                                     * long is closed: it holds a slot and our memory */
 #define WORKERS_PER_USER_MAX 2 /* non-root peers: requests in workers or queued; beyond, they
                                  * wait unread in their connection */
 #define IDLE_TIMEOUT_MS (30 * 1000) /* a connection with no complete request for this long */
@@ -55,6 +63,7 @@ struct conn {
         long long idle_since; /* last time it became idle (accepted or answered) */
         long long parked_ping; /* last "please wait" sent while parked */
         long long keepalive_at; /* last keepalive sent while a worker runs or it is queued */
+        long long drained_at; /* last time out was empty or the peer took some of it */
         bool queued; /* its request waits in manager.queue for a free request worker */
         long long queued_at;
         struct conn *queue_next;
@@ -67,6 +76,7 @@ struct worker {
         struct pbuf in;
         enum worker_kind kind;
         struct conn *conn; /* REQUEST; NULL once the client left */
+        uid_t peer_uid; /* REQUEST: whose request it runs (0: root's, and every notification) */
         struct request req; /* REQUEST */
         struct job *job; /* JOB */
         char *user;
@@ -119,11 +129,41 @@ struct manager {
 /* ---- replies ---- */
 
 static void conn_queue(struct conn *c, const struct pbuf *frame) {
+        if (c->closing)
+                return;
+        if (c->out.len + frame->len > OUT_MAX) {
+                log_warning("uid %u (pid %d) leaves %zu bytes of answers unread; closing the "
+                            "connection", (unsigned)c->peer.uid, (int)c->peer.pid, c->out.len);
+                c->closing = true;
+                pbuf_free(&c->out);
+                return;
+        }
+        if (c->out.len == 0)
+                c->drained_at = now_ms();
         for (size_t i = 0; i < frame->len; i++)
                 if (pbuf_put_u8(&c->out, frame->data[i]) < 0) {
                         c->closing = true;
+                        pbuf_free(&c->out);
                         return;
                 }
+}
+
+/* Back-pressure: a peer that does not read its answers gets no new ones. */
+static bool conn_out_full(const struct conn *c) { return c->out.len > OUT_READ_PAUSE; }
+
+/* Read more of a peer's requests only when the last one read is done with: a pipelining peer
+ * waits in its socket, not in our memory. */
+static bool conn_wants_input(const struct conn *c) {
+        return !c->busy && !c->closing && !conn_out_full(c) &&
+               (c->in.len < PROTO_HEADER_LEN || proto_frame_complete(c->in.data, c->in.len) == 0);
+}
+
+/* Answers the peer may take now (a slowed-down failure waits for send_at) but has taken none of
+ * for SEND_TIMEOUT_MS: the time it is closed at, or 0 when nothing is stuck. */
+static long long conn_send_deadline(const struct conn *c) {
+        long long since = c->drained_at > c->send_at ? c->drained_at : c->send_at;
+
+        return c->out.len > 0 ? since + SEND_TIMEOUT_MS : 0;
 }
 
 static void reply_simple(struct conn *c, uint32_t status, const char *message) {
@@ -345,8 +385,39 @@ static void queue_remove(struct manager *m, struct conn *c) {
         m->nqueued--;
 }
 
-static bool request_worker_free(const struct manager *m) {
-        return workers_count(m, WORKER_REQUEST) < m->conf->max_workers;
+/* Root's reserve: non-root peers (NSS lookups, unlocks) never hold the last eighth of the
+ * request workers or of the queue, so a logon (login, sshd, sudo ask as root) always finds one. */
+static bool request_worker_may_start(const struct manager *m, const struct conn *c) {
+        size_t all = 0, nonroot = 0;
+
+        for (const struct worker *w = m->workers; w; w = w->next)
+                if (w->kind == WORKER_REQUEST) {
+                        all++;
+                        nonroot += w->peer_uid != 0;
+                }
+        if (all >= m->conf->max_workers)
+                return false;
+        return c->peer.uid == 0 || nonroot < m->conf->max_workers - m->conf->max_workers / 8;
+}
+
+static bool queue_full_for(const struct manager *m, const struct conn *c) {
+        size_t nonroot = 0;
+
+        if (m->nqueued >= m->conf->max_queued)
+                return true;
+        if (c->peer.uid == 0)
+                return false;
+        for (const struct conn *q = m->queue; q; q = q->queue_next)
+                nonroot += q->peer.uid != 0;
+        return nonroot >= m->conf->max_queued - m->conf->max_queued / 8;
+}
+
+/* The oldest queued request that may start now (a non-root one may wait while root's start). */
+static struct conn *queue_first_startable(const struct manager *m) {
+        for (struct conn *q = m->queue; q; q = q->queue_next)
+                if (request_worker_may_start(m, q))
+                        return q;
+        return NULL;
 }
 
 static void request_worker_start(struct manager *m, struct conn *c) {
@@ -360,6 +431,7 @@ static void request_worker_start(struct manager *m, struct conn *c) {
                 return;
         }
         w->conn = c;
+        w->peer_uid = c->peer.uid;
         w->req = c->req; /* the worker owns the request now */
         memset(&c->req, 0, sizeof c->req);
 }
@@ -368,7 +440,7 @@ static void handle_request_in_worker(struct manager *m, struct conn *c) {
         c->keepalive_at = now_ms();
         /* A worker that finished this round belongs to the oldest queued request (queue_run, at
          * the top of the next round), not to one that arrived after it. */
-        if (!m->queue && request_worker_free(m)) {
+        if (!queue_first_startable(m) && request_worker_may_start(m, c)) {
                 request_worker_start(m, c);
                 return;
         }
@@ -377,7 +449,7 @@ static void handle_request_in_worker(struct manager *m, struct conn *c) {
                 request_free(&c->req);
                 return;
         }
-        if (m->nqueued >= m->conf->max_queued) {
+        if (queue_full_for(m, c)) {
                 log_warning("%u request workers busy and %zu requests queued (max_queued): refusing "
                             "the request of uid %u for '%s'",
                             m->conf->max_workers, m->nqueued, (unsigned)c->peer.uid, c->req.user);
@@ -398,7 +470,7 @@ static void queue_run(struct manager *m) {
         long long now = now_ms();
         struct conn *c;
 
-        while ((c = m->queue) && request_worker_free(m)) {
+        while ((c = queue_first_startable(m))) {
                 queue_remove(m, c);
                 log_debug("request of uid %u for '%s' starts after %lld ms in the queue",
                           (unsigned)c->peer.uid, c->req.user, now - c->queued_at);
@@ -1015,13 +1087,17 @@ static bool conn_accept(struct manager *m) {
 
         if (fd < 0)
                 return false;
-        if (m->nconns >= CONNS_MAX) {
-                log_warning("Too many connections (%d); refusing one", CONNS_MAX);
+        c = calloc(1, sizeof *c);
+        if (!c || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->peer, &len) < 0) {
+                free(c);
                 close(fd);
                 return true;
         }
-        c = calloc(1, sizeof *c);
-        if (!c || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->peer, &len) < 0) {
+        if (m->nconns >= CONNS_MAX ||
+            (c->peer.uid != 0 && m->nconns >= CONNS_MAX - CONNS_ROOT_RESERVE)) {
+                log_warning("Too many connections (%zu, %d of %d kept for root); refusing one of "
+                            "uid %u (pid %d)", m->nconns, CONNS_ROOT_RESERVE, CONNS_MAX,
+                            (unsigned)c->peer.uid, (int)c->peer.pid);
                 free(c);
                 close(fd);
                 return true;
@@ -1079,7 +1155,7 @@ static void conn_process(struct manager *m, struct conn *c) {
         long n;
         int r;
 
-        if (c->busy || c->closing)
+        if (c->busy || c->closing || conn_out_full(c))
                 return;
         n = proto_frame_complete(c->in.data, c->in.len);
         if (n == 0)
@@ -1117,6 +1193,8 @@ static void conn_read(struct manager *m, struct conn *c) {
                 return;
         }
         if (c->in.len > PROTO_FRAME_MAX + PROTO_HEADER_LEN + READ_CHUNK) {
+                log_warning("uid %u (pid %d) sent %zu bytes ahead of their answers; closing the "
+                            "connection", (unsigned)c->peer.uid, (int)c->peer.pid, c->in.len);
                 c->closing = true;
                 return;
         }
@@ -1134,6 +1212,8 @@ static void conn_write(struct manager *m, struct conn *c) {
                 }
                 return;
         }
+        if (k > 0)
+                c->drained_at = now_ms();
         pbuf_consume(&c->out, (size_t)k);
 }
 
@@ -1699,8 +1779,11 @@ int manager_run(struct manager *m) {
                 pfd[n++] = (struct pollfd){.fd = m->listen_fd, .events = POLLIN};
                 for (struct conn *c = m->conns; c; c = c->next) {
                         short ev = 0;
-                        if (!c->busy && !c->closing)
+                        long long stuck = conn_send_deadline(c);
+                        if (conn_wants_input(c))
                                 ev |= POLLIN;
+                        if (stuck && stuck < next)
+                                next = stuck;
                         if (c->out.len > 0 && now >= c->send_at)
                                 ev |= POLLOUT;
                         if (c->out.len > 0 && c->send_at > now && c->send_at < next)
@@ -1712,7 +1795,7 @@ int manager_run(struct manager *m) {
                         }
                         if (c->parked && c->parked_ping + PARKED_PING_MS < next)
                                 next = c->parked_ping + PARKED_PING_MS;
-                        if (!c->busy && !c->closing && c->in.len >= PROTO_HEADER_LEN &&
+                        if (!c->busy && !c->closing && !conn_out_full(c) && c->in.len >= PROTO_HEADER_LEN &&
                             proto_frame_complete(c->in.data, c->in.len) != 0 &&
                             !(c->peer.uid != 0 && peer_must_wait(m, c)))
                                 next = now; /* a pipelined request waits in the buffer */
@@ -1792,6 +1875,14 @@ int manager_run(struct manager *m) {
                         next_c = c->next;
                         if (!c->busy && !c->closing)
                                 conn_process(m, c);
+                        if (conn_send_deadline(c) && now >= conn_send_deadline(c)) {
+                                log_notice("uid %u (pid %d) took none of its %zu bytes of answers "
+                                           "for %d s; closing the connection",
+                                           (unsigned)c->peer.uid, (int)c->peer.pid, c->out.len,
+                                           SEND_TIMEOUT_MS / 1000);
+                                c->closing = true;
+                                pbuf_free(&c->out);
+                        }
                         if (!c->busy && !c->closing && c->out.len == 0 &&
                             now - c->idle_since > IDLE_TIMEOUT_MS) {
                                 log_debug("closing an idle connection of uid %u", (unsigned)c->peer.uid);
