@@ -18,6 +18,7 @@
 #include <xxhash.h>
 
 #include "pgsmb-store.h"
+#include "secret.h"
 #include "util.h"
 
 #define READBACK_CHUNK (1024 * 1024)
@@ -149,7 +150,20 @@ int readback_start(const char *url, const struct store_creds *creds, unsigned ti
                 free(rb);
                 return r;
         }
+        /* The reader reconnects with the store password, which a fork child does not inherit
+         * (secret.h): it gets this copy, and no other secret of the worker. */
+        _cleanup_secret_ struct secret *pass =
+                creds && creds->password ? secret_from_cstr(creds->password) : NULL;
+        if ((creds && creds->password && !pass) || secret_inherit(pass, true) < 0) {
+                close(down[0]);
+                close(down[1]);
+                close(up[0]);
+                close(up[1]);
+                free(rb);
+                return -ENOMEM;
+        }
         rb->pid = fork();
+        (void)secret_inherit(pass, false);
         if (rb->pid < 0) {
                 int r = -errno;
                 close(down[0]);
@@ -168,7 +182,10 @@ int readback_start(const char *url, const struct store_creds *creds, unsigned ti
                 if (close_fd >= 0)
                         close(close_fd);
                 (void)fcntl(down[0], F_SETFL, O_NONBLOCK);
-                reader_run(down[0], url, creds, timeout_s, rel, &rep);
+                struct store_creds own = creds ? *creds : (struct store_creds){0};
+                if (pass)
+                        own.password = pass->data;
+                reader_run(down[0], url, creds ? &own : NULL, timeout_s, rel, &rep);
                 (void)write_all(up[1], &rep, sizeof rep);
                 _exit(rep.r == 0 ? 0 : 1);
         }

@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
@@ -36,12 +37,43 @@ const char *proto_status_to_string(uint32_t status) {
 
 void pbuf_init(struct pbuf *b) { memset(b, 0, sizeof *b); }
 
-void pbuf_free(struct pbuf *b) {
-        if (b->data) {
-                explicit_bzero(b->data, b->cap);
-                free(b->data);
-        }
+void pbuf_init_secret(struct pbuf *b) {
         pbuf_init(b);
+        b->secret = true;
+}
+
+static void *pbuf_alloc(const struct pbuf *b, size_t cap) {
+        void *p;
+
+        if (!b->secret)
+                return malloc(cap);
+        p = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+                return NULL;
+        (void)madvise(p, cap, MADV_DONTDUMP);
+        if (madvise(p, cap, MADV_WIPEONFORK) < 0) {
+                munmap(p, cap);
+                return NULL;
+        }
+        return p;
+}
+
+static void pbuf_release(const struct pbuf *b) {
+        if (!b->data)
+                return;
+        explicit_bzero(b->data, b->cap);
+        if (b->secret)
+                munmap(b->data, b->cap);
+        else
+                free(b->data);
+}
+
+void pbuf_free(struct pbuf *b) {
+        bool secret = b->secret;
+
+        pbuf_release(b);
+        pbuf_init(b);
+        b->secret = secret;
 }
 
 void pbuf_reset(struct pbuf *b) {
@@ -59,17 +91,16 @@ static int pbuf_reserve(struct pbuf *b, size_t more) {
         need = b->len + more;
         if (need <= b->cap)
                 return 0;
-        cap = b->cap ? b->cap : 256;
+        cap = b->cap ? b->cap : b->secret ? 4096 : 256; /* a secret buffer takes whole pages */
         while (cap < need)
                 cap *= 2;
         /* No realloc: the old block may hold a password and must be wiped before it is freed. */
-        n = malloc(cap);
+        n = pbuf_alloc(b, cap);
         if (!n)
                 return -ENOMEM;
         if (b->data) {
                 memcpy(n, b->data, b->len);
-                explicit_bzero(b->data, b->cap);
-                free(b->data);
+                pbuf_release(b);
         }
         b->data = n;
         b->cap = cap;

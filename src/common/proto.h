@@ -136,9 +136,14 @@ struct pbuf {
         size_t len; /* bytes written */
         size_t cap;
         size_t pos; /* read cursor */
+        bool secret; /* pbuf_init_secret: its memory is not inherited by a fork child */
 };
 
 void pbuf_init(struct pbuf *b);
+/* A buffer that may hold passwords as they arrive (pginad's connection input): its memory is
+ * its own mapping, out of core dumps, and zeros in a fork child (MADV_WIPEONFORK), like a
+ * struct secret. Stays so through pbuf_free and pbuf_reset. */
+void pbuf_init_secret(struct pbuf *b);
 void pbuf_free(struct pbuf *b);
 static inline void pbuf_freep(struct pbuf *b) { pbuf_free(b); }
 #define _cleanup_pbuf_ __attribute__((cleanup(pbuf_freep)))

@@ -1,4 +1,5 @@
-/* Secret memory: own mapping, locked, not dumped, wiped on free. */
+/* Secret memory: own mapping, locked, not dumped, wiped on free, and not inherited: a fork child
+ * sees zeros (MADV_WIPEONFORK) unless the secret was handed over for that fork. */
 #include "secret.h"
 
 #include <errno.h>
@@ -22,6 +23,14 @@ struct secret *secret_new(const char *s, size_t len) {
         if (p == MAP_FAILED)
                 return NULL;
         (void)madvise(p, map_len, MADV_DONTDUMP);
+        /* Workers and processes run as a user are forked: none of them may carry every
+         * password pginad holds. Without the kernel's support (Linux < 4.14) no secret is made. */
+        if (madvise(p, map_len, MADV_WIPEONFORK) < 0) {
+                int e = errno;
+                munmap(p, map_len);
+                errno = e;
+                return NULL;
+        }
         (void)mlock(p, map_len); /* best effort: RLIMIT_MEMLOCK may refuse an unprivileged caller */
         sec = p;
         sec->len = len;
@@ -34,6 +43,13 @@ struct secret *secret_new(const char *s, size_t len) {
 }
 
 struct secret *secret_from_cstr(const char *s) { return secret_new(s, s ? strlen(s) : 0); }
+
+int secret_inherit(const struct secret *s, bool inherit) {
+        /* A secret seen from a child it was not handed to is all zeros: nothing to mark. */
+        if (!s || s->map_len == 0)
+                return 0;
+        return madvise((void *)s, s->map_len, inherit ? MADV_KEEPONFORK : MADV_WIPEONFORK) < 0 ? -errno : 0;
+}
 
 struct secret *secret_dup(const struct secret *s) { return s ? secret_new(s->data, s->len) : NULL; }
 

@@ -1118,7 +1118,7 @@ static bool conn_accept(struct manager *m) {
         c->fd = fd;
         c->pidx = -1;
         c->idle_since = now_ms();
-        pbuf_init(&c->in);
+        pbuf_init_secret(&c->in); /* LOGIN frames: passwords, until parsed */
         pbuf_init(&c->out);
         c->next = m->conns;
         m->conns = c;

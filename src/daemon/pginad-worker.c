@@ -348,13 +348,48 @@ static _Noreturn void worker_main(const struct worker_spec *spec) {
         _exit(0);
 }
 
+/* The secrets of this one request, the only ones the worker gets: every other secret of the
+ * master (cached sessions, pending logons) is zeros in the child (secret.h). */
+static size_t worker_secrets(const struct worker_spec *spec, const struct secret *v[4]) {
+        size_t n = 0;
+
+        if (spec->req && spec->req->password)
+                v[n++] = spec->req->password;
+        if (spec->req && spec->req->new_password)
+                v[n++] = spec->req->new_password;
+        if (spec->password)
+                v[n++] = spec->password;
+        if (spec->record && spec->record->password)
+                v[n++] = spec->record->password;
+        return n;
+}
+
+static void worker_secrets_inherit(const struct secret *const *v, size_t n, bool inherit) {
+        for (size_t i = 0; i < n; i++)
+                (void)secret_inherit(v[i], inherit);
+}
+
 pid_t worker_spawn(const struct worker_spec *spec, int *fd) {
+        const struct secret *secrets[4];
+        size_t nsecrets = worker_secrets(spec, secrets);
         int p[2];
         pid_t pid;
 
         if (pipe2(p, O_CLOEXEC) < 0)
                 return -errno;
+        for (size_t i = 0; i < nsecrets; i++) {
+                int r = secret_inherit(secrets[i], true);
+                if (r < 0) {
+                        worker_secrets_inherit(secrets, i, false);
+                        close(p[0]);
+                        close(p[1]);
+                        return r;
+                }
+        }
         pid = fork();
+        /* Back to "not inherited" at once, on both sides: the next worker, and whatever this
+         * one starts (a process as the user), must not get them. */
+        worker_secrets_inherit(secrets, nsecrets, false);
         if (pid < 0) {
                 int r = -errno;
                 close(p[0]);

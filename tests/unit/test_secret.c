@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -72,6 +74,42 @@ static void test_secret_free_null_and_free_wiped(void **state) {
         free_wiped(s);
 }
 
+/* What a fork child sees of s: 0 = zeros (len 0, no data), 1 = "hunter2", 2 = anything else.
+ * grandchild: the child forks once more and reports what its own child saw. */
+static int seen_by_child(const struct secret *s, bool grandchild) {
+        int status;
+        pid_t pid = fork();
+
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                if (grandchild) {
+                        (void)secret_inherit(s, false);
+                        _exit(seen_by_child(s, false));
+                }
+                if (s->len == 0 && s->map_len == 0 && !s->data)
+                        _exit(0);
+                _exit(s->data && strcmp(s->data, "hunter2") == 0 ? 1 : 2);
+        }
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        return WEXITSTATUS(status);
+}
+
+static void test_secret_wiped_in_fork_child_unless_handed_over(void **state) {
+        _cleanup_secret_ struct secret *s = secret_from_cstr("hunter2");
+
+        assert_non_null(s);
+        assert_int_equal(seen_by_child(s, false), 0);
+        assert_string_equal(s->data, "hunter2"); /* the parent's copy is untouched */
+        assert_int_equal(secret_inherit(s, true), 0);
+        assert_int_equal(seen_by_child(s, false), 1);
+        /* the child that got it hands it to no one */
+        assert_int_equal(seen_by_child(s, true), 0);
+        assert_int_equal(secret_inherit(s, false), 0);
+        assert_int_equal(seen_by_child(s, false), 0);
+        assert_int_equal(secret_inherit(NULL, true), 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_secret_copies_and_terminates),
@@ -79,6 +117,7 @@ int main(void) {
                 cmocka_unit_test(test_secret_max_enforced),
                 cmocka_unit_test(test_secret_dup_is_independent),
                 cmocka_unit_test(test_secret_free_null_and_free_wiped),
+                cmocka_unit_test(test_secret_wiped_in_fork_child_unless_handed_over),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
