@@ -59,11 +59,19 @@ struct session *cache_find(struct cache *c, const char *id) {
         return NULL;
 }
 
+/* user@.service's own PAM session ("systemd-user", from common-session): the user's service
+ * manager, started for the first login and closed, as the user, some seconds after the last.
+ * It is not a logon: a user's logoff is the end of their last other session. */
+bool cache_session_is_manager(const struct session *s) {
+        return s->nentries > 0 && streq(strempty(s->entries[0].service), "systemd-user");
+}
+
 unsigned cache_user_sessions(const struct cache *c, const char *user) {
         unsigned n = 0;
 
         for (size_t i = 0; i < c->n; i++)
-                if (c->v[i].nentries > 0 && streq(c->v[i].entries[0].user, user))
+                if (c->v[i].nentries > 0 && streq(c->v[i].entries[0].user, user) &&
+                    !cache_session_is_manager(&c->v[i]))
                         n++;
         return n;
 }

@@ -612,7 +612,8 @@ static void handle_open_session(struct manager *m, struct conn *c) {
                 reply_simple(c, PROTO_UNAVAILABLE, "out of memory");
                 goto out;
         }
-        if (cache_user_sessions(&m->cache, r->user) == 0)
+        /* The first login session is the logon; the user's manager (systemd-user) never is. */
+        if (cache_user_sessions(&m->cache, r->user) == 0 && !streq(r->service, "systemd-user"))
                 ev[nev++] = PGINA_EVENT_LOGON;
         ev[nev++] = PGINA_EVENT_SESSION_OPEN;
         s = cache_open(&m->cache, record, password, r->service, r->tty, r->rhost, r->pid);
@@ -653,6 +654,7 @@ static void handle_close_session(struct manager *m, struct conn *c) {
         struct request *r = &c->req;
         struct session gone;
         struct session *s = cache_find(&m->cache, r->session);
+        bool manager;
 
         if (!s) {
                 reply_simple(c, PROTO_NOT_FOUND, "no such session");
@@ -662,9 +664,20 @@ static void handle_close_session(struct manager *m, struct conn *c) {
                 reply_simple(c, PROTO_BAD_REQUEST, "session belongs to another user");
                 goto out;
         }
+        manager = cache_session_is_manager(s);
+        if (c->peer.uid != 0 && (!manager || s->nentries == 0 || s->entries[0].uid != c->peer.uid)) {
+                log_notice("uid %u (pid %d) may close only its own user manager's session, not session %s",
+                           (unsigned)c->peer.uid, (int)c->peer.pid, r->session);
+                peer_account(m, c, false);
+                reply_simple(c, PROTO_PERMISSION, "permission denied");
+                goto out;
+        }
         (void)cache_close(&m->cache, r->session, &gone);
         (void)cache_save(&m->cache);
-        if (gone.nentries > 0) {
+        if (gone.nentries > 0 && manager) {
+                /* Not a logon: the logoff came (or comes) with the last login session. */
+                log_info("session %s of %s (its user manager, systemd-user) closed", gone.id, gone.entries[0].user);
+        } else if (gone.nentries > 0) {
                 struct cache_entry *e = &gone.entries[0];
                 bool last = cache_user_sessions(&m->cache, e->user) == 0;
 
@@ -997,6 +1010,9 @@ enum peer_rule {
         PEER_ANY, /* any peer (NSS lookups) */
         PEER_ROOT, /* root peers only */
         PEER_OWN_UID, /* root, or a peer asking about its own uid (unlock, change password) */
+        /* root, or a peer closing its own user manager's session (systemd --user closes the PAM
+         * session of user@.service as the user): the handler checks which session it is */
+        PEER_OWN_MANAGER,
 };
 
 static const struct dispatch {
@@ -1007,7 +1023,7 @@ static const struct dispatch {
         {PROTO_REQ_LOGIN, PEER_OWN_UID, handle_login},
         {PROTO_REQ_AUTHORIZE, PEER_ROOT, handle_worker_request},
         {PROTO_REQ_OPEN_SESSION, PEER_ROOT, handle_open_session},
-        {PROTO_REQ_CLOSE_SESSION, PEER_ROOT, handle_close_session},
+        {PROTO_REQ_CLOSE_SESSION, PEER_OWN_MANAGER, handle_close_session},
         {PROTO_REQ_CHANGE_PASSWORD, PEER_OWN_UID, handle_change_password},
         {PROTO_REQ_STATUS, PEER_ROOT, handle_status},
         {PROTO_REQ_SESSIONS, PEER_ROOT, handle_sessions},
@@ -1027,6 +1043,8 @@ static bool peer_allowed(const struct conn *c, const struct dispatch *d) {
                 return true;
         if (d->rule == PEER_ROOT)
                 return false;
+        if (d->rule == PEER_OWN_MANAGER)
+                return user_uid(c->req.user, &uid) == 0 && uid == c->peer.uid; /* and see the handler */
         /* A non-root peer: unlock of its own session, or its own password. */
         if (d->type == PROTO_REQ_LOGIN && c->req.scenario != PGINA_SCENARIO_UNLOCK)
                 return false;

@@ -71,7 +71,9 @@ int cache_append(struct session *s, struct pgina_user *record, struct secret *pa
 /* Remove a session; the removed session is returned in *ret for the caller to free. */
 int cache_close(struct cache *c, const char *id, struct session *ret);
 void session_done(struct session *s);
+/* The user's login sessions (their user manager's, systemd-user, does not count). */
 unsigned cache_user_sessions(const struct cache *c, const char *user);
+bool cache_session_is_manager(const struct session *s);
 
 /* ---- logoff jobs (pginad-jobs.c) ---- */
 enum job_state { JOB_QUEUED, JOB_RUNNING };

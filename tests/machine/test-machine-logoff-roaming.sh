@@ -1,0 +1,38 @@
+#!/bin/bash
+# On a booted Debian 12 with logind and user@.service (issue 13): the logoff of a roaming (pgSMB)
+# user happens when the user's last login session ends: user@.service's own PAM session
+# (systemd-user, from common-session) is the user's manager, not a logon, and its close by the
+# manager, as the user, ~10 s later is accepted and starts no second logoff. Before, that close
+# was refused ("uid 1000 may not make request 4"), the user never logged off and nothing was
+# ever saved.
+. "$(dirname "$0")/lib.sh"
+
+machine_prepare
+mkdir -p "$M/srv/pgina/profiles"
+machine_conf <<'CONF'
+[order]
+authentication = localmachine
+authorization = localmachine
+gateway = pgsmb localmachine
+notification = pgsmb localmachine
+[pgsmb]
+share = file:///srv/pgina/profiles
+retries = 1
+CONF
+machine_user alice 'Alice-machine-pw-1'
+machine_boot
+
+step "an ssh session writes a file and ends: the logoff saves the profile"
+machine_ssh alice 'Alice-machine-pw-1' 'echo v1 > ~/f.txt' || fail "ssh logon failed"
+machine_wait_journal "alice: saved" pginad 600
+machine_exec tar --zstd -xOf /srv/pgina/profiles/alice/alice.tar.zst ./f.txt >"$T/f.txt" 2>/dev/null ||
+        machine_exec tar --zstd -xOf /srv/pgina/profiles/alice/alice.tar.zst f.txt >"$T/f.txt"
+assert_eq v1 "$(cat "$T/f.txt")" "f.txt in the store"
+machine_wait_journal "session 1 of alice closed (last session: logoff)" pginad
+
+step "user@.service's PAM session (systemd-user) is closed by the user's manager, as the user: accepted"
+machine_wait_journal "of alice (its user manager, systemd-user) closed" pginad 600
+machine_journal -u pginad >"$T/pginad.journal"
+assert_not_contains "$T/pginad.journal" "may not make request"
+assert_eq 1 "$(grep -c 'logoff job of alice finished' "$T/pginad.journal")" "logoff jobs of alice"
+exit 0
