@@ -39,8 +39,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
                 desc = dlsym(dl, PGINA_PLUGIN_SYMBOL);
                 FUZZ_ASSERT(desc && desc->abi_version == PGINA_PLUGIN_ABI_VERSION &&
                             streq(desc->name, plugin_names[i]));
-                loaded[plugins.n++] = (struct loaded_plugin){
-                        .name = (char *)plugin_names[i], .path = strdup(path), .dl = dl, .desc = desc};
+                loaded[plugins.n++] = (struct loaded_plugin){.name = (char *)plugin_names[i],
+                                                             .path = strdup(path), .dl = dl,
+                                                             .desc = desc};
         }
         conf_fd = memfd_create("pgina.conf", MFD_CLOEXEC);
         FUZZ_ASSERT(conf_fd >= 0);

@@ -25,7 +25,7 @@
 
 static char sandbox[PATH_MAX], target[PATH_MAX + 16];
 static struct stat canary_st, cwd_st;
-static int in_fd = -1;
+static int in_fd = -1, cwd_fd = -1, home_fd = -1;
 
 static void pathf(char *buf, const char *fmt, const char *a, const char *b) {
         FUZZ_ASSERT(snprintf(buf, PATH_MAX, fmt, a, b) < PATH_MAX);
@@ -49,9 +49,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         fuzz_write_all(fd, (const uint8_t *)"canary\n", 7);
         close(fd);
         FUZZ_ASSERT(stat(p, &canary_st) == 0);
-        /* The working directory: relative paths that escaped the target would land here. */
+        /* The working directory of the extraction: relative paths that escaped the target
+         * would land here. */
         pathf(p, "%s/%s", sandbox, "cwd");
-        FUZZ_ASSERT(mkdir(p, 0755) == 0 && chdir(p) == 0 && stat(".", &cwd_st) == 0);
+        FUZZ_ASSERT(mkdir(p, 0755) == 0 && stat(p, &cwd_st) == 0);
+        cwd_fd = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        home_fd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        FUZZ_ASSERT(cwd_fd >= 0 && home_fd >= 0);
         snprintf(target, sizeof target, "%s/target", sandbox);
         in_fd = memfd_create("archive", MFD_CLOEXEC);
         FUZZ_ASSERT(in_fd >= 0);
@@ -98,7 +102,8 @@ static void check_sandbox(void) {
                     st.st_mtim.tv_sec == canary_st.st_mtim.tv_sec &&
                     st.st_mtim.tv_nsec == canary_st.st_mtim.tv_nsec);
         /* profile_extract gives the working directory back */
-        FUZZ_ASSERT(stat(".", &st) == 0 && st.st_ino == cwd_st.st_ino);
+        FUZZ_ASSERT(stat(".", &st) == 0 && st.st_ino == cwd_st.st_ino &&
+                    st.st_dev == cwd_st.st_dev);
 }
 
 /* Does symlink content `to`, in the directory of the link at rel (relative to the target, as
@@ -162,8 +167,9 @@ static int remove_one(const char *path, const struct stat *st, int flag, struct 
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-        const struct profile_limits lim = {
-                .max_total_bytes = MAX_TOTAL, .max_entries = MAX_ENTRIES, .max_entry_bytes = MAX_ENTRY};
+        const struct profile_limits lim = {.max_total_bytes = MAX_TOTAL,
+                                           .max_entries = MAX_ENTRIES,
+                                           .max_entry_bytes = MAX_ENTRY};
         struct profile_stats stats;
         char err[1024];
         mode_t mask;
@@ -176,6 +182,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         mask = umask(022);
         umask(mask);
 
+        /* in the sandbox's working directory (not for long: libFuzzer's paths are relative) */
+        FUZZ_ASSERT(fchdir(cwd_fd) == 0);
         r = profile_extract(in_fd, target, &lim, NULL, &stats, err, sizeof err);
         FUZZ_ASSERT(r <= 0);
         if (r < 0)
@@ -185,6 +193,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_ASSERT(umask(mask) == mask);
 
         check_sandbox();
+        FUZZ_ASSERT(fchdir(home_fd) == 0);
         total_size = 0;
         FUZZ_ASSERT(nftw(target, check_one, 16, FTW_PHYS) == 0);
         FUZZ_ASSERT(total_size <= MAX_TOTAL);
