@@ -5,6 +5,7 @@ bytes. Regression seeds (crashes found and fixed) are named regress-* and are ne
 Run from anywhere: python3 tests/fuzz/make-corpus.py"""
 import io
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -168,16 +169,25 @@ max_storage_kb = 0
                                                'authentication = ldap localmachine') + """
 [ldap]
 servers = ldaps://ldap1.example.com ldap://ldap2.example.com:389
-base_dn = dc=example,dc=com
-search_dn =
+dn_pattern = uid=%u,ou=people,dc=example,dc=com
 timeout = 5
 group_attribute = memberUid
+group_dn_pattern = cn=%g,ou=groups,dc=example,dc=com
+authz_rules = deny:contractors allow:staff allow:!guests deny:cn=x\\20y,dc=example,dc=com
 authz_default = allow
-group_filter = (objectClass=posixGroup)
+gateway_rules = staff=users admins=sudo
+group_filter = (&(objectClass=posixGroup)(cn=*))
 
 [ldap.attributes]
 home = homeDirectory
+fullname = displayName
 """).encode())
+    # the example with its commented plugin sections switched on
+    lines = []
+    for line in open(os.path.join(ROOT, 'packaging/pgina.conf.example')).read().splitlines():
+        m = re.match(r'^# (\[[a-z.]+\]|[a-z_]+ = .*)$', line)
+        lines.append(m.group(1) if m else line)
+    write('config', 'example-all', ('\n'.join(lines) + '\n').encode())
     write('config', 'testplugin', b"""[order]
 authentication = testplugin
 gateway = testplugin
