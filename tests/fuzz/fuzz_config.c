@@ -49,12 +49,34 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         return 0;
 }
 
-/* Every error is one "FILE:LINE: message" or "FILE: message" line. */
-static void check_errors(const char *errors) {
+/* Length of line `line` (1-based, without its newline) of the input; -1 past its end. */
+static long input_line_len(const uint8_t *data, size_t size, unsigned long line) {
+        const uint8_t *p = data, *end = data + size, *nl;
+
+        for (unsigned long i = 1; i < line; i++) {
+                if (!(nl = memchr(p, '\n', (size_t)(end - p))))
+                        return -1;
+                p = nl + 1;
+        }
+        nl = memchr(p, '\n', (size_t)(end - p));
+        return (nl ? nl : end) - p;
+}
+
+/* Every error is one "FILE:LINE: message" or "FILE: message" line, and a line called too long
+ * is one. */
+static void check_errors(const char *errors, const uint8_t *data, size_t size) {
+        size_t plen = strlen(conf_path);
+
         FUZZ_ASSERT(errors && *errors && errors[strlen(errors) - 1] == '\n');
-        for (const char *l = errors; *l; l = strchr(l, '\n') + 1)
-                FUZZ_ASSERT(strncmp(l, conf_path, strlen(conf_path)) == 0 &&
-                            l[strlen(conf_path)] == ':');
+        for (const char *l = errors; *l; l = strchr(l, '\n') + 1) {
+                unsigned long line, max;
+                int n = 0;
+
+                FUZZ_ASSERT(strncmp(l, conf_path, plen) == 0 && l[plen] == ':');
+                if (sscanf(l + plen, ":%lu: line longer than %lu bytes%n", &line, &max, &n) == 2 &&
+                    n > 0)
+                        FUZZ_ASSERT(input_line_len(data, size, line) > (long)max);
+        }
 }
 
 static void check_conf(const struct conf *c) {
@@ -88,7 +110,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (r < 0) {
                 FUZZ_ASSERT(!c);
                 if (r == -EINVAL)
-                        check_errors(errors);
+                        check_errors(errors, data, size);
                 return 0;
         }
         FUZZ_ASSERT(c && !errors);
@@ -96,6 +118,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         r = conf_check_plugins(c, &plugins, &errors);
         FUZZ_ASSERT(r == 0 ? !errors : r == -EINVAL);
         if (errors)
-                check_errors(errors);
+                check_errors(errors, data, size);
         return 0;
 }
