@@ -61,6 +61,7 @@ for t in "${targets[@]}"; do
         args=(-max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
                 -artifact_prefix="$artifacts/$t-")
         [ -n "${max_len[$t]:-}" ] && args+=(-max_len="${max_len[$t]}")
+        [ -f "tests/fuzz/$t.dict" ] && args+=(-dict="tests/fuzz/$t.dict")
         TMPDIR="$scratch/$t/tmp" "$dir/tests/fuzz/fuzz_$t" "${args[@]}" "$scratch/$t/corpus" \
                 >"$log" 2>&1
         rc=$?
