@@ -2,6 +2,7 @@
  * abort (so libFuzzer keeps the input) when the code under test breaks a promise of its header. */
 #pragma once
 
+#include <ftw.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -42,4 +43,14 @@ static inline int fuzz_stream_of(const uint8_t *data, size_t size, int *peer) {
         FUZZ_ASSERT(shutdown(sv[1], SHUT_WR) == 0);
         *peer = sv[1];
         return sv[0];
+}
+
+static inline int fuzz_remove_one(const char *path, const struct stat *st, int flag,
+                                  struct FTW *ftw) {
+        return remove(path) < 0 ? -1 : 0;
+}
+
+/* rm -rf path (no symlink followed). */
+static inline int fuzz_remove_tree(const char *path) {
+        return nftw(path, fuzz_remove_one, 16, FTW_PHYS | FTW_DEPTH);
 }

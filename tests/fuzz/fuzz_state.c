@@ -18,6 +18,11 @@
 static char dir[PATH_MAX];
 static struct store *store;
 
+static void remove_dir(void) {
+        store_close(store);
+        (void)fuzz_remove_tree(dir);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
         const char *tmp = getenv("TMPDIR") ?: "/tmp";
         char url[PATH_MAX + 16];
@@ -27,6 +32,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         FUZZ_ASSERT(mkdtemp(dir));
         snprintf(url, sizeof url, "file://%s", dir);
         FUZZ_ASSERT(store_open(url, NULL, 5, &store) == 0);
+        atexit(remove_dir);
         return 0;
 }
 

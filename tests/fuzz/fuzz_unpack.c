@@ -31,6 +31,8 @@ static void pathf(char *buf, const char *fmt, const char *a, const char *b) {
         FUZZ_ASSERT(snprintf(buf, PATH_MAX, fmt, a, b) < PATH_MAX);
 }
 
+static void remove_sandbox(void) { (void)fuzz_remove_tree(sandbox); }
+
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
         const char *tmp = getenv("TMPDIR") ?: "/tmp";
         char p[PATH_MAX];
@@ -39,6 +41,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         FUZZ_ASSERT(snprintf(sandbox, sizeof sandbox, "%s/pgina-fuzz-unpack.XXXXXX", tmp) <
                     (int)sizeof sandbox);
         FUZZ_ASSERT(mkdtemp(sandbox));
+        atexit(remove_sandbox);
         pathf(p, "%s/%s", sandbox, "outside");
         FUZZ_ASSERT(mkdir(p, 0755) == 0);
         pathf(p, "%s/%s", sandbox, "outside/dir");
@@ -161,10 +164,6 @@ static int check_one(const char *path, const struct stat *st, int flag, struct F
         return 0;
 }
 
-static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        FUZZ_ASSERT(remove(path) == 0);
-        return 0;
-}
 
 /* Mutations of a tar header would almost all die on its checksum: every 512-byte block that
  * looks like a ustar/GNU header (magic "ustar" at 257) gets its checksum recomputed, so they
@@ -220,6 +219,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         total_size = 0;
         FUZZ_ASSERT(nftw(target, check_one, 16, FTW_PHYS) == 0);
         FUZZ_ASSERT(total_size <= MAX_TOTAL);
-        FUZZ_ASSERT(nftw(target, remove_one, 16, FTW_PHYS | FTW_DEPTH) == 0);
+        FUZZ_ASSERT(fuzz_remove_tree(target) == 0);
         return 0;
 }
