@@ -75,7 +75,7 @@ static void dir_names(const char *path, char *out, size_t len) {
         FUZZ_ASSERT(n >= 0);
         out[0] = 0;
         for (int i = 0; i < n; i++) {
-                if (!streq(v[i]->d_name, ".") && !streq(v[i]->d_name, ".."))
+                if (off < len && !streq(v[i]->d_name, ".") && !streq(v[i]->d_name, ".."))
                         off += (size_t)snprintf(out + off, len - off, "%s%s", off ? " " : "",
                                                 v[i]->d_name);
                 free(v[i]);
@@ -164,7 +164,6 @@ static int check_one(const char *path, const struct stat *st, int flag, struct F
         return 0;
 }
 
-
 /* Mutations of a tar header would almost all die on its checksum: every 512-byte block that
  * looks like a ustar/GNU header (magic "ustar" at 257) gets its checksum recomputed, so they
  * reach the header's parsing and our checks instead. A zstd stream is left as it is. */
@@ -187,12 +186,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         const struct profile_limits lim = {.max_total_bytes = MAX_TOTAL,
                                            .max_entries = MAX_ENTRIES,
                                            .max_entry_bytes = MAX_ENTRY};
+        _cleanup_free_ uint8_t *archive = malloc(size ? size : 1);
         struct profile_stats stats;
         char err[1024];
         mode_t mask;
         int r;
-
-        _cleanup_free_ uint8_t *archive = malloc(size ? size : 1);
 
         FUZZ_ASSERT(archive);
         memcpy(archive, data, size);
