@@ -22,13 +22,18 @@ if ! echo 'int LLVMFuzzerTestOneInput(const char *d, long n) { return 0; }' |
         exit 77
 fi
 
-# A build dir configured otherwise (or not at all) is set up anew.
+# A missing build dir is set up; one configured otherwise (a gcc build?) is left alone.
 fuzz_configured() {
         meson introspect "$dir" --buildoptions 2>/dev/null | python3 -c '
 import json, sys
 o = {x["name"]: x["value"] for x in json.load(sys.stdin)}
 sys.exit(0 if o.get("fuzz") is True and o.get("b_sanitize") == "address,undefined" else 1)'
 }
+if [ -d "$dir/meson-private" ] && ! fuzz_configured; then
+        echo "fuzz: $dir is a build directory without -Dfuzz=true and ASan+UBSan; remove it or name another"
+        echo "0 passed, ${#targets[@]} failed, 0 skipped"
+        exit 1
+fi
 if ! fuzz_configured; then
         rm -rf "$dir"
         if ! CC=clang meson setup "$dir" -Dfuzz=true -Dtests=false -Dbuildtype=debugoptimized \
