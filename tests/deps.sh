@@ -1,8 +1,9 @@
 # tests/deps.sh — sourced by ./demo and ./run-tests: installs the Debian 12 packages pgina needs
-# to build and test (../shared/DESIGN.md), through apt-get, on first use only.
+# to build and test (../shared/DESIGN.md), through apt-get, on first use only. (llvm: the
+# llvm-symbolizer that names the lines in a sanitizer's or libFuzzer's report.)
 # shellcheck shell=bash
 
-PGINA_BUILD_PACKAGES=(build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
+PGINA_BUILD_PACKAGES=(build-essential meson ninja-build pkg-config clang libclang-rt-14-dev llvm
         libpam0g-dev libinih-dev libarchive-dev libzstd-dev libsmbclient-dev libldap-dev
         libcurl4-openssl-dev libcrypt-dev libsystemd-dev libacl1-dev libcmocka-dev libssl-dev openssl
         libxxhash-dev)

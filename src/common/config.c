@@ -57,11 +57,13 @@ void conf_error(char **errors, const char *file, unsigned line, const char *fmt,
 }
 
 /* State while inih walks the file: it does not give handlers line numbers in Debian's build, so
- * our reader counts the lines it hands over and flags lines longer than inih can hold. */
+ * our reader counts the lines it hands over and flags lines it cannot hand over whole. */
 struct parse_state {
         FILE *f;
         unsigned line;
         unsigned long_line;
+        char *buf; /* getline's: a line is read whole, NUL bytes included */
+        size_t cap;
         struct conf *c;
         char **errors;
         int oom;
@@ -69,24 +71,28 @@ struct parse_state {
 
 static char *conf_reader(char *str, int num, void *stream) {
         struct parse_state *st = stream;
-        char *r = fgets(str, num, st->f);
-        size_t n;
+        ssize_t n = getline(&st->buf, &st->cap, st->f);
+        size_t len;
 
-        if (!r)
+        if (n < 0)
                 return NULL;
         st->line++;
-        n = strlen(str);
-        if (n > 0 && str[n - 1] != '\n' && !feof(st->f)) {
-                /* Longer than inih's buffer: swallow the rest, report it, hand over a comment. */
-                int ch;
-                while ((ch = fgetc(st->f)) != EOF && ch != '\n')
-                        ;
+        len = (size_t)n - (st->buf[n - 1] == '\n');
+        /* What fgets would get wrong: a line longer than inih's buffer (cut, its rest read as the
+         * next line) or one holding a NUL byte (cut short unseen). Reported, handed over as a
+         * comment. */
+        if (len > (size_t)num - 2 || memchr(st->buf, 0, (size_t)n)) {
                 if (!st->long_line)
                         st->long_line = st->line;
-                conf_error(st->errors, st->c->path, st->line, "line longer than %d bytes",
-                           CONF_LINE_MAX - 2);
+                if (len > (size_t)num - 2)
+                        conf_error(st->errors, st->c->path, st->line, "line longer than %d bytes",
+                                   CONF_LINE_MAX - 2);
+                else
+                        conf_error(st->errors, st->c->path, st->line, "NUL byte in the line");
                 snprintf(str, (size_t)num, "#\n");
+                return str;
         }
+        memcpy(str, st->buf, (size_t)n + 1);
         return str;
 }
 
@@ -328,6 +334,7 @@ int conf_load(const char *path, struct conf **ret, char **errors) {
         st.c = c;
         st.errors = errors;
         r = ini_parse_stream(conf_reader, &st, conf_handler, &st);
+        free(st.buf);
         if (st.oom)
                 return -ENOMEM;
         if (r > 0 && (unsigned)r != st.long_line)

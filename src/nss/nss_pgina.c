@@ -89,13 +89,11 @@ static bool peer_is_root(int fd) {
                cred.uid == 0;
 }
 
-/* One GETPWNAM or GETGRNAM request (name, or "" and an id), all of it bounded by
- * NSS_PGINA_TIMEOUT_MS. Returns 0 with *result filled, or -errno (daemon down, silent, or a
- * malformed answer). */
-static int ask_pginad(uint16_t type, const char *name, uint32_t id, struct proto_result *result) {
-        long long deadline = now_ms() + NSS_PGINA_TIMEOUT_MS;
+/* The request and its answer on a connected fd, until `deadline` (now_ms() clock). Split from
+ * ask_pginad so tests/fuzz/fuzz_nss.c can play the daemon on a socketpair. */
+static int nss_exchange(int fd, long long deadline, uint16_t type, const char *name, uint32_t id,
+                        struct proto_result *result) {
         _cleanup_pbuf_ struct pbuf req = {0};
-        _cleanup_close_ int fd = -1;
         int r;
 
         pbuf_init(&req);
@@ -103,11 +101,6 @@ static int ask_pginad(uint16_t type, const char *name, uint32_t id, struct proto
             (r = pbuf_put_str(&req, name)) < 0 || (r = pbuf_put_u32(&req, id)) < 0 ||
             (r = proto_frame_end(&req)) < 0)
                 return r;
-        fd = proto_connect(PGINA_SOCKET_DEFAULT, NSS_PGINA_TIMEOUT_MS);
-        if (fd < 0)
-                return fd;
-        if (!peer_is_root(fd))
-                return -EPERM;
         r = proto_send(fd, &req);
         if (r < 0)
                 return r;
@@ -128,6 +121,21 @@ static int ask_pginad(uint16_t type, const char *name, uint32_t id, struct proto
                         return -EBADMSG;
                 return proto_result_parse(&p, result);
         }
+}
+
+/* One GETPWNAM or GETGRNAM request (name, or "" and an id), all of it bounded by
+ * NSS_PGINA_TIMEOUT_MS. Returns 0 with *result filled, or -errno (daemon down, silent, or a
+ * malformed answer). */
+static int ask_pginad(uint16_t type, const char *name, uint32_t id, struct proto_result *result) {
+        long long deadline = now_ms() + NSS_PGINA_TIMEOUT_MS;
+        _cleanup_close_ int fd = -1;
+
+        fd = proto_connect(PGINA_SOCKET_DEFAULT, NSS_PGINA_TIMEOUT_MS);
+        if (fd < 0)
+                return fd;
+        if (!peer_is_root(fd))
+                return -EPERM;
+        return nss_exchange(fd, deadline, type, name, id, result);
 }
 
 /* Copy s into the caller's buffer; NULL when it does not fit. */
@@ -165,13 +173,27 @@ static enum nss_status fill_passwd(const struct pw_answer *a, struct passwd *pw,
         return NSS_STATUS_SUCCESS;
 }
 
+/* pginad's answer to a lookup of name (or, name NULL, of uid) into pw. */
+static enum nss_status passwd_from_result(const struct proto_result *res, const char *name,
+                                          uid_t uid, struct passwd *pw, char *buf, size_t buflen,
+                                          int *err) {
+        struct pw_answer a;
+
+        if (res->status == PROTO_NOT_FOUND)
+                return NSS_STATUS_NOTFOUND;
+        if (res->status != PROTO_OK || res->nrows != 1 || answer_from_row(&res->rows[0], &a) < 0)
+                return NSS_STATUS_UNAVAIL; /* cannot tell (server down), or an answer not believed */
+        if (name ? !streq(a.name, name) : a.uid != uid)
+                return NSS_STATUS_NOTFOUND; /* not the user asked for */
+        return fill_passwd(&a, pw, buf, buflen, err);
+}
+
 /* name: by name; else by uid. *errnop is glibc's errno: set last, after anything that could
  * change errno. */
 static enum nss_status lookup(const char *name, uid_t uid, struct passwd *pw, char *buf,
                               size_t buflen, int *errnop) {
         struct proto_result res = {0};
         enum nss_status st = NSS_STATUS_UNAVAIL;
-        struct pw_answer a;
         int err = ENOENT;
 
         if (getenv("PGINA_NSS_DISABLE"))
@@ -182,14 +204,8 @@ static enum nss_status lookup(const char *name, uid_t uid, struct passwd *pw, ch
         }
         if (ask_pginad(PROTO_REQ_GETPWNAM, name ? name : "", name ? 0 : (uint32_t)uid, &res) < 0)
                 st = NSS_STATUS_UNAVAIL; /* pginad down, silent, or not root */
-        else if (res.status == PROTO_NOT_FOUND)
-                st = NSS_STATUS_NOTFOUND;
-        else if (res.status != PROTO_OK || res.nrows != 1 || answer_from_row(&res.rows[0], &a) < 0)
-                st = NSS_STATUS_UNAVAIL; /* cannot tell (server down), or an answer not believed */
-        else if (name ? !streq(a.name, name) : a.uid != uid)
-                st = NSS_STATUS_NOTFOUND; /* not the user asked for */
         else
-                st = fill_passwd(&a, pw, buf, buflen, &err);
+                st = passwd_from_result(&res, name, uid, pw, buf, buflen, &err);
         proto_result_free(&res);
 out:
         if (st != NSS_STATUS_SUCCESS)
@@ -261,12 +277,34 @@ static int fill_group(const struct proto_row *row, struct group *gr, char *buf, 
         return 0;
 }
 
+/* pginad's answer to a lookup of group name (or, name NULL, of gid) into gr. */
+static enum nss_status group_from_result(const struct proto_result *res, const char *name,
+                                         gid_t gid, struct group *gr, char *buf, size_t buflen,
+                                         int *err) {
+        int r;
+
+        if (res->status == PROTO_NOT_FOUND)
+                return NSS_STATUS_NOTFOUND;
+        if (res->status != PROTO_OK || res->nrows != 1)
+                return NSS_STATUS_UNAVAIL;
+        r = fill_group(&res->rows[0], gr, buf, buflen);
+        if (r == -ERANGE) {
+                *err = ERANGE;
+                return NSS_STATUS_TRYAGAIN;
+        }
+        if (r < 0)
+                return NSS_STATUS_UNAVAIL; /* an answer not believed */
+        if (name ? !streq(gr->gr_name, name) : gr->gr_gid != gid)
+                return NSS_STATUS_NOTFOUND; /* not the group asked for */
+        return NSS_STATUS_SUCCESS;
+}
+
 /* name: by name; else by gid. As lookup() for users. */
 static enum nss_status lookup_group(const char *name, gid_t gid, struct group *gr, char *buf,
                                     size_t buflen, int *errnop) {
         struct proto_result res = {0};
         enum nss_status st = NSS_STATUS_UNAVAIL;
-        int err = ENOENT, r;
+        int err = ENOENT;
 
         if (getenv("PGINA_NSS_DISABLE"))
                 goto out;
@@ -276,19 +314,8 @@ static enum nss_status lookup_group(const char *name, gid_t gid, struct group *g
         }
         if (ask_pginad(PROTO_REQ_GETGRNAM, name ? name : "", name ? 0 : (uint32_t)gid, &res) < 0)
                 st = NSS_STATUS_UNAVAIL;
-        else if (res.status == PROTO_NOT_FOUND)
-                st = NSS_STATUS_NOTFOUND;
-        else if (res.status != PROTO_OK || res.nrows != 1)
-                st = NSS_STATUS_UNAVAIL;
-        else if ((r = fill_group(&res.rows[0], gr, buf, buflen)) == -ERANGE) {
-                err = ERANGE;
-                st = NSS_STATUS_TRYAGAIN;
-        } else if (r < 0)
-                st = NSS_STATUS_UNAVAIL; /* an answer not believed */
-        else if (name ? !streq(gr->gr_name, name) : gr->gr_gid != gid)
-                st = NSS_STATUS_NOTFOUND; /* not the group asked for */
         else
-                st = NSS_STATUS_SUCCESS;
+                st = group_from_result(&res, name, gid, gr, buf, buflen, &err);
         proto_result_free(&res);
 out:
         if (st != NSS_STATUS_SUCCESS)

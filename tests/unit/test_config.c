@@ -307,6 +307,22 @@ static void test_long_line(void **state) {
         free(text);
 }
 
+/* fuzz_config's find: a NUL byte was read as a long line, and the line after it swallowed. */
+static void test_nul_byte_named_on_its_line_and_next_line_kept(void **state) {
+        static const char text[] = "[service]\nmax_workers = 4\0junk\nbogus = 1\n";
+        struct conf *c = NULL;
+        _cleanup_free_ char *errors = NULL;
+        FILE *f = fopen(path, "we");
+
+        assert_non_null(f);
+        assert_int_equal(fwrite(text, 1, sizeof text - 1, f), sizeof text - 1);
+        assert_int_equal(fclose(f), 0);
+        assert_int_equal(conf_load(path, &c, &errors), -EINVAL);
+        assert_error_at(errors, 2, "NUL byte");
+        assert_error_at(errors, 3, "bogus");
+        assert_null(strstr(errors, "longer than"));
+}
+
 static void test_every_bad_line_reported_not_just_first(void **state) {
         _cleanup_free_ char *errors = load_bad("[service]\n"
                                                "log_level = loud\n"
@@ -358,6 +374,7 @@ int main(void) {
                 cmocka_unit_test(test_key_outside_any_section),
                 cmocka_unit_test(test_bad_plugin_section_name),
                 cmocka_unit_test(test_long_line),
+                cmocka_unit_test(test_nul_byte_named_on_its_line_and_next_line_kept),
                 cmocka_unit_test(test_every_bad_line_reported_not_just_first),
                 cmocka_unit_test(test_conf_error_format),
                 cmocka_unit_test(test_stage_names_and_bits),
