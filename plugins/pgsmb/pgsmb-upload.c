@@ -264,8 +264,11 @@ int pgsmb_upload(struct pgina_ctx *ctx, struct pgina_user *u, bool admin) {
                 goto out;
         }
         up.pu = (struct pgsmb_user){.name = up.cfg.user, .uid = acc.uid, .gid = acc.gid, .home = up.cfg.home};
-        if (!admin)
+        if (!admin) {
+                /* A logon of this user waits for this job: no new process of theirs starts now. */
+                pgsmb_end_user_processes(ctx, up.cfg.user, acc.uid, acc.gid);
                 pgsmb_logoff_unmount(ctx, u, &up.cfg, acc.uid, acc.gid);
+        }
         if (up.cfg.max_storage_bytes) {
                 if ((k = profile_bytes(&up, &bytes)) < 0) {
                         k = upload_failed(&up, "profile not saved");

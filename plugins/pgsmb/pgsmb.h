@@ -84,5 +84,8 @@ int pgsmb_mount_point_open(const char *home, const char *mount, bool from_attr, 
                            char *why, size_t whylen);
 /* fd is the root of a mount other than parent's. */
 bool pgsmb_fd_is_mount(int parent, int fd);
+/* Logoff, before archiving (pgsmb-procs.c): wait logoff_process_wait s for the user's processes,
+ * then end them (logind TerminateUser, else SIGTERM/SIGKILL) unless configured otherwise. */
+void pgsmb_end_user_processes(struct pgina_ctx *ctx, const char *user, uid_t uid, gid_t gid);
 /* Notification LOGON: SNTP check (ntp_servers) and the login script, as the user, bounded. */
 int pgsmb_logon_tasks(struct pgina_ctx *ctx, struct pgina_user *u);

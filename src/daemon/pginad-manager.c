@@ -555,6 +555,28 @@ static bool pending_login_with_token(struct manager *m, const char *token) {
         return false;
 }
 
+/* One user manager per user (user@UID.service): a manager session of the user still listed when
+ * a new one opens is stale, its manager ended before it could close it (logind's TerminateUser
+ * at logoff ends sd-pam too). */
+static void manager_sessions_drop(struct manager *m, const char *user) {
+        for (bool found = true; found;) {
+                found = false;
+                for (size_t i = 0; i < m->cache.n; i++) {
+                        struct session *s = &m->cache.v[i], gone;
+                        _cleanup_free_ char *id = NULL;
+
+                        if (!cache_session_is_manager(s) || !streq(s->entries[0].user, user))
+                                continue;
+                        if (!(id = strdup(s->id)) || cache_close(&m->cache, id, &gone) < 0)
+                                return;
+                        log_info("session %s of %s (a user manager that ended without closing it) dropped", id, user);
+                        session_done(&gone);
+                        found = true;
+                        break;
+                }
+        }
+}
+
 static void handle_open_session(struct manager *m, struct conn *c) {
         struct request *r = &c->req;
         struct pgina_user *record = NULL;
@@ -612,6 +634,8 @@ static void handle_open_session(struct manager *m, struct conn *c) {
                 reply_simple(c, PROTO_UNAVAILABLE, "out of memory");
                 goto out;
         }
+        if (streq(r->service, "systemd-user"))
+                manager_sessions_drop(m, r->user);
         /* The first login session is the logon; the user's manager (systemd-user) never is. */
         if (cache_user_sessions(&m->cache, r->user) == 0 && !streq(r->service, "systemd-user"))
                 ev[nev++] = PGINA_EVENT_LOGON;

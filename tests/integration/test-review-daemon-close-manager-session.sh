@@ -6,7 +6,9 @@
 #   - the user may close that manager session of their own (as uid alice), which starts no second
 #     logoff; but a non-root peer may never close a login session (their own or anyone's: that
 #     would start the logoff, and localmachine's logoff_action, under a live session), nor
-#     another user's manager session.
+#     another user's manager session;
+#   - a manager session left by a manager that ended without closing it (logind's TerminateUser)
+#     is replaced by the user's next one.
 . "$(dirname "$0")/lib.sh"
 need pamtester
 
@@ -69,4 +71,9 @@ pgina_wait_log "session $manager of alice (its user manager, systemd-user) close
 pgina_wait_jobs
 assert_eq 1 "$(grep -c 'logoff job of alice finished' "$PGINA_LOG")" "logoff jobs of alice"
 [ -z "$(sid_of alice systemd-user)" ] || fail "the manager session is still listed"
+
+step "a manager that ended without closing its session: the next one replaces it"
+pam_run_input systemd-user bob '' open_session || fail "bob's second systemd-user session did not open"
+pgina_wait_log "session $bobmgr of bob (a user manager that ended without closing it) dropped"
+assert_eq 1 "$(pginactl sessions | grep -c 'bob.*systemd-user')" "bob's manager sessions"
 exit 0
