@@ -62,6 +62,11 @@ machine_prepare() {
                 { tail -n 20 "$T/install.log" >&2; fail "meson install into the machine failed"; }
         # what an admin runs after installing
         chroot "$M" ldconfig
+        chroot "$M" ldd /usr/sbin/pginad /usr/sbin/pginactl /usr/lib/pgina/plugins/*.so >"$T/ldd.log" 2>&1
+        if grep -q 'not found' "$T/ldd.log"; then
+                grep 'not found' "$T/ldd.log" >&2
+                fail "the machine root lacks a library pgina needs (add its package to root.sh's runtime list)"
+        fi
         DEBIAN_FRONTEND=noninteractive chroot "$M" pam-auth-update --enable pgina >"$T/pam-auth-update.log" 2>&1 ||
                 { cat "$T/pam-auth-update.log" >&2; fail "pam-auth-update --enable pgina failed"; }
         chroot "$M" systemctl enable pginad >"$T/enable.log" 2>&1 ||
@@ -75,13 +80,40 @@ machine_conf() {
         chmod 0644 "$M/etc/pgina/pgina.conf"
 }
 
+# machine_roaming ALICE-PASSWORD [PGSMB-LINES]: the usual machine of the logoff tests: localmachine
+# for the local account alice, pgSMB (then localmachine) as gateway and notification with a
+# file:// store at /srv/pgina/profiles; PGSMB-LINES added to [pgsmb]. Boots it.
+machine_roaming() {
+        machine_prepare
+        mkdir -p "$M/srv/pgina/profiles"
+        machine_conf <<CONF
+[order]
+authentication = localmachine
+authorization = localmachine
+gateway = pgsmb localmachine
+notification = pgsmb localmachine
+[pgsmb]
+share = file:///srv/pgina/profiles
+retries = 1
+${2:-}
+CONF
+        machine_user alice "$1"
+        machine_boot
+}
+
+# machine_member NAME: the member NAME (stored as NAME or ./NAME) of alice's archive on stdout
+machine_member() {
+        machine_exec tar --warning=no-unknown-keyword --zstd -xOf /srv/pgina/profiles/alice/alice.tar.zst "$1" 2>/dev/null ||
+                machine_exec tar --warning=no-unknown-keyword --zstd -xOf /srv/pgina/profiles/alice/alice.tar.zst "./$1"
+}
+
 # machine_user NAME PASSWORD: a local account in the machine (before it boots, or while it runs).
 machine_user() {
         chroot "$M" useradd -m -s /bin/bash "$1" || fail "useradd $1 in the machine failed"
         printf '%s:%s\n' "$1" "$2" | chroot "$M" chpasswd -c YESCRYPT || fail "chpasswd $1 failed"
 }
 
-# machine_boot: boot it; wait (90 s) until systemd says running (or degraded) and pginad is active.
+# machine_boot: boot it; wait (180 s) until systemd says running (or degraded) and pginad is active.
 machine_boot() {
         local i state
         systemd-nspawn --register=no --keep-unit --private-network -q -D "$M" -b \
@@ -99,7 +131,7 @@ machine_boot() {
                 skip "systemd-nspawn cannot boot a machine here (console above)"
         fi
         # systemctl answers only once systemd's bus is up: ask until it says the boot is done
-        for ((i = 0; i < 450; i++)); do
+        for ((i = 0; i < 900; i++)); do # 180 s: a loaded 2-core machine boots slowly
                 state=$(nsenter -t "$MACHINE_PID1" -a systemctl is-system-running 2>/dev/null)
                 case $state in running | degraded | maintenance | stopping) break ;; esac
                 kill -0 "$NSPAWN_PID" 2>/dev/null || break

@@ -4,20 +4,7 @@
 # kill -9 with Restart=on-failure) still runs the logoff when the user leaves.
 . "$(dirname "$0")/lib.sh"
 
-machine_prepare
-mkdir -p "$M/srv/pgina/profiles"
-machine_conf <<'CONF'
-[order]
-authentication = localmachine
-authorization = localmachine
-gateway = pgsmb localmachine
-notification = pgsmb localmachine
-[pgsmb]
-share = file:///srv/pgina/profiles
-retries = 1
-CONF
-machine_user alice 'Alice-machine-pw-1'
-machine_boot
+machine_roaming 'Alice-machine-pw-1'
 
 jobs_done() { machine_journal -u pginad | grep -c 'logoff job of alice finished'; }
 wait_sessions() { # N: until pginactl sessions lists N sessions of alice's sshd
@@ -63,8 +50,7 @@ for how in "systemctl restart pginad" "kill -9"; do
         wait "$s" || fail "the ssh session failed"
         for _ in $(seq 300); do [ "$(jobs_done)" -gt "$before" ] && break; sleep 0.1; done
         [ "$(jobs_done)" -gt "$before" ] || fail "no logoff after the restart ($how)"
-        machine_exec tar --warning=no-unknown-keyword --zstd -xOf /srv/pgina/profiles/alice/alice.tar.zst ./restart.txt >"$T/r" 2>/dev/null ||
-                machine_exec tar --warning=no-unknown-keyword --zstd -xOf /srv/pgina/profiles/alice/alice.tar.zst restart.txt >"$T/r"
+        machine_member restart.txt >"$T/r"
         assert_eq "$how" "$(cat "$T/r")" "restart.txt in the store"
 done
 exit 0

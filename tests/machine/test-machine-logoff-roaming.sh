@@ -7,27 +7,12 @@
 # ever saved.
 . "$(dirname "$0")/lib.sh"
 
-machine_prepare
-mkdir -p "$M/srv/pgina/profiles"
-machine_conf <<'CONF'
-[order]
-authentication = localmachine
-authorization = localmachine
-gateway = pgsmb localmachine
-notification = pgsmb localmachine
-[pgsmb]
-share = file:///srv/pgina/profiles
-retries = 1
-logoff_process_wait = 2
-CONF
-machine_user alice 'Alice-machine-pw-1'
-machine_boot
+machine_roaming 'Alice-machine-pw-1' "logoff_process_wait = 2"
 
 step "an ssh session writes a file and ends: the logoff saves the profile"
 machine_ssh alice 'Alice-machine-pw-1' 'echo v1 > ~/f.txt' || fail "ssh logon failed"
 machine_wait_journal "alice: saved" pginad 600
-machine_exec tar --warning=no-unknown-keyword --zstd -xOf /srv/pgina/profiles/alice/alice.tar.zst ./f.txt >"$T/f.txt" 2>/dev/null ||
-        machine_exec tar --warning=no-unknown-keyword --zstd -xOf /srv/pgina/profiles/alice/alice.tar.zst f.txt >"$T/f.txt"
+machine_member f.txt >"$T/f.txt"
 assert_eq v1 "$(cat "$T/f.txt")" "f.txt in the store"
 machine_wait_journal "session 1 of alice closed (last session: logoff)" pginad
 
@@ -54,7 +39,6 @@ assert_not_contains "$T/pginad.journal" "may not make request"
 [ "$(machine_exec pginactl sessions | grep -c 'alice.*systemd-user')" -le 1 ] ||
         fail "stale user manager sessions of alice: $(machine_exec pginactl sessions)"
 machine_exec pgrep -u alice >"$T/left" && fail "processes of alice left after the logoff: $(cat "$T/left")"
-machine_exec tar --warning=no-unknown-keyword --zstd -xOf /srv/pgina/profiles/alice/alice.tar.zst ./w.log >"$T/w" 2>/dev/null ||
-        machine_exec tar --warning=no-unknown-keyword --zstd -xOf /srv/pgina/profiles/alice/alice.tar.zst w.log >"$T/w"
+machine_member w.log >"$T/w"
 assert_eq "$(machine_exec wc -l </dev/null /home/alice/w.log | cut -d' ' -f1)" "$(wc -l <"$T/w")" "w.log lines saved (quiet home)"
 exit 0

@@ -3,20 +3,7 @@
 # of a roaming user's ssh session lead to the logoff work (the profile is saved).
 . "$(dirname "$0")/lib.sh"
 
-machine_prepare
-mkdir -p "$M/srv/pgina/profiles"
-machine_conf <<'CONF'
-[order]
-authentication = localmachine
-authorization = localmachine
-gateway = pgsmb localmachine
-notification = pgsmb localmachine
-[pgsmb]
-share = file:///srv/pgina/profiles
-retries = 1
-CONF
-machine_user alice 'Alice-machine-pw-1'
-machine_boot
+machine_roaming 'Alice-machine-pw-1'
 
 jobs_done() { machine_journal -u pginad | grep -c 'logoff job of alice finished'; }
 logind_session() { # the id of alice's logind session, waiting for it
@@ -45,8 +32,7 @@ for how in terminate-session terminate-user; do
         wait "$s" 2>/dev/null
         for _ in $(seq 300); do [ "$(jobs_done)" -gt "$before" ] && break; sleep 0.1; done
         [ "$(jobs_done)" -gt "$before" ] || fail "no logoff after loginctl $how"
-        machine_exec tar --warning=no-unknown-keyword --zstd -xOf /srv/pgina/profiles/alice/alice.tar.zst ./how.txt >"$T/h" 2>/dev/null ||
-                machine_exec tar --warning=no-unknown-keyword --zstd -xOf /srv/pgina/profiles/alice/alice.tar.zst how.txt >"$T/h"
+        machine_member how.txt >"$T/h"
         assert_eq "$how" "$(cat "$T/h")" "how.txt in the store"
         sleep 1
 done
