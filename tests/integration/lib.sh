@@ -476,6 +476,12 @@ CONF
         } | pgina_conf
 }
 
+# archived ARCHIVE NAME: the member NAME of a tar.zst ARCHIVE (stored as NAME or ./NAME) on stdout
+archived() {
+        tar --warning=no-unknown-keyword --zstd -xOf "$1" "$2" 2>/dev/null ||
+                tar --warning=no-unknown-keyword --zstd -xOf "$1" "./$2"
+}
+
 # need_nss_module: skip when the built libnss_pgina carries ASan: glibc loads NSS modules into
 # every program (getent, sshd, smbpasswd), none of them instrumented, and silently skips a module
 # it cannot load. The module is tested in the uninstrumented (gcc) pass.

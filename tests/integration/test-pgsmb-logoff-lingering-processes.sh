@@ -21,10 +21,6 @@ CONF
 write_conf ""
 pgina_start
 uid_procs() { pgrep -u "$1" | wc -l; }
-member() { # ARCHIVE NAME: the member NAME (stored as NAME or ./NAME) on stdout
-        tar --warning=no-unknown-keyword --zstd -xOf "$1" "$2" 2>/dev/null ||
-                tar --warning=no-unknown-keyword --zstd -xOf "$1" "./$2"
-}
 
 step "a writer and a process ignoring SIGTERM outlive the session: ended, then the home is saved"
 assert_ok pam_run pgtest alice secret authenticate acct_mgmt open_session
@@ -40,7 +36,7 @@ grep -q "alice: [0-9]* process(es) killed (SIGKILL) after 5 s" "$PGINA_LOG" || f
 assert_eq 0 "$(uid_procs alice)" "alice's processes after the logoff"
 [ "$el" -lt 30 ] || fail "the logoff took $el s"
 assert_contains "$PGINA_LOG" "alice: saved"
-saved=$(member "$STORE/alice/alice.tar.zst" writer.log | wc -l)
+saved=$(archived "$STORE/alice/alice.tar.zst" writer.log | wc -l)
 assert_eq "$(wc -l </home/alice/writer.log)" "$saved" "lines of writer.log saved (the home was quiet)"
 
 step "a process that ends within logoff_process_wait is waited for, not killed"
@@ -50,7 +46,7 @@ sleep 0.2
 pgina_close_session bob
 assert_not_contains "$PGINA_LOG" "bob: 1 process(es) still running"
 assert_not_contains "$PGINA_LOG" "bob: 2 process(es) still running"
-assert_eq done "$(member "$STORE/bob/bob.tar.zst" late.txt)" "late.txt saved"
+assert_eq done "$(archived "$STORE/bob/bob.tar.zst" late.txt)" "late.txt saved"
 
 step "logoff_keep_processes = @group: left running"
 groupadd keepers

@@ -15,7 +15,6 @@ STORE=$T/store
 mkdir -p "$STORE"
 meta_version() { sed -n 's/^version=//p' "$STORE/alice/alice.tar.zst.meta"; }
 # the content of FILE (relative to the home) inside the store archive ARCHIVE
-archived() { tar --warning=no-unknown-keyword --zstd -xOf "$1" "./$2" 2>/dev/null || tar --warning=no-unknown-keyword --zstd -xOf "$1" "$2"; }
 
 pgsmb_pam_service
 PGINA_SERVICE_EXTRA="request_timeout = 120" pgsmb_conf secret <<CONF

@@ -14,11 +14,6 @@
 need pamtester smbd zstd tar
 [ -e "$BUILD/plugins/pgsmb.so" ] || skip "pgsmb plugin not built"
 
-# archived ARCHIVE NAME: the member NAME of ARCHIVE (stored as NAME or ./NAME) on stdout
-archived() {
-        tar --warning=no-unknown-keyword --zstd -xOf "$1" "$2" 2>/dev/null ||
-                tar --warning=no-unknown-keyword --zstd -xOf "$1" "./$2"
-}
 share_sums() { (cd "$SMBD_SHARE" && find . -type f ! -name '*.tmp-*' -print0 | sort -z | xargs -0 -r sha256sum); }
 
 pgsmb_pam_service

@@ -61,8 +61,7 @@ mv "$STORE.away" "$STORE"
 assert_ok pam_run pgtest alice secret authenticate acct_mgmt open_session
 assert_eq "unsaved-work" "$(cat /home/alice/work.txt)" "the unsaved file after logon 3"
 pgina_close_session alice
-assert_eq "unsaved-work" "$(tar --zstd -xOf "$STORE/alice/alice.tar.zst" ./work.txt 2>/dev/null ||
-        tar --zstd -xOf "$STORE/alice/alice.tar.zst" work.txt)" "work.txt in the store"
+assert_eq "unsaved-work" "$(archived "$STORE/alice/alice.tar.zst" work.txt)" "work.txt in the store"
 getent passwd alice >/dev/null && fail "alice's account was not removed after the saved logoff 3"
 [ -e /home/alice ] && fail "alice's home was not removed after the saved logoff 3"
 exit 0
