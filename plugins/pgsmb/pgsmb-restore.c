@@ -1,7 +1,6 @@
 /* pgSMB gateway: bring the user's home from the store, or give a temporary one. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <libgen.h>
 #include <limits.h>
@@ -17,6 +16,7 @@
 #include "lm-spawn.h"
 #include "pgsmb-state.h"
 #include "pgsmb-user.h"
+#include "pgsmb-userwork.h"
 #include "pgsmb.h"
 #include "util.h"
 
@@ -42,32 +42,14 @@ static void progress_cb(void *userdata, uint64_t bytes, uint64_t total) {
                 pgina_ctx_progress(r->ctx, "Restoring your profile: %.1f MiB", bytes / 1048576.0);
 }
 
-/* ---- removing a tree as the user (never follow a link as root) ---- */
-
-static int rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw) {
-        if (ftw->level == 0)
-                return 0; /* the top directory: its parent is root's, the caller removes it */
-        if (type == FTW_DP)
-                return rmdir(path) < 0 && errno != ENOENT ? -1 : 0;
-        return unlink(path) < 0 && errno != ENOENT ? -1 : 0;
-}
-
-static int rm_contents(void *arg, char *err, size_t errlen) {
-        const char *dir = arg;
-
-        if (nftw(dir, rm_entry, 64, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0) {
-                snprintf(err, errlen, "cannot remove %s: %s", dir, strerror(errno));
-                return -errno;
-        }
-        return 0;
-}
-
-/* Remove a directory we made inside the home's parent: contents as the user, then the top. */
+/* Remove a directory we made inside the home's parent: contents as the user (never follow a link
+ * as root), then the top. */
 static void remove_tree(struct restore *r, const char *dir) {
-        char err[256] = "";
+        struct userwork_job job = {.kind = USERWORK_RM_CONTENTS, .name = r->pu.name, .home = r->pu.home, .dir = dir};
+        struct userwork_report rep;
 
-        if (pgsmb_as_user(&r->pu, -1, rm_contents, (void *)dir, err, sizeof err) < 0)
-                pgina_log(r->ctx, LOG_WARNING, "%s: %s", r->cfg.user, err);
+        if (pgsmb_as_user(&r->pu, &job, &rep) < 0)
+                pgina_log(r->ctx, LOG_WARNING, "%s: %s", r->cfg.user, rep.err);
         if (rmdir(dir) < 0 && errno != ENOENT)
                 pgina_log(r->ctx, LOG_WARNING, "%s: cannot remove %s: %m (left behind)", r->cfg.user, dir);
 }

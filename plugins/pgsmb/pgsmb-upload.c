@@ -13,6 +13,7 @@
 #include "log.h"
 #include "pgsmb-state.h"
 #include "pgsmb-user.h"
+#include "pgsmb-userwork.h"
 #include "pgsmb.h"
 #include "util.h"
 
@@ -28,34 +29,18 @@ struct upload {
         bool admin; /* pginactl profile upload: progress to the admin */
 };
 
-struct size_arg {
-        const char *home;
-        char *const *exclude;
-        uint64_t bytes;
-};
-
-static int size_child(void *arg, char *err, size_t errlen) {
-        struct size_arg *a = arg;
-        uint64_t bytes = 0;
-        int k = profile_size(a->home, (const char *const *)a->exclude, &bytes, err, errlen);
-
-        if (k < 0)
-                return k;
-        /* The answer crosses the process boundary as the report's text. */
-        snprintf(err, errlen, "%" PRIu64, bytes);
-        return 0;
-}
-
 static int profile_bytes(struct upload *up, uint64_t *bytes) {
-        struct size_arg a = {.home = up->cfg.home, .exclude = up->cfg.exclude};
-        char out[256] = "";
-        int k = pgsmb_as_user(&up->pu, -1, size_child, &a, out, sizeof out);
+        struct userwork_job job = {.kind = USERWORK_SIZE, .name = up->pu.name, .home = up->pu.home,
+                                   .dir = up->cfg.home, .exclude = (const char *const *)up->cfg.exclude};
+        struct userwork_report rep;
+        int k = pgsmb_as_user(&up->pu, &job, &rep);
 
         if (k < 0) {
-                snprintf(up->why, sizeof up->why, "cannot measure %s: %s", up->cfg.home, out);
+                snprintf(up->why, sizeof up->why, "cannot measure %s: %s", up->cfg.home, rep.err);
                 return k;
         }
-        *bytes = strtoull(out, NULL, 10);
+        /* The answer crosses the process boundary as the report's text. */
+        *bytes = strtoull(rep.err, NULL, 10);
         return 0;
 }
 

@@ -1,6 +1,8 @@
-/* pgSMB: children that run as the user, and the streams between them and the store. */
+/* pgSMB: children that run as the user (pgsmb-userwork), and the streams between them and the
+ * store. */
 #include "pgsmb-user.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -21,6 +23,7 @@
 #include "log.h"
 #include "pgsmb-inflate.h"
 #include "pgsmb-readback.h"
+#include "pgsmb-userwork.h"
 #include "util.h"
 
 /* One store request: SMB3 servers take 8 MiB reads and writes (Samba, Windows), so a 674 MiB
@@ -30,18 +33,6 @@
  * goes on extracting (or compressing) through several store round trips, so transfer and file
  * work overlap instead of taking turns. */
 #define STREAM_BUFFER (8 * 1024 * 1024)
-
-/* What a child tells its parent when it ends. */
-struct child_report {
-        int result;
-        struct profile_stats stats;
-        char err[512];
-};
-
-struct child {
-        pid_t pid;
-        int report_fd;
-};
 
 void pgsmb_hex(const unsigned char sha256[32], char out[65]) {
         for (int i = 0; i < 32; i++)
@@ -57,192 +48,68 @@ static int drop_to_user(const struct pgsmb_user *u) {
         if (setuid(0) == 0)
                 return -EPERM; /* the drop did not stick */
         umask(077);
-        if (setenv("HOME", u->home, 1) < 0)
-                return -errno;
         return 0;
 }
 
-typedef int (*child_fn)(void *arg, struct child_report *rep);
+/* pgsmb-userwork lies next to the plugin (the plugin directory is root's, checked when the plugin
+ * was loaded), and must be root's and writable by no one else, like the plugin. */
+static int userwork_path(char *path, size_t len, char *err, size_t errlen) {
+        Dl_info info;
+        struct stat st;
+        const char *slash;
 
-/* Everything above stderr closed but a and b: a process working as the user holds none of the
- * worker's descriptors (its store connections, the parent's end of the stream, which it must not
- * hold or it never sees the stream's end). syslog's socket goes too and is opened again. */
-static void close_all_but(int a, int b) {
-        int lo = a < b ? a : b, hi = a < b ? b : a;
-
-        log_close_for_fork();
-        if (lo < 3)
-                lo = hi;
-        if (lo >= 3) {
-                if (lo > 3)
-                        close_range(3, (unsigned)lo - 1, 0);
-                if (hi > lo + 1)
-                        close_range((unsigned)lo + 1, (unsigned)hi - 1, 0);
-                close_range((unsigned)hi + 1, ~0U, 0);
-        } else
-                close_range(3, ~0U, 0);
-        log_reopen();
-}
-
-/* keep_fd: the one descriptor fn uses (-1: none). */
-static int child_start(const struct pgsmb_user *u, child_fn fn, void *arg, int keep_fd,
-                       struct child *c) {
-        int p[2];
-        pid_t pid;
-
-        if (pipe2(p, O_CLOEXEC) < 0)
-                return -errno;
-        pid = fork();
-        if (pid < 0) {
+        if (!dladdr((void *)userwork_path, &info) || !info.dli_fname || !(slash = strrchr(info.dli_fname, '/'))) {
+                snprintf(err, errlen, "cannot find the directory of the pgsmb plugin");
+                return -ENOENT;
+        }
+        if (snprintf(path, len, "%.*s/%s", (int)(slash - info.dli_fname), info.dli_fname, USERWORK_PROGRAM) >= (int)len)
+                return -ENAMETOOLONG;
+        if (stat(path, &st) < 0) {
                 int r = -errno;
-                close(p[0]);
-                close(p[1]);
+                snprintf(err, errlen, "%s: %s (it is installed with the pgsmb plugin)", path, strerror(errno));
                 return r;
         }
-        if (pid == 0) {
-                struct child_report rep = {0};
-
-                (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-                signal(SIGPIPE, SIG_IGN);
-                close_all_but(p[1], keep_fd >= 0 ? keep_fd : p[1]);
-                rep.result = drop_to_user(u);
-                if (rep.result < 0)
-                        snprintf(rep.err, sizeof rep.err, "cannot switch to user %s: %s", u->name,
-                                 strerror(-rep.result));
-                else if (chdir("/") < 0)
-                        rep.result = -errno;
-                else
-                        rep.result = fn(arg, &rep);
-                (void)write_all(p[1], &rep, sizeof rep);
-                _exit(rep.result == 0 ? 0 : 1);
+        if (!S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022) || !(st.st_mode & 0100)) {
+                snprintf(err, errlen, "%s must be a program owned by root and writable by no one else", path);
+                return -EPERM;
         }
-        close(p[1]);
-        c->pid = pid;
-        c->report_fd = p[0];
         return 0;
 }
 
-/* Wait for the child; its report lands in rep. Returns 0 when it succeeded. */
-static int child_wait(struct child *c, struct child_report *rep) {
-        int status = 0;
-        ssize_t k;
-
-        memset(rep, 0, sizeof *rep);
-        do
-                k = read(c->report_fd, rep, sizeof *rep);
-        while (k < 0 && errno == EINTR);
-        close(c->report_fd);
-        while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR)
-                ;
-        if (k != (ssize_t)sizeof *rep) {
-                snprintf(rep->err, sizeof rep->err, "the process working as the user %s",
-                         WIFSIGNALED(status) ? "was killed" : "ended without a report");
-                if (WIFSIGNALED(status))
-                        snprintf(rep->err + strlen(rep->err), sizeof rep->err - strlen(rep->err),
-                                 " (%s)", strsignal(WTERMSIG(status)));
-                return -EIO;
-        }
-        rep->err[sizeof rep->err - 1] = 0;
-        if (rep->result == 0 && (!WIFEXITED(status) || WEXITSTATUS(status) != 0))
-                return -EIO;
-        return rep->result < 0 ? rep->result : rep->result > 0 ? -EIO : 0;
-}
-
-struct fn_wrap {
-        pgsmb_user_fn fn;
-        void *arg;
-};
-
-static int wrap_fn(void *arg, struct child_report *rep) {
-        struct fn_wrap *w = arg;
-        return w->fn(w->arg, rep->err, sizeof rep->err);
-}
-
-int pgsmb_as_user(const struct pgsmb_user *u, int keep_fd, pgsmb_user_fn fn, void *arg, char *err,
-                  size_t errlen) {
-        struct fn_wrap w = {fn, arg};
-        struct child_report rep;
-        struct child c;
-        int r = child_start(u, wrap_fn, &w, keep_fd, &c);
-
-        if (r < 0) {
-                snprintf(err, errlen, "cannot start a process as %s: %s", u->name, strerror(-r));
-                return r;
-        }
-        r = child_wait(&c, &rep);
-        /* On success the text is the function's answer (profile_bytes reads a number there). */
-        if (r < 0)
-                snprintf(err, errlen, "%s", rep.err[0] ? rep.err : strerror(-r));
-        else
-                snprintf(err, errlen, "%s", rep.err);
-        return r;
-}
-
-/* ---- streams ---- */
-
-/* What an external archive program gets in its environment besides PATH (spawn-program.h). */
-struct program_env {
+/* The program's environment: the user's HOME, USER and LOGNAME, a fixed PATH, and a sanitizer's
+ * options when the worker has them (a test build); nothing else of the worker's. */
+struct child_env {
         char home[PATH_MAX + 8], user[300], logname[300];
-        const char *v[4];
-        struct profile_compress c;
+        const char *v[8];
 };
 
-static const struct profile_compress *program_env_add(struct program_env *pe, const struct profile_compress *c,
-                                                      const struct pgsmb_user *u) {
-        if (!c->archive_argv && !c->extract_argv)
-                return c;
-        snprintf(pe->home, sizeof pe->home, "HOME=%s", u->home);
-        snprintf(pe->user, sizeof pe->user, "USER=%s", u->name);
-        snprintf(pe->logname, sizeof pe->logname, "LOGNAME=%s", u->name);
-        pe->v[0] = pe->home;
-        pe->v[1] = pe->user;
-        pe->v[2] = pe->logname;
-        pe->v[3] = NULL;
-        pe->c = *c;
-        pe->c.program_env = pe->v;
-        return &pe->c;
-}
+static char *const *child_env(struct child_env *e, const struct pgsmb_user *u) {
+        static const char *const pass[] = {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"};
+        size_t n = 0;
 
-struct extract_arg {
-        int fd;
-        const char *target;
-        const struct profile_limits *lim;
-        const struct profile_compress *c;
-        const void *ring; /* built-in extraction: the shared ring, fd carries positions */
-        size_t ring_size;
-};
-
-static int extract_child(void *arg, struct child_report *rep) {
-        struct extract_arg *a = arg;
-        if (a->ring)
-                return profile_extract_ring(a->fd, a->ring, a->ring_size, a->target, a->lim,
-                                            &rep->stats, rep->err, sizeof rep->err);
-        return profile_extract(a->fd, a->target, a->lim, a->c, &rep->stats, rep->err, sizeof rep->err);
-}
-
-struct archive_arg {
-        int fd;
-        const char *home;
-        const char *const *exclude;
-        const struct profile_compress *c;
-};
-
-static int archive_child(void *arg, struct child_report *rep) {
-        struct archive_arg *a = arg;
-        int r = profile_archive(a->home, a->exclude, a->c, a->fd, &rep->stats, rep->err,
-                                sizeof rep->err);
-        close(a->fd);
-        return r;
-}
-
-static void progress_tick(pgsmb_progress_fn fn, void *ud, uint64_t bytes, uint64_t total,
-                          long long *last) {
-        long long now = now_ms();
-
-        if (fn && now - *last >= 1000) {
-                *last = now;
-                fn(ud, bytes, total);
+        snprintf(e->home, sizeof e->home, "HOME=%s", u->home);
+        snprintf(e->user, sizeof e->user, "USER=%s", u->name);
+        snprintf(e->logname, sizeof e->logname, "LOGNAME=%s", u->name);
+        e->v[n++] = e->home;
+        e->v[n++] = e->user;
+        e->v[n++] = e->logname;
+        e->v[n++] = "PATH=/usr/local/bin:/usr/bin:/bin";
+        for (size_t i = 0; i < ELEMENTSOF(pass); i++) {
+                const char *v = getenv(pass[i]);
+                if (v)
+                        e->v[n++] = v - strlen(pass[i]) - 1; /* "NAME=value" as it lies in environ */
         }
+        e->v[n] = NULL;
+        return (char *const *)e->v;
+}
+
+/* In the child, as the user: the report of a failure before pgsmb-userwork runs. */
+static _Noreturn void child_fail(int fd, int r, const char *fmt, const char *arg) {
+        struct userwork_report rep = {.result = r < 0 ? r : -EIO};
+
+        snprintf(rep.err, sizeof rep.err, fmt, arg, strerror(-rep.result));
+        (void)write_all(fd, &rep, sizeof rep);
+        _exit(1);
 }
 
 static int send_all(int fd, const void *buf, size_t len) {
@@ -261,6 +128,132 @@ static int send_all(int fd, const void *buf, size_t len) {
         return 0;
 }
 
+int pgsmb_child_start(const struct pgsmb_user *u, const struct userwork_job *job, int data_fd,
+                      int aux_fd, struct pgsmb_child *c, char *err, size_t errlen) {
+        _cleanup_pbuf_ struct pbuf b;
+        char path[PATH_MAX];
+        struct child_env env;
+        char *const *envp = child_env(&env, u);
+        pid_t parent = getpid(), pid;
+        int ctl[2], r;
+
+        pbuf_init(&b);
+        if ((r = userwork_path(path, sizeof path, err, errlen)) < 0)
+                return r;
+        if ((r = userwork_encode(job, &b)) < 0) {
+                snprintf(err, errlen, "cannot describe the work for %s: %s", u->name, strerror(-r));
+                return r;
+        }
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) < 0) {
+                r = -errno;
+                snprintf(err, errlen, "socketpair: %s", strerror(errno));
+                return r;
+        }
+        pid = fork();
+        if (pid < 0) {
+                r = -errno;
+                snprintf(err, errlen, "cannot start a process as %s: %s", u->name, strerror(errno));
+                close(ctl[0]);
+                close(ctl[1]);
+                return r;
+        }
+        if (pid == 0) {
+                const int src[] = {ctl[1], data_fd, aux_fd};
+                int tmp[ELEMENTSOF(src)];
+                char *const argv[] = {(char *)USERWORK_PROGRAM, NULL};
+
+                log_close_for_fork(); /* nothing is logged from here on: failures go in a report */
+                signal(SIGPIPE, SIG_IGN);
+                r = drop_to_user(u);
+                if (r < 0)
+                        child_fail(ctl[1], r, "cannot switch to user %s: %s", u->name);
+                /* Its descriptors: 3, 4, 5 as pgsmb-userwork.h says, every other one closed. */
+                for (size_t i = 0; i < ELEMENTSOF(src); i++)
+                        if ((tmp[i] = src[i] >= 0 ? fcntl(src[i], F_DUPFD_CLOEXEC, 16) : -1) < 0 && src[i] >= 0)
+                                child_fail(ctl[1], -errno, "cannot start the work as %s: %s", u->name);
+                for (size_t i = 0; i < ELEMENTSOF(src); i++) {
+                        int to = USERWORK_FD_CTL + (int)i;
+                        if (tmp[i] >= 0 ? dup2(tmp[i], to) < 0 : (close(to), false))
+                                child_fail(tmp[0], -errno, "cannot start the work as %s: %s", u->name);
+                }
+                close_range(USERWORK_FD_AUX + 1, ~0U, 0);
+                /* The drop cleared a death signal set before it; the exec keeps this one. */
+                if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+                        _exit(1);
+                execve(path, argv, envp);
+                child_fail(USERWORK_FD_CTL, -errno, "cannot run %s: %s", path);
+        }
+        close(ctl[1]);
+        c->pid = pid;
+        c->ctl_fd = ctl[0];
+        /* The job fits the socket's buffer or waits for the program to read it; a program that
+         * died first leaves its report (or none) for pgsmb_child_wait. */
+        (void)send_all(ctl[0], b.data, b.len);
+        return 0;
+}
+
+int pgsmb_child_wait(struct pgsmb_child *c, struct userwork_report *rep) {
+        char *p = (char *)rep;
+        size_t got = 0;
+        int status = 0;
+
+        memset(rep, 0, sizeof *rep);
+        while (got < sizeof *rep) {
+                ssize_t k = read(c->ctl_fd, p + got, sizeof *rep - got);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0)
+                        break;
+                got += (size_t)k;
+        }
+        close(c->ctl_fd);
+        c->ctl_fd = -1;
+        while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR)
+                ;
+        if (got != sizeof *rep) {
+                memset(rep, 0, sizeof *rep);
+                snprintf(rep->err, sizeof rep->err, "the process working as the user %s",
+                         WIFSIGNALED(status) ? "was killed" : "ended without a report");
+                if (WIFSIGNALED(status))
+                        snprintf(rep->err + strlen(rep->err), sizeof rep->err - strlen(rep->err),
+                                 " (%s)", strsignal(WTERMSIG(status)));
+                rep->result = -EIO;
+                return -EIO;
+        }
+        rep->err[sizeof rep->err - 1] = 0;
+        rep->stats.first_changed[sizeof rep->stats.first_changed - 1] = 0;
+        if (rep->result > 0)
+                rep->result = -EIO;
+        if (rep->result == 0 && (!WIFEXITED(status) || WEXITSTATUS(status) != 0))
+                rep->result = -EIO;
+        return rep->result;
+}
+
+int pgsmb_as_user(const struct pgsmb_user *u, const struct userwork_job *job, struct userwork_report *rep) {
+        struct pgsmb_child c;
+        int r;
+
+        memset(rep, 0, sizeof *rep);
+        r = pgsmb_child_start(u, job, -1, -1, &c, rep->err, sizeof rep->err);
+        if (r < 0) {
+                rep->result = r;
+                return r;
+        }
+        return pgsmb_child_wait(&c, rep);
+}
+
+/* ---- streams ---- */
+
+static void progress_tick(pgsmb_progress_fn fn, void *ud, uint64_t bytes, uint64_t total,
+                          long long *last) {
+        long long now = now_ms();
+
+        if (fn && now - *last >= 1000) {
+                *last = now;
+                fn(ud, bytes, total);
+        }
+}
+
 /* A unix stream socket's data waits on the peer's queue but counts against the sender's
  * buffer. We are root: FORCE goes past net.core.wmem_max. Best effort: smaller only costs time. */
 static void stream_buffer_grow(int fd) {
@@ -276,13 +269,13 @@ struct stream {
         EVP_MD_CTX *md;
         unsigned char *buf;
         int fd; /* our end */
-        struct child ch;
+        struct pgsmb_child ch;
 };
 
-/* Open rel (to read or to create), then start fn as the user with the other end of the pair in
- * *child_fd. On failure nothing is left open and t->err says why. */
+/* Open rel (to read or to create), then start the job as the user with the other end of the pair
+ * as its data (and aux_fd, -1: none). On failure nothing is left open and t->err says why. */
 static int stream_begin(struct store *st, const char *rel, bool create, const struct pgsmb_user *u,
-                        child_fn fn, void *arg, int *child_fd, struct pgsmb_transfer *t,
+                        const struct userwork_job *job, int aux_fd, struct pgsmb_transfer *t,
                         struct stream *s) {
         int sv[2], r;
 
@@ -306,12 +299,10 @@ static int stream_begin(struct store *st, const char *rel, bool create, const st
         }
         stream_buffer_grow(sv[0]);
         stream_buffer_grow(sv[1]);
-        *child_fd = sv[1];
-        r = child_start(u, fn, arg, sv[1], &s->ch);
+        r = pgsmb_child_start(u, job, sv[1], aux_fd, &s->ch, t->err, sizeof t->err);
         close(sv[1]);
         if (r < 0) {
                 close(sv[0]);
-                snprintf(t->err, sizeof t->err, "cannot start a process as %s: %s", u->name, strerror(-r));
                 goto fail;
         }
         s->fd = sv[0];
@@ -329,7 +320,7 @@ fail:
  * is returned and described in t->err. */
 static int stream_end(struct store *st, struct stream *s, int r, const char *what,
                       struct pgsmb_transfer *t) {
-        struct child_report rep;
+        struct userwork_report rep;
         int rc;
 
         close(s->fd); /* a child still writing gets EPIPE and stops; one reading sees the end */
@@ -341,7 +332,7 @@ static int stream_end(struct store *st, struct stream *s, int r, const char *wha
         EVP_DigestFinal_ex(s->md, t->sha256, NULL);
         EVP_MD_CTX_free(s->md);
         free(s->buf);
-        rc = child_wait(&s->ch, &rep);
+        rc = pgsmb_child_wait(&s->ch, &rep);
         t->stats = rep.stats;
         if (r == 0 && rc < 0) {
                 r = rc;
@@ -360,7 +351,7 @@ static bool zstd_checksummed_start(const unsigned char *p, size_t len) {
 
 /* ---- restore through a shared ring ----
  * With the built-in extractor, the store's bytes are read straight into memory shared with the
- * child (mmap MAP_SHARED before the fork), and the socket pair carries only positions: 8-byte
+ * child (a memfd it maps too), and the socket pair carries only positions: 8-byte
  * totals written, answered with totals consumed (pgsmb-inflate.c's ring mode). That saves
  * copying every byte into a socket and out again (~8% of a restore's CPU on two cores). The
  * child can write to the ring too: it can only spoil its own restore (and what we hash of it). */
@@ -431,21 +422,29 @@ int pgsmb_restore_stream(struct store *st, const char *rel, uint64_t size_hint,
                          const struct pgsmb_user *u, const char *target,
                          const struct profile_limits *lim, const struct profile_compress *c,
                          pgsmb_progress_fn progress, void *pud, struct pgsmb_transfer *t) {
-        struct program_env pe;
-        struct extract_arg a = {.target = target, .lim = lim, .c = program_env_add(&pe, c, u)};
+        struct userwork_job job = {.kind = USERWORK_EXTRACT, .name = u->name, .home = u->home,
+                                   .dir = target, .lim = *lim, .level = c->level, .threads = c->threads,
+                                   .extract_argv = (const char *const *)c->extract_argv};
         struct stream s;
         long long last = now_ms();
         unsigned char *ring = NULL;
-        int r;
+        int r, ring_fd = -1;
 
         if (!c->extract_argv) {
-                ring = mmap(NULL, RING, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+                ring_fd = memfd_create("pgina-restore-ring", MFD_CLOEXEC);
+                if (ring_fd >= 0 && ftruncate(ring_fd, RING) == 0)
+                        ring = mmap(NULL, RING, PROT_READ | PROT_WRITE, MAP_SHARED, ring_fd, 0);
                 if (ring == MAP_FAILED)
-                        ring = NULL; /* the socket stream then */
-                a.ring = ring;
-                a.ring_size = RING;
+                        ring = NULL;
+                if (!ring && ring_fd >= 0) {
+                        close(ring_fd); /* the socket stream then */
+                        ring_fd = -1;
+                }
+                job.ring_size = ring ? RING : 0;
         }
-        r = stream_begin(st, rel, false, u, extract_child, &a, &a.fd, t, &s);
+        r = stream_begin(st, rel, false, u, &job, ring_fd, t, &s);
+        if (ring_fd >= 0)
+                close(ring_fd); /* the mapping stays */
         if (r < 0) {
                 if (ring)
                         munmap(ring, RING);
@@ -487,13 +486,15 @@ int pgsmb_upload_stream(struct store *st, const char *rel, const struct pgsmb_us
                         const char *const *exclude, const struct profile_compress *c,
                         const struct pgsmb_readback_target *rt, pgsmb_progress_fn progress,
                         void *pud, struct pgsmb_transfer *t) {
-        struct program_env pe;
-        struct archive_arg a = {.home = u->home, .exclude = exclude, .c = program_env_add(&pe, c, u)};
+        struct userwork_job job = {.kind = USERWORK_ARCHIVE, .name = u->name, .home = u->home,
+                                   .dir = u->home, .exclude = exclude, .level = c->level,
+                                   .threads = c->threads,
+                                   .archive_argv = (const char *const *)c->archive_argv};
         struct readback *rb = NULL;
         XXH3_state_t *xs = NULL;
         struct stream s;
         long long last = now_ms();
-        int r = stream_begin(st, rel, true, u, archive_child, &a, &a.fd, t, &s);
+        int r = stream_begin(st, rel, true, u, &job, -1, t, &s);
 
         if (r < 0)
                 return r;

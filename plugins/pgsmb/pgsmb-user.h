@@ -1,5 +1,5 @@
-/* pgSMB: work inside a user's home runs in a child process with the user's uid, gid and groups,
- * never as root. The root side (the plugin in pginad's worker) keeps the store connection and
+/* pgSMB: work inside a user's home runs in a program of its own (pgsmb-userwork) with the user's
+ * uid, gid and groups, never as root. The root side (the plugin in pginad's worker) keeps the store connection and
  * streams the archive to or from the child through a socket pair (a restore with the built-in
  * extractor: through a ring of memory shared with the child, the socket carrying positions),
  * hashing it on the way (a restore of a zstd stream whose frames carry checksums leaves the
@@ -43,13 +43,23 @@ struct pgsmb_readback_target {
         unsigned timeout_s;
 };
 
-/* Fork a child that drops to the user (initgroups, setresgid, setresuid, umask 077, HOME) and runs
- * fn(arg). The child holds no descriptor of the worker's but stdin/out/err and keep_fd (-1: none),
- * the one fn uses. Returns fn's result as the child's exit status (0 ok), or -errno if it could
- * not run. err receives the child's error text (through a pipe). */
-typedef int (*pgsmb_user_fn)(void *arg, char *err, size_t errlen);
-int pgsmb_as_user(const struct pgsmb_user *u, int keep_fd, pgsmb_user_fn fn, void *arg, char *err,
-                  size_t errlen);
+/* Work as the user: fork a child that drops to the user (initgroups, setresgid, setresuid, umask
+ * 077) and executes pgsmb-userwork (pgsmb-userwork.h), which does the job and reports. The child
+ * holds no descriptor of the worker's but stdin/out/err, data_fd and aux_fd (-1: none), and,
+ * being a new program, none of its memory. 0 when it started (c to wait for), -errno and err
+ * otherwise. */
+struct pgsmb_child {
+        pid_t pid;
+        int ctl_fd; /* the job went out here; the report comes back here */
+};
+struct userwork_job;
+struct userwork_report;
+int pgsmb_child_start(const struct pgsmb_user *u, const struct userwork_job *job, int data_fd,
+                      int aux_fd, struct pgsmb_child *c, char *err, size_t errlen);
+/* Its report (rep->err says why it failed) and its end. 0 when the job succeeded. */
+int pgsmb_child_wait(struct pgsmb_child *c, struct userwork_report *rep);
+/* Both, for a job with no descriptors. */
+int pgsmb_as_user(const struct pgsmb_user *u, const struct userwork_job *job, struct userwork_report *rep);
 
 /* Download `rel` from the store and extract it, as the user, into the empty directory `target`. */
 int pgsmb_restore_stream(struct store *st, const char *rel, uint64_t size_hint,

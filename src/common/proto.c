@@ -173,6 +173,11 @@ int pbuf_put_str(struct pbuf *b, const char *s) {
         return pbuf_put_bytes_str(b, s, strlen(s));
 }
 
+int pbuf_put_blob(struct pbuf *b, const void *p, uint32_t len) {
+        int r = pbuf_put_u32(b, len);
+        return r < 0 ? r : pbuf_put(b, p, len);
+}
+
 int pbuf_put_secret(struct pbuf *b, const struct secret *s) {
         if (!s)
                 return pbuf_put_bytes_str(b, "", 0);
@@ -247,6 +252,20 @@ int pbuf_get_str(struct pbuf *b, char **ret, size_t max) {
         memcpy(s, p, n);
         s[n] = 0;
         *ret = s;
+        return 0;
+}
+
+int pbuf_get_blob(struct pbuf *b, const void **ret, uint32_t *len, size_t max) {
+        uint32_t n;
+        int r = pbuf_get_u32(b, &n);
+
+        if (r < 0)
+                return r;
+        if (n > max || b->pos > b->len || b->len - b->pos < n)
+                return -EBADMSG;
+        *ret = b->data + b->pos;
+        *len = n;
+        b->pos += n;
         return 0;
 }
 

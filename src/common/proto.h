@@ -156,6 +156,7 @@ int pbuf_put_u64(struct pbuf *b, uint64_t v);
 int pbuf_put_str(struct pbuf *b, const char *s); /* NULL is sent as "" */
 int pbuf_put_bytes_str(struct pbuf *b, const char *s, size_t len);
 int pbuf_put_secret(struct pbuf *b, const struct secret *s); /* NULL is sent as "" */
+int pbuf_put_blob(struct pbuf *b, const void *p, uint32_t len); /* u32 length + any bytes */
 
 int pbuf_get_u8(struct pbuf *b, uint8_t *v);
 int pbuf_get_u16(struct pbuf *b, uint16_t *v);
@@ -164,6 +165,8 @@ int pbuf_get_u64(struct pbuf *b, uint64_t *v);
 /* A malloc'd copy; -EBADMSG when longer than max, truncated, or containing a NUL. */
 int pbuf_get_str(struct pbuf *b, char **ret, size_t max);
 int pbuf_get_secret(struct pbuf *b, struct secret **ret);
+/* A blob's bytes where they lie in b (borrowed); -EBADMSG when longer than max or truncated. */
+int pbuf_get_blob(struct pbuf *b, const void **ret, uint32_t *len, size_t max);
 /* -EBADMSG when unread bytes remain. */
 int pbuf_expect_end(const struct pbuf *b);
 

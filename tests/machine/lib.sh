@@ -62,7 +62,7 @@ machine_prepare() {
                 { tail -n 20 "$T/install.log" >&2; fail "meson install into the machine failed"; }
         # what an admin runs after installing
         chroot "$M" ldconfig
-        chroot "$M" ldd /usr/sbin/pginad /usr/sbin/pginactl /usr/lib/pgina/plugins/*.so >"$T/ldd.log" 2>&1
+        chroot "$M" ldd /usr/sbin/pginad /usr/sbin/pginactl /usr/lib/pgina/plugins/*.so /usr/lib/pgina/plugins/pgsmb-userwork >"$T/ldd.log" 2>&1
         if grep -q 'not found' "$T/ldd.log"; then
                 grep 'not found' "$T/ldd.log" >&2
                 fail "the machine root lacks a library pgina needs (add its package to root.sh's runtime list)"

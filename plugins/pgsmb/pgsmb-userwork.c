@@ -1,0 +1,381 @@
+/* pgSMB: a job done as the user (pgsmb-userwork.h): its encoding (root side) and its work (the
+ * pgsmb-userwork program's side). */
+#include "pgsmb-userwork.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "spawn-program.h"
+#include "util.h"
+
+#define LIST_MAX 4096 /* entries of an argv or an exclude list */
+
+/* ---- encoding (root side) ---- */
+
+static int put_list(struct pbuf *b, const char *const *l) {
+        uint32_t n = 0;
+        int r;
+
+        while (l && l[n])
+                n++;
+        if (n > LIST_MAX)
+                return -E2BIG;
+        if ((r = pbuf_put_u32(b, n)) < 0)
+                return r;
+        for (uint32_t i = 0; i < n; i++)
+                if ((r = pbuf_put_str(b, l[i])) < 0)
+                        return r;
+        return 0;
+}
+
+int userwork_encode(const struct userwork_job *j, struct pbuf *b) {
+        size_t at = b->len;
+        uint64_t len;
+        int r;
+
+        if ((r = pbuf_put_u32(b, 0)) < 0 || /* the length, filled in below */
+            (r = pbuf_put_u8(b, (uint8_t)j->kind)) < 0 || (r = pbuf_put_str(b, j->name)) < 0 ||
+            (r = pbuf_put_str(b, j->home)) < 0 || (r = pbuf_put_str(b, j->dir)) < 0 ||
+            (r = put_list(b, j->exclude)) < 0 || (r = pbuf_put_u64(b, j->lim.max_total_bytes)) < 0 ||
+            (r = pbuf_put_u64(b, j->lim.max_entries)) < 0 ||
+            (r = pbuf_put_u64(b, j->lim.max_entry_bytes)) < 0 ||
+            (r = pbuf_put_u32(b, (uint32_t)j->level)) < 0 ||
+            (r = pbuf_put_u32(b, (uint32_t)j->threads)) < 0 || (r = put_list(b, j->archive_argv)) < 0 ||
+            (r = put_list(b, j->extract_argv)) < 0 || (r = pbuf_put_u64(b, j->ring_size)) < 0 ||
+            (r = pbuf_put_str(b, j->script_path)) < 0 ||
+            (r = pbuf_put_blob(b, j->script_data, j->script_data ? j->script_len : 0)) < 0 ||
+            (r = pbuf_put_u32(b, j->timeout_s)) < 0 || (r = pbuf_put_str(b, j->home_share)) < 0 ||
+            (r = pbuf_put_str(b, j->home_mount)) < 0)
+                return r;
+        len = b->len - at - 4;
+        if (len > USERWORK_JOB_MAX)
+                return -E2BIG;
+        for (int i = 0; i < 4; i++)
+                b->data[at + (size_t)i] = (uint8_t)(len >> (24 - 8 * i));
+        return 0;
+}
+
+/* ---- decoding (the program's side) ---- */
+
+/* Everything a decoded job points to, freed together. */
+struct decoded {
+        struct userwork_job j;
+        char *str[8];
+        char **list[3];
+        void *script;
+};
+
+static void decoded_free(struct decoded *d) {
+        for (size_t i = 0; i < ELEMENTSOF(d->str); i++)
+                free(d->str[i]);
+        for (size_t i = 0; i < ELEMENTSOF(d->list); i++) {
+                for (char **p = d->list[i]; p && *p; p++)
+                        free(*p);
+                free(d->list[i]);
+        }
+        free(d->script);
+}
+
+/* A string field; "" is NULL when `empty_null`. */
+static int get_str(struct pbuf *b, struct decoded *d, size_t slot, bool empty_null, const char **ret) {
+        int r = pbuf_get_str(b, &d->str[slot], PATH_MAX);
+
+        if (r < 0)
+                return r;
+        *ret = empty_null && !d->str[slot][0] ? NULL : d->str[slot];
+        return 0;
+}
+
+/* A list: NULL when it has no entry. */
+static int get_list(struct pbuf *b, struct decoded *d, size_t slot, const char *const **ret) {
+        uint32_t n;
+        int r = pbuf_get_u32(b, &n);
+
+        if (r < 0)
+                return r;
+        if (n > LIST_MAX)
+                return -EBADMSG;
+        *ret = NULL;
+        if (n == 0)
+                return 0;
+        d->list[slot] = calloc(n + 1, sizeof(char *));
+        if (!d->list[slot])
+                return -ENOMEM;
+        for (uint32_t i = 0; i < n; i++)
+                if ((r = pbuf_get_str(b, &d->list[slot][i], PATH_MAX)) < 0)
+                        return r;
+        *ret = (const char *const *)d->list[slot];
+        return 0;
+}
+
+static int decode(struct pbuf *b, struct decoded *d) {
+        struct userwork_job *j = &d->j;
+        uint32_t level, threads, script_len;
+        const void *script;
+        uint8_t kind;
+        int r;
+
+        if ((r = pbuf_get_u8(b, &kind)) < 0 || (r = get_str(b, d, 0, false, &j->name)) < 0 ||
+            (r = get_str(b, d, 1, false, &j->home)) < 0 || (r = get_str(b, d, 2, false, &j->dir)) < 0 ||
+            (r = get_list(b, d, 0, &j->exclude)) < 0 ||
+            (r = pbuf_get_u64(b, &j->lim.max_total_bytes)) < 0 ||
+            (r = pbuf_get_u64(b, &j->lim.max_entries)) < 0 ||
+            (r = pbuf_get_u64(b, &j->lim.max_entry_bytes)) < 0 || (r = pbuf_get_u32(b, &level)) < 0 ||
+            (r = pbuf_get_u32(b, &threads)) < 0 || (r = get_list(b, d, 1, &j->archive_argv)) < 0 ||
+            (r = get_list(b, d, 2, &j->extract_argv)) < 0 || (r = pbuf_get_u64(b, &j->ring_size)) < 0 ||
+            (r = get_str(b, d, 3, true, &j->script_path)) < 0 ||
+            (r = pbuf_get_blob(b, &script, &script_len, USERWORK_JOB_MAX)) < 0 ||
+            (r = pbuf_get_u32(b, &j->timeout_s)) < 0 || (r = get_str(b, d, 4, true, &j->home_share)) < 0 ||
+            (r = get_str(b, d, 5, true, &j->home_mount)) < 0 || (r = pbuf_expect_end(b)) < 0)
+                return r;
+        if (kind < USERWORK_EXTRACT || kind > USERWORK_SCRIPT)
+                return -EBADMSG;
+        j->kind = kind;
+        j->level = (int)level;
+        j->threads = (int)threads;
+        if (script_len) {
+                d->script = malloc(script_len);
+                if (!d->script)
+                        return -ENOMEM;
+                memcpy(d->script, script, script_len);
+                j->script_data = d->script;
+                j->script_len = script_len;
+        }
+        return 0;
+}
+
+static int read_full(int fd, void *buf, size_t len) {
+        char *p = buf;
+
+        while (len > 0) {
+                ssize_t k = read(fd, p, len);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return -errno;
+                if (k == 0)
+                        return -EPIPE;
+                p += k;
+                len -= (size_t)k;
+        }
+        return 0;
+}
+
+static int job_read(struct pbuf *b, struct decoded *d) {
+        uint8_t hdr[4];
+        uint32_t len;
+        int r = read_full(USERWORK_FD_CTL, hdr, sizeof hdr);
+
+        if (r < 0)
+                return r;
+        len = ((uint32_t)hdr[0] << 24) | ((uint32_t)hdr[1] << 16) | ((uint32_t)hdr[2] << 8) | hdr[3];
+        if (len > USERWORK_JOB_MAX)
+                return -EMSGSIZE;
+        for (uint32_t got = 0; got < len;) {
+                ssize_t k = pbuf_read_fd(b, USERWORK_FD_CTL, len - got);
+                if (k == -EINTR)
+                        continue;
+                if (k < 0)
+                        return (int)k;
+                if (k == 0)
+                        return -EPIPE;
+                got += (uint32_t)k;
+        }
+        return decode(b, d);
+}
+
+/* ---- the work ---- */
+
+/* HOME, USER and LOGNAME of the user, for the programs it runs. */
+struct user_env {
+        char home[PATH_MAX + 8], user[300], logname[300], share[PATH_MAX + 32], mount[PATH_MAX + 32];
+        const char *v[6];
+};
+
+static const char *const *user_env(struct user_env *e, const struct userwork_job *j) {
+        size_t n = 0;
+
+        snprintf(e->home, sizeof e->home, "HOME=%s", j->home);
+        snprintf(e->user, sizeof e->user, "USER=%s", j->name);
+        snprintf(e->logname, sizeof e->logname, "LOGNAME=%s", j->name);
+        e->v[n++] = e->home;
+        e->v[n++] = e->user;
+        e->v[n++] = e->logname;
+        if (j->kind == USERWORK_SCRIPT && j->home_share) {
+                snprintf(e->share, sizeof e->share, "PGINA_HOME_SHARE=%s", j->home_share);
+                e->v[n++] = e->share;
+        }
+        if (j->kind == USERWORK_SCRIPT && j->home_mount) {
+                snprintf(e->mount, sizeof e->mount, "PGINA_HOME_MOUNT=%s", j->home_mount);
+                e->v[n++] = e->mount;
+        }
+        e->v[n] = NULL;
+        return e->v;
+}
+
+static int do_extract(const struct userwork_job *j, struct userwork_report *rep) {
+        struct user_env e;
+        const struct profile_compress c = {.level = j->level, .threads = j->threads,
+                                           .extract_argv = (char *const *)j->extract_argv,
+                                           .program_env = user_env(&e, j)};
+        void *ring;
+        int r;
+
+        if (!j->ring_size)
+                return profile_extract(USERWORK_FD_DATA, j->dir, &j->lim, &c, &rep->stats, rep->err,
+                                       sizeof rep->err);
+        if (j->ring_size > SIZE_MAX)
+                return -EINVAL;
+        ring = mmap(NULL, (size_t)j->ring_size, PROT_READ, MAP_SHARED, USERWORK_FD_AUX, 0);
+        if (ring == MAP_FAILED) {
+                r = -errno;
+                snprintf(rep->err, sizeof rep->err, "cannot map the restore's ring: %s", strerror(errno));
+                return r;
+        }
+        close(USERWORK_FD_AUX);
+        r = profile_extract_ring(USERWORK_FD_DATA, ring, (size_t)j->ring_size, j->dir, &j->lim,
+                                 &rep->stats, rep->err, sizeof rep->err);
+        munmap(ring, (size_t)j->ring_size);
+        return r;
+}
+
+static int do_archive(const struct userwork_job *j, struct userwork_report *rep) {
+        struct user_env e;
+        const struct profile_compress c = {.level = j->level, .threads = j->threads,
+                                           .archive_argv = (char *const *)j->archive_argv,
+                                           .program_env = user_env(&e, j)};
+        int r = profile_archive(j->dir, j->exclude, &c, USERWORK_FD_DATA, &rep->stats, rep->err,
+                                sizeof rep->err);
+
+        close(USERWORK_FD_DATA); /* the worker sees the stream's end */
+        return r;
+}
+
+static int do_size(const struct userwork_job *j, struct userwork_report *rep) {
+        uint64_t bytes = 0;
+        int r = profile_size(j->dir, j->exclude, &bytes, rep->err, sizeof rep->err);
+
+        if (r < 0)
+                return r;
+        snprintf(rep->err, sizeof rep->err, "%" PRIu64, bytes);
+        return 0;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw) {
+        if (ftw->level == 0)
+                return 0; /* the top directory: its parent is root's, the caller removes it */
+        if (type == FTW_DP)
+                return rmdir(path) < 0 && errno != ENOENT ? -1 : 0;
+        return unlink(path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+static int do_rm_contents(const struct userwork_job *j, struct userwork_report *rep) {
+        if (nftw(j->dir, rm_entry, 64, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0) {
+                int r = -errno;
+                snprintf(rep->err, sizeof rep->err, "cannot remove %s: %s", j->dir, strerror(errno));
+                return r;
+        }
+        return 0;
+}
+
+/* A private copy of a downloaded script in the home: 0700, its own name. */
+static int write_private(const struct userwork_job *j, char *path, size_t len, struct userwork_report *rep) {
+        _cleanup_close_ int fd = -1;
+
+        if (snprintf(path, len, "%s/.pgina-login-script.XXXXXX", j->home) >= (int)len)
+                return -ENAMETOOLONG;
+        fd = mkostemp(path, O_CLOEXEC);
+        if (fd < 0) {
+                int r = -errno;
+                snprintf(rep->err, sizeof rep->err, "cannot create a file for the login script in %s: %s",
+                         j->home, strerror(errno));
+                return r;
+        }
+        if (fchmod(fd, 0700) < 0 || write_all(fd, j->script_data, j->script_len) < 0) {
+                int r = -errno;
+                snprintf(rep->err, sizeof rep->err, "cannot write the login script to %s: %s", path,
+                         strerror(errno));
+                unlink(path);
+                return r;
+        }
+        return 0;
+}
+
+/* Run the script with a fixed argv, the user's environment, stdin /dev/null, its output to the
+ * worker (which logs it), cwd = home; its process group is killed at the time limit. */
+static int do_script(const struct userwork_job *j, struct userwork_report *rep) {
+        char tmp[PATH_MAX];
+        const char *path = j->script_path;
+        struct user_env e;
+        const int fds[] = {-1, USERWORK_FD_AUX, USERWORK_FD_AUX};
+        pid_t pid;
+        int r, status;
+
+        if (j->script_data) {
+                if ((r = write_private(j, tmp, sizeof tmp, rep)) < 0)
+                        return r;
+                path = tmp;
+        } else if (!path) {
+                snprintf(rep->err, sizeof rep->err, "no login script named");
+                return -EINVAL;
+        }
+        const char *argv[] = {path, NULL};
+        r = spawn_start(&(const struct spawn){.path = path, .argv = argv, .env_base = SPAWN_ENV_USER,
+                                              .env = user_env(&e, j), .fds = fds,
+                                              .n_fds = ELEMENTSOF(fds),
+                                              .cwd = access(j->home, X_OK) == 0 ? j->home : "/"},
+                        &pid);
+        close(USERWORK_FD_AUX); /* the script holds the output pipe; the worker sees its end */
+        if (r < 0) {
+                snprintf(rep->err, sizeof rep->err, "cannot run it: %s", strerror(-r));
+                goto out;
+        }
+        r = spawn_wait(pid, now_ms() + (long long)j->timeout_s * 1000, &status);
+        if (r == -ETIMEDOUT) {
+                rep->code = -1;
+                r = 0;
+        } else if (r == 0)
+                rep->code = spawn_exit_code(status);
+        else
+                snprintf(rep->err, sizeof rep->err, "cannot wait for it: %s", strerror(-r));
+out:
+        if (j->script_data)
+                (void)unlink(tmp);
+        return r;
+}
+
+int userwork_main(void) {
+        _cleanup_pbuf_ struct pbuf b;
+        struct decoded d = {0};
+        struct userwork_report rep = {0};
+        int r;
+
+        pbuf_init(&b);
+        signal(SIGPIPE, SIG_IGN); /* a closed stream is an error to report, not a silent death */
+        r = job_read(&b, &d);
+        if (r < 0)
+                snprintf(rep.err, sizeof rep.err, "pgsmb-userwork: cannot read its job: %s", strerror(-r));
+        else if (chdir("/") < 0)
+                r = -errno;
+        else
+                switch (d.j.kind) {
+                case USERWORK_EXTRACT: r = do_extract(&d.j, &rep); break;
+                case USERWORK_ARCHIVE: r = do_archive(&d.j, &rep); break;
+                case USERWORK_SIZE: r = do_size(&d.j, &rep); break;
+                case USERWORK_RM_CONTENTS: r = do_rm_contents(&d.j, &rep); break;
+                case USERWORK_SCRIPT: r = do_script(&d.j, &rep); break;
+                }
+        rep.result = r;
+        decoded_free(&d);
+        return write_all(USERWORK_FD_CTL, &rep, sizeof rep) < 0 || r < 0 ? 1 : 0;
+}

@@ -1,0 +1,63 @@
+/* pgSMB: the work done as the user, in a program of its own. pgsmb-user.c forks, drops the child
+ * to the user and executes pgsmb-userwork (installed next to pgsmb.so), which reads one job from
+ * descriptor 3, does it and writes its report there. The exec is the point: a forked child would
+ * carry every copy of a password the worker ever held (the store's service account inside
+ * libsmbclient, the user's own in the request, freed heap included) into a process that parses
+ * the user's own, possibly hostile, archive. The new program holds nothing but its job.
+ *
+ * Descriptors of the program: 0-2 as the worker's, USERWORK_FD_CTL the job and the report (a
+ * socket), USERWORK_FD_DATA the archive stream (extract, archive), USERWORK_FD_AUX the restore's
+ * ring (a memfd) or the login script's output (a pipe). Nothing else. */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pgsmb-archive.h"
+#include "proto.h"
+
+#define USERWORK_PROGRAM "pgsmb-userwork"
+#define USERWORK_FD_CTL 3
+#define USERWORK_FD_DATA 4
+#define USERWORK_FD_AUX 5
+#define USERWORK_JOB_MAX (4 * 1024 * 1024) /* a job's encoding, at most (a script is <= 1 MiB) */
+
+enum userwork_kind {
+        USERWORK_EXTRACT = 1, /* the archive on FD_DATA (or in the ring on FD_AUX) into dir */
+        USERWORK_ARCHIVE, /* dir, less exclude, to FD_DATA */
+        USERWORK_SIZE, /* bytes of dir less exclude: the report's text */
+        USERWORK_RM_CONTENTS, /* everything inside dir (dir stays) */
+        USERWORK_SCRIPT, /* run the login script, its output to FD_AUX; its status in code */
+};
+
+struct userwork_job {
+        enum userwork_kind kind;
+        const char *name, *home; /* the user: USER, LOGNAME, HOME */
+        const char *dir;
+        const char *const *exclude; /* ARCHIVE, SIZE */
+        struct profile_limits lim; /* EXTRACT */
+        int level, threads; /* EXTRACT, ARCHIVE: struct profile_compress */
+        const char *const *archive_argv, *const *extract_argv;
+        uint64_t ring_size; /* EXTRACT: > 0 when the archive arrives in the ring */
+        /* SCRIPT: the file to run, or the script's text (written to a private file in the home
+         * first); its time limit; PGINA_HOME_SHARE and PGINA_HOME_MOUNT when not NULL. */
+        const char *script_path;
+        const void *script_data;
+        uint32_t script_len;
+        uint32_t timeout_s;
+        const char *home_share, *home_mount;
+};
+
+/* What the program writes back when it ends. */
+struct userwork_report {
+        int result; /* 0 ok, -errno */
+        int code; /* SCRIPT: the script's exit status, 128 + signal, or -1 killed at its limit */
+        struct profile_stats stats;
+        char err[512]; /* why it failed; SIZE: the byte count */
+};
+
+/* Root side: the job as bytes (u32 length first), for FD_CTL. */
+int userwork_encode(const struct userwork_job *j, struct pbuf *b);
+
+/* The program's side: read the job from FD_CTL, do it, write the report. The exit status. */
+int userwork_main(void);
