@@ -418,6 +418,30 @@ child:
         return 0; /* it ended or closed its end: its report says why */
 }
 
+/* The ring: a memfd mapped here, its size sealed (a child that could shrink it would crash us
+ * with SIGBUS); the child gets a descriptor that can only read. Returns that descriptor. */
+static int ring_new(unsigned char **ret) {
+        _cleanup_close_ int fd = memfd_create("pgina-restore-ring", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        char self[64];
+        void *p;
+
+        if (fd < 0 || ftruncate(fd, RING) < 0 ||
+            fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
+                return -errno;
+        p = mmap(NULL, RING, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (p == MAP_FAILED)
+                return -errno;
+        snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
+        int ro = open(self, O_RDONLY | O_CLOEXEC);
+        if (ro < 0) {
+                int r = -errno;
+                munmap(p, RING);
+                return r;
+        }
+        *ret = p;
+        return ro;
+}
+
 int pgsmb_restore_stream(struct store *st, const char *rel, uint64_t size_hint,
                          const struct pgsmb_user *u, const char *target,
                          const struct profile_limits *lim, const struct profile_compress *c,
@@ -430,18 +454,8 @@ int pgsmb_restore_stream(struct store *st, const char *rel, uint64_t size_hint,
         unsigned char *ring = NULL;
         int r, ring_fd = -1;
 
-        if (!c->extract_argv) {
-                ring_fd = memfd_create("pgina-restore-ring", MFD_CLOEXEC);
-                if (ring_fd >= 0 && ftruncate(ring_fd, RING) == 0)
-                        ring = mmap(NULL, RING, PROT_READ | PROT_WRITE, MAP_SHARED, ring_fd, 0);
-                if (ring == MAP_FAILED)
-                        ring = NULL;
-                if (!ring && ring_fd >= 0) {
-                        close(ring_fd); /* the socket stream then */
-                        ring_fd = -1;
-                }
-                job.ring_size = ring ? RING : 0;
-        }
+        if (!c->extract_argv && (ring_fd = ring_new(&ring)) >= 0)
+                job.ring_size = RING; /* else the socket stream */
         r = stream_begin(st, rel, false, u, &job, ring_fd, t, &s);
         if (ring_fd >= 0)
                 close(ring_fd); /* the mapping stays */
