@@ -9,7 +9,13 @@ PGINA_BUILD_PACKAGES=(build-essential meson ninja-build pkg-config clang libclan
         libxxhash-dev)
 PGINA_TEST_PACKAGES=(pamtester libpam-wrapper samba smbclient slapd ldap-utils python3
         python3-aiosmtpd openssh-server openssh-client sshpass chrony quota e2fsprogs iproute2
-        passwd util-linux procps acl zstd tar libpam-modules-bin debootstrap systemd-container)
+        passwd util-linux procps acl zstd tar libpam-modules-bin debootstrap systemd-container
+        samba-ad-dc samba-ad-provision)
+# What installing samba-ad-dc (a Samba AD DC the Active Directory tests start in the sandbox) may
+# change for the whole host: winbind's NSS and PAM packages add `winbind` to nsswitch.conf and to
+# the common-* PAM stacks. pgina_install_deps puts these files back as they were.
+PGINA_HOST_AUTH_FILES=(/etc/nsswitch.conf /etc/pam.d/common-auth /etc/pam.d/common-account
+        /etc/pam.d/common-password /etc/pam.d/common-session /etc/pam.d/common-session-noninteractive)
 
 # Packages of the lists above that are not installed.
 pgina_missing_packages() {
@@ -31,6 +37,11 @@ pgina_install_deps() {
                 return 1
         fi
         echo "Installing ${#missing[@]} missing packages: ${missing[*]}"
+        local saved f
+        saved=$(mktemp -d /tmp/pgina-deps-auth.XXXXXX)
+        for f in "${PGINA_HOST_AUTH_FILES[@]}"; do
+                [ -e "$f" ] && cp -p "$f" "$saved/${f//\//_}"
+        done
         if [ ! -e /usr/sbin/policy-rc.d ]; then
                 printf '#!/bin/sh\n# written by pgina tests/deps.sh during apt-get install\nexit 101\n' \
                         >/usr/sbin/policy-rc.d
@@ -41,6 +52,13 @@ pgina_install_deps() {
         { apt-get update -q && apt-get install -y -q --no-install-recommends "${missing[@]}"; } \
                 </dev/null >/tmp/pgina-apt.log 2>&1 || rc=$?
         [ -n "$made_policy" ] && rm -f /usr/sbin/policy-rc.d
+        for f in "${PGINA_HOST_AUTH_FILES[@]}"; do
+                if [ -e "$saved/${f//\//_}" ] && ! cmp -s "$f" "$saved/${f//\//_}"; then
+                        echo "deps.sh: the install changed $f (winbind); putting it back as it was"
+                        cp -p "$saved/${f//\//_}" "$f"
+                fi
+        done
+        rm -rf "$saved"
         if [ "$rc" -ne 0 ]; then
                 tail -n 30 /tmp/pgina-apt.log >&2
                 echo "apt-get failed (exit $rc); full log in /tmp/pgina-apt.log" >&2

@@ -20,7 +20,7 @@ if [ "$(id -u)" != 0 ]; then
         exit 2
 fi
 host_fingerprint() {
-        md5sum /etc/passwd /etc/group /etc/shadow /etc/gshadow 2>/dev/null
+        md5sum /etc/passwd /etc/group /etc/shadow /etc/gshadow /etc/nsswitch.conf /etc/pam.d/common-* 2>/dev/null
         ls -la --time-style=+ /home /etc/pam.d 2>/dev/null
 }
 before=$(host_fingerprint)
