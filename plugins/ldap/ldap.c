@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,6 +21,7 @@
 #include "ldap-dir.h"
 #include "ldap-escape.h"
 #include "ldap-lookup.h"
+#include "ldap-passwd.h"
 #include "util.h"
 
 #define PLUGIN_NAME "ldap"
@@ -68,6 +70,9 @@ static const struct pgina_option ldap_plugin_options[] = {
         {"cache_credentials", PGINA_OPT_BOOL, "false",
          "keep a yescrypt hash of the password, the record and the rules' groups after an online "
          "logon, for logons while no server answers (pginactl cache list|drop USER)"},
+        {"password_change", PGINA_OPT_STRING, "auto",
+         "how passwords are changed: rfc3062 (password modify operation), ad (Active Directory's "
+         "unicodePwd, over TLS only), auto (ad when the rootDSE says Active Directory)"},
         {"cache_days", PGINA_OPT_INT, "7",
          "days a cached logon stays usable after the last online logon (0 = never used)"},
         {NULL, 0, NULL, NULL},
@@ -557,37 +562,66 @@ static int ldap_plugin_gateway(struct pgina_ctx *ctx, struct pgina_user *u) {
 
 /* ---- change password ------------------------------------------------------------------------- */
 
-static int passwd_exop(struct pgina_ctx *ctx, struct pgldap_conn *c, const char *dn,
-                       const char *old_password, const char *new_password) {
-        struct berval user = {.bv_len = strlen(dn), .bv_val = (char *)dn};
-        struct berval oldpw = {.bv_len = old_password ? strlen(old_password) : 0,
-                               .bv_val = (char *)old_password};
-        struct berval newpw = {.bv_len = strlen(new_password), .bv_val = (char *)new_password};
-        struct berval gen = {0, NULL};
+/* rfc3062, ad, or what the server says it is (auto). */
+static bool use_ad(struct pgina_ctx *ctx, struct pgldap_conn *c) {
+        const char *how = pgina_conf_get(ctx, "password_change");
+        int k;
+
+        if (streq_ptr(how, "ad"))
+                return true;
+        if (streq_ptr(how, "rfc3062"))
+                return false;
+        k = pgldap_server_is_ad(c);
+        if (k < 0)
+                pgina_log(ctx, LOG_WARNING, "Cannot read the rootDSE of %s to tell Active Directory from other "
+                          "servers: using the RFC 3062 password modify operation (password_change = ad "
+                          "says it outright)", c->uri);
+        return k > 0;
+}
+
+/* AD takes unicodePwd only over an encrypted connection. */
+static bool connection_encrypted(struct pgina_ctx *ctx, const struct pgldap_conn *c) {
+        return strncasecmp(c->uri, "ldaps://", 8) == 0 || pgina_conf_bool(ctx, "start_tls");
+}
+
+static int passwd_change(struct pgina_ctx *ctx, struct pgldap_conn *c, const char *dn,
+                         const char *old_password, const char *new_password, bool *used_ad) {
+        bool ad = *used_ad = use_ad(ctx, c);
+        char why[512] = "";
         int rc;
 
-        rc = ldap_passwd_s(c->ld, &user, old_password ? &oldpw : NULL, &newpw, &gen, NULL, NULL);
-        if (gen.bv_val) {
-                explicit_bzero(gen.bv_val, gen.bv_len);
-                ber_memfree(gen.bv_val);
+        if (ad && !connection_encrypted(ctx, c)) {
+                pgina_log(ctx, LOG_ERR, "Password change of %s refused: Active Directory changes passwords "
+                          "only over TLS, and %s is plain ldap:// without start_tls", dn, c->uri);
+                pgina_ctx_message(ctx, "LDAP password change not possible: the connection to the directory "
+                                  "is not encrypted");
+                return 0;
         }
-        if (rc != LDAP_SUCCESS) {
-                pgina_log(ctx, LOG_ERR, "Password change of %s on %s failed: %s", dn, c->uri,
-                          ldap_err2string(rc));
-                pgina_ctx_message(ctx, "LDAP password change failed: %s", ldap_err2string(rc));
-                return rc == LDAP_INSUFFICIENT_ACCESS || rc == LDAP_CONSTRAINT_VIOLATION ||
-                                       rc == LDAP_UNWILLING_TO_PERFORM
-                               ? 0
-                               : pgldap_error(ctx, c, rc);
+        rc = ad ? pgldap_passwd_ad(c, dn, old_password, new_password, why, sizeof why)
+                : pgldap_passwd_rfc3062(c, dn, old_password, new_password, why, sizeof why);
+        if (rc == LDAP_SUCCESS)
+                return 1;
+        pgina_log(ctx, LOG_ERR, "Password change of %s on %s (%s) failed: %s", dn, c->uri,
+                  ad ? "Active Directory, unicodePwd" : "RFC 3062 password modify", why);
+        pgina_ctx_message(ctx, "The directory refused the new password: %s", why);
+        switch (rc) {
+        case LDAP_INSUFFICIENT_ACCESS:
+        case LDAP_CONSTRAINT_VIOLATION:
+        case LDAP_UNWILLING_TO_PERFORM:
+        case LDAP_PROTOCOL_ERROR: /* a server without the operation (AD and RFC 3062) */
+        case LDAP_PARAM_ERROR:
+        case LDAP_INVALID_CREDENTIALS:
+                return 0;
+        default:
+                return pgldap_error(ctx, c, rc);
         }
-        return 1;
 }
 
 static int ldap_plugin_change_password(struct pgina_ctx *ctx, struct pgina_user *u, const char *old_password,
                                 const char *new_password) {
         _cleanup_(conn_donep) struct pgldap_conn c = {0};
         const char *name = pgina_user_name(u);
-        bool reset = !old_password, service = !!*strempty(pgina_conf_get(ctx, "search_dn"));
+        bool reset = !old_password, service = !!*strempty(pgina_conf_get(ctx, "search_dn")), ad = false;
         _cleanup_free_ char *dn = NULL;
         int r;
 
@@ -634,10 +668,11 @@ static int ldap_plugin_change_password(struct pgina_ctx *ctx, struct pgina_user 
                 pgina_ctx_message(ctx, "dry run: would change the LDAP password of %s", dn);
                 return 1;
         }
-        r = passwd_exop(ctx, &c, dn, old_password, new_password);
+        r = passwd_change(ctx, &c, dn, old_password, new_password, &ad);
         if (r > 0) {
-                pgina_log(ctx, LOG_INFO, "LDAP password of %s (%s) changed%s on %s", name, dn,
-                          reset ? " by the service account" : "", c.uri);
+                pgina_log(ctx, LOG_INFO, "LDAP password of %s (%s) changed%s on %s%s", name, dn,
+                          reset ? " by the service account" : "", c.uri,
+                          ad ? " (Active Directory, unicodePwd)" : "");
                 cache_new_password(ctx, name, new_password);
         }
         return r;
@@ -826,6 +861,11 @@ static int ldap_plugin_check_config(struct pgina_ctx *ctx) {
         }
         if (!def || (!streq(def, "allow") && !streq(def, "deny"))) {
                 pgina_ctx_message(ctx, "authz_default must be allow or deny, not \"%s\"", strempty(def));
+                return -EINVAL;
+        }
+        const char *how = pgina_conf_get(ctx, "password_change");
+        if (!how || (!streq(how, "auto") && !streq(how, "ad") && !streq(how, "rfc3062"))) {
+                pgina_ctx_message(ctx, "password_change must be auto, ad or rfc3062, not \"%s\"", strempty(how));
                 return -EINVAL;
         }
         if (pgina_conf_int(ctx, "timeout") <= 0) {
