@@ -37,7 +37,7 @@ extern "C" {
 #endif
 
 /* Bumped on any incompatible change of this header. */
-#define PGINA_PLUGIN_ABI_VERSION 4u
+#define PGINA_PLUGIN_ABI_VERSION 5u
 
 enum pgina_stage {
         PGINA_STAGE_AUTHENTICATION = 1u << 0,
@@ -199,6 +199,11 @@ unsigned pgina_ctx_user_sessions(const struct pgina_ctx *ctx);
 bool pgina_ctx_authenticated(const struct pgina_ctx *ctx);
 /* Did plugin `name` authenticate this user (in this request)? */
 bool pgina_ctx_authenticated_by(const struct pgina_ctx *ctx, const char *name);
+/* From authenticate, with a success: the password is right but has expired, or must be changed
+ * before the first logon (AD's "must change password at next logon"). The logon goes on only
+ * through a password change: PAM's account stage answers PAM_NEW_AUTHTOK_REQD, and the change
+ * that follows (PAM_CHANGE_EXPIRED_AUTHTOK) comes with the old password. ABI 5. */
+void pgina_ctx_password_expired(struct pgina_ctx *ctx);
 
 /* This plugin's configuration (declared defaults apply). */
 const char *pgina_conf_get(const struct pgina_ctx *ctx, const char *key);

@@ -259,6 +259,23 @@ int pgldap_connect(struct pgina_ctx *ctx, struct pgldap_conn *c) {
 
 /* ---- binds ----------------------------------------------------------------------------------- */
 
+/* "80090308: LdapErr: DSID-0C09044E, comment: AcceptSecurityContext error, data 773, v4563":
+ * the 773. 0 for another server's message. */
+static unsigned ad_bind_data(LDAP *ld) {
+        char *msg = NULL, *p, *end;
+        unsigned long v = 0;
+
+        if (ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &msg) != LDAP_OPT_SUCCESS || !msg)
+                return 0;
+        if (strstr(msg, "AcceptSecurityContext") && (p = strstr(msg, ", data "))) {
+                v = strtoul(p + 7, &end, 16);
+                if (end == p + 7 || (*end != ',' && *end != 0) || v > 0xffff)
+                        v = 0;
+        }
+        ldap_memfree(msg);
+        return (unsigned)v;
+}
+
 int pgldap_bind(struct pgina_ctx *ctx, struct pgldap_conn *c, const char *dn, const char *password) {
         struct berval cred;
         int rc;
@@ -267,11 +284,14 @@ int pgldap_bind(struct pgina_ctx *ctx, struct pgldap_conn *c, const char *dn, co
                 return -EPERM;
         cred.bv_val = (char *)password; /* libldap only reads it */
         cred.bv_len = strlen(password);
+        c->ad_data = 0;
         rc = ldap_sasl_bind_s(c->ld, dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, NULL);
         if (rc == LDAP_SUCCESS)
                 return 1;
-        if (rc == LDAP_INVALID_CREDENTIALS)
+        if (rc == LDAP_INVALID_CREDENTIALS) {
+                c->ad_data = ad_bind_data(c->ld);
                 return 0;
+        }
         pgina_log(ctx, LOG_ERR, "Bind as %s on %s failed: %s", dn, c->uri, ldap_err2string(rc));
         return pgldap_error(ctx, c, rc);
 }

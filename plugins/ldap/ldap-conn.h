@@ -11,7 +11,21 @@
 struct pgldap_conn {
         LDAP *ld;
         char *uri; /* the server that answered */
+        /* Active Directory's reason for the last refused bind, the "data NNN" of its diagnostic
+         * (hex, e.g. 0x773 must change the password; AD_BIND_*), 0 when it gave none. */
+        unsigned ad_data;
 };
+
+/* AD's bind sub-codes (MS-ADTS, the Win32 error of AcceptSecurityContext). */
+#define AD_BIND_NO_SUCH_USER 0x525
+#define AD_BIND_BAD_PASSWORD 0x52e
+#define AD_BIND_LOGON_HOURS 0x530
+#define AD_BIND_WORKSTATION 0x531
+#define AD_BIND_PASSWORD_EXPIRED 0x532
+#define AD_BIND_DISABLED 0x533
+#define AD_BIND_ACCOUNT_EXPIRED 0x701
+#define AD_BIND_MUST_CHANGE 0x773
+#define AD_BIND_LOCKED_OUT 0x775
 
 void pgldap_conn_done(struct pgldap_conn *c);
 

@@ -341,10 +341,48 @@ static void bind_decoy(struct pgina_ctx *ctx, struct pgldap_conn *c, const char 
         (void)pgldap_bind(ctx, c, dn, password);
 }
 
+/* What the user reads when AD refuses the bind for a reason of the account (not the password). */
+static const char *ad_refusal(unsigned data) {
+        switch (data) {
+        case AD_BIND_DISABLED: return "Your account is disabled: ask your administrator";
+        case AD_BIND_ACCOUNT_EXPIRED: return "Your account has expired: ask your administrator";
+        case AD_BIND_LOCKED_OUT:
+                return "Your account is locked out after too many failed logons: try again later or ask your "
+                       "administrator";
+        case AD_BIND_LOGON_HOURS: return "You may not log on at this time (your account's logon hours)";
+        case AD_BIND_WORKSTATION: return "You may not log on from this computer (your account's workstations)";
+        default: return NULL;
+        }
+}
+
+static bool ad_must_change(unsigned data) {
+        return data == AD_BIND_MUST_CHANGE || data == AD_BIND_PASSWORD_EXPIRED;
+}
+
+/* AD refused the user's bind because the (right) password must be changed: go on bound as the
+ * service account, which reads the entry and later changes the password. 1, or 0 and a message
+ * when there is no service account. */
+static int must_change_rebind(struct pgina_ctx *ctx, struct pgldap_conn *c, const char *name, const char *dn) {
+        int r;
+
+        if (!*strempty(pgina_conf_get(ctx, "search_dn"))) {
+                pgina_log(ctx, LOG_ERR, "%s (%s) must change the password, which needs a service account "
+                          "(search_dn) to read the entry and make the change: logon refused", name, dn);
+                pgina_ctx_message(ctx, "Your password must be changed, which this machine cannot do: ask your "
+                                  "administrator");
+                return 0;
+        }
+        r = pgldap_bind_service(ctx, c);
+        if (r <= 0)
+                pgina_ctx_message(ctx, "LDAP service account bind failed");
+        return r;
+}
+
 static int ldap_plugin_authenticate(struct pgina_ctx *ctx, struct pgina_user *u) {
         _cleanup_(conn_donep) struct pgldap_conn c = {0};
         const char *name = pgina_user_name(u), *password = pgina_user_password(u);
         _cleanup_free_ char *dn = NULL;
+        unsigned expired = 0;
         int r;
 
         if (pgina_ctx_authenticated(ctx) && !pgina_conf_bool(ctx, "always_authenticate")) {
@@ -384,10 +422,20 @@ static int ldap_plugin_authenticate(struct pgina_ctx *ctx, struct pgina_user *u)
                 return 0;
         }
         r = pgldap_bind(ctx, &c, dn, password);
+        if (r == 0 && ad_must_change(c.ad_data)) {
+                /* AD says this for the right password only */
+                expired = c.ad_data;
+                if ((r = must_change_rebind(ctx, &c, name, dn)) <= 0)
+                        return r;
+        }
         if (r == 0) {
-                pgina_log(ctx, LOG_INFO, "Authentication of %s as %s failed: invalid credentials",
-                          name, dn);
-                pgina_ctx_message(ctx, AUTH_FAILED);
+                const char *why = ad_refusal(c.ad_data);
+                if (c.ad_data)
+                        pgina_log(ctx, LOG_INFO, "Authentication of %s as %s failed: %s (Active Directory: data %x)",
+                                  name, dn, why ? why : "invalid credentials", c.ad_data);
+                else
+                        pgina_log(ctx, LOG_INFO, "Authentication of %s as %s failed: invalid credentials", name, dn);
+                pgina_ctx_message(ctx, "%s", why ? why : AUTH_FAILED);
                 return 0;
         }
         if (r == -EHOSTDOWN) /* the server went away: it said nothing about the password */
@@ -403,6 +451,13 @@ static int ldap_plugin_authenticate(struct pgina_ctx *ctx, struct pgina_user *u)
                 /* without its uidNumber the gateway would give the account another uid */
                 pgina_ctx_message(ctx, "Failed to read the LDAP entry of %s", name);
                 return r;
+        }
+        if (expired) {
+                /* no cached logon from a password about to be replaced */
+                pgina_log(ctx, LOG_INFO, "Authenticated %s as %s on %s: the password %s and must be changed now",
+                          name, dn, c.uri, expired == AD_BIND_MUST_CHANGE ? "is marked \"must change at next logon\"" : "has expired");
+                pgina_ctx_password_expired(ctx);
+                return 1;
         }
         pgina_log(ctx, LOG_INFO, "Authenticated %s as %s on %s", name, dn, c.uri);
         pgldap_conn_done(&c);
@@ -657,6 +712,15 @@ static int ldap_plugin_change_password(struct pgina_ctx *ctx, struct pgina_user 
         }
         if (!reset) {
                 r = pgldap_bind(ctx, &c, dn, old_password);
+                if (r == 0 && ad_must_change(c.ad_data)) {
+                        /* the old password is right but may not bind: the service account makes
+                         * the change (old and new, so AD checks the old one and its rules) */
+                        pgina_log(ctx, LOG_INFO, "%s changes a password that must be changed, through the "
+                                  "service account", name);
+                        r = must_change_rebind(ctx, &c, name, dn);
+                        if (r <= 0)
+                                return r;
+                }
                 if (r <= 0) {
                         pgina_log(ctx, LOG_INFO, "Password change of %s refused: the old password "
                                   "does not bind as %s", name, dn);

@@ -48,7 +48,9 @@ enum proto_type {
         /* LOGIN: u8 scenario (enum pgina_scenario) | str user | secret password | str service |
          *        str rhost | str tty | str session (the caller's PGINA_SESSION, may be "")
          * logon  : authentication, authorization, gateway. Result rows: one row with
-         *          "token" (for OPEN_SESSION), "user", "uid", and "authorized" = "yes"/"no".
+         *          "token" (for OPEN_SESSION), "user", "uid", "authorized" = "yes"/"no" and
+         *          "password_expired" = "yes"/"no" (right password, to be changed before the
+         *          logon goes on: acct_mgmt answers PAM_NEW_AUTHTOK_REQD).
          *          Status OK also when authorization denied: then authorized=no, and message says
          *          why (pam_pgina's acct_mgmt reports it).
          * unlock : authentication only, and only for the session's own user (non-root peers: the

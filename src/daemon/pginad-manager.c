@@ -1304,10 +1304,14 @@ static void login_token_new(struct manager *m, struct conn *c, struct worker *w,
                 if (user_uid(w->req.user, &u) == 0)
                         snprintf(uid, sizeof uid, "%u", (unsigned)u);
         }
+        const struct proto_row *fin = result_row(&w->result, "stage", "final");
+        const char *expired = fin ? proto_row_get(fin, "password_expired") : NULL;
+
         pbuf_init(&b);
-        if (proto_result_begin(&b, PROTO_OK, message, 1) < 0 || proto_row_begin(&b, 4) < 0 ||
+        if (proto_result_begin(&b, PROTO_OK, message, 1) < 0 || proto_row_begin(&b, 5) < 0 ||
             proto_row_field(&b, "token", pl->token) < 0 || proto_row_field(&b, "user", w->req.user) < 0 ||
-            proto_row_field(&b, "uid", uid) < 0 || proto_row_field(&b, "authorized", authorized) < 0) {
+            proto_row_field(&b, "uid", uid) < 0 || proto_row_field(&b, "authorized", authorized) < 0 ||
+            proto_row_field(&b, "password_expired", streq_ptr(expired, "yes") ? "yes" : "no") < 0) {
                 reply_simple(c, PROTO_UNAVAILABLE, "internal error");
                 return;
         }

@@ -74,11 +74,12 @@ static void send_result(uint32_t status, const struct chain_run *run, const stru
                     proto_row_field(&b, "message", s->message) < 0)
                         return;
         }
-        if (proto_row_begin(&b, 7) < 0 || proto_row_field(&b, "stage", "final") < 0 ||
+        if (proto_row_begin(&b, 8) < 0 || proto_row_field(&b, "stage", "final") < 0 ||
             proto_row_field(&b, "result", status == PROTO_OK ? "success" : "failure") < 0 ||
             proto_row_field(&b, "message", run->message) < 0 ||
             proto_row_field(&b, "authenticated", yesno(run->authenticated)) < 0 ||
             proto_row_field(&b, "authorized", yesno(run->authorized)) < 0 ||
+            proto_row_field(&b, "password_expired", yesno(run->password_expired)) < 0 ||
             proto_row_field(&b, "gateway", gateway_state) < 0 ||
             proto_row_field(&b, "groups", groups) < 0)
                 return;

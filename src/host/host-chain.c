@@ -48,7 +48,7 @@ typedef int (*stage_call_fn)(struct pgina_ctx *ctx, struct pgina_user *u, void *
 /* Call one plugin for one stage; the step (result + message) is recorded in run. */
 static int call_plugin(const struct chain_env *env, struct chain_run *run, enum conf_stage stage,
                        const struct loaded_plugin *lp, struct pgina_user *u, stage_call_fn fn,
-                       void *arg, char **message) {
+                       void *arg, char **message, bool *password_expired) {
         struct pgina_ctx ctx = {.conf = env->conf, .plugin = lp, .env = env, .run = run};
         int r;
 
@@ -66,6 +66,8 @@ static int call_plugin(const struct chain_env *env, struct chain_run *run, enum 
         (void)run_add_step(run, stage, lp->name, r, ctx.message);
         if (message)
                 *message = TAKE_PTR(ctx.message);
+        if (password_expired)
+                *password_expired = ctx.password_expired;
         ctx_done(&ctx);
         return r;
 }
@@ -100,15 +102,17 @@ int chain_authenticate(const struct chain_env *env, struct pgina_user *u, struct
         for (size_t i = 0; i < env->conf->norder[st]; i++) {
                 const struct loaded_plugin *lp = stage_plugin(env, st, i);
                 char *m = NULL;
+                bool expired = false;
                 int r;
 
                 if (!lp) {
                         (void)missing_plugin(run, st, env->conf->order[st][i]);
                         continue;
                 }
-                r = call_plugin(env, run, st, lp, u, do_authenticate, NULL, &m);
+                r = call_plugin(env, run, st, lp, u, do_authenticate, NULL, &m, &expired);
                 if (r > 0) {
                         run->authenticated = true;
+                        run->password_expired |= expired;
                         if (m && !ok_msg)
                                 ok_msg = TAKE_PTR(m);
                 } else if (m) {
@@ -149,7 +153,7 @@ static int chain_all_must_pass(const struct chain_env *env, enum conf_stage st,
                         (void)missing_plugin(run, st, env->conf->order[st][i]);
                         return 0;
                 }
-                r = call_plugin(env, run, st, lp, u, fn, NULL, &m);
+                r = call_plugin(env, run, st, lp, u, fn, NULL, &m, NULL);
                 if (r <= 0) {
                         if (m)
                                 run_set_message(run, m);
@@ -199,7 +203,7 @@ int chain_notify(const struct chain_env *env, enum pgina_event ev, struct pgina_
                 }
                 /* Results are logged, never acted upon: a failing plugin does not stop the next. */
                 char *m = NULL;
-                int r = call_plugin(env, run, st, lp, u, do_notify, &ev, &m);
+                int r = call_plugin(env, run, st, lp, u, do_notify, &ev, &m, NULL);
                 if (r <= 0) {
                         char buf[512];
                         all_ok = false;
@@ -241,7 +245,7 @@ int chain_change_password(const struct chain_env *env, struct pgina_user *u, con
                         (void)missing_plugin(run, st, env->conf->order[st][i]);
                         r = -ENOENT;
                 } else
-                        r = call_plugin(env, run, st, lp, u, do_change, &fwd, &m);
+                        r = call_plugin(env, run, st, lp, u, do_change, &fwd, &m, NULL);
                 if (r > 0)
                         continue;
                 if (m)
@@ -261,7 +265,7 @@ int chain_change_password(const struct chain_env *env, struct pgina_user *u, con
 
                         if (!prev)
                                 continue;
-                        rr = call_plugin(env, run, st, prev, u, do_change, &back, NULL);
+                        rr = call_plugin(env, run, st, prev, u, do_change, &back, NULL, NULL);
                         if (rr <= 0)
                                 log_error("could not restore the old password of %s in plugin %s",
                                           u->name, prev->name);

@@ -185,6 +185,8 @@ void pgina_ctx_message(struct pgina_ctx *ctx, const char *fmt, ...) {
         ctx->message = m;
 }
 
+void pgina_ctx_password_expired(struct pgina_ctx *ctx) { ctx->password_expired = true; }
+
 void pgina_ctx_progress(struct pgina_ctx *ctx, const char *fmt, ...) {
         char text[1024];
         va_list ap;

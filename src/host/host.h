@@ -87,6 +87,7 @@ struct pgina_ctx {
         const struct chain_run *run;
         char *message;
         char *state_dir; /* computed on first use */
+        bool password_expired; /* pgina_ctx_password_expired */
 };
 void ctx_done(struct pgina_ctx *ctx); /* frees message and state_dir */
 
@@ -124,6 +125,8 @@ struct chain_run {
         bool authenticated;
         bool authorized;
         bool gateway_ok;
+        /* an authentication that passed said the password must be changed first */
+        bool password_expired;
         char *message; /* the message for the user (last failure's, or the successes') */
 };
 

@@ -33,7 +33,8 @@
  *           acct_mgmt PAM_PERM_DENIED with pginad's message. When pginad names the account
  *           differently ("user" in the answer), PAM_USER is updated.
  *           pam_sm_setcred: PAM_SUCCESS, nothing to do.
- * account   pam_sm_acct_mgmt: the verdict authenticate kept for this user; for a user another
+ * account   pam_sm_acct_mgmt: the verdict authenticate kept for this user (PAM_NEW_AUTHTOK_REQD when
+ *           the LOGIN answer says password_expired=yes); for a user another
  *           module authenticated, AUTHORIZE {user, PAM_SERVICE, PAM_RHOST}.
  * session   pam_sm_open_session: OPEN_SESSION {user, token or "", PAM_SERVICE, PAM_TTY, PAM_RHOST,
  *           getpid()}; exports PGINA_SESSION=<id> (also kept as "pgina_session") and every
@@ -75,6 +76,7 @@
 #include "secret.h"
 #include "util.h"
 
+#define EXPIRED_MESSAGE "Your password has expired or must be changed before you log on: change it now."
 #define DATA_AUTHZ "pgina_authz"
 #define DATA_TOKEN "pgina_token"
 #define DATA_SESSION "pgina_session"
@@ -567,7 +569,7 @@ static int login_accepted(pam_handle_t *pamh, const struct args *a, const char *
         const char *authorized = row ? proto_row_get(row, "authorized") : NULL;
         const char *token = row ? proto_row_get(row, "token") : NULL;
         const char *account = row ? proto_row_get(row, "user") : NULL;
-        bool allowed;
+        bool allowed, expired;
         int r;
 
         if (authorized && (streq(authorized, "yes") || streq(authorized, "no")))
@@ -594,8 +596,13 @@ static int login_accepted(pam_handle_t *pamh, const struct args *a, const char *
                 user = account;
         }
 
-        r = verdict_store(pamh, pam_code_from_status(allowed ? PROTO_OK : PROTO_DENIED, CALL_ACCOUNT),
-                          user, res->message);
+        /* The password was right but must be changed first: acct_mgmt says so, and the
+         * application (sshd, login, a display manager) then runs the change. */
+        expired = allowed && streq_ptr(row ? proto_row_get(row, "password_expired") : NULL, "yes");
+        r = verdict_store(pamh,
+                          expired ? PAM_NEW_AUTHTOK_REQD
+                                  : pam_code_from_status(allowed ? PROTO_OK : PROTO_DENIED, CALL_ACCOUNT),
+                          user, expired ? EXPIRED_MESSAGE : res->message);
         if (r == PAM_SUCCESS)
                 r = data_set_string(pamh, DATA_TOKEN, token);
         if (r != PAM_SUCCESS) {
@@ -605,6 +612,8 @@ static int login_accepted(pam_handle_t *pamh, const struct args *a, const char *
         }
         if (allowed)
                 show(pamh, a, PAM_TEXT_INFO, res->message);
+        if (expired)
+                pam_syslog(pamh, LOG_NOTICE, "%s authenticated with a password that must be changed now", user);
         if (a->debug)
                 pam_syslog(pamh, LOG_DEBUG, "%s authenticated (scenario %s), authorized=%s", user,
                            scenario_name(a->scenario), allowed ? "yes" : "no");
@@ -680,6 +689,10 @@ int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv)
 
         v = verdict_get(pamh, user);
         if (v) {
+                if (v->code == PAM_NEW_AUTHTOK_REQD) {
+                        show(pamh, &a, PAM_ERROR_MSG, v->message);
+                        return PAM_NEW_AUTHTOK_REQD;
+                }
                 if (v->code != PAM_SUCCESS)
                         return refuse(pamh, &a, "Authorization", user, PROTO_DENIED, v->message, v->code);
                 if (a.debug)
