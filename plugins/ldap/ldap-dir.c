@@ -205,6 +205,132 @@ static const struct {
         {PGINA_ATTR_SHELL, "loginShell"},
 };
 
+/* schema = ad: Active Directory's own attributes, as pGina's attribute converter maps them. cn
+ * first, displayName over it when there is one; the Linux home and shell from the RFC 2307
+ * attributes AD has (unixHomeDirectory, loginShell); homeDirectory and homeDrive are the
+ * Windows home share and its drive (pgSMB's home_share and home_mount), scriptPath the login
+ * script. */
+static const struct {
+        const char *record, *ldap;
+} well_known_ad[] = {
+        {PGINA_ATTR_FULLNAME, "cn"},
+        {PGINA_ATTR_FULLNAME, "displayName"},
+        {PGINA_ATTR_EMAIL, "mail"},
+        {PGINA_ATTR_HOME, "unixHomeDirectory"},
+        {PGINA_ATTR_SHELL, "loginShell"},
+        {"usri4_profile", "profilePath"},
+        {"usri4_home_dir", "homeDirectory"},
+        {"usri4_home_dir_drive", "homeDrive"},
+        {"LoginScript", "scriptPath"},
+};
+
+bool pgldap_schema_ad(struct pgina_ctx *ctx) { return streq_ptr(pgina_conf_get(ctx, "schema"), "ad"); }
+
+/* A binary objectSid (MS-DTYP 2.4.2.2: revision, sub-authority count, 6-byte authority, 32-bit
+ * little-endian sub-authorities): its RID (the last sub-authority) and the bytes before it
+ * (the domain's SID, with the count not yet adjusted). 0, or -EINVAL for no valid SID. */
+struct ad_sid {
+        unsigned char raw[68];
+        size_t len;
+        uint32_t rid;
+};
+
+static int read_sid(LDAP *ld, LDAPMessage *e, struct ad_sid *sid) {
+        struct berval **v = ldap_get_values_len(ld, e, "objectSid");
+        int r = -EINVAL;
+
+        if (v && v[0] && v[0]->bv_len >= 12 && v[0]->bv_len <= sizeof sid->raw) {
+                const unsigned char *p = (const unsigned char *)v[0]->bv_val;
+                size_t n = p[1];
+                if (p[0] == 1 && n >= 1 && v[0]->bv_len == 8 + 4 * n) {
+                        memcpy(sid->raw, p, v[0]->bv_len);
+                        sid->len = v[0]->bv_len;
+                        p += sid->len - 4;
+                        sid->rid = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+                        r = 0;
+                }
+        }
+        if (v)
+                ldap_value_free_len(v);
+        return r;
+}
+
+/* The id of a RID: ad_id_base + RID (winbind's idmap rid, base at RID 0). -1 past 2^31. */
+static int64_t rid_id(struct pgina_ctx *ctx, uint32_t rid) {
+        int64_t id = (int64_t)pgina_conf_int(ctx, "ad_id_base") + rid;
+        return id > INT32_MAX ? -1 : id;
+}
+
+/* The sAMAccountName of the group whose SID is the user's domain with RID rid: the primary
+ * group (primaryGroupID), "Domain Users" for most. Best effort. */
+static void set_primary_group_sid(struct pgina_ctx *ctx, struct pgldap_conn *c, struct pgina_user *u,
+                                  const struct ad_sid *user_sid, uint32_t rid) {
+        char filter[32 + 3 * sizeof user_sid->raw], *attrs[] = {(char *)"sAMAccountName", NULL};
+        unsigned char sid[sizeof user_sid->raw];
+        char **bases = pgldap_bases(ctx, "group_search_contexts", "group_dn_pattern");
+        size_t n = 0;
+
+        if (bases && !bases[0]) {
+                pgldap_bases_free(bases);
+                bases = pgldap_bases(ctx, "search_contexts", "dn_pattern");
+        }
+        memcpy(sid, user_sid->raw, user_sid->len);
+        for (int i = 0; i < 4; i++)
+                sid[user_sid->len - 4 + (size_t)i] = (unsigned char)(rid >> (8 * i));
+        n = (size_t)snprintf(filter, sizeof filter, "(objectSid=");
+        for (size_t i = 0; i < user_sid->len; i++)
+                n += (size_t)snprintf(filter + n, sizeof filter - n, "\\%02x", sid[i]);
+        snprintf(filter + n, sizeof filter - n, ")");
+        for (size_t i = 0; bases && bases[i]; i++) {
+                _cleanup_msg_ LDAPMessage *res = NULL;
+                LDAPMessage *e;
+                if (pgldap_search_one(ctx, c, bases[i], filter, attrs, "search_contexts", &res, &e) > 0) {
+                        _cleanup_free_ char *name = first_value(ctx, c->ld, e, "sAMAccountName");
+                        /* a local group name: "Domain Users" is domain-users */
+                        for (char *q = name; q && *q; q++)
+                                *q = *q == ' ' ? '-' : (char)tolower((unsigned char)*q);
+                        if (name && pgina_user_set(u, PGINA_ATTR_PRIMARY_GROUP, name) == 0)
+                                pgina_log(ctx, LOG_DEBUG, "%s: primary group %s (RID %u)", pgina_user_name(u),
+                                          name, rid);
+                        break;
+                }
+        }
+        pgldap_bases_free(bases);
+}
+
+/* AD's ids and name: uidNumber/gidNumber where set, else from the objectSid's RID and the
+ * primaryGroupID; the local name is the sAMAccountName (a logon as alice@acc.test is alice). */
+static int read_ad_identity(struct pgina_ctx *ctx, struct pgldap_conn *c, LDAPMessage *e, struct pgina_user *u,
+                            int64_t *uid, int64_t *gid) {
+        _cleanup_free_ char *sam = first_value(ctx, c->ld, e, "sAMAccountName");
+        int64_t pg = id_value(ctx, c->ld, e, "primaryGroupID");
+        struct ad_sid sid;
+        bool have_sid = read_sid(c->ld, e, &sid) == 0;
+        int r;
+
+        /* AD's names ignore case; Linux's are lowercase */
+        for (char *q = sam; q && *q; q++)
+                *q = (char)tolower((unsigned char)*q);
+        if (sam && *sam && !streq(sam, pgina_user_name(u))) {
+                pgina_log(ctx, LOG_INFO, "%s is %s (sAMAccountName): the local account's name", pgina_user_name(u),
+                          sam);
+                if ((r = pgina_user_set_name(u, sam)) < 0)
+                        return r;
+        }
+        if (*uid < 0 && have_sid && (*uid = rid_id(ctx, sid.rid)) >= 0)
+                pgina_log(ctx, LOG_INFO, "%s: uid %lld from the objectSid (RID %u + ad_id_base)", pgina_user_name(u),
+                          (long long)*uid, sid.rid);
+        if (*gid < 0 && have_sid && pg > 0 && (*gid = rid_id(ctx, (uint32_t)pg)) >= 0) {
+                pgina_log(ctx, LOG_INFO, "%s: gid %lld from the primaryGroupID (RID %lld + ad_id_base)",
+                          pgina_user_name(u), (long long)*gid, (long long)pg);
+                set_primary_group_sid(ctx, c, u, &sid, (uint32_t)pg);
+                return 1; /* the primary group is named */
+        }
+        if (!have_sid)
+                pgina_log(ctx, LOG_WARNING, "%s: no valid objectSid", pgina_user_name(u));
+        return 0;
+}
+
 static int copy_attr(struct pgina_ctx *ctx, LDAP *ld, LDAPMessage *e, struct pgina_user *u,
                      const char *record, const char *attr) {
         _cleanup_free_ char *v = first_value(ctx, ld, e, attr);
@@ -236,19 +362,25 @@ static void set_primary_group(struct pgina_ctx *ctx, struct pgldap_conn *c, stru
 
 int pgldap_read_user(struct pgina_ctx *ctx, struct pgldap_conn *c, const char *dn,
                      struct pgina_user *u) {
-        size_t nconv = pgina_conf_sub_len(ctx, ATTRS_SUB), k = 0;
-        _cleanup_free_ char **attrs = calloc(ELEMENTSOF(well_known) + nconv + 3, sizeof(char *));
+        bool ad = pgldap_schema_ad(ctx);
+        size_t nconv = pgina_conf_sub_len(ctx, ATTRS_SUB), k = 0, nwk = ad ? ELEMENTSOF(well_known_ad) : ELEMENTSOF(well_known);
+        _cleanup_free_ char **attrs = calloc(nwk + nconv + 6, sizeof(char *));
         _cleanup_msg_ LDAPMessage *res = NULL;
         LDAPMessage *e;
         int64_t uid, gid;
-        int rc, r;
+        int rc, r, named = 0;
 
         if (!attrs)
                 return -ENOMEM;
-        for (size_t i = 0; i < ELEMENTSOF(well_known); i++)
-                attrs[k++] = (char *)well_known[i].ldap;
+        for (size_t i = 0; i < nwk; i++)
+                attrs[k++] = (char *)(ad ? well_known_ad[i].ldap : well_known[i].ldap);
         attrs[k++] = (char *)"uidNumber";
         attrs[k++] = (char *)"gidNumber";
+        if (ad) {
+                attrs[k++] = (char *)"objectSid";
+                attrs[k++] = (char *)"primaryGroupID";
+                attrs[k++] = (char *)"sAMAccountName";
+        }
         for (size_t i = 0; i < nconv; i++)
                 attrs[k++] = (char *)pgina_conf_sub_value(ctx, ATTRS_SUB, i);
 
@@ -264,16 +396,19 @@ int pgldap_read_user(struct pgina_ctx *ctx, struct pgldap_conn *c, const char *d
                           dn, c->uri);
                 return -ENOENT;
         }
-        for (size_t i = 0; i < ELEMENTSOF(well_known); i++) {
-                r = copy_attr(ctx, c->ld, e, u, well_known[i].record, well_known[i].ldap);
+        for (size_t i = 0; i < nwk; i++) {
+                r = ad ? copy_attr(ctx, c->ld, e, u, well_known_ad[i].record, well_known_ad[i].ldap)
+                       : copy_attr(ctx, c->ld, e, u, well_known[i].record, well_known[i].ldap);
                 if (r < 0)
                         return r;
         }
         uid = id_value(ctx, c->ld, e, "uidNumber");
         gid = id_value(ctx, c->ld, e, "gidNumber");
+        if (ad && (named = read_ad_identity(ctx, c, e, u, &uid, &gid)) < 0)
+                return named;
         /* an entry without them keeps what an earlier plugin supplied */
         pgina_user_set_ids(u, uid >= 0 ? uid : pgina_user_uid(u), gid >= 0 ? gid : pgina_user_gid(u));
-        if (gid > 0)
+        if (gid > 0 && !named)
                 set_primary_group(ctx, c, u, gid);
         /* the converter comes last: it may override a well-known one (fullname = displayName) */
         for (size_t i = 0; i < nconv; i++) {
@@ -332,7 +467,9 @@ int pgldap_is_member(struct pgina_ctx *ctx, struct pgldap_conn *c, const char *u
         if ((by_dn || member_of) && !user_dn)
                 return 0; /* not in the directory: a member of nothing */
         value = pgldap_escape_dup(PGLDAP_ESCAPE_FILTER, member_of ? group_dn : by_dn ? user_dn : user);
-        if (!value || asprintf(&filter, "(%s=%s)", attr, value) < 0) {
+        /* AD: memberOf lists direct groups only; the in-chain rule follows nested ones */
+        if (!value || asprintf(&filter, "(%s%s=%s)", attr,
+                               member_of && pgldap_schema_ad(ctx) ? ":1.2.840.113556.1.4.1941:" : "", value) < 0) {
                 filter = NULL;
                 return -ENOMEM;
         }

@@ -6,6 +6,9 @@
 
 #include "ldap-conn.h"
 
+/* schema = ad: Active Directory's attributes (see pgldap_read_user). */
+bool pgldap_schema_ad(struct pgina_ctx *ctx);
+
 /* Search mode (search_filter set) or pattern mode (dn_pattern). */
 bool pgldap_search_mode(struct pgina_ctx *ctx);
 
@@ -37,7 +40,11 @@ int pgldap_find_dn(struct pgina_ctx *ctx, struct pgldap_conn *c, const char *use
 
 /* Read the entry dn into u: fullname (cn), email (mail), home (homeDirectory), shell
  * (loginShell), uid/gid (uidNumber/gidNumber), then every [ldap.attributes] "record = ldapattr"
- * (the attribute's first value). 0 or -errno. */
+ * (the attribute's first value). With schema = ad: fullname (displayName, else cn), home
+ * (unixHomeDirectory), usri4_profile (profilePath), usri4_home_dir (homeDirectory),
+ * usri4_home_dir_drive (homeDrive), LoginScript (scriptPath); uid/gid from uidNumber/gidNumber
+ * where set, else ad_id_base + the RID of the objectSid / of the primaryGroupID; the name
+ * becomes the sAMAccountName. 0 or -errno. */
 int pgldap_read_user(struct pgina_ctx *ctx, struct pgldap_conn *c, const char *dn,
                      struct pgina_user *u);
 

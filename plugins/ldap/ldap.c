@@ -70,6 +70,13 @@ static const struct pgina_option ldap_plugin_options[] = {
         {"cache_credentials", PGINA_OPT_BOOL, "false",
          "keep a yescrypt hash of the password, the record and the rules' groups after an online "
          "logon, for logons while no server answers (pginactl cache list|drop USER)"},
+        {"schema", PGINA_OPT_STRING, "rfc2307",
+         "rfc2307 (posixAccount: cn, homeDirectory, uidNumber...) or ad (Active Directory: displayName, "
+         "unixHomeDirectory, profilePath, homeDirectory + homeDrive as the home share, scriptPath, ids from "
+         "the objectSid where no uidNumber is set, nested memberOf)"},
+        {"ad_id_base", PGINA_OPT_INT, "100000",
+         "schema = ad: uid = ad_id_base + RID of the objectSid, gid = ad_id_base + primaryGroupID, for "
+         "accounts without uidNumber/gidNumber (winbind's idmap rid)"},
         {"password_change", PGINA_OPT_STRING, "auto",
          "how passwords are changed: rfc3062 (password modify operation), ad (Active Directory's "
          "unicodePwd, over TLS only), auto (ad when the rootDSE says Active Directory)"},
@@ -619,6 +626,15 @@ static int ldap_plugin_gateway(struct pgina_ctx *ctx, struct pgina_user *u) {
 
 /* rfc3062, ad, or what the server says it is (auto). */
 static bool use_ad(struct pgina_ctx *ctx, struct pgldap_conn *c) {
+        const char *schema = pgina_conf_get(ctx, "schema");
+        if (!schema || (!streq(schema, "rfc2307") && !streq(schema, "ad"))) {
+                pgina_ctx_message(ctx, "schema must be rfc2307 or ad, not \"%s\"", strempty(schema));
+                return -EINVAL;
+        }
+        if (pgina_conf_int(ctx, "ad_id_base") < 1000) {
+                pgina_ctx_message(ctx, "ad_id_base must be at least 1000 (below are the system's and local users' ids)");
+                return -EINVAL;
+        }
         const char *how = pgina_conf_get(ctx, "password_change");
         int k;
 

@@ -7,6 +7,28 @@
 #include <sys/stat.h>
 #include <time.h>
 
+bool valid_logon_name(const char *name) {
+        const char *at = name ? strchr(name, '@') : NULL;
+        char local[33];
+
+        if (!at)
+                return valid_user_name(name);
+        if ((size_t)(at - name) >= sizeof local || strlen(at + 1) > 255)
+                return false;
+        memcpy(local, name, (size_t)(at - name));
+        local[at - name] = 0;
+        if (!valid_user_name(local) || !at[1] || at[1] == '.' || at[1] == '-')
+                return false;
+        for (const char *p = at + 1; *p; p++) {
+                if ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-')
+                        continue;
+                if (*p == '.' && p[1] && p[1] != '.' && p[-1] != '.')
+                        continue;
+                return false;
+        }
+        return true;
+}
+
 bool valid_user_name(const char *name) {
         size_t n;
 

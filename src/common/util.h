@@ -56,6 +56,10 @@ static inline const char *strempty(const char *s) { return s ? s : ""; }
 /* A Linux user or group name we accept: [a-z_][a-z0-9_.-]*[$]?, at most 32 bytes, the rule of
  * shadow-utils' default NAME_REGEX, minus anything a shell or a path could misread. */
 bool valid_user_name(const char *name);
+/* What a user may type at a logon: a user name, or user@domain (an Active Directory
+ * userPrincipalName: a user name, "@", lowercase DNS labels). A plugin must then name the
+ * account (pgina_user_set_name), or the logon fails. */
+bool valid_logon_name(const char *name);
 /* A plugin name: [a-z0-9_]+, at most 64 bytes. */
 bool valid_plugin_name(const char *name);
 /* Parse a config boolean; returns 0/1 or -EINVAL. */

@@ -518,7 +518,7 @@ static void park(struct manager *m, struct conn *c) {
 static void handle_login(struct manager *m, struct conn *c) {
         struct request *r = &c->req;
 
-        if (!valid_user_name(r->user)) {
+        if (!valid_logon_name(r->user)) {
                 /* Nothing could authenticate this name; answer like any wrong password. */
                 peer_account(m, c, false);
                 reply_simple(c, PROTO_AUTH_FAILED, "Authentication failed");
@@ -1299,9 +1299,12 @@ static void login_token_new(struct manager *m, struct conn *c, struct worker *w,
         pl->expires = now_ms() + TOKEN_TTL_MS;
         pl->next = m->logins;
         m->logins = pl;
+        /* The account is the record's name: a plugin may name it differently from what the
+         * user typed (ldap schema = ad: alice@acc.test logs on as alice); PAM_USER follows. */
+        const char *account = pl->record->name;
         {
                 uid_t u;
-                if (user_uid(w->req.user, &u) == 0)
+                if (user_uid(account, &u) == 0)
                         snprintf(uid, sizeof uid, "%u", (unsigned)u);
         }
         const struct proto_row *fin = result_row(&w->result, "stage", "final");
@@ -1309,7 +1312,7 @@ static void login_token_new(struct manager *m, struct conn *c, struct worker *w,
 
         pbuf_init(&b);
         if (proto_result_begin(&b, PROTO_OK, message, 1) < 0 || proto_row_begin(&b, 5) < 0 ||
-            proto_row_field(&b, "token", pl->token) < 0 || proto_row_field(&b, "user", w->req.user) < 0 ||
+            proto_row_field(&b, "token", pl->token) < 0 || proto_row_field(&b, "user", account) < 0 ||
             proto_row_field(&b, "uid", uid) < 0 || proto_row_field(&b, "authorized", authorized) < 0 ||
             proto_row_field(&b, "password_expired", streq_ptr(expired, "yes") ? "yes" : "no") < 0) {
                 reply_simple(c, PROTO_UNAVAILABLE, "internal error");

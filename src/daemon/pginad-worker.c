@@ -110,7 +110,14 @@ static void run_login(struct chain_env *env, const struct request *req) {
                 return;
         if (!chain_authenticate(env, u, &run))
                 status = PROTO_AUTH_FAILED;
-        else if (authorize && !chain_authorize(env, u, &run))
+        else if (!valid_user_name(u->name)) {
+                /* user@domain that no plugin named an account for */
+                log_notice("logon name %s authenticated, but no plugin named its local account", u->name);
+                free(run.message);
+                run.message = strdup("Authentication failed: log on with your user name");
+                run.authenticated = false;
+                status = PROTO_AUTH_FAILED;
+        } else if (authorize && !chain_authorize(env, u, &run))
                 status = PROTO_DENIED;
         else if (gateway && !chain_gateway(env, u, &run)) {
                 status = PROTO_GATEWAY_FAILED;

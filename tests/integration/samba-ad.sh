@@ -8,7 +8,7 @@
 #   ad_user NAME PW [ARGS]  create a user (samba-tool user create ... ARGS), RFC 2307 ids when
 #                           ARGS has --uid-number=...
 #   ad_tool ARGS...         samba-tool against the DC's own database (local access, no bind)
-#   ad_search FILTER ATTR.. an ldbsearch of the DC's database, for checks
+#   ad_show USER ATTRS      the user's attributes (comma-separated), "name: value" lines, SIDs as text
 #   ad_stop                 SIGTERM (then SIGKILL) samba by its pid
 # shellcheck shell=bash
 
@@ -30,7 +30,7 @@ _ad_fail() {
 
 ad_tool() { samba-tool "$@" -s "$AD_DIR/etc/smb.conf" >>"$AD_DIR/tool.log" 2>&1; }
 
-ad_search() { ldbsearch -H "$AD_DIR/private/sam.ldb" -s "$AD_DIR/etc/smb.conf" "$@" 2>>"$AD_DIR/tool.log"; }
+ad_show() { samba-tool user show "$1" --attributes="$2" -s "$AD_DIR/etc/smb.conf" 2>>"$AD_DIR/tool.log"; }
 
 ad_start() {
         [ -z "$AD_PID" ] || _ad_fail "ad_start: samba already running (pid $AD_PID)"
