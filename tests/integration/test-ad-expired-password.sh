@@ -6,7 +6,8 @@
 # the new password logs on and the old one does not. Through pamtester, and through a real sshd
 # (keyboard-interactive: the user reads the message, is asked the old and the new password, and
 # the command runs). Disabled (533), expired (701) and locked-out (775) accounts get their own
-# message, not "wrong password".
+# message, not "wrong password", and so do logons outside the logon hours (530) or from a
+# workstation the account may not use (531).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/samba-ad.sh"
 need ldapsearch sshd ssh ssh-keygen
@@ -22,8 +23,10 @@ ad_tool user disable dora || fail "cannot disable dora"
 ad_user ed 'Ed-Pw.first11'
 ad_tool user setexpiry ed --days=0 || fail "cannot expire ed"
 ad_user lou 'Lou-Pw.first1'
+ad_user hal 'Hal-Pw.first11'
+ad_user wes 'Wes-Pw.first11'
 ad_tool domain passwordsettings set --account-lockout-threshold=3 || fail "cannot set a lockout threshold"
-(umask 077 && printf '%s\n' "$SVC_PW" >"$T/svc.pw")
+(umask 077 && printf '%s\n' "$SVC_PW" >"$T/svc.pw" && printf '%s' "$SVC_PW" >"$T/svc.pw.raw")
 for s in pgtest sshd; do
         pam_service "$s" <<'P'
 auth     required pam_pgina.so
@@ -80,6 +83,26 @@ assert_fail pam_run pgtest lou 'Wrong-Pw.2' authenticate
 assert_fail pam_run pgtest lou 'Wrong-Pw.3' authenticate
 assert_fail pam_run pgtest lou 'Lou-Pw.first1' authenticate
 assert_contains "$T/pam.out" "Your account is locked out"
+
+step "an account with no logon hours, and one limited to another workstation: told so"
+# as the service account (a Domain Admin here), over LDAPS: logonHours all zero (21 bytes)
+cat >"$T/restrict.ldif" <<LDIF
+dn: CN=hal,CN=Users,$AD_BASE
+changetype: modify
+replace: logonHours
+logonHours:: AAAAAAAAAAAAAAAAAAAAAAAAAAAA
+
+dn: CN=wes,CN=Users,$AD_BASE
+changetype: modify
+replace: userWorkstations
+userWorkstations: WS-ELSEWHERE
+LDIF
+LDAPTLS_CACERT=$AD_CA ldapmodify -x -H "$AD_URL" -D "CN=svc-pgina,CN=Users,$AD_BASE" -y "$T/svc.pw.raw" \
+        -f "$T/restrict.ldif" >"$T/ldapmodify.log" 2>&1 || { cat "$T/ldapmodify.log" >&2; fail "cannot restrict hal and wes"; }
+assert_fail pam_run pgtest hal 'Hal-Pw.first11' authenticate
+assert_contains "$T/pam.out" "You may not log on at this time"
+assert_fail pam_run pgtest wes 'Wes-Pw.first11' authenticate
+assert_contains "$T/pam.out" "You may not log on from this computer"
 
 step "through a real sshd: sam is told, changes his password in the session's dialogue, and logs on"
 useradd -M -s /bin/sh sam || fail "useradd sam"
