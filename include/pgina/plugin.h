@@ -156,7 +156,10 @@ const char *pgina_user_name(const struct pgina_user *u);
 const char *pgina_user_password(const struct pgina_user *u);
 const char *pgina_user_get(const struct pgina_user *u, const char *key); /* NULL when unset */
 int pgina_user_set(struct pgina_user *u, const char *key, const char *value); /* NULL unsets */
-/* Only in lookup by uid: the name of the user found. */
+/* In lookup by uid: the name of the user found. In authenticate: the local account the logon
+ * name stands for (a directory's alice@example.com is alice); a logon name that is not a valid
+ * user name must be renamed so, or the logon fails. The string pgina_user_name returned before
+ * is freed. */
 int pgina_user_set_name(struct pgina_user *u, const char *name);
 
 size_t pgina_user_group_count(const struct pgina_user *u);

@@ -452,6 +452,7 @@ static int ldap_plugin_authenticate(struct pgina_ctx *ctx, struct pgina_user *u)
                 return r;
         }
         r = pgldap_read_user(ctx, &c, dn, u);
+        name = pgina_user_name(u); /* schema = ad may have renamed it (the old string is freed) */
         if (r == -EHOSTDOWN)
                 return authenticate_cached(ctx, u, password, r);
         if (r < 0) {
