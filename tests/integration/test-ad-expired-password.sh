@@ -10,6 +10,7 @@
 # workstation the account may not use (531).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/samba-ad.sh"
+. "$(dirname "$0")/sshd.sh"
 need ldapsearch sshd ssh ssh-keygen
 ad_start
 
@@ -106,31 +107,7 @@ assert_contains "$T/pam.out" "You may not log on from this computer"
 
 step "through a real sshd: sam is told, changes his password in the session's dialogue, and logs on"
 useradd -M -s /bin/sh sam || fail "useradd sam"
-port=$(free_port)
-ssh-keygen -q -t ed25519 -N '' -f "$T/ssh_host_ed25519_key" || fail "ssh-keygen failed"
-cat >"$T/sshd_config" <<CONF
-Port $port
-ListenAddress 127.0.0.1
-HostKey $T/ssh_host_ed25519_key
-PidFile $T/sshd.pid
-UsePAM yes
-KbdInteractiveAuthentication yes
-PasswordAuthentication no
-PubkeyAuthentication no
-AuthorizedKeysFile none
-PermitRootLogin no
-UseDNS no
-StrictModes no
-LogLevel VERBOSE
-CONF
-pam_host_exec "$(command -v sshd)" -D -e -f "$T/sshd_config" >"$T/sshd.log" 2>&1 &
-sshd_pid=$!
-at_exit kill "$sshd_pid"
-for _ in $(seq 1 50); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-        kill -0 "$sshd_pid" 2>/dev/null || { cat "$T/sshd.log"; fail "sshd exited"; }
-        sleep 0.1
-done
+sshd_start
 # ssh asks this program each keyboard-interactive prompt (its argument, with the messages that
 # came before it)
 cat >"$T/askpass" <<SH
@@ -143,7 +120,7 @@ case "\$1" in
 esac
 SH
 chmod 0755 "$T/askpass"
-SSH_ASKPASS=$T/askpass SSH_ASKPASS_REQUIRE=force DISPLAY=none timeout 60 setsid -w ssh -F /dev/null -p "$port" \
+SSH_ASKPASS=$T/askpass SSH_ASKPASS_REQUIRE=force DISPLAY=none timeout 60 setsid -w ssh -F /dev/null -p "$SSHD_PORT" \
         -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o PubkeyAuthentication=no \
         -o GSSAPIAuthentication=no -o PreferredAuthentications=keyboard-interactive \
         -o ConnectTimeout=20 sam@127.0.0.1 'echo logged-on-as-$(id -un)' </dev/null >"$T/ssh.out" 2>"$T/ssh.err" ||

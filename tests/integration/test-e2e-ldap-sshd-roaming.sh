@@ -14,6 +14,7 @@
 # child, so pam_pgina's logon token (pam_set_data) never reaches open_session; pginad then pairs
 # the session with the user's pending logon, so pgSMB still has the logon password at logoff.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/sshd.sh"
 . "$(dirname "$0")/slapd.sh"
 . "$(dirname "$0")/smbd.sh"
 need sshd ssh ssh-keygen sshpass smbd smbpasswd
@@ -68,38 +69,12 @@ pgina_stop
 write_conf "$(smbd_url)"
 pgina_start
 
-port=$(free_port)
-ssh-keygen -q -t ed25519 -N '' -f "$T/ssh_host_ed25519_key" || fail "ssh-keygen failed"
-cat >"$T/sshd_config" <<CONF
-Port $port
-ListenAddress 127.0.0.1
-HostKey $T/ssh_host_ed25519_key
-PidFile $T/sshd.pid
-UsePAM yes
-KbdInteractiveAuthentication yes
-PasswordAuthentication no
-PubkeyAuthentication no
-AuthorizedKeysFile none
-PermitRootLogin no
-UseDNS no
-StrictModes no
-MaxAuthTries 3
-LogLevel VERBOSE
-CONF
-sshd_bin=$(command -v sshd)
-pam_host_exec "$sshd_bin" -D -e -f "$T/sshd_config" >"$T/sshd.log" 2>&1 &
-sshd_pid=$!
-at_exit kill "$sshd_pid"
-for _ in $(seq 1 50); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-        kill -0 "$sshd_pid" 2>/dev/null || { cat "$T/sshd.log"; fail "sshd exited"; }
-        sleep 0.1
-done
+sshd_start "MaxAuthTries 3"
 
 ssh_as() { # USER PASSWORD-FILE CMD...
         local user=$1 pwfile=$2
         shift 2
-        timeout 90 sshpass -f "$pwfile" ssh -F /dev/null -p "$port" \
+        timeout 90 sshpass -f "$pwfile" ssh -F /dev/null -p "$SSHD_PORT" \
                 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
                 -o PubkeyAuthentication=no -o GSSAPIAuthentication=no \
                 -o PreferredAuthentications=keyboard-interactive \

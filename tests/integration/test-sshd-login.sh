@@ -3,6 +3,7 @@
 # account and session. `ssh user@127.0.0.1 id` works for a LocalMachine user with the right
 # password, fails with a wrong one, and pginad sees the session open and close.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/sshd.sh"
 need sshd ssh ssh-keygen sshpass
 
 pgina_conf <<'CONF'
@@ -20,38 +21,12 @@ PAM
 make_user erin 'Erin-ssh-pw-7' -s /bin/sh
 pgina_start
 
-port=$(free_port)
-ssh-keygen -q -t ed25519 -N '' -f "$T/ssh_host_ed25519_key" || fail "ssh-keygen failed"
-cat >"$T/sshd_config" <<CONF
-Port $port
-ListenAddress 127.0.0.1
-HostKey $T/ssh_host_ed25519_key
-PidFile $T/sshd.pid
-UsePAM yes
-KbdInteractiveAuthentication yes
-PasswordAuthentication yes
-PubkeyAuthentication no
-AuthorizedKeysFile none
-PermitRootLogin no
-UseDNS no
-StrictModes no
-MaxAuthTries 3
-LogLevel VERBOSE
-CONF
-sshd_bin=$(command -v sshd)
-pam_host_exec "$sshd_bin" -D -e -f "$T/sshd_config" >"$T/sshd.log" 2>&1 &
-sshd_pid=$!
-at_exit kill "$sshd_pid"
-for _ in $(seq 1 50); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-        kill -0 "$sshd_pid" 2>/dev/null || { cat "$T/sshd.log"; fail "sshd exited"; }
-        sleep 0.1
-done
+sshd_start "PasswordAuthentication yes" "MaxAuthTries 3"
 
 ssh_as() { # USER PASSWORD-FILE CMD...
         local user=$1 pwfile=$2
         shift 2
-        timeout 60 sshpass -f "$pwfile" ssh -F /dev/null -p "$port" \
+        timeout 60 sshpass -f "$pwfile" ssh -F /dev/null -p "$SSHD_PORT" \
                 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
                 -o PubkeyAuthentication=no -o GSSAPIAuthentication=no \
                 -o PreferredAuthentications=keyboard-interactive,password \
