@@ -156,10 +156,12 @@ static int run_as_user(struct pgina_ctx *ctx, const struct pgsmb_user *pu, const
         r = pgsmb_child_start(pu, &job, -1, p[1], &c, rep.err, sizeof rep.err);
         close(p[1]);
         if (r == 0) {
-                /* The program kills the script at its limit; this one is for the program. */
-                if (script_output(&lb, p[0], c.ctl_fd, now_ms() + ((long long)s->timeout_s + 10) * 1000) < 0)
+                /* The program kills the script at its limit; this one is for the program, its
+                 * report included (one that stops mid-report is killed too). */
+                long long deadline = now_ms() + ((long long)s->timeout_s + 10) * 1000;
+                if (script_output(&lb, p[0], c.ctl_fd, deadline) < 0)
                         kill(c.pid, SIGKILL);
-                r = pgsmb_child_wait(&c, &rep);
+                r = pgsmb_child_wait_until(&c, &rep, deadline);
         }
         close(p[0]);
         if (lb.n)

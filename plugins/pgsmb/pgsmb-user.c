@@ -8,6 +8,7 @@
 #include <grp.h>
 #include <limits.h>
 #include <openssl/evp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -192,13 +193,28 @@ int pgsmb_child_start(const struct pgsmb_user *u, const struct userwork_job *job
         return 0;
 }
 
-int pgsmb_child_wait(struct pgsmb_child *c, struct userwork_report *rep) {
+int pgsmb_child_wait_until(struct pgsmb_child *c, struct userwork_report *rep, long long deadline) {
         char *p = (char *)rep;
         size_t got = 0;
         int status = 0;
 
         memset(rep, 0, sizeof *rep);
         while (got < sizeof *rep) {
+                if (deadline >= 0) {
+                        /* A program that stops mid-report (the user can ptrace it) must not
+                         * hold us past the deadline. */
+                        struct pollfd pfd = {.fd = c->ctl_fd, .events = POLLIN};
+                        long long left = deadline - now_ms();
+                        int n = left > 0 ? poll(&pfd, 1, (int)(left < 1000 ? left : 1000)) : 0;
+                        if (n < 0 && errno == EINTR)
+                                continue;
+                        if (n == 0 && left > 1000)
+                                continue;
+                        if (n <= 0) {
+                                kill(c->pid, SIGKILL);
+                                break;
+                        }
+                }
                 ssize_t k = read(c->ctl_fd, p + got, sizeof *rep - got);
                 if (k < 0 && errno == EINTR)
                         continue;
@@ -227,6 +243,10 @@ int pgsmb_child_wait(struct pgsmb_child *c, struct userwork_report *rep) {
         if (rep->result == 0 && (!WIFEXITED(status) || WEXITSTATUS(status) != 0))
                 rep->result = -EIO;
         return rep->result;
+}
+
+int pgsmb_child_wait(struct pgsmb_child *c, struct userwork_report *rep) {
+        return pgsmb_child_wait_until(c, rep, -1);
 }
 
 int pgsmb_as_user(const struct pgsmb_user *u, const struct userwork_job *job, struct userwork_report *rep) {

@@ -58,6 +58,8 @@ int pgsmb_child_start(const struct pgsmb_user *u, const struct userwork_job *job
                       int aux_fd, struct pgsmb_child *c, char *err, size_t errlen);
 /* Its report (rep->err says why it failed) and its end. 0 when the job succeeded. */
 int pgsmb_child_wait(struct pgsmb_child *c, struct userwork_report *rep);
+/* The same, but past deadline (now_ms(); -1: none) the program is killed and reported so. */
+int pgsmb_child_wait_until(struct pgsmb_child *c, struct userwork_report *rep, long long deadline);
 /* Both, for a job with no descriptors. */
 int pgsmb_as_user(const struct pgsmb_user *u, const struct userwork_job *job, struct userwork_report *rep);
 
