@@ -627,15 +627,6 @@ static int ldap_plugin_gateway(struct pgina_ctx *ctx, struct pgina_user *u) {
 
 /* rfc3062, ad, or what the server says it is (auto). */
 static bool use_ad(struct pgina_ctx *ctx, struct pgldap_conn *c) {
-        const char *schema = pgina_conf_get(ctx, "schema");
-        if (!schema || (!streq(schema, "rfc2307") && !streq(schema, "ad"))) {
-                pgina_ctx_message(ctx, "schema must be rfc2307 or ad, not \"%s\"", strempty(schema));
-                return -EINVAL;
-        }
-        if (pgina_conf_int(ctx, "ad_id_base") < 1000) {
-                pgina_ctx_message(ctx, "ad_id_base must be at least 1000 (below are the system's and local users' ids)");
-                return -EINVAL;
-        }
         const char *how = pgina_conf_get(ctx, "password_change");
         int k;
 
@@ -942,6 +933,16 @@ static int ldap_plugin_check_config(struct pgina_ctx *ctx) {
         }
         if (!def || (!streq(def, "allow") && !streq(def, "deny"))) {
                 pgina_ctx_message(ctx, "authz_default must be allow or deny, not \"%s\"", strempty(def));
+                return -EINVAL;
+        }
+        const char *schema = pgina_conf_get(ctx, "schema");
+        if (!schema || (!streq(schema, "rfc2307") && !streq(schema, "ad"))) {
+                pgina_ctx_message(ctx, "schema must be rfc2307 or ad, not \"%s\"", strempty(schema));
+                return -EINVAL;
+        }
+        if (pgina_conf_int(ctx, "ad_id_base") < 1000 || pgina_conf_int(ctx, "ad_id_base") > INT32_MAX) {
+                pgina_ctx_message(ctx, "ad_id_base must be at least 1000 (below are the system's and local "
+                                  "users' ids) and at most %d", INT32_MAX);
                 return -EINVAL;
         }
         const char *how = pgina_conf_get(ctx, "password_change");
