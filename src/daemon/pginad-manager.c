@@ -500,6 +500,10 @@ static void queue_shutdown(struct manager *m) {
 }
 
 static bool user_has_job(struct manager *m, const char *user) {
+        /* user@domain (a logon by userPrincipalName): its account is known only after the chain
+         * ran, gateway included, so any pending logoff job may be its own */
+        if (strchr(user, '@'))
+                return m->jobs.head != NULL;
         return jobs_find_user(&m->jobs, user) != NULL;
 }
 
