@@ -455,6 +455,10 @@ static int ldap_plugin_authenticate(struct pgina_ctx *ctx, struct pgina_user *u)
         name = pgina_user_name(u); /* schema = ad may have renamed it (the old string is freed) */
         if (r == -EHOSTDOWN)
                 return authenticate_cached(ctx, u, password, r);
+        if (r == -ENOENT) { /* gone since the bind, or no logon account (schema = ad: a computer) */
+                pgina_ctx_message(ctx, AUTH_FAILED);
+                return 0;
+        }
         if (r < 0) {
                 /* without its uidNumber the gateway would give the account another uid */
                 pgina_ctx_message(ctx, "Failed to read the LDAP entry of %s", name);
