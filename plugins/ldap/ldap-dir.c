@@ -311,6 +311,13 @@ static int read_ad_identity(struct pgina_ctx *ctx, struct pgldap_conn *c, LDAPMe
         /* AD's names ignore case; Linux's are lowercase */
         for (char *q = sam; q && *q; q++)
                 *q = (char)tolower((unsigned char)*q);
+        /* computers and trusts are objectClass=user too, their sAMAccountName ends in '$': their
+         * passwords are a machine's secret (or chosen by whoever added the computer), no person's */
+        if (sam && *sam && sam[strlen(sam) - 1] == '$') {
+                pgina_log(ctx, LOG_NOTICE, "%s is the computer or trust account %s: not a logon account",
+                          pgina_user_name(u), sam);
+                return -ENOENT;
+        }
         if (sam && *sam && !streq(sam, pgina_user_name(u))) {
                 pgina_log(ctx, LOG_INFO, "%s is %s (sAMAccountName): the local account's name", pgina_user_name(u),
                           sam);

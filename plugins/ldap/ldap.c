@@ -455,6 +455,10 @@ static int ldap_plugin_authenticate(struct pgina_ctx *ctx, struct pgina_user *u)
         name = pgina_user_name(u); /* schema = ad may have renamed it (the old string is freed) */
         if (r == -EHOSTDOWN)
                 return authenticate_cached(ctx, u, password, r);
+        if (r == -ENOENT) { /* gone since the bind, or no logon account (schema = ad: a computer) */
+                pgina_ctx_message(ctx, AUTH_FAILED);
+                return 0;
+        }
         if (r < 0) {
                 /* without its uidNumber the gateway would give the account another uid */
                 pgina_ctx_message(ctx, "Failed to read the LDAP entry of %s", name);
@@ -627,15 +631,6 @@ static int ldap_plugin_gateway(struct pgina_ctx *ctx, struct pgina_user *u) {
 
 /* rfc3062, ad, or what the server says it is (auto). */
 static bool use_ad(struct pgina_ctx *ctx, struct pgldap_conn *c) {
-        const char *schema = pgina_conf_get(ctx, "schema");
-        if (!schema || (!streq(schema, "rfc2307") && !streq(schema, "ad"))) {
-                pgina_ctx_message(ctx, "schema must be rfc2307 or ad, not \"%s\"", strempty(schema));
-                return -EINVAL;
-        }
-        if (pgina_conf_int(ctx, "ad_id_base") < 1000) {
-                pgina_ctx_message(ctx, "ad_id_base must be at least 1000 (below are the system's and local users' ids)");
-                return -EINVAL;
-        }
         const char *how = pgina_conf_get(ctx, "password_change");
         int k;
 
@@ -942,6 +937,16 @@ static int ldap_plugin_check_config(struct pgina_ctx *ctx) {
         }
         if (!def || (!streq(def, "allow") && !streq(def, "deny"))) {
                 pgina_ctx_message(ctx, "authz_default must be allow or deny, not \"%s\"", strempty(def));
+                return -EINVAL;
+        }
+        const char *schema = pgina_conf_get(ctx, "schema");
+        if (!schema || (!streq(schema, "rfc2307") && !streq(schema, "ad"))) {
+                pgina_ctx_message(ctx, "schema must be rfc2307 or ad, not \"%s\"", strempty(schema));
+                return -EINVAL;
+        }
+        if (pgina_conf_int(ctx, "ad_id_base") < 1000 || pgina_conf_int(ctx, "ad_id_base") > INT32_MAX) {
+                pgina_ctx_message(ctx, "ad_id_base must be at least 1000 (below are the system's and local "
+                                  "users' ids) and at most %d", INT32_MAX);
                 return -EINVAL;
         }
         const char *how = pgina_conf_get(ctx, "password_change");

@@ -500,6 +500,10 @@ static void queue_shutdown(struct manager *m) {
 }
 
 static bool user_has_job(struct manager *m, const char *user) {
+        /* user@domain (a logon by userPrincipalName): its account is known only after the chain
+         * ran, gateway included, so any pending logoff job may be its own */
+        if (strchr(user, '@'))
+                return m->jobs.head != NULL;
         return jobs_find_user(&m->jobs, user) != NULL;
 }
 
@@ -1365,6 +1369,37 @@ static void credui_append(struct manager *m, struct worker *w, const struct conn
         (void)cache_save(&m->cache);
 }
 
+/* A password change went through: the user's pending logons and sessions keep the new password
+ * (the logoff work uses it: pgSMB's credentials = user), not the one it replaced; a logon whose
+ * password had to be changed first (must change at next logon) opens its session after the
+ * change. */
+static void password_follow(struct manager *m, const char *user, const struct secret *pw) {
+        size_t n = 0;
+
+        if (!pw)
+                return;
+        for (struct pending_login *pl = m->logins; pl; pl = pl->next)
+                if (pl->password && streq(pl->record->name, user)) {
+                        struct secret *s = secret_dup(pw);
+                        if (!s)
+                                continue;
+                        secret_free(pl->password);
+                        pl->password = s;
+                }
+        for (size_t i = 0; i < m->cache.n; i++)
+                for (size_t k = 0; k < m->cache.v[i].nentries; k++) {
+                        struct cache_entry *e = &m->cache.v[i].entries[k];
+                        struct secret *s;
+                        if (!e->password || !streq(e->user, user) || !(s = secret_dup(pw)))
+                                continue;
+                        secret_free(e->password);
+                        e->password = s;
+                        n++;
+                }
+        if (n)
+                log_debug("%s: %zu session entr%s now hold the new password", user, n, n == 1 ? "y" : "ies");
+}
+
 static void worker_request_done(struct manager *m, struct worker *w) {
         struct conn *c = w->conn;
         struct proto_result *res = &w->result;
@@ -1425,6 +1460,8 @@ static void worker_request_done(struct manager *m, struct worker *w) {
                 log_info("password change of %s: %s%s%s", w->req.user, proto_status_to_string(st),
                          msg[0] ? ": " : "", msg);
                 peer_account(m, c, st == PROTO_OK);
+                if (st == PROTO_OK)
+                        password_follow(m, w->req.user, w->req.new_password);
         } else if (w->req.type == PROTO_REQ_AUTHORIZE)
                 log_info("authorization of %s: %s%s%s", w->req.user, proto_status_to_string(st),
                          msg[0] ? ": " : "", msg);

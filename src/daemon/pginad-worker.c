@@ -110,7 +110,22 @@ static void run_login(struct chain_env *env, const struct request *req) {
                 return;
         if (!chain_authenticate(env, u, &run))
                 status = PROTO_AUTH_FAILED;
-        else if (!valid_user_name(u->name)) {
+        else if (!streq(u->name, req->user) &&
+                 (strchr(req->user, '@') == NULL || (req->scenario != PGINA_SCENARIO_LOGON &&
+                                                     req->scenario != PGINA_SCENARIO_SIMULATE))) {
+                /* A plugin named another account (ldap schema = ad: the entry's sAMAccountName).
+                 * Only a logon as user@domain may become its account: an unlock or a credui logon
+                 * is for the user asked (the session's, the one the caller names), and a user
+                 * name stands for itself (a caller that keeps the PAM_USER it asked for would
+                 * take another account's password for it). */
+                log_notice("%s authenticated as the account %s: refused (%s)", req->user, u->name,
+                           strchr(req->user, '@') ? "only a logon may name another account"
+                                                  : "a user name must stay the account's name");
+                free(run.message);
+                run.message = strdup("Authentication failed");
+                run.authenticated = false;
+                status = PROTO_AUTH_FAILED;
+        } else if (!valid_user_name(u->name)) {
                 /* user@domain that no plugin named an account for */
                 log_notice("logon name %s authenticated, but no plugin named its local account", u->name);
                 free(run.message);
