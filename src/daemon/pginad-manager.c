@@ -83,7 +83,7 @@ struct worker {
         struct request req; /* REQUEST */
         struct job *job; /* JOB */
         char *user;
-        long long deadline;
+        long long started, deadline;
         bool timed_out;
         char plugin[72], stage[32];
         struct proto_result result;
@@ -293,8 +293,9 @@ static struct worker *worker_start(struct manager *m, struct worker_spec *spec, 
         w->fd = fd;
         w->kind = spec->kind;
         w->user = strdup(user);
-        w->deadline = now_ms() + 1000LL * (spec->kind == WORKER_JOB ? m->conf->job_timeout
-                                                                    : m->conf->request_timeout);
+        w->started = now_ms();
+        w->deadline = w->started + 1000LL * (spec->kind == WORKER_JOB ? m->conf->job_timeout
+                                                                      : m->conf->request_timeout);
         pbuf_init(&w->in);
         w->next = m->workers;
         m->workers = w;
@@ -580,7 +581,7 @@ static void manager_sessions_drop(struct manager *m, const char *user) {
                                 continue;
                         if (!(id = strdup(s->id)) || cache_close(&m->cache, id, &gone) < 0)
                                 return;
-                        log_info("session %s of %s (a user manager that ended without closing it) dropped", id, user);
+                        log_debug("session %s of %s (a user manager that ended without closing it) dropped", id, user);
                         session_done(&gone);
                         found = true;
                         break;
@@ -682,9 +683,11 @@ static void handle_open_session(struct manager *m, struct conn *c) {
         (void)cache_save(&m->cache);
         if (logind_follow(&m->logind) > 0) /* logind may have started after pginad */
                 session_logind_map(m, s);
-        log_info("session %s opened for %s (service %s, tty %s%s%s)", id, r->user,
-                 r->service[0] ? r->service : "-", r->tty[0] ? r->tty : "-",
-                 r->rhost[0] ? ", from " : "", r->rhost);
+        /* the user manager's session (systemd-user) is no logon: debug, like its close */
+        log_internal(streq(r->service, "systemd-user") ? LOG_DEBUG : LOG_INFO, 0,
+                     "session %s opened for %s (service %s, tty %s%s%s)", id, r->user,
+                     r->service[0] ? r->service : "-", r->tty[0] ? r->tty : "-",
+                     r->rhost[0] ? ", from " : "", r->rhost);
         notify_start(m, record, s->entries[0].password, ev, nev);
 
         /* Plugins may hand the session environment variables: record attributes "env:NAME". */
@@ -1546,8 +1549,11 @@ static void worker_request_done(struct manager *m, struct worker *w) {
                          msg[0] ? ": " : "", msg);
                 peer_account(m, c, st == PROTO_OK);
         } else if (w->req.type == PROTO_REQ_AUTHORIZE)
-                log_info("authorization of %s: %s%s%s", w->req.user, proto_status_to_string(st),
-                         msg[0] ? ": " : "", msg);
+                /* user@.service's account check of the user's manager is no logon of its own */
+                log_internal(streq(w->req.service, "systemd-user") && st == PROTO_OK ? LOG_DEBUG : LOG_INFO, 0,
+                             "authorization of %s (service %s%s%s): %s%s%s", w->req.user,
+                             w->req.service[0] ? w->req.service : "-", w->req.rhost[0] ? ", from " : "",
+                             w->req.rhost, proto_status_to_string(st), msg[0] ? ": " : "", msg);
         reply_simple(c, st, msg);
         return;
 fail:
@@ -1589,17 +1595,29 @@ static void worker_finish(struct manager *m, struct worker *w) {
                         *p = w->next;
                         break;
                 }
-        if (w->have_result && !w->timed_out) {
+        bool ok = w->have_result && !w->timed_out;
+
+        if (ok) {
                 if (w->kind == WORKER_REQUEST)
                         worker_request_done(m, w);
-                else if (w->result.status != PROTO_OK)
-                        log_warning("%s notification for %s: some plugins failed: %s",
-                                    w->kind == WORKER_JOB ? "logoff" : "session", w->user,
+                else if (w->kind == WORKER_NOTIFY && w->result.status != PROTO_OK)
+                        log_warning("session notification for %s: some plugins failed: %s", w->user,
                                     strempty(w->result.message));
         } else
                 worker_failed(m, w);
         if (w->kind == WORKER_JOB && w->job) {
-                log_info("logoff job of %s finished", w->user);
+                /* One line for the job's end, with its outcome (a failed worker's reason is the
+                 * line before). */
+                double secs = (double)(now_ms() - w->started) / 1000.0;
+
+                if (ok && w->result.status == PROTO_OK)
+                        log_info("logoff job of %s finished in %.1f s: ok", w->user, secs);
+                else if (ok)
+                        log_warning("logoff job of %s finished in %.1f s: some plugins failed: %s", w->user,
+                                    secs, strempty(w->result.message));
+                else
+                        log_warning("logoff job of %s finished in %.1f s: failed (its worker %s)", w->user,
+                                    secs, w->timed_out ? "timed out" : "crashed");
                 jobs_remove(&m->jobs, w->job);
                 jobs_inhibit_update(&m->jobs);
         }

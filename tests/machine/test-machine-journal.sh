@@ -31,7 +31,7 @@ assert_eq 1 "$(count 'of alice closed')" "session close lines of alice"
 assert_eq 1 "$(count '^logoff job of alice started$')" "logoff job start lines"
 assert_eq 1 "$(count '^logoff job of alice finished in [0-9.]* s: ok$')" "logoff job end lines (with the outcome)"
 assert_eq 1 "$(count 'logoff job of alice finished')" "logoff job end lines of alice"
-assert_eq 1 "$(count '^worker\[[0-9]*\]: pgsmb: alice: saved [0-9]* files .* to file:///srv/pgina/profiles/alice/alice\.tar\.zst in [0-9.]* s')" \
+assert_eq 1 "$(count '^pgsmb: alice: saved [0-9]* files .* to file:///srv/pgina/profiles/alice/alice\.tar\.zst in [0-9.]* s')" \
         "pgSMB's profile saved line"
 
 step "every line names alice, none is repeated, none is debug output"
