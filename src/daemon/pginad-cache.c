@@ -171,8 +171,7 @@ static int entry_to_row(const struct session *s, size_t idx, struct pbuf *b) {
         if ((r = proto_row_begin(b, 10 + n)) < 0 || (r = proto_row_field(b, "session", s->id)) < 0 ||
             (r = proto_row_field(b, "index", num[0])) < 0 ||
             (r = proto_row_field(b, "service", e->service)) < 0 ||
-            (r = proto_row_field(b, "tty", e->tty)) < 0 ||
-            (r = proto_row_field(b, "rhost", e->rhost)) < 0 ||
+            (r = proto_row_field(b, "tty", e->tty)) < 0 || (r = proto_row_field(b, "rhost", e->rhost)) < 0 ||
             (r = proto_row_field(b, "opened", num[1])) < 0 ||
             (r = proto_row_field(b, "scenario", num[2])) < 0 ||
             (r = proto_row_field(b, "leader", num[3])) < 0 ||

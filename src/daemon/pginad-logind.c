@@ -18,9 +18,7 @@
 #include <systemd/sd-login.h>
 
 /* sd_booted(3) and sd-login(3): logind runs when /run/systemd/seats/ exists. */
-bool logind_running(void) {
-        return sd_booted() > 0 && access("/run/systemd/seats/", F_OK) == 0;
-}
+bool logind_running(void) { return sd_booted() > 0 && access("/run/systemd/seats/", F_OK) == 0; }
 
 int logind_follow(struct logind *l) {
         sd_login_monitor *mon = NULL;
@@ -36,7 +34,7 @@ int logind_follow(struct logind *l) {
         if (r < 0) {
                 l->failed = true;
                 return log_warning_errno(r, "Could not follow logind's sessions (logoffs follow PAM "
-                                         "closes only): %m");
+                                            "closes only): %m");
         }
         l->monitor = mon;
         l->fd = sd_login_monitor_get_fd(mon);
@@ -69,8 +67,8 @@ int logind_session_of(pid_t pid, uid_t uid, const char *service, char **ret) {
         /* The pid's session is the PAM session's only if logind registered it for the same user
          * and PAM service: `su - bob` inside alice's ssh session runs in her logind session, and
          * pam_systemd registers no new one for it. */
-        if (sd_session_get_uid(id, &owner) < 0 || owner != uid ||
-            sd_session_get_service(id, &svc) < 0 || !streq(svc, service))
+        if (sd_session_get_uid(id, &owner) < 0 || owner != uid || sd_session_get_service(id, &svc) < 0 ||
+            !streq(svc, service))
                 return -ENODATA;
         *ret = TAKE_PTR(id);
         return 0;
@@ -129,6 +127,4 @@ bool logind_session_id_valid(const char *id) {
         return true;
 }
 
-bool logind_process_gone(pid_t pid) {
-        return pid > 0 && kill(pid, 0) < 0 && errno == ESRCH;
-}
+bool logind_process_gone(pid_t pid) { return pid > 0 && kill(pid, 0) < 0 && errno == ESRCH; }

@@ -46,8 +46,9 @@
                          * the listen backlog, whose overflow blocks clients in connect() */
 #define JOBS_PARALLEL_MAX 4
 #define TOKEN_TTL_MS (5 * 60 * 1000)
-#define ENDED_MAX 32 /* sessions logind ended that PAM may still close (answered OK, not "no such
-                      * session"): a session's PAM close and its logind end race */
+/* Sessions logind ended that PAM may still close (answered OK, not "no such session"): a
+ * session's PAM close and its logind end race. */
+#define ENDED_MAX 32
 #define ENDED_TTL_MS (10 * 60 * 1000)
 #define READ_CHUNK 16384
 
@@ -294,8 +295,8 @@ static struct worker *worker_start(struct manager *m, struct worker_spec *spec, 
         w->kind = spec->kind;
         w->user = strdup(user);
         w->started = now_ms();
-        w->deadline = w->started + 1000LL * (spec->kind == WORKER_JOB ? m->conf->job_timeout
-                                                                      : m->conf->request_timeout);
+        w->deadline = w->started +
+                      1000LL * (spec->kind == WORKER_JOB ? m->conf->job_timeout : m->conf->request_timeout);
         pbuf_init(&w->in);
         w->next = m->workers;
         m->workers = w;
@@ -581,7 +582,8 @@ static void manager_sessions_drop(struct manager *m, const char *user) {
                                 continue;
                         if (!(id = strdup(s->id)) || cache_close(&m->cache, id, &gone) < 0)
                                 return;
-                        log_debug("session %s of %s (a user manager that ended without closing it) dropped", id, user);
+                        log_debug("session %s of %s (a user manager that ended without closing it) dropped",
+                                  id, user);
                         session_done(&gone);
                         found = true;
                         break;
@@ -686,8 +688,8 @@ static void handle_open_session(struct manager *m, struct conn *c) {
         /* the user manager's session (systemd-user) is no logon: debug, like its close */
         log_internal(streq(r->service, "systemd-user") ? LOG_DEBUG : LOG_INFO, 0,
                      "session %s opened for %s (service %s, tty %s%s%s)", id, r->user,
-                     r->service[0] ? r->service : "-", r->tty[0] ? r->tty : "-",
-                     r->rhost[0] ? ", from " : "", r->rhost);
+                     r->service[0] ? r->service : "-", r->tty[0] ? r->tty : "-", r->rhost[0] ? ", from " : "",
+                     r->rhost);
         notify_start(m, record, s->entries[0].password, ev, nev);
 
         /* Plugins may hand the session environment variables: record attributes "env:NAME". */
@@ -789,8 +791,8 @@ static void handle_close_session(struct manager *m, struct conn *c) {
                 reply_simple(c, PROTO_BAD_REQUEST, "session belongs to another user");
                 goto out;
         }
-        if (c->peer.uid != 0 && (!cache_session_is_manager(s) || s->nentries == 0 ||
-                                 s->entries[0].uid != c->peer.uid)) {
+        if (c->peer.uid != 0 &&
+            (!cache_session_is_manager(s) || s->nentries == 0 || s->entries[0].uid != c->peer.uid)) {
                 log_notice("uid %u (pid %d) may close only its own user manager's session, not session %s",
                            (unsigned)c->peer.uid, (int)c->peer.pid, r->session);
                 peer_account(m, c, false);
@@ -1054,8 +1056,7 @@ static void handle_sessions(struct manager *m, struct conn *c) {
                         snprintf(opened, sizeof opened, "%lld", (long long)e->opened);
                         if (proto_row_begin(&b, 10) < 0 || proto_row_field(&b, "session", s->id) < 0 ||
                             proto_row_field(&b, "index", idx) < 0 ||
-                            proto_row_field(&b, "user", e->user) < 0 ||
-                            proto_row_field(&b, "uid", uid) < 0 ||
+                            proto_row_field(&b, "user", e->user) < 0 || proto_row_field(&b, "uid", uid) < 0 ||
                             proto_row_field(&b, "service", e->service) < 0 ||
                             proto_row_field(&b, "tty", e->tty) < 0 ||
                             proto_row_field(&b, "rhost", e->rhost) < 0 ||
@@ -1550,8 +1551,8 @@ static void worker_request_done(struct manager *m, struct worker *w) {
                 peer_account(m, c, st == PROTO_OK);
         } else if (w->req.type == PROTO_REQ_AUTHORIZE)
                 /* user@.service's account check of the user's manager is no logon of its own */
-                log_internal(streq(w->req.service, "systemd-user") && st == PROTO_OK ? LOG_DEBUG : LOG_INFO, 0,
-                             "authorization of %s (service %s%s%s): %s%s%s", w->req.user,
+                log_internal(streq(w->req.service, "systemd-user") && st == PROTO_OK ? LOG_DEBUG : LOG_INFO,
+                             0, "authorization of %s (service %s%s%s): %s%s%s", w->req.user,
                              w->req.service[0] ? w->req.service : "-", w->req.rhost[0] ? ", from " : "",
                              w->req.rhost, proto_status_to_string(st), msg[0] ? ": " : "", msg);
         reply_simple(c, st, msg);
