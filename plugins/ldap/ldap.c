@@ -471,7 +471,8 @@ static int ldap_plugin_authenticate(struct pgina_ctx *ctx, struct pgina_user *u)
                 pgina_ctx_password_expired(ctx);
                 return 1;
         }
-        pgina_log(ctx, LOG_INFO, "Authenticated %s as %s on %s", name, dn, c.uri);
+        /* debug: the logon line says it */
+        pgina_log(ctx, LOG_DEBUG, "Authenticated %s as %s on %s", name, dn, c.uri);
         pgldap_conn_done(&c);
         cache_online_logon(ctx, u, password);
         return 1;

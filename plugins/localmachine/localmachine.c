@@ -137,7 +137,8 @@ static int lm_authenticate(struct pgina_ctx *ctx, struct pgina_user *u) {
                 if (full)
                         (void)pgina_user_set(u, PGINA_ATTR_FULLNAME, full);
         }
-        pgina_log(ctx, LOG_INFO, "Authenticated %s against the local account", name);
+        /* debug: the logon line says it */
+        pgina_log(ctx, LOG_DEBUG, "Authenticated %s against the local account", name);
         return 1;
 }
 

@@ -34,6 +34,7 @@ void log_reopen(void) {
 void log_set_level(int priority) { log_max = priority; }
 int log_get_level(void) { return log_max; }
 void log_set_prefix(const char *prefix) { log_prefix = prefix; }
+bool log_to_stderr_only(void) { return log_to_stderr; }
 
 int log_level_from_string(const char *s) {
         static const struct {

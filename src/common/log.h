@@ -19,6 +19,7 @@ void log_escape(char *line, size_t len);
 int log_get_level(void);
 int log_level_from_string(const char *s); /* "debug", "info", "notice", "warning", "error" */
 void log_set_prefix(const char *prefix); /* e.g. "worker[localmachine]" ; NULL clears */
+bool log_to_stderr_only(void); /* the foreground: no journal to tell processes apart */
 
 int log_internal(int priority, int error, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int log_internalv(int priority, int error, const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));

@@ -397,7 +397,7 @@ static int cmd_status(const struct ctl *ctl, int argc, char **argv) {
 
 static int cmd_sessions(const struct ctl *ctl, int argc, char **argv) {
         _cleanup_(proto_result_free) struct proto_result res = {0};
-        struct table t = {.ncols = 9};
+        struct table t = {.ncols = 10};
         int r;
 
         if ((r = ctl_simple(ctl, PROTO_REQ_SESSIONS, &res)) > 0)
@@ -408,18 +408,19 @@ static int cmd_sessions(const struct ctl *ctl, int argc, char **argv) {
                 printf("No sessions.\n");
                 return EXIT_OK;
         }
-        table_add(&t, (const char *[]){"SESSION", "INDEX", "USER", "UID", "SERVICE", "TTY", "RHOST",
-                                       "OPENED", "SCENARIO"});
+        table_add(&t, (const char *[]){"SESSION", "INDEX", "USER", "UID", "SERVICE", "TTY", "RHOST", "OPENED",
+                                       "SCENARIO", "LOGIND"});
         for (size_t i = 0; i < res.nrows; i++) {
                 const struct proto_row *row = &res.rows[i];
                 char tb[64];
 
-                table_add(&t, (const char *[]){row_get(row, "session"), row_get(row, "index"),
-                                               row_get(row, "user"), row_get(row, "uid"),
-                                               row_get(row, "service"), row_get(row, "tty"),
-                                               row_get(row, "rhost"),
-                                               format_time(row_get(row, "opened"), tb, sizeof tb),
-                                               row_get(row, "scenario")});
+                table_add(&t,
+                          (const char *[]){row_get(row, "session"), row_get(row, "index"),
+                                           row_get(row, "user"), row_get(row, "uid"), row_get(row, "service"),
+                                           row_get(row, "tty"), row_get(row, "rhost"),
+                                           format_time(row_get(row, "opened"), tb, sizeof tb),
+                                           row_get(row, "scenario"),
+                                           *row_get(row, "logind") ? row_get(row, "logind") : "-"});
         }
         table_print(&t, stdout);
         table_free(&t);

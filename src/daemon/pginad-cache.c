@@ -41,6 +41,7 @@ void session_done(struct session *s) {
                 entry_done(&s->entries[i]);
         free(s->entries);
         free(s->id);
+        free(s->logind);
         memset(s, 0, sizeof *s);
 }
 
@@ -124,9 +125,11 @@ struct session *cache_open(struct cache *c, struct pgina_user *record, struct se
         memset(s, 0, sizeof *s);
         snprintf(id, sizeof id, "%" PRIu64, ++c->next_id);
         s->id = strdup(id);
+        s->logind = strdup("");
         s->leader = leader;
-        if (!s->id || cache_append(s, record, password, service, tty, rhost) < 0) {
+        if (!s->id || !s->logind || cache_append(s, record, password, service, tty, rhost) < 0) {
                 free(s->id);
+                free(s->logind);
                 free(s->entries);
                 return NULL;
         }
@@ -145,7 +148,7 @@ int cache_close(struct cache *c, const char *id, struct session *ret) {
 }
 
 /* On disk: a magic line, then proto.h result rows: one row per entry with the session's and the
- * entry's fields and the record (user_to_row's fields). */
+ * entry's fields and the record (user_to_row's fields). "logind" may be missing (older files). */
 static int entry_to_row(const struct session *s, size_t idx, struct pbuf *b) {
         const struct cache_entry *e = &s->entries[idx];
         _cleanup_pbuf_ struct pbuf rec = {0};
@@ -165,14 +168,14 @@ static int entry_to_row(const struct session *s, size_t idx, struct pbuf *b) {
         snprintf(num[1], sizeof num[1], "%" PRId64, e->opened);
         snprintf(num[2], sizeof num[2], "%u", e->scenario);
         snprintf(num[3], sizeof num[3], "%u", s->leader);
-        if ((r = proto_row_begin(b, 9 + n)) < 0 || (r = proto_row_field(b, "session", s->id)) < 0 ||
+        if ((r = proto_row_begin(b, 10 + n)) < 0 || (r = proto_row_field(b, "session", s->id)) < 0 ||
             (r = proto_row_field(b, "index", num[0])) < 0 ||
             (r = proto_row_field(b, "service", e->service)) < 0 ||
-            (r = proto_row_field(b, "tty", e->tty)) < 0 ||
-            (r = proto_row_field(b, "rhost", e->rhost)) < 0 ||
+            (r = proto_row_field(b, "tty", e->tty)) < 0 || (r = proto_row_field(b, "rhost", e->rhost)) < 0 ||
             (r = proto_row_field(b, "opened", num[1])) < 0 ||
             (r = proto_row_field(b, "scenario", num[2])) < 0 ||
             (r = proto_row_field(b, "leader", num[3])) < 0 ||
+            (r = proto_row_field(b, "logind", s->logind)) < 0 ||
             (r = proto_row_field(b, "entry_user", e->user)) < 0)
                 return r;
         for (size_t k = view.pos; k < view.len; k++)
@@ -210,7 +213,7 @@ int cache_save(const struct cache *c) {
 
 static int cache_add_row(struct cache *c, const struct proto_row *row) {
         const char *id = proto_row_get(row, "session"), *idx = proto_row_get(row, "index");
-        const char *leader = proto_row_get(row, "leader");
+        const char *leader = proto_row_get(row, "leader"), *logind = proto_row_get(row, "logind");
         struct pgina_user *rec = NULL;
         struct session *s;
         int r;
@@ -230,6 +233,11 @@ static int cache_add_row(struct cache *c, const struct proto_row *row) {
                 s->id = strdup(id);
                 if (!s->id)
                         return -ENOMEM;
+                if (logind && logind_session_id_valid(logind)) {
+                        free(s->logind);
+                        if (!(s->logind = strdup(logind)))
+                                return -ENOMEM;
+                }
         } else if ((r = cache_append(s, rec, NULL, proto_row_get(row, "service"),
                                      proto_row_get(row, "tty"), proto_row_get(row, "rhost"))) < 0) {
                 user_free(rec);

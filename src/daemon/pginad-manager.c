@@ -46,6 +46,10 @@
                          * the listen backlog, whose overflow blocks clients in connect() */
 #define JOBS_PARALLEL_MAX 4
 #define TOKEN_TTL_MS (5 * 60 * 1000)
+/* Sessions logind ended that PAM may still close (answered OK, not "no such session"): a
+ * session's PAM close and its logind end race. */
+#define ENDED_MAX 32
+#define ENDED_TTL_MS (10 * 60 * 1000)
 #define READ_CHUNK 16384
 
 struct conn {
@@ -80,7 +84,7 @@ struct worker {
         struct request req; /* REQUEST */
         struct job *job; /* JOB */
         char *user;
-        long long deadline;
+        long long started, deadline;
         bool timed_out;
         char plugin[72], stage[32];
         struct proto_result result;
@@ -95,6 +99,11 @@ struct pending_login {
         struct secret *password;
         long long expires;
         struct pending_login *next;
+};
+
+struct ended_session {
+        char id[32], user[PGINA_NAME_MAX + 1];
+        long long at; /* 0: free */
 };
 
 struct peer_fail {
@@ -121,6 +130,9 @@ struct manager {
         struct pending_login *logins;
         struct peer_fail *fails;
         struct nss_cache nss;
+        struct logind logind;
+        struct ended_session ended[ENDED_MAX];
+        size_t ended_next;
         bool stopping;
         long long stop_deadline;
         time_t started;
@@ -282,8 +294,9 @@ static struct worker *worker_start(struct manager *m, struct worker_spec *spec, 
         w->fd = fd;
         w->kind = spec->kind;
         w->user = strdup(user);
-        w->deadline = now_ms() + 1000LL * (spec->kind == WORKER_JOB ? m->conf->job_timeout
-                                                                    : m->conf->request_timeout);
+        w->started = now_ms();
+        w->deadline = w->started +
+                      1000LL * (spec->kind == WORKER_JOB ? m->conf->job_timeout : m->conf->request_timeout);
         pbuf_init(&w->in);
         w->next = m->workers;
         m->workers = w;
@@ -573,12 +586,29 @@ static void manager_sessions_drop(struct manager *m, const char *user) {
                                 continue;
                         if (!(id = strdup(s->id)) || cache_close(&m->cache, id, &gone) < 0)
                                 return;
-                        log_info("session %s of %s (a user manager that ended without closing it) dropped", id, user);
+                        log_debug("session %s of %s (a user manager that ended without closing it) dropped",
+                                  id, user);
                         session_done(&gone);
                         found = true;
                         break;
                 }
         }
+}
+
+/* Where logind runs, the logind session a pgina login session belongs to: pam_systemd registers it
+ * after pam_pgina has opened ours (common-session's order), so this is asked again at each of
+ * logind's session events until it is known. */
+static void session_logind_map(struct manager *m, struct session *s) {
+        struct cache_entry *e = s->nentries > 0 ? &s->entries[0] : NULL;
+        char *id = NULL;
+
+        if (!m->logind.monitor || !e || *s->logind || e->uid < 0 || cache_session_is_manager(s) ||
+            logind_session_of((pid_t)s->leader, (uid_t)e->uid, e->service, &id) < 0)
+                return;
+        free(s->logind);
+        s->logind = id;
+        (void)cache_save(&m->cache);
+        log_debug("session %s of %s is logind session %s", s->id, e->user, id);
 }
 
 static void handle_open_session(struct manager *m, struct conn *c) {
@@ -644,7 +674,9 @@ static void handle_open_session(struct manager *m, struct conn *c) {
         if (cache_user_sessions(&m->cache, r->user) == 0 && !streq(r->service, "systemd-user"))
                 ev[nev++] = PGINA_EVENT_LOGON;
         ev[nev++] = PGINA_EVENT_SESSION_OPEN;
-        s = cache_open(&m->cache, record, password, r->service, r->tty, r->rhost, r->pid);
+        /* The leader as pginad sees it (SO_PEERCRED: pginad's pid namespace), for logind. */
+        s = cache_open(&m->cache, record, password, r->service, r->tty, r->rhost,
+                       c->peer.pid > 0 ? (uint32_t)c->peer.pid : r->pid);
         if (!s) {
                 user_free(record);
                 secret_free(password);
@@ -655,9 +687,13 @@ static void handle_open_session(struct manager *m, struct conn *c) {
                 s->entries[0].uid = uid;
         snprintf(id, sizeof id, "%s", s->id);
         (void)cache_save(&m->cache);
-        log_info("session %s opened for %s (service %s, tty %s%s%s)", id, r->user,
-                 r->service[0] ? r->service : "-", r->tty[0] ? r->tty : "-",
-                 r->rhost[0] ? ", from " : "", r->rhost);
+        if (logind_follow(&m->logind) > 0) /* logind may have started after pginad */
+                session_logind_map(m, s);
+        /* the user manager's session (systemd-user) is no logon: debug, like its close */
+        log_internal(streq(r->service, "systemd-user") ? LOG_DEBUG : LOG_INFO, 0,
+                     "session %s opened for %s (service %s, tty %s%s%s)", id, r->user,
+                     r->service[0] ? r->service : "-", r->tty[0] ? r->tty : "-", r->rhost[0] ? ", from " : "",
+                     r->rhost);
         notify_start(m, record, s->entries[0].password, ev, nev);
 
         /* Plugins may hand the session environment variables: record attributes "env:NAME". */
@@ -678,39 +714,53 @@ out:
         request_free(r);
 }
 
-static void handle_close_session(struct manager *m, struct conn *c) {
-        struct request *r = &c->req;
-        struct session gone;
-        struct session *s = cache_find(&m->cache, r->session);
-        bool manager;
+/* Sessions logind ended: their PAM close, if it still comes, has nothing left to do. */
+static void ended_add(struct manager *m, const char *id, const char *user) {
+        struct ended_session *e = &m->ended[m->ended_next++ % ENDED_MAX];
 
-        if (!s) {
-                reply_simple(c, PROTO_NOT_FOUND, "no such session");
-                goto out;
+        snprintf(e->id, sizeof e->id, "%s", id);
+        snprintf(e->user, sizeof e->user, "%s", user);
+        e->at = now_ms();
+}
+
+static bool ended_take(struct manager *m, const char *id, const char *user) {
+        long long now = now_ms();
+
+        for (size_t i = 0; i < ENDED_MAX; i++) {
+                struct ended_session *e = &m->ended[i];
+
+                if (e->at && now - e->at < ENDED_TTL_MS && streq(e->id, id) &&
+                    (!*user || streq(e->user, user))) {
+                        e->at = 0;
+                        return true;
+                }
         }
-        if (r->user[0] && s->nentries > 0 && !streq(s->entries[0].user, r->user)) {
-                reply_simple(c, PROTO_BAD_REQUEST, "session belongs to another user");
-                goto out;
-        }
-        manager = cache_session_is_manager(s);
-        if (c->peer.uid != 0 && (!manager || s->nentries == 0 || s->entries[0].uid != c->peer.uid)) {
-                log_notice("uid %u (pid %d) may close only its own user manager's session, not session %s",
-                           (unsigned)c->peer.uid, (int)c->peer.pid, r->session);
-                peer_account(m, c, false);
-                reply_simple(c, PROTO_PERMISSION, "permission denied");
-                goto out;
-        }
-        (void)cache_close(&m->cache, r->session, &gone);
+        return false;
+}
+
+/* Session id ends: its PAM close (how = NULL), or logind's word (how says which). The user's
+ * last login session starts the logoff job, another one the session-close notification; the
+ * user manager's (systemd-user) ends quietly, the logoff came with the last login session. */
+static void session_end(struct manager *m, const char *id, const char *how) {
+        struct session gone;
+
+        if (cache_close(&m->cache, id, &gone) < 0)
+                return;
         (void)cache_save(&m->cache);
-        if (gone.nentries > 0 && manager) {
-                /* Not a logon: the logoff came (or comes) with the last login session. */
-                log_info("session %s of %s (its user manager, systemd-user) closed", gone.id, gone.entries[0].user);
+        if (gone.nentries > 0 && cache_session_is_manager(&gone)) {
+                log_debug("session %s of %s (its user manager, systemd-user) closed", gone.id,
+                          gone.entries[0].user);
         } else if (gone.nentries > 0) {
                 struct cache_entry *e = &gone.entries[0];
                 bool last = cache_user_sessions(&m->cache, e->user) == 0;
 
-                log_info("session %s of %s closed%s", gone.id, e->user,
-                         last ? " (last session: logoff)" : "");
+                if (how) {
+                        log_info("session %s of %s closed by logind (%s%s)", gone.id, e->user, how,
+                                 last ? "; last session: logoff" : "");
+                        ended_add(m, gone.id, e->user);
+                } else
+                        log_info("session %s of %s closed%s", gone.id, e->user,
+                                 last ? " (last session: logoff)" : "");
                 if (last && m->conf->norder[CONF_STAGE_NOTIFICATION] > 0) {
                         struct pgina_user *rec = TAKE_PTR(e->record);
 
@@ -726,9 +776,83 @@ static void handle_close_session(struct manager *m, struct conn *c) {
                 }
         }
         session_done(&gone);
+}
+
+static void handle_close_session(struct manager *m, struct conn *c) {
+        struct request *r = &c->req;
+        struct session *s = cache_find(&m->cache, r->session);
+
+        if (!s && c->peer.uid == 0 && ended_take(m, r->session, r->user)) {
+                log_debug("session %s of %s: PAM closed it after logind ended it", r->session, r->user);
+                reply_simple(c, PROTO_OK, "");
+                goto out;
+        }
+        if (!s) {
+                reply_simple(c, PROTO_NOT_FOUND, "no such session");
+                goto out;
+        }
+        if (r->user[0] && s->nentries > 0 && !streq(s->entries[0].user, r->user)) {
+                reply_simple(c, PROTO_BAD_REQUEST, "session belongs to another user");
+                goto out;
+        }
+        if (c->peer.uid != 0 &&
+            (!cache_session_is_manager(s) || s->nentries == 0 || s->entries[0].uid != c->peer.uid)) {
+                log_notice("uid %u (pid %d) may close only its own user manager's session, not session %s",
+                           (unsigned)c->peer.uid, (int)c->peer.pid, r->session);
+                peer_account(m, c, false);
+                reply_simple(c, PROTO_PERMISSION, "permission denied");
+                goto out;
+        }
+        session_end(m, r->session, NULL);
         reply_simple(c, PROTO_OK, "");
 out:
         request_free(r);
+}
+
+/* Whether logind says pgina session s has ended: its logind session is closing (its leader,
+ * the process that opened the PAM session, left: sshd killed, a display manager crashed) or
+ * gone; or, for a session logind never registered, the process that opened it is gone and the
+ * user has no open logind session left. how: what logind said, for the log. */
+static bool session_ended_in_logind(struct manager *m, struct session *s, char *how, size_t len) {
+        struct cache_entry *e = s->nentries > 0 ? &s->entries[0] : NULL;
+
+        if (!e || e->uid < 0 || cache_session_is_manager(s))
+                return false;
+        session_logind_map(m, s);
+        if (*s->logind) {
+                enum logind_state st = logind_session_state(s->logind);
+
+                if (st != LOGIND_CLOSING && st != LOGIND_GONE)
+                        return false;
+                snprintf(how, len, "session %s %s", s->logind, st == LOGIND_CLOSING ? "closing" : "ended");
+                return true;
+        }
+        if (!logind_process_gone((pid_t)s->leader) || logind_user_online((uid_t)e->uid))
+                return false;
+        snprintf(how, len, "its process %u is gone and %s has no open logind session", s->leader, e->user);
+        return true;
+}
+
+/* logind's sessions changed (or pginad started): end every pgina session logind has ended, even
+ * if its PAM close never comes. A PAM close that comes first ends it as usual. */
+static void logind_sync(struct manager *m) {
+        if (!m->logind.monitor)
+                return;
+        for (bool again = true; again;) {
+                again = false;
+                for (size_t i = 0; i < m->cache.n; i++) {
+                        _cleanup_free_ char *id = NULL;
+                        char how[PGINA_NAME_MAX + 128];
+
+                        if (!session_ended_in_logind(m, &m->cache.v[i], how, sizeof how))
+                                continue;
+                        if (!(id = strdup(m->cache.v[i].id)))
+                                return;
+                        session_end(m, id, how); /* reorders the cache: look again */
+                        again = true;
+                        break;
+                }
+        }
 }
 
 static void handle_change_password(struct manager *m, struct conn *c) {
@@ -934,15 +1058,15 @@ static void handle_sessions(struct manager *m, struct conn *c) {
                         snprintf(idx, sizeof idx, "%zu", k);
                         snprintf(uid, sizeof uid, "%lld", (long long)e->uid);
                         snprintf(opened, sizeof opened, "%lld", (long long)e->opened);
-                        if (proto_row_begin(&b, 9) < 0 || proto_row_field(&b, "session", s->id) < 0 ||
+                        if (proto_row_begin(&b, 10) < 0 || proto_row_field(&b, "session", s->id) < 0 ||
                             proto_row_field(&b, "index", idx) < 0 ||
-                            proto_row_field(&b, "user", e->user) < 0 ||
-                            proto_row_field(&b, "uid", uid) < 0 ||
+                            proto_row_field(&b, "user", e->user) < 0 || proto_row_field(&b, "uid", uid) < 0 ||
                             proto_row_field(&b, "service", e->service) < 0 ||
                             proto_row_field(&b, "tty", e->tty) < 0 ||
                             proto_row_field(&b, "rhost", e->rhost) < 0 ||
                             proto_row_field(&b, "opened", opened) < 0 ||
-                            proto_row_field(&b, "scenario", k == 0 ? "logon" : "credui") < 0)
+                            proto_row_field(&b, "scenario", k == 0 ? "logon" : "credui") < 0 ||
+                            proto_row_field(&b, "logind", s->logind) < 0)
                                 goto fail;
                 }
         }
@@ -1463,8 +1587,11 @@ static void worker_request_done(struct manager *m, struct worker *w) {
                 if (st == PROTO_OK)
                         password_follow(m, w->req.user, w->req.new_password);
         } else if (w->req.type == PROTO_REQ_AUTHORIZE)
-                log_info("authorization of %s: %s%s%s", w->req.user, proto_status_to_string(st),
-                         msg[0] ? ": " : "", msg);
+                /* user@.service's account check of the user's manager is no logon of its own */
+                log_internal(streq(w->req.service, "systemd-user") && st == PROTO_OK ? LOG_DEBUG : LOG_INFO,
+                             0, "authorization of %s (service %s%s%s): %s%s%s", w->req.user,
+                             w->req.service[0] ? w->req.service : "-", w->req.rhost[0] ? ", from " : "",
+                             w->req.rhost, proto_status_to_string(st), msg[0] ? ": " : "", msg);
         reply_simple(c, st, msg);
         return;
 fail:
@@ -1506,17 +1633,29 @@ static void worker_finish(struct manager *m, struct worker *w) {
                         *p = w->next;
                         break;
                 }
-        if (w->have_result && !w->timed_out) {
+        bool ok = w->have_result && !w->timed_out;
+
+        if (ok) {
                 if (w->kind == WORKER_REQUEST)
                         worker_request_done(m, w);
-                else if (w->result.status != PROTO_OK)
-                        log_warning("%s notification for %s: some plugins failed: %s",
-                                    w->kind == WORKER_JOB ? "logoff" : "session", w->user,
+                else if (w->kind == WORKER_NOTIFY && w->result.status != PROTO_OK)
+                        log_warning("session notification for %s: some plugins failed: %s", w->user,
                                     strempty(w->result.message));
         } else
                 worker_failed(m, w);
         if (w->kind == WORKER_JOB && w->job) {
-                log_info("logoff job of %s finished", w->user);
+                /* One line for the job's end, with its outcome (a failed worker's reason is the
+                 * line before). */
+                double secs = (double)(now_ms() - w->started) / 1000.0;
+
+                if (ok && w->result.status == PROTO_OK)
+                        log_info("logoff job of %s finished in %.1f s: ok", w->user, secs);
+                else if (ok)
+                        log_warning("logoff job of %s finished in %.1f s: some plugins failed: %s", w->user,
+                                    secs, strempty(w->result.message));
+                else
+                        log_warning("logoff job of %s finished in %.1f s: failed (its worker %s)", w->user,
+                                    secs, w->timed_out ? "timed out" : "crashed");
                 jobs_remove(&m->jobs, w->job);
                 jobs_inhibit_update(&m->jobs);
         }
@@ -1728,6 +1867,7 @@ int manager_new(struct manager **ret, const char *conf_path, struct conf *conf,
         m->nplugins = ninfos;
         m->listen_fd = m->signal_fd = -1;
         m->jobs.inhibit_fd = -1;
+        m->logind.fd = -1;
         m->started = time(NULL);
         *ret = m;
 
@@ -1755,6 +1895,10 @@ int manager_new(struct manager **ret, const char *conf_path, struct conf *conf,
                 return m->listen_fd;
         if (!(m->bound_socket = strdup(conf->socket_path)))
                 return -ENOMEM;
+        /* Sessions logind ended while pginad was not running end now (their workers are
+         * reaped through the signalfd). */
+        if (logind_follow(&m->logind) > 0)
+                logind_sync(m);
         return 0;
 }
 
@@ -1835,7 +1979,7 @@ int manager_run(struct manager *m) {
 #endif
         for (;;) {
                 long long now = now_ms(), next = now + 60000;
-                size_t n = 0, need = 2 + m->nconns + 64;
+                size_t n = 0, need = 3 + m->nconns + 64;
                 int timeout, k;
 
                 jobs_count_running(m);
@@ -1863,6 +2007,7 @@ int manager_run(struct manager *m) {
                 }
                 pfd[n++] = (struct pollfd){.fd = m->signal_fd, .events = POLLIN};
                 pfd[n++] = (struct pollfd){.fd = m->listen_fd, .events = POLLIN};
+                pfd[n++] = (struct pollfd){.fd = m->logind.fd, .events = POLLIN}; /* -1: none */
                 for (struct conn *c = m->conns; c; c = c->next) {
                         short ev = 0;
                         long long stuck = conn_send_deadline(c);
@@ -1912,6 +2057,10 @@ int manager_run(struct manager *m) {
 
                 if (pfd[0].revents & POLLIN)
                         handle_signals(m);
+                if (pfd[2].revents & POLLIN) {
+                        logind_flush(&m->logind);
+                        logind_sync(m);
+                }
                 for (struct conn *c = m->conns, *next_c; c; c = next_c) {
                         short rev = c->pidx >= 0 ? pfd[c->pidx].revents : 0;
 
@@ -2025,6 +2174,7 @@ void manager_free(struct manager *m) {
         }
         if (m->signal_fd >= 0)
                 close(m->signal_fd);
+        logind_close(&m->logind);
         cache_free(&m->cache);
         plugin_infos_free(m->plugins, m->nplugins);
         conf_free(m->conf);

@@ -329,8 +329,10 @@ static _Noreturn void worker_main(const struct worker_spec *spec) {
         };
         static char prefix[64];
 
+        /* In the journal, pginad[PID] names the worker already. */
         snprintf(prefix, sizeof prefix, "worker[%d]", (int)getpid());
-        log_set_prefix(prefix);
+        if (log_to_stderr_only())
+                log_set_prefix(prefix);
         if (plugins_load(spec->conf, &plugins, &errors) < 0 && errors)
                 log_error("%s", errors);
 

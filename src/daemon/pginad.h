@@ -45,7 +45,8 @@ struct cache_entry {
 
 struct session {
         char *id;
-        uint32_t leader;
+        uint32_t leader; /* the pid that opened the PAM session (as pginad sees it) */
+        char *logind; /* its logind session where logind runs, "" while not known */
         size_t nentries; /* entries[0] = the logged-in user, then credui users */
         struct cache_entry *entries;
 };
@@ -74,6 +75,27 @@ void session_done(struct session *s);
 /* The user's login sessions (their user manager's, systemd-user, does not count). */
 unsigned cache_user_sessions(const struct cache *c, const char *user);
 bool cache_session_is_manager(const struct session *s);
+
+/* ---- logind (pginad-logind.c): where it runs, a logind session's end ends its pgina session ---- */
+#define LOGIND_ID_MAX 64
+struct logind {
+        void *monitor; /* sd_login_monitor *, NULL while logind is not followed */
+        int fd; /* its descriptor, or -1 */
+        bool failed; /* sd-login refused once: said so, not asked again */
+};
+enum logind_state { LOGIND_UNKNOWN, LOGIND_OPEN, LOGIND_CLOSING, LOGIND_GONE };
+
+bool logind_running(void);
+/* Start following logind's sessions: 1 following, 0 logind does not run here, <0 error. */
+int logind_follow(struct logind *l);
+void logind_flush(struct logind *l); /* after its fd polled readable */
+void logind_close(struct logind *l);
+/* The logind session of pid, if logind registered it for uid and the PAM service service. */
+int logind_session_of(pid_t pid, uid_t uid, const char *service, char **ret);
+enum logind_state logind_session_state(const char *id);
+bool logind_user_online(uid_t uid); /* a session of uid that is not closing (true if unknown) */
+bool logind_session_id_valid(const char *id);
+bool logind_process_gone(pid_t pid);
 
 /* ---- logoff jobs (pginad-jobs.c) ---- */
 enum job_state { JOB_QUEUED, JOB_RUNNING };

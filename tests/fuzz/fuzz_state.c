@@ -82,6 +82,7 @@ static void sessions_file(const uint8_t *data, size_t size) {
         for (size_t i = 0; i < c.n; i++) {
                 const struct session *s = &c.v[i];
                 FUZZ_ASSERT(s->id && s->nentries > 0);
+                FUZZ_ASSERT(s->logind && (!*s->logind || logind_session_id_valid(s->logind)));
                 FUZZ_ASSERT(cache_find(&c, s->id));
                 for (size_t k = 0; k < s->nentries; k++)
                         FUZZ_ASSERT(s->entries[k].user && s->entries[k].record &&

@@ -73,10 +73,12 @@ machine_prepare() {
                 { cat "$T/enable.log" >&2; fail "systemctl enable pginad failed"; }
 }
 
-# machine_conf: /etc/pgina/pgina.conf of the machine from stdin (log_level debug added).
+# machine_conf: /etc/pgina/pgina.conf of the machine from stdin, log_level debug added unless
+# MACHINE_LOG_LEVEL says otherwise (empty: none, the default level an admin gets).
 machine_conf() {
         mkdir -p "$M/etc/pgina"
-        { printf '[service]\nlog_level = debug\n'; cat; } >"$M/etc/pgina/pgina.conf"
+        { [ -n "${MACHINE_LOG_LEVEL-debug}" ] && printf '[service]\nlog_level = %s\n' "${MACHINE_LOG_LEVEL-debug}"
+          cat; } >"$M/etc/pgina/pgina.conf"
         chmod 0644 "$M/etc/pgina/pgina.conf"
 }
 
