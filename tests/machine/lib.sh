@@ -21,6 +21,7 @@ M=$T/root # the machine's root: an overlay over the cached root
 MACHINE_LOWER=
 NSPAWN_PID=
 MACHINE_PID1=
+MACHINE_BOOT_ID= # of the last boot (systemd-nspawn gives each boot its own)
 
 fail() {
         echo "FAIL: $*" >&2
@@ -147,6 +148,7 @@ machine_boot() {
                 ;;
         esac
         [ "$state" = degraded ] && machine_exec systemctl --failed --no-pager >&2
+        MACHINE_BOOT_ID=$(machine_exec cat /proc/sys/kernel/random/boot_id)
         machine_exec systemctl is-active --quiet pginad || {
                 machine_exec journalctl -b -u pginad --no-pager | tail -n 20 >&2
                 machine_exec ldd /usr/sbin/pginad >&2
@@ -186,6 +188,38 @@ machine_wait_journal() {
         done
         machine_journal ${2:+-u "$2"} >"$T/journal.txt" 2>&1
         fail "the journal does not say '$1' (in $T/journal.txt)"
+}
+
+# machine_halt VERB [SECONDS]: `systemctl VERB` (poweroff, reboot) inside the machine, then wait
+# (default 180 s) until systemd-nspawn exits: its status in MACHINE_EXIT_STATUS (0 after a
+# poweroff, 133 after a reboot), the seconds it took in MACHINE_HALT_SECS. The overlay stays
+# mounted: the machine's files can be read from outside ($M), or it can boot again.
+machine_halt() {
+        local verb=$1 limit=${2:-180} t0 i
+        [ -n "$NSPAWN_PID" ] || fail "machine_halt: the machine is not running"
+        t0=$(date +%s)
+        machine_exec systemctl "$verb" || fail "systemctl $verb failed in the machine"
+        for ((i = 0; i < limit * 10; i++)); do
+                kill -0 "$NSPAWN_PID" 2>/dev/null || break
+                sleep 0.1
+        done
+        if kill -0 "$NSPAWN_PID" 2>/dev/null; then
+                kill -KILL "$NSPAWN_PID" 2>/dev/null
+                wait "$NSPAWN_PID" 2>/dev/null
+                NSPAWN_PID= MACHINE_PID1=
+                tail -n 30 "$T/console.log" >&2
+                fail "the machine did not end within $limit s of systemctl $verb (console above); killed"
+        fi
+        wait "$NSPAWN_PID"
+        MACHINE_EXIT_STATUS=$?
+        MACHINE_HALT_SECS=$(($(date +%s) - t0))
+        NSPAWN_PID= MACHINE_PID1=
+}
+
+# machine_journal_offline [ARGS]: the journal of the machine's last boot, read from its overlay
+# once it is down (journalctl ARGS). By boot id: journalctl -b means the host's boot here.
+machine_journal_offline() {
+        journalctl -D "$M/var/log/journal" --no-pager -o short "_BOOT_ID=${MACHINE_BOOT_ID//-/}" "$@"
 }
 
 # machine_stop: systemctl poweroff, wait 90 s for systemd-nspawn to end, else kill it.
