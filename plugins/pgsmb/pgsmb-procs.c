@@ -4,7 +4,9 @@
  * logoff: through logind's TerminateUser where logind runs, else SIGTERM and, 5 s later,
  * SIGKILL to every process of the uid. So the home is archived quiet, not while it is written.
  * logoff_end_processes = false, or a user named in logoff_keep_processes (NAME or @GROUP),
- * leaves them alone. */
+ * leaves them alone. The user's systemd manager itself (systemd --user and its (sd-pam), in
+ * user@UID.service/init.scope) is not waited for: logind stops it after UserStopDelaySec, and
+ * waiting for it would hold every logoff on a systemd machine for logoff_process_wait. */
 #include <dirent.h>
 #include <errno.h>
 #include <grp.h>
@@ -47,14 +49,32 @@ static bool pid_of_uid(const char *pid, uid_t uid) {
         return false;
 }
 
-/* Send sig (0: none) to every process of uid; the number found. */
+/* Is pid the user's service manager (its cgroup user@UID.service/init.scope)? */
+static bool pid_is_manager(const char *pid, uid_t uid) {
+        char path[64], line[512], tail[64];
+        _cleanup_fclose_ FILE *f = NULL;
+
+        snprintf(path, sizeof path, "/proc/%s/cgroup", pid);
+        snprintf(tail, sizeof tail, "/user@%u.service/init.scope\n", (unsigned)uid);
+        if (!(f = fopen(path, "re")))
+                return false;
+        while (fgets(line, sizeof line, f)) {
+                size_t n = strlen(line), t = strlen(tail);
+                if (strncmp(line, "0::", 3) == 0 && n >= t && streq(line + n - t, tail))
+                        return true;
+        }
+        return false;
+}
+
+/* Send sig (0: none) to every process of uid but its service manager; the number found. */
 static unsigned uid_processes(uid_t uid, int sig) {
         _cleanup_(closedirp) DIR *d = opendir("/proc");
         struct dirent *de;
         unsigned n = 0;
 
         while (d && (de = readdir(d))) {
-                if (de->d_name[0] < '1' || de->d_name[0] > '9' || !pid_of_uid(de->d_name, uid))
+                if (de->d_name[0] < '1' || de->d_name[0] > '9' || !pid_of_uid(de->d_name, uid) ||
+                    pid_is_manager(de->d_name, uid))
                         continue;
                 n++;
                 if (sig)

@@ -164,7 +164,7 @@ machine_exec() {
 }
 
 # machine_ssh USER PASSWORD CMD...: a real ssh logon to 127.0.0.1 inside the machine, running
-# CMD (the password through a file, never argv).
+# CMD (the password through a file, never argv). MACHINE_SSH_OPTS: more ssh options (e.g. -tt).
 machine_ssh() {
         local user=$1 pw=$2
         shift 2
@@ -173,7 +173,7 @@ machine_ssh() {
                 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
                 -o PubkeyAuthentication=no -o GSSAPIAuthentication=no \
                 -o PreferredAuthentications=keyboard-interactive,password \
-                -o NumberOfPasswordPrompts=1 -o ConnectTimeout=30 "$user@127.0.0.1" "$@"
+                -o NumberOfPasswordPrompts=1 -o ConnectTimeout=30 ${MACHINE_SSH_OPTS:-} "$user@127.0.0.1" "$@"
 }
 
 # machine_journal [ARGS]: the machine's journal of this boot (journalctl ARGS).

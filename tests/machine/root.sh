@@ -36,6 +36,13 @@ for tool in debootstrap systemd-nspawn nsenter; do
         }
 done
 mkdir -p "$cache"
+# One build at a time (parallel runs share the cache): wait for another's, then use it.
+exec 9>"$cache/.lock"
+flock 9
+if [ -e "$cache/$key/ok" ]; then
+        echo "$root"
+        exit 0
+fi
 tmp=$(mktemp -d "$cache/build.XXXXXX")
 trap 'rm -rf --one-file-system "$tmp"' EXIT
 echo "root.sh: building a Debian 12 root for the machine tests in $cache/$key (once)" >&2

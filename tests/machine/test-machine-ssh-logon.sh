@@ -19,8 +19,14 @@ machine_user alice 'Alice-machine-pw-1'
 grep -q pam_pgina.so "$M/etc/pam.d/common-auth" || fail "pam-auth-update did not put pam_pgina into common-auth"
 grep -q pam_pgina.so "$M/etc/pam.d/common-session" || fail "pam-auth-update did not put pam_pgina into common-session"
 
-step "boot: pginad is started by its unit and answers"
+step "boot: pginad is started by its unit and answers; its ordering makes no cycle"
 machine_boot
+machine_journal >"$T/boot.journal"
+assert_not_contains "$T/boot.journal" "ordering cycle"
+machine_exec systemctl show -p After pginad >"$T/after"
+for unit in remote-fs.target systemd-logind.service dbus.service; do
+        grep -qw "$unit" "$T/after" || fail "pginad is not ordered after $unit (stopped before it at shutdown): $(cat "$T/after")"
+done
 machine_exec pginactl status >"$T/status.out" 2>&1 || { cat "$T/status.out" >&2; fail "pginactl status failed"; }
 assert_contains "$T/status.out" "localmachine"
 
