@@ -288,7 +288,7 @@ static int run_program(char *const *argv, const char *const *env, const char *cw
                     WTERMSIG(status), len ? ": " : "", line);
 }
 
-/* ---- tree walk (profile_size, and the check after an external extractor) ---- */
+/* ---- tree walk (pgsmb_profile_size, and the check after an external extractor) ---- */
 
 struct inode_key {
         dev_t dev;
@@ -387,8 +387,8 @@ static int size_one(FTSENT *ent, const char *rel, void *userdata, char *err, siz
         return 0;
 }
 
-int profile_size(const char *home, const char *const *exclude, uint64_t *bytes, char *err,
-                 size_t errlen) {
+int pgsmb_profile_size(const char *home, const char *const *exclude, uint64_t *bytes, char *err,
+                       size_t errlen) {
         _cleanup_(strv_freep) char **ex = NULL;
         int r = exclude_normalize(exclude, &ex, err, errlen);
         if (r < 0)
@@ -731,8 +731,8 @@ static int archive_builtin(const char *home, char *const *ex, const struct profi
         return 0;
 }
 
-int profile_archive(const char *home, const char *const *exclude, const struct profile_compress *c,
-                    int out_fd, struct profile_stats *stats, char *err, size_t errlen) {
+int pgsmb_profile_archive(const char *home, const char *const *exclude, const struct profile_compress *c,
+                          int out_fd, struct profile_stats *stats, char *err, size_t errlen) {
         struct profile_stats dummy;
         struct profile_stats *st = stats ? stats : &dummy;
         *st = (struct profile_stats){ 0 };
@@ -1115,9 +1115,9 @@ static struct profile_stats *extract_begin(const struct profile_limits **lim,
         return st;
 }
 
-int profile_extract(int in_fd, const char *target, const struct profile_limits *lim,
-                    const struct profile_compress *c, struct profile_stats *stats, char *err,
-                    size_t errlen) {
+int pgsmb_profile_extract(int in_fd, const char *target, const struct profile_limits *lim,
+                          const struct profile_compress *c, struct profile_stats *stats, char *err,
+                          size_t errlen) {
         struct profile_stats dummy;
         struct profile_stats *st = extract_begin(&lim, stats, &dummy, err, errlen);
         if (!(c && c->extract_argv))
@@ -1133,9 +1133,9 @@ int profile_extract(int in_fd, const char *target, const struct profile_limits *
         return r;
 }
 
-int profile_extract_ring(int ctl_fd, const void *ring, size_t ring_size, const char *target,
-                         const struct profile_limits *lim, struct profile_stats *stats, char *err,
-                         size_t errlen) {
+int pgsmb_profile_extract_ring(int ctl_fd, const void *ring, size_t ring_size, const char *target,
+                               const struct profile_limits *lim, struct profile_stats *stats, char *err,
+                               size_t errlen) {
         struct profile_stats dummy;
         struct profile_stats *st = extract_begin(&lim, stats, &dummy, err, errlen);
         return extract_builtin(&(struct extract_source){ .fd = ctl_fd, .ring = ring, .ring_size = ring_size },

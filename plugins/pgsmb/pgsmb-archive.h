@@ -50,23 +50,23 @@ struct profile_compress {
 
 /* Archive `home` (everything but the relative paths in `exclude`, NULL-terminated) to out_fd.
  * Keeps modes, times, symlinks, hardlinks, sparse files, POSIX ACLs and user xattrs. */
-int profile_archive(const char *home, const char *const *exclude, const struct profile_compress *c,
-                    int out_fd, struct profile_stats *stats, char *err, size_t errlen);
+int pgsmb_profile_archive(const char *home, const char *const *exclude, const struct profile_compress *c,
+                          int out_fd, struct profile_stats *stats, char *err, size_t errlen);
 
 /* Extract the archive read from in_fd into `target` (an existing, empty directory owned by the
  * caller). Reads in_fd to its end even after an error is found only when that is cheap; the
  * caller treats any failure as "nothing usable in target". */
-int profile_extract(int in_fd, const char *target, const struct profile_limits *lim,
-                    const struct profile_compress *c, struct profile_stats *stats, char *err,
-                    size_t errlen);
+int pgsmb_profile_extract(int in_fd, const char *target, const struct profile_limits *lim,
+                          const struct profile_compress *c, struct profile_stats *stats, char *err,
+                          size_t errlen);
 
-/* profile_extract (built in only) of an archive that arrives in a ring of ring_size bytes
+/* pgsmb_profile_extract (built in only) of an archive that arrives in a ring of ring_size bytes
  * shared with the writer, which reports on ctl_fd how far it wrote (pgsmb-inflate.h,
  * inflate_open_ring): the restore's path, with no copy through a socket. */
-int profile_extract_ring(int ctl_fd, const void *ring, size_t ring_size, const char *target,
-                         const struct profile_limits *lim, struct profile_stats *stats, char *err,
-                         size_t errlen);
+int pgsmb_profile_extract_ring(int ctl_fd, const void *ring, size_t ring_size, const char *target,
+                               const struct profile_limits *lim, struct profile_stats *stats, char *err,
+                               size_t errlen);
 
 /* Bytes of `home` less `exclude` (what max_storage_kb limits): apparent sizes of regular files. */
-int profile_size(const char *home, const char *const *exclude, uint64_t *bytes, char *err,
-                 size_t errlen);
+int pgsmb_profile_size(const char *home, const char *const *exclude, uint64_t *bytes, char *err,
+                       size_t errlen);

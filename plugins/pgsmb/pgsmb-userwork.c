@@ -232,8 +232,8 @@ static int do_extract(const struct userwork_job *j, struct userwork_report *rep)
         int r;
 
         if (!j->ring_size)
-                return profile_extract(USERWORK_FD_DATA, j->dir, &j->lim, &c, &rep->stats, rep->err,
-                                       sizeof rep->err);
+                return pgsmb_profile_extract(USERWORK_FD_DATA, j->dir, &j->lim, &c, &rep->stats, rep->err,
+                                             sizeof rep->err);
         if (j->ring_size > SIZE_MAX)
                 return -EINVAL;
         ring = mmap(NULL, (size_t)j->ring_size, PROT_READ, MAP_SHARED, USERWORK_FD_AUX, 0);
@@ -243,8 +243,8 @@ static int do_extract(const struct userwork_job *j, struct userwork_report *rep)
                 return r;
         }
         close(USERWORK_FD_AUX);
-        r = profile_extract_ring(USERWORK_FD_DATA, ring, (size_t)j->ring_size, j->dir, &j->lim,
-                                 &rep->stats, rep->err, sizeof rep->err);
+        r = pgsmb_profile_extract_ring(USERWORK_FD_DATA, ring, (size_t)j->ring_size, j->dir, &j->lim,
+                                       &rep->stats, rep->err, sizeof rep->err);
         munmap(ring, (size_t)j->ring_size);
         return r;
 }
@@ -254,8 +254,8 @@ static int do_archive(const struct userwork_job *j, struct userwork_report *rep)
         const struct profile_compress c = {.level = j->level, .threads = j->threads,
                                            .archive_argv = (char *const *)j->archive_argv,
                                            .program_env = user_env(&e, j)};
-        int r = profile_archive(j->dir, j->exclude, &c, USERWORK_FD_DATA, &rep->stats, rep->err,
-                                sizeof rep->err);
+        int r = pgsmb_profile_archive(j->dir, j->exclude, &c, USERWORK_FD_DATA, &rep->stats, rep->err,
+                                      sizeof rep->err);
 
         close(USERWORK_FD_DATA); /* the worker sees the stream's end */
         return r;
@@ -263,7 +263,7 @@ static int do_archive(const struct userwork_job *j, struct userwork_report *rep)
 
 static int do_size(const struct userwork_job *j, struct userwork_report *rep) {
         uint64_t bytes = 0;
-        int r = profile_size(j->dir, j->exclude, &bytes, rep->err, sizeof rep->err);
+        int r = pgsmb_profile_size(j->dir, j->exclude, &bytes, rep->err, sizeof rep->err);
 
         if (r < 0)
                 return r;

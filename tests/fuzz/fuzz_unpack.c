@@ -1,4 +1,4 @@
-/* libFuzzer target: pgSMB's built-in extraction (profile_extract: the tar reader, our checks,
+/* libFuzzer target: pgSMB's built-in extraction (pgsmb_profile_extract: the tar reader, our checks,
  * pgsmb-unpack.c's writer and libarchive's disk writer for ACL/xattr entries) of a hostile archive
  * into a temporary directory. The input is the archive stream (tar, or zstd-compressed tar).
  *
@@ -104,7 +104,7 @@ static void check_sandbox(void) {
                     st.st_mode == canary_st.st_mode &&
                     st.st_mtim.tv_sec == canary_st.st_mtim.tv_sec &&
                     st.st_mtim.tv_nsec == canary_st.st_mtim.tv_nsec);
-        /* profile_extract gives the working directory back */
+        /* pgsmb_profile_extract gives the working directory back */
         FUZZ_ASSERT(stat(".", &st) == 0 && st.st_ino == cwd_st.st_ino &&
                     st.st_dev == cwd_st.st_dev);
 }
@@ -204,7 +204,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
         /* in the sandbox's working directory (not for long: libFuzzer's paths are relative) */
         FUZZ_ASSERT(fchdir(cwd_fd) == 0);
-        r = profile_extract(in_fd, target, &lim, NULL, &stats, err, sizeof err);
+        r = pgsmb_profile_extract(in_fd, target, &lim, NULL, &stats, err, sizeof err);
         FUZZ_ASSERT(r <= 0);
         if (r < 0)
                 FUZZ_ASSERT(err[0]); /* every refusal says why */

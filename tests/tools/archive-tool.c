@@ -21,9 +21,9 @@ int main(int argc, char **argv) {
                 return 2;
         }
         if (strcmp(argv[1], "create") == 0)
-                r = profile_archive(argv[2], NULL, &c, 1, &st, err, sizeof err);
+                r = pgsmb_profile_archive(argv[2], NULL, &c, 1, &st, err, sizeof err);
         else
-                r = profile_extract(0, argv[2], &none, &c, &st, err, sizeof err);
+                r = pgsmb_profile_extract(0, argv[2], &none, &c, &st, err, sizeof err);
         if (r < 0) {
                 fprintf(stderr, "archive-tool: %s\n", err[0] ? err : strerror(-r));
                 return 1;

@@ -194,7 +194,7 @@ static void build_archive(const char *path, bool zstd, const struct ent *ents, s
         archive_write_free(w);
 }
 
-/* Extract base/a.tar into base/t with these limits; returns profile_extract's result. */
+/* Extract base/a.tar into base/t with these limits; returns pgsmb_profile_extract's result. */
 static int extract_file(const struct profile_limits *lim, const struct profile_compress *c,
                         char *err, size_t errlen) {
         char p[512], t[512];
@@ -203,7 +203,7 @@ static int extract_file(const struct profile_limits *lim, const struct profile_c
         int fd = open(p, O_RDONLY | O_CLOEXEC);
         assert_true(fd >= 0);
         struct profile_stats st;
-        int r = profile_extract(fd, t, lim, c, &st, err, errlen);
+        int r = pgsmb_profile_extract(fd, t, lim, c, &st, err, errlen);
         close(fd);
         return r;
 }
@@ -249,7 +249,7 @@ static int archive_home_to_file(const char *const *exclude, const struct profile
         pathf(h, sizeof h, "%s/home", base);
         int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         assert_true(fd >= 0);
-        int r = profile_archive(h, exclude, c, fd, st, err, errlen);
+        int r = pgsmb_profile_archive(h, exclude, c, fd, st, err, errlen);
         close(fd);
         return r;
 }
@@ -470,7 +470,7 @@ static void test_round_trip_keeps_odd_names_links_sparse_modes_times_acls_xattrs
         int fd = open(p, O_RDONLY | O_CLOEXEC);
         char t[512];
         pathf(t, sizeof t, "%s/t", base);
-        r = profile_extract(fd, t, &roomy, &c, &xs, err, sizeof err);
+        r = pgsmb_profile_extract(fd, t, &roomy, &c, &xs, err, sizeof err);
         close(fd);
         if (r < 0)
                 fail_msg("extract: %d %s", r, err);
@@ -574,7 +574,7 @@ static void test_archive_is_checksummed_zstd_any_decoder_reads_at_any_thread_cou
                 struct profile_stats xs = { 0 };
                 int fd = open(p, O_RDONLY | O_CLOEXEC);
                 assert_true(fd >= 0);
-                r = profile_extract(fd, t, &roomy, &c, &xs, err, sizeof err);
+                r = pgsmb_profile_extract(fd, t, &roomy, &c, &xs, err, sizeof err);
                 close(fd);
                 if (r < 0)
                         fail_msg("extract (threads %d): %d %s", threads[i], r, err);
@@ -604,7 +604,7 @@ static void test_external_program_round_trip(void **state) {
         pathf(p, sizeof p, "%s/a.tar", base);
         pathf(t, sizeof t, "%s/t", base);
         int fd = open(p, O_RDONLY | O_CLOEXEC);
-        r = profile_extract(fd, t, &roomy, &c, &st, err, sizeof err);
+        r = pgsmb_profile_extract(fd, t, &roomy, &c, &st, err, sizeof err);
         close(fd);
         if (r < 0)
                 fail_msg("extract: %d %s", r, err);
@@ -684,9 +684,9 @@ static void test_exclude_leaves_cache_out_of_archive_and_size(void **state) {
         char h[512], err[512] = "";
         pathf(h, sizeof h, "%s/home", base);
         uint64_t size = 0;
-        assert_int_equal(profile_size(h, ex, &size, err, sizeof err), 0);
+        assert_int_equal(pgsmb_profile_size(h, ex, &size, err, sizeof err), 0);
         assert_int_equal(size, 10 + 37); /* hardlink once, symlink not, .cache not */
-        assert_int_equal(profile_size(h, NULL, &size, err, sizeof err), 0);
+        assert_int_equal(pgsmb_profile_size(h, NULL, &size, err, sizeof err), 0);
         assert_int_equal(size, 10 + 37 + sizeof mb);
 
         struct profile_compress c = { .level = 1 };
@@ -701,7 +701,7 @@ static void test_exclude_leaves_cache_out_of_archive_and_size(void **state) {
         assert_int_equal(stat(p, &st), 0);
 
         const char *const bad[] = { "../x", NULL };
-        assert_int_equal(profile_size(h, bad, &size, err, sizeof err), -EINVAL);
+        assert_int_equal(pgsmb_profile_size(h, bad, &size, err, sizeof err), -EINVAL);
         assert_non_null(strstr(err, "'../x'"));
 }
 
@@ -1261,7 +1261,7 @@ static void test_extract_checksummed_only_when_every_frame_is(void **state) {
                 struct profile_stats xs = { 0 };
                 fd = open(p, O_RDONLY | O_CLOEXEC);
                 assert_true(fd >= 0);
-                int r = profile_extract(fd, t, &roomy, NULL, &xs, err, sizeof err);
+                int r = pgsmb_profile_extract(fd, t, &roomy, NULL, &xs, err, sizeof err);
                 close(fd);
                 if (r != 0)
                         fail_msg("extract (case %zu): %s", c, err);
@@ -1276,7 +1276,7 @@ static void test_extract_checksummed_only_when_every_frame_is(void **state) {
         pathf(t, sizeof t, "%s/t", base);
         struct profile_stats xs = { .checksummed = true };
         fd = open(p, O_RDONLY | O_CLOEXEC);
-        assert_int_equal(profile_extract(fd, t, &roomy, NULL, &xs, err, sizeof err), 0);
+        assert_int_equal(pgsmb_profile_extract(fd, t, &roomy, NULL, &xs, err, sizeof err), 0);
         close(fd);
         assert_false(xs.checksummed);
         free(raw);
@@ -1320,7 +1320,7 @@ static void test_extract_checks_the_stream_past_the_archive_end(void **state) {
 }
 
 /* A restore reads a socket whose writer (the store side) may still be sending when extraction
- * fails: the decompressing thread, blocked reading, must be woken up, and profile_extract must
+ * fails: the decompressing thread, blocked reading, must be woken up, and pgsmb_profile_extract must
  * return at once with the entry's error, not wait for the writer to give up. */
 static void test_extract_failing_mid_stream_returns_while_the_writer_still_sends(void **state) {
         (void)state;
@@ -1359,7 +1359,7 @@ static void test_extract_failing_mid_stream_returns_while_the_writer_still_sends
         pathf(t, sizeof t, "%s/t", base);
         time_t t0 = time(NULL);
         struct profile_stats ps;
-        int r = profile_extract(sv[0], t, &roomy, NULL, &ps, err, sizeof err);
+        int r = pgsmb_profile_extract(sv[0], t, &roomy, NULL, &ps, err, sizeof err);
         time_t took = time(NULL) - t0;
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
@@ -1369,7 +1369,7 @@ static void test_extract_failing_mid_stream_returns_while_the_writer_still_sends
         assert_true(took < 10);
 }
 
-/* The restore's ring (profile_extract_ring): a writer process plays the store side, filling a
+/* The restore's ring (pgsmb_profile_extract_ring): a writer process plays the store side, filling a
  * shared ring in pieces that wrap around its end and waiting for the reader's "consumed" totals
  * before it overwrites; bad=true sends a position past what the ring can hold. */
 static void ring_writer(int ctl, unsigned char *ring, size_t ring_size, const unsigned char *data,
@@ -1431,7 +1431,7 @@ static int extract_through_ring(const char *archive, size_t ring_size, size_t pi
         char t[512];
         pathf(t, sizeof t, "%s/t", base);
         reset_target();
-        int r = profile_extract_ring(sv[0], ring, ring_size, t, &roomy, xs, err, errlen);
+        int r = pgsmb_profile_extract_ring(sv[0], ring, ring_size, t, &roomy, xs, err, errlen);
         close(sv[0]);
         int status;
         assert_int_equal(waitpid(pid, &status, 0), pid);
