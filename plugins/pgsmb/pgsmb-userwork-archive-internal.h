@@ -1,0 +1,118 @@
+/* Internal to the profile archive code (pgsmb-userwork-*.c, runs as the user): the helpers and
+ * the steps the archive, extract and walk files share. The API is pgsmb-archive.h. */
+#pragma once
+
+#include "pgsmb-archive.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fts.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <search.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "pgsmb-inflate.h"
+#include "pgsmb-unpack.h"
+#include "util.h"
+
+#define ARCHIVE_BLOCK_BYTES (1024 * 1024)
+
+static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+static inline int fail(char *err, size_t errlen, int r, const char *fmt, ...) {
+        if (err && errlen > 0) {
+                va_list ap;
+                va_start(ap, fmt);
+                vsnprintf(err, errlen, fmt, ap);
+                va_end(ap);
+        }
+        return r;
+}
+
+/* libarchive's own message, or a fallback when it has none. */
+static inline const char *la_error(struct archive *a) {
+        const char *s = archive_error_string(a);
+        return s ? s : "unknown libarchive error";
+}
+
+static inline int la_errno(struct archive *a, int fallback) {
+        int e = archive_errno(a);
+        return e > 0 ? -e : -fallback;
+}
+
+static inline void archive_read_freep(struct archive **a) {
+        if (*a)
+                archive_read_free(*a);
+}
+static inline void archive_write_freep(struct archive **a) {
+        if (*a)
+                archive_write_free(*a);
+}
+static inline void unpack_freep(struct unpack **u) { unpack_free(*u); }
+static inline void inflate_freep(struct inflate **z) { inflate_free(*z); }
+static inline void archive_entry_freep(struct archive_entry **e) {
+        if (*e)
+                archive_entry_free(*e);
+}
+static inline void linkresolver_freep(struct archive_entry_linkresolver **l) {
+        if (*l)
+                archive_entry_linkresolver_free(*l);
+}
+static inline void strv_freep(char ***v) {
+        if (!*v)
+                return;
+        for (char **p = *v; *p; p++)
+                free(*p);
+        free(*v);
+}
+/* Return to the directory we came from; extraction works relative to the target. */
+static inline void fchdir_backp(int *fd) {
+        if (*fd >= 0) {
+                int saved = errno;
+                (void)!fchdir(*fd);
+                close(*fd);
+                errno = saved;
+        }
+}
+
+/* ---- path rules (pgsmb-userwork-paths.c) ---- */
+bool pgsmb_path_is_inside(const char *p);
+bool pgsmb_symlink_stays_inside(const char *linkpath, const char *target);
+int pgsmb_exclude_normalize(const char *const *exclude, char ***ret, char *err, size_t errlen);
+bool pgsmb_is_excluded(char *const *ex, const char *rel);
+int pgsmb_entry_keep_user_xattrs(struct archive_entry *e);
+
+/* ---- tree walk (pgsmb-userwork-walk.c) ---- */
+int pgsmb_inode_first_seen(void **set, const struct stat *st);
+/* Called for each entry below root (not root itself) that is not excluded; rel is relative. */
+typedef int (*walk_fn)(FTSENT *ent, const char *rel, void *userdata, char *err, size_t errlen);
+int pgsmb_walk_tree(const char *root, char *const *ex, walk_fn fn, void *userdata, char *err,
+                    size_t errlen);
+
+/* ---- archive entries (pgsmb-userwork-archive.c) ---- */
+int pgsmb_archive_write_entry(struct archive *disk, struct archive *w, struct archive_entry *e,
+                              const char *rel, struct profile_stats *st, char *err, size_t errlen);
+
+/* ---- archive output (pgsmb-userwork-zstd.c) ---- */
+struct zstd_out {
+        ZSTD_CCtx *cctx;
+        int fd;
+        unsigned char *buf; /* compressed bytes waiting for the fd */
+        size_t cap;
+};
+void pgsmb_zstd_out_done(struct zstd_out *z);
+int pgsmb_zstd_out_init(struct zstd_out *z, const struct profile_compress *c, int fd, char *err,
+                        size_t errlen);
+int pgsmb_archive_open_writer(struct archive **ret, struct zstd_out *z, char *err, size_t errlen);
