@@ -152,26 +152,35 @@ static int staging_dir(struct restore *r, const char *kind, char *out, size_t le
         return 0;
 }
 
-static int attempt(struct restore *r, struct store *st) {
+/* What one attempt knows between its steps. */
+struct restore_attempt {
         struct store_stat ss;
         struct pgsmb_meta meta;
         struct pgsmb_transfer t;
-        char staging[PATH_MAX], old[PATH_MAX], meta_rel[PATH_MAX], hex[65];
+        char staging[PATH_MAX];
+        bool have_home, have_meta;
+        long long t0, t_stream;
+};
+
+/* Decide: 1 when no download is needed (the home is current, or a first logon made it from
+ * /etc/skel), 0 when the archive must be downloaded (a->ss holds its size), else -errno. */
+static int restore_decide(struct restore *r, struct store *st, struct restore_attempt *a) {
+        char meta_rel[PATH_MAX];
         struct stat hs;
-        bool have_home = lstat(r->cfg.home, &hs) == 0, have_meta;
         int k;
 
+        a->have_home = lstat(r->cfg.home, &hs) == 0;
         snprintf(meta_rel, sizeof meta_rel, "%s.meta", r->cfg.rel_archive);
         /* The .meta first: on a re-logon it is all that is needed (every request is a round
          * trip, and a re-logon should cost a few). */
-        have_meta = pgsmb_meta_read(st, meta_rel, &meta) == 0;
-        if (have_home && have_meta && !r->state.temporary && streq(r->state.version, meta.version)) {
-                pgina_log(r->ctx, LOG_INFO, "%s: home is already version %s, no download", r->cfg.user, meta.version);
+        a->have_meta = pgsmb_meta_read(st, meta_rel, &a->meta) == 0;
+        if (a->have_home && a->have_meta && !r->state.temporary && streq(r->state.version, a->meta.version)) {
+                pgina_log(r->ctx, LOG_INFO, "%s: home is already version %s, no download", r->cfg.user, a->meta.version);
                 return 1;
         }
-        k = store_stat(st, r->cfg.rel_archive, &ss);
+        k = store_stat(st, r->cfg.rel_archive, &a->ss);
         if (k == -ENOENT) {
-                if (have_meta) {
+                if (a->have_meta) {
                         snprintf(r->why, sizeof r->why, "%s: the archive is being replaced (its .meta is there, the archive is not)",
                                  store_url(st));
                         return -EAGAIN;
@@ -188,69 +197,95 @@ static int attempt(struct restore *r, struct store *st) {
                 snprintf(r->why, sizeof r->why, "%s", store_error(st));
                 return k;
         }
+        return 0;
+}
 
-        long long t0 = now_ms(), t_stream, t_swap;
+/* Download: the archive extracted into a new staging directory next to the home, checked
+ * against its .meta; on failure nothing of it is left. */
+static int restore_download(struct restore *r, struct store *st, struct restore_attempt *a) {
+        char hex[65];
+        int k;
 
-        if ((k = staging_dir(r, "restore", staging, sizeof staging)) < 0)
+        a->t0 = now_ms();
+        if ((k = staging_dir(r, "restore", a->staging, sizeof a->staging)) < 0)
                 return k;
-        if (mkdir(staging, 0700) < 0 || lchown(staging, r->acc.uid, r->acc.gid) < 0) {
-                snprintf(r->why, sizeof r->why, "cannot create %s: %s", staging, strerror(errno));
-                rmdir(staging);
+        if (mkdir(a->staging, 0700) < 0 || lchown(a->staging, r->acc.uid, r->acc.gid) < 0) {
+                snprintf(r->why, sizeof r->why, "cannot create %s: %s", a->staging, strerror(errno));
+                rmdir(a->staging);
                 return -errno;
         }
-        k = pgsmb_restore_stream(st, r->cfg.rel_archive, ss.size, &r->pu, staging, &r->cfg.lim,
-                                 &r->cfg.comp, progress_cb, r, &t);
-        t_stream = now_ms();
-        pgsmb_hex(t.sha256, hex);
-        if (k == 0 && have_meta && meta.size == ss.size && t.hashed && !streq(meta.sha256, hex)) {
+        k = pgsmb_restore_stream(st, r->cfg.rel_archive, a->ss.size, &r->pu, a->staging, &r->cfg.lim,
+                                 &r->cfg.comp, progress_cb, r, &a->t);
+        a->t_stream = now_ms();
+        pgsmb_hex(a->t.sha256, hex);
+        if (k == 0 && a->have_meta && a->meta.size == a->ss.size && a->t.hashed && !streq(a->meta.sha256, hex)) {
                 snprintf(r->why, sizeof r->why, "%s/%s: checksum does not match its .meta (damaged upload?)",
                          store_url(st), r->cfg.rel_archive);
                 k = -EBADMSG;
-        } else if (k == 0 && have_meta && meta.size == ss.size && !t.hashed && t.bytes != ss.size) {
+        } else if (k == 0 && a->have_meta && a->meta.size == a->ss.size && !a->t.hashed && a->t.bytes != a->ss.size) {
                 snprintf(r->why, sizeof r->why, "%s/%s: read %" PRIu64 " bytes of %" PRIu64 " (changed while it was read?)",
-                         store_url(st), r->cfg.rel_archive, t.bytes, ss.size);
+                         store_url(st), r->cfg.rel_archive, a->t.bytes, a->ss.size);
                 k = -EBADMSG;
-        } else if (k == 0 && !t.hashed && !t.stats.checksummed) {
+        } else if (k == 0 && !a->t.hashed && !a->t.stats.checksummed) {
                 /* It began with a checksummed zstd frame, so nothing else checked it. */
                 snprintf(r->why, sizeof r->why, "%s/%s: not every zstd frame of the archive carries a checksum: "
                          "it cannot be verified", store_url(st), r->cfg.rel_archive);
                 k = -EBADMSG;
         } else if (k < 0)
-                snprintf(r->why, sizeof r->why, "%s", t.err);
+                snprintf(r->why, sizeof r->why, "%s", a->t.err);
         if (k < 0) {
-                remove_tree(r, staging);
+                remove_tree(r, a->staging);
                 return k;
         }
-        /* Swap in: the old home moves aside first, so a crash leaves one or the other whole. */
-        if (have_home) {
+        return 0;
+}
+
+/* Swap in: the old home moves aside first, so a crash leaves one or the other whole. */
+static int restore_swap_in(struct restore *r, struct store *st, struct restore_attempt *a) {
+        char old[PATH_MAX];
+        long long t_swap;
+        int k;
+
+        if (a->have_home) {
                 if ((k = staging_dir(r, "old", old, sizeof old)) < 0 || rename(r->cfg.home, old) < 0) {
                         snprintf(r->why, sizeof r->why, "cannot move the old home %s aside: %s",
                                  r->cfg.home, strerror(k < 0 ? -k : errno));
-                        remove_tree(r, staging);
+                        remove_tree(r, a->staging);
                         return k < 0 ? k : -errno;
                 }
         }
-        if (rename(staging, r->cfg.home) < 0) {
+        if (rename(a->staging, r->cfg.home) < 0) {
                 k = -errno;
                 snprintf(r->why, sizeof r->why, "cannot move the restored home into %s: %s", r->cfg.home,
                          strerror(-k));
-                if (have_home)
+                if (a->have_home)
                         (void)rename(old, r->cfg.home);
-                remove_tree(r, staging);
+                remove_tree(r, a->staging);
                 return k;
         }
         t_swap = now_ms();
-        if (have_home)
+        if (a->have_home)
                 remove_tree(r, old);
         pgina_log(r->ctx, LOG_INFO, "%s: restored %" PRIu64 " files (%.1f MiB, %.1f MiB compressed) from %s/%s "
                   "in %.1f s (download and extraction %.1f s, old home removed in %.1f s)",
-                  r->cfg.user, t.stats.files, t.stats.bytes / 1048576.0, t.bytes / 1048576.0,
-                  store_url(st), r->cfg.rel_archive, (now_ms() - t0) / 1000.0, (t_stream - t0) / 1000.0,
+                  r->cfg.user, a->t.stats.files, a->t.stats.bytes / 1048576.0, a->t.bytes / 1048576.0,
+                  store_url(st), r->cfg.rel_archive, (now_ms() - a->t0) / 1000.0, (a->t_stream - a->t0) / 1000.0,
                   (now_ms() - t_swap) / 1000.0);
-        snprintf(r->state.version, sizeof r->state.version, "%s", have_meta ? meta.version : "");
+        snprintf(r->state.version, sizeof r->state.version, "%s", a->have_meta ? a->meta.version : "");
         r->state.temporary = false;
         r->state.upload_failed = false;
         return 1;
+}
+
+/* One restore attempt: decide, download, swap in. 1 when the home is in place, else -errno. */
+static int attempt(struct restore *r, struct store *st) {
+        struct restore_attempt a = {0};
+        int k = restore_decide(r, st, &a);
+        if (k != 0)
+                return k;
+        if ((k = restore_download(r, st, &a)) < 0)
+                return k;
+        return restore_swap_in(r, st, &a);
 }
 
 /* A home whose last upload failed holds the only copy of the user's latest work: it is used as it

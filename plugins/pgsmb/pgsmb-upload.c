@@ -93,118 +93,156 @@ static void progress_cb(void *userdata, uint64_t bytes, uint64_t total) {
                 pgina_log(up->ctx, LOG_DEBUG, "%s: %.1f MiB uploaded", up->cfg.user, bytes / 1048576.0);
 }
 
-/* One try: archive → temporary name → verify → keep the old version → rename into place. */
-static int attempt(struct upload *up, struct store *st) {
+/* What one attempt knows between its steps. */
+struct upload_attempt {
         char tmp[1100], meta_rel[1100], target[1100], hex[65];
-        struct pgsmb_meta cur = {0}, meta = {0};
-        struct pgsmb_readback_target rt;
+        struct pgsmb_meta cur, meta;
         struct pgsmb_transfer t;
+        bool have_archive, have_meta, conflict;
+        long long t0, t_upload, t_verify;
+};
+
+/* Archive: what the store holds decides whether this is a replace or a conflict copy; the home
+ * is streamed to a temporary name. Returns the stream's result (a->t.err says why). */
+static int upload_archive(struct upload *up, struct store *st, struct upload_attempt *a) {
+        struct pgsmb_readback_target rt;
         struct store_creds creds;
         struct store_stat ss;
-        bool have_archive, have_meta, conflict;
-        long long t0 = now_ms(), t_upload, t_verify;
-        int k;
 
-        snprintf(meta_rel, sizeof meta_rel, "%s.meta", up->cfg.rel_archive);
-        have_archive = store_stat(st, up->cfg.rel_archive, &ss) == 0;
-        have_meta = pgsmb_meta_read(st, meta_rel, &cur) == 0;
+        a->t0 = now_ms();
+        snprintf(a->meta_rel, sizeof a->meta_rel, "%s.meta", up->cfg.rel_archive);
+        a->have_archive = store_stat(st, up->cfg.rel_archive, &ss) == 0;
+        a->have_meta = pgsmb_meta_read(st, a->meta_rel, &a->cur) == 0;
         /* Replace only what this machine restored: the same version, or nothing on either side. */
-        conflict = have_archive ? !(have_meta && up->state.version[0] && streq(cur.version, up->state.version))
-                                : (have_meta || up->state.version[0]);
-        pgsmb_version_new(meta.version);
-        snprintf(tmp, sizeof tmp, "%s.tmp-%s-%s", up->cfg.rel_archive, up->host, meta.version);
+        a->conflict = a->have_archive
+                              ? !(a->have_meta && up->state.version[0] && streq(a->cur.version, up->state.version))
+                              : (a->have_meta || up->state.version[0]);
+        pgsmb_version_new(a->meta.version);
+        snprintf(a->tmp, sizeof a->tmp, "%s.tmp-%s-%s", up->cfg.rel_archive, up->host, a->meta.version);
         pgsmb_store_creds(&up->cfg, &creds);
         rt = (struct pgsmb_readback_target){.url = up->cfg.share, .creds = &creds, .timeout_s = up->cfg.timeout};
-        k = pgsmb_upload_stream(st, tmp, &up->pu, (const char *const *)up->cfg.exclude, &up->cfg.comp, &rt,
-                                progress_cb, up, &t);
-        t_upload = now_ms();
-        /* Read back behind the writer already, or (no second connection) now. */
-        if (k == 0 && !t.verified)
-                k = pgsmb_verify(st, tmp, t.bytes, t.sha256, up->why, sizeof up->why);
-        else
-                snprintf(up->why, sizeof up->why, "%s", t.err);
-        if (k < 0) {
-                (void)store_unlink(st, tmp);
-                return k;
-        }
-        t_verify = now_ms();
-        pgsmb_hex(t.sha256, hex);
-        if (conflict) {
-                time_t now = time(NULL);
-                struct tm tm;
-                char stamp[32];
+        return pgsmb_upload_stream(st, a->tmp, &up->pu, (const char *const *)up->cfg.exclude, &up->cfg.comp, &rt,
+                                   progress_cb, up, &a->t);
+}
 
-                strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", gmtime_r(&now, &tm));
-                snprintf(target, sizeof target, "%s.conflict-%s-%s", up->cfg.rel_archive, up->host, stamp);
-                if ((k = store_rename(st, tmp, target, false)) < 0) {
-                        snprintf(up->why, sizeof up->why, "%s", store_error(st));
-                        (void)store_unlink(st, tmp);
-                        return k;
-                }
-                pgina_log(up->ctx, LOG_WARNING,
-                          "%s: the store holds version %s, not %s restored here: saved as conflict copy %s",
-                          up->cfg.user, have_meta ? cur.version : "(unknown)",
-                          up->state.version[0] ? up->state.version : "(none)", target);
-                pgsmb_mail_admin(up->ctx, up->u, "profile conflict",
-                                 "The profile of %s changed on another machine since it was restored on %s.\n"
-                                 "This machine's copy was saved beside it as %s/%s; nothing was overwritten.\n",
-                                 up->cfg.user, up->host, store_url(st), target);
-                return 1;
-        }
-        /* The previous archive becomes a kept version, the verified upload takes its place: two
-         * renames onto free names (SMB has no atomic replace). In between a restore elsewhere finds
-         * the .meta without its archive and tries again a moment later. */
-        if (have_archive) {
-                snprintf(target, sizeof target, "%s.v-%s", up->cfg.rel_archive,
-                         have_meta ? cur.version : meta.version);
-                if ((k = store_rename(st, up->cfg.rel_archive, target, false)) < 0) {
-                        snprintf(up->why, sizeof up->why, "%s", store_error(st));
-                        (void)store_unlink(st, tmp);
-                        return k;
-                }
-        }
-        if ((k = store_rename(st, tmp, up->cfg.rel_archive, false)) < 0) {
-                snprintf(up->why, sizeof up->why, "%s", store_error(st));
-                if (have_archive && store_rename(st, target, up->cfg.rel_archive, false) < 0)
-                        pgina_log(up->ctx, LOG_ERR, "%s: the previous archive stays as %s: %s", up->cfg.user,
-                                  target, store_error(st));
-                (void)store_unlink(st, tmp);
+/* Verify: read back behind the writer already, or (no second connection) now. On failure the
+ * temporary file goes. */
+static int upload_verify(struct upload *up, struct store *st, struct upload_attempt *a, int k) {
+        a->t_upload = now_ms();
+        if (k == 0 && !a->t.verified)
+                k = pgsmb_verify(st, a->tmp, a->t.bytes, a->t.sha256, up->why, sizeof up->why);
+        else
+                snprintf(up->why, sizeof up->why, "%s", a->t.err);
+        if (k < 0) {
+                (void)store_unlink(st, a->tmp);
                 return k;
         }
-        snprintf(meta.sha256, sizeof meta.sha256, "%s", hex);
-        meta.size = t.bytes;
-        snprintf(meta.host, sizeof meta.host, "%s", up->host);
-        meta.time = (int64_t)time(NULL);
-        if ((k = pgsmb_meta_write(st, meta_rel, &meta)) < 0) {
-                /* The archive is in place and whole; without its meta the next logon downloads it. */
-                pgina_log(up->ctx, LOG_ERR, "%s: archive saved but its .meta not: %s", up->cfg.user,
-                          store_error(st));
-                meta.version[0] = 0;
+        a->t_verify = now_ms();
+        pgsmb_hex(a->t.sha256, a->hex);
+        return 0;
+}
+
+/* Commit, when the store changed elsewhere: the upload is kept beside it as a conflict copy. */
+static int upload_commit_conflict(struct upload *up, struct store *st, struct upload_attempt *a) {
+        time_t now = time(NULL);
+        struct tm tm;
+        char stamp[32];
+        int k;
+
+        strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", gmtime_r(&now, &tm));
+        snprintf(a->target, sizeof a->target, "%s.conflict-%s-%s", up->cfg.rel_archive, up->host, stamp);
+        if ((k = store_rename(st, a->tmp, a->target, false)) < 0) {
+                snprintf(up->why, sizeof up->why, "%s", store_error(st));
+                (void)store_unlink(st, a->tmp);
+                return k;
         }
-        snprintf(up->state.version, sizeof up->state.version, "%s", meta.version);
-        prune_versions(up, st);
-        if (t.stats.changed) {
-                log_escape(t.stats.first_changed, sizeof t.stats.first_changed); /* for the mail too */
+        pgina_log(up->ctx, LOG_WARNING,
+                  "%s: the store holds version %s, not %s restored here: saved as conflict copy %s",
+                  up->cfg.user, a->have_meta ? a->cur.version : "(unknown)",
+                  up->state.version[0] ? up->state.version : "(none)", a->target);
+        pgsmb_mail_admin(up->ctx, up->u, "profile conflict",
+                         "The profile of %s changed on another machine since it was restored on %s.\n"
+                         "This machine's copy was saved beside it as %s/%s; nothing was overwritten.\n",
+                         up->cfg.user, up->host, store_url(st), a->target);
+        return 1;
+}
+
+/* What the upload saw, for the log (and the admin's mail when files changed under it). */
+static void upload_report(struct upload *up, struct store *st, struct upload_attempt *a) {
+        struct pgsmb_transfer *t = &a->t;
+
+        if (t->stats.changed) {
+                log_escape(t->stats.first_changed, sizeof t->stats.first_changed); /* for the mail too */
                 pgina_log(up->ctx, LOG_WARNING, "%s: %" PRIu64 " file(s) changed while they were archived (a process "
                           "still writing in the home?), saved as they were read: first '%s'", up->cfg.user,
-                          t.stats.changed, t.stats.first_changed);
+                          t->stats.changed, t->stats.first_changed);
                 pgsmb_mail_admin(up->ctx, up->u, "files changed during the upload",
                                  "The profile of %s was saved from %s, but %" PRIu64 " file(s) changed while they "
                                  "were being archived (first: %s); they were saved as they were read, possibly "
                                  "cut or incomplete.\n",
-                                 up->cfg.user, up->host, t.stats.changed, t.stats.first_changed);
+                                 up->cfg.user, up->host, t->stats.changed, t->stats.first_changed);
         }
-        if (t.stats.skipped_links)
+        if (t->stats.skipped_links)
                 pgina_log(up->ctx, LOG_WARNING, "%s: %" PRIu64 " symlink(s) pointing outside the home were not saved",
-                          up->cfg.user, t.stats.skipped_links);
+                          up->cfg.user, t->stats.skipped_links);
         pgina_log(up->ctx, LOG_INFO,
                   "%s: saved %" PRIu64 " files (%.1f MiB, %.1f MiB compressed) to %s/%s in %.1f s "
                   "(archive, upload%s %.1f s, verify %.1f s)",
-                  up->cfg.user, t.stats.files, t.stats.bytes / 1048576.0, t.bytes / 1048576.0, store_url(st),
-                  up->cfg.rel_archive, (now_ms() - t0) / 1000.0, t.verified ? " and read-back" : "",
-                  (t_upload - t0) / 1000.0,
-                  (t_verify - t_upload) / 1000.0);
+                  up->cfg.user, t->stats.files, t->stats.bytes / 1048576.0, t->bytes / 1048576.0, store_url(st),
+                  up->cfg.rel_archive, (now_ms() - a->t0) / 1000.0, t->verified ? " and read-back" : "",
+                  (a->t_upload - a->t0) / 1000.0,
+                  (a->t_verify - a->t_upload) / 1000.0);
+}
+
+/* Commit: the previous archive becomes a kept version, the verified upload takes its place: two
+ * renames onto free names (SMB has no atomic replace). In between a restore elsewhere finds the
+ * .meta without its archive and tries again a moment later. Then the .meta, and old versions go. */
+static int upload_commit(struct upload *up, struct store *st, struct upload_attempt *a) {
+        int k;
+
+        if (a->conflict)
+                return upload_commit_conflict(up, st, a);
+        if (a->have_archive) {
+                snprintf(a->target, sizeof a->target, "%s.v-%s", up->cfg.rel_archive,
+                         a->have_meta ? a->cur.version : a->meta.version);
+                if ((k = store_rename(st, up->cfg.rel_archive, a->target, false)) < 0) {
+                        snprintf(up->why, sizeof up->why, "%s", store_error(st));
+                        (void)store_unlink(st, a->tmp);
+                        return k;
+                }
+        }
+        if ((k = store_rename(st, a->tmp, up->cfg.rel_archive, false)) < 0) {
+                snprintf(up->why, sizeof up->why, "%s", store_error(st));
+                if (a->have_archive && store_rename(st, a->target, up->cfg.rel_archive, false) < 0)
+                        pgina_log(up->ctx, LOG_ERR, "%s: the previous archive stays as %s: %s", up->cfg.user,
+                                  a->target, store_error(st));
+                (void)store_unlink(st, a->tmp);
+                return k;
+        }
+        snprintf(a->meta.sha256, sizeof a->meta.sha256, "%s", a->hex);
+        a->meta.size = a->t.bytes;
+        snprintf(a->meta.host, sizeof a->meta.host, "%s", up->host);
+        a->meta.time = (int64_t)time(NULL);
+        if ((k = pgsmb_meta_write(st, a->meta_rel, &a->meta)) < 0) {
+                /* The archive is in place and whole; without its meta the next logon downloads it. */
+                pgina_log(up->ctx, LOG_ERR, "%s: archive saved but its .meta not: %s", up->cfg.user,
+                          store_error(st));
+                a->meta.version[0] = 0;
+        }
+        snprintf(up->state.version, sizeof up->state.version, "%s", a->meta.version);
+        prune_versions(up, st);
+        upload_report(up, st, a);
         return 1;
+}
+
+/* One try: archive → temporary name → verify → keep the old version → rename into place. */
+static int attempt(struct upload *up, struct store *st) {
+        struct upload_attempt a = {0};
+        int k = upload_archive(up, st, &a);
+
+        if ((k = upload_verify(up, st, &a, k)) < 0)
+                return k;
+        return upload_commit(up, st, &a);
 }
 
 static int upload_failed(struct upload *up, const char *what) {
