@@ -41,6 +41,17 @@ static inline int fail(char *err, size_t errlen, int r, const char *fmt, ...) {
         return r;
 }
 
+static inline void archive_read_freep(struct archive **a) {
+        if (*a)
+                archive_read_free(*a);
+}
+static inline void archive_write_freep(struct archive **a) {
+        if (*a)
+                archive_write_free(*a);
+}
+static inline void unpack_freep(struct unpack **u) { unpack_free(*u); }
+static inline void inflate_freep(struct inflate **z) { inflate_free(*z); }
+
 /* libarchive's own message, or a fallback when it has none. */
 static inline const char *la_error(struct archive *a) {
         const char *s = archive_error_string(a);
@@ -52,23 +63,9 @@ static inline int la_errno(struct archive *a, int fallback) {
         return e > 0 ? -e : -fallback;
 }
 
-static inline void archive_read_freep(struct archive **a) {
-        if (*a)
-                archive_read_free(*a);
-}
-static inline void archive_write_freep(struct archive **a) {
-        if (*a)
-                archive_write_free(*a);
-}
-static inline void unpack_freep(struct unpack **u) { unpack_free(*u); }
-static inline void inflate_freep(struct inflate **z) { inflate_free(*z); }
 static inline void archive_entry_freep(struct archive_entry **e) {
         if (*e)
                 archive_entry_free(*e);
-}
-static inline void linkresolver_freep(struct archive_entry_linkresolver **l) {
-        if (*l)
-                archive_entry_linkresolver_free(*l);
 }
 static inline void strv_freep(char ***v) {
         if (!*v)
@@ -76,6 +73,10 @@ static inline void strv_freep(char ***v) {
         for (char **p = *v; *p; p++)
                 free(*p);
         free(*v);
+}
+static inline void linkresolver_freep(struct archive_entry_linkresolver **l) {
+        if (*l)
+                archive_entry_linkresolver_free(*l);
 }
 /* Return to the directory we came from; extraction works relative to the target. */
 static inline void fchdir_backp(int *fd) {
