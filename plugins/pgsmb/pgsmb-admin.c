@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "pgsmb-state.h"
-#include "pgsmb-user.h"
+#include "pgsmb-helper.h"
 #include "pgsmb.h"
 #include "util.h"
 

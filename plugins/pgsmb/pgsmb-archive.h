@@ -31,7 +31,7 @@ struct profile_stats {
         char first_changed[256];
         /* extract (built in): the input was zstd, read to its end, and every frame of it
          * carried a content checksum that matched. The restore then trusts the stream without
-         * hashing it again (pgsmb-user.c). */
+         * hashing it again (pgsmb-helper.c). */
         bool checksummed;
 };
 
@@ -61,7 +61,7 @@ int pgsmb_profile_extract(int in_fd, const char *target, const struct profile_li
                           size_t errlen);
 
 /* pgsmb_profile_extract (built in only) of an archive that arrives in a ring of ring_size bytes
- * shared with the writer, which reports on ctl_fd how far it wrote (pgsmb-inflate.h,
+ * shared with the writer, which reports on ctl_fd how far it wrote (pgsmb-userwork-inflate.h,
  * inflate_open_ring): the restore's path, with no copy through a socket. */
 int pgsmb_profile_extract_ring(int ctl_fd, const void *ring, size_t ring_size, const char *target,
                                const struct profile_limits *lim, struct profile_stats *stats, char *err,

@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "pgsmb-user.h"
+#include "pgsmb-helper.h"
 
 /* ---- SNTP (RFC 4330 client) ---- */
 struct sntp_result {

@@ -12,7 +12,7 @@
 #include "lm-account.h"
 #include "log.h"
 #include "pgsmb-state.h"
-#include "pgsmb-user.h"
+#include "pgsmb-helper.h"
 #include "pgsmb-userwork.h"
 #include "pgsmb.h"
 #include "util.h"

@@ -23,8 +23,8 @@
 #include <unistd.h>
 #include <zstd.h>
 
-#include "pgsmb-inflate.h"
-#include "pgsmb-unpack.h"
+#include "pgsmb-userwork-inflate.h"
+#include "pgsmb-userwork-unpack.h"
 #include "util.h"
 
 #define ARCHIVE_BLOCK_BYTES (1024 * 1024)

@@ -155,7 +155,7 @@ static int extract_copy_data(struct extract_state *s, struct archive *a, struct 
         return 0;
 }
 
-/* Most entries: our own writer (pgsmb-unpack.c), a few system calls per file. */
+/* Most entries: our own writer (pgsmb-userwork-unpack.c), a few system calls per file. */
 static int extract_entry_fast(struct extract_state *s, struct archive *a, struct unpack *u,
                               struct archive_entry *e, uint64_t *bytes, char *err, size_t errlen) {
         const char *name = archive_entry_pathname(e);
@@ -235,7 +235,7 @@ static int extract_builtin(const struct extract_source *src, const char *target,
         _cleanup_(archive_write_freep) struct archive *w = archive_write_disk_new();
         if (!a || !w)
                 return fail(err, errlen, -ENOMEM, "out of memory");
-        /* tar (pax, ustar, GNU) only; zstd (undone by pgsmb-inflate.c's thread) or uncompressed
+        /* tar (pax, ustar, GNU) only; zstd (undone by pgsmb-userwork-inflate.c's thread) or uncompressed
          * only: nothing else is ours. */
         if (archive_read_support_format_tar(a) != ARCHIVE_OK ||
             archive_read_support_filter_none(a) != ARCHIVE_OK)

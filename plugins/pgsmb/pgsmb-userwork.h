@@ -1,4 +1,4 @@
-/* pgSMB: the work done as the user, in a program of its own. pgsmb-user.c forks, drops the child
+/* pgSMB: the work done as the user, in a program of its own. pgsmb-helper.c forks, drops the child
  * to the user and executes pgsmb-userwork (installed next to pgsmb.so), which reads one job from
  * descriptor 3, does it and writes its report there. The exec is the point: a forked child would
  * carry every copy of a password the worker ever held (the store's service account inside
@@ -10,6 +10,7 @@
  * ring (a memfd) or the login script's output (a pipe). Nothing else. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -58,6 +59,29 @@ struct userwork_report {
 
 /* Root side: the job as bytes (u32 length first), for FD_CTL. */
 int userwork_encode(const struct userwork_job *j, struct pbuf *b);
+
+/* The restore ring's positions (pgsmb-helper.c <-> pgsmb-userwork-inflate.c). */
+/* The positions of ring mode travel as native 8-byte totals on a stream socket, where one may
+ * arrive in two reads: `part` carries the start of a cut one. Both sides keep only the latest. */
+struct ring_totals {
+        unsigned char part[8];
+        size_t npart;
+};
+/* Read what fd has (waiting for something when `wait`): 1 with *latest set when at least one
+ * whole total came, 0 when none did, -EPIPE at the end of the stream, -errno. */
+int ring_totals_recv(struct ring_totals *rt, int fd, bool wait, uint64_t *latest);
+
+/* A decoded job and everything it points to, freed together (pgsmb-userwork-job.c). */
+struct userwork_decoded {
+        struct userwork_job j;
+        char *str[8];
+        char **list[3];
+        void *script;
+};
+
+/* The program's side: one job's bytes (after the length) into d; free d either way. */
+int userwork_decode(struct pbuf *b, struct userwork_decoded *d);
+void userwork_decoded_free(struct userwork_decoded *d);
 
 /* The program's side: read the job from FD_CTL, do it, write the report. The exit status. */
 int userwork_main(void);

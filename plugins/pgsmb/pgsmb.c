@@ -29,7 +29,7 @@
 #include "pgsmb-archive.h"
 #include "pgsmb-state.h"
 #include "pgsmb-store.h"
-#include "pgsmb-user.h"
+#include "pgsmb-helper.h"
 #include "pgsmb.h"
 #include "secret.h"
 #include "util.h"

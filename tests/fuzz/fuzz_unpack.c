@@ -1,5 +1,5 @@
 /* libFuzzer target: pgSMB's built-in extraction (pgsmb_profile_extract: the tar reader, our checks,
- * pgsmb-unpack.c's writer and libarchive's disk writer for ACL/xattr entries) of a hostile archive
+ * pgsmb-userwork-unpack.c's writer and libarchive's disk writer for ACL/xattr entries) of a hostile archive
  * into a temporary directory. The input is the archive stream (tar, or zstd-compressed tar).
  *
  * Nothing may land outside the target: the sandbox around it (a working directory and a canary

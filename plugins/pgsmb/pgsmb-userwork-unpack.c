@@ -1,5 +1,5 @@
-/* The disk side of a built-in extraction (see pgsmb-unpack.h). */
-#include "pgsmb-unpack.h"
+/* The disk side of a built-in extraction (see pgsmb-userwork-unpack.h). */
+#include "pgsmb-userwork-unpack.h"
 
 #include <errno.h>
 #include <fcntl.h>

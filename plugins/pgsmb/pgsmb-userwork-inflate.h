@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "pgsmb-userwork.h" /* struct ring_totals */
+
 struct inflate;
 
 /* Start reading fd (until EOF) in a thread and open archive a on the decompressed bytes.
@@ -24,15 +26,5 @@ int inflate_open_ring(struct archive *a, int ctl_fd, const void *ring, size_t ri
  * (false for an uncompressed stream). -errno otherwise, inflate_error() says why. */
 int inflate_finish(struct inflate *z, bool *checksummed);
 const char *inflate_error(struct inflate *z);
-/* The positions of ring mode travel as native 8-byte totals on a stream socket, where one may
- * arrive in two reads: `part` carries the start of a cut one. Both sides keep only the latest. */
-struct ring_totals {
-        unsigned char part[8];
-        size_t npart;
-};
-/* Read what fd has (waiting for something when `wait`): 1 with *latest set when at least one
- * whole total came, 0 when none did, -EPIPE at the end of the stream, -errno. */
-int ring_totals_recv(struct ring_totals *rt, int fd, bool wait, uint64_t *latest);
-
 /* Stop the thread (it may be blocked on fd: the read side is shut down) and free. */
 void inflate_free(struct inflate *z);

@@ -1,5 +1,5 @@
-/* The archive stream of a restore, decompressed in a thread (see pgsmb-inflate.h). */
-#include "pgsmb-inflate.h"
+/* The archive stream of a restore, decompressed in a thread (see pgsmb-userwork-inflate.h). */
+#include "pgsmb-userwork-inflate.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -95,26 +95,6 @@ static ssize_t read_some(int fd, void *buf, size_t len) {
                 if (k >= 0 || errno != EINTR)
                         return k < 0 ? -errno : k;
         }
-}
-
-int ring_totals_recv(struct ring_totals *rt, int fd, bool wait, uint64_t *latest) {
-        unsigned char b[512];
-        ssize_t k;
-
-        memcpy(b, rt->part, rt->npart);
-        do
-                k = recv(fd, b + rt->npart, sizeof b - rt->npart, wait ? 0 : MSG_DONTWAIT);
-        while (k < 0 && errno == EINTR);
-        if (k < 0)
-                return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
-        if (k == 0)
-                return -EPIPE;
-        size_t have = rt->npart + (size_t)k, whole = have / 8 * 8;
-        if (whole > 0)
-                memcpy(latest, b + whole - 8, 8);
-        rt->npart = have - whole;
-        memcpy(rt->part, b + whole, rt->npart);
-        return whole > 0;
 }
 
 /* Ring mode: wait for (at least) one more message from the store side. */

@@ -1,6 +1,6 @@
 /* pgSMB: children that run as the user (pgsmb-userwork), and the streams between them and the
  * store. */
-#include "pgsmb-user.h"
+#include "pgsmb-helper.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -22,7 +22,6 @@
 #include <xxhash.h>
 
 #include "log.h"
-#include "pgsmb-inflate.h"
 #include "pgsmb-readback.h"
 #include "pgsmb-userwork.h"
 #include "util.h"
@@ -372,7 +371,7 @@ static bool zstd_checksummed_start(const unsigned char *p, size_t len) {
 /* ---- restore through a shared ring ----
  * With the built-in extractor, the store's bytes are read straight into memory shared with the
  * child (a memfd it maps too), and the socket pair carries only positions: 8-byte
- * totals written, answered with totals consumed (pgsmb-inflate.c's ring mode). That saves
+ * totals written, answered with totals consumed (pgsmb-userwork-inflate.c's ring mode). That saves
  * copying every byte into a socket and out again (~8% of a restore's CPU on two cores). The
  * child can write to the ring too: it can only spoil its own restore (and what we hash of it). */
 #define RING (2 * CHUNK)
