@@ -462,15 +462,17 @@ static const struct store_ops file_ops = {
         .close = file_close,
 };
 
-/* path: what follows "file://", i.e. "/dir" (no host part, no %-decoding). The root must exist:
- * a missing mount point is an error, never created, or profiles would land on the local disk
- * and the next logon would find none. */
-int store_file_open(const char *url, const char *path, unsigned timeout_s, struct store **ret) {
+/* The path is what follows "file://", i.e. "/dir" (no host part, no %-decoding); no credentials.
+ * The root must exist: a missing mount point is an error, never created, or profiles would land
+ * on the local disk and the next logon would find none. */
+int store_file_open(const char *url, const struct store_creds *creds, unsigned timeout_s, struct store **ret) {
+        const char *path = url + strlen("file://");
         struct file_store *fs;
         struct stat st;
         size_t len;
         int fd;
 
+        (void)creds;
         if (path[0] != '/')
                 return store_open_fail(-EINVAL,
                                        "%s: a file store URL names an absolute directory: "

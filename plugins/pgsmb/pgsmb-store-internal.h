@@ -1,5 +1,6 @@
-/* Between the store's front (pgsmb-store.c: path checks, dispatch, messages) and its backends
- * (pgsmb-store-file.c, pgsmb-store-smb.c). Not for users of pgsmb-store.h. */
+/* Between the store's front (pgsmb-store.c: path checks, the backend table), its backends
+ * (pgsmb-store-file.c, pgsmb-store-smb.c) and their helpers (pgsmb-store-util.c). Not for users
+ * of pgsmb-store.h. */
 #pragma once
 
 #include <stdarg.h>
@@ -49,6 +50,7 @@ bool store_rel_valid(const char *rel, bool allow_root);
 /* A name for a temporary sibling of rel: "<rel>.<tag>-<16 hex>" (random). NULL on ENOMEM. */
 char *store_temp_name(const char *rel, const char *tag);
 
-int store_file_open(const char *url, const char *path, unsigned timeout_s, struct store **ret);
+/* The backends (the table in pgsmb-store.c): url with its scheme. */
+int store_file_open(const char *url, const struct store_creds *creds, unsigned timeout_s, struct store **ret);
 int store_smb_open(const char *url, const struct store_creds *creds, unsigned timeout_s,
                    struct store **ret);

@@ -1,5 +1,7 @@
-/* The profile store's front: picks the backend from the URL scheme, refuses paths that could
- * leave the store's root before any backend sees them, and keeps the messages. */
+/* The profile store's front: picks the backend from the URL scheme (a table), refuses paths that
+ * could leave the store's root before any backend sees them. The backends (pgsmb-store-file.c,
+ * pgsmb-store-smb.c) and this front share the helpers of pgsmb-store-util.c; they never call
+ * back into this file. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -11,73 +13,26 @@
 #include "pgsmb-store-internal.h"
 #include "util.h"
 
-static char open_error[1024];
-
-const char *store_open_error(void) { return open_error; }
-
-int store_open_fail(int r, const char *fmt, ...) {
-        va_list ap;
-
-        va_start(ap, fmt);
-        vsnprintf(open_error, sizeof open_error, fmt, ap);
-        va_end(ap);
-        return r;
-}
-
-int store_fail(struct store *s, int r, const char *rel, const char *fmt, ...) {
-        char what[512] = "";
-        va_list ap;
-
-        if (fmt) {
-                va_start(ap, fmt);
-                vsnprintf(what, sizeof what, fmt, ap);
-                va_end(ap);
-        }
-        snprintf(s->error, sizeof s->error, "%s%s%s: %s%s%s", s->url, rel && *rel ? "/" : "",
-                 rel ? rel : "", what, *what ? ": " : "", strerror(-r));
-        return r;
-}
-
-bool store_rel_valid(const char *rel, bool allow_root) {
-        const char *p = rel;
-
-        if (!rel)
-                return false;
-        if (!*rel)
-                return allow_root;
-        for (;;) {
-                size_t n = strcspn(p, "/");
-
-                if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
-                        return false; /* leading '/', "//", trailing '/', ".", ".." */
-                if (!p[n])
-                        return true;
-                p += n + 1;
-        }
-}
-
-char *store_temp_name(const char *rel, const char *tag) {
-        uint64_t rnd;
-        char *t;
-
-        if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd)
-                rnd = (uint64_t)now_ms() ^ ((uint64_t)getpid() << 32);
-        if (asprintf(&t, "%s.%s-%016" PRIx64, rel, tag, rnd) < 0)
-                return NULL;
-        return t;
-}
+/* The backends, by URL scheme: each opens its store from the URL (the part after the scheme for
+ * file://, the whole URL for smb://). */
+static const struct {
+        const char *scheme;
+        int (*open)(const char *url, const struct store_creds *creds, unsigned timeout_s, struct store **ret);
+} backends[] = {
+        {"file://", store_file_open},
+        {"smb://", store_smb_open},
+};
 
 int store_open(const char *url, const struct store_creds *creds, unsigned timeout_s,
                struct store **ret) {
-        open_error[0] = 0;
+        store_open_fail(0, "%s", "");
         if (!url || !ret)
                 return store_open_fail(-EINVAL, "store_open: no URL");
         if (timeout_s == 0)
                 timeout_s = 30;
-        if (strncmp(url, "file://", 7) == 0)
-                return store_file_open(url, url + 7, timeout_s, ret);
-        if (strncmp(url, "smb://", 6) == 0)
-                return store_smb_open(url, creds, timeout_s, ret);
+        for (size_t i = 0; i < ELEMENTSOF(backends); i++)
+                if (strncmp(url, backends[i].scheme, strlen(backends[i].scheme)) == 0)
+                        return backends[i].open(url, creds, timeout_s, ret);
         return store_open_fail(-EPROTONOSUPPORT,
                                "%s: unsupported store URL (use smb://server[:port]/share[/dir] "
                                "or file:///dir)",
@@ -89,7 +44,7 @@ void store_close(struct store *s) {
                 s->ops->close(s);
 }
 
-const char *store_error(const struct store *s) { return s ? s->error : open_error; }
+const char *store_error(const struct store *s) { return s ? s->error : store_open_error(); }
 
 const char *store_url(const struct store *s) { return s->url; }
 
