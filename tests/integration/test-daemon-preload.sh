@@ -26,7 +26,7 @@ grep -q "libsmbclient" "$T/maps.1" && fail "libsmbclient preloaded though no plu
 assert_contains "$PGINA_LOG" "preloaded 1 libraries"
 assert_ok pam_run pgtest alice 'Alice pw 1' authenticate acct_mgmt
 
-step "reload with pgsmb named: its libraries (libsmbclient, libarchive) are added"
+step "reload with pgsmb named: its libraries (libsmbclient, libcurl) are added (libarchive is the as-user program's only)"
 pgina_conf <<'C'
 [order]
 authentication = localmachine
@@ -37,7 +37,7 @@ C
 pginactl reload >/dev/null || fail "reload failed: $(tail -n 5 "$PGINA_LOG")"
 maps >"$T/maps.2"
 assert_contains "$T/maps.2" "libsmbclient.so"
-assert_contains "$T/maps.2" "libarchive.so"
+assert_contains "$T/maps.2" "libcurl.so"
 grep -q "plugins/pgsmb.so" "$T/maps.2" && fail "pginad holds the plugin pgsmb.so itself"
 pgina_stop
 
