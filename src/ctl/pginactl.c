@@ -21,6 +21,7 @@
 #include "log.h"
 #include "pgina-build.h"
 #include "proto.h"
+#include "proto-request.h"
 #include "secret.h"
 #include "util.h"
 
@@ -301,7 +302,7 @@ static int ctl_simple(const struct ctl *ctl, uint16_t type, struct proto_result 
         int r;
 
         pbuf_init(&req);
-        if ((r = proto_frame_begin(&req, type)) < 0 || (r = proto_frame_end(&req)) < 0) {
+        if ((r = request_encode(&req, &(struct request){.type = type})) < 0) {
                 fprintf(stderr, "pginactl: cannot build request: %s\n", strerror(-r));
                 return EXIT_PROTOCOL;
         }
@@ -723,7 +724,7 @@ static int cmd_simulate(const struct ctl *ctl, int argc, char **argv) {
         const char *user = argv[0];
         int r;
 
-        pbuf_init(&req);
+        pbuf_init_secret(&req);
         if (!*user || strlen(user) > PGINA_NAME_MAX) {
                 fprintf(stderr, "pginactl: simulate: invalid user name\n");
                 return EXIT_USAGE;
@@ -745,9 +746,9 @@ static int cmd_simulate(const struct ctl *ctl, int argc, char **argv) {
                 fprintf(stderr, "pginactl: simulate: cannot read the password: %s\n", strerror(-r));
                 return EXIT_USAGE;
         }
-        if ((r = proto_frame_begin(&req, PROTO_REQ_SIMULATE)) < 0 ||
-            (r = pbuf_put_str(&req, user)) < 0 || (r = pbuf_put_secret(&req, pw)) < 0 ||
-            (r = pbuf_put_u8(&req, ctl->gateway ? 1 : 0)) < 0 || (r = proto_frame_end(&req)) < 0) {
+        r = request_encode(&req, &(struct request){.type = PROTO_REQ_SIMULATE, .user = (char *)user,
+                                                    .password = pw, .run_gateway = ctl->gateway});
+        if (r < 0) {
                 fprintf(stderr, "pginactl: simulate: cannot build request: %s\n", strerror(-r));
                 return EXIT_PROTOCOL;
         }
@@ -786,14 +787,10 @@ static int plugin_admin(const struct ctl *ctl, const char *plugin, const char *u
         char what[128];
         int r;
 
-        if ((r = proto_frame_begin(&req, PROTO_REQ_PLUGIN_ADMIN)) < 0 ||
-            (r = pbuf_put_str(&req, plugin)) < 0 || (r = pbuf_put_str(&req, user)) < 0 ||
-            (r = pbuf_put_u32(&req, (uint32_t)argc)) < 0)
-                goto fail;
-        for (int i = 0; i < argc; i++)
-                if ((r = pbuf_put_str(&req, argv[i])) < 0)
-                        goto fail;
-        if ((r = proto_frame_end(&req)) < 0)
+        r = request_encode(&req, &(struct request){.type = PROTO_REQ_PLUGIN_ADMIN,
+                                                    .plugin = (char *)plugin, .user = (char *)user,
+                                                    .argc = (uint32_t)argc, .argv = (char **)argv});
+        if (r < 0)
                 goto fail;
         fd = ctl_connect(ctl);
         if (fd < 0)
@@ -848,9 +845,9 @@ static int cmd_wait(const struct ctl *ctl, int argc, char **argv) {
         }
         /* pginad sends keepalives while it holds the request; silence past this means it is stuck. */
         c.timeout_s = DEFAULT_TIMEOUT_S + limit;
-        if ((r = proto_frame_begin(&req, PROTO_REQ_WAIT_JOBS)) < 0 ||
-            (r = pbuf_put_str(&req, argc > 0 ? argv[0] : "")) < 0 || (r = pbuf_put_u32(&req, limit)) < 0 ||
-            (r = proto_frame_end(&req)) < 0) {
+        r = request_encode(&req, &(struct request){.type = PROTO_REQ_WAIT_JOBS,
+                                                    .user = argc > 0 ? argv[0] : "", .id = limit});
+        if (r < 0) {
                 fprintf(stderr, "pginactl: cannot build request: %s\n", strerror(-r));
                 return r == -EINVAL ? EXIT_USAGE : EXIT_PROTOCOL;
         }

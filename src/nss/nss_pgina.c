@@ -32,6 +32,7 @@
 #include <sys/types.h>
 
 #include "proto.h"
+#include "proto-request.h"
 #include "util.h"
 
 #define NSS_PGINA_TIMEOUT_MS 1500
@@ -97,9 +98,8 @@ static int nss_exchange(int fd, long long deadline, uint16_t type, const char *n
         int r;
 
         pbuf_init(&req);
-        if ((r = proto_frame_begin(&req, type)) < 0 ||
-            (r = pbuf_put_str(&req, name)) < 0 || (r = pbuf_put_u32(&req, id)) < 0 ||
-            (r = proto_frame_end(&req)) < 0)
+        r = request_encode(&req, &(struct request){.type = type, .user = (char *)name, .id = id});
+        if (r < 0)
                 return r;
         r = proto_send(fd, &req);
         if (r < 0)

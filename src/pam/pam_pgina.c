@@ -73,6 +73,7 @@
 
 #include "pgina/plugin.h"
 #include "proto.h"
+#include "proto-request.h"
 #include "secret.h"
 #include "util.h"
 
@@ -645,13 +646,13 @@ int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **ar
                 return r;
         session = a.scenario == PGINA_SCENARIO_LOGON ? "" : session_from_env(pamh);
 
-        if ((r = proto_frame_begin(&req, PROTO_REQ_LOGIN)) < 0 ||
-            (r = pbuf_put_u8(&req, (uint8_t)a.scenario)) < 0 || (r = pbuf_put_str(&req, user)) < 0 ||
-            (r = pbuf_put_secret(&req, password)) < 0 ||
-            (r = pbuf_put_str(&req, item_str(pamh, PAM_SERVICE))) < 0 ||
-            (r = pbuf_put_str(&req, item_str(pamh, PAM_RHOST))) < 0 ||
-            (r = pbuf_put_str(&req, item_str(pamh, PAM_TTY))) < 0 ||
-            (r = pbuf_put_str(&req, session)) < 0 || (r = proto_frame_end(&req)) < 0)
+        pbuf_init_secret(&req);
+        r = request_encode(&req, &(struct request){
+                .type = PROTO_REQ_LOGIN, .scenario = (uint8_t)a.scenario, .user = (char *)user,
+                .password = password, .service = (char *)item_str(pamh, PAM_SERVICE),
+                .rhost = (char *)item_str(pamh, PAM_RHOST), .tty = (char *)item_str(pamh, PAM_TTY),
+                .session = (char *)session});
+        if (r < 0)
                 return encode_failed(pamh, "LOGIN", r);
         secret_free(TAKE_PTR(password)); /* the frame holds it now; pbuf_free wipes that copy */
 
@@ -700,10 +701,11 @@ int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv)
                 return PAM_SUCCESS;
         }
 
-        if ((r = proto_frame_begin(&req, PROTO_REQ_AUTHORIZE)) < 0 ||
-            (r = pbuf_put_str(&req, user)) < 0 ||
-            (r = pbuf_put_str(&req, item_str(pamh, PAM_SERVICE))) < 0 ||
-            (r = pbuf_put_str(&req, item_str(pamh, PAM_RHOST))) < 0 || (r = proto_frame_end(&req)) < 0)
+        r = request_encode(&req, &(struct request){
+                .type = PROTO_REQ_AUTHORIZE, .user = (char *)user,
+                .service = (char *)item_str(pamh, PAM_SERVICE),
+                .rhost = (char *)item_str(pamh, PAM_RHOST)});
+        if (r < 0)
                 return encode_failed(pamh, "AUTHORIZE", r);
         if (a.debug)
                 pam_syslog(pamh, LOG_DEBUG, "AUTHORIZE user=%s service=%s", user,
@@ -769,12 +771,12 @@ int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, const char **ar
                 return PAM_SESSION_ERR;
         token = data_get_string(pamh, DATA_TOKEN);
 
-        if ((r = proto_frame_begin(&req, PROTO_REQ_OPEN_SESSION)) < 0 ||
-            (r = pbuf_put_str(&req, user)) < 0 || (r = pbuf_put_str(&req, token)) < 0 ||
-            (r = pbuf_put_str(&req, item_str(pamh, PAM_SERVICE))) < 0 ||
-            (r = pbuf_put_str(&req, item_str(pamh, PAM_TTY))) < 0 ||
-            (r = pbuf_put_str(&req, item_str(pamh, PAM_RHOST))) < 0 ||
-            (r = pbuf_put_u32(&req, (uint32_t)getpid())) < 0 || (r = proto_frame_end(&req)) < 0) {
+        r = request_encode(&req, &(struct request){
+                .type = PROTO_REQ_OPEN_SESSION, .user = (char *)user, .token = (char *)token,
+                .service = (char *)item_str(pamh, PAM_SERVICE),
+                .tty = (char *)item_str(pamh, PAM_TTY), .rhost = (char *)item_str(pamh, PAM_RHOST),
+                .pid = (uint32_t)getpid()});
+        if (r < 0) {
                 encode_failed(pamh, "OPEN_SESSION", r);
                 return PAM_SESSION_ERR;
         }
@@ -816,9 +818,9 @@ int pam_sm_close_session(pam_handle_t *pamh, int flags, int argc, const char **a
                 return PAM_SUCCESS;
         }
 
-        if ((r = proto_frame_begin(&req, PROTO_REQ_CLOSE_SESSION)) < 0 ||
-            (r = pbuf_put_str(&req, session)) < 0 || (r = pbuf_put_str(&req, user)) < 0 ||
-            (r = proto_frame_end(&req)) < 0) {
+        r = request_encode(&req, &(struct request){.type = PROTO_REQ_CLOSE_SESSION,
+                                                    .session = (char *)session, .user = (char *)user});
+        if (r < 0) {
                 encode_failed(pamh, "CLOSE_SESSION", r);
                 return PAM_SESSION_ERR;
         }
@@ -900,9 +902,11 @@ static int chauthtok_update(pam_handle_t *pamh, const struct args *a, int flags,
         if (r != PAM_SUCCESS)
                 return r;
 
-        if ((r = proto_frame_begin(&req, PROTO_REQ_CHANGE_PASSWORD)) < 0 ||
-            (r = pbuf_put_str(&req, user)) < 0 || (r = pbuf_put_secret(&req, old)) < 0 ||
-            (r = pbuf_put_secret(&req, new)) < 0 || (r = proto_frame_end(&req)) < 0)
+        pbuf_init_secret(&req);
+        r = request_encode(&req, &(struct request){.type = PROTO_REQ_CHANGE_PASSWORD,
+                                                    .user = (char *)user, .password = old,
+                                                    .new_password = new});
+        if (r < 0)
                 return encode_failed(pamh, "CHANGE_PASSWORD", r);
         secret_free(TAKE_PTR(old));
         secret_free(TAKE_PTR(new));
