@@ -99,7 +99,7 @@ int ctl_connect(const struct ctl *ctl) {
 /* One request on a connected fd. Returns 0 with *res filled (any status), or an exit code (> 0)
  * after printing why no answer came. */
 int ctl_call_fd_output(const struct ctl *ctl, int fd, const struct pbuf *req,
-                              struct proto_result *res, bool output) {
+                       struct proto_result *res, bool output) {
         int r = proto_call(fd, req, (int)ctl->timeout_s * 1000, on_info, output ? (void *)1 : NULL,
                            res);
 
@@ -118,7 +118,7 @@ int ctl_call_fd_output(const struct ctl *ctl, int fd, const struct pbuf *req,
 }
 
 int ctl_call_fd(const struct ctl *ctl, int fd, const struct pbuf *req,
-                       struct proto_result *res) {
+                struct proto_result *res) {
         return ctl_call_fd_output(ctl, fd, req, res, false);
 }
 
