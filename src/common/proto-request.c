@@ -35,15 +35,25 @@ static int get_name(struct pbuf *p, char **ret) {
         return pbuf_get_str(p, ret, PGINA_NAME_MAX);
 }
 
-static int get_field(struct pbuf *p, char **ret) { return pbuf_get_str(p, ret, FIELD_MAX); }
+/* Fields of at most FIELD_MAX bytes, in this order. */
+static int get_fields(struct pbuf *p, char **const *v, size_t n) {
+        int k;
+
+        for (size_t i = 0; i < n; i++)
+                if ((k = pbuf_get_str(p, v[i], FIELD_MAX)) < 0)
+                        return k;
+        return 0;
+}
+#define FIELDS(...) (char **const[]){__VA_ARGS__}
+#define GET_FIELDS(p, ...) \
+        get_fields(p, FIELDS(__VA_ARGS__), sizeof FIELDS(__VA_ARGS__) / sizeof(char **))
 
 static int decode_login(struct pbuf *p, struct request *r) {
         int k;
 
         if ((k = pbuf_get_u8(p, &r->scenario)) < 0 || (k = get_name(p, &r->user)) < 0 ||
-            (k = pbuf_get_secret(p, &r->password)) < 0 || (k = get_field(p, &r->service)) < 0 ||
-            (k = get_field(p, &r->rhost)) < 0 || (k = get_field(p, &r->tty)) < 0 ||
-            (k = get_field(p, &r->session)) < 0)
+            (k = pbuf_get_secret(p, &r->password)) < 0 ||
+            (k = GET_FIELDS(p, &r->service, &r->rhost, &r->tty, &r->session)) < 0)
                 return k;
         if (r->scenario != PGINA_SCENARIO_LOGON && r->scenario != PGINA_SCENARIO_UNLOCK &&
             r->scenario != PGINA_SCENARIO_CREDUI)
@@ -52,30 +62,24 @@ static int decode_login(struct pbuf *p, struct request *r) {
 }
 
 static int decode_authorize(struct pbuf *p, struct request *r) {
-        int k;
+        int k = get_name(p, &r->user);
 
-        if ((k = get_name(p, &r->user)) < 0 || (k = get_field(p, &r->service)) < 0 ||
-            (k = get_field(p, &r->rhost)) < 0)
-                return k;
-        return 0;
+        return k < 0 ? k : GET_FIELDS(p, &r->service, &r->rhost);
 }
 
 static int decode_open_session(struct pbuf *p, struct request *r) {
         int k;
 
-        if ((k = get_name(p, &r->user)) < 0 || (k = get_field(p, &r->token)) < 0 ||
-            (k = get_field(p, &r->service)) < 0 || (k = get_field(p, &r->tty)) < 0 ||
-            (k = get_field(p, &r->rhost)) < 0 || (k = pbuf_get_u32(p, &r->pid)) < 0)
+        if ((k = get_name(p, &r->user)) < 0 ||
+            (k = GET_FIELDS(p, &r->token, &r->service, &r->tty, &r->rhost)) < 0)
                 return k;
-        return 0;
+        return pbuf_get_u32(p, &r->pid);
 }
 
 static int decode_close_session(struct pbuf *p, struct request *r) {
-        int k;
+        int k = GET_FIELDS(p, &r->session);
 
-        if ((k = get_field(p, &r->session)) < 0 || (k = get_name(p, &r->user)) < 0)
-                return k;
-        return 0;
+        return k < 0 ? k : get_name(p, &r->user);
 }
 
 static int decode_change_password(struct pbuf *p, struct request *r) {
@@ -120,123 +124,108 @@ static int decode_plugin_admin(struct pbuf *p, struct request *r) {
 
 /* GETPWNAM, GETGRNAM (name | id) and WAIT_JOBS (user | seconds) share a layout. */
 static int decode_name_id(struct pbuf *p, struct request *r) {
-        int k;
+        int k = get_name(p, &r->user);
 
-        if ((k = get_name(p, &r->user)) < 0 || (k = pbuf_get_u32(p, &r->id)) < 0)
-                return k;
-        return 0;
+        return k < 0 ? k : pbuf_get_u32(p, &r->id);
 }
 
 static int decode_empty(struct pbuf *p, struct request *r) { return 0; }
 
 /* ---- encoders (the same layouts, written) ---- */
 
+static int put_strs(struct pbuf *b, const char *const *v, size_t n) {
+        int k;
+
+        for (size_t i = 0; i < n; i++)
+                if ((k = pbuf_put_str(b, v[i])) < 0)
+                        return k;
+        return 0;
+}
+#define STRS(...) (const char *const[]){__VA_ARGS__}
+#define PUT_STRS(b, ...) put_strs(b, STRS(__VA_ARGS__), sizeof STRS(__VA_ARGS__) / sizeof(char *))
+
 static int encode_login(struct pbuf *b, const struct request *r) {
         int k;
 
         if ((k = pbuf_put_u8(b, r->scenario)) < 0 || (k = pbuf_put_str(b, r->user)) < 0 ||
-            (k = pbuf_put_secret(b, r->password)) < 0 || (k = pbuf_put_str(b, r->service)) < 0 ||
-            (k = pbuf_put_str(b, r->rhost)) < 0 || (k = pbuf_put_str(b, r->tty)) < 0 ||
-            (k = pbuf_put_str(b, r->session)) < 0)
+            (k = pbuf_put_secret(b, r->password)) < 0)
                 return k;
-        return 0;
+        return PUT_STRS(b, r->service, r->rhost, r->tty, r->session);
 }
 
 static int encode_authorize(struct pbuf *b, const struct request *r) {
-        int k;
-
-        if ((k = pbuf_put_str(b, r->user)) < 0 || (k = pbuf_put_str(b, r->service)) < 0 ||
-            (k = pbuf_put_str(b, r->rhost)) < 0)
-                return k;
-        return 0;
+        return PUT_STRS(b, r->user, r->service, r->rhost);
 }
 
 static int encode_open_session(struct pbuf *b, const struct request *r) {
-        int k;
+        int k = PUT_STRS(b, r->user, r->token, r->service, r->tty, r->rhost);
 
-        if ((k = pbuf_put_str(b, r->user)) < 0 || (k = pbuf_put_str(b, r->token)) < 0 ||
-            (k = pbuf_put_str(b, r->service)) < 0 || (k = pbuf_put_str(b, r->tty)) < 0 ||
-            (k = pbuf_put_str(b, r->rhost)) < 0 || (k = pbuf_put_u32(b, r->pid)) < 0)
-                return k;
-        return 0;
+        return k < 0 ? k : pbuf_put_u32(b, r->pid);
 }
 
 static int encode_close_session(struct pbuf *b, const struct request *r) {
-        int k;
-
-        if ((k = pbuf_put_str(b, r->session)) < 0 || (k = pbuf_put_str(b, r->user)) < 0)
-                return k;
-        return 0;
+        return PUT_STRS(b, r->session, r->user);
 }
 
 static int encode_change_password(struct pbuf *b, const struct request *r) {
         int k;
 
-        if ((k = pbuf_put_str(b, r->user)) < 0 || (k = pbuf_put_secret(b, r->password)) < 0 ||
-            (k = pbuf_put_secret(b, r->new_password)) < 0)
+        if ((k = pbuf_put_str(b, r->user)) < 0 || (k = pbuf_put_secret(b, r->password)) < 0)
                 return k;
-        return 0;
+        return pbuf_put_secret(b, r->new_password);
 }
 
 static int encode_simulate(struct pbuf *b, const struct request *r) {
         int k;
 
-        if ((k = pbuf_put_str(b, r->user)) < 0 || (k = pbuf_put_secret(b, r->password)) < 0 ||
-            (k = pbuf_put_u8(b, r->run_gateway ? 1 : 0)) < 0)
+        if ((k = pbuf_put_str(b, r->user)) < 0 || (k = pbuf_put_secret(b, r->password)) < 0)
                 return k;
-        return 0;
+        return pbuf_put_u8(b, r->run_gateway ? 1 : 0);
 }
 
 static int encode_plugin_admin(struct pbuf *b, const struct request *r) {
         int k;
 
-        if ((k = pbuf_put_str(b, r->plugin)) < 0 || (k = pbuf_put_str(b, r->user)) < 0 ||
-            (k = pbuf_put_u32(b, r->argc)) < 0)
+        if ((k = PUT_STRS(b, r->plugin, r->user)) < 0 || (k = pbuf_put_u32(b, r->argc)) < 0)
                 return k;
-        for (uint32_t i = 0; i < r->argc; i++)
-                if ((k = pbuf_put_str(b, r->argv[i])) < 0)
-                        return k;
-        return 0;
+        return put_strs(b, (const char *const *)r->argv, r->argc);
 }
 
 static int encode_name_id(struct pbuf *b, const struct request *r) {
-        int k;
+        int k = pbuf_put_str(b, r->user);
 
-        if ((k = pbuf_put_str(b, r->user)) < 0 || (k = pbuf_put_u32(b, r->id)) < 0)
-                return k;
-        return 0;
+        return k < 0 ? k : pbuf_put_u32(b, r->id);
 }
 
 static int encode_empty(struct pbuf *b, const struct request *r) { return 0; }
 
 /* ---- the table: one pair per request type ---- */
 
+/* Indexed by request type; a type without an encoder is not a request. */
 static const struct request_codec {
-        uint16_t type;
         int (*encode)(struct pbuf *b, const struct request *r);
         int (*decode)(struct pbuf *p, struct request *r);
-} codecs[] = {
-        {PROTO_REQ_LOGIN, encode_login, decode_login},
-        {PROTO_REQ_AUTHORIZE, encode_authorize, decode_authorize},
-        {PROTO_REQ_OPEN_SESSION, encode_open_session, decode_open_session},
-        {PROTO_REQ_CLOSE_SESSION, encode_close_session, decode_close_session},
-        {PROTO_REQ_CHANGE_PASSWORD, encode_change_password, decode_change_password},
-        {PROTO_REQ_STATUS, encode_empty, decode_empty},
-        {PROTO_REQ_SESSIONS, encode_empty, decode_empty},
-        {PROTO_REQ_PLUGINS, encode_empty, decode_empty},
-        {PROTO_REQ_SIMULATE, encode_simulate, decode_simulate},
-        {PROTO_REQ_RELOAD, encode_empty, decode_empty},
-        {PROTO_REQ_PLUGIN_ADMIN, encode_plugin_admin, decode_plugin_admin},
-        {PROTO_REQ_WAIT_JOBS, encode_name_id, decode_name_id},
-        {PROTO_REQ_GETPWNAM, encode_name_id, decode_name_id},
-        {PROTO_REQ_GETGRNAM, encode_name_id, decode_name_id},
+} codecs[PROTO_REQ_GETGRNAM + 1] = {
+        [PROTO_REQ_LOGIN] = {encode_login, decode_login},
+        [PROTO_REQ_AUTHORIZE] = {encode_authorize, decode_authorize},
+        [PROTO_REQ_OPEN_SESSION] = {encode_open_session, decode_open_session},
+        [PROTO_REQ_CLOSE_SESSION] = {encode_close_session, decode_close_session},
+        [PROTO_REQ_CHANGE_PASSWORD] = {encode_change_password, decode_change_password},
+        [PROTO_REQ_STATUS] = {encode_empty, decode_empty},
+        [PROTO_REQ_SESSIONS] = {encode_empty, decode_empty},
+        [PROTO_REQ_PLUGINS] = {encode_empty, decode_empty},
+        [PROTO_REQ_SIMULATE] = {encode_simulate, decode_simulate},
+        [PROTO_REQ_RELOAD] = {encode_empty, decode_empty},
+        [PROTO_REQ_PLUGIN_ADMIN] = {encode_plugin_admin, decode_plugin_admin},
+        [PROTO_REQ_WAIT_JOBS] = {encode_name_id, decode_name_id},
+        [PROTO_REQ_GETPWNAM] = {encode_name_id, decode_name_id},
+        [PROTO_REQ_GETGRNAM] = {encode_name_id, decode_name_id},
 };
 
 static const struct request_codec *codec_of(uint16_t type) {
-        for (size_t i = 0; i < ELEMENTSOF(codecs); i++)
-                if (codecs[i].type == type)
-                        return &codecs[i];
-        return NULL;
+        if (type >= ELEMENTSOF(codecs) || !codecs[type].encode)
+                return NULL;
+        return &codecs[type];
 }
 
 static int fill_empty(struct request *r) {

@@ -39,19 +39,19 @@ static void assert_secret_equal(const struct secret *want, const struct secret *
 }
 
 static void assert_request_equal(const struct request *want, const struct request *got) {
-        assert_int_equal(want->type, got->type);
-        assert_int_equal(want->scenario, got->scenario);
-        assert_int_equal(want->run_gateway, got->run_gateway);
-        assert_int_equal(want->pid, got->pid);
-        assert_int_equal(want->id, got->id);
-        assert_str_or_empty(want->user, got->user);
-        assert_str_or_empty(want->service, got->service);
-        assert_str_or_empty(want->rhost, got->rhost);
-        assert_str_or_empty(want->tty, got->tty);
-        assert_str_or_empty(want->session, got->session);
-        assert_str_or_empty(want->token, got->token);
-        assert_str_or_empty(want->plugin, got->plugin);
-        assert_int_equal(want->argc, got->argc);
+        const uint32_t wn[] = {want->type, want->scenario, want->run_gateway, want->pid, want->id,
+                               want->argc};
+        const uint32_t gn[] = {got->type, got->scenario, got->run_gateway, got->pid, got->id,
+                               got->argc};
+        const char *ws[] = {want->user, want->service, want->rhost, want->tty, want->session,
+                            want->token, want->plugin};
+        const char *gs[] = {got->user, got->service, got->rhost, got->tty, got->session,
+                            got->token, got->plugin};
+
+        for (size_t i = 0; i < ELEMENTSOF(wn); i++)
+                assert_int_equal(wn[i], gn[i]);
+        for (size_t i = 0; i < ELEMENTSOF(ws); i++)
+                assert_str_or_empty(ws[i], gs[i]);
         for (uint32_t i = 0; i < want->argc; i++)
                 assert_string_equal(want->argv[i], got->argv[i]);
         assert_secret_equal(want->password, got->password);
@@ -95,6 +95,21 @@ static void round_trip(const struct request *want) {
                 assert_int_equal(pbuf_put_u8(&longer, payload.data[i]), 0);
         assert_int_equal(pbuf_put_u8(&longer, 0), 0);
         assert_int_equal(request_parse(want->type, &longer, &got), -EBADMSG);
+}
+
+/* Each of reqs encodes, and the decoder refuses what it wrote. */
+static void assert_all_refused(const struct request *reqs, size_t n) {
+        struct request got;
+
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_pbuf_ struct pbuf b;
+                struct pbuf payload;
+
+                pbuf_init(&b);
+                assert_int_equal(request_encode(&b, &reqs[i]), 0);
+                open_frame(&b, reqs[i].type, &payload);
+                assert_int_equal(request_parse(reqs[i].type, &payload, &got), -EBADMSG);
+        }
 }
 
 static void test_login_round_trip(void **state) {
@@ -220,8 +235,6 @@ static void test_oversize_fields_refused(void **state) {
                 {.type = PROTO_REQ_PLUGIN_ADMIN, .plugin = plugin, .user = "u"},
                 {.type = PROTO_REQ_PLUGIN_ADMIN, .plugin = "p", .user = "u", .argc = 1, .argv = argv},
         };
-        struct request got;
-
         assert_non_null(name);
         assert_non_null(field);
         assert_non_null(plugin);
@@ -231,15 +244,7 @@ static void test_oversize_fields_refused(void **state) {
         field[1025] = 0;
         memset(plugin, 'p', 65);
         plugin[65] = 0;
-        for (size_t i = 0; i < ELEMENTSOF(reqs); i++) {
-                _cleanup_pbuf_ struct pbuf b;
-                struct pbuf payload;
-
-                pbuf_init(&b);
-                assert_int_equal(request_encode(&b, &reqs[i]), 0);
-                open_frame(&b, reqs[i].type, &payload);
-                assert_int_equal(request_parse(reqs[i].type, &payload, &got), -EBADMSG);
-        }
+        assert_all_refused(reqs, ELEMENTSOF(reqs));
 }
 
 /* Values the decoder judges beyond their length: scenario, new password, argc, plugin name. */
@@ -254,15 +259,7 @@ static void test_invalid_values_refused(void **state) {
         };
         struct request got;
 
-        for (size_t i = 0; i < ELEMENTSOF(reqs); i++) {
-                _cleanup_pbuf_ struct pbuf b;
-                struct pbuf payload;
-
-                pbuf_init(&b);
-                assert_int_equal(request_encode(&b, &reqs[i]), 0);
-                open_frame(&b, reqs[i].type, &payload);
-                assert_int_equal(request_parse(reqs[i].type, &payload, &got), -EBADMSG);
-        }
+        assert_all_refused(reqs, ELEMENTSOF(reqs));
 
         /* PLUGIN_ADMIN announcing more arguments than PROTO_ARGS_MAX. */
         _cleanup_pbuf_ struct pbuf p;
