@@ -3,6 +3,8 @@
  *
  * Transport: UNIX stream socket (default /run/pgina/pginad.sock, 0666, the daemon checks every
  * peer with SO_PEERCRED). One connection may carry several requests, one at a time.
+ * Each request layout below has one encoder and one decoder, over struct request, in
+ * proto-request.c; clients and pginad use only those.
  *
  * Frame:   u32 length | u16 version | u16 type | payload
  *          All integers big-endian. `length` counts version+type+payload, and is checked against

@@ -11,26 +11,10 @@
 #include "config.h"
 #include "host.h"
 #include "proto.h"
+#include "proto-request.h"
 #include "secret.h"
 
-/* A parsed client request. Strings are never NULL after request_parse(). */
-struct request {
-        uint16_t type;
-        uint8_t scenario;
-        uint8_t run_gateway;
-        uint32_t pid;
-        uint32_t id; /* GETPWNAM by uid, GETGRNAM by gid (user = ""); WAIT_JOBS: seconds */
-        char *user; /* GETGRNAM: the group's name */
-        char *service, *rhost, *tty, *session, *token;
-        char *plugin; /* PLUGIN_ADMIN */
-        uint32_t argc;
-        char **argv;
-        struct secret *password; /* LOGIN, SIMULATE, CHANGE_PASSWORD (old) */
-        struct secret *new_password; /* CHANGE_PASSWORD */
-};
-
-void request_free(struct request *r);
-int request_parse(uint16_t type, struct pbuf *p, struct request *r);
+/* struct request, request_parse(), request_free(): proto-request.h. */
 
 /* ---- session cache (pginad-cache.c): pGina's m_sessionPropertyCache ---- */
 struct cache_entry {

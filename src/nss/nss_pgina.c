@@ -32,6 +32,7 @@
 #include <sys/types.h>
 
 #include "proto.h"
+#include "proto-request.h"
 #include "util.h"
 
 #define NSS_PGINA_TIMEOUT_MS 1500
@@ -97,9 +98,8 @@ static int nss_exchange(int fd, long long deadline, uint16_t type, const char *n
         int r;
 
         pbuf_init(&req);
-        if ((r = proto_frame_begin(&req, type)) < 0 ||
-            (r = pbuf_put_str(&req, name)) < 0 || (r = pbuf_put_u32(&req, id)) < 0 ||
-            (r = proto_frame_end(&req)) < 0)
+        r = request_encode(&req, &(struct request){.type = type, .user = (char *)name, .id = id});
+        if (r < 0)
                 return r;
         r = proto_send(fd, &req);
         if (r < 0)
@@ -190,24 +190,30 @@ static enum nss_status passwd_from_result(const struct proto_result *res, const 
 
 /* name: by name; else by uid. *errnop is glibc's errno: set last, after anything that could
  * change errno. */
+/* What both lookups do before reading the answer: NOTFOUND for what pginad is never asked about
+ * (an invalid name, root, -1), UNAVAIL when disabled or pginad cannot answer (down, silent, or
+ * not root); SUCCESS with *res filled otherwise. */
+static enum nss_status ask_entry(uint16_t type, const char *name, uint32_t id,
+                                 struct proto_result *res) {
+        if (getenv("PGINA_NSS_DISABLE"))
+                return NSS_STATUS_UNAVAIL;
+        if ((name && !valid_user_name(name)) || (!name && (id == 0 || id == (uint32_t)-1)))
+                return NSS_STATUS_NOTFOUND;
+        if (ask_pginad(type, name ? name : "", name ? 0 : id, res) < 0)
+                return NSS_STATUS_UNAVAIL;
+        return NSS_STATUS_SUCCESS;
+}
+
 static enum nss_status lookup(const char *name, uid_t uid, struct passwd *pw, char *buf,
                               size_t buflen, int *errnop) {
         struct proto_result res = {0};
-        enum nss_status st = NSS_STATUS_UNAVAIL;
+        enum nss_status st;
         int err = ENOENT;
 
-        if (getenv("PGINA_NSS_DISABLE"))
-                goto out;
-        if ((name && !valid_user_name(name)) || (!name && (uid == 0 || uid == (uid_t)-1))) {
-                st = NSS_STATUS_NOTFOUND;
-                goto out;
-        }
-        if (ask_pginad(PROTO_REQ_GETPWNAM, name ? name : "", name ? 0 : (uint32_t)uid, &res) < 0)
-                st = NSS_STATUS_UNAVAIL; /* pginad down, silent, or not root */
-        else
+        st = ask_entry(PROTO_REQ_GETPWNAM, name, (uint32_t)uid, &res);
+        if (st == NSS_STATUS_SUCCESS)
                 st = passwd_from_result(&res, name, uid, pw, buf, buflen, &err);
         proto_result_free(&res);
-out:
         if (st != NSS_STATUS_SUCCESS)
                 *errnop = err;
         return st;
@@ -303,21 +309,13 @@ static enum nss_status group_from_result(const struct proto_result *res, const c
 static enum nss_status lookup_group(const char *name, gid_t gid, struct group *gr, char *buf,
                                     size_t buflen, int *errnop) {
         struct proto_result res = {0};
-        enum nss_status st = NSS_STATUS_UNAVAIL;
+        enum nss_status st;
         int err = ENOENT;
 
-        if (getenv("PGINA_NSS_DISABLE"))
-                goto out;
-        if ((name && !valid_user_name(name)) || (!name && (gid == 0 || gid == (gid_t)-1))) {
-                st = NSS_STATUS_NOTFOUND;
-                goto out;
-        }
-        if (ask_pginad(PROTO_REQ_GETGRNAM, name ? name : "", name ? 0 : (uint32_t)gid, &res) < 0)
-                st = NSS_STATUS_UNAVAIL;
-        else
+        st = ask_entry(PROTO_REQ_GETGRNAM, name, (uint32_t)gid, &res);
+        if (st == NSS_STATUS_SUCCESS)
                 st = group_from_result(&res, name, gid, gr, buf, buflen, &err);
         proto_result_free(&res);
-out:
         if (st != NSS_STATUS_SUCCESS)
                 *errnop = err;
         return st;

@@ -73,49 +73,10 @@
 
 #include "pgina/plugin.h"
 #include "proto.h"
+#include "proto-request.h"
 #include "secret.h"
 #include "util.h"
-
-#define EXPIRED_MESSAGE "Your password has expired or must be changed before you log on: change it now."
-#define DATA_AUTHZ "pgina_authz"
-#define DATA_TOKEN "pgina_token"
-#define DATA_SESSION "pgina_session"
-#define ENV_SESSION "PGINA_SESSION"
-
-#define USER_MAX 256
-#define SESSION_ID_MAX 256
-#define ENV_NAME_MAX 128
-#define TIMEOUT_DEFAULT_S 30u
-#define TIMEOUT_MAX_S 3600u
-
-/* Which PAM call a daemon answer belongs to: decides the code for the same wire status. */
-enum call_kind {
-        CALL_AUTH,
-        CALL_ACCOUNT,
-        CALL_SESSION,
-        CALL_PASSWORD,
-};
-
-struct args {
-        enum pgina_scenario scenario;
-        const char *socket;
-        unsigned timeout_s;
-        bool debug;
-        bool use_first_pass;
-        bool try_first_pass;
-        bool use_authtok;
-        bool silent;
-};
-
-/* The authorization verdict of one LOGIN, for acct_mgmt. */
-struct verdict {
-        int code;
-        char *user;
-        char *message;
-};
-
-static inline void proto_result_freep(struct proto_result *r) { proto_result_free(r); }
-#define _cleanup_result_ _cleanup_(proto_result_freep)
+#include "pam_pgina.h"
 
 /* The one place a wire status becomes a PAM code. Transport failures come here as
  * PROTO_UNAVAILABLE. The session group only knows PAM_SESSION_ERR for failures. */
@@ -319,190 +280,6 @@ static int encode_failed(pam_handle_t *pamh, const char *what, int r) {
         return r == -ENOMEM ? PAM_BUF_ERR : PAM_SERVICE_ERR;
 }
 
-static const char *item_str(pam_handle_t *pamh, int item) {
-        const void *v = NULL;
-
-        if (pam_get_item(pamh, item, &v) != PAM_SUCCESS || !v)
-                return "";
-        return v;
-}
-
-static int get_user(pam_handle_t *pamh, const char **ret) {
-        const char *user = NULL;
-        int r = pam_get_user(pamh, &user, NULL);
-
-        if (r != PAM_SUCCESS) {
-                pam_syslog(pamh, LOG_ERR, "Failed to get the user name: %s", pam_strerror(pamh, r));
-                return r == PAM_CONV_AGAIN ? PAM_INCOMPLETE : r;
-        }
-        if (!user || !*user || strlen(user) > USER_MAX) {
-                pam_syslog(pamh, LOG_NOTICE, "Refusing a user name that is empty or longer than %d bytes",
-                           USER_MAX);
-                return PAM_USER_UNKNOWN;
-        }
-        *ret = user;
-        return PAM_SUCCESS;
-}
-
-enum secret_source {
-        SOURCE_ITEM, /* the PAM item must be set (use_first_pass, use_authtok) */
-        SOURCE_ITEM_OR_PROMPT,
-        SOURCE_PROMPT,
-};
-
-static int prompt_secret(pam_handle_t *pamh, const char *prompt, char **ret) {
-        char *resp = NULL;
-        int r = pam_prompt(pamh, PAM_PROMPT_ECHO_OFF, &resp, "%s", prompt);
-
-        if (r != PAM_SUCCESS) {
-                free_wiped(resp);
-                return r == PAM_CONV_AGAIN ? PAM_INCOMPLETE : r;
-        }
-        if (!resp)
-                return PAM_CONV_ERR;
-        *ret = resp;
-        return PAM_SUCCESS;
-}
-
-/* Get a password (PAM_AUTHTOK or PAM_OLDAUTHTOK) into a secret. A prompted one is also stored as
- * the PAM item, for the modules stacked after this one. too_long = the code for a password over
- * SECRET_MAX. */
-static int get_secret(pam_handle_t *pamh, int item, enum secret_source src, const char *prompt,
-                      const char *retype, int too_long, struct secret **ret) {
-        const char *what = item == PAM_OLDAUTHTOK ? "current password" : "password";
-        char *resp = NULL, *again = NULL;
-        struct secret *s = NULL;
-        int r;
-
-        if (src != SOURCE_PROMPT) {
-                const void *cur = NULL;
-
-                r = pam_get_item(pamh, item, &cur);
-                if (r != PAM_SUCCESS)
-                        return r;
-                if (cur) {
-                        s = secret_from_cstr(cur);
-                        if (!s)
-                                goto refused;
-                        *ret = s;
-                        return PAM_SUCCESS;
-                }
-                if (src == SOURCE_ITEM) {
-                        pam_syslog(pamh, LOG_ERR,
-                                   "No %s from an earlier module, as use_first_pass/use_authtok require",
-                                   what);
-                        return PAM_AUTHTOK_RECOVERY_ERR;
-                }
-        }
-
-        r = prompt_secret(pamh, prompt, &resp);
-        if (r != PAM_SUCCESS)
-                goto out;
-        if (retype) {
-                r = prompt_secret(pamh, retype, &again);
-                if (r != PAM_SUCCESS)
-                        goto out;
-                if (!streq(resp, again)) {
-                        (void)pam_error(pamh, "Sorry, passwords do not match.");
-                        r = PAM_AUTHTOK_ERR;
-                        goto out;
-                }
-        }
-        s = secret_from_cstr(resp);
-        if (!s)
-                goto refused;
-        r = pam_set_item(pamh, item, resp);
-        if (r != PAM_SUCCESS) {
-                pam_syslog(pamh, LOG_ERR, "Failed to store the %s for later modules: %s", what,
-                           pam_strerror(pamh, r));
-                secret_free(s);
-                goto out;
-        }
-        *ret = s;
-out:
-        free_wiped(resp);
-        free_wiped(again);
-        return r;
-
-refused:
-        if (errno == E2BIG) {
-                pam_syslog(pamh, LOG_NOTICE, "Refusing a %s longer than %d bytes", what, SECRET_MAX);
-                r = too_long;
-        } else {
-                pam_syslog(pamh, LOG_CRIT, "Failed to allocate memory for the %s", what);
-                r = PAM_BUF_ERR;
-        }
-        goto out;
-}
-
-static void data_free_string(pam_handle_t *pamh, void *data, int error_status) {
-        free_wiped(data);
-}
-
-static void data_free_verdict(pam_handle_t *pamh, void *data, int error_status) {
-        struct verdict *v = data;
-
-        if (!v)
-                return;
-        free_wiped(v->user);
-        free_wiped(v->message);
-        explicit_bzero(v, sizeof *v);
-        free(v);
-}
-
-/* Keep a copy of a string with the handle; "" or NULL removes the entry. */
-static int data_set_string(pam_handle_t *pamh, const char *name, const char *value) {
-        char *copy;
-        int r;
-
-        if (!value || !*value)
-                return pam_set_data(pamh, name, NULL, NULL);
-        copy = strdup(value);
-        if (!copy)
-                return PAM_BUF_ERR;
-        r = pam_set_data(pamh, name, copy, data_free_string);
-        if (r != PAM_SUCCESS)
-                free_wiped(copy);
-        return r;
-}
-
-static const char *data_get_string(pam_handle_t *pamh, const char *name) {
-        const void *v = NULL;
-
-        if (pam_get_data(pamh, name, &v) != PAM_SUCCESS || !v || !*(const char *)v)
-                return NULL;
-        return v;
-}
-
-static int verdict_store(pam_handle_t *pamh, int code, const char *user, const char *message) {
-        struct verdict *v = calloc(1, sizeof *v);
-        int r;
-
-        if (!v)
-                return PAM_BUF_ERR;
-        v->code = code;
-        v->user = strdup(user);
-        v->message = strdup(strempty(message));
-        if (!v->user || !v->message) {
-                data_free_verdict(pamh, v, 0);
-                return PAM_BUF_ERR;
-        }
-        r = pam_set_data(pamh, DATA_AUTHZ, v, data_free_verdict);
-        if (r != PAM_SUCCESS)
-                data_free_verdict(pamh, v, 0);
-        return r;
-}
-
-static const struct verdict *verdict_get(pam_handle_t *pamh, const char *user) {
-        const void *v = NULL;
-
-        if (pam_get_data(pamh, DATA_AUTHZ, &v) != PAM_SUCCESS || !v)
-                return NULL;
-        if (!streq(((const struct verdict *)v)->user, user))
-                return NULL; /* PAM_USER changed since authenticate: not this user's verdict */
-        return v;
-}
-
 /* Report a refusal: syslog for the admin, the daemon's message for the user. */
 static int refuse(pam_handle_t *pamh, const struct args *a, const char *what, const char *user,
                   uint32_t status, const char *message, int code) {
@@ -645,13 +422,13 @@ int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **ar
                 return r;
         session = a.scenario == PGINA_SCENARIO_LOGON ? "" : session_from_env(pamh);
 
-        if ((r = proto_frame_begin(&req, PROTO_REQ_LOGIN)) < 0 ||
-            (r = pbuf_put_u8(&req, (uint8_t)a.scenario)) < 0 || (r = pbuf_put_str(&req, user)) < 0 ||
-            (r = pbuf_put_secret(&req, password)) < 0 ||
-            (r = pbuf_put_str(&req, item_str(pamh, PAM_SERVICE))) < 0 ||
-            (r = pbuf_put_str(&req, item_str(pamh, PAM_RHOST))) < 0 ||
-            (r = pbuf_put_str(&req, item_str(pamh, PAM_TTY))) < 0 ||
-            (r = pbuf_put_str(&req, session)) < 0 || (r = proto_frame_end(&req)) < 0)
+        pbuf_init_secret(&req);
+        r = request_encode(&req, &(struct request){
+                .type = PROTO_REQ_LOGIN, .scenario = (uint8_t)a.scenario, .user = (char *)user,
+                .password = password, .service = (char *)item_str(pamh, PAM_SERVICE),
+                .rhost = (char *)item_str(pamh, PAM_RHOST), .tty = (char *)item_str(pamh, PAM_TTY),
+                .session = (char *)session});
+        if (r < 0)
                 return encode_failed(pamh, "LOGIN", r);
         secret_free(TAKE_PTR(password)); /* the frame holds it now; pbuf_free wipes that copy */
 
@@ -700,10 +477,11 @@ int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv)
                 return PAM_SUCCESS;
         }
 
-        if ((r = proto_frame_begin(&req, PROTO_REQ_AUTHORIZE)) < 0 ||
-            (r = pbuf_put_str(&req, user)) < 0 ||
-            (r = pbuf_put_str(&req, item_str(pamh, PAM_SERVICE))) < 0 ||
-            (r = pbuf_put_str(&req, item_str(pamh, PAM_RHOST))) < 0 || (r = proto_frame_end(&req)) < 0)
+        r = request_encode(&req, &(struct request){
+                .type = PROTO_REQ_AUTHORIZE, .user = (char *)user,
+                .service = (char *)item_str(pamh, PAM_SERVICE),
+                .rhost = (char *)item_str(pamh, PAM_RHOST)});
+        if (r < 0)
                 return encode_failed(pamh, "AUTHORIZE", r);
         if (a.debug)
                 pam_syslog(pamh, LOG_DEBUG, "AUTHORIZE user=%s service=%s", user,
@@ -769,12 +547,12 @@ int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, const char **ar
                 return PAM_SESSION_ERR;
         token = data_get_string(pamh, DATA_TOKEN);
 
-        if ((r = proto_frame_begin(&req, PROTO_REQ_OPEN_SESSION)) < 0 ||
-            (r = pbuf_put_str(&req, user)) < 0 || (r = pbuf_put_str(&req, token)) < 0 ||
-            (r = pbuf_put_str(&req, item_str(pamh, PAM_SERVICE))) < 0 ||
-            (r = pbuf_put_str(&req, item_str(pamh, PAM_TTY))) < 0 ||
-            (r = pbuf_put_str(&req, item_str(pamh, PAM_RHOST))) < 0 ||
-            (r = pbuf_put_u32(&req, (uint32_t)getpid())) < 0 || (r = proto_frame_end(&req)) < 0) {
+        r = request_encode(&req, &(struct request){
+                .type = PROTO_REQ_OPEN_SESSION, .user = (char *)user, .token = (char *)token,
+                .service = (char *)item_str(pamh, PAM_SERVICE),
+                .tty = (char *)item_str(pamh, PAM_TTY), .rhost = (char *)item_str(pamh, PAM_RHOST),
+                .pid = (uint32_t)getpid()});
+        if (r < 0) {
                 encode_failed(pamh, "OPEN_SESSION", r);
                 return PAM_SESSION_ERR;
         }
@@ -816,9 +594,9 @@ int pam_sm_close_session(pam_handle_t *pamh, int flags, int argc, const char **a
                 return PAM_SUCCESS;
         }
 
-        if ((r = proto_frame_begin(&req, PROTO_REQ_CLOSE_SESSION)) < 0 ||
-            (r = pbuf_put_str(&req, session)) < 0 || (r = pbuf_put_str(&req, user)) < 0 ||
-            (r = proto_frame_end(&req)) < 0) {
+        r = request_encode(&req, &(struct request){.type = PROTO_REQ_CLOSE_SESSION,
+                                                    .session = (char *)session, .user = (char *)user});
+        if (r < 0) {
                 encode_failed(pamh, "CLOSE_SESSION", r);
                 return PAM_SESSION_ERR;
         }
@@ -900,9 +678,11 @@ static int chauthtok_update(pam_handle_t *pamh, const struct args *a, int flags,
         if (r != PAM_SUCCESS)
                 return r;
 
-        if ((r = proto_frame_begin(&req, PROTO_REQ_CHANGE_PASSWORD)) < 0 ||
-            (r = pbuf_put_str(&req, user)) < 0 || (r = pbuf_put_secret(&req, old)) < 0 ||
-            (r = pbuf_put_secret(&req, new)) < 0 || (r = proto_frame_end(&req)) < 0)
+        pbuf_init_secret(&req);
+        r = request_encode(&req, &(struct request){.type = PROTO_REQ_CHANGE_PASSWORD,
+                                                    .user = (char *)user, .password = old,
+                                                    .new_password = new});
+        if (r < 0)
                 return encode_failed(pamh, "CHANGE_PASSWORD", r);
         secret_free(TAKE_PTR(old));
         secret_free(TAKE_PTR(new));
@@ -940,3 +720,4 @@ int pam_sm_chauthtok(pam_handle_t *pamh, int flags, int argc, const char **argv)
         pam_syslog(pamh, LOG_ERR, "pam_sm_chauthtok called without PAM_PRELIM_CHECK or PAM_UPDATE_AUTHTOK");
         return PAM_SERVICE_ERR;
 }
+

@@ -7,8 +7,8 @@
 
 #include "fuzz-common.h"
 #include "log.h"
-#include "pginad.h"
 #include "proto.h"
+#include "proto-request.h"
 #include "util.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
@@ -16,7 +16,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         return 0;
 }
 
-/* A parsed request keeps the promises of pginad.h: no NULL string, argv as long as argc. */
+/* A parsed request keeps the promises of proto-request.h: no NULL string, argv as long as argc. */
 static void check_request(const struct request *r) {
         const char *f[] = {r->user, r->service, r->rhost, r->tty, r->session, r->token, r->plugin};
 
@@ -30,6 +30,24 @@ static void check_request(const struct request *r) {
                 FUZZ_ASSERT(r->password);
         if (r->type == PROTO_REQ_CHANGE_PASSWORD)
                 FUZZ_ASSERT(r->new_password && r->new_password->len > 0);
+}
+
+/* The clients' encoder writes what the daemon's decoder read, byte for byte (SIMULATE's
+ * run_gateway is sent as 0/1, so any other byte there comes back as 1). */
+static void check_reencode(const struct request *r, const uint8_t *data, size_t len) {
+        _cleanup_pbuf_ struct pbuf b = {0};
+        struct pbuf payload;
+        struct request again;
+        uint16_t type;
+
+        FUZZ_ASSERT(request_encode(&b, r) == 0);
+        FUZZ_ASSERT(proto_frame_open(b.data, b.len, &type, &payload) == 0 && type == r->type);
+        FUZZ_ASSERT(payload.len == len);
+        if (r->type != PROTO_REQ_SIMULATE)
+                FUZZ_ASSERT(len == 0 || memcmp(payload.data, data, len) == 0);
+        FUZZ_ASSERT(request_parse(type, &payload, &again) == 0);
+        FUZZ_ASSERT(again.run_gateway == !!r->run_gateway && again.argc == r->argc);
+        request_free(&again);
 }
 
 static void check_result(const struct proto_result *res) {
@@ -58,6 +76,7 @@ static void decode_payload(uint16_t type, const uint8_t *data, size_t len) {
         if (request_parse(type, &p, &req) == 0) {
                 FUZZ_ASSERT(p.pos == p.len);
                 check_request(&req);
+                check_reencode(&req, data, len);
                 request_free(&req);
         }
         /* worker -> master, pginad-manager.c worker_frames() */
