@@ -2,21 +2,27 @@
 # On a booted Debian 12 (issue 13): `systemctl poweroff`, and `systemctl reboot`, right after the
 # logoff of a roaming user with a 200 MB home wait until that logoff's upload is committed: the
 # machine goes down only once the store holds the new version, with the change the session made.
-# The upload outlasts logind's delay inhibitor (InhibitDelayMaxSec, 5 s), so what holds the
-# shutdown is the unit's stop ordering and pginad finishing the job on SIGTERM (shutdown_timeout).
+# The logoff job outlasts logind's delay inhibitor (InhibitDelayMaxSec, 5 s): a test plugin
+# ahead of pgSMB in the notification order sleeps 8 s, then pgSMB uploads (200 MB takes about a
+# second here, less than the time from the logoff to systemd's SIGTERM: a job that short was done
+# before the shutdown began). So what holds the shutdown is the unit's stop ordering and pginad
+# finishing the job on SIGTERM (shutdown_timeout).
 . "$(dirname "$0")/lib.sh"
 
 PW='Alice-machine-pw-1'
 STORE=/srv/pgina/profiles/alice
 
 machine_prepare
+install -m 0644 "$BUILD/plugins/testplugin.so" "$M/usr/lib/pgina/plugins/testplugin.so"
 mkdir -p "$M/srv/pgina/profiles"
 machine_conf <<CONF
 [order]
 authentication = localmachine
 authorization = localmachine
 gateway = pgsmb localmachine
-notification = pgsmb localmachine
+notification = testplugin pgsmb localmachine
+[testplugin]
+notify_sleep_ms = 8000
 [pgsmb]
 share = file:///srv/pgina/profiles
 retries = 1
