@@ -54,9 +54,9 @@ static void handle_plugin_admin(struct manager *m, struct conn *c) {
                 return;
         }
         /* Admin work (a profile upload) may take as long as a logoff job. */
-        w->deadline = now_ms() + 1000LL * m->conf->job_timeout;
+        w->deadline = manager_now(m) + 1000LL * m->conf->job_timeout;
         w->conn = c;
-        c->keepalive_at = now_ms();
+        c->keepalive_at = manager_now(m);
         w->req = c->req;
         memset(&c->req, 0, sizeof c->req);
         log_info("admin command for plugin %s%s%s", w->req.plugin, w->req.user[0] ? ", user " : "",
@@ -168,7 +168,7 @@ void wait_jobs_answer(struct manager *m, struct conn *c, long long now, bool las
 
 /* pginactl wait: held until the logoff jobs end (wait_jobs_resume), never polled. */
 static void handle_wait_jobs(struct manager *m, struct conn *c) {
-        long long now = now_ms();
+        long long now = manager_now(m);
 
         if (*c->req.user && !valid_user_name(c->req.user)) {
                 reply_simple(c, PROTO_BAD_REQUEST, "invalid user name");
@@ -182,7 +182,7 @@ static void handle_wait_jobs(struct manager *m, struct conn *c) {
 }
 
 void wait_jobs_resume(struct manager *m) {
-        long long now = now_ms();
+        long long now = manager_now(m);
 
         for (struct conn *c = m->conns; c; c = c->next)
                 if (c->waiting)

@@ -42,7 +42,7 @@ void conn_queue(struct conn *c, const struct pbuf *frame) {
                 return;
         }
         if (c->out.len == 0)
-                c->drained_at = now_ms();
+                c->drained_at = clock_now(c->clock);
         for (size_t i = 0; i < frame->len; i++)
                 if (pbuf_put_u8(&c->out, frame->data[i]) < 0) {
                         c->closing = true;
@@ -79,7 +79,7 @@ void reply_simple(struct conn *c, uint32_t status, const char *message) {
         }
         conn_queue(c, &b);
         c->busy = false;
-        c->idle_since = now_ms();
+        c->idle_since = clock_now(c->clock);
 }
 
 void reply_info(struct conn *c, uint8_t kind, const char *text) {
@@ -99,49 +99,11 @@ void reply_frame(struct conn *c, struct pbuf *b) {
         }
         conn_queue(c, b);
         c->busy = false;
-        c->idle_since = now_ms();
+        c->idle_since = clock_now(c->clock);
 }
 
-/* ---- non-root peers: failures slow down the next answers ---- */
 
-static struct peer_fail *peer_fail_get(struct manager *m, uid_t uid, bool create) {
-        struct peer_fail *f;
 
-        for (f = m->fails; f; f = f->next)
-                if (f->uid == uid)
-                        return f;
-        if (!create || !(f = calloc(1, sizeof *f)))
-                return NULL;
-        f->uid = uid;
-        f->next = m->fails;
-        m->fails = f;
-        return f;
-}
-
-void peer_account(struct manager *m, struct conn *c, bool success) {
-        struct peer_fail *f;
-        unsigned delay;
-
-        if (c->peer.uid == 0)
-                return;
-        f = peer_fail_get(m, c->peer.uid, !success);
-        if (!f)
-                return;
-        if (success) {
-                f->count = 0;
-                return;
-        }
-        f->count++;
-        delay = f->count >= 8 ? m->conf->failure_delay_max : (1u << (f->count - 1)) / 2;
-        if (delay > m->conf->failure_delay_max)
-                delay = m->conf->failure_delay_max;
-        /* The answer waits, and so does the next request of this uid on any connection. */
-        c->send_at = now_ms() + (long long)delay * 1000;
-        f->next_allowed = c->send_at;
-        if (delay)
-                log_notice("uid %u: %u failed request(s) in a row, answering after %u s",
-                           (unsigned)c->peer.uid, f->count, delay);
-}
 
 /* ---- connections ---- */
 
@@ -205,8 +167,9 @@ bool conn_accept(struct manager *m) {
                 }
         }
         c->fd = fd;
+        c->clock = &m->clock;
         c->pidx = -1;
-        c->idle_since = now_ms();
+        c->idle_since = manager_now(m);
         pbuf_init_secret(&c->in); /* LOGIN frames: passwords, until parsed */
         pbuf_init(&c->out);
         c->next = m->conns;
@@ -215,27 +178,7 @@ bool conn_accept(struct manager *m) {
         return true;
 }
 
-/* A non-root peer that failed recently, or has enough requests running or queued, waits its
- * turn: one local user's share of the workers and of the queue is WORKERS_PER_USER_MAX. */
-bool peer_must_wait(struct manager *m, const struct conn *c) {
-        struct peer_fail *f = peer_fail_get(m, c->peer.uid, false);
-        size_t held = 0;
 
-        if (f && f->next_allowed > now_ms())
-                return true;
-        for (const struct worker *w = m->workers; w; w = w->next)
-                if (w->conn && w->conn->peer.uid == c->peer.uid)
-                        held++;
-        for (const struct conn *q = m->queue; q; q = q->queue_next)
-                if (q->peer.uid == c->peer.uid)
-                        held++;
-        return held >= WORKERS_PER_USER_MAX;
-}
-
-long long peer_wait_until(struct manager *m, const struct conn *c) {
-        struct peer_fail *f = peer_fail_get(m, c->peer.uid, false);
-        return f ? f->next_allowed : 0;
-}
 
 /* Parse one complete frame from c->in, if there is one, and dispatch it. */
 void conn_process(struct manager *m, struct conn *c) {
@@ -302,6 +245,6 @@ void conn_write(struct manager *m, struct conn *c) {
                 return;
         }
         if (k > 0)
-                c->drained_at = now_ms();
+                c->drained_at = manager_now(m);
         pbuf_consume(&c->out, (size_t)k);
 }

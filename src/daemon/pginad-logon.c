@@ -217,11 +217,11 @@ static void ended_add(struct manager *m, const char *id, const char *user) {
 
         snprintf(e->id, sizeof e->id, "%s", id);
         snprintf(e->user, sizeof e->user, "%s", user);
-        e->at = now_ms();
+        e->at = manager_now(m);
 }
 
 static bool ended_take(struct manager *m, const char *id, const char *user) {
-        long long now = now_ms();
+        long long now = manager_now(m);
 
         for (size_t i = 0; i < ENDED_MAX; i++) {
                 struct ended_session *e = &m->ended[i];

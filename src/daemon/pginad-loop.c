@@ -41,7 +41,7 @@ static void handle_signals(struct manager *m) {
                 case SIGINT:
                         if (!m->stopping) {
                                 m->stopping = true;
-                                m->stop_deadline = now_ms() + 1000LL * m->conf->shutdown_timeout;
+                                m->stop_deadline = manager_now(m) + 1000LL * m->conf->shutdown_timeout;
                                 log_info("Stopping: %zu logoff job(s) pending, waiting up to %u s",
                                          jobs_count(&m->jobs), m->conf->shutdown_timeout);
                                 queue_shutdown(m);
@@ -61,15 +61,15 @@ static void handle_signals(struct manager *m) {
 /* pginad is about to exit: a `pginactl wait` still held gets its answer (OK when the jobs are
  * done, else "shutting down"), and what is queued for any client is sent, for at most a second. */
 static void conns_last_words(struct manager *m) {
-        long long until = now_ms() + 1000;
+        long long until = manager_now(m) + 1000;
 
         for (struct conn *c = m->conns; c; c = c->next)
                 if (c->waiting)
-                        wait_jobs_answer(m, c, now_ms(), true);
+                        wait_jobs_answer(m, c, manager_now(m), true);
         for (;;) {
                 struct pollfd pfd;
                 struct conn *c = m->conns;
-                long long now = now_ms();
+                long long now = manager_now(m);
 
                 while (c && (c->out.len == 0 || c->closing || c->send_at > now))
                         c = c->next; /* a slowed-down failure keeps its delay */
@@ -86,7 +86,7 @@ static bool manager_done(struct manager *m) {
                 return false;
         if (!m->jobs.head && workers_count(m, WORKER_REQUEST) == 0 && workers_count(m, WORKER_NOTIFY) == 0)
                 return true;
-        if (now_ms() >= m->stop_deadline) {
+        if (manager_now(m) >= m->stop_deadline) {
                 for (struct job *j = m->jobs.head; j; j = j->next)
                         log_error("shutdown_timeout reached: the logoff job of %s did not finish (%s)",
                                   j->user, j->state == JOB_RUNNING ? "running" : "never started");
@@ -105,7 +105,7 @@ int manager_run(struct manager *m) {
         (void)sd_notify(0, "READY=1");
 #endif
         for (;;) {
-                long long now = now_ms(), next = now + 60000;
+                long long now = manager_now(m), next = now + 60000;
                 size_t n = 0, need = 3 + m->nconns + 64;
                 int timeout, k;
 
@@ -180,7 +180,7 @@ int manager_run(struct manager *m) {
                 }
                 if (k < 0)
                         continue;
-                now = now_ms();
+                now = manager_now(m);
 
                 if (pfd[0].revents & POLLIN)
                         handle_signals(m);

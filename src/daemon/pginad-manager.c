@@ -29,6 +29,13 @@
 
 #include "pginad-manager.h"
 
+static long long monotonic_ms(void *userdata) {
+        (void)userdata;
+        return now_ms();
+}
+
+const struct manager_clock manager_clock_monotonic = {.now_ms = monotonic_ms};
+
 /* ---- setup ---- */
 
 static int listen_socket(const char *path) {
@@ -108,6 +115,7 @@ int manager_new(struct manager **ret, const char *conf_path, struct conf *conf,
         m->listen_fd = m->signal_fd = -1;
         m->jobs.inhibit_fd = -1;
         m->logind.fd = -1;
+        m->clock = manager_clock_monotonic;
         m->started = time(NULL);
         *ret = m;
 

@@ -9,6 +9,14 @@
 
 #include "pginad.h"
 
+/* The master's clock: milliseconds, monotonic. Every deadline, back-off, queue and parking time
+ * reads it through here, so that unit tests drive them with a fake clock instead of sleeping. */
+struct manager_clock {
+        long long (*now_ms)(void *userdata);
+        void *userdata;
+};
+extern const struct manager_clock manager_clock_monotonic; /* CLOCK_MONOTONIC */
+
 #define CONNS_MAX 512
 #define CONNS_ROOT_RESERVE 64 /* of CONNS_MAX, for root peers only: local users that fill every
                                * other slot still leave login, sshd and sudo room to connect */
@@ -34,6 +42,7 @@
 #define READ_CHUNK 16384
 
 struct conn {
+        const struct manager_clock *clock; /* the manager's */
         int fd;
         struct ucred peer;
         struct pbuf in, out;
@@ -95,6 +104,7 @@ struct peer_fail {
 };
 
 struct manager {
+        struct manager_clock clock;
         char *conf_path;
         char *bound_socket; /* the path we bound (a reload may name another) */
         struct conf *conf;
@@ -118,6 +128,9 @@ struct manager {
         long long stop_deadline;
         time_t started;
 };
+static inline long long clock_now(const struct manager_clock *k) { return k->now_ms(k->userdata); }
+static inline long long manager_now(const struct manager *m) { return clock_now(&m->clock); }
+
 /* ---- pginad-conn.c ---- */
 void conn_queue(struct conn *c, const struct pbuf *frame);
 bool conn_out_full(const struct conn *c);

@@ -73,7 +73,7 @@ void keepalives(struct manager *m, long long now, long long *next) {
 
 static void queue_push(struct manager *m, struct conn *c) {
         c->queued = true;
-        c->queued_at = now_ms();
+        c->queued_at = manager_now(m);
         c->queue_next = NULL;
         if (m->queue_tail)
                 m->queue_tail->queue_next = c;
@@ -156,7 +156,7 @@ static void request_worker_start(struct manager *m, struct conn *c) {
 }
 
 void handle_request_in_worker(struct manager *m, struct conn *c) {
-        c->keepalive_at = now_ms();
+        c->keepalive_at = manager_now(m);
         /* A worker that finished this round belongs to the oldest queued request (queue_run, at
          * the top of the next round), not to one that arrived after it. */
         if (!queue_first_startable(m) && request_worker_may_start(m, c)) {
@@ -186,7 +186,7 @@ void handle_request_in_worker(struct manager *m, struct conn *c) {
  * in the queue; the wait itself is bounded by request_timeout too: a request not started by then
  * is answered "busy", so a client waits at most twice request_timeout in all. */
 void queue_run(struct manager *m) {
-        long long now = now_ms();
+        long long now = manager_now(m);
         struct conn *c;
 
         while ((c = queue_first_startable(m))) {
@@ -230,7 +230,7 @@ void park(struct manager *m, struct conn *c) {
         char text[256];
 
         c->parked = true;
-        c->parked_ping = now_ms();
+        c->parked_ping = manager_now(m);
         snprintf(text, sizeof text,
                  "Please wait: the logoff of %s on this machine is still being completed...",
                  c->req.user);
@@ -267,7 +267,7 @@ void jobs_count_running(struct manager *m) {
 }
 
 void parked_resume(struct manager *m) {
-        long long now = now_ms();
+        long long now = manager_now(m);
 
         for (struct conn *c = m->conns; c; c = c->next)
                 if (c->parked && user_has_job(m, c->req.user) && now - c->parked_ping >= PARKED_PING_MS) {
@@ -283,7 +283,7 @@ void parked_resume(struct manager *m) {
 }
 
 void logins_expire(struct manager *m) {
-        long long now = now_ms();
+        long long now = manager_now(m);
 
         for (struct pending_login **p = &m->logins; *p;) {
                 struct pending_login *pl = *p;

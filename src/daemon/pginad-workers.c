@@ -71,7 +71,7 @@ struct worker *worker_start(struct manager *m, struct worker_spec *spec, const c
         w->fd = fd;
         w->kind = spec->kind;
         w->user = strdup(user);
-        w->started = now_ms();
+        w->started = manager_now(m);
         w->deadline = w->started +
                       1000LL * (spec->kind == WORKER_JOB ? m->conf->job_timeout : m->conf->request_timeout);
         pbuf_init(&w->in);
@@ -137,7 +137,7 @@ static void login_token_new(struct manager *m, struct conn *c, struct worker *w,
         for (size_t i = 0; i < sizeof raw; i++)
                 snprintf(pl->token + 2 * i, 3, "%02x", raw[i]);
         pl->password = TAKE_PTR(w->req.password);
-        pl->expires = now_ms() + TOKEN_TTL_MS;
+        pl->expires = manager_now(m) + TOKEN_TTL_MS;
         pl->next = m->logins;
         m->logins = pl;
         /* The account is the record's name: a plugin may name it differently from what the
@@ -359,7 +359,7 @@ void worker_finish(struct manager *m, struct worker *w) {
         if (w->kind == WORKER_JOB && w->job) {
                 /* One line for the job's end, with its outcome (a failed worker's reason is the
                  * line before). */
-                double secs = (double)(now_ms() - w->started) / 1000.0;
+                double secs = (double)(manager_now(m) - w->started) / 1000.0;
 
                 if (ok && w->result.status == PROTO_OK)
                         log_info("logoff job of %s finished in %.1f s: ok", w->user, secs);
