@@ -248,3 +248,84 @@ void conn_write(struct manager *m, struct conn *c) {
                 c->drained_at = manager_now(m);
         pbuf_consume(&c->out, (size_t)k);
 }
+
+/* Add the connections' descriptors to this round's poll set (at pfd[n], returns the new n) and
+ * their earliest deadline: a held answer, a stuck or idle peer, a back-off's end, a parked ping. */
+size_t conns_poll(struct manager *m, struct pollfd *pfd, size_t n, long long now,
+                  long long *next_deadline) {
+        long long next = *next_deadline;
+
+        for (struct conn *c = m->conns; c; c = c->next) {
+                short ev = 0;
+                long long stuck = conn_send_deadline(c);
+                if (conn_wants_input(c))
+                        ev |= POLLIN;
+                if (stuck)
+                        deadline_min(&next, stuck);
+                if (c->out.len > 0 && now >= c->send_at)
+                        ev |= POLLOUT;
+                if (c->out.len > 0 && c->send_at > now)
+                        deadline_min(&next, c->send_at);
+                if (!c->busy && c->peer.uid != 0) {
+                        long long until = peer_wait_until(m, c);
+                        if (until > now)
+                                deadline_min(&next, until);
+                }
+                if (c->parked)
+                        deadline_min(&next, c->parked_ping + PARKED_PING_MS);
+                if (!c->busy && !c->closing && !conn_out_full(c) && c->in.len >= PROTO_HEADER_LEN &&
+                    proto_frame_complete(c->in.data, c->in.len) != 0 &&
+                    !(c->peer.uid != 0 && peer_must_wait(m, c)))
+                        next = now; /* a pipelined request waits in the buffer */
+                if (!c->busy)
+                        deadline_min(&next, c->idle_since + IDLE_TIMEOUT_MS);
+                c->pidx = (int)n;
+                pfd[n++] = (struct pollfd){.fd = c->fd, .events = ev};
+        }
+        *next_deadline = next;
+        return n;
+}
+
+/* After poll: write to and read from the connections whose descriptors are ready. */
+void conns_events(struct manager *m, const struct pollfd *pfd) {
+        for (struct conn *c = m->conns, *next_c; c; c = next_c) {
+                short rev = c->pidx >= 0 ? pfd[c->pidx].revents : 0;
+
+                next_c = c->next;
+                c->pidx = -1;
+                if (rev & POLLNVAL) {
+                        conn_free(m, c);
+                        continue;
+                }
+                if (rev & POLLOUT)
+                        conn_write(m, c);
+                if (rev & (POLLIN | POLLHUP | POLLERR))
+                        conn_read(m, c); /* may free c */
+        }
+}
+
+/* Once a round: process complete requests, close stuck, idle and finished connections, flush. */
+void conns_sweep(struct manager *m, long long now) {
+        for (struct conn *c = m->conns, *next_c; c; c = next_c) {
+                next_c = c->next;
+                if (!c->busy && !c->closing)
+                        conn_process(m, c);
+                if (conn_send_deadline(c) && now >= conn_send_deadline(c)) {
+                        log_notice("uid %u (pid %d) took none of its %zu bytes of answers "
+                                   "for %d s; closing the connection",
+                                   (unsigned)c->peer.uid, (int)c->peer.pid, c->out.len,
+                                   SEND_TIMEOUT_MS / 1000);
+                        c->closing = true;
+                        pbuf_free(&c->out);
+                }
+                if (!c->busy && !c->closing && c->out.len == 0 &&
+                    now - c->idle_since > IDLE_TIMEOUT_MS) {
+                        log_debug("closing an idle connection of uid %u", (unsigned)c->peer.uid);
+                        c->closing = true;
+                }
+                if (c->closing && c->out.len == 0)
+                        conn_free(m, c);
+                else if (c->out.len > 0 && now >= c->send_at)
+                        conn_write(m, c);
+        }
+}

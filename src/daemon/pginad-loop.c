@@ -135,42 +135,11 @@ int manager_run(struct manager *m) {
                 pfd[n++] = (struct pollfd){.fd = m->signal_fd, .events = POLLIN};
                 pfd[n++] = (struct pollfd){.fd = m->listen_fd, .events = POLLIN};
                 pfd[n++] = (struct pollfd){.fd = m->logind.fd, .events = POLLIN}; /* -1: none */
-                for (struct conn *c = m->conns; c; c = c->next) {
-                        short ev = 0;
-                        long long stuck = conn_send_deadline(c);
-                        if (conn_wants_input(c))
-                                ev |= POLLIN;
-                        if (stuck && stuck < next)
-                                next = stuck;
-                        if (c->out.len > 0 && now >= c->send_at)
-                                ev |= POLLOUT;
-                        if (c->out.len > 0 && c->send_at > now && c->send_at < next)
-                                next = c->send_at;
-                        if (!c->busy && c->peer.uid != 0) {
-                                long long until = peer_wait_until(m, c);
-                                if (until > now && until < next)
-                                        next = until;
-                        }
-                        if (c->parked && c->parked_ping + PARKED_PING_MS < next)
-                                next = c->parked_ping + PARKED_PING_MS;
-                        if (!c->busy && !c->closing && !conn_out_full(c) && c->in.len >= PROTO_HEADER_LEN &&
-                            proto_frame_complete(c->in.data, c->in.len) != 0 &&
-                            !(c->peer.uid != 0 && peer_must_wait(m, c)))
-                                next = now; /* a pipelined request waits in the buffer */
-                        if (!c->busy && c->idle_since + IDLE_TIMEOUT_MS < next)
-                                next = c->idle_since + IDLE_TIMEOUT_MS;
-                        c->pidx = (int)n;
-                        pfd[n++] = (struct pollfd){.fd = c->fd, .events = ev};
-                }
-                for (struct worker *w = m->workers; w; w = w->next) {
-                        pfd[n++] = (struct pollfd){.fd = w->eof ? -1 : w->fd, .events = POLLIN};
-                        if (w->deadline < next)
-                                next = w->deadline;
-                }
-                if (m->stopping && m->stop_deadline < next)
-                        next = m->stop_deadline;
-                if (m->queue && m->queue->queued_at + 1000LL * m->conf->request_timeout < next)
-                        next = m->queue->queued_at + 1000LL * m->conf->request_timeout;
+                n = conns_poll(m, pfd, n, now, &next);
+                n = workers_poll(m, pfd, n, &next);
+                if (m->stopping)
+                        deadline_min(&next, m->stop_deadline);
+                queue_deadline(m, &next);
                 keepalives(m, now, &next);
                 timeout = next <= now ? 0 : (int)(next - now);
                 k = poll(pfd, n, timeout);
@@ -188,73 +157,12 @@ int manager_run(struct manager *m) {
                         logind_flush(&m->logind);
                         logind_sync(m);
                 }
-                for (struct conn *c = m->conns, *next_c; c; c = next_c) {
-                        short rev = c->pidx >= 0 ? pfd[c->pidx].revents : 0;
-
-                        next_c = c->next;
-                        c->pidx = -1;
-                        if (rev & POLLNVAL) {
-                                conn_free(m, c);
-                                continue;
-                        }
-                        if (rev & POLLOUT)
-                                conn_write(m, c);
-                        if (rev & (POLLIN | POLLHUP | POLLERR))
-                                conn_read(m, c); /* may free c */
-                }
+                conns_events(m, pfd);
                 if (pfd[1].revents & POLLIN)
                         for (int i = 0; i < ACCEPT_BATCH && conn_accept(m); i++)
                                 ;
-                for (struct worker *w = m->workers; w; w = w->next)
-                        if (!w->eof)
-                                worker_read(m, w);
-                for (struct worker *w = m->workers; w; w = w->next)
-                        if (!w->reaped && !w->timed_out && now >= w->deadline) {
-                                log_error("worker %d for %s: request_timeout reached in %s%s%s; killing it",
-                                          (int)w->pid, w->user, w->plugin[0] ? "plugin " : "",
-                                          w->plugin, w->stage[0] ? "" : "");
-                                w->timed_out = true;
-                                kill(-w->pid, SIGKILL); /* the worker and whatever it started */
-                                kill(w->pid, SIGKILL);
-                        }
-                workers_reap(m);
-                for (struct worker *w = m->workers, *next_w; w; w = next_w) {
-                        next_w = w->next;
-                        if (w->reaped && !w->eof) {
-                                /* Drain what it wrote before it died; a child of the worker that
-                                 * still holds the pipe must not keep the request open. */
-                                ssize_t got;
-                                do
-                                        got = pbuf_read_fd(&w->in, w->fd, READ_CHUNK);
-                                while (got > 0);
-                                worker_frames(m, w);
-                                w->eof = true;
-                        }
-                        if (w->reaped && w->eof)
-                                worker_finish(m, w);
-                }
-                for (struct conn *c = m->conns, *next_c; c; c = next_c) {
-                        next_c = c->next;
-                        if (!c->busy && !c->closing)
-                                conn_process(m, c);
-                        if (conn_send_deadline(c) && now >= conn_send_deadline(c)) {
-                                log_notice("uid %u (pid %d) took none of its %zu bytes of answers "
-                                           "for %d s; closing the connection",
-                                           (unsigned)c->peer.uid, (int)c->peer.pid, c->out.len,
-                                           SEND_TIMEOUT_MS / 1000);
-                                c->closing = true;
-                                pbuf_free(&c->out);
-                        }
-                        if (!c->busy && !c->closing && c->out.len == 0 &&
-                            now - c->idle_since > IDLE_TIMEOUT_MS) {
-                                log_debug("closing an idle connection of uid %u", (unsigned)c->peer.uid);
-                                c->closing = true;
-                        }
-                        if (c->closing && c->out.len == 0)
-                                conn_free(m, c);
-                        else if (c->out.len > 0 && now >= c->send_at)
-                                conn_write(m, c);
-                }
+                workers_events(m, now);
+                conns_sweep(m, now);
         }
         free(pfd);
         (void)cache_save(&m->cache);

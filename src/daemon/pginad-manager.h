@@ -2,6 +2,7 @@
  * pginad-workers.c, pginad-logon.c, pginad-admin.c, pginad-loop.c, pginad-manager.c). */
 #pragma once
 
+#include <poll.h>
 #include <stdbool.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -129,6 +130,11 @@ struct manager {
         time_t started;
 };
 static inline long long clock_now(const struct manager_clock *k) { return k->now_ms(k->userdata); }
+/* Lower *next to t: each module offers its deadlines to the loop's poll timeout this way. */
+static inline void deadline_min(long long *next, long long t) {
+        if (t < *next)
+                *next = t;
+}
 static inline long long manager_now(const struct manager *m) { return clock_now(&m->clock); }
 
 /* ---- pginad-conn.c ---- */
@@ -147,6 +153,10 @@ long long peer_wait_until(struct manager *m, const struct conn *c);
 void conn_process(struct manager *m, struct conn *c);
 void conn_read(struct manager *m, struct conn *c);
 void conn_write(struct manager *m, struct conn *c);
+size_t conns_poll(struct manager *m, struct pollfd *pfd, size_t n, long long now,
+                  long long *next_deadline);
+void conns_events(struct manager *m, const struct pollfd *pfd);
+void conns_sweep(struct manager *m, long long now);
 
 /* ---- pginad-workers.c ---- */
 struct worker *worker_start(struct manager *m, struct worker_spec *spec, const char *user);
@@ -157,6 +167,8 @@ void worker_finish(struct manager *m, struct worker *w);
 void worker_frames(struct manager *m, struct worker *w);
 void worker_read(struct manager *m, struct worker *w);
 void workers_reap(struct manager *m);
+size_t workers_poll(struct manager *m, struct pollfd *pfd, size_t n, long long *next);
+void workers_events(struct manager *m, long long now);
 
 /* ---- pginad-queue.c ---- */
 int user_uid(const char *user, uid_t *uid);
@@ -164,6 +176,7 @@ void keepalives(struct manager *m, long long now, long long *next);
 void queue_remove(struct manager *m, struct conn *c);
 void handle_request_in_worker(struct manager *m, struct conn *c);
 void queue_run(struct manager *m);
+void queue_deadline(const struct manager *m, long long *next);
 void queue_shutdown(struct manager *m);
 bool user_has_job(struct manager *m, const char *user);
 void park(struct manager *m, struct conn *c);

@@ -205,6 +205,12 @@ void queue_run(struct manager *m) {
         }
 }
 
+/* The queue's deadline: its oldest request is answered "busy" after request_timeout. */
+void queue_deadline(const struct manager *m, long long *next) {
+        if (m->queue)
+                deadline_min(next, m->queue->queued_at + 1000LL * m->conf->request_timeout);
+}
+
 /* SIGTERM: no queued request will start now. */
 void queue_shutdown(struct manager *m) {
         struct conn *c;

@@ -441,3 +441,45 @@ void workers_reap(struct manager *m) {
                         }
         }
 }
+
+/* Add the workers' pipes to this round's poll set (at pfd[n], returns the new n) and their
+ * request_timeout deadlines. */
+size_t workers_poll(struct manager *m, struct pollfd *pfd, size_t n, long long *next) {
+        for (struct worker *w = m->workers; w; w = w->next) {
+                pfd[n++] = (struct pollfd){.fd = w->eof ? -1 : w->fd, .events = POLLIN};
+                deadline_min(next, w->deadline);
+        }
+        return n;
+}
+
+/* After poll: read the workers' frames, kill those past request_timeout, reap and finish. */
+void workers_events(struct manager *m, long long now) {
+        for (struct worker *w = m->workers; w; w = w->next)
+                if (!w->eof)
+                        worker_read(m, w);
+        for (struct worker *w = m->workers; w; w = w->next)
+                if (!w->reaped && !w->timed_out && now >= w->deadline) {
+                        log_error("worker %d for %s: request_timeout reached in %s%s%s; killing it",
+                                  (int)w->pid, w->user, w->plugin[0] ? "plugin " : "",
+                                  w->plugin, w->stage[0] ? "" : "");
+                        w->timed_out = true;
+                        kill(-w->pid, SIGKILL); /* the worker and whatever it started */
+                        kill(w->pid, SIGKILL);
+                }
+        workers_reap(m);
+        for (struct worker *w = m->workers, *next_w; w; w = next_w) {
+                next_w = w->next;
+                if (w->reaped && !w->eof) {
+                        /* Drain what it wrote before it died; a child of the worker that
+                         * still holds the pipe must not keep the request open. */
+                        ssize_t got;
+                        do
+                                got = pbuf_read_fd(&w->in, w->fd, READ_CHUNK);
+                        while (got > 0);
+                        worker_frames(m, w);
+                        w->eof = true;
+                }
+                if (w->reaped && w->eof)
+                        worker_finish(m, w);
+        }
+}
