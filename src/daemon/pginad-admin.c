@@ -38,8 +38,10 @@ static struct cache_entry *cache_user_entry(struct manager *m, const char *user)
 
 static void handle_plugin_admin(struct manager *m, struct conn *c) {
         struct cache_entry *e = c->req.user[0] ? cache_user_entry(m, c->req.user) : NULL;
-        struct worker_spec spec = {.kind = WORKER_REQUEST, .req = &c->req,
-                                   .record = e ? e->record : NULL, .password = e ? e->password : NULL};
+        struct worker_spec spec = {.kind = WORKER_REQUEST,
+                                   .req = &c->req,
+                                   .record = e ? e->record : NULL,
+                                   .password = e ? e->password : NULL};
         struct worker *w;
 
         if (c->req.user[0] && !valid_user_name(c->req.user)) {
@@ -239,32 +241,35 @@ static void plugin_order_string(const struct conf *conf, const char *name, char 
                         }
 }
 
-static void handle_plugins(struct manager *m, struct conn *c) {
-        _cleanup_pbuf_ struct pbuf b = {0};
+static int plugin_row(struct pbuf *b, const struct conf *conf, const struct plugin_info *pi) {
         char abi[16], order[512];
 
         snprintf(abi, sizeof abi, "%u", PGINA_PLUGIN_ABI_VERSION);
+        plugin_order_string(conf, pi->name, order, sizeof order);
+        if (proto_row_begin(b, 10) < 0 || proto_row_field(b, "name", pi->name) < 0 ||
+            proto_row_field(b, "version", pi->version) < 0 ||
+            proto_row_field(b, "description", pi->description) < 0 ||
+            proto_row_field(b, "stages", pi->stages) < 0 || proto_row_field(b, "abi", abi) < 0 ||
+            proto_row_field(b, "path", pi->path) < 0 ||
+            proto_row_field(b, "health", pi->healthy ? "ok" : "failed") < 0 ||
+            proto_row_field(b, "reason", pi->reason) < 0 || proto_row_field(b, "order", order) < 0 ||
+            proto_row_field(b, "options", pi->options) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+static void handle_plugins(struct manager *m, struct conn *c) {
+        _cleanup_pbuf_ struct pbuf b = {0};
+        int r;
+
         pbuf_init(&b);
-        if (proto_result_begin(&b, PROTO_OK, "", (uint32_t)m->nplugins) < 0)
-                goto fail;
-        for (size_t i = 0; i < m->nplugins; i++) {
-                const struct plugin_info *pi = &m->plugins[i];
-                plugin_order_string(m->conf, pi->name, order, sizeof order);
-                if (proto_row_begin(&b, 10) < 0 || proto_row_field(&b, "name", pi->name) < 0 ||
-                    proto_row_field(&b, "version", pi->version) < 0 ||
-                    proto_row_field(&b, "description", pi->description) < 0 ||
-                    proto_row_field(&b, "stages", pi->stages) < 0 || proto_row_field(&b, "abi", abi) < 0 ||
-                    proto_row_field(&b, "path", pi->path) < 0 ||
-                    proto_row_field(&b, "health", pi->healthy ? "ok" : "failed") < 0 ||
-                    proto_row_field(&b, "reason", pi->reason) < 0 ||
-                    proto_row_field(&b, "order", order) < 0 ||
-                    proto_row_field(&b, "options", pi->options) < 0)
-                        goto fail;
-        }
-        reply_frame(c, &b);
-        return;
-fail:
-        reply_simple(c, PROTO_UNAVAILABLE, "could not build the answer");
+        r = proto_result_begin(&b, PROTO_OK, "", (uint32_t)m->nplugins);
+        for (size_t i = 0; r >= 0 && i < m->nplugins; i++)
+                r = plugin_row(&b, m->conf, &m->plugins[i]);
+        if (r < 0)
+                reply_simple(c, PROTO_UNAVAILABLE, "could not build the answer");
+        else
+                reply_frame(c, &b);
 }
 
 int manager_reload(struct manager *m, char **errors) {
@@ -281,8 +286,7 @@ int manager_reload(struct manager *m, char **errors) {
                 conf_free(conf);
                 return r;
         }
-        if (!streq(conf->socket_path, m->conf->socket_path) ||
-            !streq(conf->state_dir, m->conf->state_dir))
+        if (!streq(conf->socket_path, m->conf->socket_path) || !streq(conf->state_dir, m->conf->state_dir))
                 log_warning("socket and state_dir changes take effect at the next start of pginad");
         log_set_level(conf->log_level);
         conf_free(m->conf);

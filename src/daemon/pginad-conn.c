@@ -36,7 +36,8 @@ void conn_queue(struct conn *c, const struct pbuf *frame) {
                 return;
         if (c->out.len + frame->len > OUT_MAX) {
                 log_warning("uid %u (pid %d) leaves %zu bytes of answers unread; closing the "
-                            "connection", (unsigned)c->peer.uid, (int)c->peer.pid, c->out.len);
+                            "connection",
+                            (unsigned)c->peer.uid, (int)c->peer.pid, c->out.len);
                 c->closing = true;
                 pbuf_free(&c->out);
                 return;
@@ -102,9 +103,6 @@ void reply_frame(struct conn *c, struct pbuf *b) {
         c->idle_since = clock_now(c->clock);
 }
 
-
-
-
 /* ---- connections ---- */
 
 void conn_free(struct manager *m, struct conn *c) {
@@ -144,11 +142,11 @@ bool conn_accept(struct manager *m) {
                 close(fd);
                 return true;
         }
-        if (m->nconns >= CONNS_MAX ||
-            (c->peer.uid != 0 && m->nconns >= CONNS_MAX - CONNS_ROOT_RESERVE)) {
+        if (m->nconns >= CONNS_MAX || (c->peer.uid != 0 && m->nconns >= CONNS_MAX - CONNS_ROOT_RESERVE)) {
                 log_warning("Too many connections (%zu, %d of %d kept for root); refusing one of "
-                            "uid %u (pid %d)", m->nconns, CONNS_ROOT_RESERVE, CONNS_MAX,
-                            (unsigned)c->peer.uid, (int)c->peer.pid);
+                            "uid %u (pid %d)",
+                            m->nconns, CONNS_ROOT_RESERVE, CONNS_MAX, (unsigned)c->peer.uid,
+                            (int)c->peer.pid);
                 free(c);
                 close(fd);
                 return true;
@@ -177,8 +175,6 @@ bool conn_accept(struct manager *m) {
         m->nconns++;
         return true;
 }
-
-
 
 /* Parse one complete frame from c->in, if there is one, and dispatch it. */
 void conn_process(struct manager *m, struct conn *c) {
@@ -226,7 +222,8 @@ void conn_read(struct manager *m, struct conn *c) {
         }
         if (c->in.len > PROTO_FRAME_MAX + PROTO_HEADER_LEN + READ_CHUNK) {
                 log_warning("uid %u (pid %d) sent %zu bytes ahead of their answers; closing the "
-                            "connection", (unsigned)c->peer.uid, (int)c->peer.pid, c->in.len);
+                            "connection",
+                            (unsigned)c->peer.uid, (int)c->peer.pid, c->in.len);
                 c->closing = true;
                 return;
         }
@@ -251,8 +248,7 @@ void conn_write(struct manager *m, struct conn *c) {
 
 /* Add the connections' descriptors to this round's poll set (at pfd[n], returns the new n) and
  * their earliest deadline: a held answer, a stuck or idle peer, a back-off's end, a parked ping. */
-size_t conns_poll(struct manager *m, struct pollfd *pfd, size_t n, long long now,
-                  long long *next_deadline) {
+size_t conns_poll(struct manager *m, struct pollfd *pfd, size_t n, long long now, long long *next_deadline) {
         long long next = *next_deadline;
 
         for (struct conn *c = m->conns; c; c = c->next) {
@@ -318,8 +314,7 @@ void conns_sweep(struct manager *m, long long now) {
                         c->closing = true;
                         pbuf_free(&c->out);
                 }
-                if (!c->busy && !c->closing && c->out.len == 0 &&
-                    now - c->idle_since > IDLE_TIMEOUT_MS) {
+                if (!c->busy && !c->closing && c->out.len == 0 && now - c->idle_since > IDLE_TIMEOUT_MS) {
                         log_debug("closing an idle connection of uid %u", (unsigned)c->peer.uid);
                         c->closing = true;
                 }

@@ -34,9 +34,7 @@ static void handle_signals(struct manager *m) {
 
         while (read(m->signal_fd, &si, sizeof si) == sizeof si) {
                 switch (si.ssi_signo) {
-                case SIGCHLD:
-                        workers_reap(m);
-                        break;
+                case SIGCHLD: workers_reap(m); break;
                 case SIGTERM:
                 case SIGINT:
                         if (!m->stopping) {
@@ -99,8 +97,8 @@ int manager_run(struct manager *m) {
         struct pollfd *pfd = NULL;
         size_t cap = 0;
 
-        log_info("ready: listening on %s (config %s, %zu plugin(s))", m->conf->socket_path,
-                 m->conf_path, m->nplugins);
+        log_info("ready: listening on %s (config %s, %zu plugin(s))", m->conf->socket_path, m->conf_path,
+                 m->nplugins);
 #if HAVE_LIBSYSTEMD
         (void)sd_notify(0, "READY=1");
 #endif

@@ -61,7 +61,8 @@ static int listen_socket(const char *path) {
         }
         if (lstat(path, &st) == 0) {
                 if (!S_ISSOCK(st.st_mode))
-                        return log_error_errno(-EEXIST, "%s exists and is not a socket; not removing it", path);
+                        return log_error_errno(-EEXIST, "%s exists and is not a socket; not removing it",
+                                               path);
                 (void)unlink(path);
         }
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -86,10 +87,9 @@ static void sessions_from_previous_boot(struct manager *m) {
 
                 if (!e || !e->record || jobs_find_user(&m->jobs, e->user))
                         continue;
-                log_notice("session %s of %s is from before the last boot: running its logoff work",
-                           s->id, e->user);
-                if (m->conf->norder[CONF_STAGE_NOTIFICATION] > 0 &&
-                    jobs_add(&m->jobs, e->record, false))
+                log_notice("session %s of %s is from before the last boot: running its logoff work", s->id,
+                           e->user);
+                if (m->conf->norder[CONF_STAGE_NOTIFICATION] > 0 && jobs_add(&m->jobs, e->record, false))
                         e->record = NULL;
         }
         for (size_t i = 0; i < m->cache.n; i++)
@@ -99,8 +99,8 @@ static void sessions_from_previous_boot(struct manager *m) {
         jobs_inhibit_update(&m->jobs);
 }
 
-int manager_new(struct manager **ret, const char *conf_path, struct conf *conf,
-                struct plugin_info *infos, size_t ninfos) {
+int manager_new(struct manager **ret, const char *conf_path, struct conf *conf, struct plugin_info *infos,
+                size_t ninfos) {
         struct manager *m = calloc(1, sizeof *m);
         sigset_t mask;
         int r;
@@ -159,12 +159,7 @@ void manager_free(struct manager *m) {
                 n = w->next;
                 kill(w->pid, SIGKILL);
                 waitpid(w->pid, NULL, 0);
-                close(w->fd);
-                pbuf_free(&w->in);
-                proto_result_free(&w->result);
-                request_free(&w->req);
-                free(w->user);
-                free(w);
+                worker_free(w);
         }
         while (m->jobs.head)
                 jobs_remove(&m->jobs, m->jobs.head);

@@ -19,21 +19,27 @@ struct manager_clock {
 extern const struct manager_clock manager_clock_monotonic; /* CLOCK_MONOTONIC */
 
 #define CONNS_MAX 512
-#define CONNS_ROOT_RESERVE 64 /* of CONNS_MAX, for root peers only: local users that fill every
-                               * other slot still leave login, sshd and sudo room to connect */
+#define CONNS_ROOT_RESERVE                                                   \
+        64 /* of CONNS_MAX, for root peers only: local users that fill every \
+            * other slot still leave login, sshd and sudo room to connect */
 #define CONNS_PER_USER_MAX 16 /* non-root peers */
-#define OUT_READ_PAUSE (16 * 1024) /* answers not yet taken by the peer: past this, its next
-                                    * requests wait unread (back-pressure) */
-#define OUT_MAX (4 * PROTO_FRAME_MAX) /* past this (one answer and the INFO frames of one
-                                       * request at most), the connection is closed */
-#define SEND_TIMEOUT_MS (10 * 1000) /* a peer that takes none of its pending answers for this
-                                     * long is closed: it holds a slot and our memory */
-#define WORKERS_PER_USER_MAX 2 /* non-root peers: requests in workers or queued; beyond, they
-                                 * wait unread in their connection */
+#define OUT_READ_PAUSE                                                        \
+        (16 * 1024) /* answers not yet taken by the peer: past this, its next \
+                     * requests wait unread (back-pressure) */
+#define OUT_MAX                                                                   \
+        (4 * PROTO_FRAME_MAX) /* past this (one answer and the INFO frames of one \
+                               * request at most), the connection is closed */
+#define SEND_TIMEOUT_MS                                                       \
+        (10 * 1000) /* a peer that takes none of its pending answers for this \
+                     * long is closed: it holds a slot and our memory */
+#define WORKERS_PER_USER_MAX                                             \
+        2 /* non-root peers: requests in workers or queued; beyond, they \
+           * wait unread in their connection */
 #define IDLE_TIMEOUT_MS (30 * 1000) /* a connection with no complete request for this long */
 #define PARKED_PING_MS (10 * 1000) /* a waiting logon hears from us this often (PAM timeouts) */
-#define ACCEPT_BATCH 32 /* connections accepted per round: a burst of logons must not sit in
-                         * the listen backlog, whose overflow blocks clients in connect() */
+#define ACCEPT_BATCH                                                            \
+        32 /* connections accepted per round: a burst of logons must not sit in \
+            * the listen backlog, whose overflow blocks clients in connect() */
 #define JOBS_PARALLEL_MAX 4
 #define TOKEN_TTL_MS (5 * 60 * 1000)
 /* Sessions logind ended that PAM may still close (answered OK, not "no such session"): a
@@ -153,8 +159,7 @@ long long peer_wait_until(struct manager *m, const struct conn *c);
 void conn_process(struct manager *m, struct conn *c);
 void conn_read(struct manager *m, struct conn *c);
 void conn_write(struct manager *m, struct conn *c);
-size_t conns_poll(struct manager *m, struct pollfd *pfd, size_t n, long long now,
-                  long long *next_deadline);
+size_t conns_poll(struct manager *m, struct pollfd *pfd, size_t n, long long now, long long *next_deadline);
 void conns_events(struct manager *m, const struct pollfd *pfd);
 void conns_sweep(struct manager *m, long long now);
 
@@ -162,7 +167,8 @@ void conns_sweep(struct manager *m, long long now);
 struct worker *worker_start(struct manager *m, struct worker_spec *spec, const char *user);
 size_t workers_count(const struct manager *m, enum worker_kind kind);
 void notify_start(struct manager *m, struct pgina_user *record, const struct secret *password,
-                         const enum pgina_event *ev, size_t nev);
+                  const enum pgina_event *ev, size_t nev);
+void worker_free(struct worker *w);
 void worker_finish(struct manager *m, struct worker *w);
 void worker_frames(struct manager *m, struct worker *w);
 void worker_read(struct manager *m, struct worker *w);

@@ -177,8 +177,8 @@ void handle_request_in_worker(struct manager *m, struct conn *c) {
                 return;
         }
         queue_push(m, c);
-        log_debug("request of uid %u for '%s' queued (%zu waiting for a worker)",
-                  (unsigned)c->peer.uid, c->req.user, m->nqueued);
+        log_debug("request of uid %u for '%s' queued (%zu waiting for a worker)", (unsigned)c->peer.uid,
+                  c->req.user, m->nqueued);
 }
 
 /* Start queued requests on free workers, oldest first. request_timeout bounds the chain from the
@@ -238,8 +238,7 @@ void park(struct manager *m, struct conn *c) {
         c->parked = true;
         c->parked_ping = manager_now(m);
         snprintf(text, sizeof text,
-                 "Please wait: the logoff of %s on this machine is still being completed...",
-                 c->req.user);
+                 "Please wait: the logoff of %s on this machine is still being completed...", c->req.user);
         reply_info(c, PROTO_INFO_TEXT, text);
         log_info("%s: logon waits for the pending logoff job", c->req.user);
 }

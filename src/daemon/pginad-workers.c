@@ -90,9 +90,9 @@ size_t workers_count(const struct manager *m, enum worker_kind kind) {
 }
 
 void notify_start(struct manager *m, struct pgina_user *record, const struct secret *password,
-                         const enum pgina_event *ev, size_t nev) {
-        struct worker_spec spec = {.kind = WORKER_NOTIFY, .record = record, .password = password,
-                                   .nevents = nev};
+                  const enum pgina_event *ev, size_t nev) {
+        struct worker_spec spec = {
+                .kind = WORKER_NOTIFY, .record = record, .password = password, .nevents = nev};
 
         if (m->conf->norder[CONF_STAGE_NOTIFICATION] == 0 || nev == 0)
                 return;
@@ -102,8 +102,7 @@ void notify_start(struct manager *m, struct pgina_user *record, const struct sec
 
 /* ---- worker results ---- */
 
-static const struct proto_row *result_row(const struct proto_result *r, const char *key,
-                                          const char *value) {
+static const struct proto_row *result_row(const struct proto_result *r, const char *key, const char *value) {
         for (size_t i = 0; i < r->nrows; i++) {
                 const char *v = proto_row_get(&r->rows[i], key);
                 if (v && (!value || streq(v, value)))
@@ -121,15 +120,14 @@ static struct pgina_user *result_record(const struct proto_result *res) {
         return u;
 }
 
-static void login_token_new(struct manager *m, struct conn *c, struct worker *w,
-                            const char *authorized, const char *message) {
+static void login_token_new(struct manager *m, struct conn *c, struct worker *w, const char *authorized,
+                            const char *message) {
         struct pending_login *pl = calloc(1, sizeof *pl);
         _cleanup_pbuf_ struct pbuf b = {0};
         uint8_t raw[16];
         char uid[24] = "-1";
 
-        if (!pl || getrandom(raw, sizeof raw, 0) != sizeof raw ||
-            !(pl->record = result_record(&w->result))) {
+        if (!pl || getrandom(raw, sizeof raw, 0) != sizeof raw || !(pl->record = result_record(&w->result))) {
                 free(pl);
                 reply_simple(c, PROTO_UNAVAILABLE, "internal error");
                 return;
@@ -318,8 +316,7 @@ static void worker_failed(struct manager *m, struct worker *w) {
 
         strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime_r(&now, &tm));
         if (w->timed_out)
-                snprintf(reason, sizeof reason, "timed out in %s for user %s at %s", w->stage, w->user,
-                         when);
+                snprintf(reason, sizeof reason, "timed out in %s for user %s at %s", w->stage, w->user, when);
         else if (WIFSIGNALED(w->wstatus))
                 snprintf(reason, sizeof reason, "crashed (%s) in %s for user %s at %s",
                          strsignal(WTERMSIG(w->wstatus)), w->stage, w->user, when);
@@ -333,11 +330,21 @@ static void worker_failed(struct manager *m, struct worker *w) {
                 log_error("worker %d for %s failed: %s", (int)w->pid, w->user, reason);
         if (w->conn) {
                 char msg[600];
-                snprintf(msg, sizeof msg, "pgina plugin %s failed (%s)",
-                         w->plugin[0] ? w->plugin : "?", w->timed_out ? "timed out" : "crashed");
+                snprintf(msg, sizeof msg, "pgina plugin %s failed (%s)", w->plugin[0] ? w->plugin : "?",
+                         w->timed_out ? "timed out" : "crashed");
                 peer_account(m, w->conn, false);
                 reply_simple(w->conn, PROTO_UNAVAILABLE, msg);
         }
+}
+
+/* A worker's memory and pipe, once it is reaped (or killed at exit). */
+void worker_free(struct worker *w) {
+        close(w->fd);
+        pbuf_free(&w->in);
+        proto_result_free(&w->result);
+        request_free(&w->req);
+        free(w->user);
+        free(w);
 }
 
 void worker_finish(struct manager *m, struct worker *w) {
@@ -372,12 +379,7 @@ void worker_finish(struct manager *m, struct worker *w) {
                 jobs_remove(&m->jobs, w->job);
                 jobs_inhibit_update(&m->jobs);
         }
-        close(w->fd);
-        pbuf_free(&w->in);
-        proto_result_free(&w->result);
-        request_free(&w->req);
-        free(w->user);
-        free(w);
+        worker_free(w);
 }
 
 void worker_frames(struct manager *m, struct worker *w) {
@@ -460,8 +462,8 @@ void workers_events(struct manager *m, long long now) {
         for (struct worker *w = m->workers; w; w = w->next)
                 if (!w->reaped && !w->timed_out && now >= w->deadline) {
                         log_error("worker %d for %s: request_timeout reached in %s%s%s; killing it",
-                                  (int)w->pid, w->user, w->plugin[0] ? "plugin " : "",
-                                  w->plugin, w->stage[0] ? "" : "");
+                                  (int)w->pid, w->user, w->plugin[0] ? "plugin " : "", w->plugin,
+                                  w->stage[0] ? "" : "");
                         w->timed_out = true;
                         kill(-w->pid, SIGKILL); /* the worker and whatever it started */
                         kill(w->pid, SIGKILL);

@@ -1,5 +1,6 @@
 /* Unit tests of the master's request queue, parking and keepalives (src/daemon/pginad-queue.c)
- * with a fake clock: no sockets, no forks, no sleeps. Workers and replies are stubs here. */
+ * and of its peer back-off (src/daemon/pginad-peer.c) with a fake clock: no sockets, no forks,
+ * no sleeps. Workers and replies are stubs here. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -71,6 +72,7 @@ static int setup(void **state) {
         conf.max_workers = 1;
         conf.max_queued = 8;
         conf.request_timeout = 30;
+        conf.failure_delay_max = 10;
         m.conf = &conf;
         m.clock = (struct manager_clock){.now_ms = fake_clock};
         fake_now = 1000000;
@@ -92,6 +94,11 @@ static int teardown(void **state) {
                 free(w);
         }
         m.workers = NULL;
+        for (struct peer_fail *f = m.fails, *n; f; f = n) {
+                n = f->next;
+                free(f);
+        }
+        m.fails = NULL;
         return 0;
 }
 
@@ -240,15 +247,87 @@ static void test_parked_logon_pings_and_resumes(void **state) {
         assert_ptr_equal(last_conn, c);
 }
 
+/* ---- peer back-off: a failing non-root peer's answers and next requests wait 0, 1, 2, 4 ... s,
+ * capped at failure_delay_max ---- */
+
+static void test_peer_backoff_doubles_and_caps(void **state) {
+        struct conn c = {.peer = {.uid = 1000}};
+        const long long want[] = {0, 1, 2, 4, 8, 10, 10, 10, 10};
+
+        for (size_t i = 0; i < ELEMENTSOF(want); i++) {
+                peer_account(&m, &c, false);
+                assert_int_equal(c.send_at, fake_now + want[i] * 1000);
+                assert_int_equal(peer_wait_until(&m, &c), c.send_at);
+                fake_now = c.send_at;
+        }
+}
+
+static void test_peer_waits_until_backoff_ends(void **state) {
+        struct conn c = {.peer = {.uid = 1000}}, other = {.peer = {.uid = 1000}};
+        struct conn stranger = {.peer = {.uid = 1001}};
+
+        peer_account(&m, &c, false);
+        peer_account(&m, &c, false); /* 1 s */
+        assert_true(peer_must_wait(&m, &other)); /* any connection of that uid */
+        assert_false(peer_must_wait(&m, &stranger));
+        fake_now += 999;
+        assert_true(peer_must_wait(&m, &other));
+        fake_now += 1;
+        assert_false(peer_must_wait(&m, &other));
+}
+
+static void test_peer_success_resets(void **state) {
+        struct conn c = {.peer = {.uid = 1000}};
+
+        for (int i = 0; i < 4; i++)
+                peer_account(&m, &c, false);
+        peer_account(&m, &c, true);
+        fake_now += 60000;
+        peer_account(&m, &c, false);
+        assert_int_equal(c.send_at, fake_now); /* the first failure again: no delay */
+        peer_account(&m, &c, false);
+        assert_int_equal(c.send_at, fake_now + 1000);
+}
+
+static void test_root_is_never_slowed(void **state) {
+        struct conn c = {.peer = {.uid = 0}};
+
+        for (int i = 0; i < 10; i++)
+                peer_account(&m, &c, false);
+        assert_int_equal(c.send_at, 0);
+        assert_null(m.fails);
+        assert_int_equal(peer_wait_until(&m, &c), 0);
+}
+
+static void test_peer_holds_at_most_two_requests(void **state) {
+        struct conn c = {.peer = {.uid = 1000}}, q1 = {.peer = {.uid = 1000}};
+        struct conn q2 = {.peer = {.uid = 1000}};
+        struct worker w = {.conn = &q1};
+
+        m.workers = &w; /* not the stubs' */
+        assert_false(peer_must_wait(&m, &c));
+        m.queue = &q2;
+        assert_true(peer_must_wait(&m, &c)); /* one in a worker, one queued */
+        m.workers = NULL; /* teardown frees the stubs' list */
+        m.queue = NULL;
+}
+
+#define TEST(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test_setup_teardown(test_queue_starts_in_arrival_order, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_queue_answers_busy_after_request_timeout, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_queue_full_answers_busy, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_queue_keeps_root_reserve, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_queue_shutdown_answers_queued, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_keepalive_every_interval_while_queued, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_parked_logon_pings_and_resumes, setup, teardown),
+                TEST(test_queue_starts_in_arrival_order),
+                TEST(test_queue_answers_busy_after_request_timeout),
+                TEST(test_queue_full_answers_busy),
+                TEST(test_queue_keeps_root_reserve),
+                TEST(test_queue_shutdown_answers_queued),
+                TEST(test_keepalive_every_interval_while_queued),
+                TEST(test_parked_logon_pings_and_resumes),
+                TEST(test_peer_backoff_doubles_and_caps),
+                TEST(test_peer_waits_until_backoff_ends),
+                TEST(test_peer_success_resets),
+                TEST(test_root_is_never_slowed),
+                TEST(test_peer_holds_at_most_two_requests),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
