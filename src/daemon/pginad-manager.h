@@ -1,4 +1,4 @@
-/* The master's internal types, shared by its modules (pginad-conn.c, pginad-queue.c,
+/* The master's internal types, shared by its modules (pginad-conn.c, pginad-peer.c, pginad-queue.c,
  * pginad-workers.c, pginad-logon.c, pginad-admin.c, pginad-loop.c, pginad-manager.c). */
 #pragma once
 
