@@ -1,0 +1,304 @@
+/* Requests waiting for the master: the request queue (every request worker busy), logons parked
+ * behind a logoff job of their user, keepalives while they wait, and the logoff jobs' start. */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "pgina-build.h"
+#include "pginad.h"
+#include "util.h"
+
+#if HAVE_LIBSYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+#include "pginad-manager.h"
+
+/* ---- request handlers (master side) ---- */
+
+int user_uid(const char *user, uid_t *uid) {
+        struct passwd pw, *res = NULL;
+        char buf[4096];
+
+        if (getpwnam_r(user, &pw, buf, sizeof buf, &res) != 0 || !res)
+                return -ENOENT;
+        *uid = pw.pw_uid;
+        return 0;
+}
+
+static void keepalive_one(struct conn *c, long long now, long long *next) {
+        if (c->keepalive_at == 0)
+                c->keepalive_at = now;
+        if (now - c->keepalive_at >= PROTO_KEEPALIVE_MS) {
+                c->keepalive_at = now;
+                reply_info(c, PROTO_INFO_KEEPALIVE, "");
+        }
+        if (c->keepalive_at + PROTO_KEEPALIVE_MS < *next)
+                *next = c->keepalive_at + PROTO_KEEPALIVE_MS;
+}
+
+/* While a worker runs for a client, or its request is queued, the client hears from us (see
+ * PROTO_INFO_KEEPALIVE): its silence timeout is for a stuck pginad, not for a busy one. */
+void keepalives(struct manager *m, long long now, long long *next) {
+        for (struct worker *w = m->workers; w; w = w->next)
+                if (w->conn && w->kind == WORKER_REQUEST)
+                        keepalive_one(w->conn, now, next);
+        for (struct conn *c = m->queue; c; c = c->queue_next)
+                keepalive_one(c, now, next);
+        for (struct conn *c = m->conns; c; c = c->next)
+                if (c->waiting) {
+                        keepalive_one(c, now, next);
+                        if (c->wait_until && c->wait_until < *next)
+                                *next = c->wait_until;
+                }
+}
+
+/* ---- the request queue: requests that found every request worker busy wait here, in
+ * arrival order, and start as workers finish. Only past max_queued is "busy" answered. ---- */
+
+static void queue_push(struct manager *m, struct conn *c) {
+        c->queued = true;
+        c->queued_at = manager_now(m);
+        c->queue_next = NULL;
+        if (m->queue_tail)
+                m->queue_tail->queue_next = c;
+        else
+                m->queue = c;
+        m->queue_tail = c;
+        m->nqueued++;
+}
+
+void queue_remove(struct manager *m, struct conn *c) {
+        struct conn *prev = NULL;
+
+        if (!c->queued)
+                return;
+        for (struct conn *q = m->queue; q; prev = q, q = q->queue_next) {
+                if (q != c)
+                        continue;
+                if (prev)
+                        prev->queue_next = c->queue_next;
+                else
+                        m->queue = c->queue_next;
+                if (m->queue_tail == c)
+                        m->queue_tail = prev;
+                break;
+        }
+        c->queued = false;
+        c->queue_next = NULL;
+        m->nqueued--;
+}
+
+/* Root's reserve: non-root peers (NSS lookups, unlocks) never hold the last eighth of the
+ * request workers or of the queue, so a logon (login, sshd, sudo ask as root) always finds one. */
+static bool request_worker_may_start(const struct manager *m, const struct conn *c) {
+        size_t all = 0, nonroot = 0;
+
+        for (const struct worker *w = m->workers; w; w = w->next)
+                if (w->kind == WORKER_REQUEST) {
+                        all++;
+                        nonroot += w->peer_uid != 0;
+                }
+        if (all >= m->conf->max_workers)
+                return false;
+        return c->peer.uid == 0 || nonroot < m->conf->max_workers - m->conf->max_workers / 8;
+}
+
+static bool queue_full_for(const struct manager *m, const struct conn *c) {
+        size_t nonroot = 0;
+
+        if (m->nqueued >= m->conf->max_queued)
+                return true;
+        if (c->peer.uid == 0)
+                return false;
+        for (const struct conn *q = m->queue; q; q = q->queue_next)
+                nonroot += q->peer.uid != 0;
+        return nonroot >= m->conf->max_queued - m->conf->max_queued / 8;
+}
+
+/* The oldest queued request that may start now (a non-root one may wait while root's start). */
+static struct conn *queue_first_startable(const struct manager *m) {
+        for (struct conn *q = m->queue; q; q = q->queue_next)
+                if (request_worker_may_start(m, q))
+                        return q;
+        return NULL;
+}
+
+static void request_worker_start(struct manager *m, struct conn *c) {
+        struct worker_spec spec = {.kind = WORKER_REQUEST, .req = &c->req};
+        struct worker *w;
+
+        w = worker_start(m, &spec, c->req.user);
+        if (!w) {
+                reply_simple(c, PROTO_UNAVAILABLE, "pginad could not start a worker");
+                request_free(&c->req);
+                return;
+        }
+        w->conn = c;
+        w->peer_uid = c->peer.uid;
+        w->req = c->req; /* the worker owns the request now */
+        memset(&c->req, 0, sizeof c->req);
+}
+
+void handle_request_in_worker(struct manager *m, struct conn *c) {
+        c->keepalive_at = manager_now(m);
+        /* A worker that finished this round belongs to the oldest queued request (queue_run, at
+         * the top of the next round), not to one that arrived after it. */
+        if (!queue_first_startable(m) && request_worker_may_start(m, c)) {
+                request_worker_start(m, c);
+                return;
+        }
+        if (m->stopping) {
+                reply_simple(c, PROTO_SHUTTING_DOWN, "The system is shutting down");
+                request_free(&c->req);
+                return;
+        }
+        if (queue_full_for(m, c)) {
+                log_warning("%u request workers busy and %zu requests queued (max_queued): refusing "
+                            "the request of uid %u for '%s'",
+                            m->conf->max_workers, m->nqueued, (unsigned)c->peer.uid, c->req.user);
+                reply_simple(c, PROTO_UNAVAILABLE, "pginad is busy; try again");
+                request_free(&c->req);
+                return;
+        }
+        queue_push(m, c);
+        log_debug("request of uid %u for '%s' queued (%zu waiting for a worker)", (unsigned)c->peer.uid,
+                  c->req.user, m->nqueued);
+}
+
+/* Start queued requests on free workers, oldest first. request_timeout bounds the chain from the
+ * moment its worker starts, so a plugin is never blamed (killed, shown as failed) for time spent
+ * in the queue; the wait itself is bounded by request_timeout too: a request not started by then
+ * is answered "busy", so a client waits at most twice request_timeout in all. */
+void queue_run(struct manager *m) {
+        long long now = manager_now(m);
+        struct conn *c;
+
+        while ((c = queue_first_startable(m))) {
+                queue_remove(m, c);
+                log_debug("request of uid %u for '%s' starts after %lld ms in the queue",
+                          (unsigned)c->peer.uid, c->req.user, now - c->queued_at);
+                request_worker_start(m, c);
+        }
+        while ((c = m->queue) && now - c->queued_at >= 1000LL * m->conf->request_timeout) {
+                queue_remove(m, c);
+                log_warning("request of uid %u for '%s' found no free worker within request_timeout "
+                            "(%u s); answering busy",
+                            (unsigned)c->peer.uid, c->req.user, m->conf->request_timeout);
+                reply_simple(c, PROTO_UNAVAILABLE, "pginad is busy; try again");
+                request_free(&c->req);
+        }
+}
+
+/* The queue's deadline: its oldest request is answered "busy" after request_timeout. */
+void queue_deadline(const struct manager *m, long long *next) {
+        if (m->queue)
+                deadline_min(next, m->queue->queued_at + 1000LL * m->conf->request_timeout);
+}
+
+/* SIGTERM: no queued request will start now. */
+void queue_shutdown(struct manager *m) {
+        struct conn *c;
+
+        if (m->nqueued > 0)
+                log_info("Stopping: answering %zu queued request(s) \"shutting down\"", m->nqueued);
+        while ((c = m->queue)) {
+                queue_remove(m, c);
+                reply_simple(c, PROTO_SHUTTING_DOWN, "The system is shutting down");
+                request_free(&c->req);
+        }
+}
+
+bool user_has_job(struct manager *m, const char *user) {
+        /* user@domain (a logon by userPrincipalName): its account is known only after the chain
+         * ran, gateway included, so any pending logoff job may be its own */
+        if (strchr(user, '@'))
+                return m->jobs.head != NULL;
+        return jobs_find_user(&m->jobs, user) != NULL;
+}
+
+void park(struct manager *m, struct conn *c) {
+        char text[256];
+
+        c->parked = true;
+        c->parked_ping = manager_now(m);
+        snprintf(text, sizeof text,
+                 "Please wait: the logoff of %s on this machine is still being completed...", c->req.user);
+        reply_info(c, PROTO_INFO_TEXT, text);
+        log_info("%s: logon waits for the pending logoff job", c->req.user);
+}
+
+/* ---- jobs and parked requests ---- */
+
+void jobs_start(struct manager *m) {
+        for (struct job *j = m->jobs.head; j && m->jobs.running < JOBS_PARALLEL_MAX; j = j->next) {
+                struct worker_spec spec = {.kind = WORKER_JOB, .record = j->record};
+                struct worker *w;
+
+                if (j->state != JOB_QUEUED)
+                        continue;
+                if (j->session_close)
+                        spec.events[spec.nevents++] = PGINA_EVENT_SESSION_CLOSE;
+                spec.events[spec.nevents++] = PGINA_EVENT_LOGOFF;
+                w = worker_start(m, &spec, j->user);
+                if (!w)
+                        return;
+                w->job = j;
+                j->state = JOB_RUNNING;
+                log_info("logoff job of %s started", j->user);
+        }
+}
+
+void jobs_count_running(struct manager *m) {
+        m->jobs.running = 0;
+        for (struct job *j = m->jobs.head; j; j = j->next)
+                if (j->state == JOB_RUNNING)
+                        m->jobs.running++;
+}
+
+void parked_resume(struct manager *m) {
+        long long now = manager_now(m);
+
+        for (struct conn *c = m->conns; c; c = c->next)
+                if (c->parked && user_has_job(m, c->req.user) && now - c->parked_ping >= PARKED_PING_MS) {
+                        c->parked_ping = now;
+                        reply_info(c, PROTO_INFO_PROGRESS, "Still waiting for the logoff to finish...");
+                }
+        for (struct conn *c = m->conns; c; c = c->next)
+                if (c->parked && !user_has_job(m, c->req.user)) {
+                        c->parked = false;
+                        log_info("%s: logoff finished, logon continues", c->req.user);
+                        dispatch(m, c);
+                }
+}
+
+void logins_expire(struct manager *m) {
+        long long now = manager_now(m);
+
+        for (struct pending_login **p = &m->logins; *p;) {
+                struct pending_login *pl = *p;
+                if (pl->expires > now) {
+                        p = &pl->next;
+                        continue;
+                }
+                *p = pl->next;
+                user_free(pl->record);
+                secret_free(pl->password);
+                free(pl);
+        }
+}
