@@ -62,6 +62,25 @@ size_t jobs_count(const struct jobs *j) {
         return n;
 }
 
+const char *jobs_users(const struct jobs *j, char *buf, size_t size) {
+        size_t len;
+
+        buf[0] = 0;
+        if (!j->head || size < 16)
+                return buf;
+        len = (size_t)snprintf(buf, size, " (");
+        for (const struct job *job = j->head; job; job = job->next) {
+                const char *sep = job == j->head ? "" : ", ";
+                if (len + strlen(sep) + strlen(job->user) + sizeof ", …)" > size) {
+                        len += (size_t)snprintf(buf + len, size - len, "%s…", sep);
+                        break;
+                }
+                len += (size_t)snprintf(buf + len, size - len, "%s%s", sep, job->user);
+        }
+        snprintf(buf + len, size - len, ")");
+        return buf;
+}
+
 #if HAVE_LIBSYSTEMD
 static int inhibit_take(void) {
         sd_bus *bus = NULL;

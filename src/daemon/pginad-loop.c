@@ -40,8 +40,10 @@ static void handle_signals(struct manager *m) {
                         if (!m->stopping) {
                                 m->stopping = true;
                                 m->stop_deadline = manager_now(m) + 1000LL * m->conf->shutdown_timeout;
-                                log_info("Stopping: %zu logoff job(s) pending, waiting up to %u s",
-                                         jobs_count(&m->jobs), m->conf->shutdown_timeout);
+                                char who[256];
+                                log_info("Stopping: %zu logoff job(s) pending%s, waiting up to %u s",
+                                         jobs_count(&m->jobs), jobs_users(&m->jobs, who, sizeof who),
+                                         m->conf->shutdown_timeout);
                                 queue_shutdown(m);
                         }
                         break;

@@ -102,6 +102,8 @@ struct job *jobs_add(struct jobs *j, struct pgina_user *record, bool session_clo
 struct job *jobs_find_user(struct jobs *j, const char *user);
 void jobs_remove(struct jobs *j, struct job *job);
 size_t jobs_count(const struct jobs *j);
+/* " (alice, bob)": the users of the pending jobs for a log line ("" when none; cut with "…"). */
+const char *jobs_users(const struct jobs *j, char *buf, size_t size);
 void jobs_inhibit_update(struct jobs *j);
 
 /* ---- workers (pginad-worker.c) ---- */

@@ -40,7 +40,7 @@ store_member() {
                 tar --warning=no-unknown-keyword --zstd -xOf "$M$STORE/alice.tar.zst" "./$1"
 }
 store_version() { sed -n 's/^version *= *//p' "$M$STORE/alice.tar.zst.meta" 2>/dev/null; }
-STOPPING="Stopping: 1 logoff job(s) pending, waiting up to 60 s"
+STOPPING="Stopping: 1 logoff job(s) pending (alice), waiting up to 60 s"
 # after FILE A B: FILE has a line with B after its first line with A
 after() {
         local a

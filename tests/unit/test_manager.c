@@ -312,6 +312,23 @@ static void test_peer_holds_at_most_two_requests(void **state) {
         m.queue = NULL;
 }
 
+/* The SIGTERM line names the users whose logoff work it waits for, cut to its buffer. */
+static void test_jobs_users_names_pending_jobs(void **state) {
+        struct job a = {.user = (char *)"alice"}, b = {.user = (char *)"bob"};
+        struct jobs j = {.head = NULL};
+        char buf[64], small[16];
+
+        (void)state;
+        assert_string_equal("", jobs_users(&j, buf, sizeof buf));
+        j.head = &a;
+        assert_string_equal(" (alice)", jobs_users(&j, buf, sizeof buf));
+        a.next = &b;
+        assert_string_equal(" (alice, bob)", jobs_users(&j, buf, sizeof buf));
+        assert_string_equal(" (alice, …)", jobs_users(&j, small, sizeof small));
+        b.user = (char *)"a-very-long-user-name";
+        assert_string_equal(" (…)", jobs_users(&(struct jobs){.head = &b}, small, sizeof small));
+}
+
 #define TEST(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void) {
@@ -328,6 +345,7 @@ int main(void) {
                 TEST(test_peer_success_resets),
                 TEST(test_root_is_never_slowed),
                 TEST(test_peer_holds_at_most_two_requests),
+                cmocka_unit_test(test_jobs_users_names_pending_jobs),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
