@@ -87,12 +87,13 @@ static const struct pgina_option ldap_plugin_options[] = {
 
 static void conn_donep(struct pgldap_conn *c) { pgldap_conn_done(c); }
 
-/* The user this worker authenticated from the logon cache in this request ("" none). */
-static char cached_logon[PGINA_NAME_MAX];
+/* The user this request authenticated from the logon cache (request data, unset: none). */
+#define CACHED_LOGON_DATA "cached_logon"
 
 static bool cached_logon_of(struct pgina_ctx *ctx, const char *name) {
-        return cached_logon[0] && streq(cached_logon, name) &&
-               pgina_ctx_authenticated_by(ctx, PLUGIN_NAME);
+        const char *cached = pgina_ctx_get_data(ctx, CACHED_LOGON_DATA);
+
+        return cached && streq(cached, name) && pgina_ctx_authenticated_by(ctx, PLUGIN_NAME);
 }
 
 /* ---- rules ----------------------------------------------------------------------------------- */
@@ -279,7 +280,7 @@ static int authenticate_cached(struct pgina_ctx *ctx, struct pgina_user *u, cons
                                int err) {
         _cleanup_(pgldap_cache_entry_done) struct pgldap_cache_entry e = {.uid = -1, .gid = -1};
         const char *name = pgina_user_name(u);
-        char when[64];
+        char when[64], *cached;
         struct tm tm;
         time_t t;
         int r;
@@ -318,7 +319,14 @@ static int authenticate_cached(struct pgina_ctx *ctx, struct pgina_user *u, cons
                 pgina_ctx_message(ctx, "Failed to fill the record of %s from the cached logon", name);
                 return r;
         }
-        snprintf(cached_logon, sizeof cached_logon, "%s", name);
+        cached = strdup(name);
+        if (!cached)
+                return -ENOMEM;
+        r = pgina_ctx_set_data(ctx, CACHED_LOGON_DATA, cached, free);
+        if (r < 0) {
+                free(cached);
+                return r;
+        }
         pgina_log(ctx, LOG_WARNING, "Authenticated %s offline from the logon cached at %s (cached "
                   "logon): no LDAP server answered", name, when);
         pgina_ctx_message(ctx, "Offline logon with cached credentials: " SERVER_DOWN);
