@@ -12,7 +12,7 @@
 #include "ldap-dir.h"
 #include "ldap-escape.h"
 #include "ldap-rules.h"
-#include "util.h"
+#include <pgina/util.h>
 
 static bool valid_attr_name(const char *a) {
         if (!a || !*a)

@@ -11,7 +11,7 @@
 #include "ldap-escape.h"
 #include "ldap-group.h"
 #include "ldap-search.h"
-#include "util.h"
+#include <pgina/util.h>
 
 #define ATTRS_SUB "attributes"
 

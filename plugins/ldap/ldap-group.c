@@ -10,7 +10,7 @@
 
 #include "ldap-escape.h"
 #include "ldap-search.h"
-#include "util.h"
+#include <pgina/util.h>
 
 static void msgfreep(LDAPMessage **m) {
         if (*m)

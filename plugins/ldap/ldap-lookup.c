@@ -11,7 +11,7 @@
 #include "ldap-dir.h"
 #include "ldap-escape.h"
 #include "ldap-group.h"
-#include "util.h"
+#include <pgina/util.h>
 
 #define NAME_ATTR_MAX 64
 

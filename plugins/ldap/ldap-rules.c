@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
+#include <pgina/util.h>
 
 int pgldap_authz_rule_parse(const char *w, struct authz_rule *r) {
         if (!strncmp(w, "allow:", 6)) {

@@ -10,7 +10,7 @@
 #include <syslog.h>
 
 #include "ldap-escape.h"
-#include "util.h"
+#include <pgina/util.h>
 
 bool pgldap_schema_ad(struct pgina_ctx *ctx) { return streq_ptr(pgina_conf_get(ctx, "schema"), "ad"); }
 

@@ -25,7 +25,7 @@
 #include "ldap-lookup.h"
 #include "ldap-passwd.h"
 #include "ldap-rules.h"
-#include "util.h"
+#include <pgina/util.h>
 
 #define PLUGIN_NAME "ldap"
 #define AUTH_FAILED "Authentication failed"

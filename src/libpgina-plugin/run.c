@@ -1,6 +1,6 @@
-/* LocalMachine: runs a root tool through spawn_start (src/common/spawn-program.c): its stdin
+/* libpgina-plugin: runs a root tool through spawn_start (spawn.c): its stdin
  * fed, the first line of its stderr kept, a time limit. */
-#include "lm-spawn.h"
+#include <pgina/run.h>
 
 #include <fcntl.h>
 #include <limits.h>
@@ -8,8 +8,8 @@
 #include <signal.h>
 #include <time.h>
 
-#include "spawn-program.h"
-#include "util.h"
+#include <pgina/spawn.h>
+#include <pgina/util.h>
 
 static const char *const tool_dirs[] = {"/usr/sbin", "/sbin", "/usr/bin"};
 
@@ -121,12 +121,12 @@ static int spawn_tool(const char *path, const char *const argv[], const char *ex
         return spawn_start(&s, pid);
 }
 
-int lm_run(const char *const argv[], const char *input, size_t input_len, struct lm_run_result *res) {
-        return lm_run_env(argv, NULL, input, input_len, res);
+int pgina_run_tool(const char *const argv[], const char *input, size_t input_len, struct pgina_run_result *res) {
+        return pgina_run_tool_env(argv, NULL, input, input_len, res);
 }
 
-int lm_run_env(const char *const argv[], const char *extra_env, const char *input, size_t input_len,
-               struct lm_run_result *res) {
+int pgina_run_tool_env(const char *const argv[], const char *extra_env, const char *input, size_t input_len,
+               struct pgina_run_result *res) {
         char path[PATH_MAX];
         int in[2] = {-1, -1}, errp[2] = {-1, -1};
         struct sigaction old_chld, dfl = {.sa_handler = SIG_DFL};
@@ -162,7 +162,7 @@ int lm_run_env(const char *const argv[], const char *extra_env, const char *inpu
         if (r < 0)
                 goto restore;
 
-        deadline = now_ms() + LM_RUN_TIMEOUT_MS;
+        deadline = now_ms() + PGINA_RUN_TIMEOUT_MS;
         if (input) {
                 (void)write_input(in[1], input, input_len); /* a tool that stops reading says why */
                 close(in[1]);
