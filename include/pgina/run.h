@@ -14,6 +14,7 @@
 
 struct pgina_run_result {
         int status; /* exit status, or 128 + signal number */
+        int wstatus; /* waitpid's status (WIFEXITED, WTERMSIG…) */
         char err[256]; /* first line of the tool's stderr, "" when none */
 };
 

@@ -147,7 +147,7 @@ int pgina_run(const struct pgina_run *run, struct pgina_run_result *res) {
         pid_t pid;
         int r, rr, st;
 
-        res->status = -1;
+        res->status = res->wstatus = -1;
         res->err[0] = '\0';
         r = program_path(run->argv ? run->argv[0] : NULL, path, sizeof path);
         if (r < 0)
@@ -183,8 +183,10 @@ int pgina_run(const struct pgina_run *run, struct pgina_run_result *res) {
         }
         r = collect_stderr(errp[0], deadline, res->err, sizeof res->err);
         rr = spawn_wait(pid, r == -ETIMEDOUT ? 0 : deadline, &st);
-        if (rr == 0)
+        if (rr == 0) {
                 res->status = spawn_exit_code(st);
+                res->wstatus = st;
+        }
         if (r >= 0)
                 r = rr;
 restore:
