@@ -5,8 +5,10 @@
  * dlopen()s it with RTLD_NOW|RTLD_LOCAL inside a forked worker, refuses it when the file is not
  * owned by root or is writable by group/others, and refuses it when `abi_version` differs from
  * PGINA_PLUGIN_ABI_VERSION. Everything else the plugin needs from pginad it calls through the
- * pgina_* functions declared below; they are exported by pginad and pginactl, so a plugin never
- * links against a library of ours.
+ * pgina_* functions declared below; they are exported by pginad and pginactl, so a plugin needs no
+ * library of ours at run time. The support library (libpgina-plugin: <pgina/util.h>, secret.h,
+ * spawn.h, run.h, account.h; `pkg-config --cflags --libs pgina-plugin`) is static: it is linked
+ * into the plugin, whose version script or -fvisibility=hidden keeps it private.
  *
  * Stage semantics (pGina's PluginDriver, kept):
  *   authentication  every plugin in [order] authentication runs, in order; each sees whether an
