@@ -84,11 +84,12 @@ static void test_tool_names_are_bare(void **state) {
 }
 
 int main(void) {
-        const struct CMUnitTest tests[] = {
+        /* one group: each test starts its own programs and waits for them */
+        static const struct CMUnitTest run_tests[] = {
                 cmocka_unit_test(test_input_to_stdout_and_first_stderr_line),
                 cmocka_unit_test(test_stdin_descriptor_and_kept_descriptor),
-                cmocka_unit_test(test_timeout_kills_it),
-                cmocka_unit_test(test_tool_names_are_bare),
+                cmocka_unit_test(test_timeout_kills_it), cmocka_unit_test(test_tool_names_are_bare),
         };
-        return cmocka_run_group_tests_name("plugin_run", tests, NULL, NULL);
+
+        return cmocka_run_group_tests_name("plugin_run", run_tests, NULL, NULL);
 }
