@@ -5,8 +5,10 @@
  * dlopen()s it with RTLD_NOW|RTLD_LOCAL inside a forked worker, refuses it when the file is not
  * owned by root or is writable by group/others, and refuses it when `abi_version` differs from
  * PGINA_PLUGIN_ABI_VERSION. Everything else the plugin needs from pginad it calls through the
- * pgina_* functions declared below; they are exported by pginad and pginactl, so a plugin never
- * links against a library of ours.
+ * pgina_* functions declared below; they are exported by pginad and pginactl, so a plugin needs no
+ * library of ours at run time. The support library (libpgina-plugin: <pgina/util.h>, secret.h,
+ * spawn.h, run.h, account.h; `pkg-config --cflags --libs pgina-plugin`) is static: it is linked
+ * into the plugin, whose version script or -fvisibility=hidden keeps it private.
  *
  * Stage semantics (pGina's PluginDriver, kept):
  *   authentication  every plugin in [order] authentication runs, in order; each sees whether an
@@ -37,7 +39,7 @@ extern "C" {
 #endif
 
 /* Bumped on any incompatible change of this header. */
-#define PGINA_PLUGIN_ABI_VERSION 5u
+#define PGINA_PLUGIN_ABI_VERSION 6u
 
 enum pgina_stage {
         PGINA_STAGE_AUTHENTICATION = 1u << 0,
@@ -207,6 +209,16 @@ bool pgina_ctx_authenticated_by(const struct pgina_ctx *ctx, const char *name);
  * through a password change: PAM's account stage answers PAM_NEW_AUTHTOK_REQD, and the change
  * that follows (PAM_CHANGE_EXPIRED_AUTHTOK) comes with the old password. ABI 5. */
 void pgina_ctx_password_expired(struct pgina_ctx *ctx);
+
+/* Per-request data, like pam_set_data/pam_get_data: what one call of this plugin leaves for its
+ * later calls in the same request (an authenticate for the authorize after it), instead of a
+ * static. Names are this plugin's own (other plugins' entries are not visible). Setting a name
+ * again calls the cleanup of the old pointer first; data NULL removes the entry. Every cleanup runs
+ * at the end of the request. -ENOMEM; -EOPNOTSUPP where the call belongs to no request (config
+ * check). ABI 6. */
+int pgina_ctx_set_data(struct pgina_ctx *ctx, const char *name, void *data,
+                       void (*cleanup)(void *data));
+void *pgina_ctx_get_data(const struct pgina_ctx *ctx, const char *name); /* NULL when unset */
 
 /* This plugin's configuration (declared defaults apply). */
 const char *pgina_conf_get(const struct pgina_ctx *ctx, const char *key);

@@ -27,7 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "util.h"
+#include <pgina/util.h>
 
 #define CACHE_DIR "cache"
 #define CACHE_SUFFIX ".entry"

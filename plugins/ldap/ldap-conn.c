@@ -10,8 +10,8 @@
 #include <syslog.h>
 #include <time.h>
 
-#include "secret.h"
-#include "util.h"
+#include <pgina/secret.h>
+#include <pgina/util.h>
 
 #define DOWN_FILE "servers-down"
 #define DOWN_MAX 64

@@ -1,4 +1,4 @@
-/* Directory lookups of the ldap plugin (see ldap-dir.h). */
+/* The users of the directory: their DN and their entry into the record (see ldap-dir.h). */
 #include "ldap-dir.h"
 
 #include <ctype.h>
@@ -10,7 +10,8 @@
 
 #include "ldap-escape.h"
 #include "ldap-group.h"
-#include "util.h"
+#include "ldap-search.h"
+#include <pgina/util.h>
 
 #define ATTRS_SUB "attributes"
 
@@ -20,95 +21,7 @@ static void msgfreep(LDAPMessage **m) {
 }
 #define _cleanup_msg_ _cleanup_(msgfreep)
 
-bool pgldap_search_mode(struct pgina_ctx *ctx) {
-        const char *f = pgina_conf_get(ctx, "search_filter");
-        return f && *f;
-}
-
-char *pgldap_pattern_parent(struct pgina_ctx *ctx, const char *key) {
-        const char *p = pgina_conf_get(ctx, key);
-
-        if (!p)
-                return NULL;
-        for (const char *s = p; *s; s++) {
-                if (*s == '\\' && s[1]) {
-                        s++;
-                        continue;
-                }
-                if (*s == ',')
-                        return s[1] && !strchr(s + 1, '%') ? strdup(s + 1) : NULL;
-        }
-        return NULL;
-}
-
-void pgldap_name_attribute(struct pgina_ctx *ctx, char *out, size_t len) {
-        const char *p = pgina_conf_get(ctx, pgldap_search_mode(ctx) ? "search_filter" : "dn_pattern");
-        const char *at = p ? strstr(p, "=%u") : NULL, *start;
-
-        snprintf(out, len, "uid");
-        if (!at)
-                return;
-        start = at;
-        while (start > p && (isalnum((unsigned char)start[-1]) || start[-1] == '-'))
-                start--;
-        if (start < at && (size_t)(at - start) < len && isalpha((unsigned char)*start))
-                snprintf(out, len, "%.*s", (int)(at - start), start);
-}
-
-char **pgldap_bases(struct pgina_ctx *ctx, const char *contexts_key, const char *pattern_key) {
-        const char *contexts = pgina_conf_get(ctx, contexts_key);
-        size_t n = pgldap_words(contexts);
-        char **v = calloc(n + 2, sizeof *v);
-
-        if (!v)
-                return NULL;
-        for (size_t i = 0; i < n; i++)
-                if (!(v[i] = pgldap_word(contexts, i))) {
-                        pgldap_bases_free(v);
-                        return NULL;
-                }
-        /* no contexts: the parent of the pattern, if it has one (NULL otherwise: an empty list) */
-        if (n == 0)
-                v[0] = pgldap_pattern_parent(ctx, pattern_key);
-        return v;
-}
-
-void pgldap_bases_free(char **v) {
-        for (size_t i = 0; v && v[i]; i++)
-                free(v[i]);
-        free(v);
-}
-
 /* ---- the user's DN --------------------------------------------------------------------------- */
-
-int pgldap_search_one(struct pgina_ctx *ctx, struct pgldap_conn *c, const char *base,
-                      const char *filter, char **attrs, const char *key, LDAPMessage **res,
-                      LDAPMessage **entry) {
-        int rc, n;
-
-        *res = NULL;
-        rc = ldap_search_ext_s(c->ld, base, LDAP_SCOPE_SUBTREE, filter, attrs, 0, NULL, NULL, NULL,
-                               2, res);
-        if (rc == LDAP_NO_SUCH_OBJECT) {
-                pgina_log(ctx, LOG_WARNING, "%s: %s does not exist on %s", key, base, c->uri);
-                return 0;
-        }
-        if (rc != LDAP_SUCCESS && rc != LDAP_SIZELIMIT_EXCEEDED) {
-                pgina_log(ctx, LOG_ERR, "Search for %s under %s on %s failed: %s", filter, base,
-                          c->uri, ldap_err2string(rc));
-                return pgldap_error(ctx, c, rc);
-        }
-        n = ldap_count_entries(c->ld, *res);
-        if (n == 0)
-                return 0;
-        if (n > 1 || rc == LDAP_SIZELIMIT_EXCEEDED) {
-                pgina_log(ctx, LOG_WARNING, "Search for %s under %s on %s found several entries",
-                          filter, base, c->uri);
-                return -ENOTUNIQ;
-        }
-        *entry = ldap_first_entry(c->ld, *res);
-        return *entry ? 1 : 0;
-}
 
 static int search_dn_in(struct pgina_ctx *ctx, struct pgldap_conn *c, const char *base,
                         const char *filter, char **ret) {
@@ -224,7 +137,6 @@ static const struct {
         {"LoginScript", "scriptPath"},
 };
 
-bool pgldap_schema_ad(struct pgina_ctx *ctx) { return streq_ptr(pgina_conf_get(ctx, "schema"), "ad"); }
 
 /* A binary objectSid (MS-DTYP 2.4.2.2: revision, sub-authority count, 6-byte authority, 32-bit
  * little-endian sub-authorities): its RID (the last sub-authority) and the bytes before it
@@ -425,64 +337,4 @@ int pgldap_read_user(struct pgina_ctx *ctx, struct pgldap_conn *c, const char *d
                         return r;
         }
         return 0;
-}
-
-/* ---- groups ---------------------------------------------------------------------------------- */
-
-int pgldap_group_dn(struct pgina_ctx *ctx, const char *group, char **ret) {
-        const char *pattern = pgina_conf_get(ctx, "group_dn_pattern");
-
-        if (strchr(group, '=')) {
-                *ret = strdup(group);
-                return *ret ? 0 : -ENOMEM;
-        }
-        if (!pattern || !*pattern)
-                return -EINVAL;
-        return pgldap_expand(pattern, 'g', group, PGLDAP_ESCAPE_DN, ret);
-}
-
-/* Does the entry base match filter? 1, 0, -errno; a missing entry is 0, logged. */
-static int base_matches(struct pgina_ctx *ctx, struct pgldap_conn *c, const char *base,
-                        const char *filter) {
-        char *attrs[] = {(char *)LDAP_NO_ATTRS, NULL};
-        _cleanup_msg_ LDAPMessage *res = NULL;
-        int rc;
-
-        rc = ldap_search_ext_s(c->ld, base, LDAP_SCOPE_BASE, filter, attrs, 0, NULL, NULL, NULL, 1,
-                               &res);
-        if (rc == LDAP_NO_SUCH_OBJECT) {
-                pgina_log(ctx, LOG_WARNING, "%s does not exist on %s (a group of the rules?)", base,
-                          c->uri);
-                return 0;
-        }
-        if (rc != LDAP_SUCCESS) {
-                pgina_log(ctx, LOG_ERR, "Search %s in %s on %s failed: %s", filter, base, c->uri,
-                          ldap_err2string(rc));
-                return pgldap_error(ctx, c, rc);
-        }
-        return ldap_count_entries(c->ld, res) > 0;
-}
-
-int pgldap_is_member(struct pgina_ctx *ctx, struct pgldap_conn *c, const char *user,
-                     const char *user_dn, const char *group_dn) {
-        const char *attr = pgina_conf_get(ctx, "group_attribute");
-        bool by_dn = !strcasecmp(attr, "member") || !strcasecmp(attr, "uniqueMember");
-        bool member_of = !strcasecmp(attr, "memberOf");
-        _cleanup_free_ char *value = NULL, *filter = NULL;
-        int r;
-
-        if ((by_dn || member_of) && !user_dn)
-                return 0; /* not in the directory: a member of nothing */
-        value = pgldap_escape_dup(PGLDAP_ESCAPE_FILTER, member_of ? group_dn : by_dn ? user_dn : user);
-        /* AD: memberOf lists direct groups only; the in-chain rule follows nested ones */
-        if (!value || asprintf(&filter, "(%s%s=%s)", attr,
-                               member_of && pgldap_schema_ad(ctx) ? ":1.2.840.113556.1.4.1941:" : "", value) < 0) {
-                filter = NULL;
-                return -ENOMEM;
-        }
-        r = base_matches(ctx, c, member_of ? user_dn : group_dn, filter);
-        if (r >= 0)
-                pgina_log(ctx, LOG_DEBUG, "%s is %sa member of %s (%s)", user, r ? "" : "not ",
-                          group_dn, attr);
-        return r;
 }

@@ -8,9 +8,9 @@
 #include <strings.h>
 #include <syslog.h>
 
-#include "ldap-dir.h"
 #include "ldap-escape.h"
-#include "util.h"
+#include "ldap-search.h"
+#include <pgina/util.h>
 
 static void msgfreep(LDAPMessage **m) {
         if (*m)
@@ -185,4 +185,64 @@ int pgldap_find_group(struct pgina_ctx *ctx, struct pgldap_conn *c, const char *
         }
         pgldap_bases_free(bases);
         return 0;
+}
+
+/* ---- membership ---------------------------------------------------------------------------------- */
+
+int pgldap_group_dn(struct pgina_ctx *ctx, const char *group, char **ret) {
+        const char *pattern = pgina_conf_get(ctx, "group_dn_pattern");
+
+        if (strchr(group, '=')) {
+                *ret = strdup(group);
+                return *ret ? 0 : -ENOMEM;
+        }
+        if (!pattern || !*pattern)
+                return -EINVAL;
+        return pgldap_expand(pattern, 'g', group, PGLDAP_ESCAPE_DN, ret);
+}
+
+/* Does the entry base match filter? 1, 0, -errno; a missing entry is 0, logged. */
+static int base_matches(struct pgina_ctx *ctx, struct pgldap_conn *c, const char *base,
+                        const char *filter) {
+        char *attrs[] = {(char *)LDAP_NO_ATTRS, NULL};
+        _cleanup_msg_ LDAPMessage *res = NULL;
+        int rc;
+
+        rc = ldap_search_ext_s(c->ld, base, LDAP_SCOPE_BASE, filter, attrs, 0, NULL, NULL, NULL, 1,
+                               &res);
+        if (rc == LDAP_NO_SUCH_OBJECT) {
+                pgina_log(ctx, LOG_WARNING, "%s does not exist on %s (a group of the rules?)", base,
+                          c->uri);
+                return 0;
+        }
+        if (rc != LDAP_SUCCESS) {
+                pgina_log(ctx, LOG_ERR, "Search %s in %s on %s failed: %s", filter, base, c->uri,
+                          ldap_err2string(rc));
+                return pgldap_error(ctx, c, rc);
+        }
+        return ldap_count_entries(c->ld, res) > 0;
+}
+
+int pgldap_is_member(struct pgina_ctx *ctx, struct pgldap_conn *c, const char *user,
+                     const char *user_dn, const char *group_dn) {
+        const char *attr = pgina_conf_get(ctx, "group_attribute");
+        bool by_dn = !strcasecmp(attr, "member") || !strcasecmp(attr, "uniqueMember");
+        bool member_of = !strcasecmp(attr, "memberOf");
+        _cleanup_free_ char *value = NULL, *filter = NULL;
+        int r;
+
+        if ((by_dn || member_of) && !user_dn)
+                return 0; /* not in the directory: a member of nothing */
+        value = pgldap_escape_dup(PGLDAP_ESCAPE_FILTER, member_of ? group_dn : by_dn ? user_dn : user);
+        /* AD: memberOf lists direct groups only; the in-chain rule follows nested ones */
+        if (!value || asprintf(&filter, "(%s%s=%s)", attr,
+                               member_of && pgldap_schema_ad(ctx) ? ":1.2.840.113556.1.4.1941:" : "", value) < 0) {
+                filter = NULL;
+                return -ENOMEM;
+        }
+        r = base_matches(ctx, c, member_of ? user_dn : group_dn, filter);
+        if (r >= 0)
+                pgina_log(ctx, LOG_DEBUG, "%s is %sa member of %s (%s)", user, r ? "" : "not ",
+                          group_dn, attr);
+        return r;
 }

@@ -11,7 +11,7 @@
 #include "ldap-dir.h"
 #include "ldap-escape.h"
 #include "ldap-group.h"
-#include "util.h"
+#include <pgina/util.h>
 
 #define NAME_ATTR_MAX 64
 
@@ -147,7 +147,7 @@ static int find_name_by_uid(struct pgina_ctx *ctx, struct pgldap_conn *c, int64_
         return 0;
 }
 
-int ldap_lookup(struct pgina_ctx *ctx, struct pgina_user *u) {
+int pgldap_lookup(struct pgina_ctx *ctx, struct pgina_user *u) {
         _cleanup_(conn_donep) struct pgldap_conn c = {0};
         _cleanup_free_ char *found = NULL;
         const char *name = pgina_user_name(u);
@@ -188,7 +188,7 @@ int ldap_lookup(struct pgina_ctx *ctx, struct pgina_user *u) {
         return 1;
 }
 
-int ldap_lookup_group(struct pgina_ctx *ctx, struct pgina_group *g) {
+int pgldap_lookup_group(struct pgina_ctx *ctx, struct pgina_group *g) {
         _cleanup_(conn_donep) struct pgldap_conn c = {0};
         _cleanup_(pgldap_group_done) struct pgldap_group found = {.gid = -1};
         const char *name = pgina_group_name(g);

@@ -11,8 +11,8 @@
  * [ldap] timeout. Fills uid/gid (uidNumber/gidNumber), home, shell, fullname.
  * 1 found, 0 not found (no entry, no uidNumber, several entries), -EHOSTUNREACH when no server
  * answered, other -errno when the directory could not tell. */
-int ldap_lookup(struct pgina_ctx *ctx, struct pgina_user *u);
+int pgldap_lookup(struct pgina_ctx *ctx, struct pgina_user *u);
 
 /* Group by name (pgina_group_name(g) not "") or gid: pgldap_find_group's one entry, with its
- * members. Binds like ldap_lookup. 1 found, 0 not, -EHOSTUNREACH no server answered, -errno. */
-int ldap_lookup_group(struct pgina_ctx *ctx, struct pgina_group *g);
+ * members. Binds like pgldap_lookup. 1 found, 0 not, -EHOSTUNREACH no server answered, -errno. */
+int pgldap_lookup_group(struct pgina_ctx *ctx, struct pgina_group *g);

@@ -12,8 +12,7 @@
 #include <string.h>
 #include <syslog.h>
 
-#include "log.h"
-#include "util.h"
+#include <pgina/util.h>
 
 /* AD (LDAP_CAP_ACTIVE_DIRECTORY_OID) and AD LDS (LDAP_CAP_ACTIVE_DIRECTORY_ADAM_OID). */
 #define CAP_AD "1.2.840.113556.1.4.800"

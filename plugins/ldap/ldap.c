@@ -17,12 +17,15 @@
 #include <unistd.h>
 
 #include "ldap-cache.h"
+#include "ldap-config.h"
 #include "ldap-conn.h"
 #include "ldap-dir.h"
 #include "ldap-escape.h"
+#include "ldap-group.h"
 #include "ldap-lookup.h"
 #include "ldap-passwd.h"
-#include "util.h"
+#include "ldap-rules.h"
+#include <pgina/util.h>
 
 #define PLUGIN_NAME "ldap"
 #define AUTH_FAILED "Authentication failed"
@@ -87,56 +90,13 @@ static const struct pgina_option ldap_plugin_options[] = {
 
 static void conn_donep(struct pgldap_conn *c) { pgldap_conn_done(c); }
 
-/* The user this worker authenticated from the logon cache in this request ("" none). */
-static char cached_logon[PGINA_NAME_MAX];
+/* The user this request authenticated from the logon cache (request data, unset: none). */
+#define CACHED_LOGON_DATA "cached_logon"
 
 static bool cached_logon_of(struct pgina_ctx *ctx, const char *name) {
-        return cached_logon[0] && streq(cached_logon, name) &&
-               pgina_ctx_authenticated_by(ctx, PLUGIN_NAME);
-}
+        const char *cached = pgina_ctx_get_data(ctx, CACHED_LOGON_DATA);
 
-/* ---- rules ----------------------------------------------------------------------------------- */
-
-struct authz_rule {
-        bool allow, negate;
-        const char *group;
-};
-
-static int authz_rule_parse(const char *w, struct authz_rule *r) {
-        if (!strncmp(w, "allow:", 6)) {
-                r->allow = true;
-                w += 6;
-        } else if (!strncmp(w, "deny:", 5)) {
-                r->allow = false;
-                w += 5;
-        } else
-                return -EINVAL;
-        r->negate = *w == '!';
-        if (r->negate)
-                w++;
-        r->group = w;
-        return *w ? 0 : -EINVAL;
-}
-
-/* "GROUP=localgroup", split at the last '='. *group is a new string. */
-static int gateway_rule_parse(const char *w, char **group, const char **local) {
-        const char *eq = strrchr(w, '='), *last_rdn;
-        char *g;
-
-        if (!eq || eq == w || !valid_user_name(eq + 1))
-                return -EINVAL;
-        g = strndup(w, (size_t)(eq - w));
-        if (!g)
-                return -ENOMEM;
-        /* a DN whose last RDN has no '=' lost its "=localgroup": cn=x,dc=example,dc=com */
-        last_rdn = strrchr(g, ',');
-        if (strchr(g, '=') && !strchr(last_rdn ? last_rdn : g, '=')) {
-                free(g);
-                return -EINVAL;
-        }
-        *group = g;
-        *local = eq + 1;
-        return 0;
+        return cached && streq(cached, name) && pgina_ctx_authenticated_by(ctx, PLUGIN_NAME);
 }
 
 /* ---- the membership session of authorization and gateway --------------------------------------- */
@@ -226,11 +186,11 @@ static void cache_groups(struct pgina_ctx *ctx, const char *name, struct pgldap_
                 if (!w)
                         return;
                 if (i < na) {
-                        if (authz_rule_parse(w, &rule) < 0)
+                        if (pgldap_authz_rule_parse(w, &rule) < 0)
                                 continue;
                         g = rule.group;
                 } else {
-                        if (gateway_rule_parse(w, &group, &local) < 0)
+                        if (pgldap_gateway_rule_parse(w, &group, &local) < 0)
                                 continue;
                         g = group;
                 }
@@ -279,7 +239,7 @@ static int authenticate_cached(struct pgina_ctx *ctx, struct pgina_user *u, cons
                                int err) {
         _cleanup_(pgldap_cache_entry_done) struct pgldap_cache_entry e = {.uid = -1, .gid = -1};
         const char *name = pgina_user_name(u);
-        char when[64];
+        char when[64], *cached;
         struct tm tm;
         time_t t;
         int r;
@@ -318,7 +278,14 @@ static int authenticate_cached(struct pgina_ctx *ctx, struct pgina_user *u, cons
                 pgina_ctx_message(ctx, "Failed to fill the record of %s from the cached logon", name);
                 return r;
         }
-        snprintf(cached_logon, sizeof cached_logon, "%s", name);
+        cached = strdup(name);
+        if (!cached)
+                return -ENOMEM;
+        r = pgina_ctx_set_data(ctx, CACHED_LOGON_DATA, cached, free);
+        if (r < 0) {
+                free(cached);
+                return r;
+        }
         pgina_log(ctx, LOG_WARNING, "Authenticated %s offline from the logon cached at %s (cached "
                   "logon): no LDAP server answered", name, when);
         pgina_ctx_message(ctx, "Offline logon with cached credentials: " SERVER_DOWN);
@@ -542,7 +509,7 @@ static int ldap_plugin_authorize(struct pgina_ctx *ctx, struct pgina_user *u) {
 
                 if (!w)
                         return -ENOMEM;
-                if (authz_rule_parse(w, &rule) < 0)
+                if (pgldap_authz_rule_parse(w, &rule) < 0)
                         return -EINVAL; /* check_config refuses it */
                 r = member_of(ctx, &l, cached, name, rule.group);
                 if (r == -EHOSTDOWN && !cached) {
@@ -602,7 +569,7 @@ static int ldap_plugin_gateway(struct pgina_ctx *ctx, struct pgina_user *u) {
 
                 if (!w)
                         return -ENOMEM;
-                if (gateway_rule_parse(w, &group, &local) < 0)
+                if (pgldap_gateway_rule_parse(w, &group, &local) < 0)
                         return -EINVAL;
                 r = member_of(ctx, &l, cached, name, group);
                 if (r < 0) {
@@ -755,228 +722,6 @@ static int ldap_plugin_change_password(struct pgina_ctx *ctx, struct pgina_user 
         return r;
 }
 
-/* ---- config ---------------------------------------------------------------------------------- */
-
-static bool valid_attr_name(const char *a) {
-        if (!a || !*a)
-                return false;
-        for (const char *p = a; *p; p++)
-                if (!(('a' <= *p && *p <= 'z') || ('A' <= *p && *p <= 'Z') || ('0' <= *p && *p <= '9') ||
-                      *p == '-' || *p == '.' || *p == ';'))
-                        return false;
-        return true;
-}
-
-static int check_pattern(struct pgina_ctx *ctx, const char *key, char k) {
-        const char *v = pgina_conf_get(ctx, key);
-
-        if (pgldap_pattern_has(v, k) <= 0) {
-                pgina_ctx_message(ctx, "%s must hold %%%c once at least and no other %% sequence "
-                                  "than %%%%: \"%s\"", key, k, v);
-                return -EINVAL;
-        }
-        return 0;
-}
-
-static int check_group(struct pgina_ctx *ctx, const char *key, const char *group) {
-        if (!strchr(group, '=') && !*strempty(pgina_conf_get(ctx, "group_dn_pattern"))) {
-                pgina_ctx_message(ctx, "%s: the group \"%s\" is a name: set group_dn_pattern or "
-                                  "give its DN", key, group);
-                return -EINVAL;
-        }
-        return 0;
-}
-
-static int check_servers(struct pgina_ctx *ctx) {
-        size_t n = pgina_conf_list_len(ctx, "servers");
-
-        if (n == 0) {
-                pgina_ctx_message(ctx, "servers: at least one ldap:// or ldaps:// URI is needed");
-                return -EINVAL;
-        }
-        for (size_t i = 0; i < n; i++) {
-                const char *s = pgina_conf_list_item(ctx, "servers", i);
-                if (strncasecmp(s, "ldap://", 7) && strncasecmp(s, "ldaps://", 8) &&
-                    strncasecmp(s, "ldapi://", 8)) {
-                        pgina_ctx_message(ctx, "servers: \"%s\" is not an ldap://, ldaps:// or ldapi:// URI", s);
-                        return -EINVAL;
-                }
-        }
-        return 0;
-}
-
-/* A bind sends the user's password: over plain ldap:// without StartTLS anyone on the path reads
- * it. Allowed (a lab's own segment, a test), but said at every load. */
-static void warn_clear_text(struct pgina_ctx *ctx) {
-        size_t n = pgina_conf_list_len(ctx, "servers");
-
-        if (pgina_conf_bool(ctx, "start_tls"))
-                return;
-        for (size_t i = 0; i < n; i++) {
-                const char *s = pgina_conf_list_item(ctx, "servers", i);
-                if (strncasecmp(s, "ldap://", 7) == 0)
-                        pgina_conf_warn(ctx, "servers", "%s without start_tls = true sends every password in "
-                                        "clear text over the network (use ldaps:// or start_tls)", s);
-        }
-}
-
-static int check_user_lookup(struct pgina_ctx *ctx) {
-        bool pattern = !!*strempty(pgina_conf_get(ctx, "dn_pattern"));
-
-        if (pattern == pgldap_search_mode(ctx)) {
-                pgina_ctx_message(ctx, "set either dn_pattern or search_filter (with search_contexts)");
-                return -EINVAL;
-        }
-        if (pattern)
-                return check_pattern(ctx, "dn_pattern", 'u');
-        if (pgldap_words(pgina_conf_get(ctx, "search_contexts")) == 0) {
-                pgina_ctx_message(ctx, "search_filter needs search_contexts (base DNs to search)");
-                return -EINVAL;
-        }
-        return check_pattern(ctx, "search_filter", 'u');
-}
-
-static int check_rules(struct pgina_ctx *ctx) {
-        const char *rules = pgina_conf_get(ctx, "authz_rules");
-        size_t n = pgldap_words(rules);
-        int r;
-
-        for (size_t i = 0; i < n; i++) {
-                _cleanup_free_ char *w = pgldap_word(rules, i);
-                struct authz_rule rule;
-
-                if (!w)
-                        return -ENOMEM;
-                if (authz_rule_parse(w, &rule) < 0) {
-                        pgina_ctx_message(ctx, "authz_rules: \"%s\" is not allow:GROUP, deny:GROUP, "
-                                          "allow:!GROUP or deny:!GROUP", w);
-                        return -EINVAL;
-                }
-                r = check_group(ctx, "authz_rules", rule.group);
-                if (r < 0)
-                        return r;
-        }
-        rules = pgina_conf_get(ctx, "gateway_rules");
-        n = pgldap_words(rules);
-        for (size_t i = 0; i < n; i++) {
-                _cleanup_free_ char *w = pgldap_word(rules, i), *group = NULL;
-                const char *local;
-
-                if (!w)
-                        return -ENOMEM;
-                if (gateway_rule_parse(w, &group, &local) < 0) {
-                        pgina_ctx_message(ctx, "gateway_rules: \"%s\" is not LDAPGROUP=localgroup "
-                                          "(a valid local group name after the last '=')", w);
-                        return -EINVAL;
-                }
-                r = check_group(ctx, "gateway_rules", group);
-                if (r < 0)
-                        return r;
-        }
-        if (*strempty(pgina_conf_get(ctx, "group_dn_pattern")))
-                return check_pattern(ctx, "group_dn_pattern", 'g');
-        return 0;
-}
-
-static int check_attributes(struct pgina_ctx *ctx) {
-        size_t n = pgina_conf_sub_len(ctx, "attributes");
-
-        for (size_t i = 0; i < n; i++) {
-                const char *k = pgina_conf_sub_key(ctx, "attributes", i);
-                const char *v = pgina_conf_sub_value(ctx, "attributes", i);
-
-                if (!k || !*k || !valid_attr_name(v)) {
-                        pgina_ctx_message(ctx, "[ldap.attributes] %s = %s: expected "
-                                          "\"recordname = ldapAttribute\"", strempty(k), strempty(v));
-                        return -EINVAL;
-                }
-        }
-        return 0;
-}
-
-/* group_filter: one parenthesised filter (balanced), no %-pattern. */
-static int check_group_filter(struct pgina_ctx *ctx) {
-        const char *f = strempty(pgina_conf_get(ctx, "group_filter"));
-        size_t n = strlen(f);
-        int depth = 0;
-
-        for (size_t i = 0; i < n && depth >= 0; i++) {
-                if (f[i] == '\\' && i + 1 < n) {
-                        i++;
-                        continue;
-                }
-                depth += f[i] == '(' ? 1 : f[i] == ')' ? -1 : 0;
-                if (depth == 0 && i + 1 < n)
-                        depth = -1; /* text after the closing parenthesis */
-        }
-        if (n < 3 || f[0] != '(' || depth != 0 || strchr(f, '%')) {
-                pgina_ctx_message(ctx, "group_filter \"%s\" is not one LDAP filter in parentheses, "
-                                  "e.g. (objectClass=posixGroup)", f);
-                return -EINVAL;
-        }
-        return 0;
-}
-
-static int ldap_plugin_check_config(struct pgina_ctx *ctx) {
-        const char *attr = pgina_conf_get(ctx, "group_attribute");
-        const char *def = pgina_conf_get(ctx, "authz_default");
-        const char *ca = pgina_conf_get(ctx, "tls_ca_file");
-        int r;
-
-        r = check_servers(ctx);
-        if (r < 0)
-                return r;
-        warn_clear_text(ctx);
-        r = check_user_lookup(ctx);
-        if (r < 0)
-                return r;
-        if (!attr || (strcasecmp(attr, "memberUid") && strcasecmp(attr, "member") &&
-                      strcasecmp(attr, "uniqueMember") && strcasecmp(attr, "memberOf"))) {
-                pgina_ctx_message(ctx, "group_attribute must be memberUid, member, uniqueMember or "
-                                  "memberOf, not \"%s\"", strempty(attr));
-                return -EINVAL;
-        }
-        if (!def || (!streq(def, "allow") && !streq(def, "deny"))) {
-                pgina_ctx_message(ctx, "authz_default must be allow or deny, not \"%s\"", strempty(def));
-                return -EINVAL;
-        }
-        const char *schema = pgina_conf_get(ctx, "schema");
-        if (!schema || (!streq(schema, "rfc2307") && !streq(schema, "ad"))) {
-                pgina_ctx_message(ctx, "schema must be rfc2307 or ad, not \"%s\"", strempty(schema));
-                return -EINVAL;
-        }
-        if (pgina_conf_int(ctx, "ad_id_base") < 1000 || pgina_conf_int(ctx, "ad_id_base") > INT32_MAX) {
-                pgina_ctx_message(ctx, "ad_id_base must be at least 1000 (below are the system's and local "
-                                  "users' ids) and at most %d", INT32_MAX);
-                return -EINVAL;
-        }
-        const char *how = pgina_conf_get(ctx, "password_change");
-        if (!how || (!streq(how, "auto") && !streq(how, "ad") && !streq(how, "rfc3062"))) {
-                pgina_ctx_message(ctx, "password_change must be auto, ad or rfc3062, not \"%s\"", strempty(how));
-                return -EINVAL;
-        }
-        if (pgina_conf_int(ctx, "timeout") <= 0) {
-                pgina_ctx_message(ctx, "timeout must be at least 1 second");
-                return -EINVAL;
-        }
-        if (*strempty(pgina_conf_get(ctx, "search_dn")) &&
-            !*strempty(pgina_conf_get(ctx, "search_password_file"))) {
-                pgina_ctx_message(ctx, "search_dn needs search_password_file");
-                return -EINVAL;
-        }
-        if (ca && *ca && access(ca, R_OK) < 0) {
-                pgina_ctx_message(ctx, "tls_ca_file %s: %s", ca, strerror(errno));
-                return -EINVAL;
-        }
-        r = check_rules(ctx);
-        if (r < 0)
-                return r;
-        r = check_group_filter(ctx);
-        if (r < 0)
-                return r;
-        return check_attributes(ctx);
-}
-
 static int ldap_plugin_admin(struct pgina_ctx *ctx, struct pgina_user *u _unused_, int argc,
                              const char *const *argv) {
         return pgldap_cache_admin(ctx, argc, argv);
@@ -988,8 +733,8 @@ PGINA_PLUGIN_DEFINE(.stages = PGINA_STAGE_AUTHENTICATION | PGINA_STAGE_AUTHORIZA
                     .description = "LDAP directory: bind authentication, attribute converter, "
                                    "group authorization rules, group mapping, password change, "
                                    "cached offline logons",
-                    .options = ldap_plugin_options, .check_config = ldap_plugin_check_config,
+                    .options = ldap_plugin_options, .check_config = pgldap_check_config,
                     .authenticate = ldap_plugin_authenticate, .authorize = ldap_plugin_authorize,
                     .gateway = ldap_plugin_gateway, .change_password = ldap_plugin_change_password,
-                    .admin = ldap_plugin_admin, .lookup = ldap_lookup,
-                    .lookup_group = ldap_lookup_group);
+                    .admin = ldap_plugin_admin, .lookup = pgldap_lookup,
+                    .lookup_group = pgldap_lookup_group);

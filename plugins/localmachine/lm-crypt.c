@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <sys/random.h>
 
-#include "util.h"
+#include <pgina/util.h>
 
 /* crypt_r("pgina-dummy-password-never-matches", "$y$j9T$…"): default yescrypt cost, as Debian 12
  * hashes new passwords, so an unknown user costs what a real one does. */

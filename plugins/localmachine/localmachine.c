@@ -1,7 +1,7 @@
 /* LocalMachine plugin: pGina's LocalMachine on Linux. Authenticates against /etc/shadow,
  * authorizes on group membership, creates local accounts and syncs their groups at the gateway,
  * removes or scrambles pgina-created accounts at logoff, and changes local passwords. Every change
- * goes through shadow-utils (useradd, groupadd, usermod, userdel, chpasswd) run by lm_run(). */
+ * goes through shadow-utils (useradd, groupadd, usermod, userdel, chpasswd) run by pgina_run_tool(). */
 #include <pgina/plugin.h>
 
 #include <crypt.h>
@@ -9,10 +9,10 @@
 #include <stdint.h>
 #include <syslog.h>
 
-#include "lm-account.h"
+#include <pgina/account.h>
 #include "lm-crypt.h"
-#include "lm-spawn.h"
-#include "util.h"
+#include <pgina/run.h>
+#include <pgina/util.h>
 
 #define PLUGIN_NAME "localmachine"
 #define AUTH_FAILED "Authentication failed"
@@ -39,18 +39,18 @@ static const struct pgina_option lm_options[] = {
         {NULL, 0, NULL, NULL},
 };
 
-static void names_donep(struct lm_names *l) { lm_names_done(l); }
-static void account_donep(struct lm_account *a) { lm_account_done(a); }
+static void names_donep(struct pgina_names *l) { pgina_names_done(l); }
+static void account_donep(struct pgina_account *a) { pgina_account_done(a); }
 
 /* Run a shadow-utils tool for user; logs the outcome (info or error, with the exit status). On
  * failure why says what went wrong, for the user's message. Returns 0 or -errno. */
 static int run_tool(struct pgina_ctx *ctx, const char *user, const char *what,
                     const char *const argv[], const char *input, size_t input_len, char *why,
                     size_t whylen) {
-        struct lm_run_result res;
+        struct pgina_run_result res;
         int r;
 
-        r = lm_run(argv, input, input_len, &res);
+        r = pgina_run_tool(argv, input, input_len, &res);
         if (r < 0) {
                 snprintf(why, whylen, "%s could not be run: %s", argv[0], strerror(-r));
                 pgina_log(ctx, LOG_ERR, "Failed to %s for %s: %s", what, user, why);
@@ -77,11 +77,11 @@ static bool conf_list_has(const struct pgina_ctx *ctx, const char *key, const ch
 
 /* Add the local account's groups (primary included) to the record. */
 static int copy_account_groups(struct pgina_ctx *ctx, struct pgina_user *u, const char *name,
-                               const struct lm_account *acc) {
-        _cleanup_(names_donep) struct lm_names groups = {0};
+                               const struct pgina_account *acc) {
+        _cleanup_(names_donep) struct pgina_names groups = {0};
         int r;
 
-        r = lm_account_groups(name, acc->gid, &groups);
+        r = pgina_account_groups(name, acc->gid, &groups);
         if (r < 0) {
                 pgina_log(ctx, LOG_ERR, "Failed to read the groups of %s: %s", name, strerror(-r));
                 return r;
@@ -98,7 +98,7 @@ static int copy_account_groups(struct pgina_ctx *ctx, struct pgina_user *u, cons
 
 static int lm_authenticate(struct pgina_ctx *ctx, struct pgina_user *u) {
         const char *name = pgina_user_name(u);
-        _cleanup_(account_donep) struct lm_account acc = {0};
+        _cleanup_(account_donep) struct pgina_account acc = {0};
         int r;
 
         /* pGina: register failure, quietly, when someone else already vouched for the user. */
@@ -122,7 +122,7 @@ static int lm_authenticate(struct pgina_ctx *ctx, struct pgina_user *u) {
                 return 0;
         }
 
-        r = lm_account_lookup(name, &acc);
+        r = pgina_account_lookup(name, &acc);
         if (r <= 0) {
                 /* a shadow entry without a passwd entry: treat as unknown */
                 pgina_log(ctx, LOG_ERR, "%s has a shadow entry but no account", name);
@@ -133,7 +133,7 @@ static int lm_authenticate(struct pgina_ctx *ctx, struct pgina_user *u) {
         if (r < 0)
                 return r;
         if (!pgina_user_get(u, PGINA_ATTR_FULLNAME)) {
-                _cleanup_free_ char *full = lm_gecos_fullname(acc.gecos);
+                _cleanup_free_ char *full = pgina_gecos_fullname(acc.gecos);
                 if (full)
                         (void)pgina_user_set(u, PGINA_ATTR_FULLNAME, full);
         }
@@ -155,9 +155,9 @@ static int lm_authorize(struct pgina_ctx *ctx, struct pgina_user *u) {
         }
 
         if (pgina_conf_bool(ctx, "mirror_groups")) {
-                _cleanup_(account_donep) struct lm_account acc = {0};
+                _cleanup_(account_donep) struct pgina_account acc = {0};
 
-                r = lm_account_lookup(name, &acc);
+                r = pgina_account_lookup(name, &acc);
                 if (r < 0)
                         return r;
                 if (r > 0) {
@@ -241,9 +241,9 @@ static int account_create(struct pgina_ctx *ctx, struct pgina_user *u, const cha
         const char *desc = pgina_user_get(u, PGINA_ATTR_DESCRIPTION);
         /* The marker is how pgina knows the account is its own: a plugin's description counts
          * only when it is a "pGina created…" variant (pgSMB's), never an arbitrary text. */
-        struct lm_create spec = {
+        struct pgina_new_account spec = {
                 .name = name,
-                .marker = lm_gecos_is_pgina(desc) ? desc : LM_MARKER,
+                .marker = pgina_gecos_is_pgina(desc) ? desc : PGINA_ACCOUNT_MARKER,
                 .fullname = pgina_user_get(u, PGINA_ATTR_FULLNAME),
                 .home = pgina_user_get(u, PGINA_ATTR_HOME),
                 .shell = pgina_user_get(u, PGINA_ATTR_SHELL),
@@ -259,7 +259,7 @@ static int account_create(struct pgina_ctx *ctx, struct pgina_user *u, const cha
                 plan_add(plan, "would create local account %s (GECOS marker \"%s\")", name, spec.marker);
                 return 0;
         }
-        r = lm_account_create(&spec, why, sizeof why);
+        r = pgina_account_create(&spec, why, sizeof why);
         if (r < 0) {
                 pgina_log(ctx, LOG_ERR, "Failed to create the local account %s: %s", name, why);
                 pgina_ctx_message(ctx, "Failed to create local account %s: %s", name, why);
@@ -272,7 +272,7 @@ static int account_create(struct pgina_ctx *ctx, struct pgina_user *u, const cha
 
 /* A pgina-created account follows the record's full name; the marker (first field) is kept. */
 static int account_update_fullname(struct pgina_ctx *ctx, struct pgina_user *u, const char *name,
-                                   const struct lm_account *acc, bool dry, struct plan *plan) {
+                                   const struct pgina_account *acc, bool dry, struct plan *plan) {
         const char *full = pgina_user_get(u, PGINA_ATTR_FULLNAME);
         _cleanup_free_ char *marker = NULL, *gecos = NULL;
         char why[320];
@@ -283,7 +283,7 @@ static int account_update_fullname(struct pgina_ctx *ctx, struct pgina_user *u, 
         marker = strndup(acc->gecos, strcspn(acc->gecos, ","));
         if (!marker)
                 return -ENOMEM;
-        gecos = lm_gecos_build(marker, full);
+        gecos = pgina_gecos_build(marker, full);
         if (!gecos)
                 return -ENOMEM;
         if (streq(gecos, acc->gecos))
@@ -302,31 +302,31 @@ static int account_update_fullname(struct pgina_ctx *ctx, struct pgina_user *u, 
 /* Add group g to the target list, creating it when missing. Returns 0 (added or skipped by the
  * group_create_fail_is_fail rule) or -errno (the logon fails). */
 static int target_add(struct pgina_ctx *ctx, const char *name, const char *g, const char *primary,
-                      bool dry, struct lm_names *target, struct plan *plan) {
+                      bool dry, struct pgina_names *target, struct plan *plan) {
         bool fail_is_fail = pgina_conf_bool(ctx, "group_create_fail_is_fail");
         char why[320];
         int r;
 
         if (primary && streq(g, primary))
                 return 0;
-        if (lm_names_has(target, g))
+        if (pgina_names_has(target, g))
                 return 0;
-        if (!strpbrk(g, ",: \t\n") && lm_group_exists(g)) {
+        if (!strpbrk(g, ",: \t\n") && pgina_local_group_exists(g)) {
                 /* an existing group is used as it is named, even outside the names we create */
-                return lm_names_add(target, g) < 0 ? -ENOMEM : 0;
+                return pgina_names_add(target, g) < 0 ? -ENOMEM : 0;
         } else if (!valid_user_name(g)) {
                 snprintf(why, sizeof why, "invalid group name \"%s\"", g);
                 r = -EINVAL;
                 pgina_log(ctx, fail_is_fail ? LOG_ERR : LOG_WARNING, "Group of %s: %s", name, why);
         } else if (dry) {
                 plan_add(plan, "would create group %s", g);
-                return lm_names_add(target, g) < 0 ? -ENOMEM : 0;
+                return pgina_names_add(target, g) < 0 ? -ENOMEM : 0;
         } else {
                 r = run_tool(ctx, name, "create a group", (const char *const[]){"groupadd", g, NULL},
                              NULL, 0, why, sizeof why);
                 if (r == 0) {
                         plan_add(plan, "created group %s", g);
-                        return lm_names_add(target, g) < 0 ? -ENOMEM : 0;
+                        return pgina_names_add(target, g) < 0 ? -ENOMEM : 0;
                 }
         }
         if (fail_is_fail) {
@@ -338,11 +338,11 @@ static int target_add(struct pgina_ctx *ctx, const char *name, const char *g, co
         return 0;
 }
 
-static bool same_names(const struct lm_names *a, const struct lm_names *b) {
+static bool same_names(const struct pgina_names *a, const struct pgina_names *b) {
         if (a->n != b->n)
                 return false;
         for (size_t i = 0; i < a->n; i++)
-                if (!lm_names_has(b, a->v[i]))
+                if (!pgina_names_has(b, a->v[i]))
                         return false;
         return true;
 }
@@ -350,8 +350,8 @@ static bool same_names(const struct lm_names *a, const struct lm_names *b) {
 /* Make the account's supplementary groups exactly the record's groups plus mandatory_groups,
  * minus its primary group. acc is NULL in a dry run for an account not created yet. */
 static int sync_groups(struct pgina_ctx *ctx, struct pgina_user *u, const char *name,
-                       const struct lm_account *acc, bool dry, struct plan *plan) {
-        _cleanup_(names_donep) struct lm_names target = {0}, current = {0};
+                       const struct pgina_account *acc, bool dry, struct plan *plan) {
+        _cleanup_(names_donep) struct pgina_names target = {0}, current = {0};
         _cleanup_free_ char *primary = NULL, *joined = NULL;
         size_t nrec = pgina_user_group_count(u), nmand = pgina_conf_list_len(ctx, "mandatory_groups");
         size_t len = 1;
@@ -359,9 +359,9 @@ static int sync_groups(struct pgina_ctx *ctx, struct pgina_user *u, const char *
         int r;
 
         if (acc)
-                primary = lm_group_name(acc->gid);
+                primary = pgina_local_group_name(acc->gid);
         else if (pgina_user_gid(u) > 0)
-                primary = lm_group_name((gid_t)pgina_user_gid(u));
+                primary = pgina_local_group_name((gid_t)pgina_user_gid(u));
         if (!primary)
                 primary = strdup(name); /* a new account's own user group */
         if (!primary)
@@ -378,7 +378,7 @@ static int sync_groups(struct pgina_ctx *ctx, struct pgina_user *u, const char *
         }
 
         if (acc) {
-                r = lm_account_groups(name, acc->gid, &current);
+                r = pgina_account_groups(name, acc->gid, &current);
                 if (r < 0)
                         return r;
                 for (size_t i = 0; i < current.n; i++)
@@ -417,7 +417,7 @@ static int sync_groups(struct pgina_ctx *ctx, struct pgina_user *u, const char *
 
 static int lm_gateway(struct pgina_ctx *ctx, struct pgina_user *u) {
         const char *name = pgina_user_name(u);
-        _cleanup_(account_donep) struct lm_account acc = {0};
+        _cleanup_(account_donep) struct pgina_account acc = {0};
         bool dry = pgina_ctx_dry_run(ctx), exists;
         struct plan plan = {.len = 0};
         int r;
@@ -426,7 +426,7 @@ static int lm_gateway(struct pgina_ctx *ctx, struct pgina_user *u) {
                 pgina_ctx_message(ctx, "Refusing to manage a local account with an invalid name");
                 return 0;
         }
-        r = lm_account_lookup(name, &acc);
+        r = pgina_account_lookup(name, &acc);
         if (r < 0) {
                 pgina_log(ctx, LOG_ERR, "Failed to look up %s: %s", name, strerror(-r));
                 return r;
@@ -437,7 +437,7 @@ static int lm_gateway(struct pgina_ctx *ctx, struct pgina_user *u) {
                 if (r < 0)
                         return r;
                 if (!dry) {
-                        r = lm_account_lookup(name, &acc);
+                        r = pgina_account_lookup(name, &acc);
                         if (r <= 0) {
                                 pgina_log(ctx, LOG_ERR, "%s is still missing after useradd", name);
                                 pgina_ctx_message(ctx, "Failed to create local account %s", name);
@@ -445,7 +445,7 @@ static int lm_gateway(struct pgina_ctx *ctx, struct pgina_user *u) {
                         }
                         exists = true;
                 }
-        } else if (lm_gecos_is_pgina(acc.gecos)) {
+        } else if (pgina_gecos_is_pgina(acc.gecos)) {
                 r = account_update_fullname(ctx, u, name, &acc, dry, &plan);
                 if (r < 0)
                         return r;
@@ -515,7 +515,7 @@ static int logoff_scramble(struct pgina_ctx *ctx, const char *name) {
 
 static int lm_notify(struct pgina_ctx *ctx, enum pgina_event event, struct pgina_user *u) {
         const char *name = pgina_user_name(u), *action = pgina_conf_get(ctx, "logoff_action");
-        _cleanup_(account_donep) struct lm_account acc = {0};
+        _cleanup_(account_donep) struct pgina_account acc = {0};
         int r;
 
         if (event != PGINA_EVENT_LOGOFF || !action || streq(action, "none"))
@@ -526,14 +526,14 @@ static int lm_notify(struct pgina_ctx *ctx, enum pgina_event event, struct pgina
                 pgina_log(ctx, LOG_INFO, "%s is in logoff_exceptions: no %s at logoff", name, action);
                 return 1;
         }
-        r = lm_account_lookup(name, &acc);
+        r = pgina_account_lookup(name, &acc);
         if (r < 0) {
                 pgina_log(ctx, LOG_ERR, "Failed to look up %s: %s", name, strerror(-r));
                 return r;
         }
         if (r == 0)
                 return 1;
-        if (!lm_gecos_is_pgina(acc.gecos)) {
+        if (!pgina_gecos_is_pgina(acc.gecos)) {
                 pgina_log(ctx, LOG_INFO, "%s was not created by pgina: no %s at logoff", name, action);
                 return 1;
         }
@@ -562,7 +562,7 @@ static int lm_notify(struct pgina_ctx *ctx, enum pgina_event event, struct pgina
 static int lm_change_password(struct pgina_ctx *ctx, struct pgina_user *u, const char *old_password,
                               const char *new_password) {
         const char *name = pgina_user_name(u);
-        _cleanup_(account_donep) struct lm_account acc = {0};
+        _cleanup_(account_donep) struct pgina_account acc = {0};
         char why[320];
         int r;
 
@@ -573,7 +573,7 @@ static int lm_change_password(struct pgina_ctx *ctx, struct pgina_user *u, const
         }
         if (!new_password)
                 return -EINVAL;
-        r = lm_account_lookup(name, &acc);
+        r = pgina_account_lookup(name, &acc);
         if (r < 0)
                 return r;
         if (r == 0) {

@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "lm-spawn.h"
+#include <pgina/run.h>
 #include "pgsmb-logon.h"
 #include "pgsmb.h"
 #include "util.h"
@@ -195,7 +195,7 @@ static void quota_apply(struct pgina_ctx *ctx, const struct pgsmb_cfg *c) {
         uint64_t kb = c->max_storage_bytes / 1024;
         char mnt[PATH_MAX], limit[32];
         const char *argv[] = {"setquota", "-u", c->user, limit, limit, "0", "0", mnt, NULL};
-        struct lm_run_result res;
+        struct pgina_run_result res;
         int r;
 
         if (kb == 0)
@@ -214,7 +214,7 @@ static void quota_apply(struct pgina_ctx *ctx, const struct pgsmb_cfg *c) {
         }
         /* On, or the kernel cannot say (no quotactl_fd): setquota decides. */
         snprintf(limit, sizeof limit, "%" PRIu64, kb);
-        r = lm_run(argv, NULL, 0, &res);
+        r = pgina_run_tool(argv, NULL, 0, &res);
         if (r == -ENOENT)
                 pgina_log(ctx, LOG_INFO, "%s: setquota is not installed (package quota): max_storage_kb is checked at logoff only",
                           c->user);

@@ -22,11 +22,11 @@
 #include <syslog.h>
 #include <unistd.h>
 
-#include "lm-spawn.h"
+#include <pgina/run.h>
 #include "pgsmb.h"
 #include "util.h"
 
-#define MOUNT_CHILD_TIMEOUT_MS (LM_RUN_TIMEOUT_MS + 5000) /* mount.cifs is bounded by lm_run */
+#define MOUNT_CHILD_TIMEOUT_MS (PGINA_RUN_TIMEOUT_MS + 5000) /* mount.cifs is bounded by pgina_run_tool */
 #define STAGE_DIR "/tmp/pgina-share" /* inside the child's private tmpfs on /tmp */
 
 static const char *mount_helper(void) {
@@ -251,7 +251,7 @@ static int fd_send(int sock, int fd, const char *text) {
  * and a detached copy of that mount (open_tree) sent to the parent. The namespace dies with the
  * child, so a crash leaves no mount behind anywhere. */
 static _Noreturn void mount_child(int sock, const char *src, const char *opts, const char *pw) {
-        struct lm_run_result res;
+        struct pgina_run_result res;
         char msg[300];
         int r, tree;
 
@@ -262,7 +262,7 @@ static _Noreturn void mount_child(int sock, const char *src, const char *opts, c
                 (void)fd_send(sock, -1, msg);
                 _exit(1);
         }
-        r = lm_run_env((const char *const[]){"mount.cifs", src, STAGE_DIR, "-o", opts, NULL}, "PASSWD_FD=0",
+        r = pgina_run_tool_env((const char *const[]){"mount.cifs", src, STAGE_DIR, "-o", opts, NULL}, "PASSWD_FD=0",
                        pw ? pw : "\n", pw ? strlen(pw) : 1, &res);
         if (r < 0 || res.status != 0) {
                 snprintf(msg, sizeof msg, "%s", r < 0 ? strerror(-r) : res.err[0] ? res.err : "non-zero exit status");

@@ -12,8 +12,8 @@
 #include <syslog.h>
 #include <unistd.h>
 
-#include "lm-account.h"
-#include "lm-spawn.h"
+#include <pgina/account.h>
+#include <pgina/run.h>
 #include "pgsmb-state.h"
 #include "pgsmb-helper.h"
 #include "pgsmb-userwork.h"
@@ -25,7 +25,7 @@ struct restore {
         struct pgina_user *u;
         struct pgsmb_cfg cfg;
         struct pgsmb_user pu;
-        struct lm_account acc;
+        struct pgina_account acc;
         struct pgsmb_state state;
         const char *state_dir;
         unsigned tries;
@@ -55,8 +55,8 @@ static void remove_tree(struct restore *r, const char *dir) {
 }
 
 static int run(struct restore *r, const char *what, const char *const argv[]) {
-        struct lm_run_result res;
-        int k = lm_run(argv, NULL, 0, &res);
+        struct pgina_run_result res;
+        int k = pgina_run_tool(argv, NULL, 0, &res);
 
         if (k < 0 || res.status != 0) {
                 snprintf(r->why, sizeof r->why, "%s failed: %s", what,
@@ -72,10 +72,10 @@ static int set_marker(struct restore *r, const char *marker) {
         const char *argv[] = {"usermod", "-c", NULL, r->cfg.user, NULL};
 
         /* Only accounts pgina created carry a marker; an admin's own account is left alone. */
-        if (!lm_gecos_is_pgina(r->acc.gecos))
+        if (!pgina_gecos_is_pgina(r->acc.gecos))
                 return 0;
-        full = lm_gecos_fullname(r->acc.gecos);
-        gecos = lm_gecos_build(marker, full);
+        full = pgina_gecos_fullname(r->acc.gecos);
+        gecos = pgina_gecos_build(marker, full);
         if (!gecos)
                 return -ENOMEM;
         if (streq(gecos, r->acc.gecos))
@@ -97,14 +97,14 @@ static int home_from_skel(struct restore *r) {
 /* ---- the account ---- */
 
 static int account_ensure(struct restore *r) {
-        int k = lm_account_lookup(r->cfg.user, &r->acc);
+        int k = pgina_account_lookup(r->cfg.user, &r->acc);
 
         if (k < 0) {
                 snprintf(r->why, sizeof r->why, "cannot look up the account: %s", strerror(-k));
                 return k;
         }
         if (k == 0) {
-                struct lm_create spec = {
+                struct pgina_new_account spec = {
                         .name = r->cfg.user,
                         .marker = PGSMB_MARKER,
                         .fullname = pgina_user_get(r->u, PGINA_ATTR_FULLNAME),
@@ -115,19 +115,19 @@ static int account_ensure(struct restore *r) {
                         .group_name = pgina_user_get(r->u, PGINA_ATTR_PRIMARY_GROUP),
                         .create_home = false, /* the profile (or /etc/skel) makes it */
                 };
-                k = lm_account_create(&spec, r->why, sizeof r->why);
+                k = pgina_account_create(&spec, r->why, sizeof r->why);
                 if (k < 0) {
                         pgina_log(r->ctx, LOG_ERR, "%s: %s", r->cfg.user, r->why);
                         return k;
                 }
                 pgina_log(r->ctx, LOG_INFO, "%s: created the local account (%s)", r->cfg.user, PGSMB_MARKER);
-                if ((k = lm_account_lookup(r->cfg.user, &r->acc)) <= 0) {
+                if ((k = pgina_account_lookup(r->cfg.user, &r->acc)) <= 0) {
                         snprintf(r->why, sizeof r->why, "the new account cannot be found");
                         return -ENOENT;
                 }
         }
         (void)pgina_user_set(r->u, PGINA_ATTR_DESCRIPTION,
-                             lm_gecos_is_pgina(r->acc.gecos) ? PGSMB_MARKER : NULL);
+                             pgina_gecos_is_pgina(r->acc.gecos) ? PGSMB_MARKER : NULL);
         r->pu = (struct pgsmb_user){.name = r->cfg.user, .uid = r->acc.uid, .gid = r->acc.gid,
                                     .home = r->cfg.home};
         if (r->acc.uid == 0) {
@@ -395,7 +395,7 @@ int pgsmb_gateway(struct pgina_ctx *ctx, struct pgina_user *u) {
                 store_close(st);
         pgsmb_logon_setup(ctx, u, &r.cfg, r.acc.uid, r.acc.gid);
 out:
-        lm_account_done(&r.acc);
+        pgina_account_done(&r.acc);
         pgsmb_cfg_done(&r.cfg);
         return k;
 out_ok:

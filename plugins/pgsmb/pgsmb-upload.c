@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "lm-account.h"
+#include <pgina/account.h>
 #include "log.h"
 #include "pgsmb-state.h"
 #include "pgsmb-helper.h"
@@ -259,7 +259,7 @@ static int upload_failed(struct upload *up, const char *what) {
 
 int pgsmb_upload(struct pgina_ctx *ctx, struct pgina_user *u, bool admin) {
         struct upload up = {.ctx = ctx, .u = u, .admin = admin};
-        struct lm_account acc = {0};
+        struct pgina_account acc = {0};
         struct store *st = NULL;
         struct stat hs;
         uint64_t bytes = 0;
@@ -281,7 +281,7 @@ int pgsmb_upload(struct pgina_ctx *ctx, struct pgina_user *u, bool admin) {
                 k = 1;
                 goto out;
         }
-        if (lm_account_lookup(up.cfg.user, &acc) <= 0 || lstat(up.cfg.home, &hs) < 0 || acc.uid == 0) {
+        if (pgina_account_lookup(up.cfg.user, &acc) <= 0 || lstat(up.cfg.home, &hs) < 0 || acc.uid == 0) {
                 pgina_log(ctx, LOG_INFO, "%s: no local account or home: nothing to save", up.cfg.user);
                 k = 1;
                 goto out;
@@ -335,7 +335,7 @@ int pgsmb_upload(struct pgina_ctx *ctx, struct pgina_user *u, bool admin) {
         if (st)
                 store_close(st);
 out:
-        lm_account_done(&acc);
+        pgina_account_done(&acc);
         pgsmb_cfg_done(&up.cfg);
         return k;
 }

@@ -1,5 +1,5 @@
 /* The admin's external archive program (pGina's `program` + commands), run as the user with a
- * fixed argv and no shell. Kept behind this one call so a shared spawn runner can replace it. */
+ * fixed argv and no shell, through libpgina-plugin's pgina_run. */
 #pragma once
 
 #include <stddef.h>

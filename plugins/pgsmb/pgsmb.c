@@ -24,8 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "lm-account.h"
-#include "lm-spawn.h"
+#include <pgina/account.h>
+#include <pgina/run.h>
 #include "pgsmb-archive.h"
 #include "pgsmb-state.h"
 #include "pgsmb-store.h"

@@ -3,6 +3,8 @@
  * caller can `return log_error_errno(r, "Failed to …: %m");` — one line where the context is. */
 #pragma once
 
+#include "util.h" /* log_escape */
+
 #include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,8 +16,6 @@ void log_open(const char *ident, bool to_stderr);
 void log_close_for_fork(void);
 void log_reopen(void);
 void log_set_level(int priority); /* LOG_DEBUG … LOG_ERR */
-/* Control characters in line as \n, \t, \r, \xHH (in place, at most len bytes): one line each. */
-void log_escape(char *line, size_t len);
 int log_get_level(void);
 int log_level_from_string(const char *s); /* "debug", "info", "notice", "warning", "error" */
 void log_set_prefix(const char *prefix); /* e.g. "worker[localmachine]" ; NULL clears */

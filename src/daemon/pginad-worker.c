@@ -320,12 +320,14 @@ static void run_notify(struct chain_env *env, const struct worker_spec *spec) {
 static _Noreturn void worker_main(const struct worker_spec *spec) {
         struct plugin_set plugins;
         _cleanup_free_ char *errors = NULL;
+        struct ctx_data data = {0};
         struct chain_env env = {
                 .conf = spec->conf,
                 .plugins = &plugins,
                 .scenario = PGINA_SCENARIO_LOGON,
                 .hooks = {.plugin_begin = hook_plugin_begin, .progress = hook_progress},
                 .user_sessions = spec->user_sessions,
+                .data = &data,
         };
         static char prefix[64];
 
@@ -370,6 +372,7 @@ static _Noreturn void worker_main(const struct worker_spec *spec) {
                 }
         } else
                 run_notify(&env, spec);
+        ctx_data_clear(&data); /* the end of the request: plugins' cleanups run */
         _exit(0);
 }
 

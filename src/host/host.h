@@ -79,6 +79,18 @@ int conf_check_plugins(const struct conf *conf, const struct plugin_set *set, ch
 void stages_to_string(uint32_t stages, char *buf, size_t len);
 
 /* ---- call context (host-ctx.c) ---- */
+/* Per-request plugin data (pgina_ctx_set_data): one list per request, owned by who runs it. */
+struct ctx_data_entry {
+        char *plugin, *name;
+        void *data;
+        void (*cleanup)(void *data);
+};
+struct ctx_data {
+        struct ctx_data_entry *v;
+        size_t n;
+};
+void ctx_data_clear(struct ctx_data *d); /* runs every cleanup, at the end of the request */
+
 struct chain_env;
 struct pgina_ctx {
         const struct conf *conf;
@@ -110,6 +122,7 @@ struct chain_env {
         bool dry_run;
         unsigned user_sessions;
         struct chain_hooks hooks;
+        struct ctx_data *data; /* this request's plugin data; NULL: none (config check) */
 };
 
 struct chain_step {

@@ -1,5 +1,6 @@
 /* Stage semantics of host-chain.c (pGina's PluginDriver), with in-memory plugins: which plugins
  * run, in which order, and what the verdict and its message are. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -251,6 +252,39 @@ static void test_record_row_round_trip(void **state) {
         pbuf_free(&b);
 }
 
+/* pgina_ctx_set_data: per plugin, replaced with the old cleanup run, all cleanups at the end. */
+static int cleanups;
+static void count_cleanup(void *data) {
+        cleanups++;
+        free(data);
+}
+
+static void test_request_data_is_per_plugin_and_cleaned_up(void **state) {
+        struct ctx_data data = {0};
+        struct chain_env env = env_make();
+        struct pgina_ctx one = {.conf = &conf, .plugin = &loaded[0], .env = &env};
+        struct pgina_ctx two = {.conf = &conf, .plugin = &loaded[1], .env = &env};
+        struct pgina_ctx none = {.conf = &conf, .plugin = &loaded[0], .env = &env};
+
+        assert_int_equal(pgina_ctx_set_data(&none, "k", strdup("x"), NULL) == -EOPNOTSUPP, 1);
+        env.data = &data;
+        cleanups = 0;
+        assert_int_equal(pgina_ctx_set_data(&one, "k", strdup("a"), count_cleanup), 0);
+        assert_null(pgina_ctx_get_data(&two, "k"));
+        assert_string_equal(pgina_ctx_get_data(&one, "k"), "a");
+        assert_int_equal(pgina_ctx_set_data(&one, "k", strdup("b"), count_cleanup), 0);
+        assert_int_equal(cleanups, 1);
+        assert_string_equal(pgina_ctx_get_data(&one, "k"), "b");
+        assert_int_equal(pgina_ctx_set_data(&two, "k", strdup("c"), count_cleanup), 0);
+        assert_int_equal(pgina_ctx_set_data(&one, "k", NULL, NULL), 0);
+        assert_int_equal(cleanups, 2);
+        assert_null(pgina_ctx_get_data(&one, "k"));
+        assert_string_equal(pgina_ctx_get_data(&two, "k"), "c");
+        ctx_data_clear(&data);
+        assert_int_equal(cleanups, 3);
+        assert_int_equal(data.n, 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup(test_authentication_succeeds_if_any_plugin_succeeds, setup),
@@ -263,6 +297,7 @@ int main(void) {
                 cmocka_unit_test_setup(test_change_password_without_old_password_restores_nothing, setup),
                 cmocka_unit_test_setup(test_missing_plugin_fails_its_step_only, setup),
                 cmocka_unit_test_setup(test_record_row_round_trip, setup),
+                cmocka_unit_test_setup(test_request_data_is_per_plugin_and_cleaned_up, setup),
         };
         return cmocka_run_group_tests_name("chain", tests, NULL, NULL);
 }

@@ -1,4 +1,4 @@
-/* Unit tests of src/common/secret.c: the one type a password lives in. */
+/* Unit tests of src/libpgina-plugin/secret.c: the one type a password lives in. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,4 +1,4 @@
-/* Unit tests of src/common/spawn-program.c with real programs: the descriptor map and nothing
+/* Unit tests of src/libpgina-plugin/spawn.c with real programs: the descriptor map and nothing
  * else, the fixed environment, default signals, the time limit killing the process group. */
 #include <errno.h>
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-/* Unit tests of src/common/util.c: name checks, booleans, atomic file replacement. */
+/* Unit tests of src/libpgina-plugin/util.c: name checks, booleans, atomic file replacement. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>

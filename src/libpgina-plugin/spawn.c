@@ -1,6 +1,6 @@
 /* Starting programs: posix_spawn with an explicit descriptor map, a fixed environment, default
  * signals and a process group of their own; waiting for them with a time limit. */
-#include "spawn-program.h"
+#include <pgina/spawn.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "util.h"
+#include <pgina/util.h>
 
 static const char *const env_tool[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C",
                                        "PGINA_NSS_DISABLE=1", NULL};

@@ -1,6 +1,6 @@
 /* Secret memory: own mapping, locked, not dumped, wiped on free, and not inherited: a fork child
  * sees zeros (MADV_WIPEONFORK) unless the secret was handed over for that fork. */
-#include "secret.h"
+#include <pgina/secret.h>
 
 #include <errno.h>
 #include <string.h>

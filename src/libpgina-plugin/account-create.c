@@ -5,11 +5,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "lm-account.h"
-#include "lm-spawn.h"
-#include "util.h"
+#include <pgina/account.h>
+#include <pgina/run.h>
+#include <pgina/util.h>
 
-bool lm_valid_account_path(const char *p) {
+bool pgina_valid_account_path(const char *p) {
         if (!p || p[0] != '/' || strlen(p) >= PATH_MAX || strstr(p, "/../") || strstr(p, "/./") ||
             (strlen(p) >= 3 && streq(p + strlen(p) - 3, "/..")))
                 return false;
@@ -20,8 +20,8 @@ bool lm_valid_account_path(const char *p) {
 }
 
 static int run(const char *const argv[], const char *what, char *why, size_t whylen) {
-        struct lm_run_result res;
-        int r = lm_run(argv, NULL, 0, &res);
+        struct pgina_run_result res;
+        int r = pgina_run_tool(argv, NULL, 0, &res);
 
         if (r < 0) {
                 snprintf(why, whylen, "%s could not be run: %s", argv[0], strerror(-r));
@@ -35,7 +35,7 @@ static int run(const char *const argv[], const char *what, char *why, size_t why
         return 0;
 }
 
-int lm_account_create(const struct lm_create *c, char *why, size_t whylen) {
+int pgina_account_create(const struct pgina_new_account *c, char *why, size_t whylen) {
         _cleanup_free_ char *gecos = NULL;
         char uidbuf[32], gidbuf[32];
         const char *argv[20], *shell = c->shell;
@@ -51,7 +51,7 @@ int lm_account_create(const struct lm_create *c, char *why, size_t whylen) {
                 snprintf(why, whylen, "refusing uid %lld / gid %lld", (long long)c->uid, (long long)c->gid);
                 return -EPERM;
         }
-        gecos = lm_gecos_build(c->marker, c->fullname);
+        gecos = pgina_gecos_build(c->marker, c->fullname);
         if (!gecos)
                 return -ENOMEM;
         argv[n++] = "useradd";
@@ -70,9 +70,9 @@ int lm_account_create(const struct lm_create *c, char *why, size_t whylen) {
         }
         if (c->gid > 0) {
                 snprintf(gidbuf, sizeof gidbuf, "%lld", (long long)c->gid);
-                if (!lm_gid_exists((gid_t)c->gid)) {
+                if (!pgina_local_gid_exists((gid_t)c->gid)) {
                         const char *group = c->group_name && valid_user_name(c->group_name) &&
-                                                            !lm_group_exists(c->group_name)
+                                                            !pgina_local_group_exists(c->group_name)
                                                     ? c->group_name
                                                     : c->name;
                         const char *ga[] = {"groupadd", "-g", gidbuf, group, NULL};
@@ -82,11 +82,11 @@ int lm_account_create(const struct lm_create *c, char *why, size_t whylen) {
                 argv[n++] = "-g";
                 argv[n++] = gidbuf;
         }
-        if (c->home && lm_valid_account_path(c->home)) {
+        if (c->home && pgina_valid_account_path(c->home)) {
                 argv[n++] = "-d";
                 argv[n++] = c->home;
         }
-        if (!(shell && lm_valid_account_path(shell)))
+        if (!(shell && pgina_valid_account_path(shell)))
                 shell = access("/bin/bash", X_OK) == 0 ? "/bin/bash" : NULL;
         if (shell) {
                 argv[n++] = "-s";

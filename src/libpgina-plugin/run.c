@@ -1,6 +1,6 @@
-/* LocalMachine: runs a root tool through spawn_start (src/common/spawn-program.c): its stdin
+/* libpgina-plugin: runs a root tool through spawn_start (spawn.c): its stdin
  * fed, the first line of its stderr kept, a time limit. */
-#include "lm-spawn.h"
+#include <pgina/run.h>
 
 #include <fcntl.h>
 #include <limits.h>
@@ -8,8 +8,8 @@
 #include <signal.h>
 #include <time.h>
 
-#include "spawn-program.h"
-#include "util.h"
+#include <pgina/spawn.h>
+#include <pgina/util.h>
 
 static const char *const tool_dirs[] = {"/usr/sbin", "/sbin", "/usr/bin"};
 
@@ -83,11 +83,14 @@ static int collect_stderr(int fd, long long deadline, char *err, size_t errlen) 
 
                 if (left <= 0)
                         return -ETIMEDOUT;
-                if (poll(&pfd, 1, (int)(left > INT_MAX ? INT_MAX : left)) < 0) {
+                k = poll(&pfd, 1, (int)(left > INT_MAX ? INT_MAX : left));
+                if (k < 0) {
                         if (errno == EINTR)
                                 continue;
                         return -errno;
                 }
+                if (k == 0)
+                        continue; /* the deadline: a silent program must not block the read */
                 k = read(fd, buf, sizeof buf);
                 if (k < 0) {
                         if (errno == EINTR || errno == EAGAIN)
@@ -107,39 +110,49 @@ static int collect_stderr(int fd, long long deadline, char *err, size_t errlen) 
         }
 }
 
-/* 0: stdin (the input's pipe, or /dev/null), 1: /dev/null, 2: the stderr pipe, PASSWD_FD and
- * the like only by number among these. Nothing else: the worker's fds without O_CLOEXEC (its
- * result pipe to pginad, whatever another plugin opened) must not outlive it in a tool that hangs
- * or forks, or pginad would wait for that pipe's EOF long after the worker is gone. */
-static int spawn_tool(const char *path, const char *const argv[], const char *extra_env, int in_fd,
-                      int err_fd, pid_t *pid) {
-        const int fds[] = {in_fd, -1, err_fd};
-        const char *const env[] = {extra_env, NULL};
-        const struct spawn s = {.path = path, .argv = argv, .env_base = SPAWN_ENV_TOOL, .env = env,
-                                .fds = fds, .n_fds = ELEMENTSOF(fds)};
+/* 0: stdin (the input's pipe, stdin_fd or /dev/null), 1: stdout_fd or /dev/null, 2: the stderr
+ * pipe, then keep_fds. Nothing else: the worker's fds without O_CLOEXEC (its result pipe to
+ * pginad, whatever another plugin opened) must not outlive it in a program that hangs or forks,
+ * or pginad would wait for that pipe's EOF long after the worker is gone. */
+static int spawn_run(const struct pgina_run *run, const char *path, int in_fd, int err_fd, pid_t *pid) {
+        int fds[SPAWN_FDS_MAX];
+        const struct spawn s = {.path = path, .argv = run->argv, .env_base = run->env_base,
+                                .env = run->env, .fds = fds, .n_fds = 3 + run->n_keep,
+                                .cwd = run->cwd};
 
+        if (run->n_keep > SPAWN_FDS_MAX - 3)
+                return -E2BIG;
+        fds[0] = in_fd;
+        fds[1] = run->stdout_fd;
+        fds[2] = err_fd;
+        for (size_t i = 0; i < run->n_keep; i++)
+                fds[3 + i] = run->keep_fds[i];
         return spawn_start(&s, pid);
 }
 
-int lm_run(const char *const argv[], const char *input, size_t input_len, struct lm_run_result *res) {
-        return lm_run_env(argv, NULL, input, input_len, res);
+static int program_path(const char *name, char *buf, size_t len) {
+        if (name && name[0] == '/') {
+                if (snprintf(buf, len, "%s", name) >= (int)len)
+                        return -ENAMETOOLONG;
+                return 0;
+        }
+        return find_tool(name, buf, len);
 }
 
-int lm_run_env(const char *const argv[], const char *extra_env, const char *input, size_t input_len,
-               struct lm_run_result *res) {
+int pgina_run(const struct pgina_run *run, struct pgina_run_result *res) {
         char path[PATH_MAX];
         int in[2] = {-1, -1}, errp[2] = {-1, -1};
         struct sigaction old_chld, dfl = {.sa_handler = SIG_DFL};
-        long long deadline;
+        long long deadline, timeout = run->timeout_ms ? run->timeout_ms : PGINA_RUN_TIMEOUT_MS;
         pid_t pid;
         int r, rr, st;
 
-        res->status = -1;
+        res->status = res->wstatus = -1;
         res->err[0] = '\0';
-        r = find_tool(argv[0], path, sizeof path);
+        r = program_path(run->argv ? run->argv[0] : NULL, path, sizeof path);
         if (r < 0)
                 return r;
-        if (input) {
+        if (run->input) {
                 r = make_pipe(in);
                 if (r < 0)
                         return r;
@@ -148,11 +161,11 @@ int lm_run_env(const char *const argv[], const char *extra_env, const char *inpu
         if (r < 0)
                 goto out;
 
-        /* An ignored SIGCHLD would reap the tool before we read its exit status. */
+        /* An ignored SIGCHLD would reap the program before we read its exit status. */
         sigemptyset(&dfl.sa_mask);
         sigaction(SIGCHLD, &dfl, &old_chld);
 
-        r = spawn_tool(path, argv, extra_env, in[0], errp[1], &pid);
+        r = spawn_run(run, path, run->input ? in[0] : run->stdin_fd, errp[1], &pid);
         close(errp[1]);
         errp[1] = -1;
         if (in[0] >= 0) {
@@ -162,16 +175,18 @@ int lm_run_env(const char *const argv[], const char *extra_env, const char *inpu
         if (r < 0)
                 goto restore;
 
-        deadline = now_ms() + LM_RUN_TIMEOUT_MS;
-        if (input) {
-                (void)write_input(in[1], input, input_len); /* a tool that stops reading says why */
+        deadline = timeout == SPAWN_FOREVER ? SPAWN_FOREVER : now_ms() + timeout;
+        if (run->input) {
+                (void)write_input(in[1], run->input, run->input_len); /* one that stops reading says why */
                 close(in[1]);
                 in[1] = -1;
         }
         r = collect_stderr(errp[0], deadline, res->err, sizeof res->err);
         rr = spawn_wait(pid, r == -ETIMEDOUT ? 0 : deadline, &st);
-        if (rr == 0)
+        if (rr == 0) {
                 res->status = spawn_exit_code(st);
+                res->wstatus = st;
+        }
         if (r >= 0)
                 r = rr;
 restore:
@@ -184,4 +199,21 @@ out:
                         close(errp[i]);
         }
         return r;
+}
+
+int pgina_run_tool(const char *const argv[], const char *input, size_t input_len,
+                   struct pgina_run_result *res) {
+        return pgina_run_tool_env(argv, NULL, input, input_len, res);
+}
+
+int pgina_run_tool_env(const char *const argv[], const char *extra_env, const char *input,
+                       size_t input_len, struct pgina_run_result *res) {
+        const char *const env[] = {extra_env, NULL};
+        const struct pgina_run run = {.argv = argv, .env_base = SPAWN_ENV_TOOL, .env = env,
+                                      .input = input, .input_len = input_len, .stdin_fd = -1,
+                                      .stdout_fd = -1};
+
+        if (!argv || !argv[0] || strchr(argv[0], '/'))
+                return -EINVAL; /* a tool is a bare name */
+        return pgina_run(&run, res);
 }

@@ -1,18 +1,18 @@
-/* LocalMachine: NSS lookups of local accounts and groups (the worker is single-threaded, but the
+/* libpgina-plugin: NSS lookups of local accounts and groups (the worker is single-threaded, but the
  * _r variants keep one lookup from clobbering another). */
-#include "lm-account.h"
+#include <pgina/account.h>
 
 #include <grp.h>
 #include <pwd.h>
 
-#include "util.h"
+#include <pgina/util.h>
 
-void lm_account_done(struct lm_account *a) {
+void pgina_account_done(struct pgina_account *a) {
         free(a->gecos);
         a->gecos = NULL;
 }
 
-int lm_account_lookup(const char *name, struct lm_account *a) {
+int pgina_account_lookup(const char *name, struct pgina_account *a) {
         _cleanup_free_ char *buf = NULL;
         size_t buflen = 1024;
         struct passwd pw, *res = NULL;
@@ -40,8 +40,8 @@ int lm_account_lookup(const char *name, struct lm_account *a) {
         return a->gecos ? 1 : -ENOMEM;
 }
 
-bool lm_gecos_is_pgina(const char *gecos) {
-        return gecos && strncmp(gecos, LM_MARKER, strlen(LM_MARKER)) == 0;
+bool pgina_gecos_is_pgina(const char *gecos) {
+        return gecos && strncmp(gecos, PGINA_ACCOUNT_MARKER, strlen(PGINA_ACCOUNT_MARKER)) == 0;
 }
 
 /* Field i (0-based) of a comma-separated GECOS, malloc'd; NULL when empty or absent. */
@@ -59,10 +59,10 @@ static char *gecos_field(const char *gecos, unsigned i) {
         return end > p ? strndup(p, (size_t)(end - p)) : NULL;
 }
 
-char *lm_gecos_fullname(const char *gecos) {
+char *pgina_gecos_fullname(const char *gecos) {
         if (!gecos)
                 return NULL;
-        return gecos_field(gecos, lm_gecos_is_pgina(gecos) ? 4 : 0);
+        return gecos_field(gecos, pgina_gecos_is_pgina(gecos) ? 4 : 0);
 }
 
 static void sanitize(char *s) {
@@ -71,7 +71,7 @@ static void sanitize(char *s) {
                         *s = ' ';
 }
 
-char *lm_gecos_build(const char *marker, const char *fullname) {
+char *pgina_gecos_build(const char *marker, const char *fullname) {
         char *s;
 
         if (fullname && *fullname) {
@@ -90,7 +90,7 @@ char *lm_gecos_build(const char *marker, const char *fullname) {
         return s;
 }
 
-void lm_names_done(struct lm_names *l) {
+void pgina_names_done(struct pgina_names *l) {
         for (size_t i = 0; i < l->n; i++)
                 free(l->v[i]);
         free(l->v);
@@ -98,17 +98,17 @@ void lm_names_done(struct lm_names *l) {
         l->n = 0;
 }
 
-bool lm_names_has(const struct lm_names *l, const char *name) {
+bool pgina_names_has(const struct pgina_names *l, const char *name) {
         for (size_t i = 0; i < l->n; i++)
                 if (streq(l->v[i], name))
                         return true;
         return false;
 }
 
-int lm_names_add(struct lm_names *l, const char *name) {
+int pgina_names_add(struct pgina_names *l, const char *name) {
         char **nv;
 
-        if (lm_names_has(l, name))
+        if (pgina_names_has(l, name))
                 return 0;
         nv = realloc(l->v, (l->n + 1) * sizeof *nv);
         if (!nv)
@@ -149,20 +149,20 @@ static int group_get(const char *name, gid_t gid, char **ret_name) {
         return 1;
 }
 
-char *lm_group_name(gid_t gid) {
+char *pgina_local_group_name(gid_t gid) {
         char *n = NULL;
         return group_get(NULL, gid, &n) > 0 ? n : NULL;
 }
 
-bool lm_group_exists(const char *name) {
+bool pgina_local_group_exists(const char *name) {
         return group_get(name, 0, NULL) > 0;
 }
 
-bool lm_gid_exists(gid_t gid) {
+bool pgina_local_gid_exists(gid_t gid) {
         return group_get(NULL, gid, NULL) > 0;
 }
 
-int lm_account_groups(const char *name, gid_t primary, struct lm_names *ret) {
+int pgina_account_groups(const char *name, gid_t primary, struct pgina_names *ret) {
         _cleanup_free_ gid_t *gids = NULL;
         int n = 32;
 
@@ -181,12 +181,12 @@ int lm_account_groups(const char *name, gid_t primary, struct lm_names *ret) {
                 n = want;
         }
         for (int i = 0; i < n; i++) {
-                _cleanup_free_ char *g = lm_group_name(gids[i]);
+                _cleanup_free_ char *g = pgina_local_group_name(gids[i]);
                 int r;
 
                 if (!g)
                         continue; /* a gid without a name cannot be put in the record */
-                r = lm_names_add(ret, g);
+                r = pgina_names_add(ret, g);
                 if (r < 0)
                         return r;
         }

@@ -1,5 +1,5 @@
 /* Helpers shared by every pgina process. */
-#include "util.h"
+#include <pgina/util.h>
 
 #include <fcntl.h>
 #include <libgen.h>
@@ -130,4 +130,31 @@ long long now_ms(void) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* One message, one line: control characters (a newline in an archive member's name, an escape
+ * sequence in a directory attribute) become \n, \t, \r or \xHH, so nothing that reaches a log
+ * line can forge another line or drive a terminal. In place, truncated to len. */
+void log_escape(char *line, size_t len) {
+        char out[2048];
+        size_t o = 0;
+
+        if (!strpbrk(line, "\001\002\003\004\005\006\007\010\011\012\013\014\015\016\017\020"
+                           "\021\022\023\024\025\026\027\030\031\032\033\034\035\036\037\177"))
+                return;
+        for (const unsigned char *p = (const unsigned char *)line; *p && o + 5 < sizeof out; p++) {
+                if (*p >= 0x20 && *p != 0x7f) {
+                        out[o++] = (char)*p;
+                        continue;
+                }
+                out[o++] = '\\';
+                switch (*p) {
+                case '\n': out[o++] = 'n'; break;
+                case '\t': out[o++] = 't'; break;
+                case '\r': out[o++] = 'r'; break;
+                default: o += (size_t)snprintf(out + o, sizeof out - o, "x%02x", *p); break;
+                }
+        }
+        out[o] = 0;
+        snprintf(line, len, "%s", out);
 }
