@@ -378,10 +378,8 @@ static int share_script_run(struct pgina_ctx *ctx, struct pgina_user *u, const s
                 .domain = cfg.cred_domain[0] ? cfg.cred_domain : NULL,
                 .password = cfg.cred_password ? cfg.cred_password->data : NULL,
         };
-        if ((r = store_open(url, &cr, cfg.timeout, &st)) < 0) {
-                snprintf(why, sizeof why, "%s", store_open_error());
+        if ((r = store_open(url, &cr, cfg.timeout, &st, why, sizeof why)) < 0)
                 goto out;
-        }
         r = store_slurp(st, rel, &data, &len, why, sizeof why);
         store_close(st);
         if (r >= 0)

@@ -73,6 +73,7 @@ static void reader_run(int in, const char *url, const struct store_creds *creds,
         XXH3_state_t *md = XXH3_createState();
         struct store *st = NULL;
         struct store_file *f = NULL;
+        char why[STORE_ERROR_MAX];
         uint64_t word = 0;
 
         if (!buf || !md) {
@@ -81,8 +82,8 @@ static void reader_run(int in, const char *url, const struct store_creds *creds,
                 goto out;
         }
         XXH3_128bits_reset(md);
-        if ((rep->r = store_open(url, creds, timeout_s, &st)) < 0) {
-                snprintf(rep->err, sizeof rep->err, "read-back: %s", store_open_error());
+        if ((rep->r = store_open(url, creds, timeout_s, &st, why, sizeof why)) < 0) {
+                snprintf(rep->err, sizeof rep->err, "read-back: %s", why);
                 goto out;
         }
         if ((rep->r = store_open_read(st, rel, &f)) < 0) {

@@ -465,7 +465,8 @@ static const struct store_ops file_ops = {
 /* The path is what follows "file://", i.e. "/dir" (no host part, no %-decoding); no credentials.
  * The root must exist: a missing mount point is an error, never created, or profiles would land
  * on the local disk and the next logon would find none. */
-int store_file_open(const char *url, const struct store_creds *creds, unsigned timeout_s, struct store **ret) {
+int store_file_open(const char *url, const struct store_creds *creds, unsigned timeout_s, struct store **ret,
+                    char *err, size_t errlen) {
         const char *path = url + strlen("file://");
         struct file_store *fs;
         struct stat st;
@@ -474,24 +475,24 @@ int store_file_open(const char *url, const struct store_creds *creds, unsigned t
 
         (void)creds;
         if (path[0] != '/')
-                return store_open_fail(-EINVAL,
+                return store_open_fail(err, errlen, -EINVAL,
                                        "%s: a file store URL names an absolute directory: "
                                        "file:///dir",
                                        url);
         fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
-                return store_open_fail(-errno, "%s: %s", url, strerror(errno));
+                return store_open_fail(err, errlen, -errno, "%s: %s", url, strerror(errno));
         if (fstat(fd, &st) < 0) {
                 int r = -errno;
 
                 close(fd);
-                return store_open_fail(r, "%s: %s", url, strerror(-r));
+                return store_open_fail(err, errlen, r, "%s: %s", url, strerror(-r));
         }
         fs = calloc(1, sizeof *fs);
         if (!fs || !(fs->s.url = strdup(url))) {
                 free(fs);
                 close(fd);
-                return store_open_fail(-ENOMEM, "%s: %s", url, strerror(ENOMEM));
+                return store_open_fail(err, errlen, -ENOMEM, "%s: %s", url, strerror(ENOMEM));
         }
         len = strlen(fs->s.url);
         while (len > strlen("file:///") && fs->s.url[len - 1] == '/')

@@ -41,8 +41,8 @@ struct store_file {
  * be NULL) and return r. */
 int store_fail(struct store *s, int r, const char *rel, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
-/* Set the message of a failed store_open. Returns r. */
-int store_open_fail(int r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The message of a failed store_open, into err (errlen bytes; none when err is NULL). r. */
+int store_open_fail(char *err, size_t errlen, int r, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* A path relative to the root: non-empty components separated by single '/', none of them
  * "." or "..", no leading '/', no NUL; "" (the root itself) only when allow_root. */
@@ -51,6 +51,7 @@ bool store_rel_valid(const char *rel, bool allow_root);
 char *store_temp_name(const char *rel, const char *tag);
 
 /* The backends (the table in pgsmb-store.c): url with its scheme. */
-int store_file_open(const char *url, const struct store_creds *creds, unsigned timeout_s, struct store **ret);
+int store_file_open(const char *url, const struct store_creds *creds, unsigned timeout_s, struct store **ret,
+                    char *err, size_t errlen);
 int store_smb_open(const char *url, const struct store_creds *creds, unsigned timeout_s,
-                   struct store **ret);
+                   struct store **ret, char *err, size_t errlen);

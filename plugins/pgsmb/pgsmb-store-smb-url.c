@@ -77,47 +77,48 @@ static int url_decode(char *s) {
 }
 
 /* smb://server[:port]/share[/dir…] → server, port, and "share[/dir…]" (decoded, checked). */
-int smb_parse_url(const char *url, char **ret_server, uint16_t *ret_port, char **ret_path) {
+int smb_parse_url(const char *url, char **ret_server, uint16_t *ret_port, char **ret_path, char *err,
+                  size_t errlen) {
         const char *p = url + strlen("smb://"), *slash = strchr(p, '/'), *colon;
         _cleanup_free_ char *server = NULL, *path = NULL;
         size_t len;
 
         if (!slash || slash == p)
-                return store_open_fail(-EINVAL, "%s: expected smb://server[:port]/share[/dir]", url);
+                return store_open_fail(err, errlen, -EINVAL, "%s: expected smb://server[:port]/share[/dir]", url);
         if (memchr(p, '@', (size_t)(slash - p)))
-                return store_open_fail(-EINVAL,
+                return store_open_fail(err, errlen, -EINVAL,
                                        "%s: no user or password in the URL; they come from the "
                                        "credentials setting",
                                        url);
         colon = memchr(p, ':', (size_t)(slash - p));
         server = strndup(p, (size_t)((colon ? colon : slash) - p));
         if (!server)
-                return store_open_fail(-ENOMEM, "%s: %s", url, strerror(ENOMEM));
+                return store_open_fail(err, errlen, -ENOMEM, "%s: %s", url, strerror(ENOMEM));
         if (!*server || strpbrk(server, "[]%\\ "))
-                return store_open_fail(-EINVAL, "%s: bad server name \"%s\"", url, server);
+                return store_open_fail(err, errlen, -EINVAL, "%s: bad server name \"%s\"", url, server);
         *ret_port = 0;
         if (colon) {
                 unsigned long v = 0;
                 const char *d = colon + 1;
 
                 if (d == slash)
-                        return store_open_fail(-EINVAL, "%s: empty port", url);
+                        return store_open_fail(err, errlen, -EINVAL, "%s: empty port", url);
                 for (; d < slash; d++) {
                         if (*d < '0' || *d > '9' || (v = v * 10 + (unsigned long)(*d - '0')) > 65535)
-                                return store_open_fail(-EINVAL, "%s: bad port", url);
+                                return store_open_fail(err, errlen, -EINVAL, "%s: bad port", url);
                 }
                 if (v == 0)
-                        return store_open_fail(-EINVAL, "%s: bad port", url);
+                        return store_open_fail(err, errlen, -EINVAL, "%s: bad port", url);
                 *ret_port = (uint16_t)v;
         }
         path = strdup(slash + 1);
         if (!path)
-                return store_open_fail(-ENOMEM, "%s: %s", url, strerror(ENOMEM));
+                return store_open_fail(err, errlen, -ENOMEM, "%s: %s", url, strerror(ENOMEM));
         len = strlen(path);
         while (len > 0 && path[len - 1] == '/')
                 path[--len] = 0;
         if (url_decode(path) < 0 || !store_rel_valid(path, false) || !smb_name_ok(path))
-                return store_open_fail(-EINVAL, "%s: bad share or folder name", url);
+                return store_open_fail(err, errlen, -EINVAL, "%s: bad share or folder name", url);
         *ret_server = TAKE_PTR(server);
         *ret_path = TAKE_PTR(path);
         return 0;

@@ -715,7 +715,7 @@ static int smb_context_new(struct smb_store *ss, int timeout_ms) {
 /* creds->password is not copied: libsmbclient asks for it (auth_cb) whenever it (re)connects,
  * so the caller's secret must stay valid until store_close. */
 int store_smb_open(const char *url, const struct store_creds *creds, unsigned timeout_s,
-                   struct store **ret) {
+                   struct store **ret, char *err, size_t errlen) {
         struct smb_store *ss;
         _cleanup_free_ char *path = NULL;
         int timeout_ms = timeout_s > INT_MAX / 1000 ? INT_MAX : (int)timeout_s * 1000;
@@ -727,11 +727,11 @@ int store_smb_open(const char *url, const struct store_creds *creds, unsigned ti
         if (creds && ((creds->user && strlen(creds->user) > SMB_AUTH_MAX) ||
                       (creds->domain && strlen(creds->domain) > SMB_AUTH_MAX) ||
                       (creds->password && strlen(creds->password) > SMB_AUTH_MAX)))
-                return store_open_fail(-EINVAL, "%s: user, domain or password longer than %d bytes",
+                return store_open_fail(err, errlen, -EINVAL, "%s: user, domain or password longer than %d bytes",
                                        url, SMB_AUTH_MAX);
         ss = calloc(1, sizeof *ss);
         if (!ss)
-                return store_open_fail(-ENOMEM, "%s: %s", url, strerror(ENOMEM));
+                return store_open_fail(err, errlen, -ENOMEM, "%s: %s", url, strerror(ENOMEM));
         ss->s.ops = &smb_ops;
         ss->s.timeout_s = timeout_s;
         ss->password = creds && creds->password ? creds->password : "";
@@ -739,36 +739,36 @@ int store_smb_open(const char *url, const struct store_creds *creds, unsigned ti
         ss->user = strdup(creds && creds->user ? creds->user : "");
         ss->domain = creds && creds->domain ? strdup(creds->domain) : NULL;
         if (!ss->s.url || !ss->user || (creds && creds->domain && !ss->domain)) {
-                r = store_open_fail(-ENOMEM, "%s: %s", url, strerror(ENOMEM));
+                r = store_open_fail(err, errlen, -ENOMEM, "%s: %s", url, strerror(ENOMEM));
                 goto fail;
         }
         len = strlen(ss->s.url);
         while (len > 0 && ss->s.url[len - 1] == '/')
                 ss->s.url[--len] = 0;
 
-        r = smb_parse_url(ss->s.url, &ss->server, &ss->port, &path);
+        r = smb_parse_url(ss->s.url, &ss->server, &ss->port, &path, err, errlen);
         if (r < 0)
                 goto fail;
         ss->base = strdup("smb://");
         blen = strlen(ss->base);
         if (!ss->base || smb_append_encoded(&ss->base, &blen, ss->server) < 0 ||
             smb_append_encoded(&ss->base, &blen, "/") < 0 || smb_append_encoded(&ss->base, &blen, path) < 0) {
-                r = store_open_fail(-ENOMEM, "%s: %s", url, strerror(ENOMEM));
+                r = store_open_fail(err, errlen, -ENOMEM, "%s: %s", url, strerror(ENOMEM));
                 goto fail;
         }
 
         r = smb_probe_server(ss->server, ss->port, timeout_ms);
         if (r < 0) {
-                r = store_open_fail(r, "%s: cannot reach %s port %s: %s", ss->s.url, ss->server,
+                r = store_open_fail(err, errlen, r, "%s: cannot reach %s port %s: %s", ss->s.url, ss->server,
                                     ss->port ? "" : "445/139", strerror(-r));
                 if (ss->port) /* name the port we tried */
-                        store_open_fail(r, "%s: cannot reach %s port %u: %s", ss->s.url,
+                        store_open_fail(err, errlen, r, "%s: cannot reach %s port %u: %s", ss->s.url,
                                         ss->server, ss->port, strerror(-r));
                 goto fail;
         }
         r = smb_context_new(ss, timeout_ms);
         if (r < 0) {
-                r = store_open_fail(r, "%s: cannot set up libsmbclient: %s", ss->s.url,
+                r = store_open_fail(err, errlen, r, "%s: cannot set up libsmbclient: %s", ss->s.url,
                                     strerror(-r));
                 goto fail;
         }
@@ -779,14 +779,14 @@ int store_smb_open(const char *url, const struct store_creds *creds, unsigned ti
         ss->checked_at = now_ms();
         if (r < 0) {
                 r = smb_fail(&ss->s, NULL, NULL);
-                store_open_fail(r, "%s%s", ss->s.error,
+                store_open_fail(err, errlen, r, "%s%s", ss->s.error,
                                 r == -EACCES || r == -EPERM
                                         ? " (wrong user name or password, or no access to the share)"
                                         : "");
                 goto fail;
         }
         if (!S_ISDIR(st.st_mode)) {
-                r = store_open_fail(-ENOTDIR, "%s: %s", ss->s.url, strerror(ENOTDIR));
+                r = store_open_fail(err, errlen, -ENOTDIR, "%s: %s", ss->s.url, strerror(ENOTDIR));
                 goto fail;
         }
         *ret = &ss->s;

@@ -12,15 +12,13 @@
 #include "pgsmb-store-internal.h"
 #include "util.h"
 
-static char open_error[1024];
-
-const char *store_open_error(void) { return open_error; }
-
-int store_open_fail(int r, const char *fmt, ...) {
+int store_open_fail(char *err, size_t errlen, int r, const char *fmt, ...) {
         va_list ap;
 
+        if (!err || !errlen)
+                return r;
         va_start(ap, fmt);
-        vsnprintf(open_error, sizeof open_error, fmt, ap);
+        vsnprintf(err, errlen, fmt, ap);
         va_end(ap);
         return r;
 }

@@ -17,23 +17,25 @@
  * file://, the whole URL for smb://). */
 static const struct {
         const char *scheme;
-        int (*open)(const char *url, const struct store_creds *creds, unsigned timeout_s, struct store **ret);
+        int (*open)(const char *url, const struct store_creds *creds, unsigned timeout_s, struct store **ret,
+                    char *err, size_t errlen);
 } backends[] = {
         {"file://", store_file_open},
         {"smb://", store_smb_open},
 };
 
 int store_open(const char *url, const struct store_creds *creds, unsigned timeout_s,
-               struct store **ret) {
-        store_open_fail(0, "%s", "");
+               struct store **ret, char *err, size_t errlen) {
+        if (err && errlen)
+                err[0] = 0;
         if (!url || !ret)
-                return store_open_fail(-EINVAL, "store_open: no URL");
+                return store_open_fail(err, errlen, -EINVAL, "store_open: no URL");
         if (timeout_s == 0)
                 timeout_s = 30;
         for (size_t i = 0; i < ELEMENTSOF(backends); i++)
                 if (strncmp(url, backends[i].scheme, strlen(backends[i].scheme)) == 0)
-                        return backends[i].open(url, creds, timeout_s, ret);
-        return store_open_fail(-EPROTONOSUPPORT,
+                        return backends[i].open(url, creds, timeout_s, ret, err, errlen);
+        return store_open_fail(err, errlen, -EPROTONOSUPPORT,
                                "%s: unsupported store URL (use smb://server[:port]/share[/dir] "
                                "or file:///dir)",
                                url);
@@ -44,7 +46,7 @@ void store_close(struct store *s) {
                 s->ops->close(s);
 }
 
-const char *store_error(const struct store *s) { return s ? s->error : store_open_error(); }
+const char *store_error(const struct store *s) { return s->error; }
 
 const char *store_url(const struct store *s) { return s->url; }
 

@@ -37,14 +37,15 @@ struct store_entry {
         bool is_dir;
 };
 
-/* Open (connect to) the store at url. timeout_s bounds every later call too. */
+/* Open (connect to) the store at url. timeout_s bounds every later call too. On failure the
+ * reason, naming the server or path, is in err (errlen bytes, STORE_ERROR_MAX is enough). */
+#define STORE_ERROR_MAX 1024
 int store_open(const char *url, const struct store_creds *creds, unsigned timeout_s,
-               struct store **ret);
+               struct store **ret, char *err, size_t errlen);
 void store_close(struct store *s);
 /* The last error of this store, e.g. "smb://10.0.0.5/profiles/alice/alice.tar.zst: Connection
- * timed out". Valid until the next call. For store_open failures: store_open_error(). */
+ * timed out". Valid until the next call. */
 const char *store_error(const struct store *s);
-const char *store_open_error(void);
 /* "smb://server/share" or "file:///srv/profiles": for messages. */
 const char *store_url(const struct store *s);
 

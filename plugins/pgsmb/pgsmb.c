@@ -370,7 +370,7 @@ int pgsmb_connect(struct pgina_ctx *ctx, const struct pgsmb_cfg *c, bool for_wri
                                            i + 1, c->retries);
                         sleep(c->retry_delay);
                 }
-                r = store_open(c->share, &cr, c->timeout, ret);
+                r = store_open(c->share, &cr, c->timeout, ret, why, whylen);
                 if (r >= 0) {
                         if (for_writing && c->remote_dir[0] && (r = store_mkdirs(*ret, c->remote_dir)) < 0) {
                                 snprintf(why, whylen, "%s", store_error(*ret));
@@ -380,7 +380,6 @@ int pgsmb_connect(struct pgina_ctx *ctx, const struct pgsmb_cfg *c, bool for_wri
                         }
                         return 0;
                 }
-                snprintf(why, whylen, "%s", store_open_error());
                 pgina_log(ctx, LOG_WARNING, "%s: cannot reach the profile store (try %u of %u): %s",
                           c->user, i + 1, c->retries, why);
         }

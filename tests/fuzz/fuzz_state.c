@@ -31,7 +31,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         FUZZ_ASSERT(snprintf(dir, sizeof dir, "%s/pgina-fuzz-state.XXXXXX", tmp) < (int)sizeof dir);
         FUZZ_ASSERT(mkdtemp(dir));
         snprintf(url, sizeof url, "file://%s", dir);
-        FUZZ_ASSERT(store_open(url, NULL, 5, &store) == 0);
+        FUZZ_ASSERT(store_open(url, NULL, 5, &store, NULL, 0) == 0);
         atexit(remove_dir);
         return 0;
 }

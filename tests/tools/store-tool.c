@@ -239,6 +239,7 @@ int main(int argc, char **argv) {
         struct options o = { .timeout_s = 30 };
         struct store *s = NULL;
         const char *url;
+        char why[STORE_ERROR_MAX];
         int rc;
 
         /* options may stand before or after the URL, never after the command */
@@ -253,8 +254,8 @@ int main(int argc, char **argv) {
                 rc = usage();
         if (rc != 0)
                 goto out;
-        if (store_open(url, &o.creds, o.timeout_s, &s) < 0) {
-                fprintf(stderr, "store-tool: %s\n", store_open_error());
+        if (store_open(url, &o.creds, o.timeout_s, &s, why, sizeof why) < 0) {
+                fprintf(stderr, "store-tool: %s\n", why);
                 rc = 1;
                 goto out;
         }

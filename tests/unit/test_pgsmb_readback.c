@@ -36,7 +36,7 @@ static int setup(void **state) {
         strcpy(f->root, "/tmp/test-pgsmb-readback.XXXXXX");
         assert_non_null(mkdtemp(f->root));
         snprintf(f->url, sizeof f->url, "file://%s", f->root);
-        assert_int_equal(store_open(f->url, NULL, 5, &f->s), 0);
+        assert_int_equal(store_open(f->url, NULL, 5, &f->s, NULL, 0), 0);
         f->data = malloc(DATA_BYTES);
         assert_non_null(f->data);
         for (size_t i = 0; i < DATA_BYTES; i++)

@@ -43,7 +43,7 @@ static int setup(void **state) {
         strcpy(f->root, "/tmp/test-pgsmb-store.XXXXXX");
         assert_non_null(mkdtemp(f->root));
         snprintf(f->url, sizeof f->url, "file://%s/", f->root); /* trailing '/' is dropped */
-        assert_int_equal(store_open(f->url, NULL, 5, &f->s), 0);
+        assert_int_equal(store_open(f->url, NULL, 5, &f->s, NULL, 0), 0);
         *state = f;
         return 0;
 }
@@ -100,22 +100,22 @@ static void assert_content(struct store *s, const char *rel, const char *want) {
 static void test_open_url(void **state) {
         struct fixture *f = *state;
         struct store *s = NULL;
-        char url[128];
+        char url[128], why[STORE_ERROR_MAX];
 
         assert_int_equal(strncmp(store_url(f->s), "file:///tmp/test-pgsmb-store.", 29), 0);
         assert_int_not_equal(store_url(f->s)[strlen(store_url(f->s)) - 1], '/');
 
         /* a missing root (an unmounted share) is an error, never created */
         snprintf(url, sizeof url, "file://%s/missing", f->root);
-        assert_int_equal(store_open(url, NULL, 5, &s), -ENOENT);
-        assert_non_null(strstr(store_open_error(), url));
-        assert_non_null(strstr(store_open_error(), "No such file or directory"));
+        assert_int_equal(store_open(url, NULL, 5, &s, why, sizeof why), -ENOENT);
+        assert_non_null(strstr(why, url));
+        assert_non_null(strstr(why, "No such file or directory"));
         snprintf(url, sizeof url, "%s/missing", f->root);
         assert_int_equal(access(url, F_OK), -1);
 
-        assert_int_equal(store_open("file://relative/dir", NULL, 5, &s), -EINVAL);
-        assert_int_equal(store_open("ftp://host/x", NULL, 5, &s), -EPROTONOSUPPORT);
-        assert_non_null(strstr(store_open_error(), "ftp://host/x"));
+        assert_int_equal(store_open("file://relative/dir", NULL, 5, &s, why, sizeof why), -EINVAL);
+        assert_int_equal(store_open("ftp://host/x", NULL, 5, &s, why, sizeof why), -EPROTONOSUPPORT);
+        assert_non_null(strstr(why, "ftp://host/x"));
 }
 
 static void test_rejects_bad_paths(void **state) {
