@@ -1,5 +1,5 @@
-/* pgSMB: children that run as the user (pgsmb-userwork), and the streams between them and the
- * store. */
+/* pgSMB, root side (pginad's worker) of the work done as the user: starts pgsmb-userwork as the
+ * user (pgsmb-helper.h), streams between it and the store, and takes its report. */
 #include "pgsmb-helper.h"
 
 #include <dlfcn.h>
