@@ -12,7 +12,7 @@
 #include "pgsmb-state.h"
 #include "pgsmb-helper.h"
 #include "pgsmb.h"
-#include "util.h"
+#include <pgina/util.h>
 
 static void fmt_time(int64_t t, char *buf, size_t len) {
         time_t tt = (time_t)t;

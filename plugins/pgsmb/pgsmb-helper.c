@@ -24,7 +24,7 @@
 #include "log.h"
 #include "pgsmb-readback.h"
 #include "pgsmb-userwork.h"
-#include "util.h"
+#include <pgina/util.h>
 
 /* One store request: SMB3 servers take 8 MiB reads and writes (Samba, Windows), so a 674 MiB
  * profile costs ~85 round trips instead of 674: what a branch office at 10 ms pays. */

@@ -21,7 +21,7 @@
 #include <pgina/run.h>
 #include "pgsmb-logon.h"
 #include "pgsmb.h"
-#include "util.h"
+#include <pgina/util.h>
 
 #define NS 1000000000LL
 #define NTP_TIMEOUT_MS 2000

@@ -19,8 +19,8 @@
 #include <unistd.h>
 
 #include "pgsmb.h"
-#include "secret.h"
-#include "util.h"
+#include <pgina/secret.h>
+#include <pgina/util.h>
 
 #define MAIL_BODY_MAX 8192
 #define SMTP_TIMEOUT_S 20L

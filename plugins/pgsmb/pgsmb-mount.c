@@ -24,7 +24,7 @@
 
 #include <pgina/run.h>
 #include "pgsmb.h"
-#include "util.h"
+#include <pgina/util.h>
 
 #define MOUNT_CHILD_TIMEOUT_MS (PGINA_RUN_TIMEOUT_MS + 5000) /* mount.cifs is bounded by pgina_run_tool */
 #define STAGE_DIR "/tmp/pgina-share" /* inside the child's private tmpfs on /tmp */

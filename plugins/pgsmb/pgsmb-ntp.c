@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "pgsmb-logon.h"
-#include "util.h"
+#include <pgina/util.h>
 
 #define NTP_PACKET 48
 #define NTP_UNIX_DELTA 2208988800LL /* seconds from 1900 to 1970 */

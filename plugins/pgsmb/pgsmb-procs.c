@@ -20,7 +20,7 @@
 
 #include "pgina-build.h"
 #include "pgsmb.h"
-#include "util.h"
+#include <pgina/util.h>
 #if HAVE_LIBSYSTEMD
 #include <systemd/sd-bus.h>
 #endif

@@ -18,8 +18,8 @@
 #include <xxhash.h>
 
 #include "pgsmb-store.h"
-#include "secret.h"
-#include "util.h"
+#include <pgina/secret.h>
+#include <pgina/util.h>
 
 #define READBACK_CHUNK (1024 * 1024)
 #define READBACK_CLOSED (1ull << 63)

@@ -18,7 +18,7 @@
 #include "pgsmb-helper.h"
 #include "pgsmb-userwork.h"
 #include "pgsmb.h"
-#include "util.h"
+#include <pgina/util.h>
 
 struct restore {
         struct pgina_ctx *ctx;

@@ -16,7 +16,7 @@
 
 #include "pgsmb-logon.h"
 #include "pgsmb-userwork.h"
-#include "util.h"
+#include <pgina/util.h>
 
 #define SCRIPT_LINE_MAX 1000 /* longer lines are logged in pieces */
 #define SCRIPT_LOG_LINES_MAX 500 /* more output is read and dropped, not logged */

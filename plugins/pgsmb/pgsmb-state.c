@@ -10,7 +10,7 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "util.h"
+#include <pgina/util.h>
 
 static void copy_field(char *dst, size_t len, const char *v) {
         size_t n = strcspn(v, "\r\n");

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "pgsmb-store-internal.h"
-#include "util.h"
+#include <pgina/util.h>
 
 #define COPY_CHUNK (1u << 20)
 

@@ -12,7 +12,7 @@
 
 #include "pgsmb-store-internal.h"
 #include "pgsmb-store-smb-url.h"
-#include "util.h"
+#include <pgina/util.h>
 
 /* Characters a Windows/Samba share cannot hold in a name, or reads as a separator or a stream
  * (':' would open an alternate data stream). */

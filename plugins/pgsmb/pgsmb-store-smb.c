@@ -33,7 +33,7 @@
 
 #include "pgsmb-store-internal.h"
 #include "pgsmb-store-smb-url.h"
-#include "util.h"
+#include <pgina/util.h>
 
 #define SMB_AUTH_MAX 255 /* libsmbclient's auth buffers are 256-byte fstrings */
 #define SMB_CHUNK (8u << 20) /* SMB3 max read/write of Samba and Windows */

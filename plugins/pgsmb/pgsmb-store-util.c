@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "pgsmb-store-internal.h"
-#include "util.h"
+#include <pgina/util.h>
 
 int store_open_fail(char *err, size_t errlen, int r, const char *fmt, ...) {
         va_list ap;

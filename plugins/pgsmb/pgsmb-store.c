@@ -11,7 +11,7 @@
 #include <sys/random.h>
 
 #include "pgsmb-store-internal.h"
-#include "util.h"
+#include <pgina/util.h>
 
 /* The backends, by URL scheme: each opens its store from the URL (the part after the scheme for
  * file://, the whole URL for smb://). */

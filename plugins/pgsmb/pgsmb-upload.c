@@ -10,12 +10,11 @@
 #include <unistd.h>
 
 #include <pgina/account.h>
-#include "log.h"
 #include "pgsmb-state.h"
 #include "pgsmb-helper.h"
 #include "pgsmb-userwork.h"
 #include "pgsmb.h"
-#include "util.h"
+#include <pgina/util.h>
 
 struct upload {
         struct pgina_ctx *ctx;

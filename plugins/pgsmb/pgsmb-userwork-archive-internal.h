@@ -25,7 +25,7 @@
 
 #include "pgsmb-userwork-inflate.h"
 #include "pgsmb-userwork-unpack.h"
-#include "util.h"
+#include <pgina/util.h>
 
 #define ARCHIVE_BLOCK_BYTES (1024 * 1024)
 

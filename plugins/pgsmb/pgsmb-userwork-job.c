@@ -18,8 +18,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "spawn-program.h"
-#include "util.h"
+#include <pgina/spawn.h>
+#include <pgina/util.h>
 
 #define LIST_MAX 4096 /* entries of an argv or an exclude list */
 

@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "util.h"
+#include <pgina/util.h>
 
 /* Directories of the current path kept open; deeper ones are opened and closed per entry. */
 #define DIR_CACHE_MAX 64

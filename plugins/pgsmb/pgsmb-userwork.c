@@ -15,8 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "spawn-program.h"
-#include "util.h"
+#include <pgina/spawn.h>
+#include <pgina/util.h>
 
 static int read_full(int fd, void *buf, size_t len) {
         char *p = buf;

@@ -31,8 +31,8 @@
 #include "pgsmb-store.h"
 #include "pgsmb-helper.h"
 #include "pgsmb.h"
-#include "secret.h"
-#include "util.h"
+#include <pgina/secret.h>
+#include <pgina/util.h>
 
 static const struct pgina_option pgsmb_options[] = {
         {"share", PGINA_OPT_STRING, "file:///srv/pgina/profiles",

@@ -10,7 +10,7 @@
 
 #include "pgsmb-archive.h"
 #include "pgsmb-store.h"
-#include "secret.h"
+#include <pgina/secret.h>
 
 #define PGSMB_MARKER "pGina created pgSMB"
 #define PGSMB_MARKER_TMP "pGina created pgSMB tmp"
