@@ -122,8 +122,18 @@ machine_boot() {
         systemd-nspawn --register=no --keep-unit --private-network -q -D "$M" -b \
                 </dev/null >"$T/console.log" 2>&1 &
         NSPAWN_PID=$!
+        # the machine's PID 1: a child of systemd-nspawn that is pid 1 in its own pid namespace
+        # (NSpid ends in 1). Not just any child: nspawn's short-lived "outer child" comes
+        # first, and a test that took it entered a process that was gone a moment later.
         for ((i = 0; i < 300; i++)); do
-                MACHINE_PID1=$(pgrep -P "$NSPAWN_PID" | head -n 1)
+                MACHINE_PID1=
+                for pid in $(pgrep -P "$NSPAWN_PID"); do
+                        if awk '$1 == "NSpid:" && NF > 2 && $NF == 1 { ok = 1 } END { exit !ok }' \
+                                "/proc/$pid/status" 2>/dev/null; then
+                                MACHINE_PID1=$pid
+                                break
+                        fi
+                done
                 [ -n "$MACHINE_PID1" ] && break
                 kill -0 "$NSPAWN_PID" 2>/dev/null || break
                 sleep 0.1
