@@ -215,7 +215,7 @@ void pgina_ctx_password_expired(struct pgina_ctx *ctx);
  * static. Names are this plugin's own (other plugins' entries are not visible). Setting a name
  * again calls the cleanup of the old pointer first; data NULL removes the entry. Every cleanup runs
  * at the end of the request. -ENOMEM; -EOPNOTSUPP where the call belongs to no request (config
- * check). ABI 6. */
+ * check); on failure data is not taken (still the caller's to free). ABI 6. */
 int pgina_ctx_set_data(struct pgina_ctx *ctx, const char *name, void *data,
                        void (*cleanup)(void *data));
 void *pgina_ctx_get_data(const struct pgina_ctx *ctx, const char *name); /* NULL when unset */
