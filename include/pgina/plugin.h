@@ -39,7 +39,7 @@ extern "C" {
 #endif
 
 /* Bumped on any incompatible change of this header. */
-#define PGINA_PLUGIN_ABI_VERSION 6u
+#define PGINA_PLUGIN_ABI_VERSION 7u
 
 enum pgina_stage {
         PGINA_STAGE_AUTHENTICATION = 1u << 0,
@@ -150,6 +150,8 @@ struct pgina_plugin {
 /* The name of the user's primary group (the one of gid) as the directory calls it: localmachine
  * gives a new local group for gid this name instead of the user's. */
 #define PGINA_ATTR_PRIMARY_GROUP "primary_group"
+/* Set by pginad on a retried logoff job (pgina_ctx_retry_later): "1" for the first retry, "2"... */
+#define PGINA_ATTR_LOGOFF_RETRY "pgina_logoff_retry"
 #define PGINA_VALUE_MAX 4096
 #define PGINA_NAME_MAX 256
 
@@ -219,6 +221,18 @@ void pgina_ctx_password_expired(struct pgina_ctx *ctx);
 int pgina_ctx_set_data(struct pgina_ctx *ctx, const char *name, void *data,
                        void (*cleanup)(void *data));
 void *pgina_ctx_get_data(const struct pgina_ctx *ctx, const char *name); /* NULL when unset */
+
+/* Retries of logoff work (ABI 7). From notify(LOGOFF), before returning 0: this plugin's work
+ * failed for a reason that passes (its server unreachable, its share full). pginad keeps the job
+ * in its journal and runs the LOGOFF notification again later, with back-off (pginad.conf's
+ * job_retry_delay, doubling up to job_retry_max_delay), from this plugin on: the plugins before it
+ * in [order] are not called again, the ones after it are (localmachine removes the account once
+ * the home is saved). The call's message (pgina_ctx_message) is the reason pginactl status shows.
+ * A retry's record carries PGINA_ATTR_LOGOFF_RETRY. Ignored anywhere else. */
+void pgina_ctx_retry_later(struct pgina_ctx *ctx);
+/* From any call: what this plugin's pending retries wait for works again (a logon reached the
+ * store): they run now instead of at their back-off time. */
+void pgina_ctx_retry_now(struct pgina_ctx *ctx);
 
 /* This plugin's configuration (declared defaults apply). */
 const char *pgina_conf_get(const struct pgina_ctx *ctx, const char *key);

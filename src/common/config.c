@@ -183,6 +183,16 @@ static void conf_service_entry(struct conf *c, const struct conf_entry *e, char 
                         conf_error(errors, c->path, e->line,
                                    "job_timeout must be seconds between 1 and 604800, not '%s'",
                                    e->value);
+        } else if (streq(e->key, "job_retry_delay")) {
+                if (parse_unsigned(e->value, 1, 86400, &c->job_retry_delay) < 0)
+                        conf_error(errors, c->path, e->line,
+                                   "job_retry_delay must be seconds between 1 and 86400, not '%s'",
+                                   e->value);
+        } else if (streq(e->key, "job_retry_max_delay")) {
+                if (parse_unsigned(e->value, 1, 7 * 86400, &c->job_retry_max_delay) < 0)
+                        conf_error(errors, c->path, e->line,
+                                   "job_retry_max_delay must be seconds between 1 and 604800, not '%s'",
+                                   e->value);
         } else if (streq(e->key, "failure_delay_max")) {
                 if (parse_unsigned(e->value, 0, 600, &c->failure_delay_max) < 0)
                         conf_error(errors, c->path, e->line,
@@ -303,6 +313,8 @@ static int conf_set_defaults(struct conf *c) {
         c->request_timeout = 300;
         c->shutdown_timeout = 60;
         c->job_timeout = 1800;
+        c->job_retry_delay = 60;
+        c->job_retry_max_delay = 1800;
         c->failure_delay_max = 8;
         c->max_workers = 64;
         c->max_queued = 256;

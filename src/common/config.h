@@ -42,6 +42,8 @@ struct conf {
         unsigned request_timeout; /* seconds, per request (whole chain) */
         unsigned shutdown_timeout; /* seconds SIGTERM waits for logoff jobs */
         unsigned job_timeout; /* seconds one logoff job may run */
+        unsigned job_retry_delay; /* seconds before a logoff job's first retry (pgina_ctx_retry_later) */
+        unsigned job_retry_max_delay; /* the delay doubles up to this */
         unsigned failure_delay_max; /* seconds, cap of the slow-down for a failing non-root peer */
         unsigned max_workers; /* request workers running at once */
         unsigned max_queued; /* requests waiting for a worker; beyond, "busy" */

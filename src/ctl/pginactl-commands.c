@@ -37,9 +37,34 @@ static int print_plugin_health(const struct proto_row *row, char *buf, size_t le
         return snprintf(buf, len, "%s", *health ? health : "-");
 }
 
+/* A pending logoff job: queued, running, or waiting for a retry (pginad's back-off) with the
+ * time of the first failure, the next try and the plugin's reason. */
+static void print_job(struct table *jobs, const struct proto_row *row) {
+        const char *state = row_get(row, "state"), *retries = row_get(row, "retries");
+        bool retry = streq(state, "retry");
+        _cleanup_free_ char *err = sanitize(row_get(row, "last_error"), false);
+        char st[64], since[64], next[64], why[1024];
+
+        if (retry)
+                snprintf(st, sizeof st, "retry %s", *retries ? retries : "?");
+        else
+                snprintf(st, sizeof st, "%s%s", state, streq(row_get(row, "resumed"), "yes") ? " (resumed)" : "");
+        format_time(row_get(row, retry && atoll(row_get(row, "failing_since")) > 0 ? "failing_since" : "since"),
+                    since, sizeof since);
+        if (retry)
+                format_time(row_get(row, "next_try"), next, sizeof next);
+        else
+                snprintf(next, sizeof next, "-");
+        if (err && *err)
+                snprintf(why, sizeof why, "%s: %s", row_get(row, "plugin"), err);
+        else
+                snprintf(why, sizeof why, "-");
+        table_add(jobs, (const char *[]){row_get(row, "user"), st, since, next, why});
+}
+
 int cmd_status(const struct ctl *ctl, int argc, char **argv) {
         _cleanup_(proto_result_free) struct proto_result res = {0};
-        struct table plugins = {.ncols = 3}, jobs = {.ncols = 3};
+        struct table plugins = {.ncols = 3}, jobs = {.ncols = 5};
         bool daemon_seen = false;
         int r;
 
@@ -49,7 +74,7 @@ int cmd_status(const struct ctl *ctl, int argc, char **argv) {
                 return report_status("status", &res);
 
         table_add(&plugins, (const char *[]){"PLUGIN", "STAGES", "HEALTH"});
-        table_add(&jobs, (const char *[]){"USER", "STATE", "SINCE"});
+        table_add(&jobs, (const char *[]){"USER", "STATE", "SINCE", "NEXT TRY", "LAST ERROR"});
         for (size_t i = 0; i < res.nrows; i++) {
                 const struct proto_row *row = &res.rows[i];
                 const char *kind = row_get(row, "kind");
@@ -75,9 +100,7 @@ int cmd_status(const struct ctl *ctl, int argc, char **argv) {
                         table_add(&plugins,
                                   (const char *[]){row_get(row, "name"), row_get(row, "stages"), b2});
                 } else if (streq(kind, "job")) {
-                        table_add(&jobs, (const char *[]){row_get(row, "user"), row_get(row, "state"),
-                                                          format_time(row_get(row, "since"), b1,
-                                                                      sizeof b1)});
+                        print_job(&jobs, row);
                 }
         }
         if (!daemon_seen)

@@ -125,12 +125,21 @@ static void handle_status(struct manager *m, struct conn *c) {
                         goto fail;
         }
         for (struct job *j = m->jobs.head; j; j = j->next) {
-                char since[32];
-                snprintf(since, sizeof since, "%lld", (long long)j->since);
-                if (proto_row_begin(&b, 4) < 0 || proto_row_field(&b, "kind", "job") < 0 ||
-                    proto_row_field(&b, "user", j->user) < 0 ||
-                    proto_row_field(&b, "state", j->state == JOB_RUNNING ? "running" : "queued") < 0 ||
-                    proto_row_field(&b, "since", since) < 0)
+                static const char *const states[] = {[JOB_QUEUED] = "queued", [JOB_RUNNING] = "running",
+                                                     [JOB_RETRY] = "retry"};
+                char num[4][32];
+                snprintf(num[0], sizeof num[0], "%lld", (long long)j->since);
+                snprintf(num[1], sizeof num[1], "%u", j->attempts);
+                snprintf(num[2], sizeof num[2], "%lld", (long long)j->failing_since);
+                snprintf(num[3], sizeof num[3], "%lld", j->state == JOB_RETRY ? (long long)j->next_try : 0LL);
+                if (proto_row_begin(&b, 10) < 0 || proto_row_field(&b, "kind", "job") < 0 ||
+                    proto_row_field(&b, "user", j->user) < 0 || proto_row_field(&b, "state", states[j->state]) < 0 ||
+                    proto_row_field(&b, "since", num[0]) < 0 || proto_row_field(&b, "retries", num[1]) < 0 ||
+                    proto_row_field(&b, "failing_since", num[2]) < 0 ||
+                    proto_row_field(&b, "next_try", num[3]) < 0 ||
+                    proto_row_field(&b, "plugin", strempty(j->retry_from)) < 0 ||
+                    proto_row_field(&b, "last_error", strempty(j->last_error)) < 0 ||
+                    proto_row_field(&b, "resumed", j->resumed ? "yes" : "no") < 0)
                         goto fail;
         }
         reply_frame(c, &b);

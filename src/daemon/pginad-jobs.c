@@ -1,6 +1,9 @@
 /* Logoff jobs: notification work after a user's last session closed, one job per user, run in the
- * background (pGina's non-blocking logoff). While any is pending, a logind delay inhibitor holds
- * shutdown (pGina's IPluginLogoffRequestAddTime); SIGTERM waits for them too. */
+ * background (pGina's non-blocking logoff). Each is in the journal (pginad-journal.c) from before
+ * it runs until it is done, so that a crash or a power loss does not lose it; a job a plugin asked
+ * to retry (pgina_ctx_retry_later) waits in JOB_RETRY with back-off. While any is queued or
+ * running, a logind delay inhibitor holds shutdown (pGina's IPluginLogoffRequestAddTime);
+ * SIGTERM waits for them too. A waiting retry holds neither: the journal keeps it. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -17,8 +20,17 @@
 #include <systemd/sd-bus.h>
 #endif
 
+void jobs_append(struct jobs *j, struct job *job) {
+        struct job **tail;
+
+        for (tail = &j->head; *tail; tail = &(*tail)->next)
+                ;
+        *tail = job;
+}
+
 struct job *jobs_add(struct jobs *j, struct pgina_user *record, bool session_close) {
-        struct job *job = calloc(1, sizeof *job), **tail;
+        struct job *job = calloc(1, sizeof *job);
+        int r;
 
         if (!job)
                 return NULL;
@@ -31,9 +43,11 @@ struct job *jobs_add(struct jobs *j, struct pgina_user *record, bool session_clo
         job->state = JOB_QUEUED;
         job->since = (int64_t)time(NULL);
         job->session_close = session_close;
-        for (tail = &j->head; *tail; tail = &(*tail)->next)
-                ;
-        *tail = job;
+        /* Before anything runs it: a crash from here on finds it at the next start. */
+        if ((r = journal_write(j, job)) < 0)
+                log_error_errno(r, "Could not journal the logoff job of %s (it runs, but a crash now would "
+                                "lose it): %m", job->user);
+        jobs_append(j, job);
         return job;
 }
 
@@ -44,15 +58,38 @@ struct job *jobs_find_user(struct jobs *j, const char *user) {
         return NULL;
 }
 
-void jobs_remove(struct jobs *j, struct job *job) {
+void job_free(struct job *job) {
+        if (!job)
+                return;
+        user_free(job->record);
+        free(job->user);
+        free(job->retry_from);
+        free(job->last_error);
+        free(job);
+}
+
+static void jobs_unlink(struct jobs *j, struct job *job) {
         for (struct job **p = &j->head; *p; p = &(*p)->next)
                 if (*p == job) {
                         *p = job->next;
                         break;
                 }
-        user_free(job->record);
-        free(job->user);
-        free(job);
+}
+
+void jobs_remove(struct jobs *j, struct job *job) {
+        jobs_unlink(j, job);
+        journal_remove(j, job->user);
+        job_free(job);
+}
+
+void jobs_free(struct jobs *j) {
+        while (j->head) {
+                struct job *job = j->head;
+                j->head = job->next;
+                job_free(job);
+        }
+        free(j->journal_dir);
+        j->journal_dir = NULL;
 }
 
 size_t jobs_count(const struct jobs *j) {
@@ -60,6 +97,23 @@ size_t jobs_count(const struct jobs *j) {
         for (const struct job *job = j->head; job; job = job->next)
                 n++;
         return n;
+}
+
+size_t jobs_active(const struct jobs *j) {
+        size_t n = 0;
+        for (const struct job *job = j->head; job; job = job->next)
+                n += job->state != JOB_RETRY;
+        return n;
+}
+
+unsigned jobs_retry_delay(unsigned attempt, unsigned delay, unsigned max_delay) {
+        unsigned long long d = delay ? delay : 1;
+
+        if (max_delay < d)
+                max_delay = (unsigned)d;
+        for (unsigned i = 1; i < attempt && d < max_delay; i++)
+                d *= 2;
+        return d > max_delay ? max_delay : (unsigned)d;
 }
 
 const char *jobs_users(const struct jobs *j, char *buf, size_t size) {
@@ -114,13 +168,15 @@ static int inhibit_take(void) { return -EOPNOTSUPP; }
 #endif
 
 void jobs_inhibit_update(struct jobs *j) {
-        if (j->head && j->inhibit_fd < 0) {
+        bool active = jobs_active(j) > 0;
+
+        if (active && j->inhibit_fd < 0) {
                 int fd = inhibit_take();
                 if (fd >= 0) {
                         j->inhibit_fd = fd;
                         log_debug("Took a logind delay inhibitor while logoff work is pending");
                 }
-        } else if (!j->head && j->inhibit_fd >= 0) {
+        } else if (!active && j->inhibit_fd >= 0) {
                 close(j->inhibit_fd);
                 j->inhibit_fd = -1;
         }

@@ -183,6 +183,8 @@ void handle_open_session(struct manager *m, struct conn *c) {
         if (user_uid(r->user, &uid) == 0)
                 s->entries[0].uid = uid;
         snprintf(id, sizeof id, "%s", s->id);
+        if (!streq(r->service, "systemd-user"))
+                jobs_superseded(m, r->user);
         (void)cache_save(&m->cache);
         if (logind_follow(&m->logind) > 0) /* logind may have started after pginad */
                 session_logind_map(m, s);

@@ -41,9 +41,10 @@ static void handle_signals(struct manager *m) {
                                 m->stopping = true;
                                 m->stop_deadline = manager_now(m) + 1000LL * m->conf->shutdown_timeout;
                                 char who[256];
-                                log_info("Stopping: %zu logoff job(s) pending%s, waiting up to %u s",
+                                log_info("Stopping: %zu logoff job(s) pending%s, waiting up to %u s for "
+                                         "the %zu not waiting for a retry",
                                          jobs_count(&m->jobs), jobs_users(&m->jobs, who, sizeof who),
-                                         m->conf->shutdown_timeout);
+                                         m->conf->shutdown_timeout, jobs_active(&m->jobs));
                                 queue_shutdown(m);
                         }
                         break;
@@ -84,12 +85,16 @@ static void conns_last_words(struct manager *m) {
 static bool manager_done(struct manager *m) {
         if (!m->stopping)
                 return false;
-        if (!m->jobs.head && workers_count(m, WORKER_REQUEST) == 0 && workers_count(m, WORKER_NOTIFY) == 0)
+        /* A retry waiting for its time stays in the journal for the next start. */
+        if (jobs_active(&m->jobs) == 0 && workers_count(m, WORKER_REQUEST) == 0 &&
+            workers_count(m, WORKER_NOTIFY) == 0)
                 return true;
         if (manager_now(m) >= m->stop_deadline) {
                 for (struct job *j = m->jobs.head; j; j = j->next)
-                        log_error("shutdown_timeout reached: the logoff job of %s did not finish (%s)",
-                                  j->user, j->state == JOB_RUNNING ? "running" : "never started");
+                        if (j->state != JOB_RETRY)
+                                log_error("shutdown_timeout reached: the logoff job of %s did not finish "
+                                          "(%s); it is in the journal and runs again at the next start",
+                                          j->user, j->state == JOB_RUNNING ? "running" : "never started");
                 return true;
         }
         return false;
@@ -111,7 +116,6 @@ int manager_run(struct manager *m) {
 
                 jobs_count_running(m);
                 jobs_start(m);
-                jobs_count_running(m);
                 parked_resume(m);
                 wait_jobs_resume(m);
                 queue_run(m);
@@ -140,6 +144,7 @@ int manager_run(struct manager *m) {
                 if (m->stopping)
                         deadline_min(&next, m->stop_deadline);
                 queue_deadline(m, &next);
+                jobs_deadline(m, &next);
                 keepalives(m, now, &next);
                 timeout = next <= now ? 0 : (int)(next - now);
                 k = poll(pfd, n, timeout);

@@ -122,11 +122,17 @@ int manager_new(struct manager **ret, const char *conf_path, struct conf *conf, 
         if (mkdir(conf->state_dir, 0700) < 0 && errno != EEXIST)
                 return log_error_errno(-errno, "Failed to create the state directory %s: %m",
                                        conf->state_dir);
+        /* Logoff work an earlier pginad did not finish (killed, power loss, a retry pending)
+         * first; then sessions a reboot ended without their logoff. */
+        if ((r = journal_open(&m->jobs, conf->state_dir)) < 0)
+                return r;
+        (void)journal_load(&m->jobs);
         r = cache_load(&m->cache, conf->state_dir);
         if (r < 0)
                 return r;
         if (m->cache.from_previous_boot && m->cache.n > 0)
                 sessions_from_previous_boot(m);
+        jobs_inhibit_update(&m->jobs);
         sigemptyset(&mask);
         sigaddset(&mask, SIGCHLD);
         sigaddset(&mask, SIGTERM);
@@ -161,8 +167,7 @@ void manager_free(struct manager *m) {
                 waitpid(w->pid, NULL, 0);
                 worker_free(w);
         }
-        while (m->jobs.head)
-                jobs_remove(&m->jobs, m->jobs.head);
+        jobs_free(&m->jobs); /* what is left stays in the journal */
         if (m->jobs.inhibit_fd >= 0)
                 close(m->jobs.inhibit_fd);
         logins_expire(m);

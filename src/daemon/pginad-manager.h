@@ -186,7 +186,14 @@ void queue_deadline(const struct manager *m, long long *next);
 void queue_shutdown(struct manager *m);
 bool user_has_job(struct manager *m, const char *user);
 void park(struct manager *m, struct conn *c);
-void jobs_start(struct manager *m);
+void jobs_start(struct manager *m); /* queued jobs and retries that are due */
+void jobs_deadline(struct manager *m, long long *next); /* the next retry's time */
+/* Plugin `plugin` asked for a retry of job j (pgina_ctx_retry_later): back-off, journal, log. */
+void jobs_retry_later(struct manager *m, struct job *j, const char *plugin, const char *why);
+/* Plugin `plugin` works again (pgina_ctx_retry_now in `who`'s call): its retries run now. */
+void jobs_retry_now(struct manager *m, const char *plugin, const char *who);
+/* A session of user opened here: a retry of their logoff work waiting for its time is dropped. */
+void jobs_superseded(struct manager *m, const char *user);
 void jobs_count_running(struct manager *m);
 void parked_resume(struct manager *m);
 void logins_expire(struct manager *m);

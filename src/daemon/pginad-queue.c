@@ -224,12 +224,18 @@ void queue_shutdown(struct manager *m) {
         }
 }
 
+static bool job_active_of(const struct manager *m, const char *user) {
+        for (const struct job *j = m->jobs.head; j; j = j->next)
+                if (j->state != JOB_RETRY && (!user || streq(j->user, user)))
+                        return true;
+        return false;
+}
+
 bool user_has_job(struct manager *m, const char *user) {
         /* user@domain (a logon by userPrincipalName): its account is known only after the chain
-         * ran, gateway included, so any pending logoff job may be its own */
-        if (strchr(user, '@'))
-                return m->jobs.head != NULL;
-        return jobs_find_user(&m->jobs, user) != NULL;
+         * ran, gateway included, so any pending logoff job may be its own. A retry waiting for its
+         * time does not hold a logon: the plugin that asked for it kept the home for it. */
+        return job_active_of(m, strchr(user, '@') ? NULL : user);
 }
 
 void park(struct manager *m, struct conn *c) {
@@ -245,23 +251,122 @@ void park(struct manager *m, struct conn *c) {
 
 /* ---- jobs and parked requests ---- */
 
+/* A logon of user is under way (queued, parked, in a worker, or authenticated and waiting for its
+ * session), or a session of theirs is open: a retry of their logoff work must not run now (it ends
+ * the user's processes and may remove the account). */
+static bool user_logging_on(const struct manager *m, const char *user) {
+        if (cache_user_sessions(&m->cache, user) > 0)
+                return true;
+        for (const struct conn *c = m->conns; c; c = c->next)
+                if ((c->queued || c->parked) && c->req.type == PROTO_REQ_LOGIN &&
+                    (streq(c->req.user, user) || strchr(c->req.user, '@')))
+                        return true;
+        for (const struct worker *w = m->workers; w; w = w->next)
+                if (w->kind == WORKER_REQUEST && w->req.type == PROTO_REQ_LOGIN &&
+                    (streq(strempty(w->user), user) || strchr(strempty(w->user), '@')))
+                        return true;
+        for (const struct pending_login *pl = m->logins; pl; pl = pl->next)
+                if (pl->record && streq(pl->record->name, user))
+                        return true;
+        return false;
+}
+
+static bool job_due(struct manager *m, struct job *j, long long now) {
+        if (j->state == JOB_QUEUED)
+                return true;
+        if (j->state != JOB_RETRY || m->stopping || now < j->next_try_ms || user_logging_on(m, j->user))
+                return false;
+        j->state = JOB_QUEUED;
+        return true;
+}
+
 void jobs_start(struct manager *m) {
+        long long now = manager_now(m);
+
         for (struct job *j = m->jobs.head; j && m->jobs.running < JOBS_PARALLEL_MAX; j = j->next) {
-                struct worker_spec spec = {.kind = WORKER_JOB, .record = j->record};
+                struct worker_spec spec = {.kind = WORKER_JOB, .record = j->record, .attempt = j->attempts,
+                                           .notify_from = j->retry_from};
+                bool retry = j->state == JOB_RETRY;
                 struct worker *w;
 
-                if (j->state != JOB_QUEUED)
+                if (!job_due(m, j, now))
                         continue;
-                if (j->session_close)
+                /* A retry is the LOGOFF work again, from the plugin that asked for it. */
+                if (j->session_close && !j->retry_from)
                         spec.events[spec.nevents++] = PGINA_EVENT_SESSION_CLOSE;
                 spec.events[spec.nevents++] = PGINA_EVENT_LOGOFF;
                 w = worker_start(m, &spec, j->user);
-                if (!w)
+                if (!w) {
+                        if (retry) /* no worker now: the next round tries again */
+                                j->state = JOB_RETRY;
                         return;
+                }
                 w->job = j;
                 j->state = JOB_RUNNING;
-                log_info("logoff job of %s started", j->user);
+                m->jobs.running++;
+                if (j->attempts)
+                        log_info("logoff job of %s started (retry %u, from plugin %s)", j->user, j->attempts,
+                                 strempty(j->retry_from));
+                else
+                        log_info("logoff job of %s started%s", j->user, j->resumed ? " (resumed)" : "");
         }
+        jobs_inhibit_update(&m->jobs);
+}
+
+void jobs_deadline(struct manager *m, long long *next) {
+        if (m->stopping)
+                return;
+        for (const struct job *j = m->jobs.head; j; j = j->next)
+                if (j->state == JOB_RETRY)
+                        deadline_min(next, j->next_try_ms);
+}
+
+void jobs_retry_later(struct manager *m, struct job *j, const char *plugin, const char *why) {
+        unsigned delay;
+        int r;
+
+        j->attempts++;
+        delay = jobs_retry_delay(j->attempts, m->conf->job_retry_delay, m->conf->job_retry_max_delay);
+        if (!j->failing_since)
+                j->failing_since = (int64_t)time(NULL);
+        if (!j->retry_from || !streq(j->retry_from, plugin)) {
+                char *p = strdup(plugin);
+                if (p) {
+                        free(j->retry_from);
+                        j->retry_from = p;
+                }
+        }
+        free(j->last_error);
+        j->last_error = strdup(strempty(why));
+        j->state = JOB_RETRY;
+        j->next_try_ms = manager_now(m) + 1000LL * delay;
+        j->next_try = (int64_t)time(NULL) + delay;
+        if ((r = journal_write(&m->jobs, j)) < 0)
+                log_error_errno(r, "Could not journal the retry of %s's logoff job: %m", j->user);
+        log_warning("logoff job of %s: plugin %s will try again in %u s (retry %u): %s", j->user, plugin,
+                    delay, j->attempts, strempty(why));
+}
+
+void jobs_retry_now(struct manager *m, const char *plugin, const char *who) {
+        long long now = manager_now(m);
+
+        for (struct job *j = m->jobs.head; j; j = j->next)
+                if (j->state == JOB_RETRY && j->retry_from && streq(j->retry_from, plugin) && j->next_try_ms > now) {
+                        log_info("plugin %s works again (%s): retrying the logoff work of %s now", plugin, who,
+                                 j->user);
+                        j->next_try_ms = now;
+                        j->next_try = (int64_t)time(NULL);
+                }
+}
+
+void jobs_superseded(struct manager *m, const char *user) {
+        struct job *j = jobs_find_user(&m->jobs, user);
+
+        if (!j || j->state != JOB_RETRY)
+                return;
+        log_notice("%s logged on here again: the pending retry of their logoff work (%s) is dropped, "
+                   "their next logoff does it", user, strempty(j->last_error));
+        jobs_remove(&m->jobs, j);
 }
 
 void jobs_count_running(struct manager *m) {

@@ -67,11 +67,12 @@ static void send_result(uint32_t status, const struct chain_run *run, const stru
                 return;
         for (size_t i = 0; i < run->nsteps; i++) {
                 const struct chain_step *s = &run->steps[i];
-                if (proto_row_begin(&b, 4) < 0 ||
+                if (proto_row_begin(&b, 5) < 0 ||
                     proto_row_field(&b, "stage", conf_stage_name(s->stage)) < 0 ||
                     proto_row_field(&b, "plugin", s->plugin) < 0 ||
                     proto_row_field(&b, "result", chain_result_string(s->result)) < 0 ||
-                    proto_row_field(&b, "message", s->message) < 0)
+                    proto_row_field(&b, "message", s->message) < 0 ||
+                    proto_row_field(&b, "retry", chain_retry_string(s->retry)) < 0)
                         return;
         }
         if (proto_row_begin(&b, 8) < 0 || proto_row_field(&b, "stage", "final") < 0 ||
@@ -309,6 +310,11 @@ static void run_notify(struct chain_env *env, const struct worker_spec *spec) {
          * the user (pgSMB's credentials = user). */
         if (spec->password && !spec->record->password)
                 user_set_password(spec->record, secret_dup(spec->password));
+        if (spec->attempt > 0) {
+                char n[16];
+                snprintf(n, sizeof n, "%u", spec->attempt);
+                (void)pgina_user_set(spec->record, PGINA_ATTR_LOGOFF_RETRY, n);
+        }
         for (size_t i = 0; i < spec->nevents; i++)
                 if (!chain_notify(env, spec->events[i], spec->record, &run))
                         ok = false;
@@ -370,8 +376,10 @@ static _Noreturn void worker_main(const struct worker_spec *spec) {
                 default:
                         break;
                 }
-        } else
+        } else {
+                env.notify_from = spec->notify_from;
                 run_notify(&env, spec);
+        }
         ctx_data_clear(&data); /* the end of the request: plugins' cleanups run */
         _exit(0);
 }

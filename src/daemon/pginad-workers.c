@@ -347,6 +347,56 @@ void worker_free(struct worker *w) {
         free(w);
 }
 
+/* Plugins that said what their retries wait for works again (pgina_ctx_retry_now). */
+static void worker_retry_wakes(struct manager *m, struct worker *w) {
+        char who[PGINA_NAME_MAX + 32];
+
+        snprintf(who, sizeof who, "%s of %s", w->kind == WORKER_JOB ? "the logoff job" : "a call", w->user);
+        for (size_t i = 0; i < w->result.nrows; i++) {
+                const struct proto_row *row = &w->result.rows[i];
+                const char *plugin = proto_row_get(row, "plugin");
+                if (plugin && streq(strempty(proto_row_get(row, "retry")), "now"))
+                        jobs_retry_now(m, plugin, who);
+        }
+}
+
+/* The first notification plugin of the job's result that asked for a retry, and its reason. */
+static const struct proto_row *job_retry_row(const struct worker *w) {
+        for (size_t i = 0; i < w->result.nrows; i++) {
+                const struct proto_row *row = &w->result.rows[i];
+                if (streq(strempty(proto_row_get(row, "stage")), "notification") && proto_row_get(row, "plugin") &&
+                    streq(strempty(proto_row_get(row, "retry")), "later"))
+                        return row;
+        }
+        return NULL;
+}
+
+/* One line for the job's end, with its outcome (a failed worker's reason is the line before);
+ * then the job waits for its retry, or leaves the list and the journal. */
+static void worker_job_done(struct manager *m, struct worker *w, bool ok) {
+        struct job *j = w->job;
+        double secs = (double)(manager_now(m) - w->started) / 1000.0;
+        const struct proto_row *retry = ok ? job_retry_row(w) : NULL;
+
+        if (retry) {
+                log_warning("logoff job of %s finished in %.1f s: not done yet", w->user, secs);
+                jobs_retry_later(m, j, proto_row_get(retry, "plugin"), proto_row_get(retry, "message"));
+                jobs_inhibit_update(&m->jobs);
+                return;
+        }
+        if (ok && w->result.status == PROTO_OK)
+                log_info("logoff job of %s finished in %.1f s: ok%s", w->user, secs,
+                         j->attempts ? " (after its retries: the work is done)" : "");
+        else if (ok)
+                log_warning("logoff job of %s finished in %.1f s: some plugins failed: %s", w->user, secs,
+                            strempty(w->result.message));
+        else
+                log_warning("logoff job of %s finished in %.1f s: failed (its worker %s)", w->user, secs,
+                            w->timed_out ? "timed out" : "crashed");
+        jobs_remove(&m->jobs, j);
+        jobs_inhibit_update(&m->jobs);
+}
+
 void worker_finish(struct manager *m, struct worker *w) {
         for (struct worker **p = &m->workers; *p; p = &(*p)->next)
                 if (*p == w) {
@@ -363,22 +413,10 @@ void worker_finish(struct manager *m, struct worker *w) {
                                     strempty(w->result.message));
         } else
                 worker_failed(m, w);
-        if (w->kind == WORKER_JOB && w->job) {
-                /* One line for the job's end, with its outcome (a failed worker's reason is the
-                 * line before). */
-                double secs = (double)(manager_now(m) - w->started) / 1000.0;
-
-                if (ok && w->result.status == PROTO_OK)
-                        log_info("logoff job of %s finished in %.1f s: ok", w->user, secs);
-                else if (ok)
-                        log_warning("logoff job of %s finished in %.1f s: some plugins failed: %s", w->user,
-                                    secs, strempty(w->result.message));
-                else
-                        log_warning("logoff job of %s finished in %.1f s: failed (its worker %s)", w->user,
-                                    secs, w->timed_out ? "timed out" : "crashed");
-                jobs_remove(&m->jobs, w->job);
-                jobs_inhibit_update(&m->jobs);
-        }
+        if (ok)
+                worker_retry_wakes(m, w);
+        if (w->kind == WORKER_JOB && w->job)
+                worker_job_done(m, w, ok);
         worker_free(w);
 }
 

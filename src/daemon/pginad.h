@@ -82,30 +82,63 @@ bool logind_user_online(uid_t uid); /* a session of uid that is not closing (tru
 bool logind_session_id_valid(const char *id);
 bool logind_process_gone(pid_t pid);
 
-/* ---- logoff jobs (pginad-jobs.c) ---- */
-enum job_state { JOB_QUEUED, JOB_RUNNING };
+/* ---- logoff jobs (pginad-jobs.c) and their journal (pginad-journal.c) ---- */
+enum job_state {
+        JOB_QUEUED, /* to run as soon as a job slot is free */
+        JOB_RUNNING,
+        JOB_RETRY, /* a plugin asked to run it again later (pgina_ctx_retry_later): at next_try */
+};
 struct job {
         char *user;
-        struct pgina_user *record;
+        struct pgina_user *record; /* the password, while pginad runs, in memory only */
         enum job_state state;
         int64_t since; /* unix time queued */
         bool session_close; /* also deliver SESSION_CLOSE before LOGOFF */
+        bool resumed; /* found in the journal at start: an earlier pginad did not finish it */
+        unsigned attempts; /* retries run so far */
+        char *retry_from; /* the plugin a retry starts at; NULL: the whole notification order */
+        char *last_error; /* that plugin's reason */
+        int64_t failing_since; /* unix time of the first run that asked for a retry; 0 = none */
+        int64_t next_try; /* JOB_RETRY: unix time of the next run (status, journal) */
+        long long next_try_ms; /* JOB_RETRY: the same on the manager's clock */
         struct job *next;
 };
 
 struct jobs {
         struct job *head;
         unsigned running;
-        int inhibit_fd; /* logind delay inhibitor while jobs are pending, or -1 */
+        int inhibit_fd; /* logind delay inhibitor while jobs are queued or running, or -1 */
+        char *journal_dir; /* state_dir/jobs; NULL: no journal (unit tests) */
 };
 
+/* Queue a job (written to the journal before anything runs it). NULL on ENOMEM. */
 struct job *jobs_add(struct jobs *j, struct pgina_user *record, bool session_close);
+void jobs_append(struct jobs *j, struct job *job); /* at the end of the list, as it is */
 struct job *jobs_find_user(struct jobs *j, const char *user);
+/* The job is done (or given up): out of the list and the journal, freed. */
 void jobs_remove(struct jobs *j, struct job *job);
-size_t jobs_count(const struct jobs *j);
+/* pginad exits: free every job, the journal keeps them for the next start. */
+void jobs_free(struct jobs *j);
+size_t jobs_count(const struct jobs *j); /* all, waiting retries included */
+size_t jobs_active(const struct jobs *j); /* queued or running */
 /* " (alice, bob)": the users of the pending jobs for a log line ("" when none; cut with "…"). */
 const char *jobs_users(const struct jobs *j, char *buf, size_t size);
 void jobs_inhibit_update(struct jobs *j);
+/* The delay before retry number `attempt` (1, 2, ...): delay doubling up to max_delay, seconds. */
+unsigned jobs_retry_delay(unsigned attempt, unsigned delay, unsigned max_delay);
+
+/* The journal: state_dir/jobs/USER.job, one per job, written atomically (temporary file,
+ * fsync, rename, fsync of the directory); the record without its password. */
+int journal_open(struct jobs *j, const char *state_dir); /* creates the directory */
+int journal_write(const struct jobs *j, const struct job *job);
+void journal_remove(const struct jobs *j, const char *user);
+/* Add every job the journal holds (resumed = true, queued); damaged files are set aside as
+ * USER.job.damaged with a log line. Returns how many were resumed. */
+size_t journal_load(struct jobs *j);
+/* Encoding of one job (exposed for the unit and fuzz tests). */
+int journal_encode(const struct job *job, struct pbuf *b);
+int journal_decode(const uint8_t *data, size_t len, struct job **ret);
+void job_free(struct job *job);
 
 /* ---- workers (pginad-worker.c) ---- */
 enum worker_kind {
@@ -123,6 +156,8 @@ struct worker_spec {
         enum pgina_event events[3];
         size_t nevents;
         unsigned user_sessions;
+        const char *notify_from; /* WORKER_JOB retry: the plugin to start from */
+        unsigned attempt; /* WORKER_JOB: 0, or the retry's number (PGINA_ATTR_LOGOFF_RETRY) */
 };
 
 /* Fork a worker; returns its pid and the read end of its pipe in *fd. */

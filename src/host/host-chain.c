@@ -22,6 +22,10 @@ const char *chain_result_string(int result) {
         return result > 0 ? "success" : result == 0 ? "failure" : "error";
 }
 
+const char *chain_retry_string(enum chain_retry r) {
+        return r == CHAIN_RETRY_LATER ? "later" : r == CHAIN_RETRY_NOW ? "now" : "";
+}
+
 static void run_set_message(struct chain_run *run, const char *m) {
         char *n = m ? strdup(m) : NULL;
         free(run->message);
@@ -40,6 +44,7 @@ static int run_add_step(struct chain_run *run, enum conf_stage stage, const char
         n->plugin = strdup(plugin);
         n->result = result;
         n->message = message ? strdup(message) : NULL;
+        n->retry = CHAIN_RETRY_NONE;
         return 0;
 }
 
@@ -63,7 +68,11 @@ static int call_plugin(const struct chain_env *env, struct chain_run *run, enum 
                 log_debug("plugin %s %s %s for user %s%s%s", lp->name, conf_stage_name(stage),
                           chain_result_string(r), u->name, ctx.message ? ": " : "",
                           strempty(ctx.message));
-        (void)run_add_step(run, stage, lp->name, r, ctx.message);
+        /* A retry is asked for by a notification that did not succeed; "now" by any call. */
+        if (ctx.retry == CHAIN_RETRY_LATER && (stage != CONF_STAGE_NOTIFICATION || r > 0))
+                ctx.retry = CHAIN_RETRY_NONE;
+        if (run_add_step(run, stage, lp->name, r, ctx.message) == 0)
+                run->steps[run->nsteps - 1].retry = ctx.retry;
         if (message)
                 *message = TAKE_PTR(ctx.message);
         if (password_expired)
@@ -193,7 +202,16 @@ int chain_notify(const struct chain_env *env, enum pgina_event ev, struct pgina_
         enum conf_stage st = CONF_STAGE_NOTIFICATION;
         bool all_ok = true;
 
-        for (size_t i = 0; i < env->conf->norder[st]; i++) {
+        size_t from = 0;
+
+        if (env->notify_from) {
+                while (from < env->conf->norder[st] && !streq(env->conf->order[st][from], env->notify_from))
+                        from++;
+                if (from == env->conf->norder[st])
+                        log_warning("plugin %s asked to retry the logoff work of %s but is no longer in "
+                                    "the notification order: nothing to retry", env->notify_from, u->name);
+        }
+        for (size_t i = from; i < env->conf->norder[st]; i++) {
                 const struct loaded_plugin *lp = stage_plugin(env, st, i);
 
                 if (!lp) {

@@ -187,6 +187,13 @@ void pgina_ctx_message(struct pgina_ctx *ctx, const char *fmt, ...) {
 
 void pgina_ctx_password_expired(struct pgina_ctx *ctx) { ctx->password_expired = true; }
 
+void pgina_ctx_retry_later(struct pgina_ctx *ctx) { ctx->retry = CHAIN_RETRY_LATER; }
+
+void pgina_ctx_retry_now(struct pgina_ctx *ctx) {
+        if (ctx->retry == CHAIN_RETRY_NONE)
+                ctx->retry = CHAIN_RETRY_NOW;
+}
+
 void pgina_ctx_progress(struct pgina_ctx *ctx, const char *fmt, ...) {
         char text[1024];
         va_list ap;

@@ -92,6 +92,13 @@ struct ctx_data {
 void ctx_data_clear(struct ctx_data *d); /* runs every cleanup, at the end of the request */
 
 struct chain_env;
+/* What a plugin said about retries in its call (chain_step.retry). */
+enum chain_retry {
+        CHAIN_RETRY_NONE = 0,
+        CHAIN_RETRY_LATER, /* its LOGOFF work failed for now: run it again later (from this plugin) */
+        CHAIN_RETRY_NOW, /* what its pending retries wait for works again: run them now */
+};
+const char *chain_retry_string(enum chain_retry r); /* "", "later", "now" */
 struct pgina_ctx {
         const struct conf *conf;
         const struct loaded_plugin *plugin;
@@ -100,6 +107,7 @@ struct pgina_ctx {
         char *message;
         char *state_dir; /* computed on first use */
         bool password_expired; /* pgina_ctx_password_expired */
+        enum chain_retry retry; /* pgina_ctx_retry_later / pgina_ctx_retry_now */
 };
 void ctx_done(struct pgina_ctx *ctx); /* frees message and state_dir */
 
@@ -123,6 +131,9 @@ struct chain_env {
         unsigned user_sessions;
         struct chain_hooks hooks;
         struct ctx_data *data; /* this request's plugin data; NULL: none (config check) */
+        /* Notification: start at this plugin of the order, skipping the ones before it (a retried
+         * logoff job); NULL = the whole order. */
+        const char *notify_from;
 };
 
 struct chain_step {
@@ -130,6 +141,7 @@ struct chain_step {
         char *plugin;
         int result; /* >0 success, 0 failure, <0 -errno */
         char *message;
+        enum chain_retry retry;
 };
 
 struct chain_run {

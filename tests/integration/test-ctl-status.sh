@@ -79,8 +79,8 @@ assert_ok pam_run pgina-test bob 'Bob pw 2' authenticate open_session close_sess
 run status pginactl status
 has_line "$T/status.out" '^ *Pending logoff jobs: 1$'
 assert_contains "$T/status.out" "Pending jobs:"
-has_line "$T/status.out" '^USER +STATE +SINCE$'
-has_line "$T/status.out" '^bob +(queued|running) +[0-9]{4}-[0-9]{2}-[0-9]{2} '
+has_line "$T/status.out" '^USER +STATE +SINCE +NEXT TRY +LAST ERROR$'
+has_line "$T/status.out" '^bob +(queued|running) +[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]+ +- +-$'
 
 step "a plugin that crashed is shown as failed, with the reason"
 pgina_stop

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -55,6 +56,13 @@ void reply_info(struct conn *c, uint8_t kind, const char *text) {
 
 void request_free(struct request *r) { memset(r, 0, sizeof *r); }
 
+static unsigned fake_sessions; /* the user's open sessions, as the session cache would say */
+unsigned cache_user_sessions(const struct cache *c, const char *user) {
+        (void)c;
+        (void)user;
+        return fake_sessions;
+}
+
 void dispatch(struct manager *m, struct conn *c) {
         last_conn = c;
         dispatched++;
@@ -77,6 +85,7 @@ static int setup(void **state) {
         m.clock = (struct manager_clock){.now_ms = fake_clock};
         fake_now = 1000000;
         started = dispatched = 0;
+        fake_sessions = 0;
         last_status = 0;
         last_info = 0;
         last_text[0] = '\0';
@@ -329,6 +338,212 @@ static void test_jobs_users_names_pending_jobs(void **state) {
         assert_string_equal(" (…)", jobs_users(&(struct jobs){.head = &b}, small, sizeof small));
 }
 
+
+/* ---- logoff job retries: back-off, what holds them, what wakes them, and the journal ---- */
+
+static void test_retry_delay_doubles_and_caps(void **state) {
+        const unsigned want[] = {60, 120, 240, 480, 960, 1800, 1800, 1800};
+
+        (void)state;
+        for (unsigned i = 0; i < ELEMENTSOF(want); i++)
+                assert_int_equal(jobs_retry_delay(i + 1, 60, 1800), want[i]);
+        assert_int_equal(jobs_retry_delay(1000, 60, 1800), 1800); /* no overflow */
+        assert_int_equal(jobs_retry_delay(3, 600, 60), 600); /* a max below the delay is the delay */
+}
+
+static struct job *retry_job(const char *user) {
+        struct job *j = calloc(1, sizeof *j);
+
+        assert_non_null(j);
+        j->user = strdup(user);
+        j->record = user_new(user);
+        j->state = JOB_RUNNING;
+        jobs_append(&m.jobs, j);
+        return j;
+}
+
+static void jobs_teardown(void) {
+        jobs_free(&m.jobs);
+}
+
+static void test_retry_waits_for_its_time(void **state) {
+        struct job *j = retry_job("alice");
+
+        conf.job_retry_delay = 60;
+        conf.job_retry_max_delay = 1800;
+        jobs_retry_later(&m, j, "pgsmb", "smb://srv/profiles: connection refused");
+        assert_int_equal(j->state, JOB_RETRY);
+        assert_int_equal(j->attempts, 1);
+        assert_string_equal(j->retry_from, "pgsmb");
+        assert_string_equal(j->last_error, "smb://srv/profiles: connection refused");
+        assert_true(j->failing_since > 0);
+        assert_false(user_has_job(&m, "alice")); /* a waiting retry holds no logon */
+        assert_int_equal(jobs_count(&m.jobs), 1); /* but pginactl wait sees it */
+        assert_int_equal(jobs_active(&m.jobs), 0);
+
+        long long next = fake_now + 3600 * 1000;
+        jobs_deadline(&m, &next);
+        assert_int_equal(next, fake_now + 60 * 1000);
+
+        fake_now += 59 * 1000;
+        jobs_count_running(&m);
+        jobs_start(&m);
+        assert_int_equal(started, 0);
+        fake_now += 1000;
+        jobs_start(&m);
+        assert_int_equal(started, 1);
+        assert_int_equal(j->state, JOB_RUNNING);
+
+        /* It failed again: twice the delay. */
+        jobs_retry_later(&m, j, "pgsmb", "still refused");
+        assert_int_equal(j->attempts, 2);
+        assert_int_equal(j->next_try_ms, fake_now + 120 * 1000);
+        jobs_teardown();
+}
+
+static void test_retry_holds_while_the_user_logs_on(void **state) {
+        struct job *j = retry_job("alice");
+        struct conn *c = &conns[0];
+
+        conf.job_retry_delay = 1;
+        conf.job_retry_max_delay = 1;
+        jobs_retry_later(&m, j, "pgsmb", "share full");
+        fake_now += 5000;
+        fake_sessions = 1; /* alice is logged on here */
+        jobs_start(&m);
+        assert_int_equal(started, 0);
+        fake_sessions = 0;
+        c->req.user = (char *)"alice"; /* a logon of hers waits for a worker */
+        c->req.type = PROTO_REQ_LOGIN;
+        c->queued = true;
+        m.conns = c;
+        jobs_start(&m);
+        assert_int_equal(started, 0);
+        c->queued = false;
+        m.conns = NULL;
+        m.stopping = true; /* pginad stops: the journal keeps it */
+        jobs_start(&m);
+        assert_int_equal(started, 0);
+        m.stopping = false;
+        jobs_start(&m);
+        assert_int_equal(started, 1);
+        jobs_teardown();
+}
+
+static void test_retry_now_wakes_that_plugins_retries(void **state) {
+        struct job *a = retry_job("alice"), *b = retry_job("bob");
+
+        conf.job_retry_delay = 600;
+        conf.job_retry_max_delay = 600;
+        jobs_retry_later(&m, a, "pgsmb", "unreachable");
+        jobs_retry_later(&m, b, "other", "unreachable");
+        jobs_retry_now(&m, "pgsmb", "a call of carol");
+        assert_int_equal(a->next_try_ms, fake_now);
+        assert_int_equal(b->next_try_ms, fake_now + 600 * 1000);
+        jobs_count_running(&m);
+        jobs_start(&m);
+        assert_int_equal(started, 1);
+        assert_int_equal(a->state, JOB_RUNNING);
+        assert_int_equal(b->state, JOB_RETRY);
+        jobs_teardown();
+}
+
+static void test_logon_supersedes_a_waiting_retry(void **state) {
+        struct job *a = retry_job("alice"), *b = retry_job("bob");
+
+        (void)a;
+        conf.job_retry_delay = 60;
+        jobs_retry_later(&m, b, "pgsmb", "unreachable");
+        jobs_superseded(&m, "alice"); /* running: kept */
+        jobs_superseded(&m, "bob");
+        assert_int_equal(jobs_count(&m.jobs), 1);
+        assert_string_equal(m.jobs.head->user, "alice");
+        jobs_teardown();
+}
+
+static void test_journal_round_trip_and_resume(void **state) {
+        char dir[] = "/tmp/pgina-test-journal-XXXXXX", path[512];
+        struct jobs j = {0};
+        struct job *job;
+        FILE *f;
+
+        (void)state;
+        assert_non_null(mkdtemp(dir));
+        assert_int_equal(journal_open(&j, dir), 0);
+        job = jobs_add(&j, user_new("alice"), true);
+        assert_non_null(job);
+        assert_int_equal(pgina_user_set(job->record, "home", "/home/alice"), 0);
+        assert_int_equal(pgina_user_group_add(job->record, "staff"), 0);
+        user_set_password(job->record, secret_from_cstr("hunter2"));
+        job->attempts = 3;
+        job->failing_since = 1700000000;
+        job->next_try = 1700000600;
+        job->state = JOB_RETRY;
+        job->retry_from = strdup("pgsmb");
+        job->last_error = strdup("the share is full");
+        assert_int_equal(journal_write(&j, job), 0);
+
+        /* The file holds no password. */
+        {
+                char buf[4096];
+                size_t n;
+                snprintf(path, sizeof path, "%s/jobs/alice.job", dir);
+                assert_non_null(f = fopen(path, "rb"));
+                n = fread(buf, 1, sizeof buf, f);
+                fclose(f);
+                assert_null(memmem(buf, n, "hunter2", 7));
+        }
+        /* A damaged file is set aside, not run, not lost. */
+        snprintf(path, sizeof path, "%s/jobs/bob.job", dir);
+        assert_non_null(f = fopen(path, "wb"));
+        fputs("PGINA-JOB 1\ngarbage", f);
+        fclose(f);
+
+        jobs_free(&j); /* pginad exits: the journal keeps the job */
+        assert_int_equal(journal_open(&j, dir), 0);
+        assert_int_equal(journal_load(&j), 1);
+        job = jobs_find_user(&j, "alice");
+        assert_non_null(job);
+        assert_true(job->resumed);
+        assert_int_equal(job->state, JOB_QUEUED); /* a resumed job runs at once */
+        assert_int_equal(job->attempts, 3);
+        assert_true(job->session_close);
+        assert_int_equal(job->failing_since, 1700000000);
+        assert_string_equal(job->retry_from, "pgsmb");
+        assert_string_equal(job->last_error, "the share is full");
+        assert_string_equal(pgina_user_get(job->record, "home"), "/home/alice");
+        assert_true(pgina_user_in_group(job->record, "staff"));
+        assert_null(pgina_user_password(job->record));
+        snprintf(path, sizeof path, "%s/jobs/bob.job.damaged", dir);
+        assert_int_equal(access(path, F_OK), 0);
+
+        jobs_remove(&j, job); /* done: out of the journal */
+        snprintf(path, sizeof path, "%s/jobs/alice.job", dir);
+        assert_int_equal(access(path, F_OK), -1);
+        jobs_free(&j);
+        assert_int_equal(journal_open(&j, dir), 0);
+        assert_int_equal(journal_load(&j), 0);
+        jobs_free(&j);
+        snprintf(path, sizeof path, "rm -rf '%s'", dir);
+        assert_int_equal(system(path), 0);
+}
+
+static void test_journal_decode_refuses_what_is_not_a_job(void **state) {
+        _cleanup_pbuf_ struct pbuf b = {0};
+        struct job job = {.user = (char *)"alice", .record = user_new("alice")}, *out = NULL;
+
+        (void)state;
+        pbuf_init(&b);
+        assert_int_equal(journal_encode(&job, &b), 0);
+        assert_int_equal(journal_decode(b.data, b.len, &out), 0);
+        job_free(out);
+        for (size_t cut = 0; cut < b.len; cut++) { /* every truncation */
+                assert_true(journal_decode(b.data, cut, &out) < 0);
+                assert_null(out);
+        }
+        user_free(job.record);
+}
+
 #define TEST(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void) {
@@ -346,6 +561,13 @@ int main(void) {
                 TEST(test_root_is_never_slowed),
                 TEST(test_peer_holds_at_most_two_requests),
                 cmocka_unit_test(test_jobs_users_names_pending_jobs),
+                cmocka_unit_test(test_retry_delay_doubles_and_caps),
+                TEST(test_retry_waits_for_its_time),
+                TEST(test_retry_holds_while_the_user_logs_on),
+                TEST(test_retry_now_wakes_that_plugins_retries),
+                TEST(test_logon_supersedes_a_waiting_retry),
+                cmocka_unit_test(test_journal_round_trip_and_resume),
+                cmocka_unit_test(test_journal_decode_refuses_what_is_not_a_job),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
