@@ -139,13 +139,15 @@ int manager_run(struct manager *m) {
                 pfd[n++] = (struct pollfd){.fd = m->signal_fd, .events = POLLIN};
                 pfd[n++] = (struct pollfd){.fd = m->listen_fd, .events = POLLIN};
                 pfd[n++] = (struct pollfd){.fd = m->logind.fd, .events = POLLIN}; /* -1: none */
+                /* Keepalives first: what they queue must be in this round's POLLOUT set, or poll
+                 * sleeps a whole interval on it and the peer looks stuck (SEND_TIMEOUT_MS). */
+                keepalives(m, now, &next);
                 n = conns_poll(m, pfd, n, now, &next);
                 n = workers_poll(m, pfd, n, &next);
                 if (m->stopping)
                         deadline_min(&next, m->stop_deadline);
                 queue_deadline(m, &next);
                 jobs_deadline(m, &next);
-                keepalives(m, now, &next);
                 timeout = next <= now ? 0 : (int)(next - now);
                 k = poll(pfd, n, timeout);
                 if (k < 0 && errno != EINTR) {
