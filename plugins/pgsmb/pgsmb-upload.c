@@ -244,16 +244,61 @@ static int attempt(struct upload *up, struct store *st) {
         return upload_commit(up, st, &a);
 }
 
-static int upload_failed(struct upload *up, const char *what) {
+/* Worth trying again later, by pginad itself: the store did not answer or is full. Not a
+ * refused logon (a retry with the same password would count as another bad one, and lock the
+ * account out), nor what this machine must fix (settings, the size limit, a missing password). */
+static bool upload_retryable(int err) {
+        return err < 0 && err != -EACCES && err != -EPERM && err != -ENOKEY && err != -EINVAL &&
+               err != -ENAMETOOLONG;
+}
+
+/* This job is pginad's retry number N of an upload that failed (PGINA_ATTR_LOGOFF_RETRY), or 0. */
+static unsigned upload_retry_number(const struct upload *up) {
+        const char *n = pgina_user_get(up->u, PGINA_ATTR_LOGOFF_RETRY);
+        return n ? (unsigned)strtoul(n, NULL, 10) : 0;
+}
+
+/* The home stays (and is never a temporary profile). With `retry`, pginad runs this upload again
+ * later: the admins hear of the first failure and of the end, not of each retry. */
+static int upload_failed(struct upload *up, const char *what, bool retry) {
+        unsigned n = upload_retry_number(up);
+
         up->state.upload_failed = true;
         (void)pgsmb_state_save(up->state_dir, up->cfg.user, &up->state);
         (void)pgina_user_set(up->u, PGINA_ATTR_KEEP_HOME, "1");
-        pgina_log(up->ctx, LOG_ERR, "%s: profile not saved, the local home is kept: %s", up->cfg.user, up->why);
+        if (retry) {
+                pgina_ctx_retry_later(up->ctx);
+                pgina_ctx_message(up->ctx, "%s", up->why);
+        }
+        if (n > 0) {
+                pgina_log(up->ctx, LOG_WARNING, "%s: profile still not saved (retry %u), the local home is kept: %s",
+                          up->cfg.user, n, up->why);
+                return 0;
+        }
+        pgina_log(up->ctx, LOG_ERR, "%s: profile not saved, the local home is kept%s: %s", up->cfg.user,
+                  retry ? " and pginad tries again" : "", up->why);
         pgsmb_mail_admin(up->ctx, up->u, what,
                          "The profile of %s could not be saved from %s:\n%s\n"
-                         "The home stays on this machine and is used at the user's next logon here.\n",
-                         up->cfg.user, up->host, up->why);
+                         "The home stays on this machine and is used at the user's next logon here.\n%s",
+                         up->cfg.user, up->host, up->why,
+                         retry ? "pginad tries again by itself (pginactl status shows when); you are told when it "
+                                 "is saved.\n"
+                               : "");
         return 0;
+}
+
+/* A retry that worked: said once, to the log and the admins who heard of the failure. */
+static void upload_saved_after_all(struct upload *up) {
+        unsigned n = upload_retry_number(up);
+
+        if (n == 0)
+                return;
+        pgina_log(up->ctx, LOG_NOTICE, "%s: profile saved after all (retry %u), version %s", up->cfg.user, n,
+                  up->state.version[0] ? up->state.version : "(unknown)");
+        pgsmb_mail_admin(up->ctx, up->u, "profile saved after all",
+                         "The profile of %s, which could not be saved from %s at logoff, is saved now "
+                         "(retry %u, version %s).\n",
+                         up->cfg.user, up->host, n, up->state.version[0] ? up->state.version : "(unknown)");
 }
 
 int pgsmb_upload(struct pgina_ctx *ctx, struct pgina_user *u, bool admin) {
@@ -262,14 +307,14 @@ int pgsmb_upload(struct pgina_ctx *ctx, struct pgina_user *u, bool admin) {
         struct store *st = NULL;
         struct stat hs;
         uint64_t bytes = 0;
-        int k = 0;
+        int k = 0, err = -EIO;
 
         up.state_dir = pgina_ctx_state_dir(ctx);
         if (gethostname(up.host, sizeof up.host) < 0)
                 snprintf(up.host, sizeof up.host, "localhost");
         up.host[strcspn(up.host, ".")] = 0;
         if (pgsmb_cfg_load(ctx, u, &up.cfg, up.why, sizeof up.why) < 0) {
-                k = upload_failed(&up, "profile settings invalid");
+                k = upload_failed(&up, "profile settings invalid", false);
                 goto out;
         }
         (void)pgsmb_state_load(up.state_dir, up.cfg.user, &up.state);
@@ -293,14 +338,14 @@ int pgsmb_upload(struct pgina_ctx *ctx, struct pgina_user *u, bool admin) {
         }
         if (up.cfg.max_storage_bytes) {
                 if ((k = profile_bytes(&up, &bytes)) < 0) {
-                        k = upload_failed(&up, "profile not saved");
+                        k = upload_failed(&up, "profile not saved", false);
                         goto out;
                 }
                 if (bytes > up.cfg.max_storage_bytes) {
                         snprintf(up.why, sizeof up.why, "the profile holds %" PRIu64 " KiB, over its limit of %" PRIu64 " KiB",
                                  bytes / 1024, up.cfg.max_storage_bytes / 1024);
                         up.state.over_limit = true;
-                        k = upload_failed(&up, "profile over its size limit");
+                        k = upload_failed(&up, "profile over its size limit", false);
                         goto out;
                 }
         }
@@ -309,9 +354,11 @@ int pgsmb_upload(struct pgina_ctx *ctx, struct pgina_user *u, bool admin) {
         for (unsigned i = 0; i < up.cfg.retries && k <= 0; i++) {
                 if (i > 0)
                         sleep(up.cfg.retry_delay);
-                if (!st && pgsmb_connect(ctx, &up.cfg, true, &st, up.why, sizeof up.why) < 0)
+                if (!st && (err = pgsmb_connect(ctx, &up.cfg, true, &st, up.why, sizeof up.why)) < 0)
                         break;
                 k = attempt(&up, st);
+                if (k < 0)
+                        err = k;
                 if (k <= 0) {
                         pgina_log(ctx, LOG_WARNING, "%s: upload try %u of %u failed: %s", up.cfg.user, i + 1,
                                   up.cfg.retries, up.why);
@@ -326,8 +373,10 @@ int pgsmb_upload(struct pgina_ctx *ctx, struct pgina_user *u, bool admin) {
                 if (admin)
                         pgina_ctx_print(ctx, "saved the profile of %s as version %s", up.cfg.user,
                                         up.state.version[0] ? up.state.version : "(unknown)");
+                else
+                        upload_saved_after_all(&up);
         } else {
-                k = upload_failed(&up, "profile not saved");
+                k = upload_failed(&up, "profile not saved", !admin && upload_retryable(err));
                 if (admin)
                         pgina_ctx_message(ctx, "the profile of %s was not saved: %s", up.cfg.user, up.why);
         }

@@ -338,6 +338,7 @@ int pgsmb_cfg_load(struct pgina_ctx *ctx, struct pgina_user *u, struct pgsmb_cfg
                         pgina_log(ctx, LOG_ERR, "%s: %s", name, c->cred_error);
         } else {
                 snprintf(c->cred_user, sizeof c->cred_user, "%s", name);
+                c->cred_from_user = true;
                 if (pgina_user_password(u))
                         c->cred_password = secret_from_cstr(pgina_user_password(u));
         }
@@ -364,6 +365,11 @@ int pgsmb_connect(struct pgina_ctx *ctx, const struct pgsmb_cfg *c, bool for_wri
                 snprintf(why, whylen, "%s", c->cred_error);
                 return -EACCES;
         }
+        if (c->cred_from_user && !c->cred_password && strncmp(c->share, "smb://", 6) == 0) {
+                snprintf(why, whylen, "%s needs the password of %s (credentials = user), which pginad keeps in "
+                         "memory only: it was restarted since the logon", c->share, c->user);
+                return -ENOKEY;
+        }
         for (unsigned i = 0; i < c->retries; i++) {
                 if (i > 0) {
                         pgina_ctx_progress(ctx, "Profile store not reachable, trying again (%u of %u)...",
@@ -372,6 +378,7 @@ int pgsmb_connect(struct pgina_ctx *ctx, const struct pgsmb_cfg *c, bool for_wri
                 }
                 r = store_open(c->share, &cr, c->timeout, ret, why, whylen);
                 if (r >= 0) {
+                        pgina_ctx_retry_now(ctx); /* it answers: waiting uploads may go */
                         if (for_writing && c->remote_dir[0] && (r = store_mkdirs(*ret, c->remote_dir)) < 0) {
                                 snprintf(why, whylen, "%s", store_error(*ret));
                                 store_close(*ret);

@@ -30,6 +30,7 @@ struct pgsmb_cfg {
         char **archive_argv, **extract_argv;
         char cred_user[256], cred_domain[256];
         char cred_error[512]; /* the credentials file is unusable: every connect fails with this */
+        bool cred_from_user; /* credentials = user: the logon's password (in pginad's memory only) */
         struct secret *cred_password;
 };
 
@@ -41,7 +42,9 @@ void pgsmb_cfg_done(struct pgsmb_cfg *c);
 void pgsmb_store_creds(const struct pgsmb_cfg *c, struct store_creds *cr);
 /* Connect to c's store (with c's retries). for_writing: also create remote_dir there (an upload
  * needs it; a restore that finds no folder finds no archive, a first logon, and each request
- * costs a round trip). */
+ * costs a round trip). A connection tells pginad the store is reachable (pgina_ctx_retry_now: the
+ * uploads waiting for a retry go now). -ENOKEY: an smb:// store with credentials = user and no
+ * password in the record (a job pginad resumed after a restart: it never keeps one on disk). */
 int pgsmb_connect(struct pgina_ctx *ctx, const struct pgsmb_cfg *c, bool for_writing,
                   struct store **ret, char *why, size_t whylen);
 

@@ -252,6 +252,25 @@ pgina_wait_jobs() {
                 fail "logoff job still pending after $secs s: $(cat "$T/wait.out")"
 }
 
+# pgina_wait_retry USER [SECONDS]: wait until USER's logoff job waits for a retry (pginactl status
+# shows "retry N" for it: a plugin asked pginad to try again later); default 60 s, then fail.
+pgina_wait_retry() {
+        local user=$1 secs=${2:-60} i
+        for ((i = 0; i < secs * 10; i++)); do
+                pginactl status >"$T/status-retry.out" 2>&1 &&
+                        grep -Eq "^$user +retry [0-9]+ " "$T/status-retry.out" && return 0
+                sleep 0.1
+        done
+        fail "the logoff job of $user is not waiting for a retry after $secs s: $(cat "$T/status-retry.out")"
+}
+
+# pgina_close_session_retry USER: pgina_close_session_nowait USER, then pgina_wait_retry USER (its
+# logoff work failed for now and waits for pginad's retry).
+pgina_close_session_retry() {
+        pgina_close_session_nowait "$1"
+        pgina_wait_retry "$1"
+}
+
 # pgina_close_session_frame SID USER: the hex payload of a CLOSE_SESSION frame (proto.h: str
 # session | str user) for pgclient's raw "frame" command (pgclient frame 1 4 HEX).
 pgina_close_session_frame() {

@@ -37,7 +37,7 @@ step "session 1: alice writes a file; the store is unreachable at logoff"
 assert_ok pam_run pgtest alice secret authenticate acct_mgmt open_session
 as_user alice bash -c 'echo unsaved-work > /home/alice/work.txt'
 mv "$STORE" "$STORE.away"
-pgina_close_session alice
+pgina_close_session_retry alice
 assert_contains "$PGINA_LOG" "alice: profile not saved, the local home is kept"
 [ -e /home/alice/work.txt ] || fail "the home was removed at a failed upload"
 
@@ -51,7 +51,8 @@ assert_contains "$PGINA_LOG" "alice: the local home holds changes that are not s
 assert_eq "unsaved-work" "$(cat /home/alice/work.txt)" "the unsaved file after logon 2"
 
 step "logoff 2, store still unreachable: the home is kept again"
-pgina_close_session alice
+assert_contains "$PGINA_LOG" "alice logged on here again: the pending retry of their logoff work"
+pgina_close_session_retry alice
 assert_not_contains "$PGINA_LOG" "alice: temporary profile, not uploaded"
 [ -e /home/alice/work.txt ] || fail "the unsaved home was removed at logoff 2 (data loss)"
 getent passwd alice >/dev/null || fail "the account of the unsaved home was removed at logoff 2"
