@@ -224,6 +224,18 @@ pgina_stop() {
         return "$rc"
 }
 
+# pgina_kill: SIGKILL pginad (a crash, the OOM killer), wait; its workers die with it (their
+# parent-death signal).
+pgina_kill() {
+        local pid=$PGINA_PID
+        [ -n "$pid" ] || return 0
+        PGINA_PID=
+        kill -KILL "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        echo "---- pginad killed with SIGKILL ($(date +%T))" >>"$PGINA_LOG"
+        return 0
+}
+
 # pgina_wait_log TEXT [TENTHS]: wait until pginad's log holds TEXT (TENTHS x 0.1 s, default 100);
 # then it must (assert_contains).
 pgina_wait_log() {

@@ -3,12 +3,14 @@
 # with its own smb.conf, tdbsam and lock/state/pid dirs under $T/smbd and one share `profiles` at
 # $T/share. A unix+samba user $SMBD_USER (password $SMBD_PASSWORD) owns the share; users added
 # with smbd_add_user may create their own folders in it (mode 1777, like /tmp).
-#   smbd_start            start it, wait until it accepts connections (fails the test after 10 s)
+#   smbd_start [same-port] start it, wait until it accepts connections (fails the test after 10 s);
+#                         same-port: on the port of the last start (a server that comes back)
 #   smbd_add_user N PW    unix user (no home) + samba password
 #   smbd_url              smb://127.0.0.1:PORT/profiles
 #   smbd_pids             the pids of smbd and all its children
 #   smbd_pause/resume     SIGSTOP/SIGCONT every smbd process (a hanging server)
 #   smbd_stop             SIGTERM (then SIGKILL) by pid, wait
+#   smbd_kill             SIGKILL every smbd process at once (a crash, a power cut), wait
 # shellcheck shell=bash
 
 SMBD_USER=${SMBD_USER:-smbprof}
@@ -88,12 +90,25 @@ smbd_stop() {
         return 0
 }
 
+smbd_kill() {
+        local pid=$SMBD_PID pids
+        [ -n "$pid" ] || return 0
+        pids=$(smbd_pids)
+        SMBD_PID=
+        # shellcheck disable=SC2086
+        kill -KILL $pids 2>/dev/null
+        wait "$pid" 2>/dev/null
+        return 0
+}
+
 smbd_start() {
         local i
         need smbd smbpasswd
         [ -z "$SMBD_PID" ] || _smbd_fail "smbd_start: smbd already running (pid $SMBD_PID)"
         mkdir -p "$SMBD_DIR"/{private,lock,state,cache,pid,ncalrpc,logs} "$SMBD_SHARE"
-        SMBD_PORT=$(_smbd_free_port)
+        if [ "${1:-}" != same-port ] || [ -z "$SMBD_PORT" ]; then
+                SMBD_PORT=$(_smbd_free_port)
+        fi
         cat >"$SMBD_CONF" <<CONF
 [global]
   workgroup = PGTEST
