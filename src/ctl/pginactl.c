@@ -43,7 +43,9 @@ static const struct command commands[] = {
         {"status", "", 0, 0, NULL, "Show the daemon, its plugins' health and pending jobs",
          "Shows pginad's version, pid, uptime, config file, socket, number of sessions and\n"
          "pending logoff jobs, then each loaded plugin with its stages and health (ok, or\n"
-         "failed with the reason: a crash or a timeout in a worker), then the pending jobs.\n",
+         "failed with the reason: a crash or a timeout in a worker), then the pending jobs:\n"
+         "user, state (queued, running, resumed from the journal, or retry N when a plugin\n"
+         "asked pginad to try again later), since when, the next try and the last error.\n",
          cmd_status},
         {"sessions", "", 0, 0, NULL, "List the sessions pginad knows",
          "One line per user of each session: index 0 is the user who logged on, 1 and up\n"
@@ -81,7 +83,8 @@ static const struct command commands[] = {
          "USER is logged on).\n",
          cmd_profile},
         {"wait", "[USER]", 0, 1, NULL, "Wait until the pending logoff jobs have ended",
-         "Returns when pginad has no logoff job queued or running (of USER only, when given):\n"
+         "Returns when pginad has no logoff job queued, running or waiting for a retry (of\n"
+         "USER only, when given):\n"
          "the profile uploads of the users who logged off are done. pginad answers the moment\n"
          "the last one ends (no polling). With -t SECONDS it gives up after that long and exits\n"
          "with status 3; without, it waits as long as the jobs take. For shutdown and\n"
