@@ -7,7 +7,8 @@
 #      pginad retries by itself (job_retry_delay = 2) and saves the home, logs and mails "saved
 #      after all", and only then does localmachine remove the account (logoff_action = remove).
 #   b. the store is back while a retry waits ten minutes: bob's logon reaches it, and alice's
-#      retry runs at once.
+#      retry runs at once; when another machine saved a newer version meanwhile, the retry
+#      saves a conflict copy beside it (the two-machine rule: nothing overwritten) and mails.
 #   c. pginad is SIGKILLed in the middle of a logoff upload and started again: it resumes the job
 #      from its journal (state_dir/jobs) and the new version reaches the share.
 #   d. the share is full (a tmpfs at its limit): the previous version stays intact, the home is
@@ -135,6 +136,32 @@ el=$(($(date +%s) - t0))
 assert_contains "$PGINA_LOG" "plugin pgsmb works again (a call of bob): retrying the logoff work of alice now"
 share_ok B1 "$big"
 pgina_close_session bob
+
+step "b: another machine saved a newer version while a retry waited: the retry overwrites nothing"
+session B2
+smbd_stop
+pgina_close_session_retry alice
+# What the other machine's logoff left: its archive (here: B1's bytes) and a .meta of its version.
+printf 'version=9999-othermachine\nsha256=%s\nsize=%s\nhost=other\ntime=1\n' \
+        "$(sha256sum <"$ARCH" | cut -d' ' -f1)" "$(stat -c %s "$ARCH")" >"$ARCH.meta"
+other=$(share_sums)
+conflicts=$(mails 'profile conflict for alice')
+smbd_start same-port
+assert_ok pam_run pgtest bob secret authenticate acct_mgmt open_session # wakes the retry
+pginactl -t 60 wait alice >"$T/wait.out" 2>&1 || fail "alice's retry did not run: $(cat "$T/wait.out")"
+copy=$(compgen -G "$ARCH.conflict-*" | head -n 1)
+[ -n "$copy" ] || { ls -la "$SMBD_SHARE/alice" >&2; fail "no conflict copy of the retried upload"; }
+assert_eq B2 "$(archived "$copy" marker)" "marker in the conflict copy"
+assert_eq "$big" "$(archived "$copy" big.bin | sha256sum)" "big.bin in the conflict copy"
+assert_eq "$other" "$(cd "$SMBD_SHARE" && find . -type f ! -name '*.tmp-*' ! -name '*.conflict-*' -print0 | sort -z | xargs -0 -r sha256sum)" \
+        "the other machine's archive and .meta after the retry"
+assert_eq $((conflicts + 1)) "$(mails 'profile conflict for alice')" "'profile conflict' mails"
+pgina_close_session bob
+rm -f "$SMBD_SHARE"/alice/alice.tar.zst.conflict-*
+# Back to one history: the next logon takes the other machine's version.
+assert_ok pam_run pgtest alice secret authenticate acct_mgmt open_session
+assert_eq B1 "$(cat /home/alice/marker)" "marker after the logon that took the other machine's version"
+pgina_close_session alice
 
 step "c: pginad SIGKILLed mid-upload: restarted, it resumes the job and saves the home"
 write_conf 2
