@@ -222,6 +222,9 @@ int chain_notify(const struct chain_env *env, enum pgina_event ev, struct pgina_
                 /* Results are logged, never acted upon: a failing plugin does not stop the next. */
                 char *m = NULL;
                 int r = call_plugin(env, run, st, lp, u, do_notify, &ev, &m, NULL);
+                /* Only LOGOFF work is retried (a retry runs LOGOFF alone). */
+                if (ev != PGINA_EVENT_LOGOFF && run->nsteps && run->steps[run->nsteps - 1].retry == CHAIN_RETRY_LATER)
+                        run->steps[run->nsteps - 1].retry = CHAIN_RETRY_NONE;
                 if (r <= 0) {
                         char buf[512];
                         all_ok = false;

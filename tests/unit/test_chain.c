@@ -17,7 +17,8 @@
 /* Each fake plugin's result per stage, and a log of calls. */
 struct fake {
         const char *name;
-        int auth, authz, gw, chpw, chpw_restore;
+        int auth, authz, gw, chpw, chpw_restore, notify;
+        int retry; /* 1: pgina_ctx_retry_later in notify, 2: pgina_ctx_retry_now (notify and gateway) */
         bool saw_authenticated; /* pgina_ctx_authenticated() seen in its authenticate */
 };
 
@@ -56,7 +57,22 @@ static int f_authz(struct pgina_ctx *ctx, struct pgina_user *u) {
 
 static int f_gw(struct pgina_ctx *ctx, struct pgina_user *u) {
         called(ctx, "gw");
+        if (fake_of(ctx)->retry == 1)
+                pgina_ctx_retry_later(ctx); /* not a notification: ignored */
+        if (fake_of(ctx)->retry == 2)
+                pgina_ctx_retry_now(ctx);
         return fake_of(ctx)->gw;
+}
+
+static int f_notify(struct pgina_ctx *ctx, enum pgina_event ev, struct pgina_user *u) {
+        struct fake *f = fake_of(ctx);
+        called(ctx, ev == PGINA_EVENT_LOGOFF ? "logoff" : "event");
+        if (f->retry == 1) {
+                pgina_ctx_retry_later(ctx);
+                pgina_ctx_message(ctx, "%s: the store is full", f->name);
+        } else if (f->retry == 2)
+                pgina_ctx_retry_now(ctx);
+        return f->notify;
 }
 
 static int f_chpw(struct pgina_ctx *ctx, struct pgina_user *u, const char *o, const char *n) {
@@ -80,11 +96,11 @@ static int setup(void **state) {
         conf.state_dir = (char *)"/nonexistent";
         for (int i = 0; i < 3; i++) {
                 fakes[i] = (struct fake){.name = names[i], .auth = 1, .authz = 1, .gw = 1, .chpw = 1,
-                                         .chpw_restore = 1};
+                                         .chpw_restore = 1, .notify = 1};
                 descs[i] = (struct pgina_plugin){
                         .abi_version = PGINA_PLUGIN_ABI_VERSION, .name = names[i], .stages = 0x1f,
                         .authenticate = f_auth, .authorize = f_authz, .gateway = f_gw,
-                        .change_password = f_chpw};
+                        .notify = f_notify, .change_password = f_chpw};
                 loaded[i] = (struct loaded_plugin){.name = (char *)names[i], .desc = &descs[i]};
                 for (int s = 0; s < _CONF_STAGE_MAX; s++)
                         orders[s][i] = (char *)names[i];
@@ -287,6 +303,69 @@ static void test_request_data_is_per_plugin_and_cleaned_up(void **state) {
         assert_int_equal(data.n, 0);
 }
 
+
+/* Retries: a failed LOGOFF notification may ask for one (the step says "later"); anything else
+ * may say its server works again ("now"); a retry starts at the plugin that asked. */
+static void test_logoff_retry_is_recorded_per_step(void **state) {
+        struct chain_env env = env_make();
+        struct pgina_user *u = user_new("alice");
+        struct chain_run run = {0};
+
+        fakes[1].retry = 1;
+        fakes[1].notify = 0;
+        assert_int_equal(chain_notify(&env, PGINA_EVENT_LOGOFF, u, &run), 0);
+        assert_string_equal(calls, "one:logoff two:logoff three:logoff"); /* the rest still runs */
+        assert_int_equal(run.nsteps, 3);
+        assert_int_equal(run.steps[0].retry, CHAIN_RETRY_NONE);
+        assert_int_equal(run.steps[1].retry, CHAIN_RETRY_LATER);
+        assert_string_equal(run.steps[1].message, "two: the store is full");
+        assert_int_equal(run.steps[2].retry, CHAIN_RETRY_NONE);
+        chain_run_free(&run);
+
+        /* Not LOGOFF work, or not a failure: no retry. */
+        memset(&run, 0, sizeof run);
+        assert_int_equal(chain_notify(&env, PGINA_EVENT_SESSION_CLOSE, u, &run), 0);
+        assert_int_equal(run.steps[1].retry, CHAIN_RETRY_NONE);
+        chain_run_free(&run);
+        fakes[1].notify = 1;
+        memset(&run, 0, sizeof run);
+        assert_int_equal(chain_notify(&env, PGINA_EVENT_LOGOFF, u, &run), 1);
+        assert_int_equal(run.steps[1].retry, CHAIN_RETRY_NONE);
+        chain_run_free(&run);
+        memset(&run, 0, sizeof run);
+        assert_int_equal(chain_gateway(&env, u, &run), 1);
+        assert_int_equal(run.steps[1].retry, CHAIN_RETRY_NONE);
+        chain_run_free(&run);
+        user_free(u);
+}
+
+static void test_retry_now_and_notify_from(void **state) {
+        struct chain_env env = env_make();
+        struct pgina_user *u = user_new("alice");
+        struct chain_run run = {0};
+
+        fakes[2].retry = 2;
+        assert_int_equal(chain_gateway(&env, u, &run), 1);
+        assert_int_equal(run.steps[2].retry, CHAIN_RETRY_NOW);
+        assert_string_equal(chain_retry_string(run.steps[2].retry), "now");
+        chain_run_free(&run);
+
+        calls[0] = 0;
+        env.notify_from = "two";
+        memset(&run, 0, sizeof run);
+        assert_int_equal(chain_notify(&env, PGINA_EVENT_LOGOFF, u, &run), 1);
+        assert_string_equal(calls, "two:logoff three:logoff");
+        chain_run_free(&run);
+
+        calls[0] = 0;
+        env.notify_from = "gone"; /* no longer in the order: nothing to retry */
+        memset(&run, 0, sizeof run);
+        assert_int_equal(chain_notify(&env, PGINA_EVENT_LOGOFF, u, &run), 1);
+        assert_string_equal(calls, "");
+        chain_run_free(&run);
+        user_free(u);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup(test_authentication_succeeds_if_any_plugin_succeeds, setup),
@@ -300,6 +379,8 @@ int main(void) {
                 cmocka_unit_test_setup(test_missing_plugin_fails_its_step_only, setup),
                 cmocka_unit_test_setup(test_record_row_round_trip, setup),
                 cmocka_unit_test_setup(test_request_data_is_per_plugin_and_cleaned_up, setup),
+                cmocka_unit_test_setup(test_logoff_retry_is_recorded_per_step, setup),
+                cmocka_unit_test_setup(test_retry_now_and_notify_from, setup),
         };
         return cmocka_run_group_tests_name("chain", tests, NULL, NULL);
 }
