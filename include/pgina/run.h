@@ -1,9 +1,8 @@
 /* libpgina-plugin: the one way a plugin runs a program (a root tool such as useradd or
  * mount.cifs, an external archive program, a script): spawn_start (<pgina/spawn.h>) with a fixed
  * argv and environment, optional bytes on stdin, the descriptors it is given and no other, its
- * stderr's first line kept for the message, and a bounded wait. Never a shell. Credentials are the
- * caller's: a program that must run as the user is run from a process that is the user already
- * (pgsmb-userwork). */
+ * stderr's first line kept for the message, and a bounded wait, as us or with the credentials it
+ * is given (struct spawn_creds). Never a shell. */
 #pragma once
 
 #include <stddef.h>
@@ -26,10 +25,14 @@ struct pgina_run {
         const char *input; /* written to its stdin (a pipe); NULL: stdin is stdin_fd */
         size_t input_len;
         int stdin_fd, stdout_fd; /* ours, given as its 0 and 1; -1 = /dev/null */
+        /* Its 2: 0 (the default) = a pipe whose first line goes to res->err; else ours (-1 =
+         * /dev/null), and res->err stays "" */
+        int stderr_fd;
         const int *keep_fds; /* more of ours, given as its 3, 4, ...; n_keep of them */
         size_t n_keep;
         const char *cwd; /* NULL = "/" */
         long long timeout_ms; /* killed after it; 0 = PGINA_RUN_TIMEOUT_MS, SPAWN_FOREVER = none */
+        const struct spawn_creds *creds; /* NULL: as us */
 };
 
 /* Run it to its end. 0 when it ran (res->status says how), -ENOENT when a tool is not installed,

@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -21,9 +20,9 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "log.h"
 #include "pgsmb-readback.h"
 #include "pgsmb-userwork.h"
+#include <pgina/spawn.h>
 #include <pgina/util.h>
 
 /* One store request: SMB3 servers take 8 MiB reads and writes (Samba, Windows), so a 674 MiB
@@ -39,16 +38,28 @@ void pgsmb_hex(const unsigned char sha256[32], char out[65]) {
                 snprintf(out + 2 * i, 3, "%02x", sha256[i]);
 }
 
-static int drop_to_user(const struct pgsmb_user *u) {
-        if (u->uid == 0 || u->gid == 0)
-                return -EPERM; /* never "as the user" with root's ids */
-        if (initgroups(u->name, u->gid) < 0 || setresgid(u->gid, u->gid, u->gid) < 0 ||
-            setresuid(u->uid, u->uid, u->uid) < 0)
-                return -errno;
-        if (setuid(0) == 0)
-                return -EPERM; /* the drop did not stick */
-        umask(077);
-        return 0;
+/* The user's supplementary groups, as initgroups would set them: getgrouplist reads NSS, which
+ * cannot be called in a forked child, so it is looked up here. *ret is malloc'd. */
+static int user_groups(const struct pgsmb_user *u, gid_t **ret, size_t *ret_n) {
+        _cleanup_free_ gid_t *g = NULL;
+        int n = 32;
+
+        for (;;) {
+                int want = n;
+                gid_t *ng = realloc(g, (size_t)n * sizeof *g);
+
+                if (!ng)
+                        return -ENOMEM;
+                g = ng;
+                if (getgrouplist(u->name, u->gid, g, &want) >= 0) {
+                        *ret_n = (size_t)want;
+                        *ret = TAKE_PTR(g);
+                        return 0;
+                }
+                if (want <= n || want > SPAWN_GROUPS_MAX)
+                        return -EIO; /* no growth asked for, or more than the kernel takes */
+                n = want;
+        }
 }
 
 /* pgsmb-userwork lies next to the plugin (the plugin directory is root's, checked when the plugin
@@ -76,14 +87,14 @@ static int userwork_path(char *path, size_t len, char *err, size_t errlen) {
         return 0;
 }
 
-/* The program's environment: the user's HOME, USER and LOGNAME, a fixed PATH, and a sanitizer's
- * options when the worker has them (a test build); nothing else of the worker's. */
+/* The program's environment (on SPAWN_ENV_USER's PATH): the user's HOME, USER and LOGNAME, and a
+ * sanitizer's options when the worker has them (a test build); nothing else of the worker's. */
 struct child_env {
         char home[PATH_MAX + 8], user[300], logname[300];
         const char *v[8];
 };
 
-static char *const *child_env(struct child_env *e, const struct pgsmb_user *u) {
+static const char *const *child_env(struct child_env *e, const struct pgsmb_user *u) {
         static const char *const pass[] = {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"};
         size_t n = 0;
 
@@ -93,23 +104,18 @@ static char *const *child_env(struct child_env *e, const struct pgsmb_user *u) {
         e->v[n++] = e->home;
         e->v[n++] = e->user;
         e->v[n++] = e->logname;
-        e->v[n++] = "PATH=/usr/local/bin:/usr/bin:/bin";
         for (size_t i = 0; i < ELEMENTSOF(pass); i++) {
                 const char *v = getenv(pass[i]);
                 if (v)
                         e->v[n++] = v - strlen(pass[i]) - 1; /* "NAME=value" as it lies in environ */
         }
         e->v[n] = NULL;
-        return (char *const *)e->v;
+        return e->v;
 }
 
-/* In the child, as the user: the report of a failure before pgsmb-userwork runs. */
-static _Noreturn void child_fail(int fd, int r, const char *fmt, const char *arg) {
-        struct userwork_report rep = {.result = r < 0 ? r : -EIO};
-
-        snprintf(rep.err, sizeof rep.err, fmt, arg, strerror(-rep.result));
-        (void)write_all(fd, &rep, sizeof rep);
-        _exit(1);
+/* One of the worker's standard descriptors for the program, or /dev/null (-1) when it is closed. */
+static int worker_std(int fd) {
+        return fcntl(fd, F_GETFD) < 0 ? -1 : fd;
 }
 
 static int send_all(int fd, const void *buf, size_t len) {
@@ -131,17 +137,26 @@ static int send_all(int fd, const void *buf, size_t len) {
 int pgsmb_child_start(const struct pgsmb_user *u, const struct userwork_job *job, int data_fd,
                       int aux_fd, struct pgsmb_child *c, char *err, size_t errlen) {
         _cleanup_pbuf_ struct pbuf b;
+        _cleanup_free_ gid_t *groups = NULL;
         char path[PATH_MAX];
         struct child_env env;
-        char *const *envp = child_env(&env, u);
-        pid_t parent = getpid(), pid;
+        size_t n_groups = 0;
+        pid_t pid;
         int ctl[2], r;
 
         pbuf_init(&b);
+        if (u->uid == 0 || u->gid == 0) {
+                snprintf(err, errlen, "cannot start a process as %s: it has root's uid or gid", u->name);
+                return -EPERM; /* never "as the user" with root's ids */
+        }
         if ((r = userwork_path(path, sizeof path, err, errlen)) < 0)
                 return r;
         if ((r = userwork_encode(job, &b)) < 0) {
                 snprintf(err, errlen, "cannot describe the work for %s: %s", u->name, strerror(-r));
+                return r;
+        }
+        if ((r = user_groups(u, &groups, &n_groups)) < 0) {
+                snprintf(err, errlen, "cannot look up the groups of %s: %s", u->name, strerror(-r));
                 return r;
         }
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) < 0) {
@@ -149,41 +164,23 @@ int pgsmb_child_start(const struct pgsmb_user *u, const struct userwork_job *job
                 snprintf(err, errlen, "socketpair: %s", strerror(errno));
                 return r;
         }
-        pid = fork();
-        if (pid < 0) {
-                r = -errno;
-                snprintf(err, errlen, "cannot start a process as %s: %s", u->name, strerror(errno));
+        /* Its descriptors: 0-2 the worker's, 3, 4, 5 as pgsmb-userwork.h says, no other. Its own
+         * process group: a worker killed at request_timeout takes it along by the death signal. */
+        const int fds[] = {worker_std(0), worker_std(1), worker_std(2), ctl[1], data_fd, aux_fd};
+        const char *const argv[] = {USERWORK_PROGRAM, NULL};
+        const struct spawn_creds creds = {.uid = u->uid, .gid = u->gid, .groups = groups,
+                                          .n_groups = n_groups, .umask = 077, .die_with_parent = true};
+        const struct spawn sp = {.path = path, .argv = argv, .env_base = SPAWN_ENV_USER,
+                                 .env = child_env(&env, u), .fds = fds, .n_fds = ELEMENTSOF(fds),
+                                 .cwd = "/", .creds = &creds};
+        _Static_assert(ELEMENTSOF(fds) == USERWORK_FD_AUX + 1, "the map ends at USERWORK_FD_AUX");
+        r = spawn_start(&sp, &pid);
+        close(ctl[1]);
+        if (r < 0) {
                 close(ctl[0]);
-                close(ctl[1]);
+                snprintf(err, errlen, "cannot start %s as %s: %s", path, u->name, strerror(-r));
                 return r;
         }
-        if (pid == 0) {
-                const int src[] = {ctl[1], data_fd, aux_fd};
-                int tmp[ELEMENTSOF(src)];
-                char *const argv[] = {(char *)USERWORK_PROGRAM, NULL};
-
-                log_close_for_fork(); /* nothing is logged from here on: failures go in a report */
-                signal(SIGPIPE, SIG_IGN);
-                r = drop_to_user(u);
-                if (r < 0)
-                        child_fail(ctl[1], r, "cannot switch to user %s: %s", u->name);
-                /* Its descriptors: 3, 4, 5 as pgsmb-userwork.h says, every other one closed. */
-                for (size_t i = 0; i < ELEMENTSOF(src); i++)
-                        if ((tmp[i] = src[i] >= 0 ? fcntl(src[i], F_DUPFD_CLOEXEC, 16) : -1) < 0 && src[i] >= 0)
-                                child_fail(ctl[1], -errno, "cannot start the work as %s: %s", u->name);
-                for (size_t i = 0; i < ELEMENTSOF(src); i++) {
-                        int to = USERWORK_FD_CTL + (int)i;
-                        if (tmp[i] >= 0 ? dup2(tmp[i], to) < 0 : (close(to), false))
-                                child_fail(tmp[0], -errno, "cannot start the work as %s: %s", u->name);
-                }
-                close_range(USERWORK_FD_AUX + 1, ~0U, 0);
-                /* The drop cleared a death signal set before it; the exec keeps this one. */
-                if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
-                        _exit(1);
-                execve(path, argv, envp);
-                child_fail(USERWORK_FD_CTL, -errno, "cannot run %s: %s", path);
-        }
-        close(ctl[1]);
         c->pid = pid;
         c->ctl_fd = ctl[0];
         /* The job fits the socket's buffer or waits for the program to read it; a program that

@@ -43,8 +43,9 @@ struct pgsmb_readback_target {
         unsigned timeout_s;
 };
 
-/* Work as the user: fork a child that drops to the user (initgroups, setresgid, setresuid, umask
- * 077) and executes pgsmb-userwork (pgsmb-userwork.h), which does the job and reports. The child
+/* Work as the user: spawn_start pgsmb-userwork (pgsmb-userwork.h) with the user's credentials
+ * (the groups getgrouplist gives, gid, uid, umask 077; never uid or gid 0), killed when the
+ * worker ends; it does the job and reports. The child
  * holds no descriptor of the worker's but stdin/out/err, data_fd and aux_fd (-1: none), and,
  * being a new program, none of its memory. 0 when it started (c to wait for), -errno and err
  * otherwise. */

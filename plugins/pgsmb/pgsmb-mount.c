@@ -249,7 +249,9 @@ static int fd_send(int sock, int fd, const char *text) {
 
 /* The child: a private mount namespace, a private tmpfs on /tmp, mount.cifs on a directory there,
  * and a detached copy of that mount (open_tree) sent to the parent. The namespace dies with the
- * child, so a crash leaves no mount behind anywhere. */
+ * child, so a crash leaves no mount behind anywhere. A plain fork, not spawn_start: what runs in
+ * it is our own code around the mount (unshare, open_tree, the descriptor's passing), not a
+ * program; mount.cifs itself is started from it through pgina_run, the one runner. */
 static _Noreturn void mount_child(int sock, const char *src, const char *opts, const char *pw) {
         struct pgina_run_result res;
         char msg[300];

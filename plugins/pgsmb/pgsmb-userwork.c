@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <pgina/spawn.h>
+#include <pgina/run.h>
 #include <pgina/util.h>
 
 static int read_full(int fd, void *buf, size_t len) {
@@ -181,9 +181,8 @@ static int do_script(const struct userwork_job *j, struct userwork_report *rep) 
         char tmp[PATH_MAX];
         const char *path = j->script_path;
         struct user_env e;
-        const int fds[] = {-1, USERWORK_FD_AUX, USERWORK_FD_AUX};
-        pid_t pid;
-        int r, status;
+        struct pgina_run_result res;
+        int r;
 
         if (j->script_data) {
                 if ((r = write_private(j, tmp, sizeof tmp, rep)) < 0)
@@ -192,27 +191,25 @@ static int do_script(const struct userwork_job *j, struct userwork_report *rep) 
         } else if (!path) {
                 snprintf(rep->err, sizeof rep->err, "no login script named");
                 return -EINVAL;
+        } else if (path[0] != '/') {
+                snprintf(rep->err, sizeof rep->err, "the login script %s is not an absolute path", path);
+                return -EINVAL;
         }
         const char *argv[] = {path, NULL};
-        r = spawn_start(&(const struct spawn){.path = path, .argv = argv, .env_base = SPAWN_ENV_USER,
-                                              .env = user_env(&e, j), .fds = fds,
-                                              .n_fds = ELEMENTSOF(fds),
-                                              .cwd = access(j->home, X_OK) == 0 ? j->home : "/"},
-                        &pid);
-        close(USERWORK_FD_AUX); /* the script holds the output pipe; the worker sees its end */
-        if (r < 0) {
-                snprintf(rep->err, sizeof rep->err, "cannot run it: %s", strerror(-r));
-                goto out;
-        }
-        r = spawn_wait(pid, now_ms() + (long long)j->timeout_s * 1000, &status);
+        const struct pgina_run run = {.argv = argv, .env_base = SPAWN_ENV_USER, .env = user_env(&e, j),
+                                      .stdin_fd = -1, .stdout_fd = USERWORK_FD_AUX,
+                                      .stderr_fd = USERWORK_FD_AUX,
+                                      .cwd = access(j->home, X_OK) == 0 ? j->home : "/",
+                                      .timeout_ms = (long long)j->timeout_s * 1000};
+        r = pgina_run(&run, &res);
+        close(USERWORK_FD_AUX); /* the script held the output pipe; the worker sees its end */
         if (r == -ETIMEDOUT) {
                 rep->code = -1;
                 r = 0;
         } else if (r == 0)
-                rep->code = spawn_exit_code(status);
+                rep->code = res.status;
         else
-                snprintf(rep->err, sizeof rep->err, "cannot wait for it: %s", strerror(-r));
-out:
+                snprintf(rep->err, sizeof rep->err, "cannot run it: %s", strerror(-r));
         if (j->script_data)
                 (void)unlink(tmp);
         return r;

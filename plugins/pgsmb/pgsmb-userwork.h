@@ -1,13 +1,15 @@
-/* pgSMB: the work done as the user, in a program of its own. pgsmb-helper.c forks, drops the child
- * to the user and executes pgsmb-userwork (installed next to pgsmb.so), which reads one job from
- * descriptor 3, does it and writes its report there. The exec is the point: a forked child would
- * carry every copy of a password the worker ever held (the store's service account inside
- * libsmbclient, the user's own in the request, freed heap included) into a process that parses
- * the user's own, possibly hostile, archive. The new program holds nothing but its job.
+/* pgSMB: the work done as the user, in a program of its own. pgsmb-helper.c starts pgsmb-userwork
+ * (installed next to pgsmb.so) with the user's credentials through spawn_start (a fork that drops
+ * to the user, then the exec); it reads one job from descriptor 3, does it and writes its report
+ * there. The exec is the point: a forked child would carry every copy of a password the worker
+ * ever held (the store's service account inside libsmbclient, the user's own in the request,
+ * freed heap included) into a process that parses the user's own, possibly hostile, archive. The
+ * new program holds nothing but its job.
  *
- * Descriptors of the program: 0-2 as the worker's, USERWORK_FD_CTL the job and the report (a
- * socket), USERWORK_FD_DATA the archive stream (extract, archive), USERWORK_FD_AUX the restore's
- * ring (a memfd) or the login script's output (a pipe). Nothing else. */
+ * Descriptors of the program: 0-2 as the worker's (/dev/null where it has none), USERWORK_FD_CTL
+ * the job and the report (a socket), USERWORK_FD_DATA the archive stream (extract, archive),
+ * USERWORK_FD_AUX the restore's ring (a memfd) or the login script's output (a pipe); /dev/null
+ * where the job has none. Nothing else. */
 #pragma once
 
 #include <stdbool.h>

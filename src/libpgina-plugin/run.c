@@ -1,5 +1,6 @@
-/* libpgina-plugin: runs a root tool through spawn_start (spawn.c): its stdin
- * fed, the first line of its stderr kept, a time limit. */
+/* libpgina-plugin: runs a program through spawn_start (spawn.c): a root tool or, with
+ * credentials, a program as a user; its stdin fed, the first line of its stderr kept, a time
+ * limit. */
 #include <pgina/run.h>
 
 #include <fcntl.h>
@@ -111,14 +112,14 @@ static int collect_stderr(int fd, long long deadline, char *err, size_t errlen) 
 }
 
 /* 0: stdin (the input's pipe, stdin_fd or /dev/null), 1: stdout_fd or /dev/null, 2: the stderr
- * pipe, then keep_fds. Nothing else: the worker's fds without O_CLOEXEC (its result pipe to
+ * pipe (or stderr_fd), then keep_fds. Nothing else: the worker's fds without O_CLOEXEC (its result pipe to
  * pginad, whatever another plugin opened) must not outlive it in a program that hangs or forks,
  * or pginad would wait for that pipe's EOF long after the worker is gone. */
 static int spawn_run(const struct pgina_run *run, const char *path, int in_fd, int err_fd, pid_t *pid) {
         int fds[SPAWN_FDS_MAX];
         const struct spawn s = {.path = path, .argv = run->argv, .env_base = run->env_base,
                                 .env = run->env, .fds = fds, .n_fds = 3 + run->n_keep,
-                                .cwd = run->cwd};
+                                .cwd = run->cwd, .creds = run->creds};
 
         if (run->n_keep > SPAWN_FDS_MAX - 3)
                 return -E2BIG;
@@ -157,17 +158,22 @@ int pgina_run(const struct pgina_run *run, struct pgina_run_result *res) {
                 if (r < 0)
                         return r;
         }
-        r = make_pipe(errp);
-        if (r < 0)
-                goto out;
+        if (run->stderr_fd == 0) {
+                r = make_pipe(errp);
+                if (r < 0)
+                        goto out;
+        }
 
         /* An ignored SIGCHLD would reap the program before we read its exit status. */
         sigemptyset(&dfl.sa_mask);
         sigaction(SIGCHLD, &dfl, &old_chld);
 
-        r = spawn_run(run, path, run->input ? in[0] : run->stdin_fd, errp[1], &pid);
-        close(errp[1]);
-        errp[1] = -1;
+        r = spawn_run(run, path, run->input ? in[0] : run->stdin_fd,
+                      run->stderr_fd == 0 ? errp[1] : run->stderr_fd, &pid);
+        if (errp[1] >= 0) {
+                close(errp[1]);
+                errp[1] = -1;
+        }
         if (in[0] >= 0) {
                 close(in[0]);
                 in[0] = -1;
@@ -181,7 +187,7 @@ int pgina_run(const struct pgina_run *run, struct pgina_run_result *res) {
                 close(in[1]);
                 in[1] = -1;
         }
-        r = collect_stderr(errp[0], deadline, res->err, sizeof res->err);
+        r = errp[0] >= 0 ? collect_stderr(errp[0], deadline, res->err, sizeof res->err) : 0;
         rr = spawn_wait(pid, r == -ETIMEDOUT ? 0 : deadline, &st);
         if (rr == 0) {
                 res->status = spawn_exit_code(st);

@@ -1,12 +1,16 @@
-/* Starting programs: posix_spawn with an explicit descriptor map, a fixed environment, default
- * signals and a process group of their own; waiting for them with a time limit. */
+/* Starting programs: posix_spawn (or, to change credentials, fork and execve) with an explicit
+ * descriptor map, a fixed environment, default signals and a process group of their own;
+ * waiting for them with a time limit. */
 #include <pgina/spawn.h>
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdbool.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,22 +38,27 @@ static int build_env(const struct spawn *s, const char **envp, size_t max) {
         return 0;
 }
 
-/* The file actions: each of our fds is first copied above the map (in this process, O_CLOEXEC),
- * so that no dup2 into slot i overwrites a source still to be copied into a later slot, and a
- * source already in its slot still loses O_CLOEXEC. Then everything from n_fds up is closed. */
-static int build_actions(const struct spawn *s, posix_spawn_file_actions_t *fa, int *tmp) {
-        int r = 0;
-
-        for (size_t i = 0; i < s->n_fds && r == 0; i++) {
-                if (s->fds[i] < 0) {
-                        r = posix_spawn_file_actions_addopen(fa, (int)i, "/dev/null", O_RDWR, 0);
+/* Each of our fds is first copied above the map (in this process, O_CLOEXEC), so that no dup2
+ * into slot i overwrites a source still to be copied into a later slot, and a source already in
+ * its slot still loses O_CLOEXEC. tmp[i] stays -1 for a slot that gets /dev/null. */
+static int fds_above_map(const struct spawn *s, int *tmp) {
+        for (size_t i = 0; i < s->n_fds; i++) {
+                if (s->fds[i] < 0)
                         continue;
-                }
                 tmp[i] = fcntl(s->fds[i], F_DUPFD_CLOEXEC, (int)s->n_fds);
                 if (tmp[i] < 0)
                         return -errno;
-                r = posix_spawn_file_actions_adddup2(fa, tmp[i], (int)i);
         }
+        return 0;
+}
+
+/* The file actions: the copies into their slots, then everything from n_fds up closed. */
+static int build_actions(const struct spawn *s, posix_spawn_file_actions_t *fa, const int *tmp) {
+        int r = 0;
+
+        for (size_t i = 0; i < s->n_fds && r == 0; i++)
+                r = tmp[i] < 0 ? posix_spawn_file_actions_addopen(fa, (int)i, "/dev/null", O_RDWR, 0)
+                               : posix_spawn_file_actions_adddup2(fa, tmp[i], (int)i);
         if (r == 0)
                 r = posix_spawn_file_actions_addclosefrom_np(fa, (int)s->n_fds);
         if (r == 0)
@@ -76,22 +85,10 @@ static int build_attr(posix_spawnattr_t *attr) {
         return -r;
 }
 
-int spawn_start(const struct spawn *s, pid_t *ret_pid) {
-        const char *envp[ELEMENTSOF(env_tool) + SPAWN_ENV_MAX + 1];
-        int tmp[SPAWN_FDS_MAX];
+static int spawn_posix(const struct spawn *s, const int *tmp, const char *const *envp, pid_t *ret_pid) {
         posix_spawn_file_actions_t fa;
         posix_spawnattr_t attr;
         int r;
-
-        if (!s->path || s->path[0] != '/' || !s->argv || !s->argv[0] || (s->n_fds > 0 && !s->fds))
-                return -EINVAL;
-        if (s->n_fds > SPAWN_FDS_MAX)
-                return -E2BIG;
-        r = build_env(s, envp, ELEMENTSOF(envp));
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i < ELEMENTSOF(tmp); i++)
-                tmp[i] = -1;
 
         r = -posix_spawn_file_actions_init(&fa);
         if (r < 0)
@@ -109,6 +106,156 @@ int spawn_start(const struct spawn *s, pid_t *ret_pid) {
                                  (char *const *)envp);
         posix_spawnattr_destroy(&attr);
         posix_spawn_file_actions_destroy(&fa);
+        return r;
+}
+
+/* ---- with credentials: fork, change them, exec ----
+ * Between the fork and the exec only async-signal-safe calls (the worker may have a library's
+ * threads, whose locks the child would inherit held): no malloc, no syslog, no NSS. A failure
+ * there comes back to the parent as its -errno through a CLOEXEC pipe, which a successful exec
+ * closes: the parent reads either that number or the end. */
+
+static _Noreturn void child_fail(int err_fd, int r) {
+        (void)!write(err_fd, &r, sizeof r);
+        _exit(127);
+}
+
+/* Groups, gid, uid, in that order (each later change takes the right to the earlier ones), then
+ * check they took: the ids are the ones asked for, and root cannot be had back. */
+static int child_creds(const struct spawn_creds *c) {
+        uid_t ru, eu, su;
+        gid_t rg, eg, sg;
+
+        if (setgroups(c->n_groups, c->groups) < 0 || setresgid(c->gid, c->gid, c->gid) < 0 ||
+            setresuid(c->uid, c->uid, c->uid) < 0)
+                return -errno;
+        if (getresuid(&ru, &eu, &su) < 0 || getresgid(&rg, &eg, &sg) < 0)
+                return -errno;
+        if (ru != c->uid || eu != c->uid || su != c->uid || rg != c->gid || eg != c->gid ||
+            sg != c->gid || getgroups(0, NULL) != (int)c->n_groups)
+                return -EPERM;
+        if (c->uid != 0 && setuid(0) == 0)
+                return -EPERM; /* the drop did not stick */
+        umask(c->umask ? c->umask : 077);
+        return 0;
+}
+
+/* fds[i] (its copy tmp[i], above the map) into slot i, /dev/null where tmp[i] is -1, every other
+ * descriptor closed but err_fd (above the map too, closed by the exec). */
+static int child_fds(const struct spawn *s, const int *tmp, int err_fd) {
+        for (size_t i = 0; i < s->n_fds; i++) {
+                int fd = (int)i, null;
+
+                if (tmp[i] >= 0) {
+                        if (dup2(tmp[i], fd) < 0)
+                                return -errno;
+                        continue;
+                }
+                /* The lowest free descriptor: slot i, a later slot (filled over later) or one
+                 * above the map (closed below). */
+                null = open("/dev/null", O_RDWR);
+                if (null < 0)
+                        return -errno;
+                if (null != fd) {
+                        if (dup2(null, fd) < 0)
+                                return -errno;
+                        close(null);
+                }
+        }
+        if ((err_fd > (int)s->n_fds && close_range(s->n_fds, (unsigned)err_fd - 1, 0) < 0) ||
+            close_range((unsigned)err_fd + 1, ~0U, 0) < 0)
+                return -errno;
+        return 0;
+}
+
+static _Noreturn void child_exec(const struct spawn *s, const int *tmp, const char *const *envp,
+                                 int err_fd, pid_t parent) {
+        struct sigaction dfl = {.sa_handler = SIG_DFL};
+        sigset_t none;
+        int r;
+
+        (void)setpgid(0, 0);
+        if ((r = child_creds(s->creds)) < 0 || (r = child_fds(s, tmp, err_fd)) < 0)
+                child_fail(err_fd, r);
+        /* Default handling for every signal (the worker ignores SIGPIPE; a program must not).
+         * Those that cannot be changed (SIGKILL, SIGSTOP, libc's own) say EINVAL. */
+        sigemptyset(&dfl.sa_mask);
+        for (int sig = 1; sig < NSIG; sig++)
+                (void)sigaction(sig, &dfl, NULL);
+        if (chdir(s->cwd ? s->cwd : "/") < 0)
+                child_fail(err_fd, -errno);
+        if (s->creds->die_with_parent &&
+            (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent))
+                child_fail(err_fd, -ESRCH); /* it died already: the signal would never come */
+        sigemptyset(&none);
+        (void)sigprocmask(SIG_SETMASK, &none, NULL);
+        execve(s->path, (char *const *)s->argv, (char *const *)envp);
+        child_fail(err_fd, -errno);
+}
+
+static int spawn_fork(const struct spawn *s, const int *tmp, const char *const *envp, pid_t *ret_pid) {
+        _cleanup_close_ int rd = -1, wr = -1;
+        sigset_t all, old;
+        pid_t parent = getpid(), pid;
+        int p[2], err = 0;
+        ssize_t k;
+
+        if (s->creds->n_groups > SPAWN_GROUPS_MAX)
+                return -E2BIG;
+        if (s->creds->n_groups > 0 && !s->creds->groups)
+                return -EINVAL;
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return -errno;
+        rd = p[0];
+        /* Above the map, so that filling the program's slots cannot overwrite it. */
+        wr = fcntl(p[1], F_DUPFD_CLOEXEC, (int)s->n_fds);
+        close(p[1]);
+        if (wr < 0)
+                return -errno;
+        /* No handler of ours may run in the child before the defaults are back. */
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        pid = fork();
+        if (pid == 0)
+                child_exec(s, tmp, envp, wr, parent);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (pid < 0)
+                return -errno;
+        (void)setpgid(pid, pid); /* the child does it too: whichever runs first */
+        close(TAKE_FD(wr));
+        while ((k = read(rd, &err, sizeof err)) < 0 && errno == EINTR)
+                ;
+        if (k != 0) {
+                int st;
+
+                if (k != sizeof err || err >= 0)
+                        err = k < 0 ? -errno : -EIO;
+                (void)kill(pid, SIGKILL); /* it is ending already; a read error must not leave it */
+                while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+                        ;
+                return err;
+        }
+        *ret_pid = pid;
+        return 0;
+}
+
+int spawn_start(const struct spawn *s, pid_t *ret_pid) {
+        const char *envp[ELEMENTSOF(env_tool) + SPAWN_ENV_MAX + 1];
+        int tmp[SPAWN_FDS_MAX];
+        int r;
+
+        if (!s->path || s->path[0] != '/' || !s->argv || !s->argv[0] || (s->n_fds > 0 && !s->fds))
+                return -EINVAL;
+        if (s->n_fds > SPAWN_FDS_MAX)
+                return -E2BIG;
+        r = build_env(s, envp, ELEMENTSOF(envp));
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < ELEMENTSOF(tmp); i++)
+                tmp[i] = -1;
+        r = fds_above_map(s, tmp);
+        if (r == 0)
+                r = s->creds ? spawn_fork(s, tmp, envp, ret_pid) : spawn_posix(s, tmp, envp, ret_pid);
         for (size_t i = 0; i < ELEMENTSOF(tmp); i++)
                 if (tmp[i] >= 0)
                         close(tmp[i]);
