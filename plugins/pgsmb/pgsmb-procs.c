@@ -18,7 +18,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
-#include "pgina-build.h"
+#include "pgsmb-config.h"
 #include "pgsmb.h"
 #include <pgina/util.h>
 #if HAVE_LIBSYSTEMD

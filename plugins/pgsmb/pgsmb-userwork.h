@@ -16,8 +16,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <pgina/buf.h>
+
 #include "pgsmb-archive.h"
-#include "proto.h"
 
 #define USERWORK_PROGRAM "pgsmb-userwork"
 #define USERWORK_FD_CTL 3

@@ -33,17 +33,17 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <pgina/buf.h>
+
 #include "secret.h"
 
 #define PROTO_VERSION 1u
 #define PROTO_FRAME_MAX (64u * 1024u)
 #define PROTO_HEADER_LEN 8u /* u32 length + u16 version + u16 type */
-#define PROTO_STR_MAX 8192u
+#define PROTO_STR_MAX PBUF_STR_MAX /* 8192 */
 #define PROTO_ROWS_MAX 4096u
 #define PROTO_FIELDS_MAX 2048u
 #define PROTO_ARGS_MAX 64u
-/* A pbuf never grows past this (state files); frames are held to PROTO_FRAME_MAX. */
-#define PBUF_MAX (16u * 1024u * 1024u)
 #define PGINA_SOCKET_DEFAULT "/run/pgina/pginad.sock"
 
 enum proto_type {
@@ -132,53 +132,6 @@ enum proto_status {
 };
 
 const char *proto_status_to_string(uint32_t status);
-
-/* A growable byte buffer with a read cursor. Every read checks bounds and returns -EBADMSG past
- * the end; the memory is wiped on free (frames may hold a password). */
-struct pbuf {
-        uint8_t *data;
-        size_t len; /* bytes written */
-        size_t cap;
-        size_t pos; /* read cursor */
-        bool secret; /* pbuf_init_secret: its memory is not inherited by a fork child */
-};
-
-void pbuf_init(struct pbuf *b);
-/* A buffer that may hold passwords as they arrive (pginad's connection input): its memory is
- * its own mapping, out of core dumps, and zeros in a fork child (MADV_WIPEONFORK), like a
- * struct secret. Stays so through pbuf_free and pbuf_reset. */
-void pbuf_init_secret(struct pbuf *b);
-void pbuf_free(struct pbuf *b);
-static inline void pbuf_freep(struct pbuf *b) { pbuf_free(b); }
-#define _cleanup_pbuf_ __attribute__((cleanup(pbuf_freep)))
-void pbuf_reset(struct pbuf *b); /* wipe, len = pos = 0, keeps the allocation */
-
-int pbuf_put_u8(struct pbuf *b, uint8_t v);
-int pbuf_put_u16(struct pbuf *b, uint16_t v);
-int pbuf_put_u32(struct pbuf *b, uint32_t v);
-int pbuf_put_u64(struct pbuf *b, uint64_t v);
-int pbuf_put_str(struct pbuf *b, const char *s); /* NULL is sent as "" */
-int pbuf_put_bytes_str(struct pbuf *b, const char *s, size_t len);
-int pbuf_put_secret(struct pbuf *b, const struct secret *s); /* NULL is sent as "" */
-int pbuf_put_blob(struct pbuf *b, const void *p, uint32_t len); /* u32 length + any bytes */
-
-int pbuf_get_u8(struct pbuf *b, uint8_t *v);
-int pbuf_get_u16(struct pbuf *b, uint16_t *v);
-int pbuf_get_u32(struct pbuf *b, uint32_t *v);
-int pbuf_get_u64(struct pbuf *b, uint64_t *v);
-/* A malloc'd copy; -EBADMSG when longer than max, truncated, or containing a NUL. */
-int pbuf_get_str(struct pbuf *b, char **ret, size_t max);
-int pbuf_get_secret(struct pbuf *b, struct secret **ret);
-/* A blob's bytes where they lie in b (borrowed); -EBADMSG when longer than max or truncated. */
-int pbuf_get_blob(struct pbuf *b, const void **ret, uint32_t *len, size_t max);
-/* -EBADMSG when unread bytes remain. */
-int pbuf_expect_end(const struct pbuf *b);
-
-/* Append what one read() of fd gives (up to `max` bytes) to b: returns the bytes read, 0 at EOF,
- * -EAGAIN/-errno. Used by pginad's event loop for sockets and worker pipes. */
-ssize_t pbuf_read_fd(struct pbuf *b, int fd, size_t max);
-/* Drop the first n bytes (wiped), e.g. a frame that was handled. */
-void pbuf_consume(struct pbuf *b, size_t n);
 
 /* Framing. frame_begin writes a header with a placeholder length; frame_end fills it and fails
  * with -EMSGSIZE over PROTO_FRAME_MAX. */

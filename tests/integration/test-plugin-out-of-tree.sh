@@ -13,7 +13,7 @@ meson install -C "$BUILD" --destdir "$DEST" --no-rebuild --quiet >"$T/install.lo
         fail "meson install failed: $(tail -n 5 "$T/install.log")"
 pc=$(find "$DEST" -name pgina-plugin.pc | head -n 1)
 [ -n "$pc" ] || fail "no pgina-plugin.pc installed"
-for h in plugin.h util.h account.h run.h spawn.h secret.h; do
+for h in plugin.h util.h account.h run.h spawn.h secret.h buf.h; do
         [ -e "$DEST/usr/include/pgina/$h" ] || fail "include/pgina/$h not installed"
 done
 
