@@ -116,6 +116,7 @@ int manager_new(struct manager **ret, const char *conf_path, struct conf *conf, 
         m->jobs.inhibit_fd = -1;
         m->logind.fd = -1;
         m->clock = manager_clock_monotonic;
+        m->nss.clock = &m->clock;
         m->started = time(NULL);
         *ret = m;
 

@@ -10,8 +10,11 @@
 
 #include "pginad.h"
 
-/* The master's clock: milliseconds, monotonic. Every deadline, back-off, queue and parking time
- * reads it through here, so that unit tests drive them with a fake clock instead of sleeping. */
+/* The master's clock: milliseconds, monotonic. Every deadline, back-off, queue and parking time,
+ * connection timeout and NSS answer lifetime reads it through here, so that unit tests drive them
+ * with a fake clock instead of sleeping. Wall-clock dates that only show or are kept on disk (a
+ * job's since, a session's opened, the uptime) are time(NULL); the probe's 15 s bound a real
+ * blocking wait and stay real too. */
 struct manager_clock {
         long long (*now_ms)(void *userdata);
         void *userdata;

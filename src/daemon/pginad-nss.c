@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pginad-manager.h"
 #include "pginad.h"
 #include "util.h"
 
@@ -110,7 +111,7 @@ static struct pgina_user *result_user(const struct proto_result *res) {
 }
 
 const struct nss_entry *nss_cache_find(struct nss_cache *c, const char *key) {
-        long long now = now_ms();
+        long long now = clock_now(c->clock);
 
         for (struct nss_entry **p = &c->head; *p;) {
                 struct nss_entry *e = *p;
@@ -162,7 +163,7 @@ const struct nss_entry *nss_cache_store(struct nss_cache *c, const struct reques
                 if (k == -ENOENT) /* "found" without an answer: nobody knows it */
                         e->status = PROTO_NOT_FOUND;
         }
-        e->expires = now_ms() + (e->status == PROTO_OK ? NSS_HIT_MS : NSS_MISS_MS);
+        e->expires = clock_now(c->clock) + (e->status == PROTO_OK ? NSS_HIT_MS : NSS_MISS_MS);
         if ((k < 0 && k != -ENOENT) || !(e->key = strdup(key))) {
                 entry_free(e);
                 return NULL;

@@ -532,6 +532,8 @@ int probe_run(const struct conf *conf, struct plugin_info **infos, size_t *n, ch
         struct proto_result res = {0};
         struct pbuf payload;
         uint16_t type;
+        /* Real time, not the manager's clock: this bounds a blocking poll() at start and reload,
+         * outside the event loop, and a fake clock cannot make a real wait end. */
         long long deadline = now_ms() + 15000;
         int p[2], status, r;
         pid_t pid;

@@ -179,7 +179,9 @@ void plugin_infos_free(struct plugin_info *v, size_t n);
 
 /* ---- NSS answers (pginad-nss.c): GETPWNAM/GETGRNAM, remembered briefly ---- */
 struct nss_entry;
+struct manager_clock;
 struct nss_cache {
+        const struct manager_clock *clock; /* the manager's: an answer's lifetime */
         struct nss_entry *head; /* newest first */
         size_t n;
 };

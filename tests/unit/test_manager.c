@@ -1,6 +1,8 @@
-/* Unit tests of the master's request queue, parking and keepalives (src/daemon/pginad-queue.c)
- * and of its peer back-off (src/daemon/pginad-peer.c) with a fake clock: no sockets, no forks,
- * no sleeps. Workers and replies are stubs here. */
+/* Unit tests of the master's request queue, parking and keepalives (src/daemon/pginad-queue.c),
+ * of its peer back-off (src/daemon/pginad-peer.c) and of its connections' idle and send timeouts
+ * (src/daemon/pginad-conn.c) with a fake clock: no forks, no sleeps, no sockets but a socket
+ * pair per connection test. Workers are stubs here; so are the replies the queue sends (linked
+ * with --wrap=reply_simple,--wrap=reply_info: pginad-conn.c's own are the __real_ ones). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -42,19 +45,26 @@ struct worker *worker_start(struct manager *m, struct worker_spec *spec, const c
         return w;
 }
 
-void reply_simple(struct conn *c, uint32_t status, const char *message) {
+void __wrap_reply_simple(struct conn *c, uint32_t status, const char *message) {
         last_conn = c;
         last_status = status;
         snprintf(last_text, sizeof last_text, "%s", message);
 }
 
-void reply_info(struct conn *c, uint8_t kind, const char *text) {
+void __wrap_reply_info(struct conn *c, uint8_t kind, const char *text) {
         last_conn = c;
         last_info = kind;
         snprintf(last_text, sizeof last_text, "%s", text);
 }
 
 void request_free(struct request *r) { memset(r, 0, sizeof *r); }
+int request_parse(uint16_t type, struct pbuf *payload, struct request *r) {
+        (void)type;
+        (void)payload;
+        (void)r;
+        return -EBADMSG; /* the connection tests send no request */
+}
+void __real_reply_simple(struct conn *c, uint32_t status, const char *message);
 
 static unsigned fake_sessions; /* the user's open sessions, as the session cache would say */
 unsigned cache_user_sessions(const struct cache *c, const char *user) {
@@ -544,6 +554,170 @@ static void test_journal_decode_refuses_what_is_not_a_job(void **state) {
         user_free(job.record);
 }
 
+/* ---- connections (pginad-conn.c) ---- */
+
+/* A connection of uid 1000 as conn_accept makes one, on a socket pair: *peer is the client's end. */
+static struct conn *conn_open(int *peer) {
+        struct conn *c = calloc(1, sizeof *c);
+        int sv[2];
+
+        assert_non_null(c);
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv), 0);
+        c->fd = sv[0];
+        *peer = sv[1];
+        c->peer.uid = 1000;
+        c->clock = &m.clock;
+        c->pidx = -1;
+        c->idle_since = manager_now(&m);
+        pbuf_init(&c->in);
+        pbuf_init(&c->out);
+        c->next = m.conns;
+        m.conns = c;
+        m.nconns++;
+        return c;
+}
+
+/* The peer reads nothing: fill the socket until it takes no more. */
+static void conn_fill(struct conn *c) {
+        static const char block[4096];
+        int small = 4096;
+
+        assert_int_equal(setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+        while (send(c->fd, block, sizeof block, MSG_DONTWAIT) > 0)
+                ;
+}
+
+/* The peer reads everything there is; returns how much. */
+static size_t peer_drain(int peer) {
+        char buf[4096];
+        size_t total = 0;
+        ssize_t k;
+
+        while ((k = read(peer, buf, sizeof buf)) > 0)
+                total += (size_t)k;
+        return total;
+}
+
+/* An answer of len bytes waiting in c->out. */
+static void conn_queue_bytes(struct conn *c, size_t len) {
+        _cleanup_pbuf_ struct pbuf b = {0};
+
+        pbuf_init(&b);
+        for (size_t i = 0; i < len; i++)
+                assert_int_equal(pbuf_put_u8(&b, (uint8_t)i), 0);
+        conn_queue(c, &b);
+        assert_int_equal(c->out.len, len);
+}
+
+static long long poll_deadline(void) {
+        struct pollfd pfd[4];
+        long long next = fake_now + 3600 * 1000;
+
+        (void)conns_poll(&m, pfd, 0, fake_now, &next);
+        return next;
+}
+
+static void test_conn_idle_closed_after_idle_timeout(void **state) {
+        int peer;
+        struct conn *c = conn_open(&peer);
+
+        assert_int_equal(poll_deadline(), fake_now + IDLE_TIMEOUT_MS);
+        fake_now += IDLE_TIMEOUT_MS;
+        conns_sweep(&m, fake_now);
+        assert_int_equal(m.nconns, 1); /* at the limit, not past it */
+
+        /* An answer makes it idle anew from then on. */
+        __real_reply_simple(c, PROTO_OK, "ok");
+        conns_sweep(&m, fake_now); /* flushed to the peer */
+        assert_int_equal(c->out.len, 0);
+        assert_true(peer_drain(peer) > 0);
+        fake_now += IDLE_TIMEOUT_MS;
+        conns_sweep(&m, fake_now);
+        assert_int_equal(m.nconns, 1);
+        fake_now += 1;
+        conns_sweep(&m, fake_now);
+        assert_int_equal(m.nconns, 0);
+        assert_null(m.conns);
+        assert_int_equal(read(peer, &(char){0}, 1), 0); /* the client sees the end */
+        close(peer);
+}
+
+static void test_conn_busy_is_never_idle(void **state) {
+        int peer;
+        struct conn *c = conn_open(&peer);
+
+        c->busy = true; /* a worker runs its request */
+        assert_int_equal(poll_deadline(), fake_now + 3600 * 1000); /* no idle deadline */
+        fake_now += 10 * IDLE_TIMEOUT_MS;
+        conns_sweep(&m, fake_now);
+        assert_int_equal(m.nconns, 1);
+        c->busy = false;
+        conn_free(&m, c);
+        close(peer);
+}
+
+static void test_conn_send_timeout_closes_a_peer_that_takes_nothing(void **state) {
+        int peer;
+        struct conn *c = conn_open(&peer);
+        long long t0 = fake_now;
+
+        conn_fill(c);
+        conn_queue_bytes(c, 1000);
+        assert_int_equal(conn_send_deadline(c), t0 + SEND_TIMEOUT_MS);
+        assert_int_equal(poll_deadline(), t0 + SEND_TIMEOUT_MS);
+        fake_now += SEND_TIMEOUT_MS - 1;
+        conns_sweep(&m, fake_now); /* tries to send: the peer takes nothing */
+        assert_int_equal(m.nconns, 1);
+        assert_int_equal(c->out.len, 1000);
+        fake_now += 1;
+        conns_sweep(&m, fake_now);
+        assert_int_equal(m.nconns, 0); /* closed, its answers dropped */
+        close(peer);
+}
+
+static void test_conn_send_timeout_counts_from_what_the_peer_takes(void **state) {
+        int peer;
+        struct conn *c = conn_open(&peer);
+        size_t left;
+
+        conn_fill(c);
+        conn_queue_bytes(c, 60000); /* more than the socket holds */
+        fake_now += SEND_TIMEOUT_MS - 1;
+        assert_true(peer_drain(peer) > 0); /* a slow peer reads at last */
+        conns_sweep(&m, fake_now);
+        left = c->out.len;
+        assert_true(left > 0 && left < 60000); /* some went out: the clock starts again */
+        assert_int_equal(conn_send_deadline(c), fake_now + SEND_TIMEOUT_MS);
+        fake_now += SEND_TIMEOUT_MS - 1;
+        conns_sweep(&m, fake_now);
+        assert_int_equal(m.nconns, 1);
+        assert_int_equal(c->out.len, left);
+        fake_now += 1;
+        conns_sweep(&m, fake_now);
+        assert_int_equal(m.nconns, 0);
+        close(peer);
+}
+
+/* A slowed-down failure's answer is held until send_at: the peer cannot take it before, so the
+ * send timeout counts from then. */
+static void test_conn_send_timeout_counts_from_a_held_answer(void **state) {
+        int peer;
+        struct conn *c = conn_open(&peer);
+        long long held = fake_now + 4000;
+
+        conn_fill(c);
+        c->send_at = held;
+        conn_queue_bytes(c, 1000);
+        assert_int_equal(conn_send_deadline(c), held + SEND_TIMEOUT_MS);
+        fake_now = held + SEND_TIMEOUT_MS - 1;
+        conns_sweep(&m, fake_now);
+        assert_int_equal(m.nconns, 1);
+        fake_now += 1;
+        conns_sweep(&m, fake_now);
+        assert_int_equal(m.nconns, 0);
+        close(peer);
+}
+
 #define TEST(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void) {
@@ -568,6 +742,11 @@ int main(void) {
                 TEST(test_logon_supersedes_a_waiting_retry),
                 cmocka_unit_test(test_journal_round_trip_and_resume),
                 cmocka_unit_test(test_journal_decode_refuses_what_is_not_a_job),
+                TEST(test_conn_idle_closed_after_idle_timeout),
+                TEST(test_conn_busy_is_never_idle),
+                TEST(test_conn_send_timeout_closes_a_peer_that_takes_nothing),
+                TEST(test_conn_send_timeout_counts_from_what_the_peer_takes),
+                TEST(test_conn_send_timeout_counts_from_a_held_answer),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
