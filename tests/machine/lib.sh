@@ -226,6 +226,28 @@ machine_halt() {
         NSPAWN_PID= MACHINE_PID1=
 }
 
+# machine_kill: a power loss. SIGKILL to the machine's PID 1: the kernel kills every process of
+# its pid namespace at once (no unit is stopped, nothing is flushed by the machine), then
+# systemd-nspawn sees its child gone and exits (killed too after 30 s). The overlay stays mounted,
+# as after machine_halt: its files can be read from outside, and machine_boot boots it again.
+# What the machine wrote is in the host's page cache and survives, unlike after a real outage:
+# this tests what pginad kept across it (its journal, the store), not the filesystem's fsyncs.
+machine_kill() {
+        local i
+        [ -n "$NSPAWN_PID" ] || fail "machine_kill: the machine is not running"
+        kill -KILL "$MACHINE_PID1" || fail "machine_kill: cannot kill the machine's PID 1 ($MACHINE_PID1)"
+        for ((i = 0; i < 300; i++)); do
+                kill -0 "$NSPAWN_PID" 2>/dev/null || break
+                sleep 0.1
+        done
+        if kill -0 "$NSPAWN_PID" 2>/dev/null; then
+                kill -KILL "$NSPAWN_PID" 2>/dev/null
+                echo "machine_kill: systemd-nspawn did not exit within 30 s of its PID 1's end; killed" >&2
+        fi
+        wait "$NSPAWN_PID" 2>/dev/null
+        NSPAWN_PID= MACHINE_PID1=
+}
+
 # machine_journal_offline [ARGS]: the journal of the machine's last boot, read from its overlay
 # once it is down (journalctl ARGS). By boot id: journalctl -b means the host's boot here.
 machine_journal_offline() {
