@@ -119,9 +119,10 @@ pid_after=$(machine_exec systemctl show -p MainPID --value pginad)
 machine_exec systemctl show -p NRestarts --value pginad >"$T/nrestarts"
 assert_eq 1 "$(cat "$T/nrestarts")" "pginad's restarts (NRestarts)"
 [ "$(store_version)" = "$v1" ] || fail "the resumed job ended before the logon was tried: make it slower"
-# the session stays a moment: the store is checked after the resumed job, before this session's
-# own logoff job saves the home again
-machine_ssh alice "$PW" 'cat ~/f.txt; sleep 5' >"$T/f-logon" 2>"$T/f-logon.err" &
+# the session stays until /run/pgina-test-go appears: the store is checked after the resumed
+# job, before this session's own logoff job saves the home again
+machine_ssh alice "$PW" 'cat ~/f.txt; for i in $(seq 1200); do [ -e /run/pgina-test-go ] && break; sleep 0.1; done' \
+        >"$T/f-logon" 2>"$T/f-logon.err" &
 ssh_pid=$!
 for ((i = 0; i < 1200; i++)); do
         [ -s "$T/f-logon" ] && break
@@ -138,8 +139,17 @@ logon=$(line "$T/journal-1" "logon of alice (service sshd" 3) || exit 1
 sed -n "${resumed_end}p" "$T/journal-1" | grep -q ': ok$' || fail "the resumed job: $(sed -n "${resumed_end}p" "$T/journal-1")"
 line "$T/journal-1" "alice: removed $tmp left by an upload that failed" >/dev/null || exit 1
 saved_after_all "$v1" v2
+machine_exec touch /run/pgina-test-go
 wait "$ssh_pid" || fail "the ssh session during the resumed job failed: $(cat "$T/f-logon.err")"
-machine_exec timeout 120 pginactl wait || fail "pginactl wait after the session's logoff failed"
+# that session's own logoff job, the third to finish in this boot (pginactl wait now could come
+# before pginad has the logoff)
+for ((i = 0; i < 600; i++)); do
+        [ "$(pginad_log | grep -c 'logoff job of alice finished')" -ge 3 ] && break
+        sleep 0.1
+done
+pginad_log >"$T/journal-1b"
+[ "$(grep -c 'logoff job of alice finished' "$T/journal-1b")" -ge 3 ] ||
+        fail "the logoff job of the session made during the resumed job did not finish (in $T/journal-1b)"
 assert_eq v2 "$(store_member f.txt)" "f.txt in the store after the session's own logoff"
 
 step "third session: v3; a power loss during the upload"
