@@ -9,8 +9,8 @@
 # Each time the store ends with the new version holding the session's change, its .meta matching
 # the archive, the previous version kept as .v-*, nothing half-written left (.tmp-*), the journal
 # empty and `pginactl wait` answering 0. The upload is slow enough to be hit: a 24 MiB home that
-# does not compress, at zstd level 19 on one thread (a few seconds). The store is file://: the
-# journal keeps no password, and this store needs none.
+# does not compress, at zstd level 19 on one thread (about 10 s here; the test kills at its first
+# 8 MiB written). The store is file://: the journal keeps no password, and this store needs none.
 . "$(dirname "$0")/lib.sh"
 
 PW='Alice-machine-pw-1'
@@ -52,12 +52,13 @@ line() {
         echo "$n"
 }
 
-# upload_started: wait (120 s) until the logoff upload has written 2 MiB of alice's
-# archive to its temporary name in the store, its job in the journal. Prints the file's name.
+# upload_started: wait (120 s) until the logoff upload has written over 2 MiB of alice's archive
+# to its temporary name in the store, its job in the journal. Prints the file's name.
 upload_started() {
         local i tmp
         for ((i = 0; i < 2400; i++)); do
-                tmp=$(find "$M$STORE" -maxdepth 1 -name 'alice.tar.zst.tmp-*' -size +2M -printf '%f\n' 2>/dev/null | head -n 1)
+                tmp=$(find "$M$STORE" -maxdepth 1 -name 'alice.tar.zst.tmp-*' -size +2M -printf '%f\n' \
+                        2>/dev/null | head -n 1)
                 [ -n "$tmp" ] && break
                 sleep 0.05
         done
@@ -65,7 +66,8 @@ upload_started() {
         [ -f "$M$JOBS/alice.job" ] || fail "the running logoff job of alice is not in the journal: $(ls -la "$M$JOBS" 2>&1)"
         echo "$tmp"
 }
-# cut_in_the_middle VERSION TMP: the upload was cut: the store still holds VERSION, TMP is left half-written
+# cut_in_the_middle VERSION TMP: the upload was cut: the store still holds VERSION, TMP is left
+# half-written
 cut_in_the_middle() {
         [ "$(store_version)" = "$1" ] ||
                 fail "the upload was committed before the kill (version '$(store_version)'): make it slower"
