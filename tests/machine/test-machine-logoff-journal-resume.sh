@@ -63,7 +63,8 @@ upload_started() {
                 sleep 0.05
         done
         [ -n "$tmp" ] || fail "no upload of alice's archive in the store after 120 s: $(ls -la "$M$STORE" 2>&1)"
-        [ -f "$M$JOBS/alice.job" ] || fail "the running logoff job of alice is not in the journal: $(ls -la "$M$JOBS" 2>&1)"
+        [ -f "$M$JOBS/alice.job" ] ||
+                fail "the running logoff job of alice is not in the journal: $(ls -la "$M$JOBS" 2>&1)"
         echo "$tmp"
 }
 # cut_in_the_middle VERSION TMP: the upload was cut: the store still holds VERSION, TMP is left
@@ -117,7 +118,8 @@ step "systemd restarts pginad, which resumes the job; a logon meanwhile waits fo
 machine_wait_journal "Resuming the logoff job of alice" pginad 300
 machine_wait_journal "logoff job of alice started (resumed)" pginad
 pid_after=$(machine_exec systemctl show -p MainPID --value pginad)
-[ "$pid_after" != "$pid_before" ] && [ "$pid_after" != 0 ] || fail "pginad was not restarted (MainPID $pid_before, then $pid_after)"
+[ "$pid_after" != "$pid_before" ] && [ "$pid_after" != 0 ] ||
+        fail "pginad was not restarted (MainPID $pid_before, then $pid_after)"
 machine_exec systemctl show -p NRestarts --value pginad >"$T/nrestarts"
 assert_eq 1 "$(cat "$T/nrestarts")" "pginad's restarts (NRestarts)"
 [ "$(store_version)" = "$v1" ] || fail "the resumed job ended before the logon was tried: make it slower"
@@ -138,7 +140,8 @@ resumed_end=$(line "$T/journal-1" "logoff job of alice finished" 2) || exit 1
 logon=$(line "$T/journal-1" "logon of alice (service sshd" 3) || exit 1
 [ "$waited" -lt "$resumed_end" ] && [ "$resumed_end" -lt "$logon" ] ||
         fail "the logon did not wait for the resumed job (lines: wait $waited, job end $resumed_end, logon $logon)"
-sed -n "${resumed_end}p" "$T/journal-1" | grep -q ': ok$' || fail "the resumed job: $(sed -n "${resumed_end}p" "$T/journal-1")"
+sed -n "${resumed_end}p" "$T/journal-1" | grep -q ': ok$' ||
+        fail "the resumed job: $(sed -n "${resumed_end}p" "$T/journal-1")"
 line "$T/journal-1" "alice: removed $tmp left by an upload that failed" >/dev/null || exit 1
 saved_after_all "$v1" v2
 machine_exec touch /run/pgina-test-go
@@ -173,5 +176,6 @@ grep -Eq '^ *alice +running \(resumed\)' "$T/status" || fail "pginactl status do
 saved_after_all "$v2" v3
 pginad_log >"$T/journal-2"
 line "$T/journal-2" "alice: removed $tmp left by an upload that failed" >/dev/null || exit 1
-grep 'logoff job of alice finished' "$T/journal-2" | grep -q ': ok$' || fail "the resumed job: $(grep 'logoff job of alice' "$T/journal-2")"
+grep 'logoff job of alice finished' "$T/journal-2" | grep -q ': ok$' ||
+        fail "the resumed job: $(grep 'logoff job of alice' "$T/journal-2")"
 exit 0
