@@ -169,6 +169,7 @@ static int profile_restore(struct pgina_ctx *ctx, struct pgsmb_cfg *c, struct st
         meta.size = size;
         gethostname(meta.host, sizeof meta.host);
         meta.host[sizeof meta.host - 1] = 0;
+        meta.host[strcspn(meta.host, ".")] = 0; /* as a logoff's upload names it */
         meta.time = (int64_t)time(NULL);
         if ((r = pgsmb_meta_write(st, meta_rel, &meta)) < 0) {
                 pgina_ctx_message(ctx, "the archive is in place but its .meta could not be written: %s",

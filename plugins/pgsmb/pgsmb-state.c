@@ -123,8 +123,10 @@ int pgsmb_meta_write(struct store *st, const char *rel, const struct pgsmb_meta 
         struct store_file *f = NULL;
         int n, r;
 
+        /* Named by host like the archive's temporary file: this host's next upload removes what a
+         * crash left (prune_versions), never another machine's write in progress. */
         pgsmb_version_new(ver);
-        snprintf(tmp, sizeof tmp, "%s.tmp-%s", rel, ver);
+        snprintf(tmp, sizeof tmp, "%s.tmp-%s-%s", rel, m->host[0] ? m->host : "localhost", ver);
         n = snprintf(buf, sizeof buf, "version=%s\nsha256=%s\nsize=%" PRIu64 "\nhost=%s\ntime=%" PRId64 "\n",
                      m->version, m->sha256, m->size, m->host, m->time);
         r = store_open_write(st, tmp, &f);

@@ -48,22 +48,25 @@ static int cmp_names(const void *a, const void *b) {
 }
 
 /* Keep the newest keep_versions "<filename>.v-<version>" files, and drop this host's leftovers
- * of uploads that died on a hung server ("<filename>.tmp-<host>-…": another machine's upload in
- * progress has another host name and is left alone). */
+ * of uploads that died on a hung server or with pginad ("<filename>.tmp-<host>-…" and
+ * "<filename>.meta.tmp-<host>-…": another machine's upload in progress has another host name and
+ * is left alone). */
 static void prune_versions(struct upload *up, struct store *st) {
         struct store_entry *v = NULL;
         size_t n = 0, ours = 0;
-        char prefix[300], stale[600];
+        char prefix[300], stale[600], stale_meta[600];
 
         snprintf(prefix, sizeof prefix, "%s.v-", up->cfg.filename);
         snprintf(stale, sizeof stale, "%s.tmp-%s-", up->cfg.filename, up->host);
+        snprintf(stale_meta, sizeof stale_meta, "%s.meta.tmp-%s-", up->cfg.filename, up->host);
         if (store_list(st, up->cfg.remote_dir[0] ? up->cfg.remote_dir : ".", &v, &n) < 0)
                 return;
         qsort(v, n, sizeof *v, cmp_names);
         for (size_t i = n; i > 0; i--) {
                 char rel[1100];
 
-                if (strncmp(v[i - 1].name, stale, strlen(stale)) == 0) {
+                if (strncmp(v[i - 1].name, stale, strlen(stale)) == 0 ||
+                    strncmp(v[i - 1].name, stale_meta, strlen(stale_meta)) == 0) {
                         snprintf(rel, sizeof rel, "%s%s%s", up->cfg.remote_dir, up->cfg.remote_dir[0] ? "/" : "",
                                  v[i - 1].name);
                         if (store_unlink(st, rel) == 0)

@@ -83,7 +83,15 @@ diff "$T/before.acl" "$T/after.acl" >&2 || fail "ACL of large.bin not restored"
 step "same-machine re-logon after a logoff with logoff_action=none skips the download"
 sed -i 's/^logoff_action = remove/logoff_action = none/' /etc/pgina/pgina.conf
 assert_ok pginactl reload
+# What a crash while a .meta was written leaves: this host's is removed by its next upload,
+# another machine's (a write in progress there) is left alone.
+short=$(hostname); short=${short%%.*}
+echo stale >"$STORE/alice/alice.tar.zst.meta.tmp-$short-1796000000.1-dead"
+echo busy >"$STORE/alice/alice.tar.zst.meta.tmp-othermachine-1796000000.1-live"
 pgina_close_session alice
+[ -e "$STORE/alice/alice.tar.zst.meta.tmp-$short-1796000000.1-dead" ] && fail "this host's stale .meta.tmp was kept"
+[ -e "$STORE/alice/alice.tar.zst.meta.tmp-othermachine-1796000000.1-live" ] || fail "another machine's .meta.tmp was removed"
+rm -f "$STORE/alice/alice.tar.zst.meta.tmp-othermachine-1796000000.1-live"
 ver=$(sed -n 's/^version=//p' "$STORE/alice/alice.tar.zst.meta")
 assert_ok pam_run pgtest alice secret authenticate open_session
 assert_contains "$PGINA_LOG" "alice: home is already version $ver, no download"
