@@ -1,0 +1,193 @@
+# tests/integration/soak.sh — logon/logoff cycles for the soak test (test-soak-cycles.sh) and
+# bench/soak, sourced after lib.sh (inside the sandbox: it creates users and starts pginad).
+# pginad runs testplugin (authentication), pgsmb + localmachine (gateway, notification) with a
+# file:// store in $T/store and logoff_action = remove, so every logon creates the account and
+# restores the home from the store, and every logoff saves it and removes account and home.
+#   soak_start USER...     write skel, PAM service, pgina.conf; start pginad
+#   soak_cycles N          every user runs N cycles in parallel (pamtester authenticate
+#                          open_session close_session, then pginactl wait USER); fails the test
+#                          when a cycle fails
+#   soak_sample NAME       pginad's descriptors ($T/soak-NAME.fds: "fd -> target" lines) and
+#                          VmRSS; sets SOAK_FDS, SOAK_RSS_KIB
+#   soak_sampler_start/stop  VmRSS every 0.5 s in the background; stop sets SOAK_PEAK_KIB
+#   soak_leftovers         fails unless no worker, no user process, no home is left over
+#   soak_check_store       every archive readable, each user's last one holding its last cycle
+# Each open_session also runs /etc/pgina/soak-session.sh (pam_exec, after pam_pgina): as the user
+# it reads the counter the restored home holds, writes counter + 1 and a fresh token, and logs
+# "USER N TOKEN" to $SOAK_LOG. A restore that lost the last save shows as a counter that does not
+# go 1, 2, 3, ... for that user.
+# shellcheck shell=bash
+
+SOAK_USERS=()
+SOAK_STORE=$T/store
+SOAK_LOG=$T/soak-sessions.log
+SOAK_PW=soak-secret
+SOAK_SAMPLER=
+SOAK_FDS=
+SOAK_RSS_KIB=
+SOAK_PEAK_KIB=
+
+# A small home: a few files from /etc/skel (the sandbox's /etc is an overlay); the session
+# script adds two more.
+_soak_skel() {
+        mkdir -p /etc/skel/docs /etc/skel/.config/app
+        head -c 4096 /dev/urandom | base64 >/etc/skel/docs/notes.txt
+        head -c 65536 /dev/urandom >/etc/skel/docs/blob.bin
+        printf 'key=value\n' >/etc/skel/.config/app/settings.ini
+        ln -sf docs/notes.txt /etc/skel/notes-link
+}
+
+_soak_session_script() {
+        cat >/etc/pgina/soak-session.sh <<SH
+#!/bin/sh
+# pam_exec at open_session (after pam_pgina): count this logon in the restored home, as the user.
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+[ "\$PAM_TYPE" = open_session ] || exit 0
+line=\$(setpriv --reuid="\$PAM_USER" --regid="\$(id -g "\$PAM_USER")" --init-groups -- sh -c '
+        cd "/home/\$1" || exit 1
+        n=\$(cat cycles 2>/dev/null || echo 0)
+        n=\$((n + 1))
+        tok=\$(od -An -N8 -tx8 /dev/urandom | tr -d " ")
+        echo "\$n" >cycles.new && mv cycles.new cycles || exit 1
+        echo "\$tok" >last-token || exit 1
+        echo "\$n \$tok"' soak "\$PAM_USER") || exit 1
+echo "\$PAM_USER \$line" >>"$SOAK_LOG"
+SH
+        chmod 0755 /etc/pgina/soak-session.sh
+}
+
+soak_start() {
+        SOAK_USERS=("$@")
+        mkdir -p "$SOAK_STORE" /etc/pgina
+        : >"$SOAK_LOG"
+        _soak_skel
+        _soak_session_script
+        pam_service pgsoak <<'PAM'
+auth     required pam_pgina.so timeout=60
+account  required pam_pgina.so
+session  required pam_pgina.so
+session  required pam_exec.so /etc/pgina/soak-session.sh
+PAM
+        # log_level info: at debug, 1,000 cycles log ~100 MB
+        PGINA_SERVICE_EXTRA="request_timeout = 60
+log_level = info" pgsmb_conf "$SOAK_PW" <<CONF
+share = file://$SOAK_STORE
+retries = 1
+retry_delay = 0
+logoff_process_wait = 2
+keep_versions = 2
+[localmachine]
+logoff_action = remove
+CONF
+        pgina_start
+}
+
+# One user's cycles: $1 user, $2 count. The first failure ends the loop; its reason lands in
+# $T/soak-USER.fail.
+_soak_user_loop() {
+        local user=$1 n=$2 i out=$T/soak-$1.pam
+        for ((i = 0; i < n; i++)); do
+                if ! printf '%s\n' "$SOAK_PW" | pam_host_exec pamtester pgsoak "$user" \
+                        authenticate open_session close_session >"$out" 2>&1; then
+                        echo "cycle $i: pamtester failed: $(tail -n 3 "$out" | tr '\n' ' ')" >"$T/soak-$user.fail"
+                        return 1
+                fi
+                if ! pginactl -t 60 wait "$user" >"$out" 2>&1; then
+                        echo "cycle $i: pginactl wait $user: $(cat "$out")" >"$T/soak-$user.fail"
+                        return 1
+                fi
+        done
+}
+
+# soak_cycles N: N cycles for every user, the users in parallel.
+soak_cycles() {
+        local n=$1 user pids=() bad=
+        for user in "${SOAK_USERS[@]}"; do
+                _soak_user_loop "$user" "$n" &
+                pids+=($!)
+        done
+        for pid in "${pids[@]}"; do
+                wait "$pid" || bad=1
+        done
+        if [ -n "$bad" ]; then
+                cat "$T"/soak-*.fail >&2
+                tail -n 30 "$PGINA_LOG" >&2
+                fail "a logon/logoff cycle failed"
+        fi
+}
+
+# soak_sample NAME: pginad's open descriptors (readlink of each) and its VmRSS, at a quiet moment.
+soak_sample() {
+        local fd
+        for fd in /proc/"$PGINA_PID"/fd/*; do
+                printf '%s -> %s\n' "${fd##*/}" "$(readlink "$fd")"
+        done | sort -n >"$T/soak-$1.fds"
+        SOAK_FDS=$(wc -l <"$T/soak-$1.fds")
+        SOAK_RSS_KIB=$(awk '/^VmRSS:/ { print $2 }' /proc/"$PGINA_PID"/status)
+        [ -n "$SOAK_RSS_KIB" ] || fail "cannot read pginad's VmRSS"
+}
+
+soak_sampler_start() {
+        local pid=$PGINA_PID
+        : >"$T/soak-rss.samples"
+        while kill -0 "$pid" 2>/dev/null; do
+                awk '/^VmRSS:/ { print $2 }' /proc/"$pid"/status >>"$T/soak-rss.samples" 2>/dev/null
+                sleep 0.5
+        done &
+        SOAK_SAMPLER=$!
+        at_exit soak_sampler_stop
+}
+
+soak_sampler_stop() {
+        [ -n "$SOAK_SAMPLER" ] || return 0
+        kill "$SOAK_SAMPLER" 2>/dev/null
+        wait "$SOAK_SAMPLER" 2>/dev/null
+        SOAK_SAMPLER=
+        SOAK_PEAK_KIB=$(sort -n "$T/soak-rss.samples" | tail -n 1)
+}
+
+# soak_leftovers: after the last logoff job, pginad has no child (a worker ends with its
+# request; give the last one 5 s to be reaped), no process runs as anyone but root, /home is
+# empty and the only temporary files are none.
+soak_leftovers() {
+        local i kids procs
+        for ((i = 0; i < 50; i++)); do
+                kids=$(pgrep -P "$PGINA_PID")
+                [ -z "$kids" ] && break
+                sleep 0.1
+        done
+        [ -z "$kids" ] || fail "pginad's children left over: $(ps -o pid=,args= -p "$(echo $kids | tr ' ' ,)")"
+        procs=$(ps -eo uid=,pid=,args= | awk '$1 != 0')
+        [ -z "$procs" ] || fail "processes of users left over: $procs"
+        [ -z "$(ls -A /home)" ] || fail "left in /home after the last logoff: $(ls -A /home)"
+        i=$(find "$SOAK_STORE" -name '*.tmp-*' | head -n 3)
+        [ -z "$i" ] || fail "temporary files left in the store: $i"
+}
+
+# soak_files: the number of files in pginad's state dir and the store (bounded: keep_versions).
+soak_files() { find /var/lib/pgina /run/pgina "$SOAK_STORE" -xdev | wc -l; }
+
+# soak_check_store: every archive in the store reads to its end; the meta's sha256 is the
+# current archive's; each user's counter went 1, 2, ... N without a gap, and the current archive
+# holds N and the token of the last cycle.
+soak_check_store() {
+        local user a last n tok want
+        while IFS= read -r a; do
+                tar --warning=no-unknown-keyword --zstd -tf "$a" >/dev/null 2>&1 ||
+                        fail "archive $a does not read to its end"
+        done < <(find "$SOAK_STORE" -type f -name '*.tar.zst*' ! -name '*.meta')
+        for user in "${SOAK_USERS[@]}"; do
+                a=$SOAK_STORE/$user/$user.tar.zst
+                [ -s "$a" ] || fail "no archive of $user in the store"
+                want=$(sed -n 's/^sha256=//p' "$a.meta")
+                [ "$(sha256sum <"$a" | cut -d' ' -f1)" = "$want" ] || fail "$a does not match its .meta"
+                awk -v u="$user" '$1 == u { if ($2 != ++n) { print "cycle " n ": counter " $2; exit 1 } }' \
+                        "$SOAK_LOG" >"$T/soak-seq.out" ||
+                        fail "$user's counter skipped (a restore lost a save): $(cat "$T/soak-seq.out")"
+                last=$(awk -v u="$user" '$1 == u { l = $2 " " $3 } END { print l }' "$SOAK_LOG")
+                [ -n "$last" ] || fail "no cycle of $user logged"
+                n=$(archived "$a" cycles)
+                tok=$(archived "$a" last-token)
+                assert_eq "$last" "$n $tok" "$user's last cycle (counter, token) in the store"
+        done
+}
