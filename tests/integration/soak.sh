@@ -4,12 +4,13 @@
 # file:// store in $T/store and logoff_action = remove, so every logon creates the account and
 # restores the home from the store, and every logoff saves it and removes account and home.
 #   soak_start USER...     write skel, PAM service, pgina.conf; start pginad
-#   soak_cycles N          every user runs N cycles in parallel (pamtester authenticate
-#                          open_session close_session, then pginactl wait USER); fails the test
-#                          when a cycle fails
+#   soak_cycles N          N cycles in all, shared among the users, who run in parallel
+#                          (pamtester authenticate open_session close_session, then pginactl
+#                          wait USER); fails the test when a cycle fails
 #   soak_sample NAME       pginad's descriptors ($T/soak-NAME.fds: "fd -> target" lines) and
 #                          VmRSS; sets SOAK_FDS, SOAK_RSS_KIB
-#   soak_sampler_start/stop  VmRSS every 0.5 s in the background; stop sets SOAK_PEAK_KIB
+#   soak_sampler_start/stop  VmRSS and descriptors every 0.5 s in the background; stop sets
+#                          SOAK_PEAK_KIB and SOAK_PEAK_FDS
 #   soak_leftovers         fails unless no worker, no user process, no home is left over
 #   soak_check_store       every archive readable, each user's last one holding its last cycle
 # Each open_session also runs /etc/pgina/soak-session.sh (pam_exec, after pam_pgina): as the user
@@ -26,6 +27,7 @@ SOAK_SAMPLER=
 SOAK_FDS=
 SOAK_RSS_KIB=
 SOAK_PEAK_KIB=
+SOAK_PEAK_FDS=
 
 # A small home: a few files from /etc/skel (the sandbox's /etc is an overlay); the session
 # script adds two more.
@@ -99,11 +101,11 @@ _soak_user_loop() {
         done
 }
 
-# soak_cycles N: N cycles for every user, the users in parallel.
+# soak_cycles N: N cycles in all; the first N % users users run one more than the others.
 soak_cycles() {
-        local n=$1 user pids=() bad=
-        for user in "${SOAK_USERS[@]}"; do
-                _soak_user_loop "$user" "$n" &
+        local n=$1 k=${#SOAK_USERS[@]} i pids=() bad=
+        for ((i = 0; i < k; i++)); do
+                _soak_user_loop "${SOAK_USERS[i]}" "$((n / k + (i < n % k)))" &
                 pids+=($!)
         done
         for pid in "${pids[@]}"; do
@@ -129,9 +131,12 @@ soak_sample() {
 
 soak_sampler_start() {
         local pid=$PGINA_PID
-        : >"$T/soak-rss.samples"
+        local fds
+        : >"$T/soak.samples"
         while kill -0 "$pid" 2>/dev/null; do
-                awk '/^VmRSS:/ { print $2 }' /proc/"$pid"/status >>"$T/soak-rss.samples" 2>/dev/null
+                fds=(/proc/"$pid"/fd/*)
+                awk -v f="${#fds[@]}" '/^VmRSS:/ { print $2, f }' /proc/"$pid"/status \
+                        >>"$T/soak.samples" 2>/dev/null
                 sleep 0.5
         done &
         SOAK_SAMPLER=$!
@@ -143,7 +148,8 @@ soak_sampler_stop() {
         kill "$SOAK_SAMPLER" 2>/dev/null
         wait "$SOAK_SAMPLER" 2>/dev/null
         SOAK_SAMPLER=
-        SOAK_PEAK_KIB=$(sort -n "$T/soak-rss.samples" | tail -n 1)
+        SOAK_PEAK_KIB=$(awk '$1 > m { m = $1 } END { print m + 0 }' "$T/soak.samples")
+        SOAK_PEAK_FDS=$(awk '$2 > m { m = $2 } END { print m + 0 }' "$T/soak.samples")
 }
 
 # soak_leftovers: after the last logoff job, pginad has no child (a worker ends with its
