@@ -7,10 +7,10 @@
 #   soak_cycles N          N cycles in all, shared among the users, who run in parallel
 #                          (pamtester authenticate open_session close_session, then pginactl
 #                          wait USER); fails the test when a cycle fails
-#   soak_sample NAME       pginad's descriptors ($T/soak-NAME.fds: "fd -> target" lines) and
-#                          VmRSS; sets SOAK_FDS, SOAK_RSS_KIB
-#   soak_sampler_start/stop  VmRSS and descriptors every 0.5 s in the background; stop sets
-#                          SOAK_PEAK_KIB and SOAK_PEAK_FDS
+#   soak_sample NAME       pginad's descriptors ($T/soak-NAME.fds: "fd -> target" lines), VmRSS
+#                          and RssAnon; sets SOAK_FDS, SOAK_RSS_KIB, SOAK_ANON_KIB
+#   soak_sampler_start/stop  VmRSS, descriptors and RssAnon every 0.5 s in the background;
+#                          stop sets SOAK_PEAK_KIB, SOAK_PEAK_FDS and SOAK_PEAK_ANON_KIB
 #   soak_leftovers         fails unless no worker, no user process, no home is left over
 #   soak_check_store       every archive readable, each user's last one holding its last cycle
 # Each open_session also runs /etc/pgina/soak-session.sh (pam_exec, after pam_pgina): as the user
@@ -28,6 +28,8 @@ SOAK_FDS=
 SOAK_RSS_KIB=
 SOAK_PEAK_KIB=
 SOAK_PEAK_FDS=
+SOAK_ANON_KIB=
+SOAK_PEAK_ANON_KIB=
 
 # A small home: a few files from /etc/skel (the sandbox's /etc is an overlay); the session
 # script adds two more.
@@ -126,7 +128,8 @@ soak_sample() {
         done | sort -n >"$T/soak-$1.fds"
         SOAK_FDS=$(wc -l <"$T/soak-$1.fds")
         SOAK_RSS_KIB=$(awk '/^VmRSS:/ { print $2 }' /proc/"$PGINA_PID"/status)
-        [ -n "$SOAK_RSS_KIB" ] || fail "cannot read pginad's VmRSS"
+        SOAK_ANON_KIB=$(awk '/^RssAnon:/ { print $2 }' /proc/"$PGINA_PID"/status)
+        [ -n "$SOAK_RSS_KIB" ] && [ -n "$SOAK_ANON_KIB" ] || fail "cannot read pginad's VmRSS and RssAnon"
 }
 
 soak_sampler_start() {
@@ -135,8 +138,8 @@ soak_sampler_start() {
         : >"$T/soak.samples"
         while kill -0 "$pid" 2>/dev/null; do
                 fds=(/proc/"$pid"/fd/*)
-                awk -v f="${#fds[@]}" '/^VmRSS:/ { print $2, f }' /proc/"$pid"/status \
-                        >>"$T/soak.samples" 2>/dev/null
+                awk -v f="${#fds[@]}" '/^VmRSS:/ { r = $2 } /^RssAnon:/ { a = $2 }
+                        END { if (r) print r, f, a }' /proc/"$pid"/status >>"$T/soak.samples" 2>/dev/null
                 sleep 0.5
         done &
         SOAK_SAMPLER=$!
@@ -150,6 +153,7 @@ soak_sampler_stop() {
         SOAK_SAMPLER=
         SOAK_PEAK_KIB=$(awk '$1 > m { m = $1 } END { print m + 0 }' "$T/soak.samples")
         SOAK_PEAK_FDS=$(awk '$2 > m { m = $2 } END { print m + 0 }' "$T/soak.samples")
+        SOAK_PEAK_ANON_KIB=$(awk '$3 > m { m = $3 } END { print m + 0 }' "$T/soak.samples")
 }
 
 # soak_leftovers: after the last logoff job, pginad has no child (a worker ends with its
