@@ -61,7 +61,7 @@ if [ "$(nm -D "$BUILD/pginad" 2>/dev/null | grep -c '__asan_init')" != 0 ]; then
         # ASAN_OPTIONS=quarantine_size_mb=0 (December 2026). Keeping the quarantine, and with it
         # use-after-free detection, matters more here; the gcc pass asserts the growth, and
         # LeakSanitizer checks pginad's heap when it exits.
-        echo "RSS not asserted: pginad is an ASan build (growth $growth% with its quarantine)"
+        echo "RSS not asserted: pginad is an ASan build (VmRSS $growth%, RssAnon $anon_growth% with its quarantine)"
 else
         awk -v a="$rss0" -v b="$rss1" 'BEGIN { exit !(b * 10 < a * 11) }' ||
                 fail "pginad's VmRSS grew from $rss0 to $rss1 KiB ($growth%) over $CYCLES cycles"
