@@ -13,15 +13,18 @@
 #                          stop sets SOAK_PEAK_KIB, SOAK_PEAK_FDS and SOAK_PEAK_ANON_KIB
 #   soak_leftovers         fails unless no worker, no user process, no home is left over
 #   soak_check_store       every archive readable, each user's last one holding its last cycle
+#   soak_pam_sockets N     N sessions opened and closed, pamtester holding no socket after any
 # Each open_session also runs /etc/pgina/soak-session.sh (pam_exec, after pam_pgina): as the user
 # it reads the counter the restored home holds, writes counter + 1 and a fresh token, and logs
 # "USER N TOKEN" to $SOAK_LOG. A restore that lost the last save shows as a counter that does not
-# go 1, 2, 3, ... for that user.
+# go 1, 2, 3, ... for that user. At open_session and close_session it also logs how many sockets
+# pamtester (the PAM host, its parent) holds after pam_pgina's call to $SOAK_HOST_LOG: none.
 # shellcheck shell=bash
 
 SOAK_USERS=()
 SOAK_STORE=$T/store
 SOAK_LOG=$T/soak-sessions.log
+SOAK_HOST_LOG=$T/soak-pam-sockets.log
 SOAK_PW=soak-secret
 SOAK_SAMPLER=
 SOAK_FDS=
@@ -44,8 +47,10 @@ _soak_skel() {
 _soak_session_script() {
         cat >/etc/pgina/soak-session.sh <<SH
 #!/bin/sh
-# pam_exec at open_session (after pam_pgina): count this logon in the restored home, as the user.
+# pam_exec (after pam_pgina): at open_session, count this logon in the restored home, as the user.
 PATH=/usr/sbin:/usr/bin:/sbin:/bin
+# pamtester's sockets after pam_pgina's call: one request per PAM call, none kept open
+echo "\$PAM_TYPE \$PAM_USER \$(ls -l /proc/\$PPID/fd | grep -c socket:)" >>"$SOAK_HOST_LOG"
 [ "\$PAM_TYPE" = open_session ] || exit 0
 line=\$(setpriv --reuid="\$PAM_USER" --regid="\$(id -g "\$PAM_USER")" --init-groups -- sh -c '
         cd "/home/\$1" || exit 1
@@ -64,6 +69,7 @@ soak_start() {
         SOAK_USERS=("$@")
         mkdir -p "$SOAK_STORE" /etc/pgina
         : >"$SOAK_LOG"
+        : >"$SOAK_HOST_LOG"
         _soak_skel
         _soak_session_script
         pam_service pgsoak <<'PAM'
@@ -172,6 +178,16 @@ soak_leftovers() {
         [ -z "$(ls -A /home)" ] || fail "left in /home after the last logoff: $(ls -A /home)"
         i=$(find "$SOAK_STORE" -name '*.tmp-*' | head -n 3)
         [ -z "$i" ] || fail "temporary files left in the store: $i"
+}
+
+# soak_pam_sockets N: the session script saw N open_session and N close_session calls, after none
+# of which pamtester held a socket (pam_pgina closes its connection to pginad at every call).
+soak_pam_sockets() {
+        local bad
+        assert_eq "$1" "$(grep -c '^open_session ' "$SOAK_HOST_LOG")" "open_session calls seen by the session script"
+        assert_eq "$1" "$(grep -c '^close_session ' "$SOAK_HOST_LOG")" "close_session calls seen by the session script"
+        bad=$(awk '$3 != 0' "$SOAK_HOST_LOG" | head -n 3)
+        [ -z "$bad" ] || fail "pamtester held sockets after pam_pgina's call: $bad"
 }
 
 # soak_files: the number of files in pginad's state dir and the store (bounded: keep_versions).

@@ -4,7 +4,8 @@
 # logon; home saved, account and home removed at logoff). Between a sample after a warm-up and
 # one at the end, pginad holds the same descriptors and its RSS grows < 10%; no worker, user
 # process, home or temporary file is left over; every archive reads to its end and each user's
-# holds what its last cycle wrote, the counter having gone up by one every cycle (no lost save).
+# holds what its last cycle wrote, the counter having gone up by one every cycle (no lost save);
+# pamtester holds no socket after pam_pgina's open_session and close_session.
 # bench/soak runs the same longer and prints the figures.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/soak.sh"
@@ -79,6 +80,9 @@ step "every archive is valid; each user's holds its last cycle"
 soak_check_store
 n=$(wc -l <"$SOAK_LOG")
 assert_eq "$((CYCLES + 3 * ${#USERS[@]}))" "$n" "sessions logged by the session script"
+
+step "pam_pgina keeps no connection open in the PAM host after its calls"
+soak_pam_sockets "$n"
 
 step "pginad stops cleanly"
 pgina_stop || fail "pginad exited non-zero"
