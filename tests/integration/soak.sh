@@ -20,6 +20,8 @@
 # go 1, 2, 3, ... for that user. At open_session and close_session it also logs how many sockets
 # pamtester (the PAM host, its parent) holds after pam_pgina's call to $SOAK_HOST_LOG: none.
 # shellcheck shell=bash
+# SOAK_* figures are set here for the script that sources this file:
+# shellcheck disable=SC2034
 
 SOAK_USERS=()
 SOAK_STORE=$T/store
@@ -135,7 +137,9 @@ soak_sample() {
         SOAK_FDS=$(wc -l <"$T/soak-$1.fds")
         SOAK_RSS_KIB=$(awk '/^VmRSS:/ { print $2 }' /proc/"$PGINA_PID"/status)
         SOAK_ANON_KIB=$(awk '/^RssAnon:/ { print $2 }' /proc/"$PGINA_PID"/status)
-        [ -n "$SOAK_RSS_KIB" ] && [ -n "$SOAK_ANON_KIB" ] || fail "cannot read pginad's VmRSS and RssAnon"
+        if [ -z "$SOAK_RSS_KIB" ] || [ -z "$SOAK_ANON_KIB" ]; then
+                fail "cannot read pginad's VmRSS and RssAnon"
+        fi
 }
 
 soak_sampler_start() {
@@ -172,7 +176,7 @@ soak_leftovers() {
                 [ -z "$kids" ] && break
                 sleep 0.1
         done
-        [ -z "$kids" ] || fail "pginad's children left over: $(ps -o pid=,args= -p "$(echo $kids | tr ' ' ,)")"
+        [ -z "$kids" ] || fail "pginad's children left over: $(ps -o pid=,args= -p "$(echo "$kids" | paste -sd,)")"
         procs=$(ps -eo uid=,pid=,args= | awk '$1 != 0')
         [ -z "$procs" ] || fail "processes of users left over: $procs"
         [ -z "$(ls -A /home)" ] || fail "left in /home after the last logoff: $(ls -A /home)"
