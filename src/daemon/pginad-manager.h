@@ -45,6 +45,10 @@ extern const struct manager_clock manager_clock_monotonic; /* CLOCK_MONOTONIC */
             * the listen backlog, whose overflow blocks clients in connect() */
 #define JOBS_PARALLEL_MAX 4
 #define TOKEN_TTL_MS (5 * 60 * 1000)
+/* Authenticated logons waiting for their PAM session (each holds the password's locked page):
+ * past these the oldest go, so logons that never open a session cannot grow pginad. */
+#define PENDING_LOGINS_PER_USER_MAX 8
+#define PENDING_LOGINS_MAX 512
 /* Sessions logind ended that PAM may still close (answered OK, not "no such session"): a
  * session's PAM close and its logind end race. */
 #define ENDED_MAX 32
@@ -200,6 +204,7 @@ void jobs_superseded(struct manager *m, const char *user);
 void jobs_count_running(struct manager *m);
 void parked_resume(struct manager *m);
 void logins_expire(struct manager *m);
+void logins_bound(struct manager *m); /* after a new pending login: PENDING_LOGINS_*_MAX */
 
 /* ---- pginad-logon.c ---- */
 void handle_login(struct manager *m, struct conn *c);

@@ -392,6 +392,37 @@ void parked_resume(struct manager *m) {
                 }
 }
 
+static void pending_login_free(struct pending_login *pl) {
+        user_free(pl->record);
+        secret_free(pl->password);
+        free(pl);
+}
+
+void logins_bound(struct manager *m) {
+        size_t total = 0;
+
+        /* Newest first: what is past a bound is the oldest, dropped (its PAM session, if it ever
+         * opens, starts without the cached password). */
+        for (struct pending_login **p = &m->logins; *p;) {
+                struct pending_login *pl = *p;
+                size_t same = 0;
+
+                for (const struct pending_login *q = m->logins; q != pl; q = q->next)
+                        same += streq(q->record->name, pl->record->name);
+                if (same >= PENDING_LOGINS_PER_USER_MAX || total >= PENDING_LOGINS_MAX) {
+                        log_notice("%s: dropping an authenticated logon that never opened its session "
+                                   "(more than %d are pending)", pl->record->name,
+                                   same >= PENDING_LOGINS_PER_USER_MAX ? PENDING_LOGINS_PER_USER_MAX
+                                                                       : PENDING_LOGINS_MAX);
+                        *p = pl->next;
+                        pending_login_free(pl);
+                        continue;
+                }
+                total++;
+                p = &pl->next;
+        }
+}
+
 void logins_expire(struct manager *m) {
         long long now = manager_now(m);
 
@@ -402,8 +433,6 @@ void logins_expire(struct manager *m) {
                         continue;
                 }
                 *p = pl->next;
-                user_free(pl->record);
-                secret_free(pl->password);
-                free(pl);
+                pending_login_free(pl);
         }
 }

@@ -138,6 +138,7 @@ static void login_token_new(struct manager *m, struct conn *c, struct worker *w,
         pl->expires = manager_now(m) + TOKEN_TTL_MS;
         pl->next = m->logins;
         m->logins = pl;
+        logins_bound(m);
         /* The account is the record's name: a plugin may name it differently from what the
          * user typed (ldap schema = ad: alice@acc.test logs on as alice); PAM_USER follows. */
         const char *account = pl->record->name;

@@ -718,6 +718,32 @@ static void test_conn_send_timeout_counts_from_a_held_answer(void **state) {
         close(peer);
 }
 
+/* Logons that authenticate and never open their session cannot grow pginad: the oldest go. */
+static void test_pending_logins_are_bounded(void **state) {
+        size_t alice = 0, bob = 0;
+
+        for (int i = 0; i < PENDING_LOGINS_PER_USER_MAX + 3; i++) {
+                struct pending_login *pl = calloc(1, sizeof *pl);
+                assert_non_null(pl);
+                pl->record = user_new(i == 1 || i == 2 ? "bob" : "alice");
+                snprintf(pl->token, sizeof pl->token, "%d", i);
+                pl->next = m.logins;
+                m.logins = pl;
+                logins_bound(&m);
+        }
+        for (struct pending_login *pl = m.logins; pl; pl = pl->next) {
+                alice += streq(pl->record->name, "alice");
+                bob += streq(pl->record->name, "bob");
+        }
+        assert_int_equal(alice, PENDING_LOGINS_PER_USER_MAX);
+        assert_int_equal(bob, 2);
+        /* The newest stay: alice's oldest (token 0) and the next ones went first. */
+        assert_string_equal(m.logins->token, "10");
+        fake_now += TOKEN_TTL_MS + 1;
+        logins_expire(&m);
+        assert_null(m.logins);
+}
+
 #define TEST(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void) {
@@ -736,6 +762,7 @@ int main(void) {
                 TEST(test_peer_holds_at_most_two_requests),
                 cmocka_unit_test(test_jobs_users_names_pending_jobs),
                 cmocka_unit_test(test_retry_delay_doubles_and_caps),
+                TEST(test_pending_logins_are_bounded),
                 TEST(test_retry_waits_for_its_time),
                 TEST(test_retry_holds_while_the_user_logs_on),
                 TEST(test_retry_now_wakes_that_plugins_retries),
