@@ -310,11 +310,13 @@ static void run_notify(struct chain_env *env, const struct worker_spec *spec) {
          * the user (pgSMB's credentials = user). */
         if (spec->password && !spec->record->password)
                 user_set_password(spec->record, secret_dup(spec->password));
-        if (spec->attempt > 0) {
+        /* pginad's word alone: a directory attribute of that name does not make a retry. */
+        if (spec->kind == WORKER_JOB && spec->attempt > 0) {
                 char n[16];
                 snprintf(n, sizeof n, "%u", spec->attempt);
                 (void)pgina_user_set(spec->record, PGINA_ATTR_LOGOFF_RETRY, n);
-        }
+        } else
+                (void)pgina_user_set(spec->record, PGINA_ATTR_LOGOFF_RETRY, NULL);
         for (size_t i = 0; i < spec->nevents; i++)
                 if (!chain_notify(env, spec->events[i], spec->record, &run))
                         ok = false;
