@@ -129,8 +129,9 @@ int chain_authenticate(const struct chain_env *env, struct pgina_user *u, struct
                         fail_msg = TAKE_PTR(m);
                 } else if (r < 0) {
                         free(fail_msg);
-                        fail_msg = NULL;
-                        (void)asprintf(&fail_msg, "plugin %s failed: %s", lp->name, strerror(-r));
+                        /* out of memory: *strp is undefined then; the generic message */
+                        if (asprintf(&fail_msg, "plugin %s failed: %s", lp->name, strerror(-r)) < 0)
+                                fail_msg = NULL;
                 }
                 free(m);
         }
