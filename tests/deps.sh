@@ -1,12 +1,14 @@
 # tests/deps.sh — sourced by ./demo and ./run-tests: installs the Debian 12 packages pgina needs
 # to build and test (../shared/DESIGN.md), through apt-get, on first use only. (llvm: the
-# llvm-symbolizer that names the lines in a sanitizer's or libFuzzer's report.)
+# llvm-symbolizer that names the lines in a sanitizer's or libFuzzer's report; debhelper, dpkg-dev,
+# fakeroot and lintian: dpkg-buildpackage of debian/ in test-machine-deb-install, whose other
+# Build-Depends are in this list too.)
 # shellcheck shell=bash
 
 PGINA_BUILD_PACKAGES=(build-essential meson ninja-build pkg-config clang libclang-rt-14-dev llvm
         libpam0g-dev libinih-dev libarchive-dev libzstd-dev libsmbclient-dev libldap-dev
         libcurl4-openssl-dev libcrypt-dev libsystemd-dev libacl1-dev libcmocka-dev libssl-dev openssl
-        libxxhash-dev)
+        libxxhash-dev debhelper dpkg-dev fakeroot lintian)
 PGINA_TEST_PACKAGES=(pamtester libpam-wrapper samba smbclient slapd ldap-utils python3
         python3-aiosmtpd openssh-server openssh-client sshpass chrony quota e2fsprogs iproute2
         passwd util-linux procps acl zstd tar libpam-modules-bin debootstrap systemd-container

@@ -22,6 +22,7 @@ MACHINE_LOWER=
 NSPAWN_PID=
 MACHINE_PID1=
 MACHINE_BOOT_ID= # of the last boot (systemd-nspawn gives each boot its own)
+MACHINE_BARE=    # 1: no pgina in the machine (machine_prepare_bare)
 
 fail() {
         echo "FAIL: $*" >&2
@@ -47,8 +48,10 @@ _machine_exit() {
 }
 trap _machine_exit EXIT
 
-# machine_prepare: the overlay, pgina installed into it, PAM and the unit enabled.
-machine_prepare() {
+# machine_prepare_bare: the overlay over the cached root and nothing more: a fresh Debian 12 as
+# root.sh left it, without pgina, for a test that installs pgina itself (the Debian packages,
+# test-machine-deb-install). machine_boot then does not wait for pginad (MACHINE_BARE=1).
+machine_prepare_bare() {
         local lower
         for tool in debootstrap systemd-nspawn nsenter; do
                 command -v "$tool" >/dev/null || skip "$tool not found (debootstrap, systemd-container)"
@@ -59,6 +62,13 @@ machine_prepare() {
         mkdir -p "$T/upper" "$T/work" "$M"
         mount -t overlay overlay -o "lowerdir=$lower,upperdir=$T/upper,workdir=$T/work" "$M" ||
                 fail "cannot mount the machine's overlay"
+        MACHINE_BARE=1
+}
+
+# machine_prepare: the overlay, pgina installed into it, PAM and the unit enabled.
+machine_prepare() {
+        machine_prepare_bare
+        MACHINE_BARE=
         DESTDIR=$M meson install -C "$BUILD" --no-rebuild --quiet >"$T/install.log" 2>&1 ||
                 { tail -n 20 "$T/install.log" >&2; fail "meson install into the machine failed"; }
         # what an admin runs after installing
@@ -116,7 +126,8 @@ machine_user() {
         printf '%s:%s\n' "$1" "$2" | chroot "$M" chpasswd -c YESCRYPT || fail "chpasswd $1 failed"
 }
 
-# machine_boot: boot it; wait (180 s) until systemd says running (or degraded) and pginad is active.
+# machine_boot: boot it; wait (180 s) until systemd says running (or degraded) and pginad is active
+# (not on a bare machine).
 machine_boot() {
         local i state
         systemd-nspawn --register=no --keep-unit --private-network -q -D "$M" -b \
@@ -159,6 +170,7 @@ machine_boot() {
         esac
         [ "$state" = degraded ] && machine_exec systemctl --failed --no-pager >&2
         MACHINE_BOOT_ID=$(machine_exec cat /proc/sys/kernel/random/boot_id)
+        [ "$MACHINE_BARE" = 1 ] && return 0
         machine_exec systemctl is-active --quiet pginad || {
                 machine_exec journalctl -b -u pginad --no-pager | tail -n 20 >&2
                 machine_exec ldd /usr/sbin/pginad >&2

@@ -1,0 +1,162 @@
+#!/bin/bash
+# The Debian packages (issue 17), as the admin of a lab installs them: `dpkg-buildpackage -us -uc
+# -b` builds pgina, libpam-pgina, libnss-pgina and pgina-dev from a copy of the source (the
+# checkout stays clean), lintian finds no error in them, and on a fresh Debian 12 machine without
+# pgina `apt-get install` of the four .debs leaves pginad enabled and running from its unit,
+# /etc/pgina/pgina.conf a conffile and pam_pgina in the common-* PAM files (the pam-auth-update
+# profile registered). An ssh logon and logoff with a roaming (pgSMB, file://) profile works, and
+# the profile is restored at the next logon. `apt-get purge` then takes pam_pgina out of PAM,
+# leaves no pgina file behind (/var/lib/pgina, /etc/pgina, the unit's links: all gone) and local
+# accounts still log on through pam_unix.
+. "$(dirname "$0")/lib.sh"
+
+PACKAGES=(pgina libpam-pgina libnss-pgina pgina-dev)
+
+step "dpkg-buildpackage -us -uc -b, from a copy of the source"
+for tool in dpkg-buildpackage dh lintian fakeroot; do
+        command -v "$tool" >/dev/null || skip "$tool not found (tests/deps.sh installs debhelper, dpkg-dev, lintian, fakeroot)"
+done
+mkdir -p "$T/deb/pgina"
+git -C "$SRC" status --porcelain >"$T/src-status.before" 2>/dev/null
+# the working tree as it is (tracked and new files, not what .gitignore leaves out: build dirs)
+if git -C "$SRC" rev-parse --git-dir >/dev/null 2>&1; then
+        git -C "$SRC" ls-files -z --cached --others --exclude-standard |
+                (cd "$SRC" && tar --null --ignore-failed-read -T - -cf -) | tar -xf - -C "$T/deb/pgina"
+else
+        (cd "$SRC" && tar --exclude='./build*' -cf - .) | tar -xf - -C "$T/deb/pgina"
+fi
+[ -x "$T/deb/pgina/debian/rules" ] || fail "no debian/rules in the copy of $SRC"
+(cd "$T/deb/pgina" && dpkg-checkbuilddeps) >"$T/builddeps.log" 2>&1 ||
+        skip "build dependencies missing (tests/deps.sh installs them): $(cat "$T/builddeps.log")"
+t0=$(date +%s)
+(cd "$T/deb/pgina" && dpkg-buildpackage -us -uc -b) >"$T/dpkg-buildpackage.log" 2>&1 ||
+        { tail -n 30 "$T/dpkg-buildpackage.log" >&2; fail "dpkg-buildpackage failed (log: $T/dpkg-buildpackage.log)"; }
+echo "dpkg-buildpackage: $(grep -c '^' "$T/dpkg-buildpackage.log") lines of log, $(($(date +%s) - t0)) s"
+grep -E '^dpkg-buildpackage: info: binary-only' "$T/dpkg-buildpackage.log"
+# a warning from the compiler or from dpkg-shlibdeps is a defect of the package
+grep -E 'warning:' "$T/dpkg-buildpackage.log" | grep -vE '^(cc|c\+\+) ' >"$T/build-warnings" || true
+[ -s "$T/build-warnings" ] && { cat "$T/build-warnings" >&2; fail "the package build warns (above)"; }
+changes=$(ls "$T"/deb/pgina_*_*.changes 2>/dev/null) || fail "no .changes next to the source copy"
+for p in "${PACKAGES[@]}"; do
+        ls "$T"/deb/"${p}"_*.deb >/dev/null 2>&1 || fail "dpkg-buildpackage made no $p package"
+done
+ls "$T"/deb/*.deb | xargs -n 1 basename
+git -C "$SRC" status --porcelain >"$T/src-status.after" 2>/dev/null
+cmp -s "$T/src-status.before" "$T/src-status.after" ||
+        fail "the package build changed the checkout $SRC: $(diff "$T/src-status.before" "$T/src-status.after")"
+
+step "lintian: no error (warnings and infos listed, overrides in debian/*.lintian-overrides)"
+lintian --display-info --tag-display-limit 0 "$changes" >"$T/lintian.out" 2>"$T/lintian.err"
+lint_rc=$?
+grep -v 'running with root privileges is not recommended' "$T/lintian.err" >&2
+sed 's/^/lintian: /' "$T/lintian.out"
+grep -qE '^E: ' "$T/lintian.out" && fail "lintian reports errors (above)"
+[ "$lint_rc" -le 1 ] || fail "lintian could not check the packages (exit $lint_rc)"
+echo "lintian: $(grep -c '^E: ' "$T/lintian.out") errors, $(grep -c '^W: ' "$T/lintian.out") warnings, $(grep -c '^I: ' "$T/lintian.out") infos"
+
+step "a fresh Debian 12 machine without pgina; apt-get install ./*.deb inside it"
+machine_prepare_bare
+[ ! -e "$M/usr/sbin/pginad" ] || fail "the bare machine has a pginad already"
+mkdir -p "$M/var/tmp/debs" "$M/srv/pgina/profiles"
+for p in "${PACKAGES[@]}"; do cp "$T"/deb/"${p}"_*.deb "$M/var/tmp/debs/"; done
+machine_user alice 'Alice-deb-pw-1'
+machine_boot
+# The machine has no network: every dependency is in its root (root.sh). Recommends are not:
+# pgina-dev's (libc6-dev, pkgconf: to build a plugin) would be fetched.
+machine_exec sh -c 'DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends /var/tmp/debs/*.deb' \
+        >"$T/apt-install.log" 2>&1 || { cat "$T/apt-install.log" >&2; fail "apt-get install of the packages failed"; }
+for p in "${PACKAGES[@]}"; do
+        assert_eq "ii " "$(machine_exec dpkg-query -W -f='${db:Status-Abbrev}' "$p")" "dpkg status of $p"
+done
+
+step "pginad is enabled and active from its unit; pgina.conf a conffile; PAM has pam_pgina"
+assert_eq enabled "$(machine_exec systemctl is-enabled pginad)" "systemctl is-enabled pginad"
+assert_eq active "$(machine_exec systemctl is-active pginad)" "systemctl is-active pginad"
+machine_exec systemctl show -p FragmentPath pginad >"$T/fragment"
+grep -qE '^FragmentPath=(/usr)?/lib/systemd/system/pginad.service$' "$T/fragment" ||
+        fail "pginad's unit is not the packaged one: $(cat "$T/fragment")"
+machine_exec dpkg-query -W -f='${Conffiles}\n' pgina >"$T/conffiles"
+assert_contains "$T/conffiles" "/etc/pgina/pgina.conf"
+machine_exec cmp /etc/pgina/pgina.conf /usr/share/doc/pgina/pgina.conf.example ||
+        fail "/etc/pgina/pgina.conf is not the example"
+machine_exec pginactl status >"$T/status.out" 2>&1 || { cat "$T/status.out" >&2; fail "pginactl status failed"; }
+assert_contains "$T/status.out" "localmachine"
+for f in common-auth common-account common-session common-password; do
+        grep -q 'pam_pgina\.so' "$M/etc/pam.d/$f" || fail "/etc/pam.d/$f does not name pam_pgina after the install"
+done
+grep -qE 'pam_unix\.so.*try_first_pass' "$M/etc/pam.d/common-auth" ||
+        fail "pam_unix does not follow pam_pgina in common-auth: $(cat "$M/etc/pam.d/common-auth")"
+
+step "the admin configures a roaming profile (pgSMB, file:// store) and reloads"
+machine_conf <<'CONF'
+[order]
+authentication = localmachine
+authorization = localmachine
+gateway = pgsmb localmachine
+notification = pgsmb localmachine
+[pgsmb]
+share = file:///srv/pgina/profiles
+retries = 1
+logoff_process_wait = 2
+CONF
+machine_exec pginactl config check >"$T/check.out" 2>&1 || { cat "$T/check.out" >&2; fail "pginactl config check failed"; }
+machine_exec pginactl reload >"$T/reload.out" 2>&1 || { cat "$T/reload.out" >&2; fail "pginactl reload failed"; }
+machine_exec pginactl plugins >"$T/plugins.out" 2>&1
+assert_contains "$T/plugins.out" "pgsmb"
+
+step "an ssh logon and logoff: the profile is saved to the store"
+machine_ssh alice 'Alice-deb-pw-1' 'echo v1 > ~/f.txt' >"$T/ssh1.out" 2>&1 ||
+        fail "ssh logon of alice failed: $(cat "$T/ssh1.out")"
+machine_wait_journal "logon of alice (service sshd, from 127.0.0.1): ok" pginad
+machine_wait_journal "alice: saved" pginad 600
+machine_member f.txt >"$T/f.txt"
+assert_eq v1 "$(cat "$T/f.txt")" "f.txt in the store"
+machine_exec pginactl -t 120 wait alice || fail "alice's logoff work did not end"
+
+step "the next logon restores the profile into an empty home"
+machine_exec rm -rf /home/alice
+machine_ssh alice 'Alice-deb-pw-1' 'cat ~/f.txt' >"$T/ssh2.out" 2>&1 ||
+        fail "second ssh logon of alice failed: $(cat "$T/ssh2.out")"
+assert_eq v1 "$(cat "$T/ssh2.out")" "f.txt restored at logon"
+machine_wait_journal "logoff job of alice finished" pginad 600
+for _ in $(seq 300); do
+        [ "$(machine_journal -u pginad | grep -c 'logoff job of alice finished')" -ge 2 ] && break
+        sleep 0.1
+done
+machine_exec pginactl -t 120 wait alice || fail "alice's second logoff work did not end"
+machine_exec sh -c 'find / -xdev -name "*pgina*" 2>/dev/null' | sort >"$T/files.installed"
+
+step "apt-get purge: pam_pgina leaves PAM, no pgina file is left"
+machine_exec sh -c "DEBIAN_FRONTEND=noninteractive apt-get purge -y ${PACKAGES[*]}" \
+        >"$T/apt-purge.log" 2>&1 || { cat "$T/apt-purge.log" >&2; fail "apt-get purge failed"; }
+for p in "${PACKAGES[@]}"; do
+        st=$(machine_exec dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null)
+        case $st in "" | "un " | "pn ") ;; *) fail "$p is still known to dpkg after the purge: '$st'" ;; esac
+done
+grep -l 'pam_pgina' "$M"/etc/pam.d/* >"$T/pam-left" && fail "pam_pgina is still in $(cat "$T/pam-left")"
+machine_exec dpkg -S pgina >"$T/dpkg-S" 2>&1 && fail "dpkg still knows pgina files: $(cat "$T/dpkg-S")"
+assert_eq inactive "$(machine_exec systemctl is-active pginad)" "pginad after the purge"
+# Everything named *pgina* on the machine, but the logs and what this test made itself: the
+# profile store /srv/pgina, the packages in /var/tmp/debs, lib.sh's password file /run/pgina-test-pw.
+machine_exec sh -c 'find / \( -path /proc -o -path /sys -o -path /dev \) -prune -o -name "*pgina*" -print 2>/dev/null' |
+        grep -vE '^(/var/log/|/srv/pgina(/|$)|/var/tmp/debs/|/run/pgina-test-pw$)' >"$T/files.left"
+if [ -s "$T/files.left" ]; then
+        cat "$T/files.left" >&2
+        fail "files named *pgina* are left after the purge (above; installed: $T/files.installed)"
+fi
+# and nothing in /etc or pam-auth-update's state names it (nsswitch.conf was never edited)
+machine_exec grep -rl pgina /etc /var/lib/pam >"$T/text-left" 2>/dev/null &&
+        fail "files still name pgina after the purge: $(cat "$T/text-left")"
+for d in /var/lib/pgina /etc/pgina /run/pgina; do
+        machine_exec test ! -e "$d" || fail "$d is left after the purge"
+done
+
+step "a local logon through pam_unix still works; a wrong password is still refused"
+machine_ssh alice 'Alice-deb-pw-1' 'id -un' >"$T/ssh3.out" 2>&1 ||
+        fail "ssh logon of alice through pam_unix failed after the purge: $(cat "$T/ssh3.out")"
+assert_eq alice "$(tail -n 1 "$T/ssh3.out")" "id -un over ssh after the purge"
+if machine_ssh alice 'wrong-password' true >"$T/wrong.out" 2>&1; then
+        fail "ssh with a wrong password succeeded after the purge"
+fi
+machine_stop
+exit 0
