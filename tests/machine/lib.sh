@@ -2,7 +2,8 @@
 # test in its own mount and pid namespace with $BUILD, $SRC and $T set. A test boots a Debian 12
 # machine (systemd as PID 1, journald, dbus, logind, sshd) with systemd-nspawn over an overlay of
 # the cached root (root.sh), pgina installed the way an admin installs it: `meson install`,
-# `pam-auth-update --enable pgina`, `systemctl enable pginad`. Commands run inside through
+# `pam-auth-update --enable pgina`, `systemctl enable pginad` (or none: machine_prepare_bare, for
+# a test that installs the Debian packages itself). Commands run inside through
 # nsenter into the machine's PID 1; logons are real ssh logons to 127.0.0.1 inside it.
 # A test exits 0 = pass, 1 = fail, 77 = skip.
 # shellcheck shell=bash
