@@ -84,6 +84,8 @@ assert_contains "$T/status.out" "localmachine"
 for f in common-auth common-account common-session common-password; do
         grep -q 'pam_pgina\.so' "$M/etc/pam.d/$f" || fail "/etc/pam.d/$f does not name pam_pgina after the install"
 done
+# libnss-pgina is used only once the admin adds it (README.Debian)
+assert_not_contains "$M/etc/nsswitch.conf" pgina
 grep -qE 'pam_unix\.so.*try_first_pass' "$M/etc/pam.d/common-auth" ||
         fail "pam_unix does not follow pam_pgina in common-auth: $(cat "$M/etc/pam.d/common-auth")"
 
