@@ -146,8 +146,9 @@ if [ -s "$T/files.left" ]; then
         cat "$T/files.left" >&2
         fail "files named *pgina* are left after the purge (above; installed: $T/files.installed)"
 fi
-# and nothing in /etc or pam-auth-update's state names it (nsswitch.conf was never edited)
-machine_exec grep -rl pgina /etc /var/lib/pam >"$T/text-left" 2>/dev/null &&
+# and nothing in /etc or pam-auth-update's state names it (nsswitch.conf was never edited), but
+# the machine's name, pgina-machine (root.sh)
+machine_exec grep -rl --exclude=hostname --exclude=hosts pgina /etc /var/lib/pam >"$T/text-left" 2>/dev/null &&
         fail "files still name pgina after the purge: $(cat "$T/text-left")"
 for d in /var/lib/pgina /etc/pgina /run/pgina; do
         machine_exec test ! -e "$d" || fail "$d is left after the purge"
