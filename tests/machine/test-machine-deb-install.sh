@@ -1,6 +1,6 @@
 #!/bin/bash
 # The Debian packages (issue 17), as the admin of a lab installs them: `dpkg-buildpackage -us -uc
-# -b` builds pgina, libpam-pgina, libnss-pgina and pgina-dev from a copy of the source (the
+# -b` builds pgina, libpam-pgina, libnss-pgina and pgina-dev, at meson.build's version, from a copy of the source (the
 # checkout stays clean), lintian finds no error in them, and on a fresh Debian 12 machine without
 # pgina `apt-get install` of the four .debs leaves pginad enabled and running from its unit,
 # /etc/pgina/pgina.conf a conffile and pam_pgina in the common-* PAM files (the pam-auth-update
@@ -26,6 +26,10 @@ else
         (cd "$SRC" && tar --exclude='./build*' -cf - .) | tar -xf - -C "$T/deb/pgina"
 fi
 [ -x "$T/deb/pgina/debian/rules" ] || fail "no debian/rules in the copy of $SRC"
+# the packages carry meson's project version (debian/changelog follows meson.build)
+meson_version=$(sed -n "s/^ *version *: *'\([^']*\)'.*/\1/p" "$SRC/meson.build" | head -n 1)
+deb_version=$(cd "$T/deb/pgina" && dpkg-parsechangelog -S Version)
+assert_eq "$meson_version" "${deb_version%%-*}" "debian/changelog's version against meson.build's"
 (cd "$T/deb/pgina" && dpkg-checkbuilddeps) >"$T/builddeps.log" 2>&1 ||
         skip "build dependencies missing (tests/deps.sh installs them): $(cat "$T/builddeps.log")"
 t0=$(date +%s)
