@@ -1,13 +1,13 @@
 #!/bin/bash
 # The Debian packages (issue 17), as the admin of a lab installs them: `dpkg-buildpackage -us -uc
-# -b` builds pgina, libpam-pgina, libnss-pgina and pgina-dev, at meson.build's version, from a copy of the source (the
-# checkout stays clean), lintian finds no error in them, and on a fresh Debian 12 machine without
-# pgina `apt-get install` of the four .debs leaves pginad enabled and running from its unit,
-# /etc/pgina/pgina.conf a conffile and pam_pgina in the common-* PAM files (the pam-auth-update
-# profile registered). An ssh logon and logoff with a roaming (pgSMB, file://) profile works, and
-# the profile is restored at the next logon. `apt-get purge` then takes pam_pgina out of PAM,
-# leaves no pgina file behind (/var/lib/pgina, /etc/pgina, the unit's links: all gone) and local
-# accounts still log on through pam_unix.
+# -b` builds pgina, libpam-pgina, libnss-pgina and pgina-dev at meson.build's version from a copy
+# of the source (the checkout stays clean), lintian finds no error in them, and on a fresh Debian
+# 12 machine without pgina `apt-get install` of the four .debs leaves pginad enabled and running
+# from its unit, /etc/pgina/pgina.conf a conffile, pam_pgina in the common-* PAM files (the
+# pam-auth-update profile registered) and nsswitch.conf untouched. An ssh logon and logoff with
+# a roaming (pgSMB, file://) profile works, and the profile is restored at the next logon.
+# `apt-get purge` then takes pam_pgina out of PAM, leaves no pgina file behind (/var/lib/pgina,
+# /etc/pgina, the unit's links: all gone) and local accounts still log on through pam_unix.
 . "$(dirname "$0")/lib.sh"
 
 PACKAGES=(pgina libpam-pgina libnss-pgina pgina-dev)
