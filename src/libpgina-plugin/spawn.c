@@ -1,4 +1,4 @@
-/* Starting programs: posix_spawn (or, to change credentials, fork and execve) with an explicit
+/* Starting programs: posix_spawn (or, to change credentials, vfork and execve) with an explicit
  * descriptor map, a fixed environment, default signals and a process group of their own;
  * waiting for them with a time limit. */
 #include <pgina/spawn.h>
@@ -10,6 +10,7 @@
 #include <spawn.h>
 #include <stdbool.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -109,14 +110,18 @@ static int spawn_posix(const struct spawn *s, const int *tmp, const char *const 
         return r;
 }
 
-/* ---- with credentials: fork, change them, exec ----
- * Between the fork and the exec only async-signal-safe calls (the worker may have a library's
- * threads, whose locks the child would inherit held): no malloc, no syslog, no NSS. A failure
- * there comes back to the parent as its -errno through a CLOEXEC pipe, which a successful exec
- * closes: the parent reads either that number or the end. */
+/* ---- with credentials: vfork, change them, exec ----
+ * As glibc's posix_spawn does: the child shares our memory and this thread waits until it has
+ * exec'd or exited, so a failure before the exec comes back in *err, with no descriptor of ours
+ * in a process that already has the user's ids (a CLOEXEC pipe for it stayed open there until
+ * the exec, and a root watcher of the user's processes saw it: test-review-pgsmb-user-child-
+ * descriptors). Between the vfork and the exec only direct system calls: no malloc, no syslog,
+ * no NSS, and the ids change through raw syscalls (glibc's setresuid would make every thread of
+ * ours change ids with it: the child's memory is ours). Signals stay blocked until the child's
+ * dispositions are back to their defaults: no handler of ours runs on the shared memory. */
 
-static _Noreturn void child_fail(int err_fd, int r) {
-        (void)!write(err_fd, &r, sizeof r);
+static _Noreturn void child_fail(volatile int *err, int r) {
+        *err = r;
         _exit(127);
 }
 
@@ -126,23 +131,24 @@ static int child_creds(const struct spawn_creds *c) {
         uid_t ru, eu, su;
         gid_t rg, eg, sg;
 
-        if (setgroups(c->n_groups, c->groups) < 0 || setresgid(c->gid, c->gid, c->gid) < 0 ||
-            setresuid(c->uid, c->uid, c->uid) < 0)
+        if (syscall(SYS_setgroups, (long)c->n_groups, c->groups) < 0 ||
+            syscall(SYS_setresgid, (long)c->gid, (long)c->gid, (long)c->gid) < 0 ||
+            syscall(SYS_setresuid, (long)c->uid, (long)c->uid, (long)c->uid) < 0)
                 return -errno;
         if (getresuid(&ru, &eu, &su) < 0 || getresgid(&rg, &eg, &sg) < 0)
                 return -errno;
         if (ru != c->uid || eu != c->uid || su != c->uid || rg != c->gid || eg != c->gid ||
             sg != c->gid || getgroups(0, NULL) != (int)c->n_groups)
                 return -EPERM;
-        if (c->uid != 0 && setuid(0) == 0)
+        if (c->uid != 0 && syscall(SYS_setuid, 0L) == 0)
                 return -EPERM; /* the drop did not stick */
         umask(c->umask ? c->umask : 077);
         return 0;
 }
 
 /* fds[i] (its copy tmp[i], above the map) into slot i, /dev/null where tmp[i] is -1, every other
- * descriptor closed but err_fd (above the map too, closed by the exec). */
-static int child_fds(const struct spawn *s, const int *tmp, int err_fd) {
+ * descriptor closed (the copies above the map are O_CLOEXEC: closed here already). */
+static int child_fds(const struct spawn *s, const int *tmp) {
         for (size_t i = 0; i < s->n_fds; i++) {
                 int fd = (int)i, null;
 
@@ -162,79 +168,62 @@ static int child_fds(const struct spawn *s, const int *tmp, int err_fd) {
                         close(null);
                 }
         }
-        if ((err_fd > (int)s->n_fds && close_range(s->n_fds, (unsigned)err_fd - 1, 0) < 0) ||
-            close_range((unsigned)err_fd + 1, ~0U, 0) < 0)
+        if (close_range((unsigned)s->n_fds, ~0U, 0) < 0)
                 return -errno;
         return 0;
 }
 
 static _Noreturn void child_exec(const struct spawn *s, const int *tmp, const char *const *envp,
-                                 int err_fd, pid_t parent) {
+                                 volatile int *err, pid_t parent) {
         struct sigaction dfl = {.sa_handler = SIG_DFL};
         sigset_t none;
         int r;
 
         (void)setpgid(0, 0);
-        if ((r = child_creds(s->creds)) < 0 || (r = child_fds(s, tmp, err_fd)) < 0)
-                child_fail(err_fd, r);
+        /* The descriptors first, as root (a slot may be a file only root may dup); then the ids. */
+        if ((r = child_fds(s, tmp)) < 0 || (r = child_creds(s->creds)) < 0)
+                child_fail(err, r);
         /* Default handling for every signal (the worker ignores SIGPIPE; a program must not).
          * Those that cannot be changed (SIGKILL, SIGSTOP, libc's own) say EINVAL. */
         sigemptyset(&dfl.sa_mask);
         for (int sig = 1; sig < NSIG; sig++)
                 (void)sigaction(sig, &dfl, NULL);
         if (chdir(s->cwd ? s->cwd : "/") < 0)
-                child_fail(err_fd, -errno);
+                child_fail(err, -errno);
         if (s->creds->die_with_parent &&
             (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent))
-                child_fail(err_fd, -ESRCH); /* it died already: the signal would never come */
+                child_fail(err, -ESRCH); /* it died already: the signal would never come */
         sigemptyset(&none);
         (void)sigprocmask(SIG_SETMASK, &none, NULL);
         execve(s->path, (char *const *)s->argv, (char *const *)envp);
-        child_fail(err_fd, -errno);
+        child_fail(err, -errno);
 }
 
-static int spawn_fork(const struct spawn *s, const int *tmp, const char *const *envp, pid_t *ret_pid) {
-        _cleanup_close_ int rd = -1, wr = -1;
+static int spawn_vfork(const struct spawn *s, const int *tmp, const char *const *envp, pid_t *ret_pid) {
+        volatile int err = 0;
         sigset_t all, old;
         pid_t parent = getpid(), pid;
-        int p[2], err = 0;
-        ssize_t k;
 
         if (s->creds->n_groups > SPAWN_GROUPS_MAX)
                 return -E2BIG;
         if (s->creds->n_groups > 0 && !s->creds->groups)
                 return -EINVAL;
-        if (pipe2(p, O_CLOEXEC) < 0)
-                return -errno;
-        rd = p[0];
-        /* Above the map, so that filling the program's slots cannot overwrite it. */
-        wr = fcntl(p[1], F_DUPFD_CLOEXEC, (int)s->n_fds);
-        close(p[1]);
-        if (wr < 0)
-                return -errno;
-        /* No handler of ours may run in the child before the defaults are back. */
         sigfillset(&all);
         pthread_sigmask(SIG_SETMASK, &all, &old);
-        pid = fork();
+        pid = vfork();
         if (pid == 0)
-                child_exec(s, tmp, envp, wr, parent);
+                child_exec(s, tmp, envp, &err, parent);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         if (pid < 0)
                 return -errno;
-        (void)setpgid(pid, pid); /* the child does it too: whichever runs first */
-        close(TAKE_FD(wr));
-        while ((k = read(rd, &err, sizeof err)) < 0 && errno == EINTR)
-                ;
-        if (k != 0) {
+        if (err < 0) {
                 int st;
 
-                if (k != sizeof err || err >= 0)
-                        err = k < 0 ? -errno : -EIO;
-                (void)kill(pid, SIGKILL); /* it is ending already; a read error must not leave it */
                 while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
                         ;
                 return err;
         }
+        (void)setpgid(pid, pid); /* done by the child already; harmless */
         *ret_pid = pid;
         return 0;
 }
@@ -255,7 +244,7 @@ int spawn_start(const struct spawn *s, pid_t *ret_pid) {
                 tmp[i] = -1;
         r = fds_above_map(s, tmp);
         if (r == 0)
-                r = s->creds ? spawn_fork(s, tmp, envp, ret_pid) : spawn_posix(s, tmp, envp, ret_pid);
+                r = s->creds ? spawn_vfork(s, tmp, envp, ret_pid) : spawn_posix(s, tmp, envp, ret_pid);
         for (size_t i = 0; i < ELEMENTSOF(tmp); i++)
                 if (tmp[i] >= 0)
                         close(tmp[i]);
