@@ -10,7 +10,7 @@
 # logoff (userdel -r). The drop-in pginad(8) gives for ntp_set_clock = true applies.
 . "$(dirname "$0")/lib.sh"
 
-MAX_EXPOSURE=5.0 # systemd 252 (Debian 12); 9.6 before the sandbox
+MAX_EXPOSURE=5.2 # systemd 252 (Debian 12); 9.6 before the sandbox
 
 machine_prepare
 install -m 0644 "$BUILD/plugins/testplugin.so" "$M/usr/lib/pgina/plugins/testplugin.so"
@@ -77,6 +77,49 @@ assert_not_contains "$T/pginad.journal" "exited (status"
 assert_not_contains "$T/pginad.journal" "Operation not permitted"
 assert_not_contains "$T/pginad.journal" "Permission denied"
 machine_exec systemctl is-active --quiet pginad || fail "pginad is not active after the logons"
+
+step "pgSMB in the sandbox: the home share pginad mounts is seen by the session; the login script runs"
+# A stand-in for mount.cifs (cifs-utils is not in the machine and there is no SMB server): run
+# by pginad's mount child exactly as mount.cifs would be, it mounts a tmpfs on the stage
+# directory; pgSMB then moves it onto ~/H (open_tree, move_mount), in pginad's namespace.
+cat >"$M/usr/sbin/mount.cifs" <<'SH'
+#!/bin/sh
+cat >/dev/null # the password, on PASSWD_FD=0
+exec /usr/bin/mount -t tmpfs -o size=1m,mode=0700 pgina-test-share "$2"
+SH
+chmod 0755 "$M/usr/sbin/mount.cifs"
+printf '#!/bin/sh\nid -un > script-ran\necho "login script ran"\n' >"$M/etc/pgina/login.sh"
+chmod 0755 "$M/etc/pgina/login.sh"
+mkdir -p "$M/srv/pgina/profiles"
+machine_conf <<'CONF'
+[order]
+authentication = localmachine
+authorization = localmachine
+gateway = pgsmb localmachine
+notification = pgsmb localmachine
+[pgsmb]
+share = file:///srv/pgina/profiles
+retries = 1
+home_share = smb://fileserver/homes/%u
+home_mount = H
+login_script = /etc/pgina/login.sh
+CONF
+machine_exec systemctl restart pginad || fail "pginad does not restart with pgSMB"
+machine_ssh alice 'Alice-machine-pw-1' 'findmnt -n -o SOURCE,FSTYPE -M ~/H; cat ~/script-ran; echo s > ~/s.txt' \
+        >"$T/share.out" 2>&1 || fail "the ssh logon of alice with pgSMB failed: $(cat "$T/share.out")"
+cat "$T/share.out"
+assert_eq "pgina-test-share tmpfs" "$(sed -n 1p "$T/share.out" | tr -s ' ')" "the home share mount seen by alice's session"
+assert_eq alice "$(sed -n 2p "$T/share.out")" "the login script's file (run as alice)"
+machine_wait_journal "logoff job of alice finished" pginad 600
+machine_journal -u pginad >"$T/pginad-pgsmb.journal"
+grep -E 'home share|login script' "$T/pginad-pgsmb.journal"
+assert_contains "$T/pginad-pgsmb.journal" "home share //fileserver/homes/alice mounted on H"
+machine_member s.txt >"$T/s"
+assert_eq s "$(cat "$T/s")" "s.txt in the store"
+machine_exec findmnt -M /home/alice/H && fail "the home share is still mounted after the logoff"
+for text in "Operation not permitted" "Permission denied" "exited (status"; do
+        assert_not_contains "$T/pginad-pgsmb.journal" "$text"
+done
 
 step "the drop-in for ntp_set_clock = true (pginad(8)) gives back the clock, and pginad runs"
 machine_exec mkdir -p /etc/systemd/system/pginad.service.d
