@@ -110,7 +110,9 @@ machine_ssh alice 'Alice-machine-pw-1' 'findmnt -n -o SOURCE,FSTYPE -M ~/H; cat 
 cat "$T/share.out"
 assert_eq "pgina-test-share tmpfs" "$(sed -n 1p "$T/share.out" | tr -s ' ')" "the home share mount seen by alice's session"
 assert_eq alice "$(sed -n 2p "$T/share.out")" "the login script's file (run as alice)"
-machine_wait_journal "logoff job of alice finished" pginad 600
+# (not "logoff job of alice finished": her first logon's logoff said that already)
+machine_wait_journal "pgsmb: alice: saved" pginad 600
+machine_wait_journal "home share unmounted from H" pginad
 machine_journal -u pginad >"$T/pginad-pgsmb.journal"
 grep -E 'home share|login script' "$T/pginad-pgsmb.journal"
 assert_contains "$T/pginad-pgsmb.journal" "home share //fileserver/homes/alice mounted on H"
