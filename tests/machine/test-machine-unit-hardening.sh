@@ -7,7 +7,9 @@
 # setting would prevent: see the unit); an ssh logon of a local account goes through it; a
 # user known only to a plugin gets a local account (useradd, chpasswd, groupadd, usermod run
 # by pginad, in its sandbox), logs on over ssh, and the account and home are removed at
-# logoff (userdel -r). The drop-in pginad(8) gives for ntp_set_clock = true applies.
+# logoff (userdel -r); pgSMB mounts a home share (a stand-in for mount.cifs) that the user's
+# ssh session sees, and runs a login script as the user. The drop-in pginad(8) gives for
+# ntp_set_clock = true applies.
 . "$(dirname "$0")/lib.sh"
 
 MAX_EXPOSURE=5.2 # systemd 252 (Debian 12); 9.6 before the sandbox
@@ -48,7 +50,7 @@ awk -v e="$exposure" -v max="$MAX_EXPOSURE" 'BEGIN { exit !(e <= max) }' ||
 step "pginad is active and in PID 1's mount namespace"
 machine_exec systemctl is-active --quiet pginad || fail "pginad is not active"
 pid=$(machine_exec systemctl show -p MainPID --value pginad)
-[ -n "$pid" ] && [ "$pid" != 0 ] || fail "pginad has no main pid"
+if [ -z "$pid" ] || [ "$pid" = 0 ]; then fail "pginad has no main pid"; fi
 assert_eq "$(machine_exec readlink /proc/1/ns/mnt)" "$(machine_exec readlink "/proc/$pid/ns/mnt")" \
         "pginad's mount namespace (a home share it mounts must be seen by the sessions)"
 machine_exec grep -E '^(NoNewPrivs|Seccomp|CapBnd):' "/proc/$pid/status"
