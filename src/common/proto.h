@@ -87,6 +87,10 @@ enum proto_type {
          * logoff job (of user) is queued or running, UNAVAILABLE when seconds pass first;
          * keepalives meanwhile. For shutdown scripts and benchmarks: no polling. */
         PROTO_REQ_WAIT_JOBS = 22,
+        /* METRICS: no fields. pginad's metrics in Prometheus' text format (version 0.0.4) come
+         * as INFO frames (kind TEXT: whole lines, without the last one's newline, each at most
+         * PROTO_STR_MAX), then an empty OK RESULT; what pginactl metrics prints. */
+        PROTO_REQ_METRICS = 23,
 
         /* NSS lookups, any peer: str user ("" = by uid) | u32 uid. Result row: user, uid, gid,
          * gecos, home, shell; NOT_FOUND when no plugin knows the user; UNAVAILABLE when one could
