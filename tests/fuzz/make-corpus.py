@@ -18,7 +18,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 # proto.h
 VERSION = 1
 LOGIN, AUTHORIZE, OPEN_SESSION, CLOSE_SESSION, CHANGE_PASSWORD = 1, 2, 3, 4, 5
-STATUS, SESSIONS, PLUGINS, SIMULATE, RELOAD, PLUGIN_ADMIN, WAIT_JOBS = 16, 17, 18, 19, 20, 21, 22
+STATUS, SESSIONS, PLUGINS, SIMULATE, RELOAD, PLUGIN_ADMIN, WAIT_JOBS, METRICS = 16, 17, 18, 19, 20, 21, 22, 23
 GETPWNAM, GETGRNAM = 32, 33
 INFO, RESULT = 100, 101
 W_PLUGIN_BEGIN, W_HEALTH = 200, 201
@@ -87,7 +87,7 @@ def proto():
         'simulate': frame(SIMULATE, s('alice') + s('pw') + u8(1)),
         'plugin-admin': frame(PLUGIN_ADMIN, s('pgsmb') + s('alice') + u32(2) + s('status') +
                               s('-v')),
-        'wait-jobs': frame(WAIT_JOBS, s('') + u32(30)),
+        'wait-jobs': frame(WAIT_JOBS, s('') + u32(30)), 'metrics': frame(METRICS),
         'getpwnam': frame(GETPWNAM, s('alice') + u32(0)),
         'getpwuid': frame(GETPWNAM, s('') + u32(1000)),
         'getgrnam': frame(GETGRNAM, s('staff') + u32(0)),
