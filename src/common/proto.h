@@ -72,7 +72,8 @@ enum proto_type {
 
         /* Admin requests: root peers only. */
         PROTO_REQ_STATUS = 16, /* rows: kind=daemon|plugin|job, … */
-        PROTO_REQ_SESSIONS = 17, /* rows: session, user, uid, service, tty, rhost, opened, credui */
+        PROTO_REQ_SESSIONS = 17, /* rows: session, user, uid, service, tty, rhost, opened, credui,
+                                  * phases (of the logon that opened it, "" when not known) */
         PROTO_REQ_PLUGINS = 18, /* rows: name, version, description, stages, abi, path, health,
                                  * reason, order ("authentication:1 gateway:2"), options (one line
                                  * per option: key TAB type TAB default TAB help) */

@@ -157,7 +157,7 @@ static void handle_metrics(struct manager *m, struct conn *c) {
 
         for (size_t i = 0; i < m->nplugins; i++)
                 metrics_plugin_known(&m->metrics, m->plugins[i].name);
-        metrics_gauges(m, &g);
+        manager_gauges(m, &g);
         if (metrics_render(&m->metrics, &g, &text, &len) < 0) {
                 reply_simple(c, PROTO_UNAVAILABLE, "could not build the answer");
                 return;

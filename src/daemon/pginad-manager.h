@@ -222,7 +222,7 @@ void handle_change_password(struct manager *m, struct conn *c);
 void handle_worker_request(struct manager *m, struct conn *c);
 
 /* ---- pginad-textfile.c: the metrics for node_exporter's textfile collector ---- */
-void metrics_gauges(const struct manager *m, struct metrics_gauges *g);
+void manager_gauges(const struct manager *m, struct metrics_gauges *g); /* what metrics show now */
 void textfile_deadline(const struct manager *m, long long *next);
 void textfile_write(struct manager *m, long long now); /* when its time has come */
 bool textfile_reaped(struct manager *m, pid_t pid, int status); /* its writer's end */

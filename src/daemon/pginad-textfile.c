@@ -17,7 +17,7 @@
 
 #include "pginad-manager.h"
 
-void metrics_gauges(const struct manager *m, struct metrics_gauges *g) {
+void manager_gauges(const struct manager *m, struct metrics_gauges *g) {
         memset(g, 0, sizeof *g);
         g->started = m->started;
         g->sessions = m->cache.n;
@@ -53,7 +53,7 @@ void textfile_write(struct manager *m, long long now) {
         m->textfile.next = now + 1000LL * m->conf->metrics_interval;
         for (size_t i = 0; i < m->nplugins; i++)
                 metrics_plugin_known(&m->metrics, m->plugins[i].name);
-        metrics_gauges(m, &g);
+        manager_gauges(m, &g);
         if (metrics_render(&m->metrics, &g, &text, &len) < 0) {
                 log_error("metrics: out of memory; %s not written", m->conf->metrics_textfile);
                 return;

@@ -289,7 +289,9 @@ def state():
            ('attr:home', '/home/alice'), ('group', 'users')]
     credui = [(k, {'index': '1', 'scenario': '2', 'entry_user': 'root', 'user': 'root',
                    'uid': '0', 'gid': '0'}.get(k, v)) for k, v in row]
-    other = [(k, {'session': '4', 'user': 'bob', 'entry_user': 'bob'}.get(k, v)) for k, v in row]
+    # bob's entry is a newer pginad's: the logon's phases (alice's, an older one's, has none)
+    other = [(k, {'session': '4', 'user': 'bob', 'entry_user': 'bob'}.get(k, v)) for k, v in row] + \
+        [('phases', '812 ms (authentication 120 ms, gateway 650 ms: pgsmb download 400 ms extract 150 ms)')]
     write('state', 'sessions', b'PGINA-SESSIONS 1\n' +
           result_payload(0, '5 0d3c9d7c-6f7e-4c1e-9b55-0e7b3c2a8f10', [row, credui, other]))
 
