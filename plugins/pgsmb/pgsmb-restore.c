@@ -379,7 +379,8 @@ int pgsmb_gateway(struct pgina_ctx *ctx, struct pgina_user *u) {
                 k = attempt(&r, st);
                 if (k > 0)
                         break;
-                if (k != -EBADMSG && k != -EINVAL && k != -ENOMEM)
+                if (k == -EAGAIN || k == -ETIMEDOUT || k == -EIO || k == -ECONNRESET || k == -EHOSTUNREACH ||
+                    k == -ECONNREFUSED)
                         pgina_ctx_metric(ctx, "store_errors", 1); /* the store's, not the archive's */
                 pgina_log(ctx, LOG_WARNING, "%s: restore try %u of %u failed: %s", r.cfg.user, i + 1,
                           r.cfg.retries, r.why);

@@ -243,8 +243,11 @@ static void worker_request_done(struct manager *m, struct worker *w) {
         const char *msg = strempty(res->message);
         uint32_t st = res->status;
 
-        if (!c)
+        if (!c) { /* the client left: its logon still counts */
+                if (w->req.type == PROTO_REQ_LOGIN)
+                        metrics_logon(&m->metrics, w->req.scenario, st, res, manager_now(m) - w->started, NULL, 0);
                 return;
+        }
         if (w->req.type == PROTO_REQ_SIMULATE) {
                 _cleanup_pbuf_ struct pbuf b = {0};
                 pbuf_init(&b);
