@@ -1,5 +1,6 @@
 /* The master's internal types, shared by its modules (pginad-conn.c, pginad-peer.c, pginad-queue.c,
- * pginad-workers.c, pginad-logon.c, pginad-admin.c, pginad-loop.c, pginad-manager.c). */
+ * pginad-workers.c, pginad-logon.c, pginad-admin.c, pginad-loop.c, pginad-manager.c,
+ * pginad-textfile.c). */
 #pragma once
 
 #include <poll.h>

@@ -1,7 +1,7 @@
 /* pginad's internal types. The master (pginad-manager.h and its modules: -loop, -conn, -peer,
- * -queue, -workers, -logon, -admin; with -cache, -jobs, -nss, -logind) never runs plugin code;
- * pginad-worker.c runs in forked children and is the only file that calls into the chain
- * (host/). */
+ * -queue, -workers, -logon, -admin, -textfile; with -cache, -jobs, -nss, -logind, -metrics) never
+ * runs plugin code; pginad-worker.c runs in forked children and is the only file that calls into
+ * the chain (host/). */
 #pragma once
 
 #include <stdbool.h>
