@@ -239,7 +239,7 @@ void pgina_ctx_retry_now(struct pgina_ctx *ctx);
  * the value is: "_ms" a duration in milliseconds (a histogram in seconds, and the logon's log line
  * names it: pgSMB's "download_ms" is "pgsmb download 400 ms"), "_bytes" a number of bytes (a
  * counter), anything else a count of events (a counter: "store_errors"). Reported twice in one
- * call, the values add up. At most PGINA_METRICS_MAX names per call, and pginad keeps at most 64
+ * call, the values add up. At most PGINA_METRICS_MAX names per call, and pginad keeps at most 32
  * (plugin, name) pairs in all: the rest is dropped (a bounded memory, no per-user names: never
  * put a user's name or a path into `name`). Invalid names are ignored. */
 #define PGINA_METRIC_NAME_MAX 48

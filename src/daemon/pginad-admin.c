@@ -149,7 +149,8 @@ fail:
 }
 
 /* pginactl metrics: the text as INFO frames of whole lines (one string holds PROTO_STR_MAX bytes,
- * one frame PROTO_FRAME_MAX; the text of full tables is ~160 KB, under OUT_MAX), then OK. */
+ * one frame PROTO_FRAME_MAX; the text of full tables with the longest names is ~240 KB, under
+ * OUT_MAX: test_metrics pins it), then OK. */
 static void handle_metrics(struct manager *m, struct conn *c) {
         _cleanup_free_ char *text = NULL;
         struct metrics_gauges g;

@@ -12,7 +12,7 @@
 #include "proto.h"
 
 #define METRICS_PLUGINS_MAX 32 /* plugin names come from the config: bounded */
-#define METRICS_FIGURES_MAX 64 /* (plugin, figure) pairs plugins reported (pgina_ctx_metric) */
+#define METRICS_FIGURES_MAX 32 /* (plugin, figure) pairs plugins reported (pgina_ctx_metric) */
 #define METRICS_BUCKETS 15 /* finite upper bounds; +Inf is the count */
 #define METRICS_NAME_MAX 64 /* a plugin's name on the worker pipe (pginad-workers.c) */
 #define METRICS_PHASES_MAX 384 /* the phases text of one logon (log line, session cache) */

@@ -251,6 +251,37 @@ static void test_text_families(void **state) {
         }
 }
 
+/* Full tables with the longest names: the text pginactl metrics gets as INFO frames stays under
+ * what a connection may hold unsent (pginad-manager.h's OUT_MAX, 4 frames). */
+static void test_full_tables_fit_one_answer(void **state) {
+        _cleanup_free_ struct metrics *mx = calloc(1, sizeof *mx);
+        char plugin[METRICS_NAME_MAX + 1];
+        _cleanup_free_ char *text = NULL;
+
+        assert_non_null(mx);
+        for (size_t i = 0; i < METRICS_PLUGINS_MAX; i++) {
+                struct metrics_plugin *p = &mx->plugins[mx->nplugins++];
+                memset(plugin, 'p', METRICS_NAME_MAX);
+                snprintf(plugin + METRICS_NAME_MAX - 3, 4, "%03zu", i);
+                snprintf(p->name, sizeof p->name, "%s", plugin);
+                for (int st = 0; st < _CONF_STAGE_MAX; st++)
+                        for (int r = 0; r < 3; r++)
+                                p->calls[st][r] = UINT64_MAX;
+                p->failures[0] = p->failures[1] = UINT64_MAX;
+        }
+        for (size_t i = 0; i < METRICS_FIGURES_MAX; i++) {
+                struct metrics_figure *f = &mx->figures[mx->nfigures++];
+                snprintf(f->plugin, sizeof f->plugin, "%s", mx->plugins[i % METRICS_PLUGINS_MAX].name);
+                memset(f->name, 'f', sizeof f->name - 1);
+                snprintf(f->name + sizeof f->name - 4, 4, "%03zu", i);
+                f->kind = METRICS_FIG_SECONDS;
+                f->h.count = UINT64_MAX;
+        }
+        text = render(mx);
+        print_message("full tables: %zu bytes\n", strlen(text));
+        assert_true(strlen(text) < 4 * PROTO_FRAME_MAX);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_logon_phases_and_log_text),
@@ -259,6 +290,7 @@ int main(void) {
                 cmocka_unit_test(test_plugin_failures_and_jobs),
                 cmocka_unit_test(test_figures_bounded),
                 cmocka_unit_test(test_text_families),
+                cmocka_unit_test(test_full_tables_fit_one_answer),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
