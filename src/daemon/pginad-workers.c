@@ -419,9 +419,8 @@ void worker_finish(struct manager *m, struct worker *w) {
                 }
         bool ok = w->have_result && !w->timed_out;
 
-        if (ok)
-                metrics_result(&m->metrics, &w->result);
         if (ok) {
+                metrics_result(&m->metrics, &w->result);
                 if (w->kind == WORKER_REQUEST)
                         worker_request_done(m, w);
                 else if (w->kind == WORKER_NOTIFY && w->result.status != PROTO_OK)
