@@ -234,6 +234,18 @@ void pgina_ctx_retry_later(struct pgina_ctx *ctx);
  * store): they run now instead of at their back-off time. */
 void pgina_ctx_retry_now(struct pgina_ctx *ctx);
 
+/* Figures of this call for pginad's metrics (ABI 7): pginactl metrics and the logon's log line
+ * show them. `name` is [a-z0-9_]+, at most PGINA_METRIC_NAME_MAX bytes, and its ending says what
+ * the value is: "_ms" a duration in milliseconds (a histogram in seconds, and the logon's log line
+ * names it: pgSMB's "download_ms" is "pgsmb download 400 ms"), "_bytes" a number of bytes (a
+ * counter), anything else a count of events (a counter: "store_errors"). Reported twice in one
+ * call, the values add up. At most PGINA_METRICS_MAX names per call, and pginad keeps at most 32
+ * (plugin, name) pairs in all: the rest is dropped (a bounded memory, no per-user names: never
+ * put a user's name or a path into `name`). Invalid names are ignored. */
+#define PGINA_METRIC_NAME_MAX 48
+#define PGINA_METRICS_MAX 16
+void pgina_ctx_metric(struct pgina_ctx *ctx, const char *name, uint64_t value);
+
 /* This plugin's configuration (declared defaults apply). */
 const char *pgina_conf_get(const struct pgina_ctx *ctx, const char *key);
 bool pgina_conf_bool(const struct pgina_ctx *ctx, const char *key);

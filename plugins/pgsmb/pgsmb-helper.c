@@ -406,6 +406,7 @@ static int restore_ring(struct store *st, struct stream *s, unsigned char *ring,
                         return (int)k;
                 }
                 if (k == 0) {
+                        t->mid_ms = now_ms();
                         /* The end: the child sees it, finishes, answers what it consumed and
                          * closes. Its answers are read to that end: a socket closed with
                          * unread data would reset the child's side instead of ending it. */
@@ -495,8 +496,10 @@ int pgsmb_restore_stream(struct store *st, const char *rel, uint64_t size_hint,
                         snprintf(t->err, sizeof t->err, "%s", store_error(st));
                         break;
                 }
-                if (k == 0)
+                if (k == 0) {
+                        t->mid_ms = now_ms();
                         break;
+                }
                 if (t->bytes == 0)
                         t->hashed = c->extract_argv || !zstd_checksummed_start(s.buf, (size_t)k);
                 if (t->hashed)
@@ -541,6 +544,8 @@ int pgsmb_upload_stream(struct store *st, const char *rel, const struct pgsmb_us
                         ssize_t k = read(s.fd, s.buf + have, CHUNK - have);
                         if (k < 0 && errno == EINTR)
                                 continue;
+                        if (k == 0 && !t->mid_ms)
+                                t->mid_ms = now_ms(); /* the archiver's end */
                         if (k <= 0)
                                 break;
                         have += (size_t)k;
@@ -563,6 +568,7 @@ int pgsmb_upload_stream(struct store *st, const char *rel, const struct pgsmb_us
                         break;
         }
         r = stream_end(st, &s, r, "archiving failed", t);
+        t->end_ms = now_ms();
         if (rb) {
                 XXH128_canonical_t digest;
 

@@ -34,6 +34,11 @@ struct pgsmb_transfer {
          * child's stats.checksummed is the integrity check, a SHA-256 of 700 MB costs ~0.4 s of
          * CPU on the critical path of a logon. */
         bool hashed;
+        /* now_ms() times for pgina_ctx_metric: the stream's last byte read from the store
+         * (restore) or from the archiver (upload), and (upload) the stream's end before the
+         * read-back's; 0 when it never got there. Download and extraction, archive and upload
+         * overlap: the first figure is the stream, the second what was left after it. */
+        long long mid_ms, end_ms;
 };
 
 /* Where an upload's read-back connects (a second connection, see pgsmb-readback.h). */

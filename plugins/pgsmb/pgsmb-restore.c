@@ -237,6 +237,12 @@ static int restore_download(struct restore *r, struct store *st, struct restore_
                 remove_tree(r, a->staging);
                 return k;
         }
+        /* For pginad's metrics and the logon's log line ("pgsmb download 400 ms extract 150 ms"). */
+        if (!a->t.mid_ms)
+                a->t.mid_ms = a->t_stream;
+        pgina_ctx_metric(r->ctx, "download_ms", (uint64_t)(a->t.mid_ms - a->t0));
+        pgina_ctx_metric(r->ctx, "extract_ms", (uint64_t)(a->t_stream - a->t.mid_ms));
+        pgina_ctx_metric(r->ctx, "download_bytes", a->t.bytes);
         return 0;
 }
 
@@ -367,11 +373,15 @@ int pgsmb_gateway(struct pgina_ctx *ctx, struct pgina_user *u) {
                 r.tries++;
                 if (!st && pgsmb_connect(ctx, &r.cfg, false, &st, r.why, sizeof r.why) < 0) {
                         r.tries = r.cfg.retries; /* pgsmb_connect did its own retries */
+                        pgina_ctx_metric(ctx, "store_errors", 1);
                         break;
                 }
                 k = attempt(&r, st);
                 if (k > 0)
                         break;
+                if (k == -EAGAIN || k == -ETIMEDOUT || k == -EIO || k == -ECONNRESET || k == -EHOSTUNREACH ||
+                    k == -ECONNREFUSED)
+                        pgina_ctx_metric(ctx, "store_errors", 1); /* the store's, not the archive's */
                 pgina_log(ctx, LOG_WARNING, "%s: restore try %u of %u failed: %s", r.cfg.user, i + 1,
                           r.cfg.retries, r.why);
                 if (k != -EAGAIN && k != -ETIMEDOUT && k != -EIO && k != -ECONNRESET && k != -EBADMSG &&

@@ -194,6 +194,13 @@ static void upload_report(struct upload *up, struct store *st, struct upload_att
                   up->cfg.rel_archive, (now_ms() - a->t0) / 1000.0, t->verified ? " and read-back" : "",
                   (a->t_upload - a->t0) / 1000.0,
                   (a->t_verify - a->t_upload) / 1000.0);
+        /* For pginad's metrics: archive (the upload streams alongside), the upload's rest, the
+         * verification (the read-back's end, or the read after the upload). */
+        long long mid = t->mid_ms ? t->mid_ms : a->t_upload, end = t->end_ms ? t->end_ms : a->t_upload;
+        pgina_ctx_metric(up->ctx, "archive_ms", (uint64_t)(mid - a->t0));
+        pgina_ctx_metric(up->ctx, "upload_ms", (uint64_t)(end > mid ? end - mid : 0));
+        pgina_ctx_metric(up->ctx, "verify_ms", (uint64_t)(a->t_verify > end ? a->t_verify - end : 0));
+        pgina_ctx_metric(up->ctx, "upload_bytes", t->bytes);
 }
 
 /* Commit: the previous archive becomes a kept version, the verified upload takes its place: two
@@ -357,11 +364,15 @@ int pgsmb_upload(struct pgina_ctx *ctx, struct pgina_user *u, bool admin) {
         for (unsigned i = 0; i < up.cfg.retries && k <= 0; i++) {
                 if (i > 0)
                         sleep(up.cfg.retry_delay);
-                if (!st && (err = pgsmb_connect(ctx, &up.cfg, true, &st, up.why, sizeof up.why)) < 0)
+                if (!st && (err = pgsmb_connect(ctx, &up.cfg, true, &st, up.why, sizeof up.why)) < 0) {
+                        pgina_ctx_metric(ctx, "store_errors", 1);
                         break;
+                }
                 k = attempt(&up, st);
                 if (k < 0)
                         err = k;
+                if (upload_retryable(k))
+                        pgina_ctx_metric(ctx, "store_errors", 1);
                 if (k <= 0) {
                         pgina_log(ctx, LOG_WARNING, "%s: upload try %u of %u failed: %s", up.cfg.user, i + 1,
                                   up.cfg.retries, up.why);

@@ -215,6 +215,22 @@ static void conf_service_entry(struct conf *c, const struct conf_entry *e, char 
                                    "preload_libraries must be true or false, not '%s'", e->value);
                 else
                         c->preload_libraries = b;
+        } else if (streq(e->key, "metrics_textfile")) {
+                /* empty: no file (the default) */
+                if (e->value[0] && (e->value[0] != '/' || e->value[strlen(e->value) - 1] == '/'))
+                        conf_error(errors, c->path, e->line,
+                                   "metrics_textfile must be an absolute file name (or empty: none), not '%s'",
+                                   e->value);
+                else if (!e->value[0]) {
+                        free(c->metrics_textfile);
+                        c->metrics_textfile = NULL;
+                } else
+                        r = set_string(&c->metrics_textfile, e->value);
+        } else if (streq(e->key, "metrics_interval")) {
+                if (parse_unsigned(e->value, 1, 86400, &c->metrics_interval) < 0)
+                        conf_error(errors, c->path, e->line,
+                                   "metrics_interval must be seconds between 1 and 86400, not '%s'",
+                                   e->value);
         } else if (streq(e->key, "log_level")) {
                 int l = log_level_from_string(e->value);
                 if (l < 0)
@@ -319,6 +335,7 @@ static int conf_set_defaults(struct conf *c) {
         c->max_workers = 64;
         c->max_queued = 256;
         c->preload_libraries = true;
+        c->metrics_interval = 60;
         c->log_level = LOG_INFO;
         if (set_string(&c->socket_path, PGINA_SOCKET_DEFAULT) < 0 ||
             set_string(&c->state_dir, PGINA_STATE_DIR_DEFAULT) < 0 ||
@@ -380,6 +397,7 @@ void conf_free(struct conf *c) {
         free(c->socket_path);
         free(c->state_dir);
         free(c->plugin_dir);
+        free(c->metrics_textfile);
         free(c->path);
         free(c);
 }

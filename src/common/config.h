@@ -48,6 +48,8 @@ struct conf {
         unsigned max_workers; /* request workers running at once */
         unsigned max_queued; /* requests waiting for a worker; beyond, "busy" */
         bool preload_libraries; /* pginad loads the plugins' libraries once (pginad-preload.c) */
+        char *metrics_textfile; /* node_exporter's textfile, written every metrics_interval s; NULL: none */
+        unsigned metrics_interval;
         int log_level;
 
         /* [order]: plugin names per stage, in order */

@@ -218,6 +218,7 @@ static const struct request_codec {
         [PROTO_REQ_RELOAD] = {encode_empty, decode_empty},
         [PROTO_REQ_PLUGIN_ADMIN] = {encode_plugin_admin, decode_plugin_admin},
         [PROTO_REQ_WAIT_JOBS] = {encode_name_id, decode_name_id},
+        [PROTO_REQ_METRICS] = {encode_empty, decode_empty},
         [PROTO_REQ_GETPWNAM] = {encode_name_id, decode_name_id},
         [PROTO_REQ_GETGRNAM] = {encode_name_id, decode_name_id},
 };

@@ -72,7 +72,8 @@ enum proto_type {
 
         /* Admin requests: root peers only. */
         PROTO_REQ_STATUS = 16, /* rows: kind=daemon|plugin|job, … */
-        PROTO_REQ_SESSIONS = 17, /* rows: session, user, uid, service, tty, rhost, opened, credui */
+        PROTO_REQ_SESSIONS = 17, /* rows: session, user, uid, service, tty, rhost, opened, credui,
+                                  * phases (of the logon that opened it, "" when not known) */
         PROTO_REQ_PLUGINS = 18, /* rows: name, version, description, stages, abi, path, health,
                                  * reason, order ("authentication:1 gateway:2"), options (one line
                                  * per option: key TAB type TAB default TAB help) */
@@ -87,6 +88,10 @@ enum proto_type {
          * logoff job (of user) is queued or running, UNAVAILABLE when seconds pass first;
          * keepalives meanwhile. For shutdown scripts and benchmarks: no polling. */
         PROTO_REQ_WAIT_JOBS = 22,
+        /* METRICS: no fields. pginad's metrics in Prometheus' text format (version 0.0.4) come
+         * as INFO frames (kind TEXT: whole lines, without the last one's newline, each at most
+         * PROTO_STR_MAX), then an empty OK RESULT; what pginactl metrics prints. */
+        PROTO_REQ_METRICS = 23,
 
         /* NSS lookups, any peer: str user ("" = by uid) | u32 uid. Result row: user, uid, gid,
          * gecos, home, shell; NOT_FOUND when no plugin knows the user; UNAVAILABLE when one could

@@ -123,7 +123,7 @@ int cmd_status(const struct ctl *ctl, int argc, char **argv) {
 
 int cmd_sessions(const struct ctl *ctl, int argc, char **argv) {
         _cleanup_(proto_result_free) struct proto_result res = {0};
-        struct table t = {.ncols = 10};
+        struct table t = {.ncols = ctl->verbose ? 11 : 10};
         int r;
 
         if ((r = ctl_simple(ctl, PROTO_REQ_SESSIONS, &res)) > 0)
@@ -134,8 +134,9 @@ int cmd_sessions(const struct ctl *ctl, int argc, char **argv) {
                 printf("No sessions.\n");
                 return EXIT_OK;
         }
+        /* -v: the phases of the logon that opened the session, last: the one long cell */
         table_add(&t, (const char *[]){"SESSION", "INDEX", "USER", "UID", "SERVICE", "TTY", "RHOST", "OPENED",
-                                       "SCENARIO", "LOGIND"});
+                                       "SCENARIO", "LOGIND", "LOGON PHASES"});
         for (size_t i = 0; i < res.nrows; i++) {
                 const struct proto_row *row = &res.rows[i];
                 char tb[64];
@@ -146,10 +147,33 @@ int cmd_sessions(const struct ctl *ctl, int argc, char **argv) {
                                            row_get(row, "tty"), row_get(row, "rhost"),
                                            format_time(row_get(row, "opened"), tb, sizeof tb),
                                            row_get(row, "scenario"),
-                                           *row_get(row, "logind") ? row_get(row, "logind") : "-"});
+                                           *row_get(row, "logind") ? row_get(row, "logind") : "-",
+                                           row_get(row, "phases")});
         }
         table_print(&t, stdout);
         table_free(&t);
+        return EXIT_OK;
+}
+
+/* metrics: pginad's text (Prometheus' format) comes as INFO lines, printed as they come. */
+int cmd_metrics(const struct ctl *ctl, int argc, char **argv) {
+        _cleanup_(proto_result_free) struct proto_result res = {0};
+        _cleanup_pbuf_ struct pbuf req = {0};
+        _cleanup_close_ int fd = -1;
+        int r;
+
+        pbuf_init(&req);
+        if ((r = request_encode(&req, &(struct request){.type = PROTO_REQ_METRICS})) < 0) {
+                fprintf(stderr, "pginactl: cannot build request: %s\n", strerror(-r));
+                return EXIT_PROTOCOL;
+        }
+        fd = ctl_connect(ctl);
+        if (fd < 0)
+                return -fd;
+        if ((r = ctl_call_fd_output(ctl, fd, &req, &res, true)) > 0)
+                return r;
+        if (res.status != PROTO_OK)
+                return report_status("metrics", &res);
         return EXIT_OK;
 }
 

@@ -47,9 +47,14 @@ static const struct command commands[] = {
          "user, state (queued, running, resumed from the journal, or retry N when a plugin\n"
          "asked pginad to try again later), since when, the next try and the last error.\n",
          cmd_status},
-        {"sessions", "", 0, 0, NULL, "List the sessions pginad knows",
+        {"sessions", "[-v]", 0, 0,
+         "  -v, --verbose   also the phases of the logon that opened each session\n",
+         "List the sessions pginad knows",
          "One line per user of each session: index 0 is the user who logged on, 1 and up\n"
-         "the users who authenticated inside it (sudo, su, pkexec: scenario credui).\n",
+         "the users who authenticated inside it (sudo, su, pkexec: scenario credui).\n"
+         "With -v, the time the logon took and its phases: authentication, authorization\n"
+         "and gateway, with what plugins measured (pgsmb's download and extract), in ms;\n"
+         "the logon's log line says the same.\n",
          cmd_sessions},
         {"plugins", "[-v]", 0, 0, "  -v, --verbose   also each plugin's description and options\n",
          "List the loaded plugins",
@@ -90,6 +95,16 @@ static const struct command commands[] = {
          "with status 3; without, it waits as long as the jobs take. For shutdown and\n"
          "maintenance scripts: pginactl wait && poweroff.\n",
          cmd_wait},
+        {"metrics", "", 0, 0, NULL, "Print pginad's metrics (Prometheus text format)",
+         "Prints what pginad counted since it started, in Prometheus' text exposition format:\n"
+         "logons by scenario and result, histograms of their phases (authentication,\n"
+         "authorization, gateway, total), plugin calls by stage and result, plugin failures\n"
+         "(crash, timeout), what plugins measured (pgsmb: download, extract, archive,\n"
+         "upload and verify seconds, bytes moved, store errors), pending logoff jobs by\n"
+         "state, job runs and retries. For node_exporter's textfile collector, set\n"
+         "metrics_textfile in [service] of pgina.conf: pginad writes the same text there\n"
+         "every metrics_interval seconds.\n",
+         cmd_metrics},
         {"cache", "list | drop USER", 1, 2, NULL, "Cached (offline) logons of the ldap plugin",
          "cache list shows the users whose logon the ldap plugin can check while every LDAP\n"
          "server is unreachable (cache_credentials = true), with when each entry was made and\n"
@@ -298,7 +313,7 @@ int main(int argc, char **argv) {
                         cmd->args);
                 return EXIT_USAGE;
         }
-        if ((ctl.verbose && cmd->run != cmd_plugins) || (ctl.gateway && cmd->run != cmd_simulate)) {
+        if ((ctl.verbose && cmd->run != cmd_plugins && cmd->run != cmd_sessions) || (ctl.gateway && cmd->run != cmd_simulate)) {
                 fprintf(stderr, "pginactl: %s: option %s does not apply\n", cmd->name,
                         ctl.verbose ? "--verbose" : "--gateway");
                 return EXIT_USAGE;

@@ -71,3 +71,4 @@ int cmd_plugin(const struct ctl *ctl, int argc, char **argv);
 int cmd_profile(const struct ctl *ctl, int argc, char **argv);
 int cmd_wait(const struct ctl *ctl, int argc, char **argv);
 int cmd_cache(const struct ctl *ctl, int argc, char **argv);
+int cmd_metrics(const struct ctl *ctl, int argc, char **argv);

@@ -148,6 +148,42 @@ fail:
         reply_simple(c, PROTO_UNAVAILABLE, "could not build the answer");
 }
 
+/* pginactl metrics: the text as INFO frames of whole lines (one string holds PROTO_STR_MAX bytes,
+ * one frame PROTO_FRAME_MAX; the text of full tables with the longest names is ~240 KB, under
+ * OUT_MAX: test_metrics pins it), then OK. */
+static void handle_metrics(struct manager *m, struct conn *c) {
+        _cleanup_free_ char *text = NULL;
+        struct metrics_gauges g;
+        size_t len = 0;
+
+        for (size_t i = 0; i < m->nplugins; i++)
+                metrics_plugin_known(&m->metrics, m->plugins[i].name);
+        manager_gauges(m, &g);
+        if (metrics_render(&m->metrics, &g, &text, &len) < 0) {
+                reply_simple(c, PROTO_UNAVAILABLE, "could not build the answer");
+                return;
+        }
+        for (char *p = text; *p;) {
+                size_t n = 0;
+
+                /* whole lines up to the bound; a line is far shorter than it */
+                while (p[n]) {
+                        size_t k = strcspn(p + n, "\n");
+                        if (n && n + k >= PROTO_STR_MAX)
+                                break;
+                        n += k + (p[n + k] == '\n');
+                }
+                char save = p[n];
+                p[n] = 0;
+                if (n && p[n - 1] == '\n')
+                        p[n - 1] = 0; /* print_text adds it back */
+                reply_info(c, PROTO_INFO_TEXT, p);
+                p[n] = save;
+                p += n;
+        }
+        reply_simple(c, PROTO_OK, "");
+}
+
 static size_t jobs_of(const struct manager *m, const char *user) {
         size_t n = 0;
 
@@ -217,7 +253,7 @@ static void handle_sessions(struct manager *m, struct conn *c) {
                         snprintf(idx, sizeof idx, "%zu", k);
                         snprintf(uid, sizeof uid, "%lld", (long long)e->uid);
                         snprintf(opened, sizeof opened, "%lld", (long long)e->opened);
-                        if (proto_row_begin(&b, 10) < 0 || proto_row_field(&b, "session", s->id) < 0 ||
+                        if (proto_row_begin(&b, 11) < 0 || proto_row_field(&b, "session", s->id) < 0 ||
                             proto_row_field(&b, "index", idx) < 0 ||
                             proto_row_field(&b, "user", e->user) < 0 || proto_row_field(&b, "uid", uid) < 0 ||
                             proto_row_field(&b, "service", e->service) < 0 ||
@@ -225,7 +261,8 @@ static void handle_sessions(struct manager *m, struct conn *c) {
                             proto_row_field(&b, "rhost", e->rhost) < 0 ||
                             proto_row_field(&b, "opened", opened) < 0 ||
                             proto_row_field(&b, "scenario", k == 0 ? "logon" : "credui") < 0 ||
-                            proto_row_field(&b, "logind", s->logind) < 0)
+                            proto_row_field(&b, "logind", s->logind) < 0 ||
+                            proto_row_field(&b, "phases", strempty(e->phases)) < 0)
                                 goto fail;
                 }
         }
@@ -345,6 +382,7 @@ static const struct dispatch {
         {PROTO_REQ_RELOAD, PEER_ROOT, handle_reload},
         {PROTO_REQ_PLUGIN_ADMIN, PEER_ROOT, handle_plugin_admin},
         {PROTO_REQ_WAIT_JOBS, PEER_ROOT, handle_wait_jobs},
+        {PROTO_REQ_METRICS, PEER_ROOT, handle_metrics},
         {PROTO_REQ_GETPWNAM, PEER_ANY, handle_nss},
         {PROTO_REQ_GETGRNAM, PEER_ANY, handle_nss},
 };

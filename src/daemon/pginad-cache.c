@@ -31,6 +31,7 @@ static void entry_done(struct cache_entry *e) {
         free(e->service);
         free(e->tty);
         free(e->rhost);
+        free(e->phases);
         user_free(e->record);
         secret_free(e->password);
         memset(e, 0, sizeof *e);
@@ -84,15 +85,26 @@ static int entry_init(struct cache_entry *e, struct pgina_user *record, struct s
         e->service = strdup(strempty(service));
         e->tty = strdup(strempty(tty));
         e->rhost = strdup(strempty(rhost));
+        e->phases = strdup("");
         e->uid = record->uid;
         e->opened = (int64_t)time(NULL);
         e->scenario = scenario;
-        if (!e->user || !e->service || !e->tty || !e->rhost) {
+        if (!e->user || !e->service || !e->tty || !e->rhost || !e->phases) {
                 entry_done(e);
                 return -ENOMEM;
         }
         e->record = record;
         e->password = password;
+        return 0;
+}
+
+int cache_entry_set_phases(struct cache_entry *e, const char *phases) {
+        char *p = strdup(strempty(phases));
+
+        if (!p)
+                return -ENOMEM;
+        free(e->phases);
+        e->phases = p;
         return 0;
 }
 
@@ -148,7 +160,8 @@ int cache_close(struct cache *c, const char *id, struct session *ret) {
 }
 
 /* On disk: a magic line, then proto.h result rows: one row per entry with the session's and the
- * entry's fields and the record (user_to_row's fields). "logind" may be missing (older files). */
+ * entry's fields and the record (user_to_row's fields). "logind" and "phases" may be missing
+ * (older files). */
 static int entry_to_row(const struct session *s, size_t idx, struct pbuf *b) {
         const struct cache_entry *e = &s->entries[idx];
         _cleanup_pbuf_ struct pbuf rec = {0};
@@ -168,7 +181,7 @@ static int entry_to_row(const struct session *s, size_t idx, struct pbuf *b) {
         snprintf(num[1], sizeof num[1], "%" PRId64, e->opened);
         snprintf(num[2], sizeof num[2], "%u", e->scenario);
         snprintf(num[3], sizeof num[3], "%u", s->leader);
-        if ((r = proto_row_begin(b, 10 + n)) < 0 || (r = proto_row_field(b, "session", s->id)) < 0 ||
+        if ((r = proto_row_begin(b, 11 + n)) < 0 || (r = proto_row_field(b, "session", s->id)) < 0 ||
             (r = proto_row_field(b, "index", num[0])) < 0 ||
             (r = proto_row_field(b, "service", e->service)) < 0 ||
             (r = proto_row_field(b, "tty", e->tty)) < 0 || (r = proto_row_field(b, "rhost", e->rhost)) < 0 ||
@@ -176,7 +189,8 @@ static int entry_to_row(const struct session *s, size_t idx, struct pbuf *b) {
             (r = proto_row_field(b, "scenario", num[2])) < 0 ||
             (r = proto_row_field(b, "leader", num[3])) < 0 ||
             (r = proto_row_field(b, "logind", s->logind)) < 0 ||
-            (r = proto_row_field(b, "entry_user", e->user)) < 0)
+            (r = proto_row_field(b, "entry_user", e->user)) < 0 ||
+            (r = proto_row_field(b, "phases", e->phases)) < 0)
                 return r;
         for (size_t k = view.pos; k < view.len; k++)
                 if ((r = pbuf_put_u8(b, view.data[k])) < 0)
@@ -246,6 +260,8 @@ static int cache_add_row(struct cache *c, const struct proto_row *row) {
         s->entries[s->nentries - 1].opened = strtoll(strempty(proto_row_get(row, "opened")), NULL, 10);
         s->entries[s->nentries - 1].scenario =
                 (uint8_t)strtoul(strempty(proto_row_get(row, "scenario")), NULL, 10);
+        if (cache_entry_set_phases(&s->entries[s->nentries - 1], proto_row_get(row, "phases")) < 0)
+                return -ENOMEM;
         return 0;
 }
 

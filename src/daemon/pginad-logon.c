@@ -117,7 +117,7 @@ void handle_open_session(struct manager *m, struct conn *c) {
         enum pgina_event ev[2];
         size_t nev = 0, nenv = 0;
         uid_t uid;
-        char id[64];
+        char id[64], phases[METRICS_PHASES_MAX] = "";
 
         if (!valid_user_name(r->user)) {
                 reply_simple(c, PROTO_BAD_REQUEST, "invalid user name");
@@ -154,6 +154,7 @@ void handle_open_session(struct manager *m, struct conn *c) {
                         if (streq(pl->record->name, r->user)) {
                                 record = TAKE_PTR(pl->record);
                                 password = TAKE_PTR(pl->password);
+                                snprintf(phases, sizeof phases, "%s", pl->phases);
                         }
                         *p = pl->next;
                         user_free(pl->record);
@@ -182,6 +183,7 @@ void handle_open_session(struct manager *m, struct conn *c) {
         }
         if (user_uid(r->user, &uid) == 0)
                 s->entries[0].uid = uid;
+        (void)cache_entry_set_phases(&s->entries[0], phases);
         snprintf(id, sizeof id, "%s", s->id);
         if (!streq(r->service, "systemd-user"))
                 jobs_superseded(m, r->user);

@@ -120,6 +120,7 @@ int manager_run(struct manager *m) {
                 wait_jobs_resume(m);
                 queue_run(m);
                 logins_expire(m);
+                textfile_write(m, now);
                 if (manager_done(m)) {
                         conns_last_words(m);
                         break;
@@ -148,6 +149,7 @@ int manager_run(struct manager *m) {
                         deadline_min(&next, m->stop_deadline);
                 queue_deadline(m, &next);
                 jobs_deadline(m, &next);
+                textfile_deadline(m, &next);
                 timeout = next <= now ? 0 : (int)(next - now);
                 k = poll(pfd, n, timeout);
                 if (k < 0 && errno != EINTR) {

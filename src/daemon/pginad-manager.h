@@ -1,5 +1,6 @@
 /* The master's internal types, shared by its modules (pginad-conn.c, pginad-peer.c, pginad-queue.c,
- * pginad-workers.c, pginad-logon.c, pginad-admin.c, pginad-loop.c, pginad-manager.c). */
+ * pginad-workers.c, pginad-logon.c, pginad-admin.c, pginad-loop.c, pginad-manager.c,
+ * pginad-textfile.c). */
 #pragma once
 
 #include <poll.h>
@@ -9,6 +10,7 @@
 #include <time.h>
 
 #include "pginad.h"
+#include "pginad-metrics.h"
 
 /* The master's clock: milliseconds, monotonic. Every deadline, back-off, queue and parking time,
  * connection timeout and NSS answer lifetime reads it through here, so that unit tests drive them
@@ -102,6 +104,7 @@ struct pending_login {
         struct pgina_user *record;
         struct secret *password;
         long long expires;
+        char phases[METRICS_PHASES_MAX]; /* its logon's phases, for the session it opens */
         struct pending_login *next;
 };
 
@@ -141,6 +144,11 @@ struct manager {
         bool stopping;
         long long stop_deadline;
         time_t started;
+        struct metrics metrics; /* pginad-metrics.c */
+        struct textfile {
+                long long next; /* the next write, on the manager's clock */
+                pid_t writer; /* the process writing it now, or 0 */
+        } textfile; /* pginad-textfile.c: metrics_textfile */
 };
 static inline long long clock_now(const struct manager_clock *k) { return k->now_ms(k->userdata); }
 /* Lower *next to t: each module offers its deadlines to the loop's poll timeout this way. */
@@ -213,6 +221,12 @@ void handle_close_session(struct manager *m, struct conn *c);
 void logind_sync(struct manager *m);
 void handle_change_password(struct manager *m, struct conn *c);
 void handle_worker_request(struct manager *m, struct conn *c);
+
+/* ---- pginad-textfile.c: the metrics for node_exporter's textfile collector ---- */
+void manager_gauges(const struct manager *m, struct metrics_gauges *g); /* what metrics show now */
+void textfile_deadline(const struct manager *m, long long *next);
+void textfile_write(struct manager *m, long long now); /* when its time has come */
+bool textfile_reaped(struct manager *m, pid_t pid, int status); /* its writer's end */
 
 /* ---- pginad-admin.c ---- */
 void nss_reply(struct conn *c, const struct nss_entry *e);

@@ -49,6 +49,30 @@ static void hook_progress(void *userdata, const char *text) {
 
 static const char *yesno(bool b) { return b ? "yes" : "no"; }
 
+/* A step's row: stage, plugin, result, message, retry, its duration ("ms") and the figures the
+ * plugin reported ("metric:NAME" = value, pgina_ctx_metric): the master's metrics and log line. */
+static int step_row(struct pbuf *b, const struct chain_step *s) {
+        char ms[24], v[24], key[PGINA_METRIC_NAME_MAX + 8];
+        int r;
+
+        snprintf(ms, sizeof ms, "%lld", s->ms);
+        if ((r = proto_row_begin(b, (uint32_t)(6 + s->metrics.n))) < 0 ||
+            (r = proto_row_field(b, "stage", conf_stage_name(s->stage))) < 0 ||
+            (r = proto_row_field(b, "plugin", s->plugin)) < 0 ||
+            (r = proto_row_field(b, "result", chain_result_string(s->result))) < 0 ||
+            (r = proto_row_field(b, "message", s->message)) < 0 ||
+            (r = proto_row_field(b, "retry", chain_retry_string(s->retry))) < 0 ||
+            (r = proto_row_field(b, "ms", ms)) < 0)
+                return r;
+        for (size_t i = 0; i < s->metrics.n; i++) {
+                snprintf(key, sizeof key, "metric:%s", s->metrics.v[i].name);
+                snprintf(v, sizeof v, "%llu", (unsigned long long)s->metrics.v[i].value);
+                if ((r = proto_row_field(b, key, v)) < 0)
+                        return r;
+        }
+        return 0;
+}
+
 /* Rows of a worker result: the steps, the verdict (stage=final), the record (proto.h rows). */
 static void send_result(uint32_t status, const struct chain_run *run, const struct pgina_user *u,
                         const char *gateway_state) {
@@ -65,16 +89,9 @@ static void send_result(uint32_t status, const struct chain_run *run, const stru
         pbuf_init(&b);
         if (proto_result_begin(&b, status, run->message, (uint32_t)(1 + run->nsteps + (u ? 1 : 0))) < 0)
                 return;
-        for (size_t i = 0; i < run->nsteps; i++) {
-                const struct chain_step *s = &run->steps[i];
-                if (proto_row_begin(&b, 5) < 0 ||
-                    proto_row_field(&b, "stage", conf_stage_name(s->stage)) < 0 ||
-                    proto_row_field(&b, "plugin", s->plugin) < 0 ||
-                    proto_row_field(&b, "result", chain_result_string(s->result)) < 0 ||
-                    proto_row_field(&b, "message", s->message) < 0 ||
-                    proto_row_field(&b, "retry", chain_retry_string(s->retry)) < 0)
+        for (size_t i = 0; i < run->nsteps; i++)
+                if (step_row(&b, &run->steps[i]) < 0)
                         return;
-        }
         if (proto_row_begin(&b, 8) < 0 || proto_row_field(&b, "stage", "final") < 0 ||
             proto_row_field(&b, "result", status == PROTO_OK ? "success" : "failure") < 0 ||
             proto_row_field(&b, "message", run->message) < 0 ||

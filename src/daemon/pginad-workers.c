@@ -121,7 +121,7 @@ static struct pgina_user *result_record(const struct proto_result *res) {
 }
 
 static void login_token_new(struct manager *m, struct conn *c, struct worker *w, const char *authorized,
-                            const char *message) {
+                            const char *message, const char *phases) {
         struct pending_login *pl = calloc(1, sizeof *pl);
         _cleanup_pbuf_ struct pbuf b = {0};
         uint8_t raw[16];
@@ -136,6 +136,7 @@ static void login_token_new(struct manager *m, struct conn *c, struct worker *w,
                 snprintf(pl->token + 2 * i, 3, "%02x", raw[i]);
         pl->password = TAKE_PTR(w->req.password);
         pl->expires = manager_now(m) + TOKEN_TTL_MS;
+        snprintf(pl->phases, sizeof pl->phases, "%s", phases);
         pl->next = m->logins;
         m->logins = pl;
         logins_bound(m);
@@ -242,8 +243,11 @@ static void worker_request_done(struct manager *m, struct worker *w) {
         const char *msg = strempty(res->message);
         uint32_t st = res->status;
 
-        if (!c)
+        if (!c) { /* the client left: its logon still counts */
+                if (w->req.type == PROTO_REQ_LOGIN)
+                        metrics_logon(&m->metrics, w->req.scenario, st, res, manager_now(m) - w->started, NULL, 0);
                 return;
+        }
         if (w->req.type == PROTO_REQ_SIMULATE) {
                 _cleanup_pbuf_ struct pbuf b = {0};
                 pbuf_init(&b);
@@ -278,16 +282,21 @@ static void worker_request_done(struct manager *m, struct worker *w) {
         }
         if (w->req.type == PROTO_REQ_LOGIN) {
                 bool ok = st == PROTO_OK || (st == PROTO_DENIED && w->req.scenario == PGINA_SCENARIO_LOGON);
-                log_info("%s of %s (service %s%s%s): %s%s%s",
+                char phases[METRICS_PHASES_MAX];
+
+                /* "ok in 812 ms (authentication 120 ms, ..., gateway 650 ms: pgsmb download 400 ms ...)" */
+                metrics_logon(&m->metrics, w->req.scenario, st, res, manager_now(m) - w->started, phases,
+                              sizeof phases);
+                log_info("%s of %s (service %s%s%s): %s in %s%s%s",
                          w->req.scenario == PGINA_SCENARIO_UNLOCK   ? "unlock"
                          : w->req.scenario == PGINA_SCENARIO_CREDUI ? "credui logon"
                                                                     : "logon",
                          w->req.user, w->req.service[0] ? w->req.service : "-",
-                         w->req.rhost[0] ? ", from " : "", w->req.rhost, proto_status_to_string(st),
+                         w->req.rhost[0] ? ", from " : "", w->req.rhost, proto_status_to_string(st), phases,
                          msg[0] ? ": " : "", msg);
                 peer_account(m, c, st == PROTO_OK);
                 if (ok && w->req.scenario == PGINA_SCENARIO_LOGON) {
-                        login_token_new(m, c, w, st == PROTO_OK ? "yes" : "no", msg);
+                        login_token_new(m, c, w, st == PROTO_OK ? "yes" : "no", msg, phases);
                         return;
                 }
                 if (st == PROTO_OK && w->req.scenario == PGINA_SCENARIO_CREDUI)
@@ -327,6 +336,7 @@ static void worker_failed(struct manager *m, struct worker *w) {
         if (w->plugin[0]) {
                 log_error("plugin %s %s", w->plugin, reason);
                 plugin_mark_failed(m, w->plugin, reason);
+                metrics_plugin_failure(&m->metrics, w->plugin, w->timed_out);
         } else
                 log_error("worker %d for %s failed: %s", (int)w->pid, w->user, reason);
         if (w->conn) {
@@ -336,6 +346,9 @@ static void worker_failed(struct manager *m, struct worker *w) {
                 peer_account(m, w->conn, false);
                 reply_simple(w->conn, PROTO_UNAVAILABLE, msg);
         }
+        if (w->kind == WORKER_REQUEST && w->req.type == PROTO_REQ_LOGIN)
+                metrics_logon(&m->metrics, w->req.scenario, PROTO_UNAVAILABLE, NULL, manager_now(m) - w->started,
+                              NULL, 0);
 }
 
 /* A worker's memory and pipe, once it is reaped (or killed at exit). */
@@ -407,6 +420,7 @@ void worker_finish(struct manager *m, struct worker *w) {
         bool ok = w->have_result && !w->timed_out;
 
         if (ok) {
+                metrics_result(&m->metrics, &w->result);
                 if (w->kind == WORKER_REQUEST)
                         worker_request_done(m, w);
                 else if (w->kind == WORKER_NOTIFY && w->result.status != PROTO_OK)
@@ -416,8 +430,15 @@ void worker_finish(struct manager *m, struct worker *w) {
                 worker_failed(m, w);
         if (ok)
                 worker_retry_wakes(m, w);
-        if (w->kind == WORKER_JOB && w->job)
+        if (w->kind == WORKER_JOB && w->job) {
+                metrics_job(&m->metrics,
+                            !ok                            ? METRICS_JOB_FAILED
+                            : job_retry_row(w)             ? METRICS_JOB_RETRY
+                            : w->result.status == PROTO_OK ? METRICS_JOB_OK
+                                                           : METRICS_JOB_FAILED,
+                            manager_now(m) - w->started);
                 worker_job_done(m, w, ok);
+        }
         worker_free(w);
 }
 
@@ -475,6 +496,8 @@ void workers_reap(struct manager *m) {
 
                 if (pid <= 0)
                         return;
+                if (textfile_reaped(m, pid, status))
+                        continue;
                 for (struct worker *w = m->workers; w; w = w->next)
                         if (w->pid == pid) {
                                 w->reaped = true;

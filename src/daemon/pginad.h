@@ -1,7 +1,7 @@
 /* pginad's internal types. The master (pginad-manager.h and its modules: -loop, -conn, -peer,
- * -queue, -workers, -logon, -admin; with -cache, -jobs, -nss, -logind) never runs plugin code;
- * pginad-worker.c runs in forked children and is the only file that calls into the chain
- * (host/). */
+ * -queue, -workers, -logon, -admin, -textfile; with -cache, -jobs, -nss, -logind, -metrics) never
+ * runs plugin code; pginad-worker.c runs in forked children and is the only file that calls into
+ * the chain (host/). */
 #pragma once
 
 #include <stdbool.h>
@@ -26,6 +26,7 @@ struct cache_entry {
         uint8_t scenario; /* PGINA_SCENARIO_LOGON or _CREDUI */
         struct pgina_user *record; /* without password */
         struct secret *password; /* in memory only, never written; for logoff work */
+        char *phases; /* the phases of the logon that opened it ("812 ms (authentication ...)"), or "" */
 };
 
 struct session {
@@ -57,6 +58,7 @@ int cache_append(struct session *s, struct pgina_user *record, struct secret *pa
 /* Remove a session; the removed session is returned in *ret for the caller to free. */
 int cache_close(struct cache *c, const char *id, struct session *ret);
 void session_done(struct session *s);
+int cache_entry_set_phases(struct cache_entry *e, const char *phases);
 /* The user's login sessions (their user manager's, systemd-user, does not count). */
 unsigned cache_user_sessions(const struct cache *c, const char *user);
 bool cache_session_is_manager(const struct session *s);

@@ -45,6 +45,8 @@ static int run_add_step(struct chain_run *run, enum conf_stage stage, const char
         n->result = result;
         n->message = message ? strdup(message) : NULL;
         n->retry = CHAIN_RETRY_NONE;
+        n->ms = 0;
+        n->metrics.n = 0;
         return 0;
 }
 
@@ -55,11 +57,14 @@ static int call_plugin(const struct chain_env *env, struct chain_run *run, enum 
                        const struct loaded_plugin *lp, struct pgina_user *u, stage_call_fn fn,
                        void *arg, char **message, bool *password_expired) {
         struct pgina_ctx ctx = {.conf = env->conf, .plugin = lp, .env = env, .run = run};
+        long long t0;
         int r;
 
         if (env->hooks.plugin_begin)
                 env->hooks.plugin_begin(env->hooks.userdata, lp->name, conf_stage_name(stage));
+        t0 = now_ms();
         r = fn(&ctx, u, arg);
+        t0 = now_ms() - t0;
         if (r < 0)
                 log_error_errno(r, "plugin %s failed in %s for user %s: %m%s%s", lp->name,
                                 conf_stage_name(stage), u->name, ctx.message ? ": " : "",
@@ -71,8 +76,12 @@ static int call_plugin(const struct chain_env *env, struct chain_run *run, enum 
         /* A retry is asked for by a notification that did not succeed; "now" by any call. */
         if (ctx.retry == CHAIN_RETRY_LATER && (stage != CONF_STAGE_NOTIFICATION || r > 0))
                 ctx.retry = CHAIN_RETRY_NONE;
-        if (run_add_step(run, stage, lp->name, r, ctx.message) == 0)
-                run->steps[run->nsteps - 1].retry = ctx.retry;
+        if (run_add_step(run, stage, lp->name, r, ctx.message) == 0) {
+                struct chain_step *st = &run->steps[run->nsteps - 1];
+                st->retry = ctx.retry;
+                st->ms = t0;
+                st->metrics = ctx.metrics;
+        }
         if (message)
                 *message = TAKE_PTR(ctx.message);
         if (password_expired)

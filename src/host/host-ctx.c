@@ -194,6 +194,23 @@ void pgina_ctx_retry_now(struct pgina_ctx *ctx) {
                 ctx->retry = CHAIN_RETRY_NOW;
 }
 
+/* A bounded table per call: a plugin cannot grow pginad's memory through it. */
+void pgina_ctx_metric(struct pgina_ctx *ctx, const char *name, uint64_t value) {
+        struct chain_metrics *m = &ctx->metrics;
+
+        if (!name || strlen(name) > PGINA_METRIC_NAME_MAX || !valid_plugin_name(name))
+                return;
+        for (size_t i = 0; i < m->n; i++)
+                if (streq(m->v[i].name, name)) {
+                        m->v[i].value += value;
+                        return;
+                }
+        if (m->n == ELEMENTSOF(m->v))
+                return;
+        snprintf(m->v[m->n].name, sizeof m->v[m->n].name, "%s", name);
+        m->v[m->n++].value = value;
+}
+
 void pgina_ctx_progress(struct pgina_ctx *ctx, const char *fmt, ...) {
         char text[1024];
         va_list ap;

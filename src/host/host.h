@@ -99,6 +99,15 @@ enum chain_retry {
         CHAIN_RETRY_NOW, /* what its pending retries wait for works again: run them now */
 };
 const char *chain_retry_string(enum chain_retry r); /* "", "later", "now" */
+/* What a plugin reported with pgina_ctx_metric in one call (chain_step.metrics). */
+struct chain_metric {
+        char name[PGINA_METRIC_NAME_MAX + 1];
+        uint64_t value;
+};
+struct chain_metrics {
+        struct chain_metric v[PGINA_METRICS_MAX];
+        size_t n;
+};
 struct pgina_ctx {
         const struct conf *conf;
         const struct loaded_plugin *plugin;
@@ -108,6 +117,7 @@ struct pgina_ctx {
         char *state_dir; /* computed on first use */
         bool password_expired; /* pgina_ctx_password_expired */
         enum chain_retry retry; /* pgina_ctx_retry_later / pgina_ctx_retry_now */
+        struct chain_metrics metrics; /* pgina_ctx_metric */
 };
 void ctx_done(struct pgina_ctx *ctx); /* frees message and state_dir */
 
@@ -142,6 +152,8 @@ struct chain_step {
         int result; /* >0 success, 0 failure, <0 -errno */
         char *message;
         enum chain_retry retry;
+        long long ms; /* how long the plugin's call took */
+        struct chain_metrics metrics; /* the figures it reported (pgina_ctx_metric) */
 };
 
 struct chain_run {

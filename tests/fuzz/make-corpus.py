@@ -18,7 +18,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 # proto.h
 VERSION = 1
 LOGIN, AUTHORIZE, OPEN_SESSION, CLOSE_SESSION, CHANGE_PASSWORD = 1, 2, 3, 4, 5
-STATUS, SESSIONS, PLUGINS, SIMULATE, RELOAD, PLUGIN_ADMIN, WAIT_JOBS = 16, 17, 18, 19, 20, 21, 22
+STATUS, SESSIONS, PLUGINS, SIMULATE, RELOAD, PLUGIN_ADMIN, WAIT_JOBS, METRICS = 16, 17, 18, 19, 20, 21, 22, 23
 GETPWNAM, GETGRNAM = 32, 33
 INFO, RESULT = 100, 101
 W_PLUGIN_BEGIN, W_HEALTH = 200, 201
@@ -87,7 +87,7 @@ def proto():
         'simulate': frame(SIMULATE, s('alice') + s('pw') + u8(1)),
         'plugin-admin': frame(PLUGIN_ADMIN, s('pgsmb') + s('alice') + u32(2) + s('status') +
                               s('-v')),
-        'wait-jobs': frame(WAIT_JOBS, s('') + u32(30)),
+        'wait-jobs': frame(WAIT_JOBS, s('') + u32(30)), 'metrics': frame(METRICS),
         'getpwnam': frame(GETPWNAM, s('alice') + u32(0)),
         'getpwuid': frame(GETPWNAM, s('') + u32(1000)),
         'getgrnam': frame(GETGRNAM, s('staff') + u32(0)),
@@ -289,7 +289,9 @@ def state():
            ('attr:home', '/home/alice'), ('group', 'users')]
     credui = [(k, {'index': '1', 'scenario': '2', 'entry_user': 'root', 'user': 'root',
                    'uid': '0', 'gid': '0'}.get(k, v)) for k, v in row]
-    other = [(k, {'session': '4', 'user': 'bob', 'entry_user': 'bob'}.get(k, v)) for k, v in row]
+    # bob's entry is a newer pginad's: the logon's phases (alice's, an older one's, has none)
+    other = [(k, {'session': '4', 'user': 'bob', 'entry_user': 'bob'}.get(k, v)) for k, v in row] + \
+        [('phases', '812 ms (authentication 120 ms, gateway 650 ms: pgsmb download 400 ms extract 150 ms)')]
     write('state', 'sessions', b'PGINA-SESSIONS 1\n' +
           result_payload(0, '5 0d3c9d7c-6f7e-4c1e-9b55-0e7b3c2a8f10', [row, credui, other]))
 

@@ -15,7 +15,7 @@ pgina_start
 
 as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups "$BUILD/pginactl" "$@"; }
 
-for cmd in status sessions plugins reload wait; do
+for cmd in status sessions plugins reload wait metrics; do
         step "$cmd as nobody: exit 4"
         rc=0
         as_nobody "$cmd" >"$T/ctl.out" 2>"$T/ctl.err.log" || rc=$?

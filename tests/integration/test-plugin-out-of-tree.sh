@@ -3,7 +3,8 @@
 # compiled with nothing of the source tree, only the installed headers and libpgina-plugin that
 # pkg-config pgina-plugin names; pginad loads it, and its authenticate (the tool runner and the
 # account lookup of the library) and authorize (request data from authenticate) run in one
-# request, whose end runs the data's cleanup once.
+# request, whose end runs the data's cleanup once; a figure it reports (pgina_ctx_metric) is
+# counted in pginactl metrics.
 . "$(dirname "$0")/lib.sh"
 need pkg-config cc meson
 
@@ -57,4 +58,6 @@ assert_contains "$T/oot.log" "authorize user=ootuser ootuser"
 assert_eq 1 "$(grep -c '^cleanup user=ootuser' "$T/oot.log")" "cleanups of the request data"
 assert_fail pam_run pgtest ootuser 'wrong' authenticate
 has_line "$PGINA_LOG" 'out-of-tree plugin authenticated ootuser' || fail "no log line of the plugin"
+pginactl metrics >"$T/metrics.out" || fail "pginactl metrics failed"
+has_line "$T/metrics.out" '^pgina_plugin_events_total\{plugin="oot",event="oot_checks"\} 1$'
 echo OK

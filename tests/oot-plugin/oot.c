@@ -69,6 +69,7 @@ static int oot_authenticate(struct pgina_ctx *ctx, struct pgina_user *u) {
                 return r;
         }
         pgina_log(ctx, LOG_INFO, "out-of-tree plugin authenticated %s", pgina_user_name(u));
+        pgina_ctx_metric(ctx, "oot_checks", 1); /* ABI 7: pginactl metrics counts it */
         return 1;
 }
 

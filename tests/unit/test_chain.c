@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -20,6 +21,7 @@ struct fake {
         int auth, authz, gw, chpw, chpw_restore, notify;
         int retry; /* 1: pgina_ctx_retry_later in notify, 2: pgina_ctx_retry_now (notify and gateway) */
         bool saw_authenticated; /* pgina_ctx_authenticated() seen in its authenticate */
+        bool metrics; /* its gateway takes 30 ms and reports figures (pgina_ctx_metric) */
 };
 
 static struct fake fakes[3];
@@ -57,6 +59,21 @@ static int f_authz(struct pgina_ctx *ctx, struct pgina_user *u) {
 
 static int f_gw(struct pgina_ctx *ctx, struct pgina_user *u) {
         called(ctx, "gw");
+        if (fake_of(ctx)->metrics) {
+                char name[32];
+                struct timespec ts = {0, 30 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+                pgina_ctx_metric(ctx, "download_ms", 400);
+                pgina_ctx_metric(ctx, "download_ms", 50); /* adds up */
+                pgina_ctx_metric(ctx, "download_bytes", 1u << 20);
+                pgina_ctx_metric(ctx, "Bad-Name", 1); /* ignored */
+                pgina_ctx_metric(ctx, NULL, 1);
+                pgina_ctx_metric(ctx, "a_name_longer_than_forty_eight_bytes_is_not_a_metric", 1);
+                for (int i = 0; i < 30; i++) { /* past PGINA_METRICS_MAX: dropped */
+                        snprintf(name, sizeof name, "event%d", i);
+                        pgina_ctx_metric(ctx, name, 1);
+                }
+        }
         if (fake_of(ctx)->retry == 1)
                 pgina_ctx_retry_later(ctx); /* not a notification: ignored */
         if (fake_of(ctx)->retry == 2)
@@ -339,6 +356,29 @@ static void test_logoff_retry_is_recorded_per_step(void **state) {
         user_free(u);
 }
 
+/* Each step carries how long its call took and the figures the plugin reported, bounded. */
+static void test_step_duration_and_metrics(void **state) {
+        struct chain_env env = env_make();
+        struct pgina_user *u = user_new("alice");
+        struct chain_run run = {0};
+
+        fakes[1].metrics = true;
+        assert_int_equal(chain_gateway(&env, u, &run), 1);
+        assert_int_equal(run.nsteps, 3);
+        assert_true(run.steps[1].ms >= 30);
+        assert_true(run.steps[0].ms < 30 && run.steps[2].ms < 30);
+        assert_int_equal(run.steps[0].metrics.n, 0);
+        assert_int_equal(run.steps[1].metrics.n, PGINA_METRICS_MAX);
+        assert_string_equal(run.steps[1].metrics.v[0].name, "download_ms");
+        assert_int_equal(run.steps[1].metrics.v[0].value, 450);
+        assert_string_equal(run.steps[1].metrics.v[1].name, "download_bytes");
+        assert_int_equal(run.steps[1].metrics.v[1].value, 1u << 20);
+        assert_string_equal(run.steps[1].metrics.v[2].name, "event0");
+        assert_string_equal(run.steps[1].metrics.v[PGINA_METRICS_MAX - 1].name, "event13");
+        chain_run_free(&run);
+        user_free(u);
+}
+
 static void test_retry_now_and_notify_from(void **state) {
         struct chain_env env = env_make();
         struct pgina_user *u = user_new("alice");
@@ -381,6 +421,7 @@ int main(void) {
                 cmocka_unit_test_setup(test_request_data_is_per_plugin_and_cleaned_up, setup),
                 cmocka_unit_test_setup(test_logoff_retry_is_recorded_per_step, setup),
                 cmocka_unit_test_setup(test_retry_now_and_notify_from, setup),
+                cmocka_unit_test_setup(test_step_duration_and_metrics, setup),
         };
         return cmocka_run_group_tests_name("chain", tests, NULL, NULL);
 }

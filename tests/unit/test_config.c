@@ -167,6 +167,8 @@ static void test_empty_config_gets_defaults(void **state) {
         assert_int_equal(c->max_workers, 64);
         assert_int_equal(c->max_queued, 256);
         assert_int_equal(c->log_level, LOG_INFO);
+        assert_null(c->metrics_textfile);
+        assert_int_equal(c->metrics_interval, 60);
         for (int s = 0; s < _CONF_STAGE_MAX; s++)
                 assert_int_equal(c->norder[s], 0);
 }
@@ -242,6 +244,33 @@ static void test_bad_worker_limits(void **state) {
         assert_error_at(errors, 4, "max_queued");
         assert_error_at(errors, 5, "max_queued");
         assert_error_at(errors, 6, "many");
+}
+
+static void test_metrics_textfile(void **state) {
+        _cleanup_conf_ struct conf *c = NULL;
+        _cleanup_free_ char *errors = NULL;
+        _cleanup_free_ char *bad = load_bad("[service]\n"
+                                            "metrics_textfile = pgina.prom\n"
+                                            "metrics_textfile = /var/lib/prometheus/\n"
+                                            "metrics_interval = 0\n"
+                                            "metrics_interval = 86401\n"
+                                            "metrics_interval = soon\n");
+
+        assert_error_at(bad, 2, "pgina.prom");
+        assert_error_at(bad, 3, "/var/lib/prometheus/");
+        assert_error_at(bad, 4, "metrics_interval");
+        assert_error_at(bad, 5, "metrics_interval");
+        assert_error_at(bad, 6, "soon");
+        write_conf("[service]\nmetrics_textfile = /var/lib/prometheus/node-exporter/pgina.prom\n"
+                   "metrics_interval = 15\n");
+        assert_int_equal(conf_load(path, &c, &errors), 0);
+        assert_string_equal(c->metrics_textfile, "/var/lib/prometheus/node-exporter/pgina.prom");
+        assert_int_equal(c->metrics_interval, 15);
+        conf_free(TAKE_PTR(c));
+        /* empty: none (a later line turns an earlier one off) */
+        write_conf("[service]\nmetrics_textfile = /x.prom\nmetrics_textfile =\n");
+        assert_int_equal(conf_load(path, &c, &errors), 0);
+        assert_null(c->metrics_textfile);
 }
 
 static void test_bad_log_level(void **state) {
@@ -363,6 +392,7 @@ int main(void) {
                 cmocka_unit_test(test_relative_state_and_plugin_dir),
                 cmocka_unit_test(test_bad_timeouts),
                 cmocka_unit_test(test_bad_worker_limits),
+                cmocka_unit_test(test_metrics_textfile),
                 cmocka_unit_test(test_bad_log_level),
                 cmocka_unit_test(test_unknown_core_key),
                 cmocka_unit_test(test_unknown_stage_in_order),

@@ -184,7 +184,7 @@ static void test_getgrnam_round_trip(void **state) {
 
 static void test_admin_queries_round_trip(void **state) {
         static const uint16_t types[] = {PROTO_REQ_STATUS, PROTO_REQ_SESSIONS, PROTO_REQ_PLUGINS,
-                                         PROTO_REQ_RELOAD};
+                                         PROTO_REQ_RELOAD, PROTO_REQ_METRICS};
 
         for (size_t i = 0; i < ELEMENTSOF(types); i++) {
                 struct request r = {.type = types[i]};
