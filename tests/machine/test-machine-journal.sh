@@ -22,7 +22,7 @@ cat "$T/journal"
 
 count() { grep -c -- "$1" "$T/journal"; }
 step "one line each for the logon, the session's open and close, the job's start and end"
-assert_eq 1 "$(count '^logon of alice (service sshd, from 127\.0\.0\.1): ok$')" "logon lines"
+assert_eq 1 "$(count '^logon of alice (service sshd, from 127\.0\.0\.1): ok in [0-9]* ms (authentication [0-9]* ms, authorization [0-9]* ms, gateway [0-9]* ms)$')" "logon lines (with their phases)"
 assert_eq 1 "$(count 'logon of alice')" "lines about the logon of alice"
 assert_eq 1 "$(count '^session 1 opened for alice (service sshd, tty ssh, from 127\.0\.0\.1)$')" "session open lines"
 assert_eq 1 "$(count 'opened for alice')" "session open lines of alice"
