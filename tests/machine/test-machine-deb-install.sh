@@ -6,8 +6,14 @@
 # from its unit, /etc/pgina/pgina.conf a conffile, pam_pgina in the common-* PAM files (the
 # pam-auth-update profile registered) and nsswitch.conf untouched. An ssh logon and logoff with
 # a roaming (pgSMB, file://) profile works, and the profile is restored at the next logon.
-# `apt-get purge` then takes pam_pgina out of PAM, leaves no pgina file behind (/var/lib/pgina,
-# /etc/pgina, the unit's links: all gone) and local accounts still log on through pam_unix.
+# An authorization rule that refuses everyone refuses alice but never root (root's ssh key logon:
+# the profile's pam_succeed_if uid eq 0 line). A logoff whose upload fails (the store gone during
+# the session) leaves upload_failed=1 and a job in the journal: `apt-get purge` then keeps
+# /var/lib/pgina and names those files, and after a reinstall pginad resumes the job and saves
+# alice's newer home, which her next logon keeps (without that state it would restore the older
+# profile over it). `apt-get purge` then takes pam_pgina out of PAM, leaves no pgina file behind
+# (/var/lib/pgina, /etc/pgina, the unit's links: all gone) and local accounts still log on
+# through pam_unix, also with README's hand-written account lines left behind (module_unknown).
 . "$(dirname "$0")/lib.sh"
 
 PACKAGES=(pgina libpam-pgina libnss-pgina pgina-dev)
@@ -93,6 +99,33 @@ done
 assert_not_contains "$M/etc/nsswitch.conf" pgina
 grep -qE 'pam_unix\.so.*try_first_pass' "$M/etc/pam.d/common-auth" ||
         fail "pam_unix does not follow pam_pgina in common-auth: $(cat "$M/etc/pam.d/common-auth")"
+# common-account: root skips pam_pgina (no rule, no directory outage refuses root), and a
+# missing pam_pgina.so (a hand-edited line left behind by a removal) is ignored, not "bad"
+grep -A1 -E '^account\s+\[success=1 default=ignore\]\s+pam_succeed_if\.so quiet uid eq 0$' \
+        "$M/etc/pam.d/common-account" | tail -n 1 | grep -qE '^account\s.*module_unknown=ignore.*\spam_pgina\.so' ||
+        fail "common-account: no root exemption right before pam_pgina, or no module_unknown=ignore: $(cat "$M/etc/pam.d/common-account")"
+
+step "an authorization rule that refuses everyone: alice is refused, root still logs on (ssh key)"
+machine_conf <<'CONF'
+[order]
+authentication = localmachine
+authorization = localmachine
+gateway = localmachine
+notification = localmachine
+[localmachine]
+authz_groups = pgina-nobody-is-in-this-group
+CONF
+machine_exec pginactl reload >"$T/reload0.out" 2>&1 || { cat "$T/reload0.out" >&2; fail "pginactl reload failed"; }
+machine_exec sh -c 'mkdir -p -m 0700 /root/.ssh && ssh-keygen -q -t ed25519 -N "" -f /root/.ssh/id_ed25519 &&
+        cat /root/.ssh/id_ed25519.pub >>/root/.ssh/authorized_keys' || fail "cannot make root's ssh key"
+machine_exec timeout 60 ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+        -o LogLevel=ERROR -i /root/.ssh/id_ed25519 root@127.0.0.1 id -un >"$T/ssh-root.out" 2>&1 ||
+        fail "root's ssh key logon is refused under a pgina authorization rule: $(cat "$T/ssh-root.out")"
+assert_eq root "$(tail -n 1 "$T/ssh-root.out")" "id -un of root's key logon"
+if machine_ssh alice 'Alice-deb-pw-1' true >"$T/ssh-refused.out" 2>&1; then
+        fail "alice logged on though no authorization rule allows her"
+fi
+machine_wait_journal "Authorization of alice denied" pginad
 
 step "the admin configures a roaming profile (pgSMB, file:// store) and reloads"
 machine_conf <<'CONF'
@@ -131,6 +164,62 @@ for _ in $(seq 300); do
         sleep 0.1
 done
 machine_exec pginactl -t 120 wait alice || fail "alice's second logoff work did not end"
+
+step "a logoff whose upload fails (the store went away during the session): the home is kept"
+logons() { machine_journal -u pginad | grep -c 'logon of alice (service sshd, from 127.0.0.1): ok'; }
+saves() { machine_journal -u pginad | grep -c 'alice: saved'; }
+n=$(logons)
+machine_ssh alice 'Alice-deb-pw-1' 'echo v2 > ~/f.txt; sleep 4' >"$T/ssh-v2.out" 2>&1 &
+ssh_pid=$!
+for _ in $(seq 300); do [ "$(logons)" -gt "$n" ] && break; sleep 0.1; done
+[ "$(logons)" -gt "$n" ] || fail "alice's third logon did not come: $(cat "$T/ssh-v2.out")"
+machine_exec mv /srv/pgina/profiles /srv/pgina/profiles.away
+wait "$ssh_pid" || fail "alice's third ssh logon failed: $(cat "$T/ssh-v2.out")"
+machine_wait_journal "alice: profile not saved, the local home is kept" pginad 600
+machine_exec grep -qx upload_failed=1 /var/lib/pgina/plugins/pgsmb/alice.state ||
+        fail "pgSMB's state of alice does not say upload_failed=1"
+machine_exec ls /var/lib/pgina/jobs >"$T/jobs.ls"
+echo "the journal of pending logoff jobs: $(tr '\n' ' ' <"$T/jobs.ls")"
+
+step "apt-get purge with that work pending: /var/lib/pgina is kept and named; PAM is clean"
+machine_exec sh -c "DEBIAN_FRONTEND=noninteractive apt-get purge -y ${PACKAGES[*]}" \
+        >"$T/apt-purge-pending.log" 2>&1 || { cat "$T/apt-purge-pending.log" >&2; fail "apt-get purge failed"; }
+grep '^pgina: ' "$T/apt-purge-pending.log"
+assert_contains "$T/apt-purge-pending.log" "pgina: /var/lib/pgina is NOT removed"
+assert_contains "$T/apt-purge-pending.log" "/var/lib/pgina/plugins/pgsmb/alice.state (upload_failed=1)"
+machine_exec grep -qx upload_failed=1 /var/lib/pgina/plugins/pgsmb/alice.state ||
+        fail "purge removed pgSMB's state of alice's unsaved home"
+grep -l 'pam_pgina' "$M"/etc/pam.d/* >"$T/pam-left" && fail "pam_pgina is still in $(cat "$T/pam-left")"
+machine_exec dpkg-query -W -f='${db:Status-Abbrev}' pgina >"$T/st" 2>/dev/null
+case $(cat "$T/st") in "" | "un " | "pn ") ;; *) fail "pgina is still known to dpkg after the purge: '$(cat "$T/st")'" ;; esac
+
+step "reinstall (the admin's pgina.conf back), the store back: alice's newer home is saved, not replaced"
+machine_exec mv /srv/pgina/profiles.away /srv/pgina/profiles
+machine_conf <<'CONF'
+[order]
+authentication = localmachine
+authorization = localmachine
+gateway = pgsmb localmachine
+notification = pgsmb localmachine
+[pgsmb]
+share = file:///srv/pgina/profiles
+retries = 1
+logoff_process_wait = 2
+CONF
+n=$(saves)
+machine_exec sh -c 'DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        -o Dpkg::Options::=--force-confold /var/tmp/debs/*.deb' >"$T/apt-reinstall.log" 2>&1 ||
+        { cat "$T/apt-reinstall.log" >&2; fail "apt-get install after the purge failed"; }
+machine_exec pginactl -t 300 wait alice || fail "alice's resumed logoff work did not end"
+[ "$(saves)" -gt "$n" ] || fail "pginad did not save alice's home after the reinstall: $(machine_journal -u pginad | grep alice | tail -n 5)"
+machine_member f.txt >"$T/f2.txt"
+assert_eq v2 "$(cat "$T/f2.txt")" "f.txt in the store after the reinstall"
+machine_ssh alice 'Alice-deb-pw-1' 'cat ~/f.txt' >"$T/ssh4.out" 2>&1 ||
+        fail "alice's logon after the reinstall failed: $(cat "$T/ssh4.out")"
+assert_eq v2 "$(tail -n 1 "$T/ssh4.out")" "f.txt in alice's home after the reinstall"
+n=$(saves)
+for _ in $(seq 600); do [ "$(saves)" -gt "$n" ] && break; sleep 0.1; done
+machine_exec pginactl -t 120 wait alice || fail "alice's last logoff work did not end"
 machine_exec sh -c 'find / -xdev -name "*pgina*" 2>/dev/null' | sort >"$T/files.installed"
 
 step "apt-get purge: pam_pgina leaves PAM, no pgina file is left"
@@ -166,5 +255,17 @@ assert_eq alice "$(tail -n 1 "$T/ssh3.out")" "id -un over ssh after the purge"
 if machine_ssh alice 'wrong-password' true >"$T/wrong.out" 2>&1; then
         fail "ssh with a wrong password succeeded after the purge"
 fi
+
+step "README's hand-written account lines, the module gone: local logons still work"
+# An admin who wrote the lines by hand (README, "Hooking pgina into PAM") and then removed the
+# packages: pam-auth-update does not edit a file changed by hand, so the lines stay.
+cp "$M/etc/pam.d/common-account" "$T/common-account.orig"
+sed -n '/^account  \[success=1 default=ignore\]  *pam_succeed_if/,/pam_pgina\.so$/p' "$SRC/README.md" >"$T/readme-account"
+[ "$(wc -l <"$T/readme-account")" = 2 ] || fail "README.md's common-account lines not found: $(cat "$T/readme-account")"
+cat "$T/readme-account" >>"$M/etc/pam.d/common-account"
+machine_ssh alice 'Alice-deb-pw-1' 'id -un' >"$T/ssh5.out" 2>&1 ||
+        fail "a missing pam_pgina.so with README's account lines locks alice out: $(cat "$T/ssh5.out")"
+assert_eq alice "$(tail -n 1 "$T/ssh5.out")" "id -un with README's account lines and no pam_pgina.so"
+cp "$T/common-account.orig" "$M/etc/pam.d/common-account"
 machine_stop
 exit 0
