@@ -144,6 +144,22 @@ machine_exec pginactl reload >"$T/reload.out" 2>&1 || { cat "$T/reload.out" >&2;
 machine_exec pginactl plugins >"$T/plugins.out" 2>&1
 assert_contains "$T/plugins.out" "pgsmb"
 
+step "apt-get install --reinstall of the same version: the admin's pgina.conf and PAM stay, pginad runs"
+md5() { machine_exec md5sum /etc/pgina/pgina.conf /etc/pam.d/common-auth /etc/pam.d/common-account \
+        /etc/pam.d/common-session /etc/pam.d/common-password; }
+md5 >"$T/md5.before"
+pid0=$(machine_exec systemctl show -p MainPID --value pginad)
+machine_exec sh -c 'DEBIAN_FRONTEND=noninteractive apt-get install -y --reinstall --no-install-recommends /var/tmp/debs/*.deb' \
+        </dev/null >"$T/apt-reinstall0.log" 2>&1 || { cat "$T/apt-reinstall0.log" >&2; fail "apt-get install --reinstall failed"; }
+md5 >"$T/md5.after"
+cmp -s "$T/md5.before" "$T/md5.after" || fail "the reinstall changed pgina.conf or PAM: $(diff "$T/md5.before" "$T/md5.after")"
+assert_eq active "$(machine_exec systemctl is-active pginad)" "pginad after the reinstall"
+pid1=$(machine_exec systemctl show -p MainPID --value pginad)
+[ "$pid0" != "$pid1" ] || fail "the reinstall did not restart pginad (pid $pid0)"
+echo "pginad restarted by the reinstall: pid $pid0 -> $pid1"
+machine_exec pginactl plugins >"$T/plugins2.out" 2>&1
+assert_contains "$T/plugins2.out" "pgsmb"
+
 step "an ssh logon and logoff: the profile is saved to the store"
 machine_ssh alice 'Alice-deb-pw-1' 'echo v1 > ~/f.txt' >"$T/ssh1.out" 2>&1 ||
         fail "ssh logon of alice failed: $(cat "$T/ssh1.out")"
