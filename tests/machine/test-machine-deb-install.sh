@@ -125,7 +125,9 @@ assert_eq root "$(tail -n 1 "$T/ssh-root.out")" "id -un of root's key logon"
 if machine_ssh alice 'Alice-deb-pw-1' true >"$T/ssh-refused.out" 2>&1; then
         fail "alice logged on though no authorization rule allows her"
 fi
-machine_wait_journal "Authorization of alice denied" pginad
+# The master's line: a worker's own (localmachine's "Authorization of alice denied") may reach the
+# journal after the worker exited, without its unit, and `journalctl -u pginad` misses it.
+machine_wait_journal "logon of alice (service sshd, from 127.0.0.1): authorization denied" pginad
 
 step "the admin configures a roaming profile (pgSMB, file:// store) and reloads"
 machine_conf <<'CONF'
