@@ -94,11 +94,10 @@ machine_conf() {
         chmod 0644 "$M/etc/pgina/pgina.conf"
 }
 
-# machine_roaming ALICE-PASSWORD [PGSMB-LINES]: the usual machine of the logoff tests: localmachine
-# for the local account alice, pgSMB (then localmachine) as gateway and notification with a
-# file:// store at /srv/pgina/profiles; PGSMB-LINES added to [pgsmb]. Boots it.
-machine_roaming() {
-        machine_prepare
+# machine_conf_roaming [PGSMB-LINES]: pgina.conf of a roaming machine: localmachine for local
+# accounts, pgSMB (then localmachine) as gateway and notification with a file:// store at
+# /srv/pgina/profiles (created); PGSMB-LINES (may be several lines) added to [pgsmb].
+machine_conf_roaming() {
         mkdir -p "$M/srv/pgina/profiles"
         machine_conf <<CONF
 [order]
@@ -109,8 +108,15 @@ notification = pgsmb localmachine
 [pgsmb]
 share = file:///srv/pgina/profiles
 retries = 1
-${2:-}
+${1:-}
 CONF
+}
+
+# machine_roaming ALICE-PASSWORD [PGSMB-LINES]: the usual machine of the logoff tests
+# (machine_conf_roaming) with the local account alice. Boots it.
+machine_roaming() {
+        machine_prepare
+        machine_conf_roaming "${2:-}"
         machine_user alice "$1"
         machine_boot
 }

@@ -130,17 +130,7 @@ fi
 machine_wait_journal "logon of alice (service sshd, from 127.0.0.1): authorization denied" pginad
 
 step "the admin configures a roaming profile (pgSMB, file:// store) and reloads"
-machine_conf <<'CONF'
-[order]
-authentication = localmachine
-authorization = localmachine
-gateway = pgsmb localmachine
-notification = pgsmb localmachine
-[pgsmb]
-share = file:///srv/pgina/profiles
-retries = 1
-logoff_process_wait = 2
-CONF
+machine_conf_roaming "logoff_process_wait = 2"
 machine_exec pginactl config check >"$T/check.out" 2>&1 || { cat "$T/check.out" >&2; fail "pginactl config check failed"; }
 machine_exec pginactl reload >"$T/reload.out" 2>&1 || { cat "$T/reload.out" >&2; fail "pginactl reload failed"; }
 machine_exec pginactl plugins >"$T/plugins.out" 2>&1
@@ -213,17 +203,7 @@ case $(cat "$T/st") in "" | "un " | "pn ") ;; *) fail "pgina is still known to d
 
 step "reinstall (the admin's pgina.conf back), the store back: alice's newer home is saved, not replaced"
 machine_exec mv /srv/pgina/profiles.away /srv/pgina/profiles
-machine_conf <<'CONF'
-[order]
-authentication = localmachine
-authorization = localmachine
-gateway = pgsmb localmachine
-notification = pgsmb localmachine
-[pgsmb]
-share = file:///srv/pgina/profiles
-retries = 1
-logoff_process_wait = 2
-CONF
+machine_conf_roaming "logoff_process_wait = 2"
 n=$(saves)
 machine_exec sh -c 'DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         -o Dpkg::Options::=--force-confold /var/tmp/debs/*.deb' >"$T/apt-reinstall.log" 2>&1 ||

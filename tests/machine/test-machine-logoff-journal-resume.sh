@@ -18,20 +18,9 @@ STORE=/srv/pgina/profiles/alice
 JOBS=/var/lib/pgina/jobs
 
 machine_prepare
-mkdir -p "$M/srv/pgina/profiles"
-machine_conf <<CONF
-[order]
-authentication = localmachine
-authorization = localmachine
-gateway = pgsmb localmachine
-notification = pgsmb localmachine
-[pgsmb]
-share = file:///srv/pgina/profiles
-retries = 1
-compression_level = 19
+machine_conf_roaming "compression_level = 19
 compression_threads = 1
-logoff_process_wait = 2
-CONF
+logoff_process_wait = 2"
 machine_user alice "$PW"
 machine_boot
 

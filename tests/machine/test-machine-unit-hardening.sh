@@ -92,20 +92,9 @@ SH
 chmod 0755 "$M/usr/sbin/mount.cifs"
 printf '#!/bin/sh\nid -un > script-ran\necho "login script ran"\n' >"$M/etc/pgina/login.sh"
 chmod 0755 "$M/etc/pgina/login.sh"
-mkdir -p "$M/srv/pgina/profiles"
-machine_conf <<'CONF'
-[order]
-authentication = localmachine
-authorization = localmachine
-gateway = pgsmb localmachine
-notification = pgsmb localmachine
-[pgsmb]
-share = file:///srv/pgina/profiles
-retries = 1
-home_share = smb://fileserver/homes/%u
+machine_conf_roaming "home_share = smb://fileserver/homes/%u
 home_mount = H
-login_script = /etc/pgina/login.sh
-CONF
+login_script = /etc/pgina/login.sh"
 machine_exec systemctl restart pginad || fail "pginad does not restart with pgSMB"
 machine_ssh alice 'Alice-machine-pw-1' 'findmnt -n -o SOURCE,FSTYPE -M ~/H; cat ~/script-ran; echo s > ~/s.txt' \
         >"$T/share.out" 2>&1 || fail "the ssh logon of alice with pgSMB failed: $(cat "$T/share.out")"
