@@ -135,7 +135,7 @@ static int send_all(int fd, const void *buf, size_t len) {
 }
 
 int pgsmb_child_start(const struct pgsmb_user *u, const struct userwork_job *job, int data_fd,
-                      int aux_fd, struct pgsmb_child *c, char *err, size_t errlen) {
+                      int aux_fd, int list_fd, struct pgsmb_child *c, char *err, size_t errlen) {
         _cleanup_pbuf_ struct pbuf b;
         _cleanup_free_ gid_t *groups = NULL;
         char path[PATH_MAX];
@@ -164,16 +164,16 @@ int pgsmb_child_start(const struct pgsmb_user *u, const struct userwork_job *job
                 snprintf(err, errlen, "socketpair: %s", strerror(errno));
                 return r;
         }
-        /* Its descriptors: 0-2 the worker's, 3, 4, 5 as pgsmb-userwork.h says, no other. Its own
+        /* Its descriptors: 0-2 the worker's, 3-6 as pgsmb-userwork.h says, no other. Its own
          * process group: a worker killed at request_timeout takes it along by the death signal. */
-        const int fds[] = {worker_std(0), worker_std(1), worker_std(2), ctl[1], data_fd, aux_fd};
+        const int fds[] = {worker_std(0), worker_std(1), worker_std(2), ctl[1], data_fd, aux_fd, list_fd};
         const char *const argv[] = {USERWORK_PROGRAM, NULL};
         const struct spawn_creds creds = {.uid = u->uid, .gid = u->gid, .groups = groups,
                                           .n_groups = n_groups, .umask = 077, .die_with_parent = true};
         const struct spawn sp = {.path = path, .argv = argv, .env_base = SPAWN_ENV_USER,
                                  .env = child_env(&env, u), .fds = fds, .n_fds = ELEMENTSOF(fds),
                                  .cwd = "/", .creds = &creds};
-        _Static_assert(ELEMENTSOF(fds) == USERWORK_FD_AUX + 1, "the map ends at USERWORK_FD_AUX");
+        _Static_assert(ELEMENTSOF(fds) == USERWORK_FD_LIST + 1, "the map ends at USERWORK_FD_LIST");
         r = spawn_start(&sp, &pid);
         close(ctl[1]);
         if (r < 0) {
@@ -250,7 +250,7 @@ int pgsmb_as_user(const struct pgsmb_user *u, const struct userwork_job *job, st
         int r;
 
         memset(rep, 0, sizeof *rep);
-        r = pgsmb_child_start(u, job, -1, -1, &c, rep->err, sizeof rep->err);
+        r = pgsmb_child_start(u, job, -1, -1, -1, &c, rep->err, sizeof rep->err);
         if (r < 0) {
                 rep->result = r;
                 return r;
@@ -315,7 +315,7 @@ static int stream_begin(struct store *st, const char *rel, bool create, const st
         }
         stream_buffer_grow(sv[0]);
         stream_buffer_grow(sv[1]);
-        r = pgsmb_child_start(u, job, sv[1], aux_fd, &s->ch, t->err, sizeof t->err);
+        r = pgsmb_child_start(u, job, sv[1], aux_fd, -1, &s->ch, t->err, sizeof t->err);
         close(sv[1]);
         if (r < 0) {
                 close(sv[0]);

@@ -12,6 +12,7 @@
 
 #include "pgsmb-archive.h"
 #include "pgsmb-store.h"
+#include <pgina/buf.h>
 
 struct pgsmb_user {
         const char *name;
@@ -51,7 +52,7 @@ struct pgsmb_readback_target {
 /* Work as the user: spawn_start pgsmb-userwork (pgsmb-userwork.h) with the user's credentials
  * (the groups getgrouplist gives, gid, uid, umask 077; never uid or gid 0), killed when the
  * worker ends; it does the job and reports. The child
- * holds no descriptor of the worker's but stdin/out/err, data_fd and aux_fd (-1: none), and,
+ * holds no descriptor of the worker's but stdin/out/err, data_fd, aux_fd and list_fd (-1: none), and,
  * being a new program, none of its memory. 0 when it started (c to wait for), -errno and err
  * otherwise. */
 struct pgsmb_child {
@@ -61,7 +62,7 @@ struct pgsmb_child {
 struct userwork_job;
 struct userwork_report;
 int pgsmb_child_start(const struct pgsmb_user *u, const struct userwork_job *job, int data_fd,
-                      int aux_fd, struct pgsmb_child *c, char *err, size_t errlen);
+                      int aux_fd, int list_fd, struct pgsmb_child *c, char *err, size_t errlen);
 /* Its report (rep->err says why it failed) and its end. 0 when the job succeeded. */
 int pgsmb_child_wait(struct pgsmb_child *c, struct userwork_report *rep);
 /* The same, but past deadline (now_ms(); -1: none) the program is killed and reported so. */
@@ -87,6 +88,46 @@ int pgsmb_upload_stream(struct store *st, const char *rel, const struct pgsmb_us
 /* Read `rel` back and compare size and sha256 (the upload's verification). */
 int pgsmb_verify(struct store *st, const char *rel, uint64_t size, const unsigned char sha256[32],
                  char *err, size_t errlen);
+
+/* ---- delta profiles (store format 2, pgsmb-manifest.h; the scan format is pgsmb-scan.h) ---- */
+
+/* How a format-2 restore extracts one archive of a chain (pgsmb_restore_stream is
+ * pgsmb_restore_stream_opts with NULL). */
+struct pgsmb_extract_opts {
+        const struct pbuf *want; /* a path list (pgsmb-scan.h): only these entries; NULL: all */
+        bool in_place; /* target is a home: an entry replaces what is there (catch-up) */
+        bool no_dirfix; /* directories keep 0700 until pgsmb_fix_dirs (the chain's later archives
+                         * may still write into them) */
+        bool always_hash; /* t->sha256 is the stream's even when zstd's checksums would do */
+};
+int pgsmb_restore_stream_opts(struct store *st, const char *rel, uint64_t size_hint,
+                              const struct pgsmb_user *u, const char *target,
+                              const struct profile_limits *lim, const struct profile_compress *c,
+                              const struct pgsmb_extract_opts *o, pgsmb_progress_fn progress, void *pud,
+                              struct pgsmb_transfer *t);
+/* The same from a local descriptor (an archive downloaded and verified first: the catch-up
+ * applies nothing it has not checked). fd is read from offset 0 to its end. */
+int pgsmb_extract_fd(int fd, const struct pgsmb_user *u, const char *target, const struct profile_limits *lim,
+                     const struct pgsmb_extract_opts *o, struct pgsmb_transfer *t);
+
+struct scan;
+/* Delta upload: as pgsmb_upload_stream, but only the entries of the home that differ from
+ * `record` (NULL: all of them) go into the archive; *scan (initialized here) receives the home's
+ * new scan, whose '+' entries are the archive's. */
+int pgsmb_delta_stream(struct store *st, const char *rel, const struct pgsmb_user *u,
+                       const char *const *exclude, const struct profile_compress *c,
+                       const struct scan *record, const struct pgsmb_readback_target *rt,
+                       pgsmb_progress_fn progress, void *pud, struct pgsmb_transfer *t, struct scan *scan);
+/* The scan of dir (less exclude) as the user: what a restore leaves becomes the record. */
+int pgsmb_scan_home(const struct pgsmb_user *u, const char *dir, const char *const *exclude,
+                    struct scan *scan, char *err, size_t errlen);
+/* Remove the paths of the path list `list` below dir, as the user. */
+int pgsmb_delete_paths(const struct pgsmb_user *u, const char *dir, const struct pbuf *list, char *err,
+                       size_t errlen);
+/* Give the directories of `dirs` (its 'd' entries; others are ignored) below dir their mode and
+ * mtime, deepest first, as the user. */
+int pgsmb_fix_dirs(const struct pgsmb_user *u, const char *dir, const struct scan *dirs, char *err,
+                   size_t errlen);
 
 /* Hex of a digest (65 bytes). */
 void pgsmb_hex(const unsigned char sha256[32], char out[65]);

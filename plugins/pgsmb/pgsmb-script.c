@@ -153,7 +153,7 @@ static int run_as_user(struct pgina_ctx *ctx, const struct pgsmb_user *pu, const
         if (pipe2(p, O_CLOEXEC) < 0)
                 return -errno;
         pgina_log(ctx, LOG_INFO, "%s: running login script %s (time limit %u s)", pu->name, s->label, s->timeout_s);
-        r = pgsmb_child_start(pu, &job, -1, p[1], &c, rep.err, sizeof rep.err);
+        r = pgsmb_child_start(pu, &job, -1, p[1], -1, &c, rep.err, sizeof rep.err);
         close(p[1]);
         if (r == 0) {
                 /* The program kills the script at its limit; this one is for the program, its

@@ -58,7 +58,7 @@ int userwork_encode(const struct userwork_job *j, struct pbuf *b) {
             (r = pbuf_put_str(b, j->script_path)) < 0 ||
             (r = pbuf_put_blob(b, j->script_data, j->script_data ? j->script_len : 0)) < 0 ||
             (r = pbuf_put_u32(b, j->timeout_s)) < 0 || (r = pbuf_put_str(b, j->home_share)) < 0 ||
-            (r = pbuf_put_str(b, j->home_mount)) < 0)
+            (r = pbuf_put_str(b, j->home_mount)) < 0 || (r = pbuf_put_u32(b, j->flags)) < 0)
                 return r;
         len = b->len - at - 4;
         if (len > USERWORK_JOB_MAX)
@@ -131,9 +131,10 @@ int userwork_decode(struct pbuf *b, struct userwork_decoded *d) {
             (r = get_str(b, d, 3, true, &j->script_path)) < 0 ||
             (r = pbuf_get_blob(b, &script, &script_len, USERWORK_JOB_MAX)) < 0 ||
             (r = pbuf_get_u32(b, &j->timeout_s)) < 0 || (r = get_str(b, d, 4, true, &j->home_share)) < 0 ||
-            (r = get_str(b, d, 5, true, &j->home_mount)) < 0 || (r = pbuf_expect_end(b)) < 0)
+            (r = get_str(b, d, 5, true, &j->home_mount)) < 0 || (r = pbuf_get_u32(b, &j->flags)) < 0 ||
+            (r = pbuf_expect_end(b)) < 0)
                 return r;
-        if (kind < USERWORK_EXTRACT || kind > USERWORK_SCRIPT)
+        if (kind < USERWORK_EXTRACT || kind > USERWORK_FIXDIRS)
                 return -EBADMSG;
         j->kind = kind;
         j->level = (int)level;

@@ -235,6 +235,10 @@ int userwork_main(void) {
                 case USERWORK_SIZE: r = do_size(&d.j, &rep); break;
                 case USERWORK_RM_CONTENTS: r = do_rm_contents(&d.j, &rep); break;
                 case USERWORK_SCRIPT: r = do_script(&d.j, &rep); break;
+                default:
+                        r = -EOPNOTSUPP;
+                        snprintf(rep.err, sizeof rep.err, "pgsmb-userwork: job %d is not implemented", (int)d.j.kind);
+                        break;
                 }
         rep.result = r;
         userwork_decoded_free(&d);

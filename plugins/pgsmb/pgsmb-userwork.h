@@ -8,8 +8,10 @@
  *
  * Descriptors of the program: 0-2 as the worker's (/dev/null where it has none), USERWORK_FD_CTL
  * the job and the report (a socket), USERWORK_FD_DATA the archive stream (extract, archive),
- * USERWORK_FD_AUX the restore's ring (a memfd) or the login script's output (a pipe); /dev/null
- * where the job has none. Nothing else. */
+ * USERWORK_FD_AUX the restore's ring (a memfd) or the login script's output (a pipe), or (DELTA)
+ * the record to compare with; USERWORK_FD_LIST a list the job reads (EXTRACT's want list, DELETE's
+ * paths, FIXDIRS' directories) or the scan it writes (DELTA, SCAN), a memfd (pgsmb-scan.h);
+ * /dev/null where the job has none. Nothing else. */
 #pragma once
 
 #include <stdbool.h>
@@ -24,6 +26,7 @@
 #define USERWORK_FD_CTL 3
 #define USERWORK_FD_DATA 4
 #define USERWORK_FD_AUX 5
+#define USERWORK_FD_LIST 6
 #define USERWORK_JOB_MAX (4 * 1024 * 1024) /* a job's encoding, at most (a script is <= 1 MiB) */
 
 enum userwork_kind {
@@ -32,6 +35,21 @@ enum userwork_kind {
         USERWORK_SIZE, /* bytes of dir less exclude: the report's text */
         USERWORK_RM_CONTENTS, /* everything inside dir (dir stays) */
         USERWORK_SCRIPT, /* run the login script, its output to FD_AUX; its status in code */
+        /* Delta profiles (pgsmb-scan.h): */
+        USERWORK_DELTA, /* dir less exclude, the entries that differ from the record on FD_AUX
+                         * (none, or USERWORK_F_FULL: all), to FD_DATA; the scan to FD_LIST */
+        USERWORK_SCAN, /* the scan of dir less exclude to FD_LIST (every flag '=') */
+        USERWORK_DELETE, /* remove the paths listed on FD_LIST below dir (deepest first, a
+                          * directory with what it holds, never through a symlink) */
+        USERWORK_FIXDIRS, /* the directories of the scan on FD_LIST get its mode and mtime */
+};
+
+/* userwork_job.flags */
+enum {
+        USERWORK_F_FULL = 1 << 0, /* DELTA: every entry, whatever the record says */
+        USERWORK_F_WANT = 1 << 1, /* EXTRACT: only the entries in the path list on FD_LIST */
+        USERWORK_F_IN_PLACE = 1 << 2, /* EXTRACT: dir is a home; replace what is there */
+        USERWORK_F_NO_DIRFIX = 1 << 3, /* EXTRACT: directories stay 0700 (FIXDIRS comes later) */
 };
 
 struct userwork_job {
@@ -50,6 +68,7 @@ struct userwork_job {
         uint32_t script_len;
         uint32_t timeout_s;
         const char *home_share, *home_mount;
+        uint32_t flags; /* USERWORK_F_* */
 };
 
 /* What the program writes back when it ends. */
