@@ -289,9 +289,10 @@ struct stream {
 };
 
 /* Open rel (to read or to create), then start the job as the user with the other end of the pair
- * as its data (and aux_fd, -1: none). On failure nothing is left open and t->err says why. */
+ * as its data (and aux_fd, list_fd, -1: none). On failure nothing is left open and t->err says
+ * why. */
 static int stream_begin(struct store *st, const char *rel, bool create, const struct pgsmb_user *u,
-                        const struct userwork_job *job, int aux_fd, struct pgsmb_transfer *t,
+                        const struct userwork_job *job, int aux_fd, int list_fd, struct pgsmb_transfer *t,
                         struct stream *s) {
         int sv[2], r;
 
@@ -315,7 +316,7 @@ static int stream_begin(struct store *st, const char *rel, bool create, const st
         }
         stream_buffer_grow(sv[0]);
         stream_buffer_grow(sv[1]);
-        r = pgsmb_child_start(u, job, sv[1], aux_fd, -1, &s->ch, t->err, sizeof t->err);
+        r = pgsmb_child_start(u, job, sv[1], aux_fd, list_fd, &s->ch, t->err, sizeof t->err);
         close(sv[1]);
         if (r < 0) {
                 close(sv[0]);
@@ -473,7 +474,7 @@ int pgsmb_restore_stream(struct store *st, const char *rel, uint64_t size_hint,
 
         if (!c->extract_argv && (ring_fd = ring_new(&ring)) >= 0)
                 job.ring_size = RING; /* else the socket stream */
-        r = stream_begin(st, rel, false, u, &job, ring_fd, t, &s);
+        r = stream_begin(st, rel, false, u, &job, ring_fd, -1, t, &s);
         if (ring_fd >= 0)
                 close(ring_fd); /* the mapping stays */
         if (r < 0) {
@@ -527,7 +528,7 @@ int pgsmb_upload_stream(struct store *st, const char *rel, const struct pgsmb_us
         XXH3_state_t *xs = NULL;
         struct stream s;
         long long last = now_ms();
-        int r = stream_begin(st, rel, true, u, &job, -1, t, &s);
+        int r = stream_begin(st, rel, true, u, &job, -1, -1, t, &s);
 
         if (r < 0)
                 return r;
