@@ -65,6 +65,26 @@ static int archive_add(struct manifest *m, const struct manifest_archive *a) {
         return 0;
 }
 
+int manifest_copy(struct manifest *dst, const struct manifest *src) {
+        manifest_init(dst);
+        dst->number = src->number;
+        dst->parent = src->parent;
+        memcpy(dst->id, src->id, sizeof dst->id);
+        memcpy(dst->user, src->user, sizeof dst->user);
+        memcpy(dst->host, src->host, sizeof dst->host);
+        dst->time = src->time;
+        for (size_t i = 0; i < src->narch; i++)
+                if (archive_add(dst, &src->arch[i]) < 0)
+                        goto fail;
+        for (size_t i = 0; i < src->n; i++)
+                if (entry_add(dst, &src->v[i]) < 0)
+                        goto fail;
+        return 0;
+fail:
+        manifest_free(dst);
+        return -ENOMEM;
+}
+
 /* ---- text ---- */
 
 static int put(struct pbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

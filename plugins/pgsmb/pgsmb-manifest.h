@@ -69,6 +69,9 @@ struct manifest {
 void manifest_init(struct manifest *m);
 void manifest_free(struct manifest *m);
 
+/* A deep copy. */
+int manifest_copy(struct manifest *dst, const struct manifest *src);
+
 /* Parse len bytes. -EBADMSG with err naming the line ("line 12: ...") for anything wrong,
  * including a checksum that does not match (a half-written or damaged manifest). */
 int manifest_parse(struct manifest *m, const char *data, size_t len, char *err, size_t errlen);

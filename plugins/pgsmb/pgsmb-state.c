@@ -2,6 +2,9 @@
 #include "pgsmb-state.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -141,4 +144,69 @@ int pgsmb_meta_write(struct store *st, const char *rel, const struct pgsmb_meta 
         if (r < 0)
                 (void)store_unlink(st, tmp);
         return r;
+}
+
+/* ---- the record (format 2) ---- */
+
+static void record_path(const char *dir, const char *user, char *path, size_t len) {
+        snprintf(path, len, "%s/%s.record", dir, user);
+}
+
+int pgsmb_record_load(const char *dir, const char *user, const char *version, struct scan *s) {
+        char path[PATH_MAX], head[PGSMB_VERSION_MAX + 16];
+        _cleanup_close_ int fd = -1;
+        struct stat st;
+        char *buf = NULL;
+        int k;
+
+        scan_init(s);
+        record_path(dir, user, path, sizeof path);
+        if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (st.st_size > RECORD_MAX_BYTES)
+                return -EFBIG;
+        if (!(buf = malloc((size_t)st.st_size + 1)))
+                return -ENOMEM;
+        if (read(fd, buf, (size_t)st.st_size) != st.st_size) {
+                free(buf);
+                return -EIO;
+        }
+        /* "version VERSION\n", then the scan */
+        k = snprintf(head, sizeof head, "version %s\n", version);
+        if (k <= 0 || (size_t)k >= sizeof head || (size_t)st.st_size < (size_t)k || memcmp(buf, head, (size_t)k) != 0) {
+                free(buf);
+                return -ESTALE; /* the record of another version */
+        }
+        int r = scan_parse(s, buf + k, (size_t)st.st_size - (size_t)k, NULL);
+        free(buf);
+        return r;
+}
+
+int pgsmb_record_save(const char *dir, const char *user, const char *version, const struct scan *s) {
+        char path[PATH_MAX], head[PGSMB_VERSION_MAX + 16];
+        struct pbuf b;
+        int k, n;
+
+        record_path(dir, user, path, sizeof path);
+        n = snprintf(head, sizeof head, "version %s\n", version);
+        pbuf_init(&b);
+        if ((k = pbuf_reserve(&b, (size_t)n)) < 0)
+                goto out;
+        memcpy(b.data, head, (size_t)n);
+        b.len = (size_t)n;
+        if ((k = scan_format_all(s, &b)) < 0)
+                goto out;
+        k = write_file_atomic(path, b.data, b.len, 0600);
+out:
+        pbuf_free(&b);
+        return k;
+}
+
+void pgsmb_record_remove(const char *dir, const char *user) {
+        char path[PATH_MAX];
+
+        record_path(dir, user, path, sizeof path);
+        (void)unlink(path);
 }

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "pgsmb-scan.h"
 #include "pgsmb-store.h"
 
 #define PGSMB_VERSION_MAX 64
@@ -35,3 +36,12 @@ int pgsmb_meta_read(struct store *st, const char *rel, struct pgsmb_meta *m);
 int pgsmb_meta_write(struct store *st, const char *rel, const struct pgsmb_meta *m);
 /* A new random version id. */
 void pgsmb_version_new(char out[PGSMB_VERSION_MAX]);
+
+/* Format 2: state_dir/<user>.record, the scan of the home as it was last saved or restored as
+ * `version` ("version VERSION" on its first line), what the next logoff compares the home with.
+ * -ENOENT when there is none, -ESTALE when it is another version's, -EBADMSG when damaged. */
+#define RECORD_MAX_BYTES (256 * 1024 * 1024)
+int pgsmb_record_load(const char *dir, const char *user, const char *version, struct scan *s);
+/* Atomically (temporary file, fsync, rename), 0600. */
+int pgsmb_record_save(const char *dir, const char *user, const char *version, const struct scan *s);
+void pgsmb_record_remove(const char *dir, const char *user);

@@ -14,19 +14,9 @@
 #include "pgsmb-helper.h"
 #include "pgsmb-userwork.h"
 #include "pgsmb.h"
+#include "pgsmb-upload.h"
 #include <pgina/util.h>
 
-struct upload {
-        struct pgina_ctx *ctx;
-        struct pgina_user *u;
-        struct pgsmb_cfg cfg;
-        struct pgsmb_user pu;
-        struct pgsmb_state state;
-        const char *state_dir;
-        char host[256];
-        char why[600];
-        bool admin; /* pginactl profile upload: progress to the admin */
-};
 
 static int profile_bytes(struct upload *up, uint64_t *bytes) {
         struct userwork_job job = {.kind = USERWORK_SIZE, .name = up->pu.name, .home = up->pu.home,
@@ -86,7 +76,7 @@ static void prune_versions(struct upload *up, struct store *st) {
         store_entries_free(v, n);
 }
 
-static void progress_cb(void *userdata, uint64_t bytes, uint64_t total) {
+void pgsmb_upload_progress(void *userdata, uint64_t bytes, uint64_t total) {
         struct upload *up = userdata;
 
         if (up->admin)
@@ -124,7 +114,7 @@ static int upload_archive(struct upload *up, struct store *st, struct upload_att
         pgsmb_store_creds(&up->cfg, &creds);
         rt = (struct pgsmb_readback_target){.url = up->cfg.share, .creds = &creds, .timeout_s = up->cfg.timeout};
         return pgsmb_upload_stream(st, a->tmp, &up->pu, (const char *const *)up->cfg.exclude, &up->cfg.comp, &rt,
-                                   progress_cb, up, &a->t);
+                                   pgsmb_upload_progress, up, &a->t);
 }
 
 /* Verify: read back behind the writer already, or (no second connection) now. On failure the
@@ -368,7 +358,9 @@ int pgsmb_upload(struct pgina_ctx *ctx, struct pgina_user *u, bool admin) {
                         pgina_ctx_metric(ctx, "store_errors", 1);
                         break;
                 }
-                k = attempt(&up, st);
+                k = pgsmb_upload_v2(&up, st);
+                if (k == -EOPNOTSUPP)
+                        k = attempt(&up, st); /* format 1 */
                 if (k < 0)
                         err = k;
                 if (upload_retryable(k))

@@ -67,6 +67,10 @@ static const struct pgina_option pgsmb_options[] = {
         {"max_profile_size", PGINA_OPT_INT, "10737418240", "bytes an archive may unpack to (archive bombs stop here)"},
         {"max_entries", PGINA_OPT_INT, "2000000", "entries an archive may hold"},
         {"keep_versions", PGINA_OPT_INT, "3", "previous archives kept in the store for pginactl profile restore"},
+        {"store_format", PGINA_OPT_INT, "2",
+         "2 = delta profiles (a logoff uploads what changed), 1 = one archive per logoff (older pgina reads it)"},
+        {"compact_deltas", PGINA_OPT_INT, "8", "format 2: deltas in a chain before a new base is written"},
+        {"compact_percent", PGINA_OPT_INT, "25", "format 2: deltas' size, in % of the base, before a new base"},
         {"ntp_servers", PGINA_OPT_LIST, NULL, "SNTP servers asked at logon (host or host:port)"},
         {"ntp_max_skew", PGINA_OPT_INT, "5", "seconds of clock skew logged as a warning"},
         {"ntp_set_clock", PGINA_OPT_BOOL, "false", "correct the clock when it is off by more than ntp_max_skew"},
@@ -315,6 +319,9 @@ int pgsmb_cfg_load(struct pgina_ctx *ctx, struct pgina_user *u, struct pgsmb_cfg
         c->retry_delay = (unsigned)pgina_conf_int(ctx, "retry_delay");
         c->timeout = (unsigned)pgina_conf_int(ctx, "timeout");
         c->keep_versions = (unsigned)pgina_conf_int(ctx, "keep_versions");
+        c->store_format = pgina_conf_int(ctx, "store_format") == 1 ? 1 : 2;
+        c->compact_deltas = (unsigned)pgina_conf_int(ctx, "compact_deltas");
+        c->compact_percent = (unsigned)pgina_conf_int(ctx, "compact_percent");
         c->max_storage_bytes = strtoull(storage ? storage : "0", NULL, 10) * 1024ULL;
         c->comp.level = (int)pgina_conf_int(ctx, "compression_level");
         c->comp.threads = (int)pgina_conf_int(ctx, "compression_threads");

@@ -23,6 +23,8 @@ struct pgsmb_cfg {
         char rel_archive[800]; /* remote_dir/filename */
         char home[PATH_MAX];
         unsigned retries, retry_delay, timeout, keep_versions;
+        unsigned store_format; /* 1: one archive per profile; 2: delta profiles (pgsmb-manifest.h) */
+        unsigned compact_deltas, compact_percent; /* format 2: a new base past these */
         uint64_t max_storage_bytes; /* 0 = no limit */
         struct profile_compress comp;
         struct profile_limits lim;

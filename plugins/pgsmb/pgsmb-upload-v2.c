@@ -1,0 +1,365 @@
+/* pgSMB logoff, store format 2 (delta profiles): only what changed since the version this home
+ * came from is uploaded, as a new archive under a unique name; then manifest N+1 is created
+ * exclusively. Another machine's commit in between is merged when the two touch different paths,
+ * else this machine's version is kept beside it as a conflict copy. */
+#include <errno.h>
+#include <stdarg.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <pgina/util.h>
+
+#include "pgsmb-manifest.h"
+#include "pgsmb-scan.h"
+#include "pgsmb-upload.h"
+#include "pgsmb-v2.h"
+
+/* Another machine's archive may be an upload in progress for this long. */
+#define V2_FOREIGN_GRACE_S (24 * 3600)
+/* A manifest slot that is taken but does not parse may be a commit in progress: re-read it this
+ * many times, a second apart, before it counts as the leftover of a dead writer. */
+#define V2_SLOT_WAITS 3
+#define V2_COMMIT_TRIES 8
+
+struct v2_upload {
+        struct v2_profile p;
+        struct v2_state vs; /* the store before the upload */
+        struct manifest base; /* the version this home came from (number 0: none) */
+        struct manifest next; /* what the commit writes */
+        struct scan record, scan;
+        bool have_record;
+        bool migrate; /* the store holds format 1: it goes aside once this commits */
+        bool conflict; /* the store changed in a way this machine did not see: a copy */
+        char v1_version[PGSMB_VERSION_MAX]; /* format 1's version, to keep its archive under */
+        char arch_name[300], arch_rel[1200], hex[65];
+        struct pgsmb_transfer t;
+        long long t0, t_upload, t_verify;
+        uint64_t added, deleted, changed_bytes, manifest_size;
+};
+
+static void v2_log(void *ud, int level, const char *fmt, ...) {
+        struct upload *up = ud;
+        char buf[1024];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(buf, sizeof buf, fmt, ap);
+        va_end(ap);
+        pgina_log(up->ctx, level, "%s: %s", up->cfg.user, buf);
+}
+
+static void v2_done(struct v2_upload *v) {
+        v2_state_free(&v->vs);
+        manifest_free(&v->base);
+        manifest_free(&v->next);
+        scan_free(&v->record);
+        scan_free(&v->scan);
+}
+
+/* What this home was made from, and whether the store still agrees. */
+static int v2_decide(struct upload *up, struct store *st, struct v2_upload *v) {
+        uint64_t mine = 0;
+        char id[MANIFEST_ID_LEN + 1] = "";
+        bool from_v2 = v2_version_parse(up->state.version, &mine, id) == 0;
+        int k;
+
+        if ((k = v2_load(st, &v->p, &v->vs, up->why, sizeof up->why)) < 0)
+                return k;
+        if (v->vs.damaged)
+                pgina_log(up->ctx, LOG_WARNING, "%s: %u damaged manifest(s) above version %" PRIu64 " ignored: %s",
+                          up->cfg.user, v->vs.damaged, v->vs.cur.number, v->vs.damaged_why);
+        if (v->vs.cur.number == 0) {
+                if (v->vs.have_v1) {
+                        /* Format 1: replaced only when this machine restored its current version. */
+                        struct pgsmb_meta meta;
+                        char meta_rel[1100];
+                        snprintf(meta_rel, sizeof meta_rel, "%s.meta", up->cfg.rel_archive);
+                        if (pgsmb_meta_read(st, meta_rel, &meta) == 0 && up->state.version[0] &&
+                            streq(meta.version, up->state.version)) {
+                                v->migrate = true;
+                                snprintf(v->v1_version, sizeof v->v1_version, "%s", meta.version);
+                        } else
+                                v->conflict = true;
+                } else
+                        v->conflict = up->state.version[0] != 0; /* its profile is gone from the store */
+                return 0;
+        }
+        if (!from_v2) {
+                v->conflict = true; /* the store moved to format 2 since this home was restored */
+                return 0;
+        }
+        if (mine == v->vs.cur.number && streq(id, v->vs.cur.id)) {
+                /* the usual case: ours is the current version */
+                k = manifest_copy(&v->base, &v->vs.cur);
+                return k;
+        }
+        /* Another machine committed since: we build on ours, then merge. */
+        k = v2_read_manifest(st, &v->p, mine, &v->base, up->why, sizeof up->why);
+        if (k < 0 || !streq(v->base.id, id)) {
+                manifest_free(&v->base);
+                v->conflict = true;
+                return k == -ENOENT || k == -EBADMSG || k == 0 ? 0 : k;
+        }
+        return 0;
+}
+
+/* The delta (everything when there is no record of what the base holds) to its unique name,
+ * verified. */
+static int v2_archive(struct upload *up, struct store *st, struct v2_upload *v) {
+        struct pgsmb_readback_target rt;
+        struct store_creds creds;
+        int k;
+
+        v->t0 = now_ms();
+        v->have_record = v->base.number && !v->conflict &&
+                         pgsmb_record_load(up->state_dir, up->cfg.user, up->state.version, &v->record) == 0;
+        if (!v->have_record && v->base.number)
+                pgina_log(up->ctx, LOG_INFO, "%s: no record of version %" PRIu64 " here: the whole home is uploaded",
+                          up->cfg.user, v->base.number);
+        if ((k = v2_archive_name(&v->p, up->host, v->arch_name, sizeof v->arch_name)) < 0 ||
+            (k = v2_rel(&v->p, v->arch_name, v->arch_rel, sizeof v->arch_rel)) < 0) {
+                snprintf(up->why, sizeof up->why, "cannot name the archive: %s", strerror(-k));
+                return k;
+        }
+        pgsmb_store_creds(&up->cfg, &creds);
+        rt = (struct pgsmb_readback_target){.url = up->cfg.share, .creds = &creds, .timeout_s = up->cfg.timeout};
+        k = pgsmb_delta_stream(st, v->arch_rel, &up->pu, (const char *const *)up->cfg.exclude, &up->cfg.comp,
+                               v->have_record ? &v->record : NULL, &rt, pgsmb_upload_progress, up, &v->t, &v->scan);
+        v->t_upload = now_ms();
+        if (k == 0 && !v->t.verified)
+                k = pgsmb_verify(st, v->arch_rel, v->t.bytes, v->t.sha256, up->why, sizeof up->why);
+        else if (k < 0)
+                snprintf(up->why, sizeof up->why, "%s", v->t.err);
+        if (k < 0) {
+                (void)store_unlink(st, v->arch_rel);
+                return k;
+        }
+        v->t_verify = now_ms();
+        pgsmb_hex(v->t.sha256, v->hex);
+        return 0;
+}
+
+/* The next manifest from the scan: the base's entries where nothing changed. */
+static int v2_build(struct upload *up, struct v2_upload *v) {
+        struct manifest_archive added = {.size = v->t.bytes};
+        int k;
+
+        snprintf(added.name, sizeof added.name, "%s", v->arch_name);
+        snprintf(added.sha256, sizeof added.sha256, "%s", v->hex);
+        k = manifest_from_scan(&v->next, v->have_record ? &v->base : NULL, &v->scan, &added);
+        if (k < 0) {
+                snprintf(up->why, sizeof up->why, "cannot make the next version from the scan of %s: %s",
+                         up->cfg.home, k == -ESTALE ? "it does not match the record" : strerror(-k));
+                return k;
+        }
+        v->next.parent = v->conflict ? 0 : v->vs.cur.number;
+        v->next.number = (v->vs.top > v->vs.cur.number ? v->vs.top : v->vs.cur.number) + 1;
+        manifest_new_id(v->next.id);
+        snprintf(v->next.user, sizeof v->next.user, "%s", up->cfg.user);
+        snprintf(v->next.host, sizeof v->next.host, "%s", up->host);
+        v->next.time = (int64_t)time(NULL);
+        for (size_t i = 0; i < v->scan.n; i++)
+                if (v->scan.v[i].flag == '+') {
+                        v->added++;
+                        v->changed_bytes += v->scan.v[i].type == 'f' ? v->scan.v[i].size : 0;
+                }
+        if (v->have_record)
+                for (size_t i = 0; i < v->base.n; i++)
+                        if (!manifest_find(&v->next, v->base.v[i].path))
+                                v->deleted++;
+        return 0;
+}
+
+static int v2_conflict(struct upload *up, struct store *st, struct v2_upload *v, const char *how) {
+        char name[400];
+        int k = v2_write_conflict(st, &v->p, &v->next, up->host, name, sizeof name, up->why, sizeof up->why);
+
+        if (k < 0)
+                return k;
+        pgina_log(up->ctx, LOG_WARNING, "%s: %s: saved as conflict copy %s", up->cfg.user, how, name);
+        pgsmb_mail_admin(up->ctx, up->u, "profile conflict",
+                         "The profile of %s changed on another machine since it was restored on %s (%s).\n"
+                         "This machine's copy was saved beside it as %s/%s%s%s; nothing was overwritten.\n"
+                         "pginactl profile restore %s %s makes it the current version.\n",
+                         up->cfg.user, up->host, how, store_url(st), v->p.dir, v->p.dir[0] ? "/" : "", name,
+                         up->cfg.user, name);
+        return 1;
+}
+
+/* Another machine took the slot: merge onto what it committed. 1 to try again with v->next
+ * rebuilt, 0 when it became a conflict copy (done), -errno. */
+static int v2_rebase(struct upload *up, struct store *st, struct v2_upload *v) {
+        struct v2_state now = {0};
+        struct manifest merged;
+        char why[400];
+        int k;
+
+        for (unsigned w = 0;; w++) {
+                v2_state_free(&now);
+                if ((k = v2_load(st, &v->p, &now, up->why, sizeof up->why)) < 0)
+                        return k;
+                if (now.cur.number >= v->next.number || w >= V2_SLOT_WAITS)
+                        break;
+                sleep(1); /* the slot's manifest does not parse yet: a commit in progress? */
+        }
+        if (now.cur.number < v->next.number) {
+                /* a dead writer's half manifest: the next free number, same parent */
+                pgina_log(up->ctx, LOG_WARNING, "%s: manifest %" PRIu64 " is damaged (%s): committing as %" PRIu64,
+                          up->cfg.user, v->next.number, now.damaged_why, now.top + 1);
+                v->next.number = now.top + 1;
+                v2_state_free(&now);
+                return 1;
+        }
+        if (v->base.number == 0 || !v->have_record) {
+                v2_state_free(&now);
+                v->conflict = true;
+                return v2_conflict(up, st, v, "another machine saved it first") > 0 ? 0 : -EIO;
+        }
+        k = manifest_rebase(&merged, &v->base, &v->next, &now.cur, why, sizeof why);
+        if (k == -EBUSY) {
+                pgina_log(up->ctx, LOG_NOTICE, "%s: version %" PRIu64 " from %s clashes with this logoff: %s",
+                          up->cfg.user, now.cur.number, now.cur.host, why);
+                v2_state_free(&now);
+                v->conflict = true;
+                k = v2_conflict(up, st, v, why);
+                return k > 0 ? 0 : k;
+        }
+        if (k < 0) {
+                snprintf(up->why, sizeof up->why, "cannot merge with version %" PRIu64 ": %s", now.cur.number,
+                         strerror(-k));
+                v2_state_free(&now);
+                return k;
+        }
+        pgina_log(up->ctx, LOG_INFO, "%s: version %" PRIu64 " from %s came first; this logoff's changes are merged "
+                  "onto it", up->cfg.user, now.cur.number, now.cur.host);
+        merged.parent = now.cur.number;
+        merged.number = now.top + 1;
+        memcpy(merged.id, v->next.id, sizeof merged.id);
+        memcpy(merged.user, v->next.user, sizeof merged.user);
+        memcpy(merged.host, v->next.host, sizeof merged.host);
+        merged.time = v->next.time;
+        manifest_free(&v->next);
+        v->next = merged;
+        /* later merges start from theirs */
+        manifest_free(&v->base);
+        k = manifest_copy(&v->base, &now.cur);
+        v2_state_free(&now);
+        return k < 0 ? k : 1;
+}
+
+static int v2_commit_loop(struct upload *up, struct store *st, struct v2_upload *v) {
+        for (unsigned i = 0; i < V2_COMMIT_TRIES; i++) {
+                int k = v2_commit(st, &v->p, &v->next, &v->manifest_size, up->why, sizeof up->why);
+                if (k == 0)
+                        return 1;
+                if (k != -EEXIST)
+                        return k;
+                if ((k = v2_rebase(up, st, v)) <= 0)
+                        return k < 0 ? k : 0;
+        }
+        snprintf(up->why, sizeof up->why, "%d other commits came first; giving up for now", V2_COMMIT_TRIES);
+        return -EAGAIN;
+}
+
+/* Format 1's archive becomes a kept version (pginactl profile list/restore still see it) and its
+ * .meta goes, so a format-1 reader does not take it for the current profile. */
+static void v2_migrate_done(struct upload *up, struct store *st, struct v2_upload *v) {
+        char target[1200], meta_rel[1100];
+
+        snprintf(target, sizeof target, "%s.v-%s", up->cfg.rel_archive, v->v1_version);
+        snprintf(meta_rel, sizeof meta_rel, "%s.meta", up->cfg.rel_archive);
+        if (store_rename(st, up->cfg.rel_archive, target, false) < 0)
+                pgina_log(up->ctx, LOG_WARNING, "%s: format 1 archive not moved aside: %s", up->cfg.user, store_error(st));
+        else
+                (void)store_unlink(st, meta_rel);
+        pgina_log(up->ctx, LOG_NOTICE, "%s: the profile is of store format 2 now; the format 1 archive is kept as %s",
+                  up->cfg.user, target);
+}
+
+static void v2_report(struct upload *up, struct store *st, struct v2_upload *v) {
+        struct pgsmb_transfer *t = &v->t;
+
+        if (t->stats.skipped_links)
+                pgina_log(up->ctx, LOG_WARNING, "%s: %" PRIu64 " symlink(s) pointing outside the home were not saved",
+                          up->cfg.user, t->stats.skipped_links);
+        pgina_log(up->ctx, LOG_INFO,
+                  "%s: saved version %" PRIu64 " to %s/%s%s%s: %" PRIu64 " of %zu entries changed (%.1f MiB, "
+                  "%.1f MiB compressed), %" PRIu64 " removed, %zu archive(s) in the chain, in %.1f s (archive, "
+                  "upload%s %.1f s, verify %.1f s)",
+                  up->cfg.user, v->next.number, store_url(st), v->p.dir, v->p.dir[0] ? "/" : "", v->arch_name,
+                  v->added, v->scan.n, v->changed_bytes / 1048576.0, t->bytes / 1048576.0, v->deleted,
+                  v->next.narch, (now_ms() - v->t0) / 1000.0, t->verified ? " and read-back" : "",
+                  (v->t_upload - v->t0) / 1000.0, (v->t_verify - v->t_upload) / 1000.0);
+        long long mid = t->mid_ms ? t->mid_ms : v->t_upload, end = t->end_ms ? t->end_ms : v->t_upload;
+        pgina_ctx_metric(up->ctx, "archive_ms", (uint64_t)(mid - v->t0));
+        pgina_ctx_metric(up->ctx, "upload_ms", (uint64_t)(end > mid ? end - mid : 0));
+        pgina_ctx_metric(up->ctx, "verify_ms", (uint64_t)(v->t_verify > end ? v->t_verify - end : 0));
+        pgina_ctx_metric(up->ctx, "upload_bytes", t->bytes);
+}
+
+int pgsmb_upload_v2(struct upload *up, struct store *st) {
+        struct v2_upload v = {.p = {.dir = up->cfg.remote_dir, .filename = up->cfg.filename}};
+        char version[PGSMB_VERSION_MAX];
+        int k;
+
+        if ((k = v2_decide(up, st, &v)) < 0)
+                goto out;
+        /* A profile already of format 2 stays so; another becomes so when store_format says. */
+        if (v.vs.cur.number == 0 && v.vs.top == 0 && (up->cfg.store_format < 2 || up->cfg.archive_argv)) {
+                k = -EOPNOTSUPP;
+                goto out;
+        }
+        if (up->cfg.archive_argv) {
+                snprintf(up->why, sizeof up->why, "the profile in %s is of store format 2, which the external "
+                         "program (compress_command) cannot write", store_url(st));
+                k = -EINVAL;
+                goto out;
+        }
+        if ((k = v2_archive(up, st, &v)) < 0 || (k = v2_build(up, &v)) < 0)
+                goto out;
+        if (!v.conflict && v.base.number && v.base.number == v.vs.cur.number && v.added == 0 && v.deleted == 0 &&
+            v.next.n == v.base.n) {
+                /* nothing changed: the store keeps its version, the empty delta goes */
+                (void)store_unlink(st, v.arch_rel);
+                pgina_log(up->ctx, LOG_INFO, "%s: nothing changed since version %" PRIu64 ": nothing uploaded",
+                          up->cfg.user, v.base.number);
+                k = 1;
+                goto out;
+        }
+        if (v.conflict) {
+                k = v2_conflict(up, st, &v, "the store holds a version this machine did not restore");
+                goto out;
+        }
+        if ((k = v2_commit_loop(up, st, &v)) <= 0) {
+                if (k < 0)
+                        (void)store_unlink(st, v.arch_rel); /* named by no manifest */
+                else
+                        k = 1; /* a conflict copy, mailed */
+                goto out;
+        }
+        v2_version_string(&v.next, version, sizeof version);
+        snprintf(up->state.version, sizeof up->state.version, "%s", version);
+        if (pgsmb_record_save(up->state_dir, up->cfg.user, version, &v.scan) < 0)
+                pgina_log(up->ctx, LOG_WARNING, "%s: cannot save the record of version %" PRIu64 ": the next logoff "
+                          "uploads everything", up->cfg.user, v.next.number);
+        if (v.migrate)
+                v2_migrate_done(up, st, &v);
+        v2_report(up, st, &v);
+        {
+                struct v2_state now;
+                char why[300];
+                if (v2_list(st, &v.p, &now, why, sizeof why) == 0)
+                        v2_prune(st, &v.p, &now, &v.next, up->cfg.keep_versions, up->host, (int64_t)time(NULL),
+                                 V2_FOREIGN_GRACE_S, v2_log, up);
+                v2_state_free(&now);
+        }
+        k = 1;
+out:
+        v2_done(&v);
+        return k;
+}

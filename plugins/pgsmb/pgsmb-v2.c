@@ -1,0 +1,340 @@
+/* pgSMB store format 2 in a store (see pgsmb-v2.h). */
+#include "pgsmb-v2.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <syslog.h>
+#include <time.h>
+
+void v2_state_free(struct v2_state *s) {
+        manifest_free(&s->cur);
+        store_entries_free(s->ents, s->nents);
+        *s = (struct v2_state){0};
+}
+
+int v2_rel(const struct v2_profile *p, const char *name, char *out, size_t len) {
+        int n = snprintf(out, len, "%s%s%s", p->dir, p->dir[0] ? "/" : "", name);
+        return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+static int read_small(struct store *st, const char *rel, size_t max, struct pbuf *b, char *err, size_t errlen) {
+        struct store_file *f = NULL;
+        int k = store_open_read(st, rel, &f);
+
+        if (k < 0) {
+                snprintf(err, errlen, "%s", store_error(st));
+                return k;
+        }
+        for (;;) {
+                ssize_t n;
+                if (b->len >= max) {
+                        snprintf(err, errlen, "%s/%s: larger than %zu bytes", store_url(st), rel, max);
+                        k = -EFBIG;
+                        break;
+                }
+                if ((k = pbuf_reserve(b, 1024 * 1024)) < 0) {
+                        snprintf(err, errlen, "%s/%s: out of memory", store_url(st), rel);
+                        break;
+                }
+                n = store_read(f, b->data + b->len, b->cap - b->len);
+                if (n < 0) {
+                        k = (int)n;
+                        snprintf(err, errlen, "%s", store_error(st));
+                        break;
+                }
+                if (n == 0)
+                        break;
+                b->len += (size_t)n;
+        }
+        store_close_file(f);
+        return k;
+}
+
+int v2_read_manifest_file(struct store *st, const struct v2_profile *p, const char *name, struct manifest *m,
+                          char *err, size_t errlen) {
+        char rel[1200], why[256];
+        struct pbuf b;
+        int k;
+
+        manifest_init(m);
+        if ((k = v2_rel(p, name, rel, sizeof rel)) < 0) {
+                snprintf(err, errlen, "%s: name too long", name);
+                return k;
+        }
+        pbuf_init(&b);
+        if ((k = read_small(st, rel, PBUF_MAX, &b, err, errlen)) == 0 &&
+            (k = manifest_parse(m, (const char *)b.data, b.len, why, sizeof why)) < 0)
+                snprintf(err, errlen, "%s/%s: %s", store_url(st), rel, why);
+        pbuf_free(&b);
+        return k;
+}
+
+int v2_read_manifest(struct store *st, const struct v2_profile *p, uint64_t number, struct manifest *m,
+                     char *err, size_t errlen) {
+        char name[300];
+        int k;
+
+        if ((k = manifest_file_name(p->filename, number, name, sizeof name)) < 0)
+                return k;
+        if ((k = v2_read_manifest_file(st, p, name, m, err, errlen)) == 0 && m->number != number) {
+                snprintf(err, errlen, "%s: it says it is version %" PRIu64, name, m->number);
+                manifest_free(m);
+                return -EBADMSG;
+        }
+        return k;
+}
+
+int v2_list(struct store *st, const struct v2_profile *p, struct v2_state *s, char *err, size_t errlen) {
+        int k;
+
+        *s = (struct v2_state){0};
+        k = store_list(st, p->dir[0] ? p->dir : ".", &s->ents, &s->nents);
+        if (k == -ENOENT)
+                return 0;
+        if (k < 0) {
+                snprintf(err, errlen, "%s", store_error(st));
+                return k;
+        }
+        for (size_t i = 0; i < s->nents; i++) {
+                uint64_t n = manifest_name_number(p->filename, s->ents[i].name);
+                if (n > s->top && !s->ents[i].is_dir)
+                        s->top = n;
+                if (!s->ents[i].is_dir && strcmp(s->ents[i].name, p->filename) == 0)
+                        s->have_v1 = true;
+        }
+        return 0;
+}
+
+static uint64_t listed_size(const struct v2_profile *p, const struct v2_state *s, uint64_t number) {
+        for (size_t i = 0; i < s->nents; i++)
+                if (manifest_name_number(p->filename, s->ents[i].name) == number)
+                        return s->ents[i].size;
+        return 0;
+}
+
+static int cmp_u64_desc(const void *a, const void *b) {
+        uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+        return x < y ? 1 : x > y ? -1 : 0;
+}
+
+int v2_load(struct store *st, const struct v2_profile *p, struct v2_state *s, char *err, size_t errlen) {
+        uint64_t *nums = NULL;
+        size_t n = 0;
+        int k = v2_list(st, p, s, err, errlen);
+
+        if (k < 0 || s->top == 0)
+                return k;
+        if (!(nums = calloc(s->nents, sizeof *nums)))
+                return -ENOMEM;
+        for (size_t i = 0; i < s->nents; i++) {
+                uint64_t v = manifest_name_number(p->filename, s->ents[i].name);
+                if (v && !s->ents[i].is_dir)
+                        nums[n++] = v;
+        }
+        qsort(nums, n, sizeof *nums, cmp_u64_desc);
+        for (size_t i = 0; i < n; i++) {
+                char why[600];
+                k = v2_read_manifest(st, p, nums[i], &s->cur, why, sizeof why);
+                if (k == 0) {
+                        s->cur_file_size = listed_size(p, s, nums[i]);
+                        break;
+                }
+                if (k != -EBADMSG && k != -ENOENT && k != -EFBIG) {
+                        snprintf(err, errlen, "%s", why);
+                        break; /* the store failed: not a verdict on the manifest */
+                }
+                if (k == -ENOENT)
+                        continue; /* pruned between the listing and the read */
+                if (s->damaged++ == 0)
+                        snprintf(s->damaged_why, sizeof s->damaged_why, "%s", why);
+                k = 0;
+        }
+        free(nums);
+        if (k < 0) {
+                v2_state_free(s);
+                return k;
+        }
+        return 0;
+}
+
+int v2_commit(struct store *st, const struct v2_profile *p, const struct manifest *m, uint64_t *size, char *err,
+              size_t errlen) {
+        struct store_file *f = NULL;
+        struct pbuf b, back;
+        char name[300], rel[1200];
+        int k;
+
+        if ((k = manifest_file_name(p->filename, m->number, name, sizeof name)) < 0 ||
+            (k = v2_rel(p, name, rel, sizeof rel)) < 0) {
+                snprintf(err, errlen, "%s: name too long", p->filename);
+                return k;
+        }
+        pbuf_init(&b);
+        pbuf_init(&back);
+        if ((k = manifest_format(m, &b)) < 0) {
+                snprintf(err, errlen, "cannot write manifest %s: %s", name, strerror(-k));
+                goto out;
+        }
+        /* FILE_CREATE on the server: exactly one machine gets version N. */
+        if ((k = store_open_write(st, rel, &f)) < 0) {
+                if (k != -EEXIST)
+                        snprintf(err, errlen, "%s", store_error(st));
+                goto out;
+        }
+        k = store_write(f, b.data, b.len);
+        if (k < 0) {
+                snprintf(err, errlen, "%s", store_error(st));
+                store_close_file(f);
+                goto out;
+        }
+        if ((k = store_close_file(f)) < 0) {
+                snprintf(err, errlen, "%s", store_error(st));
+                goto out;
+        }
+        /* Read back: what readers will see. */
+        if ((k = read_small(st, rel, b.len + 1, &back, err, errlen)) < 0)
+                goto out;
+        if (back.len != b.len || memcmp(back.data, b.data, b.len) != 0) {
+                snprintf(err, errlen, "%s/%s: read back %zu bytes that differ from the %zu written", store_url(st),
+                         rel, back.len, b.len);
+                k = -EIO;
+                goto out;
+        }
+        if (size)
+                *size = b.len;
+out:
+        pbuf_free(&b);
+        pbuf_free(&back);
+        return k;
+}
+
+int v2_write_conflict(struct store *st, const struct v2_profile *p, const struct manifest *m, const char *host,
+                      char *name, size_t namelen, char *err, size_t errlen) {
+        struct store_file *f = NULL;
+        char rel[1200], stamp[32];
+        time_t now = time(NULL);
+        struct tm tm;
+        struct pbuf b;
+        int k;
+
+        strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", gmtime_r(&now, &tm));
+        if (snprintf(name, namelen, "%s.c-%.32s-%s-%.6s", p->filename, host, stamp, m->id) >= (int)namelen ||
+            (k = v2_rel(p, name, rel, sizeof rel)) < 0) {
+                snprintf(err, errlen, "%s: name too long", p->filename);
+                return -ENAMETOOLONG;
+        }
+        pbuf_init(&b);
+        if ((k = manifest_format(m, &b)) < 0 || (k = store_open_write(st, rel, &f)) < 0) {
+                snprintf(err, errlen, "%s", k == -ENOMEM ? "out of memory" : store_error(st));
+                pbuf_free(&b);
+                return k;
+        }
+        k = store_write(f, b.data, b.len);
+        int c = store_close_file(f);
+        if (k == 0)
+                k = c;
+        if (k < 0)
+                snprintf(err, errlen, "%s", store_error(st));
+        pbuf_free(&b);
+        return k;
+}
+
+int v2_archive_name(const struct v2_profile *p, const char *host, char *out, size_t len) {
+        unsigned char r[8];
+
+        if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
+                return -EIO;
+        if (snprintf(out, len, "%s.a-%.32s-%02x%02x%02x%02x%02x%02x%02x%02x", p->filename, host, r[0], r[1], r[2],
+                     r[3], r[4], r[5], r[6], r[7]) >= (int)len)
+                return -ENAMETOOLONG;
+        return 0;
+}
+
+/* ---- prune ---- */
+
+static bool has_prefix(const char *s, const char *pre, size_t n) { return strncmp(s, pre, n) == 0; }
+
+static bool named_by(const struct manifest *m, const char *name) { return manifest_archive_index(m, name) >= 0; }
+
+void v2_prune(struct store *st, const struct v2_profile *p, const struct v2_state *s, const struct manifest *cur,
+              unsigned keep_versions, const char *host, int64_t now, int64_t grace_s, v2_log_fn log, void *ud) {
+        char arch_pre[300], ours_pre[340], conf_pre[300], rel[1200], why[600];
+        size_t fl = strlen(p->filename);
+        struct manifest *kept = NULL;
+        size_t nkept = 0;
+        uint64_t oldest_kept = cur->number > keep_versions ? cur->number - keep_versions : 1;
+
+        snprintf(arch_pre, sizeof arch_pre, "%s.a-", p->filename);
+        snprintf(ours_pre, sizeof ours_pre, "%s.a-%.32s-", p->filename, host);
+        snprintf(conf_pre, sizeof conf_pre, "%s.c-", p->filename);
+        if (!(kept = calloc(s->nents + 1, sizeof *kept)))
+                return;
+        kept[nkept++] = *cur; /* borrowed: not freed below */
+        /* The manifests: kept ones read (their archives stay), the rest removed. */
+        for (size_t i = 0; i < s->nents; i++) {
+                const char *name = s->ents[i].name;
+                uint64_t n = manifest_name_number(p->filename, name);
+                bool conflict = has_prefix(name, conf_pre, strlen(conf_pre));
+
+                if (s->ents[i].is_dir || (!n && !conflict) || n == cur->number)
+                        continue;
+                if (conflict || (n >= oldest_kept && n < cur->number)) {
+                        /* an unreadable one keeps no archive (and stays: a damaged file is the
+                         * admin's to look at) */
+                        if (v2_read_manifest_file(st, p, name, &kept[nkept], why, sizeof why) == 0)
+                                nkept++;
+                        continue;
+                }
+                if (n > cur->number)
+                        continue; /* another machine's, newer than what we know */
+                if (v2_rel(p, name, rel, sizeof rel) == 0 && store_unlink(st, rel) == 0 && log)
+                        log(ud, LOG_INFO, "removed %s (older than keep_versions = %u)", name, keep_versions);
+        }
+        /* The archives: one no kept manifest names goes. */
+        for (size_t i = 0; i < s->nents; i++) {
+                const char *name = s->ents[i].name;
+                bool used = false;
+
+                if (s->ents[i].is_dir || strlen(name) <= fl || !has_prefix(name, arch_pre, strlen(arch_pre)))
+                        continue;
+                for (size_t j = 0; j < nkept && !used; j++)
+                        used = named_by(&kept[j], name);
+                if (used)
+                        continue;
+                if (!has_prefix(name, ours_pre, strlen(ours_pre)) && now - s->ents[i].mtime < grace_s)
+                        continue; /* maybe another machine's upload in progress */
+                if (v2_rel(p, name, rel, sizeof rel) == 0) {
+                        if (store_unlink(st, rel) == 0) {
+                                if (log)
+                                        log(ud, LOG_INFO, "removed %s (no version names it)", name);
+                        } else if (log)
+                                log(ud, LOG_WARNING, "cannot remove %s: %s", name, store_error(st));
+                }
+        }
+        for (size_t j = 1; j < nkept; j++)
+                manifest_free(&kept[j]);
+        free(kept);
+}
+
+void v2_version_string(const struct manifest *m, char *out, size_t len) {
+        snprintf(out, len, "2:%" PRIu64 ":%s", m->number, m->id);
+}
+
+int v2_version_parse(const char *v, uint64_t *number, char *id) {
+        char *end;
+        unsigned long long n;
+
+        if (strncmp(v, "2:", 2) != 0)
+                return -EINVAL;
+        errno = 0;
+        n = strtoull(v + 2, &end, 10);
+        if (errno || n == 0 || *end != ':' || strlen(end + 1) != MANIFEST_ID_LEN)
+                return -EINVAL;
+        *number = n;
+        memcpy(id, end + 1, MANIFEST_ID_LEN + 1);
+        return 0;
+}

@@ -1,0 +1,81 @@
+/* pgSMB store format 2 in a store: finding the current version of a profile, committing the next
+ * one, pruning (pgsmb_core: the store and the manifest only, no plugin context, so the unit tests
+ * drive it against a file:// store).
+ *
+ * A profile of format 2 in folder D of the store, for the archive name F (pgsmb's `filename`):
+ *   D/F.m00000001 ...   manifests (pgsmb-manifest.h), each created once, exclusively
+ *   D/F.a-HOST-ID       archives (base and deltas), each created once under a unique name
+ *   D/F.c-HOST-STAMP    a conflict copy: a manifest that is not a version (never current)
+ * and of format 1, read until the first logoff of format 2 moves them aside:
+ *   D/F, D/F.meta, D/F.v-VERSION, D/F.conflict-HOST-STAMP
+ *
+ * The commit: the delta is uploaded and verified under its unique name, then manifest N+1 is
+ * created exclusively. A crash at any point leaves the store readable: before the manifest, an
+ * archive nothing names (pruned later); during it, a manifest whose checksum fails (ignored). */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "pgsmb-manifest.h"
+#include "pgsmb-store.h"
+
+struct v2_profile {
+        const char *dir; /* the profile's folder in the store ("" = the root) */
+        const char *filename; /* F */
+};
+
+/* What the store holds for one profile. */
+struct v2_state {
+        uint64_t top; /* the highest manifest number present, valid or not (0: none) */
+        struct manifest cur; /* the current version (cur.number 0: none) */
+        uint64_t cur_file_size; /* its file's size (the re-logon's check) */
+        unsigned damaged; /* manifests above the current one that failed to parse */
+        char damaged_why[300]; /* the first one's reason, naming the file */
+        bool have_v1; /* D/F exists: a profile of format 1 */
+        struct store_entry *ents; /* the folder's listing */
+        size_t nents;
+};
+
+void v2_state_free(struct v2_state *s);
+
+/* "D/NAME" (or "NAME" at the root) of a file of the profile. */
+int v2_rel(const struct v2_profile *p, const char *name, char *out, size_t len);
+
+/* List the folder and read the manifests from the top down to the first valid one. A missing
+ * folder is an empty profile. Fails (-errno, err) only when the store does. */
+int v2_load(struct store *st, const struct v2_profile *p, struct v2_state *s, char *err, size_t errlen);
+/* Only the listing: the top number, the v1 archive, and (when `number` is listed) its file size. */
+int v2_list(struct store *st, const struct v2_profile *p, struct v2_state *s, char *err, size_t errlen);
+/* Read and check manifest `number`. -ENOENT, -EBADMSG (err says why), -errno. */
+int v2_read_manifest(struct store *st, const struct v2_profile *p, uint64_t number, struct manifest *m,
+                     char *err, size_t errlen);
+/* Read and check a manifest by its file name (a conflict copy). */
+int v2_read_manifest_file(struct store *st, const struct v2_profile *p, const char *name, struct manifest *m,
+                          char *err, size_t errlen);
+
+/* Create m (m->number set by the caller) exclusively, write it, read it back. -EEXIST: another
+ * machine holds that number (nothing of ours is left); other -errno with err (a half-written file
+ * may be left: readers ignore it). *size gets the file's size. */
+int v2_commit(struct store *st, const struct v2_profile *p, const struct manifest *m, uint64_t *size, char *err,
+              size_t errlen);
+/* Write m under a new conflict-copy name (F.c-HOST-STAMP); its name in name. */
+int v2_write_conflict(struct store *st, const struct v2_profile *p, const struct manifest *m, const char *host,
+                      char *name, size_t namelen, char *err, size_t errlen);
+
+/* A new archive name F.a-HOST-ID. */
+int v2_archive_name(const struct v2_profile *p, const char *host, char *out, size_t len);
+
+/* Keep the current version and keep_versions before it (by number); remove older manifests,
+ * damaged manifests below the current one, and archives no kept manifest or conflict copy names:
+ * this host's at once (host = its short name: no upload of ours is running), other machines'
+ * when older than grace_s (theirs may be an upload in progress). Calls log for each removal or
+ * failure (may be NULL). s is the state v2_load gave, and the commit's manifest `cur`. */
+typedef void (*v2_log_fn)(void *ud, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void v2_prune(struct store *st, const struct v2_profile *p, const struct v2_state *s, const struct manifest *cur,
+              unsigned keep_versions, const char *host, int64_t now, int64_t grace_s, v2_log_fn log, void *ud);
+
+/* state.version of a format-2 home: "2:N:ID" */
+void v2_version_string(const struct manifest *m, char *out, size_t len);
+/* Parse it: 0 and *number, id (MANIFEST_ID_LEN + 1), -EINVAL when it is not of format 2. */
+int v2_version_parse(const char *v, uint64_t *number, char *id);
