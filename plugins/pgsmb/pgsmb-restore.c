@@ -18,21 +18,11 @@
 #include "pgsmb-helper.h"
 #include "pgsmb-userwork.h"
 #include "pgsmb.h"
+#include "pgsmb-restore.h"
 #include <pgina/util.h>
 
-struct restore {
-        struct pgina_ctx *ctx;
-        struct pgina_user *u;
-        struct pgsmb_cfg cfg;
-        struct pgsmb_user pu;
-        struct pgina_account acc;
-        struct pgsmb_state state;
-        const char *state_dir;
-        unsigned tries;
-        char why[600];
-};
 
-static void progress_cb(void *userdata, uint64_t bytes, uint64_t total) {
+void pgsmb_restore_progress(void *userdata, uint64_t bytes, uint64_t total) {
         struct restore *r = userdata;
 
         if (total)
@@ -44,7 +34,7 @@ static void progress_cb(void *userdata, uint64_t bytes, uint64_t total) {
 
 /* Remove a directory we made inside the home's parent: contents as the user (never follow a link
  * as root), then the top. */
-static void remove_tree(struct restore *r, const char *dir) {
+void pgsmb_restore_remove_tree(struct restore *r, const char *dir) {
         struct userwork_job job = {.kind = USERWORK_RM_CONTENTS, .name = r->pu.name, .home = r->pu.home, .dir = dir};
         struct userwork_report rep;
 
@@ -85,7 +75,7 @@ static int set_marker(struct restore *r, const char *marker) {
 }
 
 /* A new home from /etc/skel, as shadow-utils makes them. */
-static int home_from_skel(struct restore *r) {
+int pgsmb_restore_home_from_skel(struct restore *r) {
         const char *argv[] = {"mkhomedir_helper", r->cfg.user, "077", NULL};
         struct stat st;
 
@@ -139,7 +129,7 @@ static int account_ensure(struct restore *r) {
 
 /* ---- one restore attempt ---- */
 
-static int staging_dir(struct restore *r, const char *kind, char *out, size_t len) {
+int pgsmb_restore_staging_dir(struct restore *r, const char *kind, char *out, size_t len) {
         char parent[PATH_MAX];
         unsigned char rnd[6];
 
@@ -187,7 +177,7 @@ static int restore_decide(struct restore *r, struct store *st, struct restore_at
                 }
                 /* First logon anywhere: a new home. */
                 pgina_log(r->ctx, LOG_INFO, "%s: no profile in %s yet: first logon", r->cfg.user, store_url(st));
-                if ((k = home_from_skel(r)) < 0)
+                if ((k = pgsmb_restore_home_from_skel(r)) < 0)
                         return k;
                 r->state.version[0] = 0;
                 r->state.temporary = false;
@@ -207,7 +197,7 @@ static int restore_download(struct restore *r, struct store *st, struct restore_
         int k;
 
         a->t0 = now_ms();
-        if ((k = staging_dir(r, "restore", a->staging, sizeof a->staging)) < 0)
+        if ((k = pgsmb_restore_staging_dir(r, "restore", a->staging, sizeof a->staging)) < 0)
                 return k;
         if (mkdir(a->staging, 0700) < 0 || lchown(a->staging, r->acc.uid, r->acc.gid) < 0) {
                 snprintf(r->why, sizeof r->why, "cannot create %s: %s", a->staging, strerror(errno));
@@ -215,7 +205,7 @@ static int restore_download(struct restore *r, struct store *st, struct restore_
                 return -errno;
         }
         k = pgsmb_restore_stream(st, r->cfg.rel_archive, a->ss.size, &r->pu, a->staging, &r->cfg.lim,
-                                 &r->cfg.comp, progress_cb, r, &a->t);
+                                 &r->cfg.comp, pgsmb_restore_progress, r, &a->t);
         a->t_stream = now_ms();
         pgsmb_hex(a->t.sha256, hex);
         if (k == 0 && a->have_meta && a->meta.size == a->ss.size && a->t.hashed && !streq(a->meta.sha256, hex)) {
@@ -234,7 +224,7 @@ static int restore_download(struct restore *r, struct store *st, struct restore_
         } else if (k < 0)
                 snprintf(r->why, sizeof r->why, "%s", a->t.err);
         if (k < 0) {
-                remove_tree(r, a->staging);
+                pgsmb_restore_remove_tree(r, a->staging);
                 return k;
         }
         /* For pginad's metrics and the logon's log line ("pgsmb download 400 ms extract 150 ms"). */
@@ -246,32 +236,40 @@ static int restore_download(struct restore *r, struct store *st, struct restore_
         return 0;
 }
 
-/* Swap in: the old home moves aside first, so a crash leaves one or the other whole. */
-static int restore_swap_in(struct restore *r, struct store *st, struct restore_attempt *a) {
+int pgsmb_restore_swap(struct restore *r, const char *staging, bool have_home, long long *t_swap) {
         char old[PATH_MAX];
-        long long t_swap;
         int k;
 
-        if (a->have_home) {
-                if ((k = staging_dir(r, "old", old, sizeof old)) < 0 || rename(r->cfg.home, old) < 0) {
+        if (have_home) {
+                if ((k = pgsmb_restore_staging_dir(r, "old", old, sizeof old)) < 0 || rename(r->cfg.home, old) < 0) {
                         snprintf(r->why, sizeof r->why, "cannot move the old home %s aside: %s",
                                  r->cfg.home, strerror(k < 0 ? -k : errno));
-                        remove_tree(r, a->staging);
+                        pgsmb_restore_remove_tree(r, staging);
                         return k < 0 ? k : -errno;
                 }
         }
-        if (rename(a->staging, r->cfg.home) < 0) {
+        if (rename(staging, r->cfg.home) < 0) {
                 k = -errno;
                 snprintf(r->why, sizeof r->why, "cannot move the restored home into %s: %s", r->cfg.home,
                          strerror(-k));
-                if (a->have_home)
+                if (have_home)
                         (void)rename(old, r->cfg.home);
-                remove_tree(r, a->staging);
+                pgsmb_restore_remove_tree(r, staging);
                 return k;
         }
-        t_swap = now_ms();
-        if (a->have_home)
-                remove_tree(r, old);
+        *t_swap = now_ms();
+        if (have_home)
+                pgsmb_restore_remove_tree(r, old);
+        return 0;
+}
+
+/* Swap in: the old home moves aside first, so a crash leaves one or the other whole. */
+static int restore_swap_in(struct restore *r, struct store *st, struct restore_attempt *a) {
+        long long t_swap;
+        int k;
+
+        if ((k = pgsmb_restore_swap(r, a->staging, a->have_home, &t_swap)) < 0)
+                return k;
         pgina_log(r->ctx, LOG_INFO, "%s: restored %" PRIu64 " files (%.1f MiB, %.1f MiB compressed) from %s/%s "
                   "in %.1f s (download and extraction %.1f s, old home removed in %.1f s)",
                   r->cfg.user, a->t.stats.files, a->t.stats.bytes / 1048576.0, a->t.bytes / 1048576.0,
@@ -286,7 +284,10 @@ static int restore_swap_in(struct restore *r, struct store *st, struct restore_a
 /* One restore attempt: decide, download, swap in. 1 when the home is in place, else -errno. */
 static int attempt(struct restore *r, struct store *st) {
         struct restore_attempt a = {0};
-        int k = restore_decide(r, st, &a);
+        int k = pgsmb_restore_v2(r, st);
+        if (k != 0)
+                return k; /* format 2: done (or failed) there */
+        k = restore_decide(r, st, &a);
         if (k != 0)
                 return k;
         if ((k = restore_download(r, st, &a)) < 0)
@@ -318,7 +319,7 @@ static int temporary_profile(struct restore *r) {
         snprintf(why, sizeof why, "%s", r->why);
         pgina_log(r->ctx, LOG_ERR, "%s: profile not restored, temporary profile: %s", r->cfg.user, why);
         /* An existing home is never replaced by an empty one: it stays, marked temporary. */
-        if (home_from_skel(r) < 0)
+        if (pgsmb_restore_home_from_skel(r) < 0)
                 pgina_log(r->ctx, LOG_ERR, "%s: %s", r->cfg.user, r->why);
         (void)set_marker(r, PGSMB_MARKER_TMP);
         (void)pgina_user_set(r->u, PGINA_ATTR_DESCRIPTION, PGSMB_MARKER_TMP);

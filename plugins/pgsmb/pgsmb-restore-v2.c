@@ -1,0 +1,381 @@
+/* pgSMB logon, store format 2 (delta profiles): a home that is the current version already is
+ * used as it is; one that holds an older version gets only the later changes, applied in place as
+ * the user from archives downloaded and checked first; any other home is restored whole into a
+ * staging directory, each archive of the chain streamed once, taking from each only the paths the
+ * manifest says are current there. Either way the result is compared with the manifest, and its
+ * scan becomes the record the next logoff compares with. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include <pgina/util.h>
+
+#include "pgsmb-manifest.h"
+#include "pgsmb-restore.h"
+#include "pgsmb-scan.h"
+#include "pgsmb-v2.h"
+
+/* A catch-up downloads at most this much before it applies anything (memory: the archives wait in
+ * memfds); above it, or above half of a full restore, the whole profile is restored instead. */
+#define CATCHUP_MAX_BYTES (512ull * 1024 * 1024)
+#define CHUNK (1024 * 1024)
+
+struct v2_restore {
+        struct v2_profile p;
+        struct v2_state vs;
+        struct scan scan; /* of what was restored: the record */
+        uint64_t bytes, files, compressed; /* extracted, downloaded */
+        unsigned archives;
+        long long t0;
+};
+
+/* What is on disk matches the manifest: every path, its type, a file's size, nothing more. */
+static int v2_matches(struct restore *r, const struct manifest *m, const struct scan *s) {
+        size_t i = 0, j = 0;
+
+        while (i < m->n || j < s->n) {
+                int c = i >= m->n ? 1 : j >= s->n ? -1 : strcmp(m->v[i].path, s->v[j].path);
+                if (c < 0) {
+                        snprintf(r->why, sizeof r->why, "'%s' of version %" PRIu64 " is missing after the restore "
+                                 "(damaged archive %s?)", m->v[i].path, m->number, m->arch[m->v[i].archive].name);
+                        return -EBADMSG;
+                }
+                if (c > 0) {
+                        snprintf(r->why, sizeof r->why, "'%s' is not in version %" PRIu64, s->v[j].path, m->number);
+                        return -EBADMSG;
+                }
+                if (m->v[i].type != s->v[j].type || (m->v[i].type == 'f' && m->v[i].size != s->v[j].size)) {
+                        snprintf(r->why, sizeof r->why, "'%s' differs from version %" PRIu64 " after the restore "
+                                 "(damaged archive %s?)", m->v[i].path, m->number, m->arch[m->v[i].archive].name);
+                        return -EBADMSG;
+                }
+                i++;
+                j++;
+        }
+        return 0;
+}
+
+/* Directory modes and times from the manifest, then the scan, checked against it. */
+static int v2_finish_tree(struct restore *r, const struct manifest *m, const char *dir, struct v2_restore *v) {
+        struct scan dirs;
+        char err[512];
+        int k;
+
+        if ((k = manifest_dirs(m, &dirs)) < 0) {
+                snprintf(r->why, sizeof r->why, "out of memory");
+                return k;
+        }
+        k = pgsmb_fix_dirs(&r->pu, dir, &dirs, err, sizeof err);
+        scan_free(&dirs);
+        if (k < 0) {
+                snprintf(r->why, sizeof r->why, "cannot set the directories' modes in %s: %s", dir, err);
+                return k;
+        }
+        scan_free(&v->scan);
+        if ((k = pgsmb_scan_home(&r->pu, dir, (const char *const *)r->cfg.exclude, &v->scan, err, sizeof err)) < 0) {
+                snprintf(r->why, sizeof r->why, "cannot scan %s: %s", dir, err);
+                return k;
+        }
+        return v2_matches(r, m, &v->scan);
+}
+
+static int sha_check(struct restore *r, const struct manifest_archive *a, const struct pgsmb_transfer *t) {
+        char hex[65];
+
+        pgsmb_hex(t->sha256, hex);
+        if (t->bytes != a->size || !t->hashed || strcmp(hex, a->sha256) != 0) {
+                snprintf(r->why, sizeof r->why, "archive %s: %" PRIu64 " bytes whose checksum does not match the "
+                         "manifest's (%" PRIu64 " bytes): damaged or changed", a->name, t->bytes, a->size);
+                return -EBADMSG;
+        }
+        return 0;
+}
+
+/* ---- the whole profile, into a staging directory ---- */
+
+static int v2_cold(struct restore *r, struct store *st, struct v2_restore *v, bool have_home) {
+        const struct manifest *m = &v->vs.cur;
+        char staging[PATH_MAX];
+        long long t_swap;
+        int k;
+
+        if (r->cfg.lim.max_total_bytes && manifest_bytes(m) > r->cfg.lim.max_total_bytes) {
+                snprintf(r->why, sizeof r->why, "version %" PRIu64 " holds %" PRIu64 " bytes, more than "
+                         "max_profile_size", m->number, manifest_bytes(m));
+                return -E2BIG;
+        }
+        if ((k = pgsmb_restore_staging_dir(r, "restore", staging, sizeof staging)) < 0)
+                return k;
+        if (mkdir(staging, 0700) < 0 || lchown(staging, r->acc.uid, r->acc.gid) < 0) {
+                snprintf(r->why, sizeof r->why, "cannot create %s: %s", staging, strerror(errno));
+                rmdir(staging);
+                return -errno;
+        }
+        for (size_t i = 0; i < m->narch; i++) {
+                struct pgsmb_extract_opts o = {.no_dirfix = true, .always_hash = true};
+                struct profile_limits lim = r->cfg.lim;
+                struct pgsmb_transfer t;
+                char rel[1200];
+                struct pbuf want;
+                size_t count;
+
+                pbuf_init(&want);
+                if ((k = manifest_want(m, (uint32_t)i, NULL, 0, &want, &count)) < 0 ||
+                    (k = v2_rel(&v->p, m->arch[i].name, rel, sizeof rel)) < 0) {
+                        snprintf(r->why, sizeof r->why, "cannot list what %s provides: %s", m->arch[i].name,
+                                 strerror(-k));
+                        pbuf_free(&want);
+                        goto fail;
+                }
+                o.want = &want;
+                if (lim.max_total_bytes)
+                        lim.max_total_bytes -= v->bytes < lim.max_total_bytes ? v->bytes : lim.max_total_bytes;
+                k = pgsmb_restore_stream_opts(st, rel, m->arch[i].size, &r->pu, staging, &lim, &r->cfg.comp, &o,
+                                              pgsmb_restore_progress, r, &t);
+                pbuf_free(&want);
+                if (k < 0) {
+                        snprintf(r->why, sizeof r->why, "%s", t.err);
+                        goto fail;
+                }
+                if ((k = sha_check(r, &m->arch[i], &t)) < 0)
+                        goto fail;
+                v->bytes += t.stats.bytes;
+                v->files += t.stats.files;
+                v->compressed += t.bytes;
+                v->archives++;
+        }
+        if ((k = v2_finish_tree(r, m, staging, v)) < 0)
+                goto fail;
+        if ((k = pgsmb_restore_swap(r, staging, have_home, &t_swap)) < 0)
+                return k; /* staging removed */
+        pgina_log(r->ctx, LOG_INFO, "%s: restored version %" PRIu64 " from %s: %" PRIu64 " files (%.1f MiB, %.1f MiB "
+                  "compressed) from %u archive(s) in %.1f s", r->cfg.user, m->number, store_url(st), v->files,
+                  v->bytes / 1048576.0, v->compressed / 1048576.0, v->archives, (now_ms() - v->t0) / 1000.0);
+        return 1;
+fail:
+        pgsmb_restore_remove_tree(r, staging);
+        return k;
+}
+
+/* ---- catch-up: the later changes, in place ---- */
+
+/* Download rel into a memfd, checking size and checksum against a. */
+static int fetch_verified(struct restore *r, struct store *st, const char *rel, const struct manifest_archive *a,
+                          int *ret_fd) {
+        _cleanup_free_ unsigned char *buf = malloc(CHUNK);
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        struct store_file *f = NULL;
+        unsigned char sum[32];
+        uint64_t total = 0;
+        char hex[65];
+        int fd = -1, k;
+
+        if (!buf || !md) {
+                EVP_MD_CTX_free(md);
+                return -ENOMEM;
+        }
+        if ((fd = memfd_create("pgsmb-delta", MFD_CLOEXEC)) < 0 || (k = store_open_read(st, rel, &f)) < 0) {
+                k = fd < 0 ? -errno : k;
+                snprintf(r->why, sizeof r->why, "%s", fd < 0 ? strerror(-k) : store_error(st));
+                goto out;
+        }
+        EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+        for (;;) {
+                ssize_t n = store_read(f, buf, CHUNK);
+                if (n < 0) {
+                        k = (int)n;
+                        snprintf(r->why, sizeof r->why, "%s", store_error(st));
+                        break;
+                }
+                if (n == 0)
+                        break;
+                if ((total += (uint64_t)n) > a->size) {
+                        k = -EBADMSG;
+                        break;
+                }
+                EVP_DigestUpdate(md, buf, (size_t)n);
+                if (write(fd, buf, (size_t)n) != n) {
+                        k = -errno;
+                        snprintf(r->why, sizeof r->why, "cannot hold %s in memory: %m", a->name);
+                        break;
+                }
+        }
+        store_close_file(f);
+        EVP_DigestFinal_ex(md, sum, NULL);
+        pgsmb_hex(sum, hex);
+        if (k == 0 && (total != a->size || strcmp(hex, a->sha256) != 0))
+                k = -EBADMSG;
+        if (k == -EBADMSG)
+                snprintf(r->why, sizeof r->why, "archive %s: its size or checksum does not match the manifest's: "
+                         "damaged or changed", a->name);
+out:
+        EVP_MD_CTX_free(md);
+        if (k < 0 && fd >= 0)
+                close(fd);
+        else
+                *ret_fd = fd;
+        return k;
+}
+
+/* 1 when the home was brought from `mine` to the current version, 0 when a catch-up is not worth
+ * it (the caller restores the whole profile), -errno when it failed (the caller too: the home
+ * then holds part of the changes, and a whole restore replaces it). */
+static int v2_catch_up(struct restore *r, struct store *st, struct v2_restore *v, const struct manifest *mine) {
+        const struct manifest *m = &v->vs.cur;
+        char **changed = NULL, **deleted = NULL, err[512];
+        size_t nchanged = 0, ndeleted = 0;
+        uint64_t need = 0, full = 0;
+        bool *use = calloc(m->narch ? m->narch : 1, sizeof *use);
+        int k;
+
+        if (!use)
+                return -ENOMEM;
+        if ((k = manifest_diff(mine, m, &changed, &nchanged, &deleted, &ndeleted)) < 0)
+                goto out;
+        for (size_t i = 0; i < nchanged; i++)
+                use[manifest_find(m, changed[i])->archive] = true;
+        for (size_t i = 0; i < m->narch; i++) {
+                full += m->arch[i].size;
+                need += use[i] ? m->arch[i].size : 0;
+        }
+        if (need > CATCHUP_MAX_BYTES || need > full / 2) {
+                pgina_log(r->ctx, LOG_INFO, "%s: version %" PRIu64 " differs from %" PRIu64 " here by %.1f MiB of "
+                          "%.1f MiB: restored whole", r->cfg.user, m->number, mine->number, need / 1048576.0,
+                          full / 1048576.0);
+                k = 0;
+                goto out;
+        }
+        for (size_t i = 0; i < m->narch; i++) {
+                struct pgsmb_extract_opts o = {.in_place = true, .no_dirfix = true};
+                struct pgsmb_transfer t;
+                char rel[1200];
+                struct pbuf want;
+                size_t count;
+                int fd = -1;
+
+                if (!use[i])
+                        continue;
+                pbuf_init(&want);
+                if ((k = manifest_want(m, (uint32_t)i, changed, nchanged, &want, &count)) < 0 ||
+                    (k = v2_rel(&v->p, m->arch[i].name, rel, sizeof rel)) < 0 ||
+                    (k = fetch_verified(r, st, rel, &m->arch[i], &fd)) < 0) {
+                        pbuf_free(&want);
+                        goto out;
+                }
+                o.want = &want;
+                k = pgsmb_extract_fd(fd, &r->pu, r->cfg.home, &r->cfg.lim, &o, &t);
+                close(fd);
+                pbuf_free(&want);
+                if (k < 0) {
+                        snprintf(r->why, sizeof r->why, "%s", t.err);
+                        goto out;
+                }
+                v->bytes += t.stats.bytes;
+                v->files += t.stats.files;
+                v->compressed += m->arch[i].size;
+                v->archives++;
+        }
+        if (ndeleted) {
+                struct pbuf list;
+                pbuf_init(&list);
+                for (size_t i = 0; i < ndeleted && k == 0; i++)
+                        k = pathlist_add(&list, deleted[i]);
+                if (k == 0 && (k = pgsmb_delete_paths(&r->pu, r->cfg.home, &list, err, sizeof err)) < 0)
+                        snprintf(r->why, sizeof r->why, "cannot remove what version %" PRIu64 " deleted: %s",
+                                 m->number, err);
+                pbuf_free(&list);
+                if (k < 0)
+                        goto out;
+        }
+        if ((k = v2_finish_tree(r, m, r->cfg.home, v)) < 0)
+                goto out;
+        pgina_log(r->ctx, LOG_INFO, "%s: home brought from version %" PRIu64 " to %" PRIu64 " in place: %zu changed, "
+                  "%zu removed (%.1f MiB from %u archive(s)) in %.1f s", r->cfg.user, mine->number, m->number,
+                  nchanged, ndeleted, v->compressed / 1048576.0, v->archives, (now_ms() - v->t0) / 1000.0);
+        k = 1;
+out:
+        pathlist_free(changed, nchanged);
+        pathlist_free(deleted, ndeleted);
+        free(use);
+        return k;
+}
+
+/* ---- the decision ---- */
+
+/* k > 0 with `restored`: the home is the current version now, v->scan its record. */
+static int v2_done(struct restore *r, struct v2_restore *v, int k, bool restored) {
+        char version[PGSMB_VERSION_MAX];
+
+        if (k > 0 && restored) {
+                v2_version_string(&v->vs.cur, version, sizeof version);
+                snprintf(r->state.version, sizeof r->state.version, "%s", version);
+                r->state.temporary = false;
+                r->state.upload_failed = false;
+                if (pgsmb_record_save(r->state_dir, r->cfg.user, version, &v->scan) < 0)
+                        pgina_log(r->ctx, LOG_WARNING, "%s: cannot save the record of version %" PRIu64 ": the next "
+                                  "logoff uploads everything", r->cfg.user, v->vs.cur.number);
+                pgina_ctx_metric(r->ctx, "download_bytes", v->compressed);
+        }
+        scan_free(&v->scan);
+        v2_state_free(&v->vs);
+        return k;
+}
+
+int pgsmb_restore_v2(struct restore *r, struct store *st) {
+        struct v2_restore v = {.p = {.dir = r->cfg.remote_dir, .filename = r->cfg.filename}, .t0 = now_ms()};
+        char id[MANIFEST_ID_LEN + 1] = "";
+        uint64_t mine = 0;
+        struct stat hs;
+        bool have_home = lstat(r->cfg.home, &hs) == 0;
+        bool from_v2 = v2_version_parse(r->state.version, &mine, id) == 0;
+        int k;
+
+        if ((k = v2_load(st, &v.p, &v.vs, r->why, sizeof r->why)) < 0)
+                return v2_done(r, &v, k, false);
+        if (v.vs.damaged)
+                pgina_log(r->ctx, LOG_WARNING, "%s: %u damaged manifest(s) ignored: %s", r->cfg.user, v.vs.damaged,
+                          v.vs.damaged_why);
+        if (v.vs.cur.number == 0) {
+                if (v.vs.top == 0)
+                        return v2_done(r, &v, 0, false); /* format 1, or nothing yet */
+                snprintf(r->why, sizeof r->why, "%s: no valid manifest of %s: %s", store_url(st), r->cfg.filename,
+                         v.vs.damaged_why);
+                return v2_done(r, &v, -EBADMSG, false);
+        }
+        if (!streq(v.vs.cur.user, r->cfg.user)) {
+                snprintf(r->why, sizeof r->why, "%s: version %" PRIu64 " is the profile of '%s', not of %s",
+                         store_url(st), v.vs.cur.number, v.vs.cur.user, r->cfg.user);
+                return v2_done(r, &v, -EBADMSG, false);
+        }
+        if (have_home && !r->state.temporary && from_v2 && mine == v.vs.cur.number && streq(id, v.vs.cur.id)) {
+                pgina_log(r->ctx, LOG_INFO, "%s: home is already version %" PRIu64 ", no download", r->cfg.user, mine);
+                return v2_done(r, &v, 1, false);
+        }
+        if (have_home && !r->state.temporary && !r->state.upload_failed && from_v2 && mine < v.vs.cur.number) {
+                struct manifest old;
+                char why[600];
+                if (v2_read_manifest(st, &v.p, mine, &old, why, sizeof why) == 0 && streq(old.id, id)) {
+                        k = v2_catch_up(r, st, &v, &old);
+                        manifest_free(&old);
+                        if (k > 0)
+                                return v2_done(r, &v, 1, true);
+                        if (k < 0)
+                                pgina_log(r->ctx, LOG_WARNING, "%s: catching up from version %" PRIu64 " failed (%s): "
+                                          "restoring the whole profile", r->cfg.user, mine, r->why);
+                        v.bytes = v.files = v.compressed = 0;
+                        v.archives = 0;
+                } else
+                        pgina_log(r->ctx, LOG_INFO, "%s: version %" PRIu64 " of this home is no longer in the store: "
+                                  "restoring the whole profile", r->cfg.user, mine);
+        }
+        return v2_done(r, &v, v2_cold(r, st, &v, have_home), true);
+}
