@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pgsmb-admin.h"
 #include "pgsmb-state.h"
 #include "pgsmb-helper.h"
 #include "pgsmb.h"
@@ -210,10 +211,13 @@ int pgsmb_admin(struct pgina_ctx *ctx, struct pgina_user *u, int argc, const cha
         r = pgsmb_connect(ctx, &c, true, &st, why, sizeof why);
         if (r < 0)
                 pgina_ctx_message(ctx, "cannot reach the profile store: %s", why);
-        else if (streq(argv[1], "list"))
-                r = profile_list(ctx, &c, st);
-        else if (streq(argv[1], "restore") && argc == 4)
-                r = profile_restore(ctx, &c, st, argv[3]);
+        else if (streq(argv[1], "list")) {
+                if ((r = pgsmb_admin_list_v2(ctx, &c, st)) == 1)
+                        r = profile_list(ctx, &c, st);
+        } else if (streq(argv[1], "restore") && argc == 4) {
+                if ((r = pgsmb_admin_restore_v2(ctx, &c, st, argv[3])) == 1)
+                        r = profile_restore(ctx, &c, st, argv[3]);
+        }
         else {
                 pgina_ctx_message(ctx, "usage: profile list|upload USER, profile restore USER VERSION");
                 r = -EINVAL;
