@@ -460,5 +460,6 @@ int pgsmb_logon_tasks(struct pgina_ctx *ctx, struct pgina_user *u) {
                 return 1;
         ntp_check(ctx);
         login_script(ctx, u);
+        pgsmb_compact(ctx, u);
         return 1; /* a logon notification never blocks the logon: failures are in the log */
 }

@@ -463,10 +463,11 @@ fail:
         return k;
 }
 
-static bool entry_same(const struct manifest *a, const struct manifest_entry *x, const struct manifest *b,
-                       const struct manifest_entry *y) {
+/* The same content: type, mode, size and mtime (to the nanosecond) agree, whichever archive holds
+ * it (a compaction moves every entry to a new base without changing one). */
+static bool entry_same(const struct manifest_entry *x, const struct manifest_entry *y) {
         return x->type == y->type && x->mode == y->mode && x->size == y->size && x->mtime_s == y->mtime_s &&
-               x->mtime_ns == y->mtime_ns && strcmp(a->arch[x->archive].name, b->arch[y->archive].name) == 0;
+               x->mtime_ns == y->mtime_ns;
 }
 
 static int list_push(char ***v, size_t *n, size_t *cap, const char *s) {
@@ -498,7 +499,7 @@ int manifest_diff(const struct manifest *a, const struct manifest *b, char ***ch
                 else if (c > 0)
                         k = list_push(changed, nchanged, &cc, b->v[j++].path);
                 else {
-                        if (!entry_same(a, &a->v[i], b, &b->v[j]))
+                        if (!entry_same(&a->v[i], &b->v[j]))
                                 k = list_push(changed, nchanged, &cc, b->v[j].path);
                         i++;
                         j++;

@@ -93,8 +93,8 @@ int manifest_archive_index(const struct manifest *m, const char *name);
 int manifest_from_scan(struct manifest *out, const struct manifest *old, const struct scan *scan,
                        const struct manifest_archive *added);
 
-/* What changed from a to b: paths whose entry differs (archive, type, mode, size, mtime) or that
- * b added, into *changed; paths b no longer has, into *deleted (both sorted, malloc'd strings,
+/* What changed from a to b: paths whose entry differs (type, mode, size, mtime; not the archive:
+ * a compaction changes no content) or that b added, into *changed; paths b no longer has, into *deleted (both sorted, malloc'd strings,
  * free with pathlist_free). */
 int manifest_diff(const struct manifest *a, const struct manifest *b, char ***changed, size_t *nchanged,
                   char ***deleted, size_t *ndeleted);

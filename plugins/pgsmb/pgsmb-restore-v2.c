@@ -102,23 +102,16 @@ static int sha_check(struct restore *r, const struct manifest_archive *a, const 
 
 /* ---- the whole profile, into a staging directory ---- */
 
-static int v2_cold(struct restore *r, struct store *st, struct v2_restore *v, bool have_home) {
-        const struct manifest *m = &v->vs.cur;
-        char staging[PATH_MAX];
-        long long t_swap;
+/* The chain of m, each archive streamed once, into the empty directory dir (the user's), then
+ * checked against m (v->scan: its scan). On failure dir may hold part of it. */
+static int v2_extract_chain(struct restore *r, struct store *st, struct v2_restore *v, const struct manifest *m,
+                            const char *dir) {
         int k;
 
         if (r->cfg.lim.max_total_bytes && manifest_bytes(m) > r->cfg.lim.max_total_bytes) {
                 snprintf(r->why, sizeof r->why, "version %" PRIu64 " holds %" PRIu64 " bytes, more than "
                          "max_profile_size", m->number, manifest_bytes(m));
                 return -E2BIG;
-        }
-        if ((k = pgsmb_restore_staging_dir(r, "restore", staging, sizeof staging)) < 0)
-                return k;
-        if (mkdir(staging, 0700) < 0 || lchown(staging, r->acc.uid, r->acc.gid) < 0) {
-                snprintf(r->why, sizeof r->why, "cannot create %s: %s", staging, strerror(errno));
-                rmdir(staging);
-                return -errno;
         }
         for (size_t i = 0; i < m->narch; i++) {
                 struct pgsmb_extract_opts o = {.no_dirfix = true, .always_hash = true};
@@ -134,36 +127,62 @@ static int v2_cold(struct restore *r, struct store *st, struct v2_restore *v, bo
                         snprintf(r->why, sizeof r->why, "cannot list what %s provides: %s", m->arch[i].name,
                                  strerror(-k));
                         pbuf_free(&want);
-                        goto fail;
+                        return k;
                 }
                 o.want = &want;
                 if (lim.max_total_bytes)
                         lim.max_total_bytes -= v->bytes < lim.max_total_bytes ? v->bytes : lim.max_total_bytes;
-                k = pgsmb_restore_stream_opts(st, rel, m->arch[i].size, &r->pu, staging, &lim, &r->cfg.comp, &o,
+                k = pgsmb_restore_stream_opts(st, rel, m->arch[i].size, &r->pu, dir, &lim, &r->cfg.comp, &o,
                                               pgsmb_restore_progress, r, &t);
                 pbuf_free(&want);
                 if (k < 0) {
                         snprintf(r->why, sizeof r->why, "%s", t.err);
-                        goto fail;
+                        return k;
                 }
                 if ((k = sha_check(r, &m->arch[i], &t)) < 0)
-                        goto fail;
+                        return k;
                 v->bytes += t.stats.bytes;
                 v->files += t.stats.files;
                 v->compressed += t.bytes;
                 v->archives++;
         }
-        if ((k = v2_finish_tree(r, m, staging, v)) < 0)
-                goto fail;
+        return v2_finish_tree(r, m, dir, v);
+}
+
+int pgsmb_restore_v2_chain(struct restore *r, struct store *st, const struct manifest *m, const char *dir,
+                           struct scan *scan) {
+        struct v2_restore v = {.p = {.dir = r->cfg.remote_dir, .filename = r->cfg.filename}, .t0 = now_ms()};
+        int k = v2_extract_chain(r, st, &v, m, dir);
+
+        *scan = v.scan;
+        if (k < 0)
+                scan_free(scan);
+        return k;
+}
+
+static int v2_cold(struct restore *r, struct store *st, struct v2_restore *v, bool have_home) {
+        const struct manifest *m = &v->vs.cur;
+        char staging[PATH_MAX];
+        long long t_swap;
+        int k;
+
+        if ((k = pgsmb_restore_staging_dir(r, "restore", staging, sizeof staging)) < 0)
+                return k;
+        if (mkdir(staging, 0700) < 0 || lchown(staging, r->acc.uid, r->acc.gid) < 0) {
+                snprintf(r->why, sizeof r->why, "cannot create %s: %s", staging, strerror(errno));
+                rmdir(staging);
+                return -errno;
+        }
+        if ((k = v2_extract_chain(r, st, v, m, staging)) < 0) {
+                pgsmb_restore_remove_tree(r, staging);
+                return k;
+        }
         if ((k = pgsmb_restore_swap(r, staging, have_home, &t_swap)) < 0)
                 return k; /* staging removed */
         pgina_log(r->ctx, LOG_INFO, "%s: restored version %" PRIu64 " from %s: %" PRIu64 " files (%.1f MiB, %.1f MiB "
                   "compressed) from %u archive(s) in %.1f s", r->cfg.user, m->number, store_url(st), v->files,
                   v->bytes / 1048576.0, v->compressed / 1048576.0, v->archives, (now_ms() - v->t0) / 1000.0);
         return 1;
-fail:
-        pgsmb_restore_remove_tree(r, staging);
-        return k;
 }
 
 /* ---- catch-up: the later changes, in place ---- */

@@ -37,3 +37,8 @@ int pgsmb_restore_swap(struct restore *r, const char *staging, bool have_home, l
  * restored), 0 when the store holds no profile of format 2 (the caller tries format 1), -errno
  * with r->why. */
 int pgsmb_restore_v2(struct restore *r, struct store *st);
+/* The chain of version m into the empty directory dir (the user's), checked against m; *scan is
+ * what it holds. For the compaction (pgsmb-compact.c). */
+struct manifest;
+int pgsmb_restore_v2_chain(struct restore *r, struct store *st, const struct manifest *m, const char *dir,
+                           struct scan *scan);

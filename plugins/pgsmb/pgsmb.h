@@ -94,3 +94,11 @@ bool pgsmb_fd_is_mount(int parent, int fd);
 void pgsmb_end_user_processes(struct pgina_ctx *ctx, const char *user, uid_t uid, gid_t gid);
 /* Notification LOGON: SNTP check (ntp_servers) and the login script, as the user, bounded. */
 int pgsmb_logon_tasks(struct pgina_ctx *ctx, struct pgina_user *u);
+
+/* ---- format 2 compaction (pgsmb-compact.c) ---- */
+struct manifest;
+/* The chain of m passes compact_deltas or compact_percent. */
+bool pgsmb_compact_due(const struct pgsmb_cfg *c, const struct manifest *m);
+/* Logon notification: a new base when the current version's chain is due (from the stored
+ * archives, as the user; the store is unchanged when anything fails). */
+void pgsmb_compact(struct pgina_ctx *ctx, struct pgina_user *u);

@@ -1,0 +1,198 @@
+/* pgSMB store format 2: compaction. When the chain of the current version passes compact_deltas
+ * deltas, or its deltas pass compact_percent % of its base, a new base is written from the stored
+ * archives (never from the live home: the chain is restored, as the user, into a private
+ * directory next to the home, checked against the manifest, then archived whole) and committed the
+ * same way as a logoff's version: the next manifest, created exclusively, with the same content.
+ * It runs in the logon notification, while the user works: never on a logon's or a logoff's
+ * path. Another machine's commit in between wins; the compaction is tried again at a later logon. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <pgina/util.h>
+
+#include "pgsmb-manifest.h"
+#include "pgsmb-restore.h"
+#include "pgsmb-v2.h"
+
+#define COMPACT_FOREIGN_GRACE_S (24 * 3600)
+
+static void compact_log(void *ud, int level, const char *fmt, ...) {
+        struct restore *r = ud;
+        char buf[1024];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(buf, sizeof buf, fmt, ap);
+        va_end(ap);
+        pgina_log(r->ctx, level, "%s: %s", r->cfg.user, buf);
+}
+
+bool pgsmb_compact_due(const struct pgsmb_cfg *c, const struct manifest *m) {
+        uint64_t deltas = 0;
+
+        if (m->narch < 2)
+                return false;
+        for (size_t i = 1; i < m->narch; i++)
+                deltas += m->arch[i].size;
+        return (c->compact_deltas && m->narch - 1 >= c->compact_deltas) ||
+               (c->compact_percent && deltas * 100 > (uint64_t)c->compact_percent * m->arch[0].size);
+}
+
+/* This machine's home came from `from`: it is `to` now, content and record alike. */
+static void compact_follow(struct restore *r, const struct manifest *from, const struct manifest *to) {
+        char old[PGSMB_VERSION_MAX], new[PGSMB_VERSION_MAX];
+        struct pgsmb_state state;
+        struct scan rec;
+
+        v2_version_string(from, old, sizeof old);
+        v2_version_string(to, new, sizeof new);
+        if (pgsmb_state_load(r->state_dir, r->cfg.user, &state) < 0 || !streq(state.version, old))
+                return;
+        if (pgsmb_record_load(r->state_dir, r->cfg.user, old, &rec) == 0) {
+                (void)pgsmb_record_save(r->state_dir, r->cfg.user, new, &rec);
+                scan_free(&rec);
+        }
+        snprintf(state.version, sizeof state.version, "%s", new);
+        (void)pgsmb_state_save(r->state_dir, r->cfg.user, &state);
+}
+
+/* The new base of m, archived from dir; committed as the next version. 1 done, 0 another machine
+ * came first, -errno. */
+static int compact_commit(struct restore *r, struct store *st, const struct v2_profile *p, const struct v2_state *vs,
+                          const char *dir, const char *host) {
+        const struct manifest *m = &vs->cur;
+        struct pgsmb_user pu = r->pu;
+        struct pgsmb_readback_target rt;
+        struct manifest_archive added = {0};
+        struct manifest next;
+        struct store_creds creds;
+        struct pgsmb_transfer t;
+        char rel[1200], **ch = NULL, **del = NULL, why[600];
+        size_t nch = 0, ndel = 0;
+        struct scan scan;
+        int k;
+
+        pu.home = dir;
+        if ((k = v2_archive_name(p, host, added.name, sizeof added.name)) < 0 ||
+            (k = v2_rel(p, added.name, rel, sizeof rel)) < 0)
+                return k;
+        pgsmb_store_creds(&r->cfg, &creds);
+        rt = (struct pgsmb_readback_target){.url = r->cfg.share, .creds = &creds, .timeout_s = r->cfg.timeout};
+        k = pgsmb_delta_stream(st, rel, &pu, NULL, &r->cfg.comp, NULL, &rt, NULL, NULL, &t, &scan);
+        if (k == 0 && !t.verified)
+                k = pgsmb_verify(st, rel, t.bytes, t.sha256, r->why, sizeof r->why);
+        else if (k < 0)
+                snprintf(r->why, sizeof r->why, "%s", t.err);
+        if (k < 0)
+                goto fail;
+        added.size = t.bytes;
+        pgsmb_hex(t.sha256, added.sha256);
+        if ((k = manifest_from_scan(&next, NULL, &scan, &added)) < 0) {
+                snprintf(r->why, sizeof r->why, "cannot make the compacted version: %s", strerror(-k));
+                goto fail;
+        }
+        /* the same content, to the nanosecond, or nothing is committed */
+        if ((k = manifest_diff(m, &next, &ch, &nch, &del, &ndel)) < 0 || nch || ndel) {
+                snprintf(r->why, sizeof r->why, "the compacted tree differs from version %" PRIu64 " ('%s')", m->number,
+                         nch ? ch[0] : ndel ? del[0] : "?");
+                k = k < 0 ? k : -EBADMSG;
+                manifest_free(&next);
+                goto fail;
+        }
+        next.number = (vs->top > m->number ? vs->top : m->number) + 1;
+        next.parent = m->number;
+        manifest_new_id(next.id);
+        snprintf(next.user, sizeof next.user, "%s", r->cfg.user);
+        snprintf(next.host, sizeof next.host, "%s", host);
+        next.time = (int64_t)time(NULL);
+        k = v2_commit(st, p, &next, NULL, why, sizeof why);
+        if (k == -EEXIST) {
+                pgina_log(r->ctx, LOG_INFO, "%s: another machine saved version %" PRIu64 " first: compaction at a "
+                          "later logon", r->cfg.user, next.number);
+                manifest_free(&next);
+                k = 0;
+                goto fail;
+        }
+        if (k < 0) {
+                snprintf(r->why, sizeof r->why, "%s", why);
+                manifest_free(&next);
+                goto fail;
+        }
+        pgina_log(r->ctx, LOG_INFO, "%s: compacted version %" PRIu64 " (%zu archives) into version %" PRIu64 " (one "
+                  "base, %.1f MiB compressed)", r->cfg.user, m->number, m->narch, next.number, t.bytes / 1048576.0);
+        compact_follow(r, m, &next);
+        {
+                struct v2_state now;
+                if (v2_list(st, p, &now, why, sizeof why) == 0)
+                        v2_prune(st, p, &now, &next, r->cfg.keep_versions, host, (int64_t)time(NULL),
+                                 COMPACT_FOREIGN_GRACE_S, compact_log, r);
+                v2_state_free(&now);
+        }
+        manifest_free(&next);
+        scan_free(&scan);
+        pathlist_free(ch, nch);
+        pathlist_free(del, ndel);
+        return 1;
+fail:
+        (void)store_unlink(st, rel);
+        scan_free(&scan);
+        pathlist_free(ch, nch);
+        pathlist_free(del, ndel);
+        return k;
+}
+
+void pgsmb_compact(struct pgina_ctx *ctx, struct pgina_user *u) {
+        struct restore r = {.ctx = ctx, .u = u};
+        struct v2_profile p;
+        struct v2_state vs = {0};
+        struct store *st = NULL;
+        char staging[PATH_MAX] = "", host[256];
+        struct scan scan = {0};
+        int k;
+
+        r.state_dir = pgina_ctx_state_dir(ctx);
+        if (pgsmb_cfg_load(ctx, u, &r.cfg, r.why, sizeof r.why) < 0 || r.cfg.archive_argv)
+                goto out;
+        if (pgina_account_lookup(r.cfg.user, &r.acc) <= 0 || r.acc.uid == 0)
+                goto out;
+        r.pu = (struct pgsmb_user){.name = r.cfg.user, .uid = r.acc.uid, .gid = r.acc.gid, .home = r.cfg.home};
+        if (gethostname(host, sizeof host) < 0)
+                snprintf(host, sizeof host, "localhost");
+        host[sizeof host - 1] = 0;
+        host[strcspn(host, ".")] = 0;
+        p = (struct v2_profile){.dir = r.cfg.remote_dir, .filename = r.cfg.filename};
+        if (pgsmb_connect(ctx, &r.cfg, true, &st, r.why, sizeof r.why) < 0 ||
+            v2_load(st, &p, &vs, r.why, sizeof r.why) < 0 || !vs.cur.number || !pgsmb_compact_due(&r.cfg, &vs.cur))
+                goto out;
+        pgina_log(ctx, LOG_INFO, "%s: version %" PRIu64 " is a chain of %zu archives: writing a new base", r.cfg.user,
+                  vs.cur.number, vs.cur.narch);
+        if ((k = pgsmb_restore_staging_dir(&r, "compact", staging, sizeof staging)) < 0 ||
+            mkdir(staging, 0700) < 0 || lchown(staging, r.acc.uid, r.acc.gid) < 0) {
+                pgina_log(ctx, LOG_WARNING, "%s: no compaction: cannot create %s: %m", r.cfg.user, staging);
+                if (staging[0])
+                        rmdir(staging);
+                staging[0] = 0;
+                goto out;
+        }
+        if ((k = pgsmb_restore_v2_chain(&r, st, &vs.cur, staging, &scan)) < 0 ||
+            (k = compact_commit(&r, st, &p, &vs, staging, host)) < 0)
+                pgina_log(ctx, LOG_WARNING, "%s: compaction of version %" PRIu64 " failed (the store is unchanged): %s",
+                          r.cfg.user, vs.cur.number, r.why);
+out:
+        if (staging[0])
+                pgsmb_restore_remove_tree(&r, staging);
+        scan_free(&scan);
+        v2_state_free(&vs);
+        if (st)
+                store_close(st);
+        pgina_account_done(&r.acc);
+        pgsmb_cfg_done(&r.cfg);
+}
