@@ -169,7 +169,7 @@ void pgsmb_compact(struct pgina_ctx *ctx, struct pgina_user *u) {
         host[sizeof host - 1] = 0;
         host[strcspn(host, ".")] = 0;
         p = (struct v2_profile){.dir = r.cfg.remote_dir, .filename = r.cfg.filename};
-        if (pgsmb_connect(ctx, &r.cfg, true, &st, r.why, sizeof r.why) < 0 ||
+        if (pgsmb_connect(ctx, &r.cfg, false, &st, r.why, sizeof r.why) < 0 ||
             v2_load(st, &p, &vs, r.why, sizeof r.why) < 0 || !vs.cur.number || !pgsmb_compact_due(&r.cfg, &vs.cur))
                 goto out;
         pgina_log(ctx, LOG_INFO, "%s: version %" PRIu64 " is a chain of %zu archives: writing a new base", r.cfg.user,
