@@ -84,6 +84,7 @@ PAM
         PGINA_SERVICE_EXTRA="request_timeout = 60
 log_level = info" pgsmb_conf "$SOAK_PW" <<CONF
 share = file://$SOAK_STORE
+store_format = 1
 retries = 1
 retry_delay = 0
 logoff_process_wait = 2

@@ -45,6 +45,7 @@ PGINA_SERVICE_EXTRA="request_timeout = 120
 metrics_textfile = $PROM/pgina.prom
 metrics_interval = 1" pgsmb_conf secret <<CONF
 share = file://$STORE
+store_format = 1
 retries = 1
 retry_delay = 0
 [localmachine]
@@ -131,6 +132,7 @@ step "a store that does not answer: pgSMB's store errors, a temporary profile"
 pgina_stop
 PGINA_SERVICE_EXTRA="metrics_textfile = $PROM/pgina.prom" pgsmb_conf secret <<CONF
 share = file://$T/no-such-store
+store_format = 1
 retries = 2
 retry_delay = 0
 CONF

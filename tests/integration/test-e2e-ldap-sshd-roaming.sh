@@ -49,6 +49,7 @@ gateway_rules = staff=ldapstaff
 
 [pgsmb]
 share = $1
+store_format = 1
 credentials = user
 retries = 2
 retry_delay = 1

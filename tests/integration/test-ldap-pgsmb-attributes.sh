@@ -26,6 +26,7 @@ pgSMB_Filename = employeeType
 
 [pgsmb]
 share = file://$STORE
+store_format = 1
 retries = 1
 retry_delay = 0
 C

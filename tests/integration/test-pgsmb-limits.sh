@@ -93,6 +93,7 @@ PY
 pgsmb_pam_service
 PGINA_SERVICE_EXTRA="request_timeout = 120" pgsmb_conf secret <<CONF
 share = file://$STORE
+store_format = 1
 retries = 2
 retry_delay = 0
 max_storage_kb = 10240

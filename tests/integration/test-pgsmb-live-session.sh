@@ -20,6 +20,7 @@ pgsmb_pam_service
 # compression_level 19: random data compresses at a few MB/s, so the logoff job takes seconds
 PGINA_SERVICE_EXTRA="request_timeout = 120" pgsmb_conf secret <<CONF
 share = file://$STORE
+store_format = 1
 retries = 1
 retry_delay = 0
 compression_level = 19

@@ -13,6 +13,7 @@ pgsmb_pam_service
 write_conf() { # $1: more [pgsmb] lines
         PGINA_SERVICE_EXTRA="request_timeout = 60" pgsmb_conf secret <<CONF
 share = file://$STORE
+store_format = 1
 retries = 1
 logoff_process_wait = 2
 $1

@@ -66,6 +66,7 @@ write_conf() { # $1: job_retry_delay
 job_retry_delay = $1
 job_retry_max_delay = $(($1 * 2))" pgsmb_conf secret <<CONF
 share = $(smbd_url)
+store_format = 1
 credentials = $CREDS
 retries = 1
 timeout = 3

@@ -19,6 +19,7 @@ meta_version() { sed -n 's/^version=//p' "$STORE/alice/alice.tar.zst.meta"; }
 pgsmb_pam_service
 PGINA_SERVICE_EXTRA="request_timeout = 120" pgsmb_conf secret <<CONF
 share = file://$STORE
+store_format = 1
 retries = 1
 retry_delay = 0
 keep_versions = 2

@@ -14,6 +14,7 @@ mkdir -p "$STORE"
 pgsmb_pam_service
 PGINA_SERVICE_EXTRA="request_timeout = 120" pgsmb_conf secret <<CONF
 share = file://$STORE
+store_format = 1
 retries = 1
 retry_delay = 0
 [localmachine]

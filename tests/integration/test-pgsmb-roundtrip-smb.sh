@@ -62,6 +62,7 @@ pgsmb_pam_service
 write_conf() {
         PGINA_SERVICE_EXTRA="request_timeout = 120" pgsmb_conf Logon-pw-1 <<CONF
 share = $(smbd_url)
+store_format = 1
 credentials = $1
 retries = 2
 retry_delay = 1

@@ -22,6 +22,7 @@ mkdir -p /etc/pgina
 write_conf() {
         PGINA_SERVICE_EXTRA="request_timeout = 120" pgsmb_conf secret <<CONF
 share = $(smbd_url)
+store_format = 1
 credentials = $CREDS
 retries = 2
 retry_delay = 1

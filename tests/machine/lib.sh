@@ -121,8 +121,19 @@ machine_roaming() {
         machine_boot
 }
 
-# machine_member NAME: the member NAME (stored as NAME or ./NAME) of alice's archive on stdout
+# machine_member NAME: the member NAME (stored as NAME or ./NAME) of alice's current profile on
+# stdout: of store format 2 (the highest manifest names the archive holding NAME; a NAME without
+# characters the manifest escapes), else of format 1 (the single archive)
 machine_member() {
+        local d=$M/srv/pgina/profiles/alice m arch
+        m=$(find "$d" -maxdepth 1 -name 'alice.tar.zst.m[0-9]*' -printf '%f\n' 2>/dev/null | sort | tail -n 1)
+        if [ -n "$m" ]; then
+                arch=$(awk -v p="$1" '$1 == "e" && $7 == p { i = $2 } END { print i }' "$d/$m")
+                arch=$(awk -v i="$arch" '$1 == "a" && $2 == i { print $3 }' "$d/$m")
+                [ -n "$arch" ] || return 1
+                tar --warning=no-unknown-keyword --zstd -xOf "$d/$arch" "$1"
+                return
+        fi
         machine_exec tar --warning=no-unknown-keyword --zstd -xOf /srv/pgina/profiles/alice/alice.tar.zst "$1" 2>/dev/null ||
                 machine_exec tar --warning=no-unknown-keyword --zstd -xOf /srv/pgina/profiles/alice/alice.tar.zst "./$1"
 }

@@ -18,7 +18,8 @@ STORE=/srv/pgina/profiles/alice
 JOBS=/var/lib/pgina/jobs
 
 machine_prepare
-machine_conf_roaming "compression_level = 19
+machine_conf_roaming "store_format = 1
+compression_level = 19
 compression_threads = 1
 logoff_process_wait = 2"
 machine_user alice "$PW"

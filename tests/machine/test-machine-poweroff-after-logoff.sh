@@ -25,6 +25,7 @@ notification = testplugin pgsmb localmachine
 notify_sleep_ms = 8000
 [pgsmb]
 share = file:///srv/pgina/profiles
+store_format = 1
 retries = 1
 CONF
 machine_user alice "$PW"
