@@ -35,6 +35,7 @@ struct v2_upload {
         bool have_record;
         bool migrate; /* the store holds format 1: it goes aside once this commits */
         bool conflict; /* the store changed in a way this machine did not see: a copy */
+        bool merged; /* committed onto another machine's version: the home lacks its changes */
         char v1_version[PGSMB_VERSION_MAX]; /* format 1's version, to keep its archive under */
         char arch_name[300], arch_rel[1200], hex[65];
         struct pgsmb_transfer t;
@@ -181,6 +182,10 @@ static int v2_conflict(struct upload *up, struct store *st, struct v2_upload *v,
 
         if (k < 0)
                 return k;
+        /* As with format 1: the next logon here restores the store's version (this one is kept
+         * in the copy). */
+        up->state.version[0] = 0;
+        pgsmb_record_remove(up->state_dir, up->cfg.user);
         pgina_log(up->ctx, LOG_WARNING, "%s: %s: saved as conflict copy %s", up->cfg.user, how, name);
         pgsmb_mail_admin(up->ctx, up->u, "profile conflict",
                          "The profile of %s changed on another machine since it was restored on %s (%s).\n"
@@ -237,6 +242,7 @@ static int v2_rebase(struct upload *up, struct store *st, struct v2_upload *v) {
         }
         pgina_log(up->ctx, LOG_INFO, "%s: version %" PRIu64 " from %s came first; this logoff's changes are merged "
                   "onto it", up->cfg.user, now.cur.number, now.cur.host);
+        v->merged = true;
         merged.parent = now.cur.number;
         merged.number = now.top + 1;
         memcpy(merged.id, v->next.id, sizeof merged.id);
@@ -343,10 +349,17 @@ int pgsmb_upload_v2(struct upload *up, struct store *st) {
                 goto out;
         }
         v2_version_string(&v.next, version, sizeof version);
-        snprintf(up->state.version, sizeof up->state.version, "%s", version);
-        if (pgsmb_record_save(up->state_dir, up->cfg.user, version, &v.scan) < 0)
-                pgina_log(up->ctx, LOG_WARNING, "%s: cannot save the record of version %" PRIu64 ": the next logoff "
-                          "uploads everything", up->cfg.user, v.next.number);
+        if (v.merged) {
+                /* This home lacks what the other machine changed: it is no version of the store,
+                 * and the next logon here restores the merged one. */
+                up->state.version[0] = 0;
+                pgsmb_record_remove(up->state_dir, up->cfg.user);
+        } else {
+                snprintf(up->state.version, sizeof up->state.version, "%s", version);
+                if (pgsmb_record_save(up->state_dir, up->cfg.user, version, &v.scan) < 0)
+                        pgina_log(up->ctx, LOG_WARNING, "%s: cannot save the record of version %" PRIu64 ": the next "
+                                  "logoff uploads everything", up->cfg.user, v.next.number);
+        }
         if (v.migrate)
                 v2_migrate_done(up, st, &v);
         v2_report(up, st, &v);

@@ -45,7 +45,7 @@ assert_eq 3 "$(current)" "version after the merge"
 show >"$T/show3"
 grep -q "^f .*othermachine.* docs/f2$" "$T/show3" || { cat "$T/show3" >&2; fail "the other machine's docs/f2 is not in version 3"; }
 grep -q "^f .*othermachine.* docs/f1$" "$T/show3" && fail "docs/f1 is the other machine's, not ours"
-# our home now is version 3 (the merge includes the other machine's change): the next logon catches up
+# this home lacks the other machine's change: the next logon restores the merged version 3
 assert_ok pam_run pgtest alice secret authenticate open_session
 assert_eq "theirs" "$(cat /home/alice/docs/f2)" "docs/f2 after the merge"
 assert_eq "ours" "$(cat /home/alice/docs/f1)" "docs/f1 after the merge"
@@ -61,7 +61,7 @@ copy=$(cd "$STORE/alice" && ls | grep '^alice.tar.zst.c-' | head -n 1)
 assert_contains "$PGINA_LOG" "saved as conflict copy $copy"
 
 step "a half-written manifest in the next slot is skipped after a wait"
-assert_ok pam_run pgtest alice secret authenticate open_session # catches up to 4
+assert_ok pam_run pgtest alice secret authenticate open_session # the store's version 4, restored
 assert_eq "theirs" "$(cat /home/alice/docs/f3)" "docs/f3 after catching up to version 4"
 held=$("$V2" hold "$STORE/alice" alice.tar.zst)
 assert_eq 5 "$held" "the held slot"
