@@ -55,6 +55,12 @@ check_tree() { # DIR WHAT
                 fail "$2: $1 holds $got (files bytes), expected $EXPECT_FILES $EXPECT_BYTES"
 }
 
+# tree_sig DIR: every entry's type, mode, size, mtime and path, and every file's sha256
+tree_sig() {
+        (cd "$1" && find . -mindepth 1 -printf '%y %m %s %T@ %P\n' | LC_ALL=C sort &&
+                find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum)
+}
+
 # ---- servers and the account ------------------------------------------------------------------
 smbd_start
 # A generous ceiling: smbd's own log level and the default "smbd:backgroundqueue" are as the test
@@ -213,7 +219,7 @@ fresh_dir() { # DIR: empty, the user's
         install -d -m 0700 -o "$USER_NAME" -g "$(id -g "$USER_NAME")" "$1"
 }
 peer_mget() { smbc "$1" "prompt OFF; recurse ON; lcd /home/peer; cd tree; mget *"; }
-peer_get() { smbc "$1" "get $USER_NAME/$USER_NAME.tar.zst /dev/null"; }
+peer_get() { smbc "$1" "get peer-get.tar.zst /dev/null"; }
 peer_mput() { smbc "$1" "prompt OFF; recurse ON; lcd $HOME_DIR; mkdir $2; cd $2; mput *"; }
 peer_put() { smbc "$1" "put $LOCAL/peer.tar.zst $2"; }
 peer_unzstd_tar() { as_user "$USER_NAME" bash -c "zstd -dc -q '$LOCAL/home.tar.zst' | tar -xf - -C /home/peer --warning=no-unknown-keyword"; }
@@ -232,8 +238,16 @@ prepare_logoff
 cold
 timed setup.first_upload logoff || fail "first logoff failed"
 grep -q "$USER_NAME: saved" "$PGINA_LOG" || fail "first upload not saved: $(tail -n 5 "$PGINA_LOG")"
-ARCHIVE=$SMBD_SHARE/$USER_NAME/$USER_NAME.tar.zst
+# Store format 2 (the default): the base archive the first logoff wrote; format 1: the one archive.
+ARCHIVE=$(find "$SMBD_SHARE/$USER_NAME" -maxdepth 1 -name "$USER_NAME.tar.zst.a-*" | head -n 1)
+[ -n "$ARCHIVE" ] || ARCHIVE=$SMBD_SHARE/$USER_NAME/$USER_NAME.tar.zst
 record info.archive_bytes "$(stat -c %s "$ARCHIVE")"
+# smbclient get's copy: later logoffs write new bases and prune this one
+install -m 0644 -o "$SMBD_USER" "$ARCHIVE" "$SMBD_SHARE/peer-get.tar.zst"
+# pgsmb's record of what this machine last saved (format 2): without it a logoff uploads the
+# whole home as a new base
+PGSMB_STATE=/var/lib/pgina/plugins/pgsmb
+RECORD=$PGSMB_STATE/$USER_NAME.record
 # Local copies for the floors, and the same tree as plain files in the share for mget.
 LOCAL=$RUN/local
 install -d -m 0755 -o "$USER_NAME" "$LOCAL"
@@ -328,7 +342,9 @@ for rtt in "${rtt_list[@]}"; do
                 if has_case upload; then
                         [ "$first_rtt" = 0 ] || floor_upload
                         # Case 2: logoff upload of the whole home (archive, upload, verify,
-                        # rename).
+                        # commit). Format 2 uploads what changed: without the record of what
+                        # was saved, all of it (a new base).
+                        rm -f "$RECORD"
                         cold
                         mark=$(log_mark)
                         mem_start
@@ -381,6 +397,77 @@ for rel in open(sys.argv[2]).read().splitlines():
                         fail "the warm re-logon downloaded: $(log_since "$mark" | tail -n 5)"
                 prepare_logoff
                 logoff || fail "logoff after the warm re-logon failed"
+        fi
+
+        if has_case delta; then
+                # Case 7: delta profiles (store format 2). The machine holding this version keeps
+                # its home, pgsmb state and record aside; five logoffs with 1% changed each follow;
+                # then that machine catches up, a new machine restores the chain, and a new
+                # machine restores a fresh base of the same content.
+                logon || fail "logon before the delta case failed"
+                prepare_logoff
+                logoff || fail "logoff before the delta case failed"
+                retire "$RUN/snap"
+                mkdir -p "$RUN/snap"
+                cp -a --reflink=auto "$HOME_DIR" "$RUN/snap/home"
+                cp -a "$PGSMB_STATE/$USER_NAME.state" "$RECORD" "$RUN/snap/"
+                for round in 1 2 3 4 5; do
+                        logon || fail "logon $round of the delta case failed"
+                        awk -v r="$round" 'NR % 100 == r { $1 = ""; $2 = ""; sub(/^  /, ""); print }' \
+                                "$MANIFEST" >"$T/changed-$round.list"
+                        as_user "$USER_NAME" "$PYTHON" -c '
+import sys
+home = sys.argv[1]
+for rel in open(sys.argv[2]).read().splitlines():
+    p = home + "/" + rel
+    with open(p, "rb") as f:
+        d = f.read()
+    with open(p, "wb") as f:
+        f.write(d[::-1])
+' "$HOME_DIR" "$T/changed-$round.list" || fail "cannot change 1% of the files"
+                        prepare_logoff
+                        mark=$(log_mark)
+                        logoff || fail "delta logoff $round failed"
+                        log_since "$mark" | grep -q "$USER_NAME: saved version .* entries changed" ||
+                                fail "delta logoff $round saved no delta: $(log_since "$mark" | tail -n 5)"
+                done
+                # the machine that held the version before the five
+                retire "$HOME_DIR"
+                cp -a --reflink=auto "$RUN/snap/home" "$HOME_DIR"
+                cp -a "$RUN/snap/$USER_NAME.state" "$RUN/snap/$USER_NAME.record" "$PGSMB_STATE/"
+                cold
+                mark=$(log_mark)
+                timed "pgina.catchup.$rtt" logon || fail "catch-up logon failed"
+                log_since "$mark" | grep -q "$USER_NAME: home brought from version" ||
+                        fail "no catch-up at rtt $rtt: $(log_since "$mark" | tail -n 5)"
+                check_tree "$HOME_DIR" "pgina catch-up"
+                tree_sig "$HOME_DIR" >"$T/catchup.sig"
+                prepare_logoff
+                logoff || fail "logoff after the catch-up failed"
+                # a new machine: base + deltas
+                retire "$HOME_DIR"
+                cold
+                mark=$(log_mark)
+                timed "pgina.restore_chain.$rtt" logon || fail "chain restore failed"
+                log_since "$mark" | grep -q "$USER_NAME: restored version .* from [2-9] archive" ||
+                        fail "the chain restore read no chain: $(log_since "$mark" | tail -n 5)"
+                check_tree "$HOME_DIR" "pgina chain restore"
+                tree_sig "$HOME_DIR" >"$T/chain.sig"
+                cmp -s "$T/catchup.sig" "$T/chain.sig" || fail "the catch-up and the chain restore differ"
+                # the same content as one fresh base
+                prepare_logoff
+                rm -f "$RECORD"
+                logoff || fail "the fresh base's logoff failed"
+                retire "$HOME_DIR"
+                cold
+                mark=$(log_mark)
+                timed "pgina.restore_fresh.$rtt" logon || fail "fresh base restore failed"
+                log_since "$mark" | grep -q "$USER_NAME: restored version .* from 1 archive" ||
+                        fail "the fresh base restore read a chain: $(log_since "$mark" | tail -n 5)"
+                tree_sig "$HOME_DIR" >"$T/fresh.sig"
+                cmp -s "$T/chain.sig" "$T/fresh.sig" || fail "the chain restore and the fresh base differ"
+                prepare_logoff
+                logoff || fail "logoff after the delta case failed"
         fi
 
         # ---- the peers at this rtt (--quick: none, for tuning runs against the local floors)
