@@ -1,0 +1,82 @@
+#!/bin/bash
+# pgSMB delta profiles (store format 2) through a real (private) smbd: the manifest's exclusive
+# create is SMB's FILE_CREATE there, listings, unique archive names and the read-back go over
+# SMB. A base and manifest 1; a 1% change uploads a small delta; a new machine restores the
+# chain exactly; another machine's commit (written into the share) is caught up in place; a
+# logoff racing another machine's commit merges onto it.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/smbd.sh"
+need pamtester smbd
+[ -e "$BUILD/plugins/pgsmb.so" ] || skip "pgsmb plugin not built"
+V2=$BUILD/tests/tools/v2-tool
+smbd_start
+
+pgsmb_pam_service
+CREDS=/etc/pgina/smb-service.cred
+mkdir -p /etc/pgina
+printf 'username = %s\npassword = %s\ndomain = PGTEST\n' "$SMBD_USER" "$SMBD_PASSWORD" >"$CREDS"
+chmod 0600 "$CREDS"
+PGINA_SERVICE_EXTRA="request_timeout = 120" pgsmb_conf Logon-pw-1 <<CONF
+share = $(smbd_url)
+credentials = $CREDS
+retries = 1
+retry_delay = 0
+timeout = 20
+[localmachine]
+logoff_action = remove
+CONF
+pgina_start
+D=$SMBD_SHARE/alice
+current() { "$V2" show "$D" alice.tar.zst | head -n 1 | cut -d' ' -f2; }
+tree_list() {
+        (cd "$1" && find . -mindepth 1 -path ./.cache -prune -o -printf '%y %m %s %T@ %P\n' | LC_ALL=C sort &&
+                find . -path ./.cache -prune -o -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum)
+}
+
+step "first logoff over SMB: a base and manifest 1"
+assert_ok pam_run pgtest alice Logon-pw-1 authenticate acct_mgmt open_session
+as_user alice bash -c 'set -e; cd ~; mkdir -p docs sub/deep; for i in $(seq 1 100); do head -c 10000 /dev/urandom > docs/f$i; done
+ln -s docs/f1 link; ln docs/f2 hard; echo deep > sub/deep/x; chmod 0500 sub/deep'
+tree_list /home/alice >"$T/v1.list"
+pgina_close_session alice
+assert_eq 1 "$(current)" "version after the first logoff over SMB"
+[ -e "$D/alice.tar.zst" ] && fail "a format-1 archive was written"
+assert_contains "$PGINA_LOG" "alice: saved version 1 to smb://"
+
+step "a new machine restores it"
+assert_ok pam_run pgtest alice Logon-pw-1 authenticate acct_mgmt open_session
+tree_list /home/alice >"$T/r1.list"
+diff "$T/v1.list" "$T/r1.list" >&2 || fail "the restored home differs"
+
+step "1% changed: a small delta over SMB; a new machine restores base + delta"
+as_user alice bash -c 'head -c 10000 /dev/urandom > ~/docs/f7; rm ~/docs/f8'
+tree_list /home/alice >"$T/v2.list"
+pgina_close_session alice
+assert_eq 2 "$(current)" "version after the delta"
+grep -q "alice: saved version 2 .*: 2 of [0-9]* entries changed" "$PGINA_LOG" ||
+        { grep "saved version 2" "$PGINA_LOG" >&2; fail "not a delta of docs/f7 and docs"; }
+assert_ok pam_run pgtest alice Logon-pw-1 authenticate acct_mgmt open_session
+tree_list /home/alice >"$T/r2.list"
+diff "$T/v2.list" "$T/r2.list" >&2 || fail "base + delta over SMB differ from the saved home"
+
+step "another machine's version is caught up in place"
+sed -i 's/^logoff_action = remove/logoff_action = none/' /etc/pgina/pgina.conf
+assert_ok pginactl reload
+pgina_close_session alice
+echo other >"$T/other"
+assert_eq 3 "$("$V2" commit "$D" alice.tar.zst othermachine docs/other="$T/other")" "the other machine's version"
+chown -R "$SMBD_USER" "$D"
+assert_ok pam_run pgtest alice Logon-pw-1 authenticate acct_mgmt open_session
+assert_contains "$PGINA_LOG" "alice: home brought from version 2 to 3 in place"
+assert_eq other "$(cat /home/alice/docs/other)" "docs/other"
+
+step "a logoff racing another machine's commit over SMB merges onto it"
+as_user alice bash -c 'echo mine > ~/docs/mine'
+echo theirs >"$T/theirs"
+assert_eq 4 "$("$V2" commit "$D" alice.tar.zst othermachine docs/theirs="$T/theirs")" "the other machine's version"
+chown -R "$SMBD_USER" "$D"
+pgina_close_session alice
+assert_contains "$PGINA_LOG" "alice: version 4 from othermachine came first"
+"$V2" show "$D" alice.tar.zst >"$T/show5"
+grep -q ' docs/mine$' "$T/show5" || fail "this machine's docs/mine is not in version 5"
+grep -q ' docs/theirs$' "$T/show5" || fail "the other machine's docs/theirs is not in version 5"
