@@ -1,0 +1,212 @@
+/* pgSMB store format 2 in a file:// store: every crash point of a commit leaves a readable store
+ * (the previous version, or the new one), an exclusive create refuses a taken number, damaged
+ * manifests are skipped, prune keeps what kept versions name and another machine's recent work. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pgsmb-manifest.h"
+#include "pgsmb-store.h"
+#include "pgsmb-v2.h"
+
+static char dir[256];
+static struct store *st;
+static const struct v2_profile P = {.dir = "alice", .filename = "alice.tar.zst"};
+
+static int setup(void **state) {
+        char url[300], err[STORE_ERROR_MAX];
+        (void)state;
+        snprintf(dir, sizeof dir, "/tmp/test-pgsmb-v2-XXXXXX");
+        assert_non_null(mkdtemp(dir));
+        snprintf(url, sizeof url, "file://%s", dir);
+        assert_int_equal(store_open(url, NULL, 5, &st, err, sizeof err), 0);
+        assert_int_equal(store_mkdirs(st, "alice"), 0);
+        return 0;
+}
+
+static int teardown(void **state) {
+        char cmd[300];
+        (void)state;
+        store_close(st);
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        assert_int_equal(system(cmd), 0);
+        return 0;
+}
+
+static void put_file(const char *rel, const void *data, size_t len) {
+        struct store_file *f;
+        assert_int_equal(store_open_write(st, rel, &f), 0);
+        assert_int_equal(store_write(f, data, len), 0);
+        assert_int_equal(store_close_file(f), 0);
+}
+
+/* Version `number` with one file "f" in the archive `arch`. */
+static void make_version(struct manifest *m, uint64_t number, uint64_t parent, const char *arch) {
+        struct manifest_archive a = {.size = 3};
+        struct scan s;
+        struct scan_entry e = {.flag = '+', .type = 'f', .mode = 0644, .size = number, .mtime_s = (int64_t)number,
+                               .path = strdup("f")};
+
+        snprintf(a.name, sizeof a.name, "%s", arch);
+        memset(a.sha256, 'b', 64);
+        scan_init(&s);
+        assert_int_equal(scan_add(&s, &e), 0);
+        assert_int_equal(scan_sort(&s), 0);
+        assert_int_equal(manifest_from_scan(m, NULL, &s, &a), 0);
+        scan_free(&s);
+        m->number = number;
+        m->parent = parent;
+        manifest_new_id(m->id);
+        snprintf(m->user, sizeof m->user, "alice");
+        snprintf(m->host, sizeof m->host, "here");
+        m->time = 1;
+}
+
+static uint64_t current(void) {
+        struct v2_state vs;
+        char err[600];
+        uint64_t n;
+
+        assert_int_equal(v2_load(st, &P, &vs, err, sizeof err), 0);
+        n = vs.cur.number;
+        v2_state_free(&vs);
+        return n;
+}
+
+static void test_crash_points(void **state) {
+        (void)state;
+        struct manifest m1, m2;
+        struct pbuf b;
+        char err[600], name[300], rel[1200];
+        uint64_t size;
+
+        make_version(&m1, 1, 0, "alice.tar.zst.a-here-1");
+        put_file("alice/alice.tar.zst.a-here-1", "abc", 3);
+        assert_int_equal(v2_commit(st, &P, &m1, &size, err, sizeof err), 0);
+        assert_int_equal(current(), 1);
+
+        /* crash point 1: the delta cut mid-upload, 2: uploaded whole, no manifest */
+        put_file("alice/alice.tar.zst.a-here-2", "ab", 2);
+        assert_int_equal(current(), 1);
+        /* crash point 3: the manifest cut at every byte */
+        make_version(&m2, 2, 1, "alice.tar.zst.a-here-2");
+        pbuf_init(&b);
+        assert_int_equal(manifest_format(&m2, &b), 0);
+        manifest_file_name(P.filename, 2, name, sizeof name);
+        v2_rel(&P, name, rel, sizeof rel);
+        for (size_t cut = 0; cut < b.len; cut += 7) {
+                put_file(rel, b.data, cut);
+                assert_int_equal(current(), 1);
+                assert_int_equal(store_unlink(st, rel), 0);
+        }
+        /* the slot taken by a dead writer's half: the exclusive create says so */
+        put_file(rel, b.data, b.len / 2);
+        assert_int_equal(v2_commit(st, &P, &m2, &size, err, sizeof err), -EEXIST);
+        {
+                struct v2_state vs;
+                assert_int_equal(v2_load(st, &P, &vs, err, sizeof err), 0);
+                assert_int_equal(vs.cur.number, 1);
+                assert_int_equal(vs.top, 2);
+                assert_int_equal(vs.damaged, 1);
+                assert_non_null(strstr(vs.damaged_why, "alice.tar.zst.m00000002"));
+                v2_state_free(&vs);
+        }
+        /* the next number commits, past it */
+        m2.number = 3;
+        m2.parent = 1;
+        assert_int_equal(v2_commit(st, &P, &m2, &size, err, sizeof err), 0);
+        assert_int_equal(size, b.len);
+        assert_int_equal(current(), 3);
+        /* a manifest that says another number than its name is refused */
+        m1.number = 9;
+        pbuf_reset(&b);
+        assert_int_equal(manifest_format(&m1, &b), 0);
+        put_file("alice/alice.tar.zst.m00000010", b.data, b.len);
+        assert_int_equal(current(), 3);
+        assert_int_equal(store_unlink(st, "alice/alice.tar.zst.m00000010"), 0);
+        pbuf_free(&b);
+        manifest_free(&m1);
+        manifest_free(&m2);
+}
+
+static bool exists(const char *rel) {
+        struct store_stat ss;
+        return store_stat(st, rel, &ss) == 0;
+}
+
+static void test_prune(void **state) {
+        (void)state;
+        struct manifest m[6];
+        struct v2_state vs;
+        char err[600];
+
+        for (unsigned i = 1; i <= 5; i++) {
+                char arch[64], rel[128];
+                snprintf(arch, sizeof arch, "alice.tar.zst.a-here-p%u", i);
+                snprintf(rel, sizeof rel, "alice/%s", arch);
+                put_file(rel, "x", 1);
+                make_version(&m[i], 10 + i, 10 + i - 1, arch);
+                assert_int_equal(v2_commit(st, &P, &m[i], NULL, err, sizeof err), 0);
+        }
+        put_file("alice/alice.tar.zst.a-here-orphan", "x", 1); /* this host's failed upload */
+        put_file("alice/alice.tar.zst.a-other-busy", "x", 1); /* another machine's, in progress */
+        assert_int_equal(v2_list(st, &P, &vs, err, sizeof err), 0);
+        v2_prune(st, &P, &vs, &m[5], 2, "here", (int64_t)time(NULL), 3600, NULL, NULL);
+        v2_state_free(&vs);
+        /* kept: 15 (current), 14 and 13 (keep_versions = 2) and their archives */
+        assert_true(exists("alice/alice.tar.zst.m00000015"));
+        assert_true(exists("alice/alice.tar.zst.m00000014"));
+        assert_true(exists("alice/alice.tar.zst.m00000013"));
+        assert_false(exists("alice/alice.tar.zst.m00000012"));
+        assert_false(exists("alice/alice.tar.zst.m00000001"));
+        assert_true(exists("alice/alice.tar.zst.a-here-p5"));
+        assert_true(exists("alice/alice.tar.zst.a-here-p3"));
+        assert_false(exists("alice/alice.tar.zst.a-here-p2"));
+        assert_false(exists("alice/alice.tar.zst.a-here-orphan"));
+        assert_true(exists("alice/alice.tar.zst.a-other-busy"));
+        /* the damaged manifest below the kept ones goes too; and another machine's old work */
+        assert_false(exists("alice/alice.tar.zst.m00000002"));
+        assert_int_equal(v2_list(st, &P, &vs, err, sizeof err), 0);
+        v2_prune(st, &P, &vs, &m[5], 2, "here", (int64_t)time(NULL) + 7200, 3600, NULL, NULL);
+        v2_state_free(&vs);
+        assert_false(exists("alice/alice.tar.zst.a-other-busy"));
+        for (unsigned i = 1; i <= 5; i++)
+                manifest_free(&m[i]);
+}
+
+static void test_version_string(void **state) {
+        (void)state;
+        struct manifest m;
+        char v[64], id[MANIFEST_ID_LEN + 1];
+        uint64_t n;
+
+        make_version(&m, 42, 41, "alice.tar.zst.a-x");
+        v2_version_string(&m, v, sizeof v);
+        assert_int_equal(v2_version_parse(v, &n, id), 0);
+        assert_int_equal(n, 42);
+        assert_string_equal(id, m.id);
+        assert_int_equal(v2_version_parse("1700000000.000000001-abcdef", &n, id), -EINVAL);
+        assert_int_equal(v2_version_parse("2:0:0123", &n, id), -EINVAL);
+        assert_int_equal(v2_version_parse("", &n, id), -EINVAL);
+        manifest_free(&m);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_crash_points),
+                cmocka_unit_test(test_prune),
+                cmocka_unit_test(test_version_string),
+        };
+        return cmocka_run_group_tests(tests, setup, teardown);
+}
