@@ -1,6 +1,6 @@
 #!/bin/bash
 # tests/fuzz/run.sh [BUILD_DIR] [SECONDS] — build the libFuzzer targets (clang, ASan + UBSan,
-# -Dfuzz=true) in BUILD_DIR (default build-fuzz) and run each for SECONDS (default 45; five
+# -Dfuzz=true) in BUILD_DIR (default build-fuzz) and run each for SECONDS (default 45; six
 # targets stay under 5 minutes) from its seeds in tests/fuzz/corpus/<target>/. New inputs go to a
 # scratch copy, never into the tree. Prints executions per target and ends with one line
 # "N passed, N failed, N skipped" (a target passes when it ran its time without a crash, leak or
@@ -10,7 +10,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 2
 dir=${1:-build-fuzz}
 secs=${2:-45}
-targets=(proto nss config unpack state)
+targets=(proto nss config unpack state manifest)
 # A larger input than the seeds (tar archives are counted in 512-byte blocks); the others keep
 # libFuzzer's default of the largest seed.
 declare -A max_len=([unpack]=65536 [config]=8192)
