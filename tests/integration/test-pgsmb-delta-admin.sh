@@ -1,0 +1,99 @@
+#!/bin/bash
+# pgSMB delta profiles (store format 2), the admin's side and the store's upkeep:
+#   - pginactl profile list shows the versions (current, previous), conflict copies and the
+#     archives left of format 1; profile restore N commits version N's manifest again as the next
+#     version (no archive copied) and the next logon gets its content; profile upload saves now;
+#   - compaction: past compact_deltas, the logon notification writes a new base from the stored
+#     archives (same content, checked) as the next version; this machine's next logoff is a small
+#     delta again; keep_versions bounds the manifests and prune removes the archives no kept
+#     version names.
+. "$(dirname "$0")/lib.sh"
+need pamtester
+[ -e "$BUILD/plugins/pgsmb.so" ] || skip "pgsmb plugin not built"
+V2=$BUILD/tests/tools/v2-tool
+
+STORE=$T/store
+mkdir -p "$STORE"
+pgsmb_pam_service
+PGINA_SERVICE_EXTRA="request_timeout = 120" pgsmb_conf secret <<CONF
+share = file://$STORE
+retries = 1
+retry_delay = 0
+keep_versions = 2
+compact_deltas = 3
+compact_percent = 0
+[localmachine]
+logoff_action = none
+CONF
+pgina_start
+D=$STORE/alice
+current() { "$V2" show "$D" alice.tar.zst | head -n 1 | cut -d' ' -f2; }
+gen() { as_user alice bash -c "echo 'generation $1' > ~/gen; head -c 5000 /dev/urandom > ~/blob$1"; }
+
+step "three logoffs: versions 1, 2, 3"
+assert_ok pam_run pgtest alice secret authenticate acct_mgmt open_session
+as_user alice bash -c 'mkdir -p ~/docs; for i in $(seq 1 50); do head -c 20000 /dev/urandom > ~/docs/f$i; done'
+gen 1
+pgina_close_session alice
+for n in 2 3; do
+        assert_ok pam_run pgtest alice secret authenticate open_session
+        gen "$n"
+        pgina_close_session alice
+done
+assert_eq 3 "$(current)" "the current version"
+
+step "profile list: the versions, newest first"
+pginactl profile list alice >"$T/list" 2>&1 || { cat "$T/list" >&2; fail "profile list failed"; }
+cat "$T/list"
+grep -q '^3 .*current, saved by' "$T/list" || fail "version 3 is not listed as current"
+grep -q '^2 .*previous' "$T/list" || fail "version 2 is not listed as previous"
+grep -q '^1 .*previous' "$T/list" || fail "version 1 is not listed as previous"
+
+step "profile restore 1: version 1's content is current again, as version 4"
+assert_ok pginactl profile restore alice 1
+assert_eq 4 "$(current)" "the version after profile restore"
+"$V2" show "$D" alice.tar.zst | grep -q ' blob2$' && fail "version 4 holds blob2 (not version 1's content)"
+assert_ok pam_run pgtest alice secret authenticate open_session
+assert_eq "generation 1" "$(cat /home/alice/gen)" "gen after restoring version 1"
+[ -e /home/alice/blob2 ] && fail "blob2 of version 2 is in the home after restoring version 1"
+assert_fail pginactl profile restore alice 1 # refused while logged on here
+
+step "profile upload saves the home now"
+as_user alice bash -c 'echo "uploaded by the admin" > ~/gen'
+assert_ok pginactl profile upload alice
+assert_eq 5 "$(current)" "the version after profile upload"
+
+step "past compact_deltas the logon notification writes a new base with the same content"
+for n in 6 7; do
+        gen "$n"
+        pgina_close_session alice
+        assert_ok pam_run pgtest alice secret authenticate open_session
+done
+pgina_wait_log "compacted version" 60 || { grep alice: "$PGINA_LOG" | tail -n 8 >&2; fail "no compaction"; }
+assert_eq 8 "$(current)" "the compacted version"
+"$V2" show "$D" alice.tar.zst >"$T/compacted"
+head -n 1 "$T/compacted" | grep -q "archives 1 " || { head -n 1 "$T/compacted" >&2; fail "the compacted version is not one base"; }
+assert_contains "$PGINA_LOG" "alice: compacted version 7 (4 archives) into version 8"
+as_user alice bash -c 'echo after > ~/late'
+pgina_close_session alice
+grep -q "alice: saved version 9 .*: 1 of [0-9]* entries changed" "$PGINA_LOG" ||
+        { grep "saved version" "$PGINA_LOG" | tail -n 2 >&2; fail "the logoff after the compaction was not a small delta"; }
+sum_home() { (cd /home/alice && find . -mindepth 1 -printf '%y %m %s %T@ %P\n' | LC_ALL=C sort &&
+        find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum); }
+sum_home >"$T/saved.sum"
+
+step "keep_versions = 2 bounds the store; archives no kept version names are gone"
+n_manifests=$(find "$D" -name 'alice.tar.zst.m*' | wc -l)
+[ "$n_manifests" -le 3 ] || { ls -la "$D" >&2; fail "$n_manifests manifests kept with keep_versions = 2"; }
+for a in "$D"/alice.tar.zst.a-*; do
+        name=$(basename "$a")
+        grep -q " $name " "$D"/alice.tar.zst.m* || fail "$name is named by no kept version"
+done
+
+step "a new machine gets the compacted chain with the late change"
+rm -rf /home/alice
+sed -i 's/^version=.*/version=/' "$(find /var/lib/pgina -name alice.state | head -n 1)"
+assert_ok pam_run pgtest alice secret authenticate open_session
+sum_home >"$T/restored.sum"
+diff "$T/saved.sum" "$T/restored.sum" >&2 || fail "the compacted base + delta differ from the saved home"
+assert_eq "generation 7" "$(cat /home/alice/gen)" "gen"
