@@ -69,7 +69,7 @@ for n in 6 7; do
         pgina_close_session alice
         assert_ok pam_run pgtest alice secret authenticate open_session
 done
-pgina_wait_log "compacted version" 60 || { grep alice: "$PGINA_LOG" | tail -n 8 >&2; fail "no compaction"; }
+pgina_wait_log "compacted version" 600 || { grep alice: "$PGINA_LOG" | tail -n 8 >&2; fail "no compaction"; }
 assert_eq 8 "$(current)" "the compacted version"
 "$V2" show "$D" alice.tar.zst >"$T/compacted"
 head -n 1 "$T/compacted" | grep -q "archives 1 " || { head -n 1 "$T/compacted" >&2; fail "the compacted version is not one base"; }
