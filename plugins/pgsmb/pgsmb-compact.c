@@ -47,7 +47,7 @@ bool pgsmb_compact_due(const struct pgsmb_cfg *c, const struct manifest *m) {
 }
 
 /* This machine's home came from `from`: it is `to` now, content and record alike. */
-static void compact_follow(struct restore *r, const struct manifest *from, const struct manifest *to) {
+static void compact_follow(struct restore *r, const struct manifest *from, const struct manifest *to, uint64_t size) {
         char old[PGSMB_VERSION_MAX], new[PGSMB_VERSION_MAX];
         struct pgsmb_state state;
         struct scan rec;
@@ -61,6 +61,7 @@ static void compact_follow(struct restore *r, const struct manifest *from, const
                 scan_free(&rec);
         }
         snprintf(state.version, sizeof state.version, "%s", new);
+        state.manifest_size = size;
         (void)pgsmb_state_save(r->state_dir, r->cfg.user, &state);
 }
 
@@ -77,6 +78,7 @@ static int compact_commit(struct restore *r, struct store *st, const struct v2_p
         struct pgsmb_transfer t;
         char rel[1200], **ch = NULL, **del = NULL, why[600];
         size_t nch = 0, ndel = 0;
+        uint64_t msize = 0;
         struct scan scan;
         int k;
 
@@ -113,7 +115,7 @@ static int compact_commit(struct restore *r, struct store *st, const struct v2_p
         snprintf(next.user, sizeof next.user, "%s", r->cfg.user);
         snprintf(next.host, sizeof next.host, "%s", host);
         next.time = (int64_t)time(NULL);
-        k = v2_commit(st, p, &next, NULL, why, sizeof why);
+        k = v2_commit(st, p, &next, &msize, why, sizeof why);
         if (k == -EEXIST) {
                 pgina_log(r->ctx, LOG_INFO, "%s: another machine saved version %" PRIu64 " first: compaction at a "
                           "later logon", r->cfg.user, next.number);
@@ -128,7 +130,7 @@ static int compact_commit(struct restore *r, struct store *st, const struct v2_p
         }
         pgina_log(r->ctx, LOG_INFO, "%s: compacted version %" PRIu64 " (%zu archives) into version %" PRIu64 " (one "
                   "base, %.1f MiB compressed)", r->cfg.user, m->number, m->narch, next.number, t.bytes / 1048576.0);
-        compact_follow(r, m, &next);
+        compact_follow(r, m, &next, msize);
         {
                 struct v2_state now;
                 if (v2_list(st, p, &now, why, sizeof why) == 0)

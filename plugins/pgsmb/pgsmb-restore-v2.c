@@ -339,6 +339,7 @@ static int v2_done(struct restore *r, struct v2_restore *v, int k, bool restored
                 snprintf(r->state.version, sizeof r->state.version, "%s", version);
                 r->state.temporary = false;
                 r->state.upload_failed = false;
+                r->state.manifest_size = v->vs.cur_file_size;
                 if (pgsmb_record_save(r->state_dir, r->cfg.user, version, &v->scan) < 0)
                         pgina_log(r->ctx, LOG_WARNING, "%s: cannot save the record of version %" PRIu64 ": the next "
                                   "logoff uploads everything", r->cfg.user, v->vs.cur.number);
@@ -358,7 +359,16 @@ int pgsmb_restore_v2(struct restore *r, struct store *st) {
         bool from_v2 = v2_version_parse(r->state.version, &mine, id) == 0;
         int k;
 
-        if ((k = v2_load(st, &v.p, &v.vs, r->why, sizeof r->why)) < 0)
+        if ((k = v2_list(st, &v.p, &v.vs, r->why, sizeof r->why)) < 0)
+                return v2_done(r, &v, k, false);
+        /* A re-logon: the listing alone says the home is the current version (nothing above
+         * it, its manifest's size as this machine saved or restored it). */
+        if (have_home && !r->state.temporary && from_v2 && mine == v.vs.top && r->state.manifest_size &&
+            v2_listed_size(&v.p, &v.vs, mine) == r->state.manifest_size) {
+                pgina_log(r->ctx, LOG_INFO, "%s: home is already version %" PRIu64 ", no download", r->cfg.user, mine);
+                return v2_done(r, &v, 1, false);
+        }
+        if ((k = v2_load_listed(st, &v.p, &v.vs, r->why, sizeof r->why)) < 0)
                 return v2_done(r, &v, k, false);
         if (v.vs.damaged)
                 pgina_log(r->ctx, LOG_WARNING, "%s: %u damaged manifest(s) ignored: %s", r->cfg.user, v.vs.damaged,

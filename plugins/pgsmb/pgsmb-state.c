@@ -45,6 +45,8 @@ int pgsmb_state_load(const char *dir, const char *user, struct pgsmb_state *s) {
                         s->over_limit = eq[0] == '1';
                 else if (streq(line, "temporary"))
                         s->temporary = eq[0] == '1';
+                else if (streq(line, "manifest_size"))
+                        s->manifest_size = strtoull(eq, NULL, 10);
         }
         return 0;
 }
@@ -54,8 +56,8 @@ int pgsmb_state_save(const char *dir, const char *user, const struct pgsmb_state
         int n;
 
         snprintf(path, sizeof path, "%s/%s.state", dir, user);
-        n = snprintf(buf, sizeof buf, "version=%s\nupload_failed=%d\nover_limit=%d\ntemporary=%d\n",
-                     s->version, s->upload_failed, s->over_limit, s->temporary);
+        n = snprintf(buf, sizeof buf, "version=%s\nupload_failed=%d\nover_limit=%d\ntemporary=%d\nmanifest_size=%" PRIu64
+                     "\n", s->version, s->upload_failed, s->over_limit, s->temporary, s->manifest_size);
         return write_file_atomic(path, buf, (size_t)n, 0600);
 }
 

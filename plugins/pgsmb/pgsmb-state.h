@@ -16,6 +16,9 @@ struct pgsmb_state {
         bool upload_failed; /* the last logoff could not upload: this home is the newest copy */
         bool over_limit; /* the last logoff found the profile over max_storage_kb */
         bool temporary; /* this home is a temporary profile: never uploaded */
+        /* format 2: the size of the manifest of `version` (a re-logon's listing shows it is
+         * still the current one without reading it) */
+        uint64_t manifest_size;
 };
 
 int pgsmb_state_load(const char *dir, const char *user, struct pgsmb_state *s);

@@ -356,6 +356,7 @@ int pgsmb_upload_v2(struct upload *up, struct store *st) {
                 pgsmb_record_remove(up->state_dir, up->cfg.user);
         } else {
                 snprintf(up->state.version, sizeof up->state.version, "%s", version);
+                up->state.manifest_size = v.manifest_size;
                 if (pgsmb_record_save(up->state_dir, up->cfg.user, version, &v.scan) < 0)
                         pgina_log(up->ctx, LOG_WARNING, "%s: cannot save the record of version %" PRIu64 ": the next "
                                   "logoff uploads everything", up->cfg.user, v.next.number);

@@ -122,12 +122,22 @@ static int cmp_u64_desc(const void *a, const void *b) {
 }
 
 int v2_load(struct store *st, const struct v2_profile *p, struct v2_state *s, char *err, size_t errlen) {
-        uint64_t *nums = NULL;
-        size_t n = 0;
         int k = v2_list(st, p, s, err, errlen);
 
-        if (k < 0 || s->top == 0)
-                return k;
+        return k < 0 ? k : v2_load_listed(st, p, s, err, errlen);
+}
+
+uint64_t v2_listed_size(const struct v2_profile *p, const struct v2_state *s, uint64_t number) {
+        return listed_size(p, s, number);
+}
+
+int v2_load_listed(struct store *st, const struct v2_profile *p, struct v2_state *s, char *err, size_t errlen) {
+        uint64_t *nums = NULL;
+        size_t n = 0;
+        int k = 0;
+
+        if (s->top == 0)
+                return 0;
         if (!(nums = calloc(s->nents, sizeof *nums)))
                 return -ENOMEM;
         for (size_t i = 0; i < s->nents; i++) {

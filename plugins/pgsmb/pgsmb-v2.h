@@ -45,8 +45,12 @@ int v2_rel(const struct v2_profile *p, const char *name, char *out, size_t len);
 /* List the folder and read the manifests from the top down to the first valid one. A missing
  * folder is an empty profile. Fails (-errno, err) only when the store does. */
 int v2_load(struct store *st, const struct v2_profile *p, struct v2_state *s, char *err, size_t errlen);
-/* Only the listing: the top number, the v1 archive, and (when `number` is listed) its file size. */
+/* Only the listing: the top number, the v1 archive (s->cur stays empty). */
 int v2_list(struct store *st, const struct v2_profile *p, struct v2_state *s, char *err, size_t errlen);
+/* After v2_list: read the manifests from the top down to the first valid one (v2_load's rest). */
+int v2_load_listed(struct store *st, const struct v2_profile *p, struct v2_state *s, char *err, size_t errlen);
+/* The listed size of manifest `number` (0: not listed). */
+uint64_t v2_listed_size(const struct v2_profile *p, const struct v2_state *s, uint64_t number);
 /* Read and check manifest `number`. -ENOENT, -EBADMSG (err says why), -errno. */
 int v2_read_manifest(struct store *st, const struct v2_profile *p, uint64_t number, struct manifest *m,
                      char *err, size_t errlen);
