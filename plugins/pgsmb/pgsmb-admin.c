@@ -34,7 +34,7 @@ static int profile_list(struct pgina_ctx *ctx, struct pgsmb_cfg *c, struct store
         int r;
 
         snprintf(meta_rel, sizeof meta_rel, "%s.meta", c->rel_archive);
-        r = store_list(st, c->remote_dir[0] ? c->remote_dir : ".", &v, &n);
+        r = store_list(st, c->remote_dir, &v, &n);
         if (r < 0) {
                 pgina_ctx_message(ctx, "%s", store_error(st));
                 return r;

@@ -53,6 +53,17 @@ struct profile_compress {
 int pgsmb_profile_archive(const char *home, const char *const *exclude, const struct profile_compress *c,
                           int out_fd, struct profile_stats *stats, char *err, size_t errlen);
 
+/* Store format 2 (built in only): as pgsmb_profile_archive, but an entry goes into the archive
+ * only when its stat differs from its line in `record` (pgsmb-scan.h; NULL: every entry); every
+ * entry kept (the same ones the archive would hold) gets a scan line on scan_fd, '+' archived or
+ * '=' not. The stat is taken before the data is read: a file changed while it was archived is
+ * seen as changed next time. A hardlink to an entry left out ('=') is archived as a whole file.
+ * out_fd < 0: no archive, the scan only (every flag '='). */
+struct scan;
+int pgsmb_profile_delta(const char *home, const char *const *exclude, const struct profile_compress *c,
+                        const struct scan *record, int out_fd, int scan_fd, struct profile_stats *stats,
+                        char *err, size_t errlen);
+
 /* Extract the archive read from in_fd into `target` (an existing, empty directory owned by the
  * caller). Reads in_fd to its end even after an error is found only when that is cheap; the
  * caller treats any failure as "nothing usable in target". */
@@ -66,6 +77,29 @@ int pgsmb_profile_extract(int in_fd, const char *target, const struct profile_li
 int pgsmb_profile_extract_ring(int ctl_fd, const void *ring, size_t ring_size, const char *target,
                                const struct profile_limits *lim, struct profile_stats *stats, char *err,
                                size_t errlen);
+
+/* Store format 2: how one archive of a chain is extracted (built in only). */
+struct extract_opts {
+        char *const *want; /* sorted path list (pgsmb-scan.h pathlist_parse): only these entries
+                            * (NULL: all); each must be found, or the archive is damaged */
+        size_t nwant;
+        bool in_place; /* target is a home holding an older version: replace (pgsmb-userwork-unpack.h) */
+        bool no_dirfix; /* directories stay 0700 (later archives write into them; the caller
+                         * sets their modes and times at the end) */
+};
+/* pgsmb_profile_extract (ring NULL: from fd) or pgsmb_profile_extract_ring (ring: fd is the
+ * control socket) with those options. */
+int pgsmb_profile_extract_opts(int fd, const void *ring, size_t ring_size, const char *target,
+                               const struct profile_limits *lim, const struct extract_opts *o,
+                               struct profile_stats *stats, char *err, size_t errlen);
+
+/* Remove the paths (valid relative paths, reordered here: deepest first) below dir: a directory
+ * with all it holds, a symlink as itself, never through a symlink; one already gone, or not below
+ * dir as a directory, is skipped. *removed: how many were there. */
+int pgsmb_profile_delete(const char *dir, char **paths, size_t n, uint64_t *removed, char *err, size_t errlen);
+/* The 'd' entries of s (reordered here: deepest first) get their mode (permission bits only) and
+ * mtime (atime too) below dir, never through a symlink; *missing: directories not found. */
+int pgsmb_profile_fix_dirs(const char *dir, struct scan *s, uint64_t *missing, char *err, size_t errlen);
 
 /* Bytes of `home` less `exclude` (what max_storage_kb limits): apparent sizes of regular files. */
 int pgsmb_profile_size(const char *home, const char *const *exclude, uint64_t *bytes, char *err,

@@ -1,6 +1,7 @@
 /* pgSMB, root side (pginad's worker) of the work done as the user: starts pgsmb-userwork as the
  * user (pgsmb-helper.h), streams between it and the store, and takes its report. */
 #include "pgsmb-helper.h"
+#include "pgsmb-scan.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -389,7 +390,7 @@ static int ring_acks(int fd, struct ring_totals *rt, uint64_t *acked, uint64_t p
 }
 
 static int restore_ring(struct store *st, struct stream *s, unsigned char *ring, uint64_t size_hint,
-                        pgsmb_progress_fn progress, void *pud, struct pgsmb_transfer *t) {
+                        bool always_hash, pgsmb_progress_fn progress, void *pud, struct pgsmb_transfer *t) {
         uint64_t produced = 0, acked = 0;
         struct ring_totals totals = {0};
         long long last = now_ms();
@@ -417,7 +418,7 @@ static int restore_ring(struct store *st, struct stream *s, unsigned char *ring,
                         goto child;
                 }
                 if (t->bytes == 0)
-                        t->hashed = !zstd_checksummed_start(ring, (size_t)k);
+                        t->hashed = always_hash || !zstd_checksummed_start(ring, (size_t)k);
                 if (t->hashed)
                         EVP_DigestUpdate(s->md, ring + off, (size_t)k);
                 produced += (uint64_t)k;
@@ -464,26 +465,63 @@ int pgsmb_restore_stream(struct store *st, const char *rel, uint64_t size_hint,
                          const struct pgsmb_user *u, const char *target,
                          const struct profile_limits *lim, const struct profile_compress *c,
                          pgsmb_progress_fn progress, void *pud, struct pgsmb_transfer *t) {
+        return pgsmb_restore_stream_opts(st, rel, size_hint, u, target, lim, c, NULL, progress, pud, t);
+}
+
+static int memfd_of(const char *name, const void *data, size_t len);
+
+/* The job's flags and its want list (a memfd on list_fd) for the options of a format-2 restore;
+ * -1 and no flags without them. */
+static int extract_opts_job(const struct pgsmb_extract_opts *o, struct userwork_job *job, struct pgsmb_transfer *t) {
+        int fd;
+
+        if (!o)
+                return -1;
+        job->flags = (o->want ? USERWORK_F_WANT : 0) | (o->in_place ? USERWORK_F_IN_PLACE : 0) |
+                     (o->no_dirfix ? USERWORK_F_NO_DIRFIX : 0);
+        if (!o->want)
+                return -1;
+        if ((fd = memfd_of("pgsmb-want", o->want->data, o->want->len)) < 0)
+                snprintf(t->err, sizeof t->err, "memfd: %s", strerror(-fd));
+        return fd;
+}
+
+int pgsmb_restore_stream_opts(struct store *st, const char *rel, uint64_t size_hint,
+                              const struct pgsmb_user *u, const char *target,
+                              const struct profile_limits *lim, const struct profile_compress *c,
+                              const struct pgsmb_extract_opts *o, pgsmb_progress_fn progress, void *pud,
+                              struct pgsmb_transfer *t) {
         struct userwork_job job = {.kind = USERWORK_EXTRACT, .name = u->name, .home = u->home,
                                    .dir = target, .lim = *lim, .level = c->level, .threads = c->threads,
                                    .extract_argv = (const char *const *)c->extract_argv};
+        bool always_hash = o && o->always_hash;
         struct stream s;
         long long last = now_ms();
         unsigned char *ring = NULL;
-        int r, ring_fd = -1;
+        int r, ring_fd = -1, list_fd;
 
+        memset(t, 0, sizeof *t);
+        if (o && c->extract_argv) {
+                snprintf(t->err, sizeof t->err, "an external program (uncompress_command) cannot extract a delta profile");
+                return -EOPNOTSUPP;
+        }
+        list_fd = extract_opts_job(o, &job, t);
+        if (o && o->want && list_fd < 0)
+                return list_fd;
         if (!c->extract_argv && (ring_fd = ring_new(&ring)) >= 0)
                 job.ring_size = RING; /* else the socket stream */
-        r = stream_begin(st, rel, false, u, &job, ring_fd, -1, t, &s);
+        r = stream_begin(st, rel, false, u, &job, ring_fd, list_fd, t, &s);
         if (ring_fd >= 0)
                 close(ring_fd); /* the mapping stays */
+        if (list_fd >= 0)
+                close(list_fd);
         if (r < 0) {
                 if (ring)
                         munmap(ring, RING);
                 return r;
         }
         if (ring) {
-                r = restore_ring(st, &s, ring, size_hint, progress, pud, t);
+                r = restore_ring(st, &s, ring, size_hint, always_hash, progress, pud, t);
                 r = stream_end(st, &s, r, "extraction failed", t);
                 munmap(ring, RING);
                 if (progress)
@@ -502,7 +540,7 @@ int pgsmb_restore_stream(struct store *st, const char *rel, uint64_t size_hint,
                         break;
                 }
                 if (t->bytes == 0)
-                        t->hashed = c->extract_argv || !zstd_checksummed_start(s.buf, (size_t)k);
+                        t->hashed = always_hash || c->extract_argv || !zstd_checksummed_start(s.buf, (size_t)k);
                 if (t->hashed)
                         EVP_DigestUpdate(s.md, s.buf, (size_t)k);
                 t->bytes += (uint64_t)k;
@@ -516,19 +554,90 @@ int pgsmb_restore_stream(struct store *st, const char *rel, uint64_t size_hint,
         return r;
 }
 
-int pgsmb_upload_stream(struct store *st, const char *rel, const struct pgsmb_user *u,
-                        const char *const *exclude, const struct profile_compress *c,
-                        const struct pgsmb_readback_target *rt, pgsmb_progress_fn progress,
-                        void *pud, struct pgsmb_transfer *t) {
-        struct userwork_job job = {.kind = USERWORK_ARCHIVE, .name = u->name, .home = u->home,
-                                   .dir = u->home, .exclude = exclude, .level = c->level,
-                                   .threads = c->threads,
-                                   .archive_argv = (const char *const *)c->archive_argv};
+int pgsmb_extract_fd(int fd, const struct pgsmb_user *u, const char *target, const struct profile_limits *lim,
+                     const struct pgsmb_extract_opts *o, struct pgsmb_transfer *t) {
+        struct userwork_job job = {.kind = USERWORK_EXTRACT, .name = u->name, .home = u->home, .dir = target,
+                                   .lim = *lim};
+        _cleanup_close_ int data = -1, list_fd = -1;
+        struct userwork_report rep;
+        struct pgsmb_child ch;
+        char self[64];
+        int r;
+
+        memset(t, 0, sizeof *t);
+        list_fd = extract_opts_job(o, &job, t);
+        if (o && o->want && list_fd < 0)
+                return list_fd;
+        /* its own open file description, read from the start */
+        snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
+        if ((data = open(self, O_RDONLY | O_CLOEXEC)) < 0) {
+                r = -errno;
+                snprintf(t->err, sizeof t->err, "cannot reopen the archive: %s", strerror(errno));
+                return r;
+        }
+        if ((r = pgsmb_child_start(u, &job, data, -1, list_fd, &ch, t->err, sizeof t->err)) < 0)
+                return r;
+        r = pgsmb_child_wait(&ch, &rep);
+        t->stats = rep.stats;
+        if (r < 0)
+                snprintf(t->err, sizeof t->err, "%s", rep.err[0] ? rep.err : "extraction failed");
+        return r;
+}
+
+/* A job on dir with a list on FD_LIST and nothing else. */
+static int list_job(const struct pgsmb_user *u, enum userwork_kind kind, const char *dir, const void *data, size_t len,
+                    struct userwork_report *rep, char *err, size_t errlen) {
+        struct userwork_job job = {.kind = kind, .name = u->name, .home = u->home, .dir = dir};
+        _cleanup_close_ int fd = memfd_of("pgsmb-list", data, len);
+        struct pgsmb_child ch;
+        int r;
+
+        if (fd < 0) {
+                snprintf(err, errlen, "memfd: %s", strerror(-fd));
+                return fd;
+        }
+        if ((r = pgsmb_child_start(u, &job, -1, -1, fd, &ch, err, errlen)) < 0)
+                return r;
+        if ((r = pgsmb_child_wait(&ch, rep)) < 0)
+                snprintf(err, errlen, "%s", rep->err);
+        return r;
+}
+
+int pgsmb_delete_paths(const struct pgsmb_user *u, const char *dir, const struct pbuf *list, char *err,
+                       size_t errlen) {
+        struct userwork_report rep;
+        return list_job(u, USERWORK_DELETE, dir, list->data, list->len, &rep, err, errlen);
+}
+
+int pgsmb_fix_dirs(const struct pgsmb_user *u, const char *dir, const struct scan *dirs, char *err, size_t errlen) {
+        struct userwork_report rep;
+        struct pbuf b;
+        int r = 0;
+
+        pbuf_init(&b);
+        for (size_t i = 0; i < dirs->n && r == 0; i++)
+                if (dirs->v[i].type == 'd')
+                        r = scan_format(&dirs->v[i], &b);
+        if (r < 0) {
+                snprintf(err, errlen, "the list of directories is too large: %s", strerror(-r));
+                pbuf_free(&b);
+                return r;
+        }
+        r = list_job(u, USERWORK_FIXDIRS, dir, b.data, b.len, &rep, err, errlen);
+        pbuf_free(&b);
+        return r;
+}
+
+/* An archiving job's stream to the new store file rel (aux_fd, list_fd: the job's other
+ * descriptors, -1: none), read back behind the writer through rt when it can. */
+static int upload_job(struct store *st, const char *rel, const struct pgsmb_user *u, const struct userwork_job *job,
+                      int aux_fd, int list_fd, const struct pgsmb_readback_target *rt, pgsmb_progress_fn progress,
+                      void *pud, struct pgsmb_transfer *t) {
         struct readback *rb = NULL;
         XXH3_state_t *xs = NULL;
         struct stream s;
         long long last = now_ms();
-        int r = stream_begin(st, rel, true, u, &job, -1, -1, t, &s);
+        int r = stream_begin(st, rel, true, u, job, aux_fd, list_fd, t, &s);
 
         if (r < 0)
                 return r;
@@ -581,6 +690,125 @@ int pgsmb_upload_stream(struct store *st, const char *rel, const struct pgsmb_us
         }
         XXH3_freeState(xs);
         return r;
+}
+
+int pgsmb_upload_stream(struct store *st, const char *rel, const struct pgsmb_user *u,
+                        const char *const *exclude, const struct profile_compress *c,
+                        const struct pgsmb_readback_target *rt, pgsmb_progress_fn progress,
+                        void *pud, struct pgsmb_transfer *t) {
+        struct userwork_job job = {.kind = USERWORK_ARCHIVE, .name = u->name, .home = u->home,
+                                   .dir = u->home, .exclude = exclude, .level = c->level,
+                                   .threads = c->threads,
+                                   .archive_argv = (const char *const *)c->archive_argv};
+
+        return upload_job(st, rel, u, &job, -1, -1, rt, progress, pud, t);
+}
+
+/* ---- delta profiles ---- */
+
+/* A memfd holding b (from offset 0), sealed against writes: a descriptor to give a child. */
+static int memfd_of(const char *name, const void *data, size_t len) {
+        int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        const char *p = data;
+
+        if (fd < 0)
+                return -errno;
+        while (len > 0) {
+                ssize_t k = write(fd, p, len);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0) {
+                        int r = k < 0 ? -errno : -EIO;
+                        close(fd);
+                        return r;
+                }
+                p += k;
+                len -= (size_t)k;
+        }
+        if (lseek(fd, 0, SEEK_SET) < 0 || fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
+                int r = -errno;
+                close(fd);
+                return r;
+        }
+        return fd;
+}
+
+/* What a child wrote into the memfd fd: a scan, checked. */
+static int scan_from_memfd(int fd, const char *dir, struct scan *scan, char *err, size_t errlen) {
+        size_t line = 0;
+        int r;
+
+        if (lseek(fd, 0, SEEK_SET) < 0) {
+                r = -errno;
+                snprintf(err, errlen, "cannot read the scan of %s: %s", dir, strerror(errno));
+                return r;
+        }
+        if ((r = scan_read_fd(scan, fd, SCAN_BYTES_MAX, &line)) < 0)
+                snprintf(err, errlen, "the scan of %s is invalid at line %zu: %s", dir, line, strerror(-r));
+        return r;
+}
+
+int pgsmb_delta_stream(struct store *st, const char *rel, const struct pgsmb_user *u, const char *const *exclude,
+                       const struct profile_compress *c, const struct scan *record,
+                       const struct pgsmb_readback_target *rt, pgsmb_progress_fn progress, void *pud,
+                       struct pgsmb_transfer *t, struct scan *scan) {
+        struct userwork_job job = {.kind = USERWORK_DELTA, .name = u->name, .home = u->home,
+                                   .dir = u->home, .exclude = exclude, .level = c->level,
+                                   .threads = c->threads, .flags = record ? 0 : USERWORK_F_FULL};
+        _cleanup_close_ int rec_fd = -1, scan_fd = -1;
+        struct pbuf b;
+        int r;
+
+        scan_init(scan);
+        memset(t, 0, sizeof *t);
+        if (c->archive_argv) {
+                snprintf(t->err, sizeof t->err, "an external program (compress_command) cannot write a delta");
+                return -EOPNOTSUPP;
+        }
+        pbuf_init(&b);
+        if (record && (r = scan_format_all(record, &b)) < 0) {
+                snprintf(t->err, sizeof t->err, "the record is too large to hand over: %s", strerror(-r));
+                pbuf_free(&b);
+                return r;
+        }
+        rec_fd = record ? memfd_of("pgsmb-record", b.data, b.len) : -1;
+        pbuf_free(&b);
+        scan_fd = memfd_create("pgsmb-scan", MFD_CLOEXEC);
+        if ((record && rec_fd < 0) || scan_fd < 0) {
+                r = rec_fd < 0 && record ? rec_fd : -errno;
+                snprintf(t->err, sizeof t->err, "memfd: %s", strerror(-r));
+                return r;
+        }
+        r = upload_job(st, rel, u, &job, rec_fd, scan_fd, rt, progress, pud, t);
+        if (r < 0)
+                return r;
+        if ((r = scan_from_memfd(scan_fd, u->home, scan, t->err, sizeof t->err)) < 0)
+                return r;
+        return 0;
+}
+
+int pgsmb_scan_home(const struct pgsmb_user *u, const char *dir, const char *const *exclude, struct scan *scan,
+                    char *err, size_t errlen) {
+        struct userwork_job job = {.kind = USERWORK_SCAN, .name = u->name, .home = u->home, .dir = dir,
+                                   .exclude = exclude};
+        _cleanup_close_ int scan_fd = memfd_create("pgsmb-scan", MFD_CLOEXEC);
+        struct userwork_report rep;
+        struct pgsmb_child ch;
+        int r;
+
+        scan_init(scan);
+        if (scan_fd < 0) {
+                r = -errno;
+                snprintf(err, errlen, "memfd: %s", strerror(errno));
+                return r;
+        }
+        if ((r = pgsmb_child_start(u, &job, -1, -1, scan_fd, &ch, err, errlen)) < 0)
+                return r;
+        if ((r = pgsmb_child_wait(&ch, &rep)) < 0) {
+                snprintf(err, errlen, "%s", rep.err);
+                return r;
+        }
+        return scan_from_memfd(scan_fd, dir, scan, err, errlen);
 }
 
 int pgsmb_verify(struct store *st, const char *rel, uint64_t size, const unsigned char sha256[32],

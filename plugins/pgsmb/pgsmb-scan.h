@@ -29,6 +29,7 @@
 
 #define SCAN_LINE_MAX (3 * 4096 + 256) /* an escaped PATH_MAX path and its fields */
 #define SCAN_ENTRIES_MAX (16u * 1024 * 1024) /* a scan never holds more entries than this */
+#define SCAN_BYTES_MAX (1024u * 1024 * 1024) /* nor more bytes */
 
 struct scan_entry {
         char flag; /* '+' or '=' */

@@ -49,7 +49,7 @@ static void prune_versions(struct upload *up, struct store *st) {
         snprintf(prefix, sizeof prefix, "%s.v-", up->cfg.filename);
         snprintf(stale, sizeof stale, "%s.tmp-%s-", up->cfg.filename, up->host);
         snprintf(stale_meta, sizeof stale_meta, "%s.meta.tmp-%s-", up->cfg.filename, up->host);
-        if (store_list(st, up->cfg.remote_dir[0] ? up->cfg.remote_dir : ".", &v, &n) < 0)
+        if (store_list(st, up->cfg.remote_dir, &v, &n) < 0)
                 return;
         qsort(v, n, sizeof *v, cmp_names);
         for (size_t i = n; i > 0; i--) {

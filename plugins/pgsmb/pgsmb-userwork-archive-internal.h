@@ -25,6 +25,7 @@
 
 #include "pgsmb-userwork-inflate.h"
 #include "pgsmb-userwork-unpack.h"
+#include "pgsmb-scan.h"
 #include <pgina/util.h>
 
 #define ARCHIVE_BLOCK_BYTES (1024 * 1024)

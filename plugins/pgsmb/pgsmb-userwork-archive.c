@@ -102,8 +102,42 @@ static void prefetch_dir(const char *path) {
         closedir(d);
 }
 
+/* What a delta (store format 2) adds to the walk: the record it compares with (NULL: none, every
+ * entry is new), the scan it writes (to scan_out, a line per kept entry), and whether the archive
+ * is wanted at all (a scan only: out_fd < 0, every flag '='). */
+struct delta_walk {
+        const struct scan *record;
+        FILE *scan_out;
+        bool scan_only;
+        struct pbuf line;
+};
+
+static int delta_note(struct delta_walk *d, struct archive_entry *e, const char *rel, bool *archive_it,
+                      char *err, size_t errlen) {
+        const struct stat *sb = archive_entry_stat(e);
+        const struct scan_entry *prev;
+        struct scan_entry se;
+        int r;
+
+        if (!sb)
+                return fail(err, errlen, -ENOMEM, "out of memory");
+        prev = d->record ? scan_find(d->record, rel) : NULL;
+        *archive_it = !d->scan_only && !(prev && scan_entry_matches(prev, sb));
+        if ((r = scan_entry_from_stat(&se, *archive_it ? '+' : '=', rel, sb)) < 0)
+                return fail(err, errlen, r, "cannot describe '%s': %s", rel, strerror(-r));
+        pbuf_reset(&d->line);
+        r = scan_format(&se, &d->line);
+        free(se.path);
+        if (r < 0)
+                return fail(err, errlen, r, "cannot describe '%s': %s", rel, strerror(-r));
+        if (fwrite(d->line.data, 1, d->line.len, d->scan_out) != d->line.len)
+                return fail(err, errlen, -EIO, "cannot write the scan: %s", strerror(errno));
+        return 0;
+}
+
 static int archive_builtin(const char *home, char *const *ex, const struct profile_compress *c,
-                           int out_fd, struct profile_stats *st, char *err, size_t errlen) {
+                           int out_fd, struct delta_walk *d, struct profile_stats *st, char *err,
+                           size_t errlen) {
         _cleanup_free_ char *root = strdup(home);
         if (!root)
                 return fail(err, errlen, -ENOMEM, "out of memory");
@@ -112,13 +146,12 @@ static int archive_builtin(const char *home, char *const *ex, const struct profi
                 root[--rootlen] = 0;
 
         _cleanup_(pgsmb_zstd_out_done) struct zstd_out z = { .fd = -1 };
-        int r = pgsmb_zstd_out_init(&z, c, out_fd, err, errlen);
-        if (r < 0)
+        int r = 0;
+        if (out_fd >= 0 && (r = pgsmb_zstd_out_init(&z, c, out_fd, err, errlen)) < 0)
                 return r;
         /* Declared after z: freed (and closed) before the compressor it writes to. */
         _cleanup_(archive_write_freep) struct archive *w = NULL;
-        r = pgsmb_archive_open_writer(&w, &z, err, errlen);
-        if (r < 0)
+        if (out_fd >= 0 && (r = pgsmb_archive_open_writer(&w, &z, err, errlen)) < 0)
                 return r;
 
         _cleanup_(archive_read_freep) struct archive *disk = archive_read_disk_new();
@@ -127,7 +160,7 @@ static int archive_builtin(const char *home, char *const *ex, const struct profi
         _cleanup_(archive_entry_freep) struct archive_entry *e = archive_entry_new();
         if (!disk || !lr || !e)
                 return fail(err, errlen, -ENOMEM, "out of memory");
-        archive_entry_linkresolver_set_strategy(lr, archive_format(w));
+        archive_entry_linkresolver_set_strategy(lr, w ? archive_format(w) : ARCHIVE_FORMAT_TAR_PAX_RESTRICTED);
         /* Never follow links below the home; do not descend into other filesystems; record ACLs,
          * xattrs and sparse maps (the defaults); do not touch atimes (no RESTORE_ATIME). File
          * flags (chattr) are not restored, and recording them (ext4's "e" on every file) would
@@ -156,8 +189,11 @@ static int archive_builtin(const char *home, char *const *ex, const struct profi
                                     strempty(path), home);
                 const char *rel = path + rootlen;
                 rel += strspn(rel, "/");
+                /* Reading ahead is for files that will be read: a delta reads only what changed. */
+                bool prefetch = !d || (!d->record && !d->scan_only);
                 if (!*rel) { /* the home itself: its contents, not its own entry */
-                        prefetch_dir(path);
+                        if (prefetch)
+                                prefetch_dir(path);
                         archive_read_disk_descend(disk);
                         continue;
                 }
@@ -169,7 +205,8 @@ static int archive_builtin(const char *home, char *const *ex, const struct profi
                 if (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK)
                         continue;
                 if (type == AE_IFDIR) {
-                        prefetch_dir(path);
+                        if (prefetch)
+                                prefetch_dir(path);
                         archive_read_disk_descend(disk);
                 }
                 _cleanup_free_ char *relcopy = strdup(rel);
@@ -182,6 +219,13 @@ static int archive_builtin(const char *home, char *const *ex, const struct profi
                 if (type == AE_IFLNK && !pgsmb_symlink_stays_inside(relcopy, archive_entry_symlink(e))) {
                         st->skipped_links++;
                         continue;
+                }
+                if (d) {
+                        bool archive_it = false;
+                        if ((r = delta_note(d, e, relcopy, &archive_it, err, errlen)) < 0)
+                                return r;
+                        if (!archive_it)
+                                continue; /* unchanged since the record (directories: descended) */
                 }
                 if (pgsmb_entry_keep_user_xattrs(e) < 0)
                         return fail(err, errlen, -ENOMEM, "out of memory");
@@ -201,9 +245,11 @@ static int archive_builtin(const char *home, char *const *ex, const struct profi
                                 return r;
                 }
         }
-        if (archive_write_close(w) != ARCHIVE_OK)
+        if (w && archive_write_close(w) != ARCHIVE_OK)
                 return fail(err, errlen, la_errno(w, EIO), "cannot finish the archive: %s",
                             la_error(w));
+        if (d && fflush(d->scan_out) != 0)
+                return fail(err, errlen, -EIO, "cannot write the scan: %s", strerror(errno));
         return 0;
 }
 
@@ -222,5 +268,37 @@ int pgsmb_profile_archive(const char *home, const char *const *exclude, const st
         int r = pgsmb_exclude_normalize(exclude, &ex, err, errlen);
         if (r < 0)
                 return r;
-        return archive_builtin(home, ex, c, out_fd, st, err, errlen);
+        return archive_builtin(home, ex, c, out_fd, NULL, st, err, errlen);
+}
+
+int pgsmb_profile_delta(const char *home, const char *const *exclude, const struct profile_compress *c,
+                        const struct scan *record, int out_fd, int scan_fd, struct profile_stats *stats,
+                        char *err, size_t errlen) {
+        struct profile_stats dummy;
+        struct profile_stats *st = stats ? stats : &dummy;
+        *st = (struct profile_stats){ 0 };
+        if (err && errlen)
+                err[0] = 0;
+        if (c && c->archive_argv)
+                return fail(err, errlen, -EOPNOTSUPP,
+                            "an external program (compress_command) cannot write a delta");
+
+        _cleanup_(strv_freep) char **ex = NULL;
+        int r = pgsmb_exclude_normalize(exclude, &ex, err, errlen);
+        if (r < 0)
+                return r;
+        int fd = dup(scan_fd);
+        FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+        if (!f) {
+                if (fd >= 0)
+                        close(fd);
+                return fail(err, errlen, -errno, "cannot write the scan: %s", strerror(errno));
+        }
+        struct delta_walk d = { .record = record, .scan_out = f, .scan_only = out_fd < 0 };
+        pbuf_init(&d.line);
+        r = archive_builtin(home, ex, c, out_fd, &d, st, err, errlen);
+        pbuf_free(&d.line);
+        if (fclose(f) != 0 && r == 0)
+                r = fail(err, errlen, -EIO, "cannot write the scan: %s", strerror(errno));
+        return r;
 }

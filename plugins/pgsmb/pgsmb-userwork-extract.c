@@ -7,9 +7,11 @@
 
 struct extract_state {
         const struct profile_limits *lim;
+        bool in_place; /* an existing path is replaced, not "appears twice" */
         uint64_t entries;
         uint64_t declared; /* sum of header sizes */
         uint64_t written;  /* sum of data actually written */
+        size_t taken; /* entries of the want list found */
 };
 
 static int too_big_total(char *err, size_t errlen, const struct profile_limits *lim,
@@ -76,7 +78,7 @@ static int extract_check_entry(struct extract_state *s, struct archive_entry *e,
         /* One entry per path (directories may repeat, e.g. "./"): a later entry never replaces
          * what an earlier one made. */
         struct stat st;
-        if (!fast && fstatat(AT_FDCWD, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        if (!fast && !s->in_place && fstatat(AT_FDCWD, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
             !(S_ISDIR(st.st_mode) && type == AE_IFDIR && !hardlink))
                 return fail(err, errlen, -EPERM, "archive entry '%s' appears twice", name);
 
@@ -217,9 +219,21 @@ struct extract_source {
         size_t ring_size;
 };
 
+/* An entry's path as the scan and manifest spell it: without "./" and a trailing '/'. */
+static void entry_rel(const char *name, char out[PATH_MAX]) {
+        while (name[0] == '.' && name[1] == '/')
+                name += 2 + strspn(name + 2, "/");
+        snprintf(out, PATH_MAX, "%s", name);
+        for (size_t n = strlen(out); n > 0 && out[n - 1] == '/'; n--)
+                out[n - 1] = 0;
+}
+
 static int extract_builtin(const struct extract_source *src, const char *target,
-                           const struct profile_limits *lim, struct profile_stats *st, char *err,
-                           size_t errlen) {
+                           const struct profile_limits *lim, const struct extract_opts *o,
+                           struct profile_stats *st, char *err, size_t errlen) {
+        static const struct extract_opts none = { 0 };
+        if (!o)
+                o = &none;
         /* archive_write_disk works relative to the working directory: its SECURE_* checks refuse
          * absolute paths, so the target must be ".". */
         _cleanup_(fchdir_backp) int here = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -261,7 +275,8 @@ static int extract_builtin(const struct extract_source *src, const char *target,
         r = unpack_new(tfd, &u);
         if (r < 0)
                 return fail(err, errlen, r, "out of memory");
-        struct extract_state s = { .lim = lim };
+        unpack_set_in_place(u, o->in_place);
+        struct extract_state s = { .lim = lim, .in_place = o->in_place };
         for (;;) {
                 struct archive_entry *e;
                 r = archive_read_next_header(a, &e);
@@ -272,7 +287,29 @@ static int extract_builtin(const struct extract_source *src, const char *target,
                                     "archive is damaged after %" PRIu64 " entries: %s", s.entries,
                                     la_error(a));
                 s.entries++;
+                if (o->want) {
+                        /* A chain's archive: only the entries the manifest says are current here.
+                         * The rest is read past, never written. */
+                        char rel[PATH_MAX];
+                        entry_rel(strempty(archive_entry_pathname(e)), rel);
+                        if (!*rel || !pathlist_has(o->want, o->nwant, rel)) {
+                                if (lim->max_entries && s.entries > lim->max_entries)
+                                        return fail(err, errlen, -E2BIG,
+                                                    "archive has more than %" PRIu64 " entries (max_entries)",
+                                                    lim->max_entries);
+                                if (archive_read_data_skip(a) != ARCHIVE_OK)
+                                        return fail(err, errlen, la_errno(a, EBADMSG),
+                                                    "archive is damaged after %" PRIu64 " entries: %s",
+                                                    s.entries, la_error(a));
+                                continue;
+                        }
+                        s.taken++;
+                }
                 bool fast = unpack_wants(e);
+                /* Later archives of a chain may still write into a directory: it stays 0700
+                 * until the caller gives it its mode (FIXDIRS). */
+                if (o->no_dirfix && archive_entry_filetype(e) == AE_IFDIR && !fast)
+                        archive_entry_set_perm(e, 0700);
                 r = extract_check_entry(&s, e, fast, err, errlen);
                 if (r < 0)
                         return r;
@@ -288,8 +325,12 @@ static int extract_builtin(const struct extract_source *src, const char *target,
         if (r < 0)
                 return fail(err, errlen, r, "archive is damaged after its last entry: %s",
                             inflate_error(z));
+        if (o->want && s.taken != o->nwant)
+                return fail(err, errlen, -EBADMSG,
+                            "the archive lacks %zu of the %zu entries it should provide (damaged chain?)",
+                            o->nwant - s.taken, o->nwant);
         /* Directory modes and times are applied here, after their contents. */
-        r = unpack_finish(u);
+        r = o->no_dirfix ? 0 : unpack_finish(u);
         if (r < 0)
                 return fail(err, errlen, r, "cannot set the modes and times of directories: %s",
                             strerror(-r));
@@ -375,7 +416,7 @@ int pgsmb_profile_extract(int in_fd, const char *target, const struct profile_li
         struct profile_stats dummy;
         struct profile_stats *st = extract_begin(&lim, stats, &dummy, err, errlen);
         if (!(c && c->extract_argv))
-                return extract_builtin(&(struct extract_source){.fd = in_fd}, target, lim, st, err,
+                return extract_builtin(&(struct extract_source){.fd = in_fd}, target, lim, NULL, st, err,
                                        errlen);
 
         int r = pgsmb_run_program(c->extract_argv, c->program_env, target, in_fd, -1, err, errlen);
@@ -393,5 +434,14 @@ int pgsmb_profile_extract_ring(int ctl_fd, const void *ring, size_t ring_size, c
         struct profile_stats dummy;
         struct profile_stats *st = extract_begin(&lim, stats, &dummy, err, errlen);
         return extract_builtin(&(struct extract_source){ .fd = ctl_fd, .ring = ring, .ring_size = ring_size },
-                               target, lim, st, err, errlen);
+                               target, lim, NULL, st, err, errlen);
+}
+
+int pgsmb_profile_extract_opts(int fd, const void *ring, size_t ring_size, const char *target,
+                               const struct profile_limits *lim, const struct extract_opts *o,
+                               struct profile_stats *stats, char *err, size_t errlen) {
+        struct profile_stats dummy;
+        struct profile_stats *st = extract_begin(&lim, stats, &dummy, err, errlen);
+        return extract_builtin(&(struct extract_source){ .fd = fd, .ring = ring, .ring_size = ring_size },
+                               target, lim, o, st, err, errlen);
 }

@@ -1,7 +1,9 @@
 /* The disk side of a built-in extraction (see pgsmb-userwork-unpack.h). */
 #include "pgsmb-userwork-unpack.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -42,6 +44,10 @@ struct unpack {
         struct dirfix *fix;
         size_t nfix, capfix, fix_bytes;
         struct comps path, link; /* scratch: the entry's path, a hardlink's target */
+        bool in_place; /* unpack_set_in_place */
+        /* in place: the regular file being filled under a temporary name, renamed at its end */
+        int pending_dir;
+        char pending_tmp[NAME_MAX + 1], pending_base[NAME_MAX + 1];
 };
 
 static int split(const char *path, struct comps *c) {
@@ -163,9 +169,79 @@ int unpack_new(int target_fd, struct unpack **ret) {
         if (!u)
                 return -ENOMEM;
         u->root = target_fd;
+        u->pending_dir = -1;
         u->old_umask = umask(0);
         *ret = u;
         return 0;
+}
+
+void unpack_set_in_place(struct unpack *u, bool on) { u->in_place = on; }
+
+/* ---- in place: replacing what is there, never through a symlink ---- */
+
+int unpack_remove_tree(int parent, const char *name) {
+        struct stat st;
+        int fd, r = 0;
+        DIR *d;
+
+        if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return errno == ENOENT ? 0 : -errno;
+        if (!S_ISDIR(st.st_mode))
+                return unlinkat(parent, name, 0) < 0 && errno != ENOENT ? -errno : 0;
+        /* our own directory: make it ours to empty */
+        if ((st.st_mode & 0700) != 0700)
+                (void)fchmodat(parent, name, (st.st_mode & 07777) | 0700, 0);
+        fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        if (!(d = fdopendir(fd))) {
+                r = -errno;
+                close(fd);
+                return r;
+        }
+        for (struct dirent *de; (de = readdir(d));) {
+                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+                        continue;
+                if ((r = unpack_remove_tree(dirfd(d), de->d_name)) < 0)
+                        break;
+        }
+        closedir(d);
+        if (r == 0 && unlinkat(parent, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+                r = -errno;
+        return r;
+}
+
+/* A directory of the path the user may not write to (in place it is the user's own): writable
+ * for now; FIXDIRS gives it its mode again. */
+static void make_writable(int dirfd) {
+        struct stat st;
+
+        if (fstat(dirfd, &st) == 0 && (st.st_mode & 0300) != 0300)
+                (void)fchmod(dirfd, (st.st_mode & 07777) | 0700);
+}
+
+/* A new temporary name in dirfd for what replaces base. */
+static void tmp_name(char out[NAME_MAX + 1]) {
+        static unsigned long seq;
+        snprintf(out, NAME_MAX + 1, ".pgina-new-%ld-%lu", (long)getpid(), ++seq);
+}
+
+/* tmp (made in dirfd) takes base's place: a file, link or symlink over anything but a directory
+ * in one rename; over a directory, once the directory (and all it holds) is gone. */
+static int replace_with(int dirfd, const char *tmp, const char *base) {
+        int r;
+
+        if (renameat(dirfd, tmp, dirfd, base) == 0)
+                return 0;
+        r = -errno;
+        if (r == -EISDIR || r == -ENOTEMPTY || r == -EEXIST) {
+                if ((r = unpack_remove_tree(dirfd, base)) == 0 && renameat(dirfd, tmp, dirfd, base) == 0)
+                        return 0;
+                if (r == 0)
+                        r = -errno;
+        }
+        (void)unlinkat(dirfd, tmp, 0);
+        return r;
 }
 
 void unpack_free(struct unpack *u) {
@@ -260,16 +336,37 @@ int unpack_begin(struct unpack *u, struct archive_entry *e, int *fd) {
                 return dirfd;
         comp_copy(c, c->n - 1, base);
         entry_times(e, ts);
+        /* In place, what is made goes under a temporary name first and replaces base at once
+         * (a regular file with data: at unpack_end). */
+        char made[NAME_MAX + 1];
+        const char *name = base;
+        if (u->in_place && type != AE_IFDIR) {
+                tmp_name(made);
+                name = made;
+                make_writable(dirfd);
+        }
         if (hardlink)
-                r = make_hardlink(u, dirfd, base, hardlink);
+                r = make_hardlink(u, dirfd, name, hardlink);
         else if (type == AE_IFREG) {
-                int f = openat(dirfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                int f = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
                                archive_entry_perm(e) & 0777);
                 if (f < 0)
                         r = -errno;
-                else if (archive_entry_size(e) > 0)
+                else if (archive_entry_size(e) > 0) {
                         *fd = f;
-                else {
+                        if (u->in_place) {
+                                /* renamed into place by unpack_end */
+                                if ((u->pending_dir = dup(dirfd)) < 0) {
+                                        r = -errno;
+                                        close(f);
+                                        *fd = -1;
+                                        (void)unlinkat(dirfd, name, 0);
+                                }
+                                snprintf(u->pending_tmp, sizeof u->pending_tmp, "%s", name);
+                                snprintf(u->pending_base, sizeof u->pending_base, "%s", base);
+                                name = base; /* nothing to rename here */
+                        }
+                } else {
                         if (futimens(f, ts) < 0)
                                 r = -errno;
                         if (close(f) < 0 && r == 0)
@@ -277,23 +374,34 @@ int unpack_begin(struct unpack *u, struct archive_entry *e, int *fd) {
                 }
         } else if (type == AE_IFLNK) {
                 const char *target = archive_entry_symlink(e);
-                if (!target || symlinkat(target, dirfd, base) < 0)
+                if (!target || symlinkat(target, dirfd, name) < 0)
                         r = target ? -errno : -EINVAL;
-                else if (utimensat(dirfd, base, ts, AT_SYMLINK_NOFOLLOW) < 0)
+                else if (utimensat(dirfd, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
                         r = -errno;
         } else if (type == AE_IFDIR) {
                 /* writable until unpack_finish gives it the archive's mode */
+                if (u->in_place)
+                        make_writable(dirfd);
                 if (mkdirat(dirfd, base, 0700) < 0) {
                         r = -errno;
                         /* listed twice, or made as a parent of an earlier entry: fine */
-                        if (r == -EEXIST && fstatat(dirfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-                            S_ISDIR(st.st_mode))
-                                r = 0;
+                        if (r == -EEXIST && fstatat(dirfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+                                if (S_ISDIR(st.st_mode))
+                                        r = 0;
+                                else if (u->in_place && unlinkat(dirfd, base, 0) == 0)
+                                        r = mkdirat(dirfd, base, 0700) < 0 ? -errno : 0;
+                        }
                 }
                 if (r == 0)
                         r = fix_add(u, c, e);
         } else
                 r = -EPERM;
+        if (u->in_place && name != base) {
+                if (r == 0)
+                        r = replace_with(dirfd, name, base);
+                else
+                        (void)unlinkat(dirfd, name, 0);
+        }
         if (tmp)
                 close(dirfd);
         return r;
@@ -328,6 +436,14 @@ int unpack_end(struct unpack *u, struct archive_entry *e, int fd, uint64_t end) 
                 r = -errno;
         if (close(fd) < 0 && r == 0)
                 r = -errno;
+        if (u->pending_dir >= 0) {
+                if (r == 0)
+                        r = replace_with(u->pending_dir, u->pending_tmp, u->pending_base);
+                else
+                        (void)unlinkat(u->pending_dir, u->pending_tmp, 0);
+                close(u->pending_dir);
+                u->pending_dir = -1;
+        }
         return r;
 }
 

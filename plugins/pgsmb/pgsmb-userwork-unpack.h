@@ -22,6 +22,16 @@ struct unpack;
 /* Writer for the directory target_fd (kept open by the caller until unpack_free). Sets the
  * process umask to 0 until unpack_free: modes come from the archive, exactly. */
 int unpack_new(int target_fd, struct unpack **ret);
+/* In place (a catch-up in a home that holds an older version): an entry replaces what is at its
+ * path. A file, hardlink or symlink is made under a temporary name in its directory and renamed
+ * over the path (atomic per file; a directory there is removed first, with what it holds); a
+ * directory entry keeps a directory that is there (a file there is removed). A directory of the
+ * path without write permission gets u+rwx (the caller sets its mode afterwards). Still never
+ * through a symlink. */
+void unpack_set_in_place(struct unpack *u, bool on);
+/* Remove name in dirfd, a directory with everything it holds, never following a symlink (a
+ * symlink is removed as itself). 0 when it is gone (or never was). */
+int unpack_remove_tree(int dirfd, const char *name);
 /* Restores the umask; closes the directories it opened. */
 void unpack_free(struct unpack *u);
 

@@ -1,6 +1,7 @@
 /* pgSMB: the work pgsmb-userwork does as the user (pgsmb-userwork.h): read the job from
  * descriptor 3 (pgsmb-userwork-job.c decodes it), do it, report. Runs as the user only. */
 #include "pgsmb-userwork.h"
+#include "pgsmb-scan.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -92,9 +93,43 @@ static int do_extract(const struct userwork_job *j, struct userwork_report *rep)
         const struct profile_compress c = {.level = j->level, .threads = j->threads,
                                            .extract_argv = (char *const *)j->extract_argv,
                                            .program_env = user_env(&e, j)};
+        struct extract_opts o = {.in_place = j->flags & USERWORK_F_IN_PLACE,
+                                 .no_dirfix = j->flags & USERWORK_F_NO_DIRFIX};
+        char **want = NULL;
+        size_t nwant = 0;
         void *ring;
         int r;
 
+        if (j->flags & (USERWORK_F_WANT | USERWORK_F_IN_PLACE | USERWORK_F_NO_DIRFIX)) {
+                /* store format 2: the built-in extractor only */
+                if (j->extract_argv) {
+                        snprintf(rep->err, sizeof rep->err, "an external program cannot extract a delta profile");
+                        return -EOPNOTSUPP;
+                }
+                if ((j->flags & USERWORK_F_WANT) &&
+                    (r = userwork_want_list(USERWORK_FD_LIST, &want, &nwant, rep->err, sizeof rep->err)) < 0)
+                        return r;
+                o.want = want;
+                o.nwant = nwant;
+                ring = NULL;
+                if (j->ring_size) {
+                        if (j->ring_size > SIZE_MAX ||
+                            (ring = mmap(NULL, (size_t)j->ring_size, PROT_READ, MAP_SHARED, USERWORK_FD_AUX, 0)) ==
+                                    MAP_FAILED) {
+                                r = -errno;
+                                snprintf(rep->err, sizeof rep->err, "cannot map the restore's ring: %s", strerror(errno));
+                                pathlist_free(want, nwant);
+                                return r ? r : -EINVAL;
+                        }
+                        close(USERWORK_FD_AUX);
+                }
+                r = pgsmb_profile_extract_opts(USERWORK_FD_DATA, ring, ring ? (size_t)j->ring_size : 0, j->dir, &j->lim,
+                                               &o, &rep->stats, rep->err, sizeof rep->err);
+                if (ring)
+                        munmap(ring, (size_t)j->ring_size);
+                pathlist_free(want, nwant);
+                return r;
+        }
         if (!j->ring_size)
                 return pgsmb_profile_extract(USERWORK_FD_DATA, j->dir, &j->lim, &c, &rep->stats, rep->err,
                                              sizeof rep->err);
@@ -122,6 +157,64 @@ static int do_archive(const struct userwork_job *j, struct userwork_report *rep)
                                       sizeof rep->err);
 
         close(USERWORK_FD_DATA); /* the worker sees the stream's end */
+        return r;
+}
+
+/* DELTA and SCAN (store format 2): the record from FD_AUX (hostile to us as much as we are to it:
+ * checked line by line), the scan to FD_LIST, the delta to FD_DATA. */
+#define USERWORK_RECORD_MAX (256u * 1024 * 1024)
+static int do_delta(const struct userwork_job *j, struct userwork_report *rep) {
+        struct user_env e;
+        const struct profile_compress c = {.level = j->level, .threads = j->threads,
+                                           .archive_argv = (char *const *)j->archive_argv,
+                                           .program_env = user_env(&e, j)};
+        struct scan record;
+        size_t line = 0;
+        int r = 0;
+
+        scan_init(&record);
+        if (j->kind == USERWORK_DELTA && !(j->flags & USERWORK_F_FULL) &&
+            (r = scan_read_fd(&record, USERWORK_FD_AUX, USERWORK_RECORD_MAX, &line)) < 0) {
+                snprintf(rep->err, sizeof rep->err, "the record to compare %s with is invalid at line %zu: %s", j->dir,
+                         line, strerror(-r));
+                close(USERWORK_FD_DATA);
+                return r;
+        }
+        r = pgsmb_profile_delta(j->dir, j->exclude, &c, &record, j->kind == USERWORK_DELTA ? USERWORK_FD_DATA : -1,
+                                USERWORK_FD_LIST, &rep->stats, rep->err, sizeof rep->err);
+        close(USERWORK_FD_DATA); /* the worker sees the stream's end */
+        scan_free(&record);
+        return r;
+}
+
+/* DELETE: the path list on FD_LIST; FIXDIRS: the scan on FD_LIST (its directories). */
+static int do_delete(const struct userwork_job *j, struct userwork_report *rep) {
+        char **paths = NULL;
+        size_t n = 0;
+        uint64_t removed = 0;
+        int r = userwork_want_list(USERWORK_FD_LIST, &paths, &n, rep->err, sizeof rep->err);
+
+        if (r < 0)
+                return r;
+        r = pgsmb_profile_delete(j->dir, paths, n, &removed, rep->err, sizeof rep->err);
+        rep->stats.files = removed;
+        pathlist_free(paths, n);
+        return r;
+}
+
+static int do_fixdirs(const struct userwork_job *j, struct userwork_report *rep) {
+        struct scan s;
+        size_t line = 0;
+        uint64_t missing = 0;
+        int r = scan_read_fd(&s, USERWORK_FD_LIST, USERWORK_RECORD_MAX, &line);
+
+        if (r < 0) {
+                snprintf(rep->err, sizeof rep->err, "the list of directories is invalid at line %zu", line);
+                return r;
+        }
+        r = pgsmb_profile_fix_dirs(j->dir, &s, &missing, rep->err, sizeof rep->err);
+        rep->stats.skipped_links = missing;
+        scan_free(&s);
         return r;
 }
 
@@ -235,6 +328,10 @@ int userwork_main(void) {
                 case USERWORK_SIZE: r = do_size(&d.j, &rep); break;
                 case USERWORK_RM_CONTENTS: r = do_rm_contents(&d.j, &rep); break;
                 case USERWORK_SCRIPT: r = do_script(&d.j, &rep); break;
+                case USERWORK_DELTA:
+                case USERWORK_SCAN: r = do_delta(&d.j, &rep); break;
+                case USERWORK_DELETE: r = do_delete(&d.j, &rep); break;
+                case USERWORK_FIXDIRS: r = do_fixdirs(&d.j, &rep); break;
                 default:
                         r = -EOPNOTSUPP;
                         snprintf(rep.err, sizeof rep.err, "pgsmb-userwork: job %d is not implemented", (int)d.j.kind);

@@ -105,5 +105,9 @@ struct userwork_decoded {
 int userwork_decode(struct pbuf *b, struct userwork_decoded *d);
 void userwork_decoded_free(struct userwork_decoded *d);
 
+/* The program's side (pgsmb-userwork-apply.c): the path list on fd (read from offset 0),
+ * checked; err names the bad line. */
+int userwork_want_list(int fd, char ***ret, size_t *n, char *err, size_t errlen);
+
 /* The program's side: read the job from FD_CTL, do it, write the report. The exit status. */
 int userwork_main(void);

@@ -92,7 +92,7 @@ int v2_list(struct store *st, const struct v2_profile *p, struct v2_state *s, ch
         int k;
 
         *s = (struct v2_state){0};
-        k = store_list(st, p->dir[0] ? p->dir : ".", &s->ents, &s->nents);
+        k = store_list(st, p->dir, &s->ents, &s->nents);
         if (k == -ENOENT)
                 return 0;
         if (k < 0) {

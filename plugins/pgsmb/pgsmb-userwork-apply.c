@@ -1,0 +1,175 @@
+/* Store format 2, the as-user side of a catch-up and of a chain's restore (runs as the user):
+ * the want list of an extraction, the removal of what a later version deleted, the modes and
+ * times of directories once a chain's archives are all in. Every list comes from root, and is
+ * still checked line by line; nothing is ever done through a symlink or outside the directory. */
+#include "pgsmb-userwork-archive-internal.h"
+
+#include "pgsmb-userwork.h"
+
+#define APPLY_LIST_MAX (256u * 1024 * 1024)
+
+/* The whole of fd (from offset 0), at most APPLY_LIST_MAX bytes. */
+static int read_list(int fd, char **ret, size_t *len) {
+        size_t cap = 0, n = 0;
+        char *buf = NULL;
+
+        if (lseek(fd, 0, SEEK_SET) < 0 && errno != ESPIPE)
+                return -errno;
+        for (;;) {
+                if (n == cap) {
+                        size_t c = cap ? 2 * cap : 65536;
+                        char *b;
+                        if (cap >= APPLY_LIST_MAX || !(b = realloc(buf, c > APPLY_LIST_MAX ? APPLY_LIST_MAX : c))) {
+                                free(buf);
+                                return cap >= APPLY_LIST_MAX ? -E2BIG : -ENOMEM;
+                        }
+                        buf = b;
+                        cap = c > APPLY_LIST_MAX ? APPLY_LIST_MAX : c;
+                }
+                ssize_t k = read(fd, buf + n, cap - n);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0) {
+                        int r = -errno;
+                        free(buf);
+                        return r;
+                }
+                if (k == 0)
+                        break;
+                n += (size_t)k;
+        }
+        *ret = buf;
+        *len = n;
+        return 0;
+}
+
+int userwork_want_list(int fd, char ***ret, size_t *n, char *err, size_t errlen) {
+        char *buf = NULL;
+        size_t len = 0, line = 0;
+        int r = read_list(fd, &buf, &len);
+
+        if (r < 0)
+                return fail(err, errlen, r, "cannot read the list of entries: %s", strerror(-r));
+        r = pathlist_parse(buf ? buf : "", len, ret, n, &line);
+        free(buf);
+        if (r < 0)
+                return fail(err, errlen, r, "the list of entries is invalid at line %zu", line);
+        return 0;
+}
+
+/* The parent directory of path below root, never through a symlink: a descriptor, or -errno
+ * (-ENOENT, -ENOTDIR, -ELOOP: not below root as a directory). base gets the last component. */
+static int parent_of(int root, const char *path, char base[NAME_MAX + 1]) {
+        const char *slash = strrchr(path, '/');
+        int fd = dup(root);
+
+        if (fd < 0)
+                return -errno;
+        for (const char *s = path; slash && s < slash;) {
+                size_t len = strcspn(s, "/");
+                char name[NAME_MAX + 1];
+                int nfd;
+
+                if (len == 0 || len > NAME_MAX) {
+                        close(fd);
+                        return -EINVAL;
+                }
+                memcpy(name, s, len);
+                name[len] = 0;
+                nfd = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                close(fd);
+                if (nfd < 0)
+                        return -errno;
+                fd = nfd;
+                s += len + 1;
+        }
+        snprintf(base, NAME_MAX + 1, "%s", slash ? slash + 1 : path);
+        return fd;
+}
+
+static size_t depth(const char *p) {
+        size_t d = 1;
+        for (; *p; p++)
+                d += *p == '/';
+        return d;
+}
+
+static int deepest_first(const void *a, const void *b) {
+        const char *x = *(char *const *)a, *y = *(char *const *)b;
+        size_t dx = depth(x), dy = depth(y);
+        return dx != dy ? (dx < dy ? 1 : -1) : strcmp(x, y);
+}
+
+int pgsmb_profile_delete(const char *dir, char **paths, size_t n, uint64_t *removed, char *err, size_t errlen) {
+        _cleanup_close_ int root = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+        *removed = 0;
+        if (root < 0)
+                return fail(err, errlen, -errno, "cannot open '%s': %s", dir, strerror(errno));
+        qsort(paths, n, sizeof *paths, deepest_first);
+        for (size_t i = 0; i < n; i++) {
+                char base[NAME_MAX + 1];
+                int pfd, r;
+
+                if (!pgsmb_path_valid(paths[i]))
+                        return fail(err, errlen, -EINVAL, "invalid path '%s'", paths[i]);
+                pfd = parent_of(root, paths[i], base);
+                if (pfd == -ENOENT || pfd == -ENOTDIR || pfd == -ELOOP)
+                        continue; /* gone already, or not below dir as a directory */
+                if (pfd < 0)
+                        return fail(err, errlen, pfd, "cannot reach '%s': %s", paths[i], strerror(-pfd));
+                {
+                        struct stat st;
+                        if (fstat(pfd, &st) == 0 && (st.st_mode & 0300) != 0300)
+                                (void)fchmod(pfd, (st.st_mode & 07777) | 0700);
+                }
+                r = unpack_remove_tree(pfd, base);
+                close(pfd);
+                if (r < 0)
+                        return fail(err, errlen, r, "cannot remove '%s': %s", paths[i], strerror(-r));
+                (*removed)++;
+        }
+        return 0;
+}
+
+static int dirs_deepest_first(const void *a, const void *b) {
+        const struct scan_entry *x = a, *y = b;
+        size_t dx = depth(x->path), dy = depth(y->path);
+        return dx != dy ? (dx < dy ? 1 : -1) : strcmp(x->path, y->path);
+}
+
+int pgsmb_profile_fix_dirs(const char *dir, struct scan *s, uint64_t *missing, char *err, size_t errlen) {
+        _cleanup_close_ int root = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+        *missing = 0;
+        if (root < 0)
+                return fail(err, errlen, -errno, "cannot open '%s': %s", dir, strerror(errno));
+        if (s->n > 1)
+                qsort(s->v, s->n, sizeof *s->v, dirs_deepest_first);
+        s->sorted = false;
+        for (size_t i = 0; i < s->n; i++) {
+                const struct scan_entry *e = &s->v[i];
+                struct timespec ts[2] = {{e->mtime_s, e->mtime_ns}, {e->mtime_s, e->mtime_ns}};
+                char base[NAME_MAX + 1];
+                int pfd, fd, r = 0;
+
+                if (e->type != 'd')
+                        continue;
+                pfd = parent_of(root, e->path, base);
+                fd = pfd < 0 ? pfd : openat(pfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (pfd >= 0)
+                        close(pfd);
+                if (fd < 0) {
+                        (*missing)++;
+                        continue;
+                }
+                /* plain permissions only, as every extraction */
+                if (fchmod(fd, e->mode & 0777) < 0 || futimens(fd, ts) < 0)
+                        r = -errno;
+                close(fd);
+                if (r < 0)
+                        return fail(err, errlen, r, "cannot set the mode and times of '%s': %s", e->path,
+                                    strerror(-r));
+        }
+        return 0;
+}
