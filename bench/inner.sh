@@ -57,7 +57,7 @@ check_tree() { # DIR WHAT
 
 # tree_sig DIR: every entry's type, mode, size, mtime and path, and every file's sha256
 tree_sig() {
-        (cd "$1" && find . -mindepth 1 -printf '%y %m %s %T@ %P\n' | LC_ALL=C sort &&
+        (cd "$1" && find . -mindepth 1 -printf '%y %m %s %Ts %P\n' | LC_ALL=C sort &&
                 find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum)
 }
 

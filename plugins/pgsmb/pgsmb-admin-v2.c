@@ -110,6 +110,12 @@ int pgsmb_admin_restore_v2(struct pgina_ctx *ctx, const struct pgsmb_cfg *c, str
                 v2_state_free(&vs);
                 return 1; /* format 1: the caller restores */
         }
+        if (pgina_ctx_user_sessions(ctx) > 0) {
+                pgina_ctx_message(ctx, "%s is logged on here: log off first (the home in use would be saved over it)",
+                                  c->user);
+                v2_state_free(&vs);
+                return -EBUSY;
+        }
         errno = 0;
         n = strtoull(version, &end, 10);
         if (!errno && *end == 0 && n > 0)

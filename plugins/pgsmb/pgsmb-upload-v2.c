@@ -62,6 +62,8 @@ static void v2_done(struct v2_upload *v) {
         scan_free(&v->scan);
 }
 
+static int v2_load_settled(struct upload *up, struct store *st, struct v2_upload *v, struct v2_state *now);
+
 /* What this home was made from, and whether the store still agrees. */
 static int v2_decide(struct upload *up, struct store *st, struct v2_upload *v) {
         uint64_t mine = 0;
@@ -69,7 +71,7 @@ static int v2_decide(struct upload *up, struct store *st, struct v2_upload *v) {
         bool from_v2 = v2_version_parse(up->state.version, &mine, id) == 0;
         int k;
 
-        if ((k = v2_load(st, &v->p, &v->vs, up->why, sizeof up->why)) < 0)
+        if ((k = v2_load_settled(up, st, v, &v->vs)) < 0)
                 return k;
         if (v->vs.damaged)
                 pgina_log(up->ctx, LOG_WARNING, "%s: %u damaged manifest(s) above version %" PRIu64 " ignored: %s",
@@ -196,22 +198,84 @@ static int v2_conflict(struct upload *up, struct store *st, struct v2_upload *v,
         return 1;
 }
 
-/* Another machine took the slot: merge onto what it committed. 1 to try again with v->next
- * rebuilt, 0 when it became a conflict copy (done), -errno. */
-static int v2_rebase(struct upload *up, struct store *st, struct v2_upload *v) {
-        struct v2_state now = {0};
+/* Another machine committed `now->cur` since this home's version: merge onto it. 1 to commit
+ * v->next (the merge), 0 when it became a conflict copy (done), -errno. */
+static int v2_merge(struct upload *up, struct store *st, struct v2_upload *v, const struct v2_state *now) {
         struct manifest merged;
         char why[400];
         int k;
 
-        for (unsigned w = 0;; w++) {
-                v2_state_free(&now);
-                if ((k = v2_load(st, &v->p, &now, up->why, sizeof up->why)) < 0)
-                        return k;
-                if (now.cur.number >= v->next.number || w >= V2_SLOT_WAITS)
-                        break;
-                sleep(1); /* the slot's manifest does not parse yet: a commit in progress? */
+        if (v->base.number == 0 || !v->have_record) {
+                v->conflict = true;
+                return v2_conflict(up, st, v, "another machine saved it first") > 0 ? 0 : -EIO;
         }
+        k = manifest_rebase(&merged, &v->base, &v->next, &now->cur, why, sizeof why);
+        if (k == -EBUSY) {
+                pgina_log(up->ctx, LOG_NOTICE, "%s: version %" PRIu64 " from %s clashes with this logoff: %s",
+                          up->cfg.user, now->cur.number, now->cur.host, why);
+                v->conflict = true;
+                k = v2_conflict(up, st, v, why);
+                return k > 0 ? 0 : k;
+        }
+        if (k < 0) {
+                snprintf(up->why, sizeof up->why, "cannot merge with version %" PRIu64 ": %s", now->cur.number,
+                         strerror(-k));
+                return k;
+        }
+        pgina_log(up->ctx, LOG_INFO, "%s: version %" PRIu64 " from %s came first; this logoff's changes are merged "
+                  "onto it", up->cfg.user, now->cur.number, now->cur.host);
+        v->merged = true;
+        merged.parent = now->cur.number;
+        merged.number = (now->top > now->cur.number ? now->top : now->cur.number) + 1;
+        memcpy(merged.id, v->next.id, sizeof merged.id);
+        memcpy(merged.user, v->next.user, sizeof merged.user);
+        memcpy(merged.host, v->next.host, sizeof merged.host);
+        merged.time = v->next.time;
+        manifest_free(&v->next);
+        v->next = merged;
+        /* a later merge starts from theirs: what ours adds to it is what the merge added */
+        manifest_free(&v->base);
+        k = manifest_copy(&v->base, &now->cur);
+        return k < 0 ? k : 1;
+}
+
+/* How long a manifest that does not parse yet may be another machine's commit in progress: its
+ * writer's calls are each bounded by the store's timeout. */
+static unsigned slot_wait_s(const struct upload *up) {
+        unsigned t = 2 * (up->cfg.timeout ? up->cfg.timeout : 15);
+        return t > 120 ? 120 : t;
+}
+
+/* The store as it is now; while its highest manifest does not parse (a commit in progress?) and
+ * is younger than slot_wait_s, wait for it. */
+static int v2_load_settled(struct upload *up, struct store *st, struct v2_upload *v, struct v2_state *now) {
+        long long until = now_ms() + 1000LL * slot_wait_s(up);
+        int k;
+
+        for (;;) {
+                v2_state_free(now);
+                if ((k = v2_load(st, &v->p, now, up->why, sizeof up->why)) < 0)
+                        return k;
+                if (now->top <= now->cur.number || now_ms() >= until)
+                        return 0;
+                int64_t mtime = 0;
+                for (size_t i = 0; i < now->nents; i++)
+                        if (manifest_name_number(v->p.filename, now->ents[i].name) == now->top)
+                                mtime = now->ents[i].mtime;
+                if (mtime && (int64_t)time(NULL) - mtime > (int64_t)slot_wait_s(up))
+                        return 0; /* long dead */
+                sleep(1);
+        }
+}
+
+/* Another machine took the slot: wait for its manifest (a commit in progress), then merge onto
+ * it. 1 to try again with v->next rebuilt, 0 when it became a conflict copy (done), -errno. */
+static int v2_rebase(struct upload *up, struct store *st, struct v2_upload *v) {
+        struct v2_state now = {0};
+        int k;
+
+        if ((k = v2_load_settled(up, st, v, &now)) < 0)
+                return k;
         if (now.cur.number < v->next.number) {
                 /* a dead writer's half manifest: the next free number, same parent */
                 pgina_log(up->ctx, LOG_WARNING, "%s: manifest %" PRIu64 " is damaged (%s): committing as %" PRIu64,
@@ -220,49 +284,42 @@ static int v2_rebase(struct upload *up, struct store *st, struct v2_upload *v) {
                 v2_state_free(&now);
                 return 1;
         }
-        if (v->base.number == 0 || !v->have_record) {
-                v2_state_free(&now);
-                v->conflict = true;
-                return v2_conflict(up, st, v, "another machine saved it first") > 0 ? 0 : -EIO;
-        }
-        k = manifest_rebase(&merged, &v->base, &v->next, &now.cur, why, sizeof why);
-        if (k == -EBUSY) {
-                pgina_log(up->ctx, LOG_NOTICE, "%s: version %" PRIu64 " from %s clashes with this logoff: %s",
-                          up->cfg.user, now.cur.number, now.cur.host, why);
-                v2_state_free(&now);
-                v->conflict = true;
-                k = v2_conflict(up, st, v, why);
-                return k > 0 ? 0 : k;
-        }
-        if (k < 0) {
-                snprintf(up->why, sizeof up->why, "cannot merge with version %" PRIu64 ": %s", now.cur.number,
-                         strerror(-k));
-                v2_state_free(&now);
-                return k;
-        }
-        pgina_log(up->ctx, LOG_INFO, "%s: version %" PRIu64 " from %s came first; this logoff's changes are merged "
-                  "onto it", up->cfg.user, now.cur.number, now.cur.host);
-        v->merged = true;
-        merged.parent = now.cur.number;
-        merged.number = now.top + 1;
-        memcpy(merged.id, v->next.id, sizeof merged.id);
-        memcpy(merged.user, v->next.user, sizeof merged.user);
-        memcpy(merged.host, v->next.host, sizeof merged.host);
-        merged.time = v->next.time;
-        manifest_free(&v->next);
-        v->next = merged;
-        /* later merges start from theirs */
-        manifest_free(&v->base);
-        k = manifest_copy(&v->base, &now.cur);
+        k = v2_merge(up, st, v, &now);
         v2_state_free(&now);
-        return k < 0 ? k : 1;
+        return k;
+}
+
+/* After our commit of v->next: did another machine, taking our slot for a dead writer's, commit
+ * a version above it that does not build on it? Then ours is merged onto that one. 1 when it
+ * was (commit v->next again), 0 when ours stands, or when a conflict copy was made, -errno. */
+static int v2_bypassed(struct upload *up, struct store *st, struct v2_upload *v) {
+        struct v2_state now = {0};
+        char why[300];
+        int k = 0;
+
+        if (v2_load(st, &v->p, &now, why, sizeof why) == 0 && now.cur.number > v->next.number &&
+            now.cur.parent < v->next.number) {
+                pgina_log(up->ctx, LOG_WARNING, "%s: version %" PRIu64 " from %s was committed over this logoff's %" PRIu64
+                          " without it", up->cfg.user, now.cur.number, now.cur.host, v->next.number);
+                k = v2_merge(up, st, v, &now);
+                if (k == 0)
+                        k = -ECANCELED; /* a conflict copy: done */
+        }
+        v2_state_free(&now);
+        return k == -ECANCELED ? 0 : k;
 }
 
 static int v2_commit_loop(struct upload *up, struct store *st, struct v2_upload *v) {
         for (unsigned i = 0; i < V2_COMMIT_TRIES; i++) {
                 int k = v2_commit(st, &v->p, &v->next, &v->manifest_size, up->why, sizeof up->why);
-                if (k == 0)
-                        return 1;
+                if (k == 0) {
+                        bool was_conflict = v->conflict;
+                        if ((k = v2_bypassed(up, st, v)) < 0)
+                                return k;
+                        if (k == 0)
+                                return v->conflict && !was_conflict ? 0 : 1;
+                        continue; /* merged onto the one above: commit again */
+                }
                 if (k != -EEXIST)
                         return k;
                 if ((k = v2_rebase(up, st, v)) <= 0)
@@ -341,7 +398,12 @@ int pgsmb_upload_v2(struct upload *up, struct store *st) {
                 k = v2_conflict(up, st, &v, "the store holds a version this machine did not restore");
                 goto out;
         }
-        if ((k = v2_commit_loop(up, st, &v)) <= 0) {
+        /* The store moved on since this home's version (another machine's logoff, an admin's
+         * restore, a compaction): our change set goes onto the current version. */
+        k = v.base.number && v.base.number != v.vs.cur.number ? v2_merge(up, st, &v, &v.vs) : 1;
+        if (k > 0)
+                k = v2_commit_loop(up, st, &v);
+        if (k <= 0) {
                 if (k < 0)
                         (void)store_unlink(st, v.arch_rel); /* named by no manifest */
                 else

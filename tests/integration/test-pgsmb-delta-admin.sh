@@ -20,7 +20,7 @@ share = file://$STORE
 retries = 1
 retry_delay = 0
 keep_versions = 2
-compact_deltas = 3
+compact_deltas = 2
 compact_percent = 0
 [localmachine]
 logoff_action = none
@@ -73,12 +73,12 @@ pgina_wait_log "compacted version" 600 || { grep alice: "$PGINA_LOG" | tail -n 8
 assert_eq 8 "$(current)" "the compacted version"
 "$V2" show "$D" alice.tar.zst >"$T/compacted"
 head -n 1 "$T/compacted" | grep -q "archives 1 " || { head -n 1 "$T/compacted" >&2; fail "the compacted version is not one base"; }
-assert_contains "$PGINA_LOG" "alice: compacted version 7 (4 archives) into version 8"
+assert_contains "$PGINA_LOG" "alice: compacted version 7 (3 archives) into version 8"
 as_user alice bash -c 'echo after > ~/late'
 pgina_close_session alice
 grep -q "alice: saved version 9 .*: 1 of [0-9]* entries changed" "$PGINA_LOG" ||
         { grep "saved version" "$PGINA_LOG" | tail -n 2 >&2; fail "the logoff after the compaction was not a small delta"; }
-sum_home() { (cd /home/alice && find . -mindepth 1 -printf '%y %m %s %T@ %P\n' | LC_ALL=C sort &&
+sum_home() { (cd /home/alice && find . -mindepth 1 -printf '%y %m %s %Ts %P\n' | LC_ALL=C sort &&
         find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum); }
 sum_home >"$T/saved.sum"
 

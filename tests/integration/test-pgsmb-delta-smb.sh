@@ -29,7 +29,7 @@ pgina_start
 D=$SMBD_SHARE/alice
 current() { "$V2" show "$D" alice.tar.zst | head -n 1 | cut -d' ' -f2; }
 tree_list() {
-        (cd "$1" && find . -mindepth 1 -path ./.cache -prune -o -printf '%y %m %s %T@ %P\n' | LC_ALL=C sort &&
+        (cd "$1" && find . -mindepth 1 -path ./.cache -prune -o -printf '%y %m %s %Ts %P\n' | LC_ALL=C sort &&
                 find . -path ./.cache -prune -o -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum)
 }
 
