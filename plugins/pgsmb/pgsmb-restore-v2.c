@@ -36,6 +36,7 @@ struct v2_restore {
         uint64_t bytes, files, compressed; /* extracted, downloaded */
         unsigned archives;
         long long t0;
+        long long download_ms, extract_ms; /* for pginad's metrics: streams, what was left after them */
 };
 
 /* What is on disk matches the manifest: every path, its type, a file's size, nothing more. */
@@ -132,8 +133,12 @@ static int v2_extract_chain(struct restore *r, struct store *st, struct v2_resto
                 o.want = &want;
                 if (lim.max_total_bytes)
                         lim.max_total_bytes -= v->bytes < lim.max_total_bytes ? v->bytes : lim.max_total_bytes;
+                long long t0 = now_ms();
                 k = pgsmb_restore_stream_opts(st, rel, m->arch[i].size, &r->pu, dir, &lim, &r->cfg.comp, &o,
                                               pgsmb_restore_progress, r, &t);
+                long long t1 = now_ms(), mid = t.mid_ms ? t.mid_ms : t1;
+                v->download_ms += mid - t0;
+                v->extract_ms += t1 - mid;
                 pbuf_free(&want);
                 if (k < 0) {
                         snprintf(r->why, sizeof r->why, "%s", t.err);
@@ -284,14 +289,18 @@ static int v2_catch_up(struct restore *r, struct store *st, struct v2_restore *v
                 if (!use[i])
                         continue;
                 pbuf_init(&want);
+                long long t0 = now_ms();
                 if ((k = manifest_want(m, (uint32_t)i, changed, nchanged, &want, &count)) < 0 ||
                     (k = v2_rel(&v->p, m->arch[i].name, rel, sizeof rel)) < 0 ||
                     (k = fetch_verified(r, st, rel, &m->arch[i], &fd)) < 0) {
                         pbuf_free(&want);
                         goto out;
                 }
+                long long t1 = now_ms();
                 o.want = &want;
                 k = pgsmb_extract_fd(fd, &r->pu, r->cfg.home, &r->cfg.lim, &o, &t);
+                v->download_ms += t1 - t0;
+                v->extract_ms += now_ms() - t1;
                 close(fd);
                 pbuf_free(&want);
                 if (k < 0) {
@@ -343,6 +352,8 @@ static int v2_done(struct restore *r, struct v2_restore *v, int k, bool restored
                 if (pgsmb_record_save(r->state_dir, r->cfg.user, version, &v->scan) < 0)
                         pgina_log(r->ctx, LOG_WARNING, "%s: cannot save the record of version %" PRIu64 ": the next "
                                   "logoff uploads everything", r->cfg.user, v->vs.cur.number);
+                pgina_ctx_metric(r->ctx, "download_ms", (uint64_t)v->download_ms);
+                pgina_ctx_metric(r->ctx, "extract_ms", (uint64_t)v->extract_ms);
                 pgina_ctx_metric(r->ctx, "download_bytes", v->compressed);
         }
         scan_free(&v->scan);

@@ -513,6 +513,28 @@ archived() {
                 tar --warning=no-unknown-keyword --zstd -xOf "$1" "./$2"
 }
 
+# stored DIR NAME [FILENAME]: the member NAME of the current profile in the store folder DIR
+# (FILENAME: pgsmb's filename, default DIR's name + .tar.zst) on stdout: of store format 2, from the
+# archive the highest manifest names for NAME (a NAME without characters a manifest escapes);
+# else of format 1, from the single archive.
+stored() {
+        local d=$1 f=${3:-$(basename "$1").tar.zst} m arch
+        m=$(find "$d" -maxdepth 1 -name "$f.m[0-9]*" -printf '%f\n' 2>/dev/null | sort | tail -n 1)
+        if [ -n "$m" ]; then
+                arch=$(awk -v p="$2" '$1 == "e" && $7 == p { i = $2 } END { print i }' "$d/$m")
+                arch=$(awk -v i="$arch" '$1 == "a" && $2 == i { print $3 }' "$d/$m")
+                [ -n "$arch" ] || return 1
+                archived "$d/$arch" "$2"
+                return
+        fi
+        archived "$d/$f" "$2"
+}
+# has_profile DIR [FILENAME]: the store folder DIR holds a profile (a manifest, or the archive)
+has_profile() {
+        local f=${2:-$(basename "$1").tar.zst}
+        [ -s "$1/$f" ] || compgen -G "$1/$f.m[0-9]*" >/dev/null
+}
+
 # need_nss_module: skip when the built libnss_pgina carries ASan: glibc loads NSS modules into
 # every program (getent, sshd, smbpasswd), none of them instrumented, and silently skips a module
 # it cannot load. The module is tested in the uninstrumented (gcc) pass.

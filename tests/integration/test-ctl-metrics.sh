@@ -45,7 +45,6 @@ PGINA_SERVICE_EXTRA="request_timeout = 120
 metrics_textfile = $PROM/pgina.prom
 metrics_interval = 1" pgsmb_conf secret <<CONF
 share = file://$STORE
-store_format = 1
 retries = 1
 retry_delay = 0
 [localmachine]
@@ -83,8 +82,9 @@ assert_not_contains "$PGINA_LOG" "n0t-her-pa55"
 
 step "logoff: pgSMB's upload figures and the logoff job"
 pgina_close_session alice
-[ -s "$STORE/alice/alice.tar.zst" ] || fail "no archive in the store"
-size=$(stat -c %s "$STORE/alice/alice.tar.zst")
+has_profile "$STORE/alice" || fail "no profile in the store"
+# the first logoff of store format 2: one archive, the base
+size=$(stat -c %s "$STORE"/alice/alice.tar.zst.a-*)
 metrics m2
 for f in archive upload verify; do
         sample "$T/m2" "pgina_plugin_seconds_count{figure=\"$f\",plugin=\"pgsmb\"}" 1

@@ -49,7 +49,6 @@ gateway_rules = staff=ldapstaff
 
 [pgsmb]
 share = $1
-store_format = 1
 credentials = user
 retries = 2
 retry_delay = 1
@@ -113,9 +112,10 @@ step "ssh exits: logoff uploads the profile to smbd, logoff_action removes accou
 wait_logoff alice
 find "$SMBD_SHARE" -type f >"$T/share.list"
 cat "$T/share.list"
-[ -s "$SMBD_SHARE/alice/alice.tar.zst" ] || fail "no profile archive alice/alice.tar.zst on the share"
-assert_eq 20001 "$(stat -c %u "$SMBD_SHARE/alice/alice.tar.zst")" \
-        "owner of the archive on the share (written as alice: credentials = user)"
+has_profile "$SMBD_SHARE/alice" || fail "no profile of alice on the share"
+for f in "$SMBD_SHARE"/alice/alice.tar.zst.*; do
+        assert_eq 20001 "$(stat -c %u "$f")" "owner of $(basename "$f") on the share (written as alice: credentials = user)"
+done
 grep -q '^alice:' /etc/passwd && fail "alice's local account is still there after logoff"
 [ -e /home/alice ] && fail "/home/alice is still there after logoff"
 assert_eq "20001" "$(getent passwd alice | cut -d: -f3)" "NSS still answers for alice"

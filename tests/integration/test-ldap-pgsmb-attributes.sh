@@ -26,7 +26,6 @@ pgSMB_Filename = employeeType
 
 [pgsmb]
 share = file://$STORE
-store_format = 1
 retries = 1
 retry_delay = 0
 C
@@ -41,7 +40,7 @@ as_user alice bash -c 'echo from-ldap > /home/alice/proof'
 
 step "logoff: the profile goes to the folder and file name the directory gave"
 pgina_close_session alice
-[ -s "$STORE/room-alice/alice-profile.tar.zst" ] || { ls -laR "$STORE" >&2; fail "no archive at room-alice/alice-profile.tar.zst"; }
-[ -e "$STORE/alice/alice.tar.zst" ] && fail "the default remote_path/filename were used"
-zstd -dc "$STORE/room-alice/alice-profile.tar.zst" | tar -xOf - proof >"$T/proof" 2>/dev/null
+has_profile "$STORE/room-alice" alice-profile.tar.zst || { ls -laR "$STORE" >&2; fail "no profile room-alice/alice-profile.tar.zst"; }
+[ -e "$STORE/alice" ] && fail "the default remote_path/filename were used"
+stored "$STORE/room-alice" proof alice-profile.tar.zst >"$T/proof"
 assert_eq "from-ldap" "$(cat "$T/proof")" "the file read back from the archive"

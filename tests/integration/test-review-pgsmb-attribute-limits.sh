@@ -77,7 +77,7 @@ assert_ok pam_run pgtest dave secret authenticate acct_mgmt open_session
 as_user dave bash -c 'echo work > /home/dave/f'
 pgina_close_session dave
 [ -z "$(ls -A "$EVIL")" ] || fail "root wrote into the attribute's directory: $(ls -AR "$EVIL")"
-[ -s "$STORE/dave/dave.tar.zst" ] || fail "dave's profile is not in the configured store"
+has_profile "$STORE/dave" || fail "dave's profile is not in the configured store"
 assert_contains "$PGINA_LOG" "dave: attribute pgSMB_SMBshare 'file://$EVIL' refused"
 
 step "usri4_home_dir = a local path: refused (not exported)"

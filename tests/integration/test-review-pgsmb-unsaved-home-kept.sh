@@ -30,7 +30,7 @@ step "session 0: alice's profile is saved once"
 assert_ok pam_run pgtest alice secret authenticate acct_mgmt open_session
 as_user alice bash -c 'echo saved-before > /home/alice/old.txt'
 pgina_close_session alice
-[ -s "$STORE/alice/alice.tar.zst" ] || fail "no archive in the store after session 0"
+has_profile "$STORE/alice" || fail "no profile in the store after session 0"
 getent passwd alice >/dev/null && fail "alice's account was not removed after a saved logoff"
 
 step "session 1: alice writes a file; the store is unreachable at logoff"
@@ -62,7 +62,7 @@ mv "$STORE.away" "$STORE"
 assert_ok pam_run pgtest alice secret authenticate acct_mgmt open_session
 assert_eq "unsaved-work" "$(cat /home/alice/work.txt)" "the unsaved file after logon 3"
 pgina_close_session alice
-assert_eq "unsaved-work" "$(archived "$STORE/alice/alice.tar.zst" work.txt)" "work.txt in the store"
+assert_eq "unsaved-work" "$(stored "$STORE/alice" work.txt)" "work.txt in the store"
 getent passwd alice >/dev/null && fail "alice's account was not removed after the saved logoff 3"
 [ -e /home/alice ] && fail "alice's home was not removed after the saved logoff 3"
 exit 0
