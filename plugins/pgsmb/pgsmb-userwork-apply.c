@@ -120,6 +120,10 @@ int pgsmb_profile_delete(const char *dir, char **paths, size_t n, uint64_t *remo
                         return fail(err, errlen, pfd, "cannot reach '%s': %s", paths[i], strerror(-pfd));
                 {
                         struct stat st;
+                        if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                                close(pfd);
+                                continue; /* gone already */
+                        }
                         if (fstat(pfd, &st) == 0 && (st.st_mode & 0300) != 0300)
                                 (void)fchmod(pfd, (st.st_mode & 07777) | 0700);
                 }
