@@ -438,6 +438,18 @@ static int pgsmb_check_config(struct pgina_ctx *ctx) {
                 pgina_ctx_message(ctx, "compression_level must be between 1 and 19, not %lld", level);
                 return -EINVAL;
         }
+        {
+                long long format = pgina_conf_int(ctx, "store_format");
+                long long deltas = pgina_conf_int(ctx, "compact_deltas"), pct = pgina_conf_int(ctx, "compact_percent");
+                if (format != 1 && format != 2) {
+                        pgina_ctx_message(ctx, "store_format must be 1 or 2, not %lld", format);
+                        return -EINVAL;
+                }
+                if (deltas < 0 || deltas > 4000 || pct < 0 || pct > 10000) {
+                        pgina_ctx_message(ctx, "compact_deltas must be 0 to 4000 and compact_percent 0 to 10000");
+                        return -EINVAL;
+                }
+        }
         if (program && *program) {
                 if (program[0] != '/' || access(program, X_OK) < 0) {
                         pgina_ctx_message(ctx, "program '%s' must be an absolute path to an executable", program);
