@@ -55,6 +55,20 @@ check_tree() { # DIR WHAT
                 fail "$2: $1 holds $got (files bytes), expected $EXPECT_FILES $EXPECT_BYTES"
 }
 
+# change_files LIST: as the user, every file of LIST (paths in the home) rewritten reversed
+change_files() {
+        as_user "$USER_NAME" "$PYTHON" -c '
+import sys
+home = sys.argv[1]
+for rel in open(sys.argv[2]).read().splitlines():
+    p = home + "/" + rel
+    with open(p, "rb") as f:
+        d = f.read()
+    with open(p, "wb") as f:
+        f.write(d[::-1])
+' "$HOME_DIR" "$1"
+}
+
 # tree_sig DIR: every entry's type, mode, size, mtime and path, and every file's sha256
 tree_sig() {
         (cd "$1" && find . -mindepth 1 -printf '%y %m %s %Ts %P\n' | LC_ALL=C sort &&
@@ -376,16 +390,7 @@ for rtt in "${rtt_list[@]}"; do
                                 fail "the re-logon downloaded: $(log_since "$mark" | tail -n 5)"
                 done
                 # ... then 1% of the files change and the user logs off.
-                as_user "$USER_NAME" "$PYTHON" -c '
-import sys
-home = sys.argv[1]
-for rel in open(sys.argv[2]).read().splitlines():
-    p = home + "/" + rel
-    with open(p, "rb") as f:
-        d = f.read()
-    with open(p, "wb") as f:
-        f.write(d[::-1])
-' "$HOME_DIR" "$T/changed.list" || fail "cannot change 1% of the files"
+                change_files "$T/changed.list" || fail "cannot change 1% of the files"
                 prepare_logoff
                 cold
                 timed "pgina.change1.$rtt" logoff || fail "second logoff failed"
@@ -415,16 +420,7 @@ for rel in open(sys.argv[2]).read().splitlines():
                         logon || fail "logon $round of the delta case failed"
                         awk -v r="$round" 'NR % 100 == r { $1 = ""; $2 = ""; sub(/^  /, ""); print }' \
                                 "$MANIFEST" >"$T/changed-$round.list"
-                        as_user "$USER_NAME" "$PYTHON" -c '
-import sys
-home = sys.argv[1]
-for rel in open(sys.argv[2]).read().splitlines():
-    p = home + "/" + rel
-    with open(p, "rb") as f:
-        d = f.read()
-    with open(p, "wb") as f:
-        f.write(d[::-1])
-' "$HOME_DIR" "$T/changed-$round.list" || fail "cannot change 1% of the files"
+                        change_files "$T/changed-$round.list" || fail "cannot change 1% of the files"
                         prepare_logoff
                         mark=$(log_mark)
                         logoff || fail "delta logoff $round failed"
