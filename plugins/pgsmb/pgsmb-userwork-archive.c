@@ -110,6 +110,7 @@ struct delta_walk {
         FILE *scan_out;
         bool scan_only;
         struct pbuf line;
+        uint64_t entries, bytes; /* of the scan so far: root refuses one past its bounds */
 };
 
 static int delta_note(struct delta_walk *d, struct archive_entry *e, const char *rel, bool *archive_it,
@@ -130,6 +131,12 @@ static int delta_note(struct delta_walk *d, struct archive_entry *e, const char 
         free(se.path);
         if (r < 0)
                 return fail(err, errlen, r, "cannot describe '%s': %s", rel, strerror(-r));
+        /* Said here, in words, rather than as a scan root cannot read. */
+        if (++d->entries > SCAN_ENTRIES_MAX || (d->bytes += d->line.len) > SCAN_BYTES_MAX)
+                return fail(err, errlen, -E2BIG,
+                            "the home holds more than %u entries or their list passes %u MiB: too many for a "
+                            "delta profile (exclude some, or use store_format = 1)",
+                            SCAN_ENTRIES_MAX, SCAN_BYTES_MAX >> 20);
         if (fwrite(d->line.data, 1, d->line.len, d->scan_out) != d->line.len)
                 return fail(err, errlen, -EIO, "cannot write the scan: %s", strerror(errno));
         return 0;
@@ -189,8 +196,9 @@ static int archive_builtin(const char *home, char *const *ex, const struct profi
                                     strempty(path), home);
                 const char *rel = path + rootlen;
                 rel += strspn(rel, "/");
-                /* Reading ahead is for files that will be read: a delta reads only what changed. */
-                bool prefetch = !d || (!d->record && !d->scan_only);
+                /* Reading ahead is for files that will be read: a delta reads only what changed
+                 * (against an empty record, all of it). */
+                bool prefetch = !d || (!d->scan_only && (!d->record || d->record->n == 0));
                 if (!*rel) { /* the home itself: its contents, not its own entry */
                         if (prefetch)
                                 prefetch_dir(path);
@@ -301,4 +309,17 @@ int pgsmb_profile_delta(const char *home, const char *const *exclude, const stru
         if (fclose(f) != 0 && r == 0)
                 r = fail(err, errlen, -EIO, "cannot write the scan: %s", strerror(errno));
         return r;
+}
+
+int pgsmb_profile_record_read(int fd, const char *home, struct scan *record, char *err, size_t errlen) {
+        size_t line = 0;
+        int r = scan_read_fd(record, fd, PROFILE_RECORD_MAX, &line);
+
+        if (r == -E2BIG && line == 0)
+                return fail(err, errlen, r, "the record to compare %s with is larger than %u MiB", home,
+                            PROFILE_RECORD_MAX >> 20);
+        if (r < 0)
+                return fail(err, errlen, r, "the record to compare %s with is invalid at line %zu: %s", home, line,
+                            r == -EBADMSG ? "not a scan line, a bad path, or a path listed twice" : strerror(-r));
+        return 0;
 }
