@@ -57,8 +57,11 @@ int pgsmb_profile_archive(const char *home, const char *const *exclude, const st
  * only when its stat differs from its line in `record` (pgsmb-scan.h; NULL: every entry); every
  * entry kept (the same ones the archive would hold) gets a scan line on scan_fd, '+' archived or
  * '=' not. The stat is taken before the data is read: a file changed while it was archived is
- * seen as changed next time. A hardlink to an entry left out ('=') is archived as a whole file.
- * out_fd < 0: no archive, the scan only (every flag '='). */
+ * seen as changed next time. The paths of a hardlinked file are archived together or not at all
+ * (a path unchanged itself goes in as a hardlink when another path to its inode changed, and its
+ * line says '+'), so a chain restore never meets a link to a path current in another archive.
+ * scan_fd should be seekable (a memfd: those lines are fixed at the end); when it is not, every
+ * hardlinked file is archived. out_fd < 0: no archive, the scan only (every flag '='). */
 struct scan;
 int pgsmb_profile_delta(const char *home, const char *const *exclude, const struct profile_compress *c,
                         const struct scan *record, int out_fd, int scan_fd, struct profile_stats *stats,

@@ -102,49 +102,8 @@ static void prefetch_dir(const char *path) {
         closedir(d);
 }
 
-/* What a delta (store format 2) adds to the walk: the record it compares with (NULL: none, every
- * entry is new), the scan it writes (to scan_out, a line per kept entry), and whether the archive
- * is wanted at all (a scan only: out_fd < 0, every flag '='). */
-struct delta_walk {
-        const struct scan *record;
-        FILE *scan_out;
-        bool scan_only;
-        struct pbuf line;
-        uint64_t entries, bytes; /* of the scan so far: root refuses one past its bounds */
-};
-
-static int delta_note(struct delta_walk *d, struct archive_entry *e, const char *rel, bool *archive_it,
-                      char *err, size_t errlen) {
-        const struct stat *sb = archive_entry_stat(e);
-        const struct scan_entry *prev;
-        struct scan_entry se;
-        int r;
-
-        if (!sb)
-                return fail(err, errlen, -ENOMEM, "out of memory");
-        prev = d->record ? scan_find(d->record, rel) : NULL;
-        *archive_it = !d->scan_only && !(prev && scan_entry_matches(prev, sb));
-        if ((r = scan_entry_from_stat(&se, *archive_it ? '+' : '=', rel, sb)) < 0)
-                return fail(err, errlen, r, "cannot describe '%s': %s", rel, strerror(-r));
-        pbuf_reset(&d->line);
-        r = scan_format(&se, &d->line);
-        free(se.path);
-        if (r < 0)
-                return fail(err, errlen, r, "cannot describe '%s': %s", rel, strerror(-r));
-        /* Said here, in words, rather than as a scan root cannot read. */
-        if (++d->entries > SCAN_ENTRIES_MAX || (d->bytes += d->line.len) > SCAN_BYTES_MAX)
-                return fail(err, errlen, -E2BIG,
-                            "the home holds more than %u entries or their list passes %u MiB: too many for a "
-                            "delta profile (exclude some, or use store_format = 1)",
-                            SCAN_ENTRIES_MAX, SCAN_BYTES_MAX >> 20);
-        if (fwrite(d->line.data, 1, d->line.len, d->scan_out) != d->line.len)
-                return fail(err, errlen, -EIO, "cannot write the scan: %s", strerror(errno));
-        return 0;
-}
-
-static int archive_builtin(const char *home, char *const *ex, const struct profile_compress *c,
-                           int out_fd, struct delta_walk *d, struct profile_stats *st, char *err,
-                           size_t errlen) {
+int pgsmb_archive_walk(const char *home, char *const *ex, const struct profile_compress *c, int out_fd,
+                       struct delta_walk *d, struct profile_stats *st, char *err, size_t errlen) {
         _cleanup_free_ char *root = strdup(home);
         if (!root)
                 return fail(err, errlen, -ENOMEM, "out of memory");
@@ -230,7 +189,7 @@ static int archive_builtin(const char *home, char *const *ex, const struct profi
                 }
                 if (d) {
                         bool archive_it = false;
-                        if ((r = delta_note(d, e, relcopy, &archive_it, err, errlen)) < 0)
+                        if ((r = pgsmb_delta_note(d, e, relcopy, &archive_it, err, errlen)) < 0)
                                 return r;
                         if (!archive_it)
                                 continue; /* unchanged since the record (directories: descended) */
@@ -253,6 +212,9 @@ static int archive_builtin(const char *home, char *const *ex, const struct profi
                                 return r;
                 }
         }
+        /* A delta's unchanged paths to an inode it archived join it, as hardlinks. */
+        if (d && w && (r = pgsmb_delta_finish(d, disk, w, lr, st, err, errlen)) < 0)
+                return r;
         if (w && archive_write_close(w) != ARCHIVE_OK)
                 return fail(err, errlen, la_errno(w, EIO), "cannot finish the archive: %s",
                             la_error(w));
@@ -276,50 +238,5 @@ int pgsmb_profile_archive(const char *home, const char *const *exclude, const st
         int r = pgsmb_exclude_normalize(exclude, &ex, err, errlen);
         if (r < 0)
                 return r;
-        return archive_builtin(home, ex, c, out_fd, NULL, st, err, errlen);
-}
-
-int pgsmb_profile_delta(const char *home, const char *const *exclude, const struct profile_compress *c,
-                        const struct scan *record, int out_fd, int scan_fd, struct profile_stats *stats,
-                        char *err, size_t errlen) {
-        struct profile_stats dummy;
-        struct profile_stats *st = stats ? stats : &dummy;
-        *st = (struct profile_stats){ 0 };
-        if (err && errlen)
-                err[0] = 0;
-        if (c && c->archive_argv)
-                return fail(err, errlen, -EOPNOTSUPP,
-                            "an external program (compress_command) cannot write a delta");
-
-        _cleanup_(strv_freep) char **ex = NULL;
-        int r = pgsmb_exclude_normalize(exclude, &ex, err, errlen);
-        if (r < 0)
-                return r;
-        int fd = dup(scan_fd);
-        FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
-        if (!f) {
-                if (fd >= 0)
-                        close(fd);
-                return fail(err, errlen, -errno, "cannot write the scan: %s", strerror(errno));
-        }
-        struct delta_walk d = { .record = record, .scan_out = f, .scan_only = out_fd < 0 };
-        pbuf_init(&d.line);
-        r = archive_builtin(home, ex, c, out_fd, &d, st, err, errlen);
-        pbuf_free(&d.line);
-        if (fclose(f) != 0 && r == 0)
-                r = fail(err, errlen, -EIO, "cannot write the scan: %s", strerror(errno));
-        return r;
-}
-
-int pgsmb_profile_record_read(int fd, const char *home, struct scan *record, char *err, size_t errlen) {
-        size_t line = 0;
-        int r = scan_read_fd(record, fd, PROFILE_RECORD_MAX, &line);
-
-        if (r == -E2BIG && line == 0)
-                return fail(err, errlen, r, "the record to compare %s with is larger than %u MiB", home,
-                            PROFILE_RECORD_MAX >> 20);
-        if (r < 0)
-                return fail(err, errlen, r, "the record to compare %s with is invalid at line %zu: %s", home, line,
-                            r == -EBADMSG ? "not a scan line, a bad path, or a path listed twice" : strerror(-r));
-        return 0;
+        return pgsmb_archive_walk(home, ex, c, out_fd, NULL, st, err, errlen);
 }

@@ -291,8 +291,9 @@ static void test_scan_lists_what_the_delta_lists_every_flag_equal(void **state) 
         }
 }
 
-/* A hardlink within the delta stays one; a changed path linked to an unchanged one (not in this
- * archive) is archived as a whole file: across archives, a hardlink becomes two files. */
+/* A hardlink within the delta stays one; an unchanged path linked to a changed one joins it in
+ * the delta (as a hardlink, its line '+'), whichever the walk meets first: no hardlink ever
+ * spans two archives. */
 static void test_hardlinks_within_the_delta_and_across_archives(void **state) {
         (void)state;
         char p[512], q[512];
@@ -322,11 +323,142 @@ static void test_hardlinks_within_the_delta_and_across_archives(void **state) {
                 }
         assert_int_equal(scan_sort(&rec), 0);
         assert_int_equal(run_delta(&rec, no_exclude, true, &next, &st, err, sizeof err), 0);
-        assert_string_equal(scan_paths(&next, '+'), "a/h2");
-        assert_string_equal(archive_paths(&links), "a/h2");
-        assert_int_equal(links, 0);
+        assert_string_equal(scan_paths(&next, '+'), "a/h1 a/h2");
+        assert_string_equal(scan_paths(&next, '='), "a");
+        assert_string_equal(archive_paths(&links), "a/h1 a/h2");
+        assert_int_equal(links, 1);
+        assert_int_equal(st.files, 2);
         assert_int_equal(st.bytes, strlen("linked data"));
+        /* the other way round: h2 saved, h1 not */
         scan_free(&rec);
+        scan_free(&next);
+        scan_init(&rec);
+        for (size_t i = 0; i < full.n; i++)
+                if (strcmp(full.v[i].path, "a/h1") != 0) {
+                        struct scan_entry e = full.v[i];
+                        assert_non_null(e.path = strdup(e.path));
+                        assert_int_equal(scan_add(&rec, &e), 0);
+                }
+        assert_int_equal(scan_sort(&rec), 0);
+        assert_int_equal(run_delta(&rec, no_exclude, true, &next, &st, err, sizeof err), 0);
+        assert_string_equal(scan_paths(&next, '+'), "a/h1 a/h2");
+        assert_string_equal(archive_paths(&links), "a/h1 a/h2");
+        assert_int_equal(links, 1);
+        /* and with both saved, neither */
+        scan_free(&next);
+        assert_int_equal(run_delta(&full, no_exclude, true, &next, &st, err, sizeof err), 0);
+        assert_string_equal(scan_paths(&next, '+'), "");
+        assert_string_equal(archive_paths(NULL), "");
+        scan_free(&rec);
+        scan_free(&full);
+        scan_free(&next);
+}
+
+/* Extract base/<name> into base/t (created empty) with the want list `want` (space-separated). */
+static int extract_want(const char *name, const char *want, char *err, size_t errlen) {
+        char tar[512], t[512], *list[32], buf[1024];
+        size_t n = 0;
+        pathf(tar, sizeof tar, "%s/%s", base, name);
+        pathf(t, sizeof t, "%s/t", base);
+        mkdir(t, 0700);
+        snprintf(buf, sizeof buf, "%s", want);
+        for (char *save = NULL, *w = strtok_r(buf, " ", &save); w; w = strtok_r(NULL, " ", &save))
+                list[n++] = w;
+        for (size_t i = 1; i < n; i++)
+                for (size_t j = i; j > 0 && strcmp(list[j - 1], list[j]) > 0; j--) {
+                        char *x = list[j];
+                        list[j] = list[j - 1];
+                        list[j - 1] = x;
+                }
+        const struct profile_limits lim = { 0 };
+        const struct extract_opts o = { .want = list, .nwant = n, .no_dirfix = true };
+        int fd = open(tar, O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        int r = pgsmb_profile_extract_opts(fd, NULL, 0, t, &lim, &o, NULL, err, errlen);
+        close(fd);
+        return r;
+}
+
+static void save_archive_as(const char *name) {
+        char a[512], b[512];
+        pathf(a, sizeof a, "%s/a.tar", base);
+        pathf(b, sizeof b, "%s/%s", base, name);
+        assert_int_equal(rename(a, b), 0);
+}
+
+/* A chain restore asks each archive for the paths current there: the '+' paths of the last scan
+ * from the delta, its '=' paths from the base. Two hardlinked paths must be current in the same
+ * archive, or one of them is a link to a path the restore never asks for. */
+static void test_hardlinks_stay_together_when_one_path_moves(void **state) {
+        (void)state;
+        char p[512], q[512], err[512];
+        struct scan s0, s1;
+        struct profile_stats st;
+
+        mkd("d1");
+        mkd("d2");
+        put("d1/x", "shared content");
+        homef(p, sizeof p, "d1/x");
+        homef(q, sizeof q, "d2/y");
+        assert_int_equal(link(p, q), 0);
+        assert_int_equal(run_delta(NULL, no_exclude, true, &s0, &st, err, sizeof err), 0);
+        save_archive_as("d0.tar");
+        /* d1 renamed: its file has a new path, the inode (and so d2/y's stat) is unchanged */
+        homef(q, sizeof q, "d3");
+        homef(p, sizeof p, "d1");
+        assert_int_equal(rename(p, q), 0);
+        assert_int_equal(run_delta(&s0, no_exclude, true, &s1, &st, err, sizeof err), 0);
+        save_archive_as("d1.tar");
+        /* d2/y joins its moved partner in the new archive (as a hardlink to it): a base holding
+         * it as a link to d1/x, which no manifest names any more, is never asked for it. */
+        assert_string_equal(scan_paths(&s1, '+'), "d2/y d3 d3/x");
+        assert_string_equal(scan_paths(&s1, '='), "d2");
+        char *want_new = strdup(scan_paths(&s1, '+')), *want_old = strdup(scan_paths(&s1, '='));
+        assert_int_equal(extract_want("d0.tar", want_old, err, sizeof err), 0);
+        assert_int_equal(extract_want("d1.tar", want_new, err, sizeof err), 0);
+        struct stat a, b;
+        pathf(p, sizeof p, "%s/t/d3/x", base);
+        pathf(q, sizeof q, "%s/t/d2/y", base);
+        assert_int_equal(stat(p, &a), 0);
+        assert_int_equal(stat(q, &b), 0);
+        assert_int_equal(a.st_ino, b.st_ino);
+        assert_int_equal(b.st_size, strlen("shared content"));
+        free(want_new);
+        free(want_old);
+        scan_free(&s0);
+        scan_free(&s1);
+}
+
+/* A scan that cannot be fixed afterwards (a pipe): hardlinked files are archived every time. */
+static void test_scan_to_a_pipe_archives_hardlinked_files_always(void **state) {
+        (void)state;
+        char p[512], q[512], home[512], tar[512], err[512];
+        struct scan full, next;
+        struct profile_stats st;
+        const struct profile_compress c = { .level = 3, .threads = 1 };
+
+        mkd("a");
+        put("a/h1", "linked data");
+        put("a/single", "alone");
+        homef(p, sizeof p, "a/h1");
+        homef(q, sizeof q, "a/h2");
+        assert_int_equal(link(p, q), 0);
+        assert_int_equal(run_delta(NULL, no_exclude, true, &full, &st, err, sizeof err), 0);
+        pathf(home, sizeof home, "%s/home", base);
+        pathf(tar, sizeof tar, "%s/a.tar", base);
+        int out = open(tar, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), pp[2];
+        assert_true(out >= 0);
+        assert_int_equal(pipe2(pp, O_CLOEXEC), 0);
+        assert_int_equal(pgsmb_profile_delta(home, no_exclude, &c, &full, out, pp[1], &st, err, sizeof err), 0);
+        close(pp[1]);
+        close(out);
+        size_t line = 0;
+        assert_int_equal(scan_read_fd(&next, pp[0], SCAN_BYTES_MAX, &line), 0);
+        close(pp[0]);
+        assert_string_equal(scan_paths(&next, '+'), "a/h1 a/h2");
+        unsigned links = 0;
+        assert_string_equal(archive_paths(&links), "a/h1 a/h2");
+        assert_int_equal(links, 1);
         scan_free(&full);
         scan_free(&next);
 }
@@ -526,6 +658,8 @@ int main(void) {
                 T(test_record_with_another_inode_or_mode_is_changed),
                 T(test_scan_lists_what_the_delta_lists_every_flag_equal),
                 T(test_hardlinks_within_the_delta_and_across_archives),
+                T(test_hardlinks_stay_together_when_one_path_moves),
+                T(test_scan_to_a_pipe_archives_hardlinked_files_always),
                 T(test_external_archiver_cannot_write_a_delta),
                 T(test_hostile_record_refused_naming_the_line),
                 T(test_program_delta_full_scan_and_hostile_record),
