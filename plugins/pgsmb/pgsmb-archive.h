@@ -57,12 +57,19 @@ int pgsmb_profile_archive(const char *home, const char *const *exclude, const st
  * only when its stat differs from its line in `record` (pgsmb-scan.h; NULL: every entry); every
  * entry kept (the same ones the archive would hold) gets a scan line on scan_fd, '+' archived or
  * '=' not. The stat is taken before the data is read: a file changed while it was archived is
- * seen as changed next time. A hardlink to an entry left out ('=') is archived as a whole file.
- * out_fd < 0: no archive, the scan only (every flag '='). */
+ * seen as changed next time. The paths of a hardlinked file are archived together or not at all
+ * (a path unchanged itself goes in as a hardlink when another path to its inode changed, and its
+ * line says '+'), so a chain restore never meets a link to a path current in another archive.
+ * scan_fd should be seekable (a memfd: those lines are fixed at the end); when it is not, every
+ * hardlinked file is archived. out_fd < 0: no archive, the scan only (every flag '='). */
 struct scan;
 int pgsmb_profile_delta(const char *home, const char *const *exclude, const struct profile_compress *c,
                         const struct scan *record, int out_fd, int scan_fd, struct profile_stats *stats,
                         char *err, size_t errlen);
+/* The record a delta compares with, read from fd (from its offset to its end) and checked line by
+ * line, as hostile: err names the line at fault, or says it passes PROFILE_RECORD_MAX. */
+#define PROFILE_RECORD_MAX (256u * 1024 * 1024)
+int pgsmb_profile_record_read(int fd, const char *home, struct scan *record, char *err, size_t errlen);
 
 /* Extract the archive read from in_fd into `target` (an existing, empty directory owned by the
  * caller). Reads in_fd to its end even after an error is found only when that is cheap; the

@@ -743,7 +743,14 @@ static int scan_from_memfd(int fd, const char *dir, struct scan *scan, char *err
                 snprintf(err, errlen, "cannot read the scan of %s: %s", dir, strerror(errno));
                 return r;
         }
-        if ((r = scan_read_fd(scan, fd, SCAN_BYTES_MAX, &line)) < 0)
+        /* Written by the user's process: as hostile as any input (bounded, every line checked). */
+        r = scan_read_fd(scan, fd, SCAN_BYTES_MAX, &line);
+        if (r == -E2BIG && line == 0)
+                snprintf(err, errlen, "the scan of %s is invalid: larger than %u MiB", dir, SCAN_BYTES_MAX >> 20);
+        else if (r == -EBADMSG)
+                snprintf(err, errlen, "the scan of %s is invalid at line %zu: not a scan line, a bad path, or a path "
+                         "listed twice", dir, line);
+        else if (r < 0)
                 snprintf(err, errlen, "the scan of %s is invalid at line %zu: %s", dir, line, strerror(-r));
         return r;
 }

@@ -241,6 +241,31 @@ int scan_add(struct scan *s, struct scan_entry *e) {
         return 0;
 }
 
+/* After scan_sort refused a duplicate: the line where its path is listed the second time (0 when
+ * it cannot be told), so the message names a line as for any other bad one. Only on that error. */
+static size_t dup_line(const struct scan *s, const char *data, size_t len) {
+        const char *dup = NULL;
+        size_t no = 0, seen = 0;
+
+        for (size_t i = 1; i < s->n && !dup; i++)
+                if (strcmp(s->v[i - 1].path, s->v[i].path) == 0)
+                        dup = s->v[i].path;
+        for (size_t pos = 0; dup && pos < len;) {
+                const char *nl = memchr(data + pos, '\n', len - pos);
+                struct scan_entry e;
+
+                no++;
+                if (!nl || scan_parse_line(data + pos, (size_t)(nl - data - pos), &e) < 0)
+                        return 0;
+                bool same = strcmp(e.path, dup) == 0;
+                free(e.path);
+                if (same && ++seen == 2)
+                        return no;
+                pos = (size_t)(nl - data) + 1;
+        }
+        return 0;
+}
+
 int scan_parse(struct scan *s, const char *data, size_t len, size_t *line_no) {
         size_t no = 0;
         int k = 0;
@@ -264,7 +289,7 @@ int scan_parse(struct scan *s, const char *data, size_t len, size_t *line_no) {
                 pos = (size_t)(nl - data) + 1;
         }
         if (k == 0 && (k = scan_sort(s)) < 0)
-                no = 0;
+                no = dup_line(s, data, len);
         if (line_no)
                 *line_no = no;
         if (k < 0)
@@ -370,6 +395,27 @@ void pathlist_free(char **v, size_t n) {
         free(v);
 }
 
+/* The line where dup is listed the second time (one spelling per path: its escaped form). */
+static size_t pathlist_dup_line(const char *data, size_t len, const char *dup) {
+        char esc[3 * PATH_MAX + 1];
+        size_t no = 0, seen = 0, n;
+
+        if (pgsmb_path_escape(dup, esc, sizeof esc) < 0)
+                return 0;
+        n = strlen(esc);
+        for (size_t pos = 0; pos < len;) {
+                const char *nl = memchr(data + pos, '\n', len - pos);
+
+                no++;
+                if (!nl)
+                        return 0;
+                if ((size_t)(nl - data - pos) == n && memcmp(data + pos, esc, n) == 0 && ++seen == 2)
+                        return no;
+                pos = (size_t)(nl - data) + 1;
+        }
+        return 0;
+}
+
 int pathlist_parse(const char *data, size_t len, char ***ret, size_t *n, size_t *line_no) {
         char **v = NULL, path[PATH_MAX];
         size_t cnt = 0, cap = 0, no = 0;
@@ -405,7 +451,7 @@ int pathlist_parse(const char *data, size_t len, char ***ret, size_t *n, size_t 
                 qsort(v, cnt, sizeof *v, str_cmp);
         for (size_t i = 1; i < cnt; i++)
                 if (strcmp(v[i - 1], v[i]) == 0) {
-                        no = 0;
+                        no = pathlist_dup_line(data, len, v[i]);
                         k = -EBADMSG;
                         goto fail;
                 }

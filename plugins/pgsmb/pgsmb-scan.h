@@ -72,9 +72,11 @@ void scan_free(struct scan *s);
 /* Append (takes e->path). */
 int scan_add(struct scan *s, struct scan_entry *e);
 /* Parse a whole scan of len bytes (every line '\n'-terminated). On failure *line_no (may be NULL)
- * says which line, s is left empty. A path listed twice fails too (after scan_sort). */
+ * says which line, s is left empty. A path listed twice fails too (after scan_sort; *line_no
+ * names its second line). -E2BIG past SCAN_ENTRIES_MAX entries. */
 int scan_parse(struct scan *s, const char *data, size_t len, size_t *line_no);
-/* Read a whole scan from fd (from its current offset to EOF, at most max bytes). */
+/* Read a whole scan from fd (from its current offset to EOF, at most max bytes: -E2BIG with
+ * *line_no 0 past that). */
 int scan_read_fd(struct scan *s, int fd, size_t max, size_t *line_no);
 /* Sort by path (strcmp order) and refuse duplicates (-EBADMSG). */
 int scan_sort(struct scan *s);
@@ -87,7 +89,7 @@ int scan_format_all(const struct scan *s, struct pbuf *b);
  * per line. */
 int pathlist_add(struct pbuf *b, const char *path);
 /* Parse into a sorted, duplicate-free array of malloc'd paths (free with pathlist_free).
- * -EBADMSG (with *line_no) for an invalid path. */
+ * -EBADMSG (with *line_no) for an invalid path or one listed twice (its second line). */
 int pathlist_parse(const char *data, size_t len, char ***ret, size_t *n, size_t *line_no);
 void pathlist_free(char **v, size_t n);
 /* Is path in the sorted list? */

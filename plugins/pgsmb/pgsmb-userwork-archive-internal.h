@@ -97,11 +97,50 @@ bool pgsmb_is_excluded(char *const *ex, const char *rel);
 int pgsmb_entry_keep_user_xattrs(struct archive_entry *e);
 
 /* ---- tree walk (pgsmb-userwork-walk.c) ---- */
+/* A set of inodes (tsearch; tdestroy with free). */
+struct inode_key {
+        dev_t dev;
+        ino_t ino;
+};
+int pgsmb_inode_cmp(const void *a, const void *b);
 int pgsmb_inode_first_seen(void **set, const struct stat *st);
 /* Called for each entry below root (not root itself) that is not excluded; rel is relative. */
 typedef int (*walk_fn)(FTSENT *ent, const char *rel, void *userdata, char *err, size_t errlen);
 int pgsmb_walk_tree(const char *root, char *const *ex, walk_fn fn, void *userdata, char *err,
                     size_t errlen);
+
+/* ---- the archive's walk (pgsmb-userwork-archive.c) ---- */
+struct delta_walk;
+/* The home less ex to out_fd as one archive (d NULL); with d, the walk of a delta or a scan
+ * (out_fd < 0: no archive), pgsmb-userwork-delta.c deciding what goes in. */
+int pgsmb_archive_walk(const char *home, char *const *ex, const struct profile_compress *c, int out_fd,
+                       struct delta_walk *d, struct profile_stats *st, char *err, size_t errlen);
+
+/* ---- delta profiles (pgsmb-userwork-delta.c) ---- */
+/* What a delta (store format 2) adds to the walk: the record it compares with (NULL: none, every
+ * entry is new), the scan it writes (to scan_out, a line per kept entry), and whether the archive
+ * is wanted at all (a scan only: out_fd < 0, every flag '='). */
+struct delta_later;
+struct delta_walk {
+        const struct scan *record;
+        FILE *scan_out;
+        bool scan_only;
+        off_t scan_start; /* scan_out's offset at the start; -1: not seekable */
+        struct pbuf line;
+        uint64_t entries, bytes; /* of the scan so far: root refuses one past its bounds */
+        void *archived; /* inodes of hardlinked files this delta archives */
+        struct delta_later *later; /* unchanged hardlinked files, until the end says */
+        size_t nlater, caplater;
+};
+/* One entry of the walk, kept (not excluded, not left out): its scan line; *archive_it says
+ * whether it goes into the delta. */
+int pgsmb_delta_note(struct delta_walk *d, struct archive_entry *e, const char *rel, bool *archive_it,
+                     char *err, size_t errlen);
+/* After the walk, before the archive ends: unchanged hardlinked paths to an inode the delta
+ * archived go in as hardlinks to it, and their scan lines say '+'. */
+int pgsmb_delta_finish(struct delta_walk *d, struct archive *disk, struct archive *w,
+                       struct archive_entry_linkresolver *lr, struct profile_stats *st, char *err,
+                       size_t errlen);
 
 /* ---- archive entries (pgsmb-userwork-archive.c) ---- */
 int pgsmb_archive_write_entry(struct archive *disk, struct archive *w, struct archive_entry *e,

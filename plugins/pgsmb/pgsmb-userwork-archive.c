@@ -102,42 +102,8 @@ static void prefetch_dir(const char *path) {
         closedir(d);
 }
 
-/* What a delta (store format 2) adds to the walk: the record it compares with (NULL: none, every
- * entry is new), the scan it writes (to scan_out, a line per kept entry), and whether the archive
- * is wanted at all (a scan only: out_fd < 0, every flag '='). */
-struct delta_walk {
-        const struct scan *record;
-        FILE *scan_out;
-        bool scan_only;
-        struct pbuf line;
-};
-
-static int delta_note(struct delta_walk *d, struct archive_entry *e, const char *rel, bool *archive_it,
-                      char *err, size_t errlen) {
-        const struct stat *sb = archive_entry_stat(e);
-        const struct scan_entry *prev;
-        struct scan_entry se;
-        int r;
-
-        if (!sb)
-                return fail(err, errlen, -ENOMEM, "out of memory");
-        prev = d->record ? scan_find(d->record, rel) : NULL;
-        *archive_it = !d->scan_only && !(prev && scan_entry_matches(prev, sb));
-        if ((r = scan_entry_from_stat(&se, *archive_it ? '+' : '=', rel, sb)) < 0)
-                return fail(err, errlen, r, "cannot describe '%s': %s", rel, strerror(-r));
-        pbuf_reset(&d->line);
-        r = scan_format(&se, &d->line);
-        free(se.path);
-        if (r < 0)
-                return fail(err, errlen, r, "cannot describe '%s': %s", rel, strerror(-r));
-        if (fwrite(d->line.data, 1, d->line.len, d->scan_out) != d->line.len)
-                return fail(err, errlen, -EIO, "cannot write the scan: %s", strerror(errno));
-        return 0;
-}
-
-static int archive_builtin(const char *home, char *const *ex, const struct profile_compress *c,
-                           int out_fd, struct delta_walk *d, struct profile_stats *st, char *err,
-                           size_t errlen) {
+int pgsmb_archive_walk(const char *home, char *const *ex, const struct profile_compress *c, int out_fd,
+                       struct delta_walk *d, struct profile_stats *st, char *err, size_t errlen) {
         _cleanup_free_ char *root = strdup(home);
         if (!root)
                 return fail(err, errlen, -ENOMEM, "out of memory");
@@ -189,8 +155,9 @@ static int archive_builtin(const char *home, char *const *ex, const struct profi
                                     strempty(path), home);
                 const char *rel = path + rootlen;
                 rel += strspn(rel, "/");
-                /* Reading ahead is for files that will be read: a delta reads only what changed. */
-                bool prefetch = !d || (!d->record && !d->scan_only);
+                /* Reading ahead is for files that will be read: a delta reads only what changed
+                 * (against an empty record, all of it). */
+                bool prefetch = !d || (!d->scan_only && (!d->record || d->record->n == 0));
                 if (!*rel) { /* the home itself: its contents, not its own entry */
                         if (prefetch)
                                 prefetch_dir(path);
@@ -222,7 +189,7 @@ static int archive_builtin(const char *home, char *const *ex, const struct profi
                 }
                 if (d) {
                         bool archive_it = false;
-                        if ((r = delta_note(d, e, relcopy, &archive_it, err, errlen)) < 0)
+                        if ((r = pgsmb_delta_note(d, e, relcopy, &archive_it, err, errlen)) < 0)
                                 return r;
                         if (!archive_it)
                                 continue; /* unchanged since the record (directories: descended) */
@@ -245,6 +212,9 @@ static int archive_builtin(const char *home, char *const *ex, const struct profi
                                 return r;
                 }
         }
+        /* A delta's unchanged paths to an inode it archived join it, as hardlinks. */
+        if (d && w && (r = pgsmb_delta_finish(d, disk, w, lr, st, err, errlen)) < 0)
+                return r;
         if (w && archive_write_close(w) != ARCHIVE_OK)
                 return fail(err, errlen, la_errno(w, EIO), "cannot finish the archive: %s",
                             la_error(w));
@@ -268,37 +238,5 @@ int pgsmb_profile_archive(const char *home, const char *const *exclude, const st
         int r = pgsmb_exclude_normalize(exclude, &ex, err, errlen);
         if (r < 0)
                 return r;
-        return archive_builtin(home, ex, c, out_fd, NULL, st, err, errlen);
-}
-
-int pgsmb_profile_delta(const char *home, const char *const *exclude, const struct profile_compress *c,
-                        const struct scan *record, int out_fd, int scan_fd, struct profile_stats *stats,
-                        char *err, size_t errlen) {
-        struct profile_stats dummy;
-        struct profile_stats *st = stats ? stats : &dummy;
-        *st = (struct profile_stats){ 0 };
-        if (err && errlen)
-                err[0] = 0;
-        if (c && c->archive_argv)
-                return fail(err, errlen, -EOPNOTSUPP,
-                            "an external program (compress_command) cannot write a delta");
-
-        _cleanup_(strv_freep) char **ex = NULL;
-        int r = pgsmb_exclude_normalize(exclude, &ex, err, errlen);
-        if (r < 0)
-                return r;
-        int fd = dup(scan_fd);
-        FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
-        if (!f) {
-                if (fd >= 0)
-                        close(fd);
-                return fail(err, errlen, -errno, "cannot write the scan: %s", strerror(errno));
-        }
-        struct delta_walk d = { .record = record, .scan_out = f, .scan_only = out_fd < 0 };
-        pbuf_init(&d.line);
-        r = archive_builtin(home, ex, c, out_fd, &d, st, err, errlen);
-        pbuf_free(&d.line);
-        if (fclose(f) != 0 && r == 0)
-                r = fail(err, errlen, -EIO, "cannot write the scan: %s", strerror(errno));
-        return r;
+        return pgsmb_archive_walk(home, ex, c, out_fd, NULL, st, err, errlen);
 }

@@ -4,12 +4,7 @@
 
 /* ---- tree walk (pgsmb_profile_size, and the check after an external extractor) ---- */
 
-struct inode_key {
-        dev_t dev;
-        ino_t ino;
-};
-
-static int inode_cmp(const void *a, const void *b) {
+int pgsmb_inode_cmp(const void *a, const void *b) {
         const struct inode_key *x = a, *y = b;
         if (x->dev != y->dev)
                 return x->dev < y->dev ? -1 : 1;
@@ -26,7 +21,7 @@ int pgsmb_inode_first_seen(void **set, const struct stat *st) {
         if (!k)
                 return -ENOMEM;
         *k = (struct inode_key){ st->st_dev, st->st_ino };
-        struct inode_key **found = tsearch(k, set, inode_cmp);
+        struct inode_key **found = tsearch(k, set, pgsmb_inode_cmp);
         if (!found) {
                 free(k);
                 return -ENOMEM;

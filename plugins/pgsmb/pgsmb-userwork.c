@@ -162,21 +162,17 @@ static int do_archive(const struct userwork_job *j, struct userwork_report *rep)
 
 /* DELTA and SCAN (store format 2): the record from FD_AUX (hostile to us as much as we are to it:
  * checked line by line), the scan to FD_LIST, the delta to FD_DATA. */
-#define USERWORK_RECORD_MAX (256u * 1024 * 1024)
 static int do_delta(const struct userwork_job *j, struct userwork_report *rep) {
         struct user_env e;
         const struct profile_compress c = {.level = j->level, .threads = j->threads,
                                            .archive_argv = (char *const *)j->archive_argv,
                                            .program_env = user_env(&e, j)};
         struct scan record;
-        size_t line = 0;
         int r = 0;
 
         scan_init(&record);
         if (j->kind == USERWORK_DELTA && !(j->flags & USERWORK_F_FULL) &&
-            (r = scan_read_fd(&record, USERWORK_FD_AUX, USERWORK_RECORD_MAX, &line)) < 0) {
-                snprintf(rep->err, sizeof rep->err, "the record to compare %s with is invalid at line %zu: %s", j->dir,
-                         line, strerror(-r));
+            (r = pgsmb_profile_record_read(USERWORK_FD_AUX, j->dir, &record, rep->err, sizeof rep->err)) < 0) {
                 close(USERWORK_FD_DATA);
                 return r;
         }
@@ -206,7 +202,7 @@ static int do_fixdirs(const struct userwork_job *j, struct userwork_report *rep)
         struct scan s;
         size_t line = 0;
         uint64_t missing = 0;
-        int r = scan_read_fd(&s, USERWORK_FD_LIST, USERWORK_RECORD_MAX, &line);
+        int r = scan_read_fd(&s, USERWORK_FD_LIST, PROFILE_RECORD_MAX, &line);
 
         if (r < 0) {
                 snprintf(rep->err, sizeof rep->err, "the list of directories is invalid at line %zu", line);
