@@ -7,6 +7,7 @@
 #     saved (names, modes, sizes, mtimes, contents, symlink, hardlink, sparse file, ACL);
 #   - a machine holding version k is brought to the current version in place (only what changed
 #     is downloaded) and its next logoff uploads only its own change;
+#   - a file with two links, one of them in a renamed directory, comes back from the chain;
 #   - an old single archive (format 1) is read, and the first logoff after it writes format 2 and
 #     keeps the old archive as a version.
 . "$(dirname "$0")/lib.sh"
@@ -136,6 +137,19 @@ as_user alice bash -c 'echo mine > /home/alice/docs/mine.txt'
 pgina_close_session alice
 grep -q "alice: saved version 5 .*: 2 of [0-9]* entries changed" "$PGINA_LOG" ||
         { grep "saved version 5" "$PGINA_LOG" >&2; fail "the logoff after the catch-up did not upload just its change"; }
+
+step "a directory holding one of two hardlinks is renamed: a new machine still restores the chain"
+assert_ok pam_run pgtest alice secret authenticate acct_mgmt open_session
+as_user alice mv "/home/alice/dir with spaces" "/home/alice/moved dir"
+tree_list /home/alice >"$T/v6.list"
+pgina_close_session alice
+rm -rf /home/alice
+sed -i 's/^version=.*/version=/' "$(find /var/lib/pgina -name alice.state | head -n 1)"
+assert_ok pam_run pgtest alice secret authenticate acct_mgmt open_session
+tree_list /home/alice >"$T/r6.list"
+diff "$T/v6.list" "$T/r6.list" >&2 || fail "the chain after the rename differs from the saved home"
+[ "$(stat -c %h /home/alice/hardlink)" = 2 ] || fail "the hardlink is no longer a hardlink"
+pgina_close_session alice
 
 step "an old single archive (format 1) is read; the first logoff writes format 2 beside it"
 mkdir -p "$T/old/home" "$STORE/bob"
