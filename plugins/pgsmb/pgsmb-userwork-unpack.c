@@ -190,7 +190,7 @@ int unpack_remove_tree(int parent, const char *name) {
                 return unlinkat(parent, name, 0) < 0 && errno != ENOENT ? -errno : 0;
         /* our own directory: make it ours to empty */
         if ((st.st_mode & 0700) != 0700)
-                (void)fchmodat(parent, name, (st.st_mode & 07777) | 0700, 0);
+                (void)!fchmodat(parent, name, (st.st_mode & 07777) | 0700, 0);
         fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
                 return -errno;

@@ -7,7 +7,8 @@
 # plugins' per-stage results, inhibitors, user@.service's own PAM session).
 . "$(dirname "$0")/lib.sh"
 
-MACHINE_LOG_LEVEL='' machine_roaming 'Alice-machine-pw-1' "logoff_process_wait = 2"
+MACHINE_LOG_LEVEL='' machine_roaming 'Alice-machine-pw-1' "store_format = 1
+logoff_process_wait = 2"
 grep -q log_level "$M/etc/pgina/pgina.conf" && fail "the machine's pgina.conf sets a log level"
 
 step "one ssh logon and logoff of alice"

@@ -4,7 +4,7 @@
 # kill -9 with Restart=on-failure) still runs the logoff when the user leaves.
 . "$(dirname "$0")/lib.sh"
 
-machine_roaming 'Alice-machine-pw-1'
+machine_roaming 'Alice-machine-pw-1' "store_format = 1"
 
 jobs_done() { machine_journal -u pginad | grep -c 'logoff job of alice finished'; }
 wait_sessions() { # N: until pginactl sessions lists N sessions of alice's sshd
