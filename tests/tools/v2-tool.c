@@ -111,11 +111,24 @@ static int entry_cmp(const void *a, const void *b) {
         return strcmp(((const struct manifest_entry *)a)->path, ((const struct manifest_entry *)b)->path);
 }
 
+/* Freed at exit (the sanitizers' leak check runs this tool too). */
+static struct v2_state vs;
+static struct manifest next;
+static struct store *st;
+static struct manifest_entry *ents;
+static void cleanup(void) {
+        v2_state_free(&vs);
+        manifest_free(&next);
+        free(ents);
+        if (st)
+                store_close(st);
+}
+
 int main(int argc, char **argv) {
         struct v2_profile p;
-        struct v2_state vs;
-        struct store *st;
         char err[1024];
+
+        atexit(cleanup);
 
         if (argc < 4)
                 return die("usage: v2-tool show|commit|delete|hold DIR FILENAME ...");
@@ -146,11 +159,10 @@ int main(int argc, char **argv) {
         }
         if (!vs.cur.number || argc < 6)
                 return die("no version to build on, or nothing to do");
-        struct manifest next;
         manifest_copy(&next, &vs.cur);
         if (strcmp(argv[1], "commit") == 0) {
                 int n = argc - 5;
-                struct manifest_entry *ents = calloc((size_t)n, sizeof *ents);
+                ents = calloc((size_t)n, sizeof *ents);
                 struct manifest_archive a = {0};
                 char rel[1200], path[4400];
                 v2_archive_name(&p, argv[4], a.name, sizeof a.name);
