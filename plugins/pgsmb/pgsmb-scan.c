@@ -297,13 +297,10 @@ int scan_parse(struct scan *s, const char *data, size_t len, size_t *line_no) {
         return k;
 }
 
-int scan_read_fd(struct scan *s, int fd, size_t max, size_t *line_no) {
+int pgsmb_read_all(int fd, size_t max, char **ret, size_t *ret_len) {
         char *buf = NULL;
         size_t len = 0, cap = 0;
-        int k;
 
-        if (line_no)
-                *line_no = 0;
         for (;;) {
                 ssize_t n;
 
@@ -327,7 +324,7 @@ int scan_read_fd(struct scan *s, int fd, size_t max, size_t *line_no) {
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0) {
-                        k = -errno;
+                        int k = -errno;
                         free(buf);
                         return k;
                 }
@@ -335,6 +332,20 @@ int scan_read_fd(struct scan *s, int fd, size_t max, size_t *line_no) {
                         break;
                 len += (size_t)n;
         }
+        *ret = buf;
+        *ret_len = len;
+        return 0;
+}
+
+int scan_read_fd(struct scan *s, int fd, size_t max, size_t *line_no) {
+        char *buf = NULL;
+        size_t len = 0;
+        int k;
+
+        if (line_no)
+                *line_no = 0;
+        if ((k = pgsmb_read_all(fd, max, &buf, &len)) < 0)
+                return k;
         k = scan_parse(s, buf ? buf : "", len, line_no);
         free(buf);
         return k;

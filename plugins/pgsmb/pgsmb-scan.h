@@ -75,6 +75,9 @@ int scan_add(struct scan *s, struct scan_entry *e);
  * says which line, s is left empty. A path listed twice fails too (after scan_sort; *line_no
  * names its second line). -E2BIG past SCAN_ENTRIES_MAX entries. */
 int scan_parse(struct scan *s, const char *data, size_t len, size_t *line_no);
+/* All of fd from its current offset to EOF, at most max bytes (-E2BIG past them), malloc'd in
+ * *ret (NULL when empty). */
+int pgsmb_read_all(int fd, size_t max, char **ret, size_t *len);
 /* Read a whole scan from fd (from its current offset to EOF, at most max bytes: -E2BIG with
  * *line_no 0 past that). */
 int scan_read_fd(struct scan *s, int fd, size_t max, size_t *line_no);

@@ -10,37 +10,9 @@
 
 /* The whole of fd (from offset 0), at most APPLY_LIST_MAX bytes. */
 static int read_list(int fd, char **ret, size_t *len) {
-        size_t cap = 0, n = 0;
-        char *buf = NULL;
-
         if (lseek(fd, 0, SEEK_SET) < 0 && errno != ESPIPE)
                 return -errno;
-        for (;;) {
-                if (n == cap) {
-                        size_t c = cap ? 2 * cap : 65536;
-                        char *b;
-                        if (cap >= APPLY_LIST_MAX || !(b = realloc(buf, c > APPLY_LIST_MAX ? APPLY_LIST_MAX : c))) {
-                                free(buf);
-                                return cap >= APPLY_LIST_MAX ? -E2BIG : -ENOMEM;
-                        }
-                        buf = b;
-                        cap = c > APPLY_LIST_MAX ? APPLY_LIST_MAX : c;
-                }
-                ssize_t k = read(fd, buf + n, cap - n);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0) {
-                        int r = -errno;
-                        free(buf);
-                        return r;
-                }
-                if (k == 0)
-                        break;
-                n += (size_t)k;
-        }
-        *ret = buf;
-        *len = n;
-        return 0;
+        return pgsmb_read_all(fd, APPLY_LIST_MAX, ret, len);
 }
 
 int userwork_want_list(int fd, char ***ret, size_t *n, char *err, size_t errlen) {
