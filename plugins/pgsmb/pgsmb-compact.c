@@ -60,6 +60,7 @@ static void compact_follow(struct restore *r, const struct manifest *from, const
                 (void)pgsmb_record_save(r->state_dir, r->cfg.user, new, &rec);
                 scan_free(&rec);
         }
+        (void)v2_local_save(r->state_dir, r->cfg.user, to);
         snprintf(state.version, sizeof state.version, "%s", new);
         state.manifest_size = size;
         (void)pgsmb_state_save(r->state_dir, r->cfg.user, &state);

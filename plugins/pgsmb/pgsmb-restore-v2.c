@@ -352,6 +352,10 @@ static int v2_done(struct restore *r, struct v2_restore *v, int k, bool restored
                 if (pgsmb_record_save(r->state_dir, r->cfg.user, version, &v->scan) < 0)
                         pgina_log(r->ctx, LOG_WARNING, "%s: cannot save the record of version %" PRIu64 ": the next "
                                   "logoff uploads everything", r->cfg.user, v->vs.cur.number);
+                if (v2_local_save(r->state_dir, r->cfg.user, &v->vs.cur) < 0)
+                        pgina_log(r->ctx, LOG_WARNING, "%s: cannot keep a copy of manifest %" PRIu64 " in %s: a "
+                                  "catch-up here needs the store to keep it", r->cfg.user, v->vs.cur.number,
+                                  r->state_dir);
                 pgina_ctx_metric(r->ctx, "download_ms", (uint64_t)v->download_ms);
                 pgina_ctx_metric(r->ctx, "extract_ms", (uint64_t)v->extract_ms);
                 pgina_ctx_metric(r->ctx, "download_bytes", v->compressed);
@@ -403,7 +407,14 @@ int pgsmb_restore_v2(struct restore *r, struct store *st) {
         if (have_home && !r->state.temporary && !r->state.upload_failed && from_v2 && mine < v.vs.cur.number) {
                 struct manifest old;
                 char why[600];
-                if (v2_read_manifest(st, &v.p, mine, &old, why, sizeof why) == 0 && streq(old.id, id)) {
+                /* what this home holds: this machine's copy of its manifest, else the store's */
+                bool known = v2_local_load(r->state_dir, r->cfg.user, mine, id, &old) == 0;
+                if (!known && v2_read_manifest(st, &v.p, mine, &old, why, sizeof why) == 0) {
+                        known = streq(old.id, id);
+                        if (!known)
+                                manifest_free(&old);
+                }
+                if (known) {
                         k = v2_catch_up(r, st, &v, &old);
                         manifest_free(&old);
                         if (k > 0)

@@ -101,7 +101,10 @@ static int v2_decide(struct upload *up, struct store *st, struct v2_upload *v) {
                 k = manifest_copy(&v->base, &v->vs.cur);
                 return k;
         }
-        /* Another machine committed since: we build on ours, then merge. */
+        /* Another machine committed since: we build on ours, then merge. Ours from this
+         * machine's copy, else the store's (which may have pruned it). */
+        if (v2_local_load(up->state_dir, up->cfg.user, mine, id, &v->base) == 0)
+                return 0;
         k = v2_read_manifest(st, &v->p, mine, &v->base, up->why, sizeof up->why);
         if (k < 0 || !streq(v->base.id, id)) {
                 manifest_free(&v->base);
@@ -188,6 +191,7 @@ static int v2_conflict(struct upload *up, struct store *st, struct v2_upload *v,
          * in the copy). */
         up->state.version[0] = 0;
         pgsmb_record_remove(up->state_dir, up->cfg.user);
+        v2_local_remove(up->state_dir, up->cfg.user);
         pgina_log(up->ctx, LOG_WARNING, "%s: %s: saved as conflict copy %s", up->cfg.user, how, name);
         pgsmb_mail_admin(up->ctx, up->u, "profile conflict",
                          "The profile of %s changed on another machine since it was restored on %s (%s).\n"
@@ -416,12 +420,17 @@ int pgsmb_upload_v2(struct upload *up, struct store *st) {
                  * and the next logon here restores the merged one. */
                 up->state.version[0] = 0;
                 pgsmb_record_remove(up->state_dir, up->cfg.user);
+                v2_local_remove(up->state_dir, up->cfg.user);
         } else {
                 snprintf(up->state.version, sizeof up->state.version, "%s", version);
                 up->state.manifest_size = v.manifest_size;
                 if (pgsmb_record_save(up->state_dir, up->cfg.user, version, &v.scan) < 0)
                         pgina_log(up->ctx, LOG_WARNING, "%s: cannot save the record of version %" PRIu64 ": the next "
                                   "logoff uploads everything", up->cfg.user, v.next.number);
+                if (v2_local_save(up->state_dir, up->cfg.user, &v.next) < 0)
+                        pgina_log(up->ctx, LOG_WARNING, "%s: cannot keep a copy of manifest %" PRIu64 " in %s: a "
+                                  "catch-up here needs the store to keep it", up->cfg.user, v.next.number,
+                                  up->state_dir);
         }
         if (v.migrate)
                 v2_migrate_done(up, st, &v);

@@ -2,13 +2,18 @@
 #include "pgsmb-v2.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <syslog.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <pgina/util.h>
 
 void v2_state_free(struct v2_state *s) {
         manifest_free(&s->cur);
@@ -347,4 +352,55 @@ int v2_version_parse(const char *v, uint64_t *number, char *id) {
         *number = n;
         memcpy(id, end + 1, MANIFEST_ID_LEN + 1);
         return 0;
+}
+
+/* ---- this machine's copy of its home's manifest ---- */
+
+static int local_path(const char *dir, const char *user, char *path, size_t len) {
+        int n = snprintf(path, len, "%s/%s.manifest", dir, user);
+        return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+int v2_local_save(const char *dir, const char *user, const struct manifest *m) {
+        char path[PATH_MAX];
+        struct pbuf b;
+        int k;
+
+        if ((k = local_path(dir, user, path, sizeof path)) < 0)
+                return k;
+        pbuf_init(&b);
+        if ((k = manifest_format(m, &b)) == 0)
+                k = write_file_atomic(path, b.data, b.len, 0600);
+        pbuf_free(&b);
+        return k;
+}
+
+int v2_local_load(const char *dir, const char *user, uint64_t number, const char *id, struct manifest *m) {
+        char path[PATH_MAX], err[256];
+        char *data = NULL;
+        size_t len = 0;
+        int fd, k;
+
+        manifest_init(m);
+        if ((k = local_path(dir, user, path, sizeof path)) < 0)
+                return k;
+        if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+                return -errno;
+        k = pgsmb_read_all(fd, MANIFEST_MAX_BYTES, &data, &len);
+        close(fd);
+        if (k == 0)
+                k = data ? manifest_parse(m, data, len, err, sizeof err) : -EBADMSG;
+        free(data);
+        if (k == 0 && (m->number != number || !streq(m->id, id)))
+                k = -ESTALE;
+        if (k < 0)
+                manifest_free(m);
+        return k;
+}
+
+void v2_local_remove(const char *dir, const char *user) {
+        char path[PATH_MAX];
+
+        if (local_path(dir, user, path, sizeof path) == 0)
+                (void)unlink(path);
 }

@@ -67,6 +67,15 @@ int v2_commit(struct store *st, const struct v2_profile *p, const struct manifes
 int v2_write_conflict(struct store *st, const struct v2_profile *p, const struct manifest *m, const char *host,
                       char *name, size_t namelen, char *err, size_t errlen);
 
+/* This machine's copy of the manifest its home holds, state_dir/<user>.manifest (0600, written
+ * atomically): a machine away for more than keep_versions versions still knows what its home
+ * holds, so it catches up (and merges a logoff) after the store pruned that version. */
+int v2_local_save(const char *dir, const char *user, const struct manifest *m);
+/* -ENOENT when there is none, -ESTALE when it is another version (number or id differ),
+ * -EBADMSG when damaged. */
+int v2_local_load(const char *dir, const char *user, uint64_t number, const char *id, struct manifest *m);
+void v2_local_remove(const char *dir, const char *user);
+
 /* A new archive name F.a-HOST-ID. */
 int v2_archive_name(const struct v2_profile *p, const char *host, char *out, size_t len);
 

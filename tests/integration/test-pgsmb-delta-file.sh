@@ -138,6 +138,33 @@ pgina_close_session alice
 grep -q "alice: saved version 5 .*: 2 of [0-9]* entries changed" "$PGINA_LOG" ||
         { grep "saved version 5" "$PGINA_LOG" >&2; fail "the logoff after the catch-up did not upload just its change"; }
 
+step "a machine away for longer than keep_versions catches up from its own copy of the manifest"
+# The other machine commits 6 and 7; the store drops version 5 (its prune past keep_versions).
+echo "away 1" >"$T/away1.txt"
+echo "away 2" >"$T/away2.txt"
+assert_eq 6 "$("$V2" commit "$STORE/alice" alice.tar.zst othermachine docs/away1.txt="$T/away1.txt")" "version 6"
+assert_eq 7 "$("$V2" commit "$STORE/alice" alice.tar.zst othermachine docs/f3="$T/away2.txt")" "version 7"
+rm "$STORE/alice/alice.tar.zst.m00000005"
+[ -s "$(find /var/lib/pgina -name alice.manifest | head -n 1)" ] || fail "no local copy of alice's manifest"
+assert_ok pam_run pgtest alice secret authenticate acct_mgmt open_session
+assert_contains "$PGINA_LOG" "alice: home brought from version 5 to 7 in place: 2 changed, 0 removed"
+assert_eq "away 1" "$(cat /home/alice/docs/away1.txt)" "docs/away1.txt"
+assert_eq "away 2" "$(cat /home/alice/docs/f3)" "docs/f3"
+assert_eq mine "$(cat /home/alice/docs/mine.txt)" "this machine's own docs/mine.txt"
+
+step "... and merges its logoff onto a version committed meanwhile, though the store dropped its base"
+echo "meanwhile" >"$T/meanwhile.txt"
+assert_eq 8 "$("$V2" commit "$STORE/alice" alice.tar.zst othermachine docs/meanwhile.txt="$T/meanwhile.txt")" "version 8"
+rm "$STORE/alice/alice.tar.zst.m00000007"
+as_user alice bash -c 'echo "mine too" > /home/alice/docs/mine2.txt'
+pgina_close_session alice
+assert_contains "$PGINA_LOG" "alice: version 8 from othermachine came first; this logoff's changes are merged"
+assert_not_contains "$PGINA_LOG" "conflict copy"
+"$V2" show "$STORE/alice" alice.tar.zst >"$T/show9"
+assert_eq 9 "$(head -n 1 "$T/show9" | cut -d' ' -f2)" "the merged version"
+grep -q ' docs/mine2.txt$' "$T/show9" || fail "the merged version lacks this machine's docs/mine2.txt"
+grep -q ' docs/meanwhile.txt$' "$T/show9" || fail "the merged version lacks the other machine's docs/meanwhile.txt"
+
 step "a directory holding one of two hardlinks is renamed: a new machine still restores the chain"
 assert_ok pam_run pgtest alice secret authenticate acct_mgmt open_session
 as_user alice mv "/home/alice/dir with spaces" "/home/alice/moved dir"
