@@ -372,8 +372,10 @@ static bool zstd_checksummed_start(const unsigned char *p, size_t len) {
  * child (a memfd it maps too), and the socket pair carries only positions: 8-byte
  * totals written, answered with totals consumed (pgsmb-userwork-inflate.c's ring mode). That saves
  * copying every byte into a socket and out again (~8% of a restore's CPU on two cores). The
- * child can write to the ring too: it can only spoil its own restore (and what we hash of it). */
-#define RING (2 * CHUNK)
+ * child can write to the ring too: it can only spoil its own restore (and what we hash of it).
+ * Four chunks: the reader runs up to three ahead, so a slow round trip (a WAN, a busy server)
+ * does not stall the extraction behind it. */
+#define RING (4 * CHUNK)
 
 /* Take the child's "consumed" totals from fd (waiting for one when `wait`): *acked grows, never
  * past `produced`. -EPIPE when the child closed its end, -EPROTO for an impossible total. */
