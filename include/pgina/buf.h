@@ -14,6 +14,9 @@
 
 /* A pbuf never grows past this (state files); protocol frames are held to less. */
 #define PBUF_MAX (16u * 1024u * 1024u)
+/* ... except one made with pbuf_init_large: a listing that grows with a home (a profile's
+ * manifest, a scan, a path list), read back under the same bound. */
+#define PBUF_LARGE_MAX (512u * 1024u * 1024u)
 #define PBUF_STR_MAX 8192u /* bytes of a string field */
 
 /* The buffer and its read cursor; the memory is wiped on free (it may hold a password). */
@@ -23,6 +26,7 @@ struct pbuf {
         size_t cap;
         size_t pos; /* read cursor */
         bool secret; /* pbuf_init_secret: its memory is not inherited by a fork child */
+        bool large; /* pbuf_init_large: grows to PBUF_LARGE_MAX */
 };
 
 void pbuf_init(struct pbuf *b);
@@ -30,11 +34,15 @@ void pbuf_init(struct pbuf *b);
  * its own mapping, out of core dumps, and zeros in a fork child (MADV_WIPEONFORK), like a
  * struct secret. Stays so through pbuf_free and pbuf_reset. */
 void pbuf_init_secret(struct pbuf *b);
+/* A buffer for a listing that grows with a home: up to PBUF_LARGE_MAX. Stays so through
+ * pbuf_free and pbuf_reset. */
+void pbuf_init_large(struct pbuf *b);
 void pbuf_free(struct pbuf *b);
 static inline void pbuf_freep(struct pbuf *b) { pbuf_free(b); }
 #define _cleanup_pbuf_ __attribute__((cleanup(pbuf_freep)))
 void pbuf_reset(struct pbuf *b); /* wipe, len = pos = 0, keeps the allocation */
-/* Room for `more` bytes after len (to be read into data + len): -EMSGSIZE past PBUF_MAX. */
+/* Room for `more` bytes after len (to be read into data + len): -EMSGSIZE past PBUF_MAX
+ * (PBUF_LARGE_MAX). */
 int pbuf_reserve(struct pbuf *b, size_t more);
 
 int pbuf_put_u8(struct pbuf *b, uint8_t v);

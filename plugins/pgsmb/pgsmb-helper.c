@@ -616,7 +616,7 @@ int pgsmb_fix_dirs(const struct pgsmb_user *u, const char *dir, const struct sca
         struct pbuf b;
         int r = 0;
 
-        pbuf_init(&b);
+        pbuf_init_large(&b);
         for (size_t i = 0; i < dirs->n && r == 0; i++)
                 if (dirs->v[i].type == 'd')
                         r = scan_format(&dirs->v[i], &b);
@@ -774,7 +774,7 @@ int pgsmb_delta_stream(struct store *st, const char *rel, const struct pgsmb_use
                 snprintf(t->err, sizeof t->err, "an external program (compress_command) cannot write a delta");
                 return -EOPNOTSUPP;
         }
-        pbuf_init(&b);
+        pbuf_init_large(&b);
         if (record && (r = scan_format_all(record, &b)) < 0) {
                 snprintf(t->err, sizeof t->err, "the record is too large to hand over: %s", strerror(-r));
                 pbuf_free(&b);

@@ -122,7 +122,7 @@ static int v2_extract_chain(struct restore *r, struct store *st, struct v2_resto
                 struct pbuf want;
                 size_t count;
 
-                pbuf_init(&want);
+                pbuf_init_large(&want);
                 if ((k = manifest_want(m, (uint32_t)i, NULL, 0, &want, &count)) < 0 ||
                     (k = v2_rel(&v->p, m->arch[i].name, rel, sizeof rel)) < 0) {
                         snprintf(r->why, sizeof r->why, "cannot list what %s provides: %s", m->arch[i].name,
@@ -288,7 +288,7 @@ static int v2_catch_up(struct restore *r, struct store *st, struct v2_restore *v
 
                 if (!use[i])
                         continue;
-                pbuf_init(&want);
+                pbuf_init_large(&want);
                 long long t0 = now_ms();
                 if ((k = manifest_want(m, (uint32_t)i, changed, nchanged, &want, &count)) < 0 ||
                     (k = v2_rel(&v->p, m->arch[i].name, rel, sizeof rel)) < 0 ||
@@ -314,7 +314,7 @@ static int v2_catch_up(struct restore *r, struct store *st, struct v2_restore *v
         }
         if (ndeleted) {
                 struct pbuf list;
-                pbuf_init(&list);
+                pbuf_init_large(&list);
                 for (size_t i = 0; i < ndeleted && k == 0; i++)
                         k = pathlist_add(&list, deleted[i]);
                 if (k == 0 && (k = pgsmb_delete_paths(&r->pu, r->cfg.home, &list, err, sizeof err)) < 0)

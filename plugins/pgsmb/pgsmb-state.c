@@ -193,7 +193,7 @@ int pgsmb_record_save(const char *dir, const char *user, const char *version, co
 
         record_path(dir, user, path, sizeof path);
         n = snprintf(head, sizeof head, "version %s\n", version);
-        pbuf_init(&b);
+        pbuf_init_large(&b);
         if ((k = pbuf_reserve(&b, (size_t)n)) < 0)
                 goto out;
         memcpy(b.data, head, (size_t)n);

@@ -70,8 +70,8 @@ int v2_read_manifest_file(struct store *st, const struct v2_profile *p, const ch
                 snprintf(err, errlen, "%s: name too long", name);
                 return k;
         }
-        pbuf_init(&b);
-        if ((k = read_small(st, rel, PBUF_MAX, &b, err, errlen)) == 0 &&
+        pbuf_init_large(&b);
+        if ((k = read_small(st, rel, MANIFEST_MAX_BYTES, &b, err, errlen)) == 0 &&
             (k = manifest_parse(m, (const char *)b.data, b.len, why, sizeof why)) < 0)
                 snprintf(err, errlen, "%s/%s: %s", store_url(st), rel, why);
         pbuf_free(&b);
@@ -188,8 +188,8 @@ int v2_commit(struct store *st, const struct v2_profile *p, const struct manifes
                 snprintf(err, errlen, "%s: name too long", p->filename);
                 return k;
         }
-        pbuf_init(&b);
-        pbuf_init(&back);
+        pbuf_init_large(&b);
+        pbuf_init_large(&back);
         if ((k = manifest_format(m, &b)) < 0) {
                 snprintf(err, errlen, "cannot write manifest %s: %s", name, strerror(-k));
                 goto out;
@@ -242,7 +242,7 @@ int v2_write_conflict(struct store *st, const struct v2_profile *p, const struct
                 snprintf(err, errlen, "%s: name too long", p->filename);
                 return -ENAMETOOLONG;
         }
-        pbuf_init(&b);
+        pbuf_init_large(&b);
         if ((k = manifest_format(m, &b)) < 0 || (k = store_open_write(st, rel, &f)) < 0) {
                 snprintf(err, errlen, "%s", k == -ENOMEM ? "out of memory" : store_error(st));
                 pbuf_free(&b);
@@ -368,7 +368,7 @@ int v2_local_save(const char *dir, const char *user, const struct manifest *m) {
 
         if ((k = local_path(dir, user, path, sizeof path)) < 0)
                 return k;
-        pbuf_init(&b);
+        pbuf_init_large(&b);
         if ((k = manifest_format(m, &b)) == 0)
                 k = write_file_atomic(path, b.data, b.len, 0600);
         pbuf_free(&b);

@@ -16,6 +16,11 @@ void pbuf_init_secret(struct pbuf *b) {
         b->secret = true;
 }
 
+void pbuf_init_large(struct pbuf *b) {
+        pbuf_init(b);
+        b->large = true;
+}
+
 static void *pbuf_alloc(const struct pbuf *b, size_t cap) {
         void *p;
 
@@ -43,11 +48,12 @@ static void pbuf_release(const struct pbuf *b) {
 }
 
 void pbuf_free(struct pbuf *b) {
-        bool secret = b->secret;
+        bool secret = b->secret, large = b->large;
 
         pbuf_release(b);
         pbuf_init(b);
         b->secret = secret;
+        b->large = large;
 }
 
 void pbuf_reset(struct pbuf *b) {
@@ -57,10 +63,10 @@ void pbuf_reset(struct pbuf *b) {
 }
 
 int pbuf_reserve(struct pbuf *b, size_t more) {
-        size_t need, cap;
+        size_t max = b->large ? PBUF_LARGE_MAX : PBUF_MAX, need, cap;
         uint8_t *n;
 
-        if (more > PBUF_MAX || b->len > PBUF_MAX - more)
+        if (more > max || b->len > max - more)
                 return -EMSGSIZE;
         need = b->len + more;
         if (need <= b->cap)

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,11 +203,72 @@ static void test_version_string(void **state) {
         manifest_free(&m);
 }
 
+/* A home of 300,000 paths: its manifest (over 16 MiB, past a plain pbuf) is committed and read
+ * back, and kept as this machine's copy; a copy of another version is stale, a damaged one
+ * refused. */
+static void test_large_and_local(void **state) {
+        (void)state;
+        struct manifest_archive a = {.size = 3};
+        struct manifest m, back;
+        char err[600], path[PATH_MAX], other[MANIFEST_ID_LEN + 1];
+        const char *last = "Documents/some folder/file number 0299999.txt";
+        uint64_t size = 0;
+        struct scan s;
+
+        snprintf(a.name, sizeof a.name, "alice.tar.zst.a-big");
+        memset(a.sha256, 'b', 64);
+        scan_init(&s);
+        for (unsigned i = 0; i < 300000; i++) {
+                snprintf(path, sizeof path, "Documents/some folder/file number %07u.txt", i);
+                struct scan_entry e = {.flag = '+', .type = 'f', .mode = 0644, .size = i,
+                                       .mtime_s = 1700000000 + (int64_t)i, .mtime_ns = 123456789,
+                                       .path = strdup(path)};
+                assert_int_equal(scan_add(&s, &e), 0);
+        }
+        assert_int_equal(scan_sort(&s), 0);
+        assert_int_equal(manifest_from_scan(&m, NULL, &s, &a), 0);
+        scan_free(&s);
+        m.number = 50;
+        manifest_new_id(m.id);
+        snprintf(m.user, sizeof m.user, "alice");
+        snprintf(m.host, sizeof m.host, "here");
+        m.time = 1;
+        assert_int_equal(v2_commit(st, &P, &m, &size, err, sizeof err), 0);
+        assert_true(size > PBUF_MAX);
+        assert_int_equal(v2_read_manifest(st, &P, 50, &back, err, sizeof err), 0);
+        assert_int_equal(back.n, 300000);
+        assert_int_equal(manifest_find(&back, last)->size, 299999);
+        manifest_free(&back);
+
+        assert_int_equal(v2_local_save(dir, "alice", &m), 0);
+        snprintf(path, sizeof path, "%s/alice.manifest", dir);
+        struct stat sb;
+        assert_int_equal(stat(path, &sb), 0);
+        assert_int_equal(sb.st_mode & 07777, 0600);
+        assert_int_equal(v2_local_load(dir, "alice", 50, m.id, &back), 0);
+        assert_int_equal(back.n, m.n);
+        assert_int_equal(manifest_find(&back, last)->mtime_ns, 123456789);
+        manifest_free(&back);
+        assert_int_equal(v2_local_load(dir, "alice", 49, m.id, &back), -ESTALE);
+        manifest_new_id(other);
+        assert_int_equal(v2_local_load(dir, "alice", 50, other, &back), -ESTALE);
+        /* one byte changed: the checksum fails */
+        int fd = open(path, O_WRONLY);
+        assert_true(fd >= 0);
+        assert_int_equal(pwrite(fd, "X", 1, sb.st_size / 2), 1);
+        close(fd);
+        assert_int_equal(v2_local_load(dir, "alice", 50, m.id, &back), -EBADMSG);
+        v2_local_remove(dir, "alice");
+        assert_int_equal(v2_local_load(dir, "alice", 50, m.id, &back), -ENOENT);
+        manifest_free(&m);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_crash_points),
                 cmocka_unit_test(test_prune),
                 cmocka_unit_test(test_version_string),
+                cmocka_unit_test(test_large_and_local),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
