@@ -112,6 +112,19 @@ bool scan_entry_matches(const struct scan_entry *e, const struct stat *st) {
                e->ctime_s == st->st_ctim.tv_sec && e->ctime_ns == (uint32_t)st->st_ctim.tv_nsec;
 }
 
+void scan_mark_racy(struct scan *s, const struct timespec *walk_start) {
+        const int64_t start = (int64_t)walk_start->tv_sec * 1000000000LL + walk_start->tv_nsec;
+
+        for (size_t i = 0; i < s->n; i++) {
+                struct scan_entry *e = &s->v[i];
+                bool coarse = e->ctime_ns == 0 && e->mtime_ns == 0;
+                int64_t ct = e->ctime_s * 1000000000LL + e->ctime_ns;
+
+                if (ct >= start - (coarse ? 1000000000LL : SCAN_RACY_NS))
+                        e->ctime_s = 0, e->ctime_ns = 0;
+        }
+}
+
 int scan_format(const struct scan_entry *e, struct pbuf *b) {
         char esc[3 * PATH_MAX + 1], line[SCAN_LINE_MAX];
         int k, n;

@@ -23,6 +23,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include <sys/stat.h>
 
 #include <pgina/buf.h>
@@ -61,6 +62,13 @@ bool pgsmb_path_valid(const char *path);
 int scan_entry_from_stat(struct scan_entry *e, char flag, const char *path, const struct stat *st);
 /* Does st still match what e recorded? (type, mode, ino, size, mtime, ctime) */
 bool scan_entry_matches(const struct scan_entry *e, const struct stat *st);
+/* Racily clean entries (git's rule): a file changed in the clock tick the walk saw it in can
+ * change again within that tick and keep its mtime and ctime (file times come from a coarse
+ * clock: a jiffy on ext4; whole seconds on some filesystems). Entries whose ctime is less than
+ * SCAN_RACY_NS before walk_start (realtime), or later, or within a second of it on a filesystem
+ * without sub-second times, get ctime 0, which no file matches: the next walk archives them. */
+#define SCAN_RACY_NS (50 * 1000 * 1000LL)
+void scan_mark_racy(struct scan *s, const struct timespec *walk_start);
 
 /* Append e's line to b. */
 int scan_format(const struct scan_entry *e, struct pbuf *b);

@@ -40,6 +40,7 @@ struct v2_upload {
         char arch_name[300], arch_rel[1200], hex[65];
         struct pgsmb_transfer t;
         long long t0, t_upload, t_verify;
+        struct timespec walk_start; /* realtime: the racy-clean rule's bound (scan_mark_racy) */
         uint64_t added, deleted, changed_bytes, manifest_size;
 };
 
@@ -122,6 +123,7 @@ static int v2_archive(struct upload *up, struct store *st, struct v2_upload *v) 
         int k;
 
         v->t0 = now_ms();
+        clock_gettime(CLOCK_REALTIME, &v->walk_start);
         v->have_record = v->base.number && !v->conflict &&
                          pgsmb_record_load(up->state_dir, up->cfg.user, up->state.version, &v->record) == 0;
         if (!v->have_record && v->base.number)
@@ -424,6 +426,9 @@ int pgsmb_upload_v2(struct upload *up, struct store *st) {
         } else {
                 snprintf(up->state.version, sizeof up->state.version, "%s", version);
                 up->state.manifest_size = v.manifest_size;
+                /* lingering processes may still write: what changed as the walk passed is
+                 * compared again next time */
+                scan_mark_racy(&v.scan, &v.walk_start);
                 if (pgsmb_record_save(up->state_dir, up->cfg.user, version, &v.scan) < 0)
                         pgina_log(up->ctx, LOG_WARNING, "%s: cannot save the record of version %" PRIu64 ": the next "
                                   "logoff uploads everything", up->cfg.user, v.next.number);

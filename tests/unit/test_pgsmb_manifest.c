@@ -393,8 +393,46 @@ static void test_names(void **state) {
         assert_int_equal(manifest_name_number("alice.tar.zst", "alice.tar.zst.m123456789"), 123456789);
 }
 
+/* git's racy-clean rule: what changed as the walk passed is compared again next time */
+static void test_racy(void **state) {
+        (void)state;
+        const struct timespec start = {.tv_sec = 1700000100, .tv_nsec = 500000000};
+        struct scan s;
+        struct {
+                const char *path;
+                int64_t ctime_s;
+                uint32_t ctime_ns, mtime_ns;
+                bool racy;
+        } c[] = {
+                {"old", 1700000000, 1, 1, false},                /* long before the walk */
+                {"before-window", 1700000100, 440000000, 1, false}, /* 60 ms before it */
+                {"in-window", 1700000100, 470000000, 1, true},      /* 30 ms before it */
+                {"during", 1700000101, 0, 7, true},                 /* while the walk ran */
+                {"coarse-recent", 1700000100, 0, 0, true},          /* whole seconds, 0.5 s before */
+                {"coarse-old", 1700000099, 0, 0, false},            /* whole seconds, 1.5 s before */
+        };
+        scan_init(&s);
+        for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+                struct scan_entry e = {.flag = '+', .type = 'f', .mode = 0644, .ino = 10 + i, .size = 1,
+                                       .mtime_s = c[i].ctime_s, .mtime_ns = c[i].mtime_ns,
+                                       .ctime_s = c[i].ctime_s, .ctime_ns = c[i].ctime_ns,
+                                       .path = strdup(c[i].path)};
+                assert_int_equal(scan_add(&s, &e), 0);
+        }
+        scan_mark_racy(&s, &start);
+        for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+                /* the same file, unchanged since the walk */
+                struct stat sb = {.st_mode = S_IFREG | 0644, .st_ino = 10 + i, .st_size = 1};
+                sb.st_mtim = (struct timespec){c[i].ctime_s, c[i].mtime_ns};
+                sb.st_ctim = (struct timespec){c[i].ctime_s, c[i].ctime_ns};
+                assert_true(scan_entry_matches(&s.v[i], &sb) == !c[i].racy);
+        }
+        scan_free(&s);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_racy),
                 cmocka_unit_test(test_escape),
                 cmocka_unit_test(test_scan_roundtrip_and_hostile),
                 cmocka_unit_test(test_pathlist),
