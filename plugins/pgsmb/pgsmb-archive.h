@@ -68,7 +68,7 @@ int pgsmb_profile_delta(const char *home, const char *const *exclude, const stru
                         char *err, size_t errlen);
 /* The record a delta compares with, read from fd (from its offset to its end) and checked line by
  * line, as hostile: err names the line at fault, or says it passes PROFILE_RECORD_MAX. */
-#define PROFILE_RECORD_MAX (256u * 1024 * 1024)
+#define PROFILE_RECORD_MAX (512u * 1024 * 1024) /* PBUF_LARGE_MAX: what the writers may make */
 int pgsmb_profile_record_read(int fd, const char *home, struct scan *record, char *err, size_t errlen);
 
 /* Extract the archive read from in_fd into `target` (an existing, empty directory owned by the

@@ -43,7 +43,7 @@ void pgsmb_version_new(char out[PGSMB_VERSION_MAX]);
 /* Format 2: state_dir/<user>.record, the scan of the home as it was last saved or restored as
  * `version` ("version VERSION" on its first line), what the next logoff compares the home with.
  * -ENOENT when there is none, -ESTALE when it is another version's, -EBADMSG when damaged. */
-#define RECORD_MAX_BYTES (256 * 1024 * 1024)
+#define RECORD_MAX_BYTES (512 * 1024 * 1024) /* PBUF_LARGE_MAX */
 int pgsmb_record_load(const char *dir, const char *user, const char *version, struct scan *s);
 /* Atomically (temporary file, fsync, rename), 0600. */
 int pgsmb_record_save(const char *dir, const char *user, const char *version, const struct scan *s);

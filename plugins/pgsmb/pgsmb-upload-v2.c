@@ -410,9 +410,10 @@ int pgsmb_upload_v2(struct upload *up, struct store *st) {
         if (k > 0)
                 k = v2_commit_loop(up, st, &v);
         if (k <= 0) {
-                if (k < 0)
-                        (void)store_unlink(st, v.arch_rel); /* named by no manifest */
-                else
+                /* On a failure the archive stays: a commit whose read-back failed may still
+                 * have made a valid manifest that names it. The prune removes it once no
+                 * manifest does. */
+                if (k == 0)
                         k = 1; /* a conflict copy, mailed */
                 goto out;
         }

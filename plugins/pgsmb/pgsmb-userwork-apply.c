@@ -6,7 +6,7 @@
 
 #include "pgsmb-userwork.h"
 
-#define APPLY_LIST_MAX (256u * 1024 * 1024)
+#define APPLY_LIST_MAX (512u * 1024 * 1024) /* PBUF_LARGE_MAX: what the writers may make */
 
 /* The whole of fd (from offset 0), at most APPLY_LIST_MAX bytes. */
 static int read_list(int fd, char **ret, size_t *len) {

@@ -539,7 +539,7 @@ static void test_hostile_record_refused_naming_the_line(void **state) {
         free(longline);
         /* past the bound: refused before anything is parsed, in words */
         assert_int_equal(read_record(NULL, PROFILE_RECORD_MAX + 1, err, sizeof err), -E2BIG);
-        assert_non_null(strstr(err, "larger than 256 MiB"));
+        assert_non_null(strstr(err, "larger than 512 MiB"));
         /* what is fine: empty, and two good lines */
         assert_int_equal(read_record("", 0, err, sizeof err), 0);
 }
