@@ -183,6 +183,14 @@ static int v2_build(struct upload *up, struct v2_upload *v) {
         return 0;
 }
 
+/* The home here is no version of the store (a conflict copy, a merge): the next logon restores
+ * the current one. Its record and manifest copy go with its version. */
+static void v2_home_is_no_version(struct upload *up) {
+        up->state.version[0] = 0;
+        pgsmb_record_remove(up->state_dir, up->cfg.user);
+        v2_local_remove(up->state_dir, up->cfg.user);
+}
+
 static int v2_conflict(struct upload *up, struct store *st, struct v2_upload *v, const char *how) {
         char name[400];
         int k = v2_write_conflict(st, &v->p, &v->next, up->host, name, sizeof name, up->why, sizeof up->why);
@@ -191,9 +199,7 @@ static int v2_conflict(struct upload *up, struct store *st, struct v2_upload *v,
                 return k;
         /* As with format 1: the next logon here restores the store's version (this one is kept
          * in the copy). */
-        up->state.version[0] = 0;
-        pgsmb_record_remove(up->state_dir, up->cfg.user);
-        v2_local_remove(up->state_dir, up->cfg.user);
+        v2_home_is_no_version(up);
         pgina_log(up->ctx, LOG_WARNING, "%s: %s: saved as conflict copy %s", up->cfg.user, how, name);
         pgsmb_mail_admin(up->ctx, up->u, "profile conflict",
                          "The profile of %s changed on another machine since it was restored on %s (%s).\n"
@@ -421,9 +427,7 @@ int pgsmb_upload_v2(struct upload *up, struct store *st) {
         if (v.merged) {
                 /* This home lacks what the other machine changed: it is no version of the store,
                  * and the next logon here restores the merged one. */
-                up->state.version[0] = 0;
-                pgsmb_record_remove(up->state_dir, up->cfg.user);
-                v2_local_remove(up->state_dir, up->cfg.user);
+                v2_home_is_no_version(up);
         } else {
                 snprintf(up->state.version, sizeof up->state.version, "%s", version);
                 up->state.manifest_size = v.manifest_size;
