@@ -65,8 +65,8 @@ static int v2_matches(struct restore *r, const struct manifest *m, const struct 
         return 0;
 }
 
-/* Directory modes and times from the manifest, then the scan, checked against it. */
-static int v2_finish_tree(struct restore *r, const struct manifest *m, const char *dir, struct v2_restore *v) {
+/* Directory modes and times from the manifest, then the scan of dir into v->scan. */
+static int v2_fix_and_scan(struct restore *r, const struct manifest *m, const char *dir, struct v2_restore *v) {
         struct scan dirs;
         char err[512];
         int k;
@@ -86,7 +86,13 @@ static int v2_finish_tree(struct restore *r, const struct manifest *m, const cha
                 snprintf(r->why, sizeof r->why, "cannot scan %s: %s", dir, err);
                 return k;
         }
-        return v2_matches(r, m, &v->scan);
+        return 0;
+}
+
+/* A whole restore's tree: finished, scanned, and exactly the manifest. */
+static int v2_finish_tree(struct restore *r, const struct manifest *m, const char *dir, struct v2_restore *v) {
+        int k = v2_fix_and_scan(r, m, dir, v);
+        return k < 0 ? k : v2_matches(r, m, &v->scan);
 }
 
 static int sha_check(struct restore *r, const struct manifest_archive *a, const struct pgsmb_transfer *t) {
@@ -250,19 +256,121 @@ out:
         return k;
 }
 
+/* Would the catch-up write or remove path p, or a directory above it? (the sorted lists of
+ * manifest_diff; m the version it brings) */
+static bool catch_up_touches(const struct manifest *m, char *const *changed, size_t nchanged, char *const *deleted,
+                             size_t ndeleted, const char *p) {
+        char up[PATH_MAX];
+        char *slash;
+
+        if (pathlist_has(changed, nchanged, p) || pathlist_has(deleted, ndeleted, p))
+                return true;
+        snprintf(up, sizeof up, "%s", p);
+        while ((slash = strrchr(up, '/'))) {
+                const struct manifest_entry *e;
+                *slash = 0;
+                if (pathlist_has(deleted, ndeleted, up))
+                        return true;
+                if (pathlist_has(changed, nchanged, up) && (e = manifest_find(m, up)) && e->type != 'd')
+                        return true;
+        }
+        return false;
+}
+
+/* Changes made here after the last logoff's walk (a process that outlived the session): entries
+ * of `now` that differ from the record, or that it lacks, and the record's entries no longer
+ * here. Directories do not count (their times are the manifest's again after any restore). The
+ * first one the catch-up would overwrite goes into clash (its count returned). */
+static size_t local_clashes(const struct scan *rec, const struct scan *now, const struct manifest *m,
+                            char *const *changed, size_t nchanged, char *const *deleted, size_t ndeleted,
+                            char *clash, size_t clashlen) {
+        size_t i = 0, j = 0, n = 0;
+
+        while (i < rec->n || j < now->n) {
+                int c = i >= rec->n ? 1 : j >= now->n ? -1 : strcmp(rec->v[i].path, now->v[j].path);
+                const struct scan_entry *e = c < 0 ? &rec->v[i] : &now->v[j];
+                bool differs = c != 0 || !scan_entry_same(&rec->v[i], &now->v[j]);
+
+                if (differs && e->type != 'd' && (c > 0 || rec->v[i].type != 'd') &&
+                    catch_up_touches(m, changed, nchanged, deleted, ndeleted, e->path)) {
+                        if (n++ == 0)
+                                snprintf(clash, clashlen, "%s", e->path);
+                }
+                i += c <= 0;
+                j += c >= 0;
+        }
+        return n;
+}
+
+/* After a catch-up: what it wrote is there as m says, what it removed is gone. (Other paths may
+ * hold this machine's own later changes: the record says so.) */
+static int v2_matches_touched(struct restore *r, const struct manifest *m, const struct scan *s,
+                              char *const *changed, size_t nchanged, char *const *deleted, size_t ndeleted) {
+        for (size_t i = 0; i < nchanged; i++) {
+                const struct manifest_entry *me = manifest_find(m, changed[i]);
+                const struct scan_entry *se = scan_find(s, changed[i]);
+                if (!se || se->type != me->type || (me->type == 'f' && se->size != me->size)) {
+                        snprintf(r->why, sizeof r->why, "'%s' of version %" PRIu64 " is %s after the catch-up "
+                                 "(damaged archive %s?)", me->path, m->number, se ? "different" : "missing",
+                                 m->arch[me->archive].name);
+                        return -EBADMSG;
+                }
+        }
+        for (size_t i = 0; i < ndeleted; i++)
+                if (scan_find(s, deleted[i])) {
+                        snprintf(r->why, sizeof r->why, "'%s', which version %" PRIu64 " removed, is still here",
+                                 deleted[i], m->number);
+                        return -EBADMSG;
+                }
+        return 0;
+}
+
+/* The record after a catch-up (s, the scan of the home now, made one): an entry says "this is
+ * version m's content" only where that is known. A file the catch-up wrote: when its size and
+ * mtime are still the archive's; a directory: when its mode and mtime are the manifest's; any
+ * other entry: when it is as the last logoff recorded it (rec, NULL when there is none). Every
+ * other entry gets ctime 0, which no file matches: the next logoff uploads it. */
+static void catch_up_record(struct scan *s, const struct scan *rec, const struct manifest *m, char *const *changed,
+                            size_t nchanged) {
+        for (size_t i = 0; i < s->n; i++) {
+                struct scan_entry *e = &s->v[i];
+                const struct manifest_entry *me = manifest_find(m, e->path);
+                const struct scan_entry *o;
+                bool known;
+
+                if (me && me->type == e->type && e->type == 'd')
+                        known = me->mode == e->mode && me->mtime_s == e->mtime_s && me->mtime_ns == e->mtime_ns;
+                else if (me && me->type == e->type && pathlist_has(changed, nchanged, e->path))
+                        known = e->type != 'f' || (me->size == e->size && me->mtime_s == e->mtime_s &&
+                                                   me->mtime_ns == e->mtime_ns);
+                else
+                        known = me && rec && (o = scan_find(rec, e->path)) && scan_entry_same(o, e);
+                if (!known)
+                        e->ctime_s = 0, e->ctime_ns = 0;
+        }
+}
+
 /* 1 when the home was brought from `mine` to the current version, 0 when a catch-up is not worth
- * it (the caller restores the whole profile), -errno when it failed (the caller too: the home
- * then holds part of the changes, and a whole restore replaces it). */
+ * it (the caller restores the whole profile), 2 when the home changed here since its last logoff
+ * where the current version changed it too (it is used as it is: its next logoff merges or keeps
+ * a conflict copy), -errno when it failed (the caller restores the whole profile: the home then
+ * holds part of the changes, and a whole restore replaces it). */
 static int v2_catch_up(struct restore *r, struct store *st, struct v2_restore *v, const struct manifest *mine) {
         const struct manifest *m = &v->vs.cur;
         char **changed = NULL, **deleted = NULL, err[512];
         size_t nchanged = 0, ndeleted = 0;
         uint64_t need = 0, full = 0;
         bool *use = calloc(m->narch ? m->narch : 1, sizeof *use);
+        struct scan rec, now;
+        bool have_rec;
         int k;
 
-        if (!use)
-                return -ENOMEM;
+        scan_init(&now);
+        have_rec = pgsmb_record_load(r->state_dir, r->cfg.user, r->state.version, &rec) == 0;
+        if (!use) {
+                k = -ENOMEM;
+                goto out;
+        }
         if ((k = manifest_diff(mine, m, &changed, &nchanged, &deleted, &ndeleted)) < 0)
                 goto out;
         for (size_t i = 0; i < nchanged; i++)
@@ -277,6 +385,25 @@ static int v2_catch_up(struct restore *r, struct store *st, struct v2_restore *v
                           full / 1048576.0);
                 k = 0;
                 goto out;
+        }
+        /* A process that outlived the last session may have changed the home after its logoff's
+         * walk: such a change the catch-up would overwrite keeps the home as it is. */
+        if (have_rec) {
+                char clash[PATH_MAX] = "";
+                size_t n;
+                if ((k = pgsmb_scan_home(&r->pu, r->cfg.home, (const char *const *)r->cfg.exclude, &now, err,
+                                         sizeof err)) < 0) {
+                        snprintf(r->why, sizeof r->why, "cannot scan %s: %s", r->cfg.home, err);
+                        goto out;
+                }
+                if ((n = local_clashes(&rec, &now, m, changed, nchanged, deleted, ndeleted, clash, sizeof clash))) {
+                        pgina_log(r->ctx, LOG_WARNING, "%s: '%s'%s changed here after the last logoff, and version %"
+                                  PRIu64 " changes it too: the home is used as it is (version %" PRIu64 "); its "
+                                  "next logoff merges the two or keeps a conflict copy", r->cfg.user, clash,
+                                  n > 1 ? " (and others)" : "", m->number, mine->number);
+                        k = 2;
+                        goto out;
+                }
         }
         for (size_t i = 0; i < m->narch; i++) {
                 struct pgsmb_extract_opts o = {.in_place = true, .no_dirfix = true};
@@ -324,8 +451,10 @@ static int v2_catch_up(struct restore *r, struct store *st, struct v2_restore *v
                 if (k < 0)
                         goto out;
         }
-        if ((k = v2_finish_tree(r, m, r->cfg.home, v)) < 0)
+        if ((k = v2_fix_and_scan(r, m, r->cfg.home, v)) < 0 ||
+            (k = v2_matches_touched(r, m, &v->scan, changed, nchanged, deleted, ndeleted)) < 0)
                 goto out;
+        catch_up_record(&v->scan, have_rec ? &rec : NULL, m, changed, nchanged);
         pgina_log(r->ctx, LOG_INFO, "%s: home brought from version %" PRIu64 " to %" PRIu64 " in place: %zu changed, "
                   "%zu removed (%.1f MiB from %u archive(s)) in %.1f s", r->cfg.user, mine->number, m->number,
                   nchanged, ndeleted, v->compressed / 1048576.0, v->archives, (now_ms() - v->t0) / 1000.0);
@@ -333,6 +462,9 @@ static int v2_catch_up(struct restore *r, struct store *st, struct v2_restore *v
 out:
         pathlist_free(changed, nchanged);
         pathlist_free(deleted, ndeleted);
+        scan_free(&now);
+        if (have_rec)
+                scan_free(&rec);
         free(use);
         return k;
 }
@@ -417,6 +549,8 @@ int pgsmb_restore_v2(struct restore *r, struct store *st) {
                 if (known) {
                         k = v2_catch_up(r, st, &v, &old);
                         manifest_free(&old);
+                        if (k == 2)
+                                return v2_done(r, &v, 1, false);
                         if (k > 0)
                                 return v2_done(r, &v, 1, true);
                         if (k < 0)

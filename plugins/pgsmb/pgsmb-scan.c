@@ -112,6 +112,12 @@ bool scan_entry_matches(const struct scan_entry *e, const struct stat *st) {
                e->ctime_s == st->st_ctim.tv_sec && e->ctime_ns == (uint32_t)st->st_ctim.tv_nsec;
 }
 
+bool scan_entry_same(const struct scan_entry *a, const struct scan_entry *b) {
+        return a->type == b->type && a->mode == b->mode && a->ino == b->ino && a->size == b->size &&
+               a->mtime_s == b->mtime_s && a->mtime_ns == b->mtime_ns && a->ctime_s == b->ctime_s &&
+               a->ctime_ns == b->ctime_ns;
+}
+
 void scan_mark_racy(struct scan *s, const struct timespec *walk_start) {
         const int64_t start = (int64_t)walk_start->tv_sec * 1000000000LL + walk_start->tv_nsec;
 

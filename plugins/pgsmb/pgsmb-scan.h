@@ -62,6 +62,8 @@ bool pgsmb_path_valid(const char *path);
 int scan_entry_from_stat(struct scan_entry *e, char flag, const char *path, const struct stat *st);
 /* Does st still match what e recorded? (type, mode, ino, size, mtime, ctime) */
 bool scan_entry_matches(const struct scan_entry *e, const struct stat *st);
+/* Do two entries record the same stat? (type, mode, ino, size, mtime, ctime; not the path) */
+bool scan_entry_same(const struct scan_entry *a, const struct scan_entry *b);
 /* Racily clean entries (git's rule): a file changed in the clock tick the walk saw it in can
  * change again within that tick and keep its mtime and ctime (file times come from a coarse
  * clock: a jiffy on ext4; whole seconds on some filesystems). Entries whose ctime is less than
