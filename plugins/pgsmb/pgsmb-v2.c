@@ -273,52 +273,96 @@ int v2_archive_name(const struct v2_profile *p, const char *host, char *out, siz
 
 static bool has_prefix(const char *s, const char *pre, size_t n) { return strncmp(s, pre, n) == 0; }
 
-static bool named_by(const struct manifest *m, const char *name) { return manifest_archive_index(m, name) >= 0; }
+/* The archive names the kept versions hold (a sorted set of strings). */
+struct name_set {
+        char **v;
+        size_t n, cap;
+};
+
+static int name_set_add_manifest(struct name_set *ns, const struct manifest *m) {
+        for (size_t i = 0; i < m->narch; i++) {
+                if (ns->n == ns->cap) {
+                        size_t cap = ns->cap ? ns->cap * 2 : 64;
+                        char **v = realloc(ns->v, cap * sizeof *v);
+                        if (!v)
+                                return -ENOMEM;
+                        ns->v = v;
+                        ns->cap = cap;
+                }
+                if (!(ns->v[ns->n] = strdup(m->arch[i].name)))
+                        return -ENOMEM;
+                ns->n++;
+        }
+        return 0;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static bool name_set_has(const struct name_set *ns, const char *name) {
+        return ns->n && bsearch(&name, ns->v, ns->n, sizeof *ns->v, cmp_str);
+}
+
+static void name_set_free(struct name_set *ns) {
+        for (size_t i = 0; i < ns->n; i++)
+                free(ns->v[i]);
+        free(ns->v);
+}
 
 void v2_prune(struct store *st, const struct v2_profile *p, const struct v2_state *s, const struct manifest *cur,
               unsigned keep_versions, const char *host, int64_t now, int64_t grace_s, v2_log_fn log, void *ud) {
         char arch_pre[300], ours_pre[340], conf_pre[300], rel[1200], why[600];
         size_t fl = strlen(p->filename);
-        struct manifest *kept = NULL;
-        size_t nkept = 0;
+        struct name_set kept = {0};
         uint64_t oldest_kept = cur->number > keep_versions ? cur->number - keep_versions : 1;
+        int k;
 
         snprintf(arch_pre, sizeof arch_pre, "%s.a-", p->filename);
         snprintf(ours_pre, sizeof ours_pre, "%s.a-%.32s-", p->filename, host);
         snprintf(conf_pre, sizeof conf_pre, "%s.c-", p->filename);
-        if (!(kept = calloc(s->nents + 1, sizeof *kept)))
-                return;
-        kept[nkept++] = *cur; /* borrowed: not freed below */
-        /* The manifests: kept ones read (their archives stay), the rest removed. */
+        if ((k = name_set_add_manifest(&kept, cur)) < 0)
+                goto out;
+        /* The manifests: kept ones read (their archives stay), the rest removed. Kept: the last
+         * keep_versions, every conflict copy, and any above cur (another machine's newer work). */
         for (size_t i = 0; i < s->nents; i++) {
                 const char *name = s->ents[i].name;
                 uint64_t n = manifest_name_number(p->filename, name);
                 bool conflict = has_prefix(name, conf_pre, strlen(conf_pre));
+                struct manifest m;
 
                 if (s->ents[i].is_dir || (!n && !conflict) || n == cur->number)
                         continue;
-                if (conflict || (n >= oldest_kept && n < cur->number)) {
-                        /* an unreadable one keeps no archive (and stays: a damaged file is the
-                         * admin's to look at) */
-                        if (v2_read_manifest_file(st, p, name, &kept[nkept], why, sizeof why) == 0)
-                                nkept++;
+                if (conflict || n >= oldest_kept) {
+                        /* A damaged one keeps no archive (and stays: it is the admin's to look
+                         * at; above cur it may be a commit in progress, whose archive another
+                         * machine's grace keeps). One that cannot be read now (the store
+                         * failed, no memory) may name any archive: nothing more is removed. */
+                        if (s->ents[i].size > MANIFEST_MAX_BYTES)
+                                continue;
+                        k = v2_read_manifest_file(st, p, name, &m, why, sizeof why);
+                        if (k == 0) {
+                                k = name_set_add_manifest(&kept, &m);
+                                manifest_free(&m);
+                                if (k < 0)
+                                        goto out;
+                        } else if (k != -EBADMSG && k != -ENOENT && k != -EFBIG) {
+                                if (log)
+                                        log(ud, LOG_WARNING, "prune stopped: cannot read %s: %s", name, why);
+                                goto out;
+                        }
                         continue;
                 }
-                if (n > cur->number)
-                        continue; /* another machine's, newer than what we know */
                 if (v2_rel(p, name, rel, sizeof rel) == 0 && store_unlink(st, rel) == 0 && log)
                         log(ud, LOG_INFO, "removed %s (older than keep_versions = %u)", name, keep_versions);
         }
+        if (kept.n)
+                qsort(kept.v, kept.n, sizeof *kept.v, cmp_str);
         /* The archives: one no kept manifest names goes. */
         for (size_t i = 0; i < s->nents; i++) {
                 const char *name = s->ents[i].name;
-                bool used = false;
 
                 if (s->ents[i].is_dir || strlen(name) <= fl || !has_prefix(name, arch_pre, strlen(arch_pre)))
                         continue;
-                for (size_t j = 0; j < nkept && !used; j++)
-                        used = named_by(&kept[j], name);
-                if (used)
+                if (name_set_has(&kept, name))
                         continue;
                 if (!has_prefix(name, ours_pre, strlen(ours_pre)) && now - s->ents[i].mtime < grace_s)
                         continue; /* maybe another machine's upload in progress */
@@ -330,9 +374,10 @@ void v2_prune(struct store *st, const struct v2_profile *p, const struct v2_stat
                                 log(ud, LOG_WARNING, "cannot remove %s: %s", name, store_error(st));
                 }
         }
-        for (size_t j = 1; j < nkept; j++)
-                manifest_free(&kept[j]);
-        free(kept);
+out:
+        if (k == -ENOMEM && log)
+                log(ud, LOG_WARNING, "prune stopped: out of memory");
+        name_set_free(&kept);
 }
 
 void v2_version_string(const struct manifest *m, char *out, size_t len) {

@@ -182,6 +182,38 @@ static void test_prune(void **state) {
         v2_prune(st, &P, &vs, &m[5], 2, "here", (int64_t)time(NULL) + 7200, 3600, NULL, NULL);
         v2_state_free(&vs);
         assert_false(exists("alice/alice.tar.zst.a-other-busy"));
+
+        /* Another machine's version above the one this machine knows keeps its archive, past
+         * the grace too (the review: it was not read, its archive went). */
+        {
+                struct manifest above;
+                put_file("alice/alice.tar.zst.a-other-above", "x", 1);
+                make_version(&above, 16, 15, "alice.tar.zst.a-other-above");
+                assert_int_equal(v2_commit(st, &P, &above, NULL, err, sizeof err), 0);
+                manifest_free(&above);
+        }
+        assert_int_equal(v2_list(st, &P, &vs, err, sizeof err), 0);
+        v2_prune(st, &P, &vs, &m[5], 2, "here", (int64_t)time(NULL) + 7200, 3600, NULL, NULL);
+        v2_state_free(&vs);
+        assert_true(exists("alice/alice.tar.zst.a-other-above"));
+        assert_true(exists("alice/alice.tar.zst.m00000016"));
+
+        /* A kept manifest that cannot be read now (not damaged: the store fails on it) may name
+         * any archive: the prune removes none (the review: it removed its archives). Here the
+         * file store refuses a symlink (ELOOP). */
+        {
+                char from[600], to[600];
+                snprintf(from, sizeof from, "%s/alice/alice.tar.zst.m00000014", dir);
+                snprintf(to, sizeof to, "%s/alice/m14.saved", dir);
+                assert_int_equal(rename(from, to), 0);
+                assert_int_equal(symlink("m14.saved", from), 0);
+        }
+        put_file("alice/alice.tar.zst.a-here-orphan2", "x", 1);
+        assert_int_equal(v2_list(st, &P, &vs, err, sizeof err), 0);
+        v2_prune(st, &P, &vs, &m[5], 2, "here", (int64_t)time(NULL), 3600, NULL, NULL);
+        v2_state_free(&vs);
+        assert_true(exists("alice/alice.tar.zst.a-here-p4"));
+        assert_true(exists("alice/alice.tar.zst.a-here-orphan2"));
         for (unsigned i = 1; i <= 5; i++)
                 manifest_free(&m[i]);
 }
