@@ -65,6 +65,59 @@ static void v2_done(struct v2_upload *v) {
 
 static int v2_load_settled(struct upload *up, struct store *st, struct v2_upload *v, struct v2_state *now);
 
+/* An earlier logoff's commit whose read-back failed (state.pending): when the store holds it
+ * whole, it built on this home's version, so this logoff builds on it in turn (this home's
+ * record still holds: that commit only changed paths that differed from it). Else it did not
+ * land. The caller's mine/id become the pending version's. */
+static int v2_pending(struct upload *up, struct store *st, struct v2_upload *v, uint64_t *mine, char *id) {
+        char pid[MANIFEST_ID_LEN + 1], why[600];
+        struct manifest m;
+        uint64_t pn;
+        int k;
+
+        if (!up->state.pending[0])
+                return 0;
+        if (v2_version_parse(up->state.pending, &pn, pid) < 0 || pn <= *mine) {
+                up->state.pending[0] = 0;
+                return 0;
+        }
+        k = v2_read_manifest(st, &v->p, pn, &m, why, sizeof why);
+        if (k == 0 && streq(m.id, pid) && m.parent == *mine) {
+                pgina_log(up->ctx, LOG_NOTICE, "%s: version %" PRIu64 ", whose commit this machine could not see "
+                          "land, is in the store: this logoff builds on it", up->cfg.user, pn);
+                *mine = pn;
+                memcpy(id, pid, sizeof pid);
+                manifest_free(&m);
+                return 0; /* pending until this logoff commits */
+        }
+        manifest_free(&m);
+        if (k < 0 && k != -ENOENT && k != -EBADMSG && k != -EFBIG) {
+                snprintf(up->why, sizeof up->why, "%s", why);
+                return k; /* cannot tell now */
+        }
+        up->state.pending[0] = 0; /* it did not land */
+        return 0;
+}
+
+/* The home is version m now, v->scan its record. */
+static void v2_home_is(struct upload *up, struct v2_upload *v, const struct manifest *m, uint64_t manifest_size) {
+        char version[PGSMB_VERSION_MAX];
+
+        v2_version_string(m, version, sizeof version);
+        snprintf(up->state.version, sizeof up->state.version, "%s", version);
+        up->state.pending[0] = 0;
+        up->state.manifest_size = manifest_size;
+        /* lingering processes may still write: what changed as the walk passed is compared
+         * again next time */
+        scan_mark_racy(&v->scan, &v->walk_start);
+        if (pgsmb_record_save(up->state_dir, up->cfg.user, version, &v->scan) < 0)
+                pgina_log(up->ctx, LOG_WARNING, "%s: cannot save the record of version %" PRIu64 ": the next "
+                          "logoff uploads everything", up->cfg.user, m->number);
+        if (v2_local_save(up->state_dir, up->cfg.user, m) < 0)
+                pgina_log(up->ctx, LOG_WARNING, "%s: cannot keep a copy of manifest %" PRIu64 " in %s: a "
+                          "catch-up here needs the store to keep it", up->cfg.user, m->number, up->state_dir);
+}
+
 /* What this home was made from, and whether the store still agrees. */
 static int v2_decide(struct upload *up, struct store *st, struct v2_upload *v) {
         uint64_t mine = 0;
@@ -73,6 +126,8 @@ static int v2_decide(struct upload *up, struct store *st, struct v2_upload *v) {
         int k;
 
         if ((k = v2_load_settled(up, st, v, &v->vs)) < 0)
+                return k;
+        if ((k = v2_pending(up, st, v, &mine, id)) < 0)
                 return k;
         if (v->vs.damaged)
                 pgina_log(up->ctx, LOG_WARNING, "%s: %u damaged manifest(s) above version %" PRIu64 " ignored: %s",
@@ -187,6 +242,7 @@ static int v2_build(struct upload *up, struct v2_upload *v) {
  * the current one. Its record and manifest copy go with its version. */
 static void v2_home_is_no_version(struct upload *up) {
         up->state.version[0] = 0;
+        up->state.pending[0] = 0;
         pgsmb_record_remove(up->state_dir, up->cfg.user);
         v2_local_remove(up->state_dir, up->cfg.user);
 }
@@ -321,9 +377,32 @@ static int v2_bypassed(struct upload *up, struct store *st, struct v2_upload *v)
         return k == -ECANCELED ? 0 : k;
 }
 
+/* Our commit of v->next failed after its exclusive create: is it there whole all the same (the
+ * read-back failed, not the write)? */
+static bool v2_landed(struct upload *up, struct store *st, struct v2_upload *v) {
+        struct manifest m;
+        char why[600];
+        bool ours = v2_read_manifest(st, &v->p, v->next.number, &m, why, sizeof why) == 0 &&
+                    streq(m.id, v->next.id);
+
+        if (ours)
+                pgina_log(up->ctx, LOG_WARNING, "%s: manifest %" PRIu64 " failed its read-back (%s), but reads whole "
+                          "now: committed", up->cfg.user, v->next.number, up->why);
+        manifest_free(&m);
+        return ours;
+}
+
 static int v2_commit_loop(struct upload *up, struct store *st, struct v2_upload *v) {
         for (unsigned i = 0; i < V2_COMMIT_TRIES; i++) {
                 int k = v2_commit(st, &v->p, &v->next, &v->manifest_size, up->why, sizeof up->why);
+                if (k < 0 && k != -EEXIST && v2_landed(up, st, v))
+                        k = 0;
+                if (k < 0 && k != -EEXIST && !v->merged && !v->conflict) {
+                        /* It may have landed where this machine cannot see now: the next
+                         * logoff looks for it, and builds on it if it did. */
+                        v2_version_string(&v->next, up->state.pending, sizeof up->state.pending);
+                        return k;
+                }
                 if (k == 0) {
                         bool was_conflict = v->conflict;
                         if ((k = v2_bypassed(up, st, v)) < 0)
@@ -403,6 +482,8 @@ int pgsmb_upload_v2(struct upload *up, struct store *st) {
                 (void)store_unlink(st, v.arch_rel);
                 pgina_log(up->ctx, LOG_INFO, "%s: nothing changed since version %" PRIu64 ": nothing uploaded",
                           up->cfg.user, v.base.number);
+                if (up->state.pending[0]) /* that version is the one this machine could not see land */
+                        v2_home_is(up, &v, &v.base, v.vs.cur_file_size);
                 k = 1;
                 goto out;
         }
@@ -428,20 +509,8 @@ int pgsmb_upload_v2(struct upload *up, struct store *st) {
                 /* This home lacks what the other machine changed: it is no version of the store,
                  * and the next logon here restores the merged one. */
                 v2_home_is_no_version(up);
-        } else {
-                snprintf(up->state.version, sizeof up->state.version, "%s", version);
-                up->state.manifest_size = v.manifest_size;
-                /* lingering processes may still write: what changed as the walk passed is
-                 * compared again next time */
-                scan_mark_racy(&v.scan, &v.walk_start);
-                if (pgsmb_record_save(up->state_dir, up->cfg.user, version, &v.scan) < 0)
-                        pgina_log(up->ctx, LOG_WARNING, "%s: cannot save the record of version %" PRIu64 ": the next "
-                                  "logoff uploads everything", up->cfg.user, v.next.number);
-                if (v2_local_save(up->state_dir, up->cfg.user, &v.next) < 0)
-                        pgina_log(up->ctx, LOG_WARNING, "%s: cannot keep a copy of manifest %" PRIu64 " in %s: a "
-                                  "catch-up here needs the store to keep it", up->cfg.user, v.next.number,
-                                  up->state_dir);
-        }
+        } else
+                v2_home_is(up, &v, &v.next, v.manifest_size);
         if (v.migrate)
                 v2_migrate_done(up, st, &v);
         v2_report(up, st, &v);

@@ -210,6 +210,8 @@ int v2_commit(struct store *st, const struct v2_profile *p, const struct manifes
                 snprintf(err, errlen, "%s", store_error(st));
                 goto out;
         }
+        if (size)
+                *size = b.len;
         /* Read back: what readers will see. */
         if ((k = read_small(st, rel, b.len + 1, &back, err, errlen)) < 0)
                 goto out;
@@ -219,8 +221,6 @@ int v2_commit(struct store *st, const struct v2_profile *p, const struct manifes
                 k = -EIO;
                 goto out;
         }
-        if (size)
-                *size = b.len;
 out:
         pbuf_free(&b);
         pbuf_free(&back);

@@ -60,7 +60,8 @@ int v2_read_manifest_file(struct store *st, const struct v2_profile *p, const ch
 
 /* Create m (m->number set by the caller) exclusively, write it, read it back. -EEXIST: another
  * machine holds that number (nothing of ours is left); other -errno with err (a half-written file
- * may be left: readers ignore it). *size gets the file's size. */
+ * may be left: readers ignore it; when the read-back failed, the commit may have landed whole).
+ * *size gets the file's size once it is written. */
 int v2_commit(struct store *st, const struct v2_profile *p, const struct manifest *m, uint64_t *size, char *err,
               size_t errlen);
 /* Write m under a new conflict-copy name (F.c-HOST-STAMP); its name in name. */

@@ -19,6 +19,8 @@ PGINA_SERVICE_EXTRA="request_timeout = 120" pgsmb_conf secret <<CONF
 share = file://$STORE
 retries = 1
 retry_delay = 0
+compact_deltas = 0
+compact_percent = 0
 [localmachine]
 logoff_action = none
 CONF

@@ -139,8 +139,8 @@ int main(int argc, char **argv) {
         if (strcmp(argv[1], "show") == 0) {
                 if (!vs.cur.number)
                         return die("no version");
-                printf("version %" PRIu64 " id %s host %s archives %zu entries %zu\n", vs.cur.number, vs.cur.id,
-                       vs.cur.host, vs.cur.narch, vs.cur.n);
+                printf("version %" PRIu64 " id %s host %s archives %zu entries %zu parent %" PRIu64 "\n",
+                       vs.cur.number, vs.cur.id, vs.cur.host, vs.cur.narch, vs.cur.n, vs.cur.parent);
                 for (size_t i = 0; i < vs.cur.n; i++)
                         printf("%c %s %s\n", vs.cur.v[i].type, vs.cur.arch[vs.cur.v[i].archive].name, vs.cur.v[i].path);
                 return 0;

@@ -1,0 +1,67 @@
+/* Test-only LD_PRELOAD for pginad: a manifest commit whose read-back fails although the create
+ * and the write succeeded (the store went away between the two). While the file named by
+ * PGINA_FAULT_READBACK holds a number n > 0, the next n opens for reading of the manifest
+ * (NAME.mNNNNNNNN) this process last created exclusively fail with EIO, n counted down in the
+ * file. Nothing else is touched. */
+#undef _FILE_OFFSET_BITS /* define openat and openat64 both, not one redirected to the other */
+#include <dlfcn.h>
+#include <stdbool.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+static char created[512];
+
+static bool is_manifest(const char *base) {
+        const char *m = strrchr(base, '.');
+        return m && m[1] == 'm' && strlen(m + 2) == 8 && strspn(m + 2, "0123456789") == 8;
+}
+
+static bool fault(const char *path, int flags) {
+        const char *ctl = getenv("PGINA_FAULT_READBACK"), *base = strrchr(path, '/');
+        FILE *f;
+        int n = 0;
+
+        base = base ? base + 1 : path;
+        if (!ctl || !is_manifest(base))
+                return false;
+        if (flags & O_CREAT) {
+                snprintf(created, sizeof created, "%s", base);
+                return false;
+        }
+        if ((flags & O_ACCMODE) != O_RDONLY || strcmp(created, base) != 0 || !(f = fopen(ctl, "r+e")))
+                return false;
+        if (fscanf(f, "%d", &n) == 1 && n > 0) {
+                rewind(f);
+                fprintf(f, "%d\n", n - 1);
+        }
+        fclose(f);
+        return n > 0;
+}
+
+#define WRAP(name)                                                                              \
+        int name(int dfd, const char *path, int flags, ...) {                                   \
+                static int (*real)(int, const char *, int, ...);                                \
+                mode_t mode = 0;                                                                \
+                if (flags & (O_CREAT | __O_TMPFILE)) {                                          \
+                        va_list ap;                                                             \
+                        va_start(ap, flags);                                                    \
+                        mode = va_arg(ap, mode_t);                                              \
+                        va_end(ap);                                                             \
+                }                                                                               \
+                if (fault(path, flags)) {                                                       \
+                        errno = EIO;                                                            \
+                        return -1;                                                              \
+                }                                                                               \
+                if (!real)                                                                      \
+                        real = (int (*)(int, const char *, int, ...))dlsym(RTLD_NEXT, #name);   \
+                return real(dfd, path, flags, mode);                                            \
+        }
+
+WRAP(openat)
+WRAP(openat64)
