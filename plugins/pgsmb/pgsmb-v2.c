@@ -15,6 +15,10 @@
 
 #include <pgina/util.h>
 
+/* Damaged manifests above the newest valid one a reader goes through before it calls the store
+ * broken (dead writers leave one each; their bytes count too, at most MANIFEST_MAX_BYTES). */
+#define V2_DAMAGED_MAX 32
+
 void v2_state_free(struct v2_state *s) {
         manifest_free(&s->cur);
         store_entries_free(s->ents, s->nents);
@@ -26,6 +30,8 @@ int v2_rel(const struct v2_profile *p, const char *name, char *out, size_t len) 
         return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
+/* All of rel into b, at most max bytes (-EFBIG past them, or past what b may hold). Reads go
+ * in steps of at most 1 MiB, never reserving more than max + 1 bytes in all. */
 static int read_small(struct store *st, const char *rel, size_t max, struct pbuf *b, char *err, size_t errlen) {
         struct store_file *f = NULL;
         int k = store_open_read(st, rel, &f);
@@ -35,17 +41,22 @@ static int read_small(struct store *st, const char *rel, size_t max, struct pbuf
                 return k;
         }
         for (;;) {
+                size_t want = max + 1 - b->len;
                 ssize_t n;
-                if (b->len >= max) {
-                        snprintf(err, errlen, "%s/%s: larger than %zu bytes", store_url(st), rel, max);
-                        k = -EFBIG;
+
+                if (want > 1024 * 1024)
+                        want = 1024 * 1024;
+                if ((k = pbuf_reserve(b, want)) < 0) {
+                        if (k == -ENOMEM)
+                                snprintf(err, errlen, "%s/%s: out of memory", store_url(st), rel);
+                        else {
+                                k = -EFBIG;
+                                snprintf(err, errlen, "%s/%s: larger than %zu bytes", store_url(st), rel,
+                                         b->len);
+                        }
                         break;
                 }
-                if ((k = pbuf_reserve(b, 1024 * 1024)) < 0) {
-                        snprintf(err, errlen, "%s/%s: out of memory", store_url(st), rel);
-                        break;
-                }
-                n = store_read(f, b->data + b->len, b->cap - b->len);
+                n = store_read(f, b->data + b->len, want);
                 if (n < 0) {
                         k = (int)n;
                         snprintf(err, errlen, "%s", store_error(st));
@@ -54,6 +65,11 @@ static int read_small(struct store *st, const char *rel, size_t max, struct pbuf
                 if (n == 0)
                         break;
                 b->len += (size_t)n;
+                if (b->len > max) {
+                        snprintf(err, errlen, "%s/%s: larger than %zu bytes", store_url(st), rel, max);
+                        k = -EFBIG;
+                        break;
+                }
         }
         store_close_file(f);
         return k;
@@ -137,7 +153,7 @@ uint64_t v2_listed_size(const struct v2_profile *p, const struct v2_state *s, ui
 }
 
 int v2_load_listed(struct store *st, const struct v2_profile *p, struct v2_state *s, char *err, size_t errlen) {
-        uint64_t *nums = NULL;
+        uint64_t *nums = NULL, damaged_bytes = 0;
         size_t n = 0;
         int k = 0;
 
@@ -153,7 +169,20 @@ int v2_load_listed(struct store *st, const struct v2_profile *p, struct v2_state
         qsort(nums, n, sizeof *nums, cmp_u64_desc);
         for (size_t i = 0; i < n; i++) {
                 char why[600];
-                k = v2_read_manifest(st, p, nums[i], &s->cur, why, sizeof why);
+                uint64_t listed = listed_size(p, s, nums[i]);
+                if (s->damaged >= V2_DAMAGED_MAX || damaged_bytes > MANIFEST_MAX_BYTES) {
+                        /* dead writers leave a few; this many is a hostile or broken store */
+                        snprintf(err, errlen, "%s/%s: %u damaged manifests above the newest valid one (%s)",
+                                 store_url(st), p->dir, s->damaged, s->damaged_why);
+                        k = -EBADMSG;
+                        break;
+                }
+                if (listed > MANIFEST_MAX_BYTES) {
+                        k = -EFBIG;
+                        snprintf(why, sizeof why, "%s/%s: manifest %" PRIu64 " is listed with %" PRIu64 " bytes, "
+                                 "more than a manifest may have", store_url(st), p->dir, nums[i], listed);
+                } else
+                        k = v2_read_manifest(st, p, nums[i], &s->cur, why, sizeof why);
                 if (k == 0) {
                         s->cur_file_size = listed_size(p, s, nums[i]);
                         break;
@@ -166,6 +195,7 @@ int v2_load_listed(struct store *st, const struct v2_profile *p, struct v2_state
                         continue; /* pruned between the listing and the read */
                 if (s->damaged++ == 0)
                         snprintf(s->damaged_why, sizeof s->damaged_why, "%s", why);
+                damaged_bytes += listed > MANIFEST_MAX_BYTES ? 0 : listed;
                 k = 0;
         }
         free(nums);

@@ -218,6 +218,57 @@ static void test_prune(void **state) {
                 manifest_free(&m[i]);
 }
 
+/* A store full of damaged manifests (hostile or broken): a few are skipped, a manifest listed
+ * larger than any manifest may be is not even read, and past V2_DAMAGED_MAX the reader gives up
+ * with an error rather than reading on. */
+static void test_damaged_bounds(void **state) {
+        (void)state;
+        static const struct v2_profile Q = {.dir = "dmg", .filename = "dmg.tar.zst"};
+        struct manifest m;
+        struct v2_state vs;
+        char err[600], rel[128], path[600];
+        int fd;
+
+        assert_int_equal(store_mkdirs(st, "dmg"), 0);
+        make_version(&m, 1, 0, "dmg.tar.zst.a-here-d1");
+        put_file("dmg/dmg.tar.zst.a-here-d1", "abc", 3);
+        assert_int_equal(v2_commit(st, &Q, &m, NULL, err, sizeof err), 0);
+        manifest_free(&m);
+        /* manifest 2: a sparse 600 MiB file */
+        snprintf(path, sizeof path, "%s/dmg/dmg.tar.zst.m00000002", dir);
+        assert_true((fd = open(path, O_CREAT | O_WRONLY | O_EXCL, 0644)) >= 0);
+        assert_int_equal(ftruncate(fd, 600ll * 1024 * 1024), 0);
+        close(fd);
+        for (unsigned i = 3; i <= 20; i++) {
+                snprintf(rel, sizeof rel, "dmg/dmg.tar.zst.m%08u", i);
+                put_file(rel, "junk\n", 5);
+        }
+        assert_int_equal(v2_load(st, &Q, &vs, err, sizeof err), 0);
+        assert_int_equal(vs.cur.number, 1);
+        assert_int_equal(vs.damaged, 19);
+        v2_state_free(&vs);
+        assert_int_equal(v2_list(st, &Q, &vs, err, sizeof err), 0);
+        v2_state_free(&vs);
+        for (unsigned i = 21; i <= 60; i++) {
+                snprintf(rel, sizeof rel, "dmg/dmg.tar.zst.m%08u", i);
+                put_file(rel, "junk\n", 5);
+        }
+        assert_int_equal(v2_load(st, &Q, &vs, err, sizeof err), -EBADMSG);
+        assert_non_null(strstr(err, "damaged manifests above the newest valid one"));
+        /* the one listed too large was skipped unread: its reason says so */
+        assert_int_equal(v2_list(st, &Q, &vs, err, sizeof err), 0);
+        v2_state_free(&vs);
+        for (unsigned i = 3; i <= 60; i++) {
+                snprintf(rel, sizeof rel, "dmg/dmg.tar.zst.m%08u", i);
+                assert_int_equal(store_unlink(st, rel), 0);
+        }
+        assert_int_equal(v2_load(st, &Q, &vs, err, sizeof err), 0);
+        assert_int_equal(vs.damaged, 1);
+        assert_non_null(strstr(vs.damaged_why, "is listed with 629145600 bytes"));
+        v2_state_free(&vs);
+        assert_int_equal(store_unlink(st, "dmg/dmg.tar.zst.m00000002"), 0);
+}
+
 static void test_version_string(void **state) {
         (void)state;
         struct manifest m;
@@ -301,6 +352,7 @@ int main(void) {
                 cmocka_unit_test(test_prune),
                 cmocka_unit_test(test_version_string),
                 cmocka_unit_test(test_large_and_local),
+                cmocka_unit_test(test_damaged_bounds),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
