@@ -213,6 +213,12 @@ static int fetch_verified(struct restore *r, struct store *st, const char *rel, 
                 EVP_MD_CTX_free(md);
                 return -ENOMEM;
         }
+        if (a->size > CATCHUP_MAX_BYTES) {
+                snprintf(r->why, sizeof r->why, "archive %s: %" PRIu64 " bytes, more than a catch-up holds",
+                         a->name, a->size);
+                EVP_MD_CTX_free(md);
+                return -EFBIG;
+        }
         if ((fd = memfd_create("pgsmb-delta", MFD_CLOEXEC)) < 0 || (k = store_open_read(st, rel, &f)) < 0) {
                 k = fd < 0 ? -errno : k;
                 snprintf(r->why, sizeof r->why, "%s", fd < 0 ? strerror(-k) : store_error(st));
@@ -228,7 +234,7 @@ static int fetch_verified(struct restore *r, struct store *st, const char *rel, 
                 }
                 if (n == 0)
                         break;
-                if ((total += (uint64_t)n) > a->size) {
+                if ((total += (uint64_t)n) > a->size || total > CATCHUP_MAX_BYTES) {
                         k = -EBADMSG;
                         break;
                 }
@@ -375,9 +381,12 @@ static int v2_catch_up(struct restore *r, struct store *st, struct v2_restore *v
                 goto out;
         for (size_t i = 0; i < nchanged; i++)
                 use[manifest_find(m, changed[i])->archive] = true;
+        /* sizes from the store (a hostile one may say anything): sums that saturate */
         for (size_t i = 0; i < m->narch; i++) {
-                full += m->arch[i].size;
-                need += use[i] ? m->arch[i].size : 0;
+                uint64_t sz = m->arch[i].size;
+                full = full > UINT64_MAX - sz ? UINT64_MAX : full + sz;
+                if (use[i])
+                        need = need > UINT64_MAX - sz ? UINT64_MAX : need + sz;
         }
         if (need > CATCHUP_MAX_BYTES || need > full / 2) {
                 pgina_log(r->ctx, LOG_INFO, "%s: version %" PRIu64 " differs from %" PRIu64 " here by %.1f MiB of "
