@@ -514,10 +514,28 @@ int manifest_diff(const struct manifest *a, const struct manifest *b, char ***ch
         return k;
 }
 
-/* Is path below (or equal to) dir? */
-static bool below(const char *path, const char *dir) {
-        size_t n = strlen(dir);
-        return strncmp(path, dir, n) == 0 && (path[n] == 0 || path[n] == '/');
+static int str_ptr_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Is path, or a directory above it, in the sorted list v? (*which: the one found) */
+static bool self_or_ancestor_in(const char *path, char *const *v, size_t n, const char **which) {
+        char up[PATH_MAX];
+        const char *key = up;
+        char *slash;
+
+        if (n == 0)
+                return false;
+        snprintf(up, sizeof up, "%s", path);
+        for (;;) {
+                char *const *hit = bsearch(&key, v, n, sizeof *v, str_ptr_cmp);
+                if (hit) {
+                        if (which)
+                                *which = *hit;
+                        return true;
+                }
+                if (!(slash = strrchr(up, '/')))
+                        return false;
+                *slash = 0;
+        }
 }
 
 static int entry_cmp(const void *a, const void *b) {
@@ -535,23 +553,23 @@ int manifest_rebase(struct manifest *out, const struct manifest *base, const str
             (k = manifest_diff(base, theirs, &tc, &ntc, &td, &ntd)) < 0)
                 goto done;
         /* A clash: a path both changed (not a directory on both sides), or one side deleted what
-         * the other changed or wrote into. */
+         * the other changed or wrote into. (Each path's ancestors are looked up in the other
+         * side's sorted lists: a merge of 40,000 paths each way stays quick.) */
         for (size_t i = 0; i < noc && k == 0; i++) {
                 const struct manifest_entry *o = manifest_find(ours, oc[i]), *t = manifest_find(theirs, oc[i]);
-                if (pathlist_has(tc, ntc, oc[i]) && !(o && t && o->type == 'd' && t->type == 'd'))
+                if ((pathlist_has(tc, ntc, oc[i]) && !(o && t && o->type == 'd' && t->type == 'd')) ||
+                    self_or_ancestor_in(oc[i], td, ntd, NULL))
                         k = -EBUSY;
-                for (size_t j = 0; j < ntd && k == 0; j++)
-                        if (below(oc[i], td[j]))
-                                k = -EBUSY;
                 if (k < 0)
                         snprintf(why, whylen, "'%s' changed on both machines", oc[i]);
         }
-        for (size_t i = 0; i < nod && k == 0; i++)
-                for (size_t j = 0; j < ntc && k == 0; j++)
-                        if (below(tc[j], od[i])) {
-                                k = -EBUSY;
-                                snprintf(why, whylen, "'%s' deleted here, changed on the other machine", od[i]);
-                        }
+        for (size_t j = 0; j < ntc && k == 0; j++) {
+                const char *gone;
+                if (self_or_ancestor_in(tc[j], od, nod, &gone)) {
+                        k = -EBUSY;
+                        snprintf(why, whylen, "'%s' deleted here, changed on the other machine", gone);
+                }
+        }
         if (k < 0)
                 goto done;
         /* theirs, then ours' changes in place, then ours' deletions out */

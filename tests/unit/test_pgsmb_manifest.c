@@ -379,6 +379,91 @@ static void test_rebase(void **state) {
         manifest_free(&base);
 }
 
+/* A merge of 40,000 changed paths onto 40,000 deleted ones elsewhere, and the clash of a file
+ * written into a directory the other side deleted, found through its ancestor (the review:
+ * every changed path was compared with every deleted one, 7.4 s for this). */
+static void test_rebase_large(void **state) {
+        (void)state;
+        enum { N = 40000 };
+        struct manifest base, ours, theirs, merged;
+        struct manifest_archive a0 = arch("alice.tar.zst.a-base", 100);
+        struct scan sb, so, st;
+        char why[256] = "", path[64];
+
+        scan_init(&sb);
+        scan_init(&so);
+        scan_init(&st);
+        for (int side = 0; side < 2; side++) {
+                struct scan_entry d = se('+', 'd', side ? "B" : "A", 0, 10);
+                struct scan_entry d2 = d;
+                assert_int_equal(scan_add(&sb, &d), 0);
+                d2.path = strdup(side ? "B" : "A");
+                d2.flag = side ? '+' : '=';
+                d2.mtime_s = side ? 20 : 10; /* theirs: B's mtime changed with its deletions */
+                assert_int_equal(scan_add(&st, &d2), 0);
+                struct scan_entry d3 = se('=', 'd', side ? "B" : "A", 0, 10);
+                assert_int_equal(scan_add(&so, &d3), 0);
+                for (int i = 0; i < N; i++) {
+                        snprintf(path, sizeof path, "%s/f%05d", side ? "B" : "A", i);
+                        struct scan_entry e = se('+', 'f', path, 3, 11);
+                        assert_int_equal(scan_add(&sb, &e), 0);
+                        struct scan_entry eo = se(side ? '=' : '+', 'f', path, side ? 3 : 4, side ? 11 : 12);
+                        assert_int_equal(scan_add(&so, &eo), 0);
+                        if (!side) {
+                                struct scan_entry et = se('=', 'f', path, 3, 11);
+                                assert_int_equal(scan_add(&st, &et), 0);
+                        }
+                }
+        }
+        assert_int_equal(scan_sort(&sb), 0);
+        assert_int_equal(scan_sort(&so), 0);
+        assert_int_equal(scan_sort(&st), 0);
+        assert_int_equal(manifest_from_scan(&base, NULL, &sb, &a0), 0);
+        header(&base, 1, 0);
+        struct manifest_archive ao = arch("alice.tar.zst.a-ours", 10), at = arch("alice.tar.zst.a-theirs", 10);
+        assert_int_equal(manifest_from_scan(&ours, &base, &so, &ao), 0);
+        header(&ours, 2, 1);
+        assert_int_equal(manifest_from_scan(&theirs, &base, &st, &at), 0);
+        header(&theirs, 2, 1);
+        assert_int_equal(manifest_rebase(&merged, &base, &ours, &theirs, why, sizeof why), 0);
+        assert_int_equal(merged.n, 2 + N);
+        assert_int_equal(manifest_find(&merged, "A/f00007")->size, 4);
+        assert_null(manifest_find(&merged, "B/f00007"));
+        manifest_free(&merged);
+
+        /* ours writes a new file into B, whose files theirs deleted with B itself */
+        scan_free(&st);
+        scan_init(&st);
+        struct scan_entry only = se('=', 'd', "A", 0, 10);
+        assert_int_equal(scan_add(&st, &only), 0);
+        for (int i = 0; i < N; i++) {
+                snprintf(path, sizeof path, "A/f%05d", i);
+                struct scan_entry et = se('=', 'f', path, 3, 11);
+                assert_int_equal(scan_add(&st, &et), 0);
+        }
+        assert_int_equal(scan_sort(&st), 0);
+        manifest_free(&theirs);
+        assert_int_equal(manifest_from_scan(&theirs, &base, &st, &at), 0);
+        header(&theirs, 2, 1);
+        struct scan_entry extra = se('+', 'f', "B/new", 1, 30);
+        assert_int_equal(scan_add(&so, &extra), 0);
+        assert_int_equal(scan_sort(&so), 0);
+        manifest_free(&ours);
+        assert_int_equal(manifest_from_scan(&ours, &base, &so, &ao), 0);
+        header(&ours, 2, 1);
+        assert_int_equal(manifest_rebase(&merged, &base, &ours, &theirs, why, sizeof why), -EBUSY);
+        assert_non_null(strstr(why, "changed on both machines"));
+        /* and the other way: theirs changed a file in B, ours deleted B */
+        assert_int_equal(manifest_rebase(&merged, &base, &theirs, &ours, why, sizeof why), -EBUSY);
+
+        scan_free(&sb);
+        scan_free(&so);
+        scan_free(&st);
+        manifest_free(&base);
+        manifest_free(&ours);
+        manifest_free(&theirs);
+}
+
 static void test_names(void **state) {
         (void)state;
         char name[64];
@@ -440,6 +525,7 @@ int main(void) {
                 cmocka_unit_test(test_manifest_hostile),
                 cmocka_unit_test(test_from_scan_and_diff),
                 cmocka_unit_test(test_rebase),
+                cmocka_unit_test(test_rebase_large),
                 cmocka_unit_test(test_names),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
