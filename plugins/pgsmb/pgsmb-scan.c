@@ -118,15 +118,25 @@ bool scan_entry_same(const struct scan_entry *a, const struct scan_entry *b) {
                a->ctime_ns == b->ctime_ns;
 }
 
-void scan_mark_racy(struct scan *s, const struct timespec *walk_start) {
-        const int64_t start = (int64_t)walk_start->tv_sec * 1000000000LL + walk_start->tv_nsec;
+/* Is (s, ns) at or after the bound (bs, bns)? Seconds first: a file's times may be anything
+ * (in nanoseconds, a time after 2262 overflows). */
+static bool at_or_after(int64_t s, uint32_t ns, int64_t bs, int64_t bns) {
+        return s > bs || (s == bs && (int64_t)ns >= bns);
+}
 
+void scan_mark_racy(struct scan *s, const struct timespec *walk_start) {
+        /* the two bounds: SCAN_RACY_NS before the walk, and a second before it */
+        int64_t fine_s = walk_start->tv_sec, fine_ns = walk_start->tv_nsec - SCAN_RACY_NS;
+        const int64_t coarse_s = (int64_t)walk_start->tv_sec - 1, coarse_ns = walk_start->tv_nsec;
+
+        if (fine_ns < 0)
+                fine_s--, fine_ns += 1000000000LL;
         for (size_t i = 0; i < s->n; i++) {
                 struct scan_entry *e = &s->v[i];
                 bool coarse = e->ctime_ns == 0 && e->mtime_ns == 0;
-                int64_t ct = e->ctime_s * 1000000000LL + e->ctime_ns;
 
-                if (ct >= start - (coarse ? 1000000000LL : SCAN_RACY_NS))
+                if (coarse ? at_or_after(e->ctime_s, e->ctime_ns, coarse_s, coarse_ns)
+                           : at_or_after(e->ctime_s, e->ctime_ns, fine_s, fine_ns))
                         e->ctime_s = 0, e->ctime_ns = 0;
         }
 }

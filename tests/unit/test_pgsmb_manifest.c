@@ -495,6 +495,11 @@ static void test_racy(void **state) {
                 {"during", 1700000101, 0, 7, true},                 /* while the walk ran */
                 {"coarse-recent", 1700000100, 0, 0, true},          /* whole seconds, 0.5 s before */
                 {"coarse-old", 1700000099, 0, 0, false},            /* whole seconds, 1.5 s before */
+                {"edge-fine", 1700000100, 450000000, 1, true},      /* exactly 50 ms before */
+                {"year-3000", 32503680000, 5, 5, true},             /* far after (ns overflow) */
+                {"year-10000", 253402300800, 0, 0, true},
+                {"before-1970", -1000000, 5, 5, false},
+                {"far-past", INT64_MIN / 2, 5, 5, false},
         };
         scan_init(&s);
         for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
