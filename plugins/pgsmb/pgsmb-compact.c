@@ -52,8 +52,15 @@ static void compact_follow(struct restore *r, const struct manifest *from, const
         struct pgsmb_state state;
         struct scan rec;
 
+        /* under the state's lock: a logoff running now saves its own version, which this must
+         * not overwrite with the compacted one */
+        _cleanup_close_ int lock = pgsmb_state_lock(r->state_dir, r->cfg.user);
+
         v2_version_string(from, old, sizeof old);
         v2_version_string(to, new, sizeof new);
+        if (lock < 0)
+                pgina_log(r->ctx, LOG_WARNING, "%s: cannot lock the profile state in %s: %s", r->cfg.user,
+                          r->state_dir, strerror(-lock));
         if (pgsmb_state_load(r->state_dir, r->cfg.user, &state) < 0 || !streq(state.version, old))
                 return;
         if (pgsmb_record_load(r->state_dir, r->cfg.user, old, &rec) == 0) {

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <inttypes.h>
@@ -51,6 +52,22 @@ int pgsmb_state_load(const char *dir, const char *user, struct pgsmb_state *s) {
                         copy_field(s->pending, sizeof s->pending, eq);
         }
         return 0;
+}
+
+int pgsmb_state_lock(const char *dir, const char *user) {
+        char path[PATH_MAX];
+        int fd;
+
+        snprintf(path, sizeof path, "%s/%s.lock", dir, user);
+        if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600)) < 0)
+                return -errno;
+        while (flock(fd, LOCK_EX) < 0)
+                if (errno != EINTR) {
+                        int k = -errno;
+                        close(fd);
+                        return k;
+                }
+        return fd;
 }
 
 int pgsmb_state_save(const char *dir, const char *user, const struct pgsmb_state *s) {

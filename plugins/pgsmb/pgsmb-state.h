@@ -25,6 +25,10 @@ struct pgsmb_state {
 };
 
 int pgsmb_state_load(const char *dir, const char *user, struct pgsmb_state *s);
+/* state_dir/<user>.lock, held (flock, exclusive; waits) by whoever reads the state to write it
+ * back later: a logoff from its load to its save, a compaction while it follows the home to its
+ * new version. The descriptor (close it to release), or -errno. */
+int pgsmb_state_lock(const char *dir, const char *user);
 int pgsmb_state_save(const char *dir, const char *user, const struct pgsmb_state *s);
 
 /* Remote: <archive>.meta, "key=value" lines. */

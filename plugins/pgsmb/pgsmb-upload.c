@@ -308,6 +308,7 @@ int pgsmb_upload(struct pgina_ctx *ctx, struct pgina_user *u, bool admin) {
         struct stat hs;
         uint64_t bytes = 0;
         int k = 0, err = -EIO;
+        _cleanup_close_ int lock = -1;
 
         up.state_dir = pgina_ctx_state_dir(ctx);
         if (gethostname(up.host, sizeof up.host) < 0)
@@ -317,6 +318,10 @@ int pgsmb_upload(struct pgina_ctx *ctx, struct pgina_user *u, bool admin) {
                 k = upload_failed(&up, "profile settings invalid", false);
                 goto out;
         }
+        /* the state is this job's until it saves it (a compaction in the background waits) */
+        if ((lock = pgsmb_state_lock(up.state_dir, up.cfg.user)) < 0)
+                pgina_log(ctx, LOG_WARNING, "%s: cannot lock the profile state in %s: %s", up.cfg.user, up.state_dir,
+                          strerror(-lock));
         (void)pgsmb_state_load(up.state_dir, up.cfg.user, &up.state);
         /* upload_failed wins: a home holding unsaved work is never a temporary profile. */
         if (up.state.temporary && !up.state.upload_failed) {

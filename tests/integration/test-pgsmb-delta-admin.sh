@@ -69,10 +69,23 @@ for n in 6 7; do
         gen "$n"
         sleep 0.2 # past the racy-clean window (50 ms): the next logoff's delta is only ~/late
         pgina_close_session alice
+        if [ "$n" = 7 ]; then
+                # someone holds the profile state (as a logoff does from its start to its end)
+                state=$(find /var/lib/pgina -name alice.state | head -n 1)
+                [ -n "$state" ] || fail "no state file of alice"
+                flock "${state%.state}.lock" sleep 3 &
+                holder=$!
+                sleep 0.3
+        fi
         assert_ok pam_run pgtest alice secret authenticate open_session
 done
 pgina_wait_log "compacted version" 600 || { grep alice: "$PGINA_LOG" | tail -n 8 >&2; fail "no compaction"; }
 assert_eq 8 "$(current)" "the compacted version"
+step "... and follows the home to it only once the state's lock is free"
+grep -q '^version=2:7:' "$state" || { cat "$state" >&2; fail "the compaction changed the state while another held it"; }
+wait "$holder"
+for ((i = 0; i < 100; i++)); do grep -q '^version=2:8:' "$state" && break; sleep 0.1; done
+grep -q '^version=2:8:' "$state" || { cat "$state" >&2; fail "the home did not follow to the compacted version"; }
 "$V2" show "$D" alice.tar.zst >"$T/compacted"
 head -n 1 "$T/compacted" | grep -q "archives 1 " || { head -n 1 "$T/compacted" >&2; fail "the compacted version is not one base"; }
 assert_contains "$PGINA_LOG" "alice: compacted version 7 (3 archives) into version 8"
