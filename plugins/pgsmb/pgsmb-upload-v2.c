@@ -125,6 +125,17 @@ static int v2_decide(struct upload *up, struct store *st, struct v2_upload *v) {
         bool from_v2 = v2_version_parse(up->state.version, &mine, id) == 0;
         int k;
 
+        if ((k = v2_list(st, &v->p, &v->vs, up->why, sizeof up->why)) < 0)
+                return k;
+        /* The usual logoff: the listing alone says this home's version is still the newest (its
+         * manifest's size as this machine saved or restored it), and this machine keeps a copy
+         * of it: no download. */
+        if (from_v2 && !up->state.pending[0] && mine == v->vs.top && up->state.manifest_size &&
+            v2_listed_size(&v->p, &v->vs, mine) == up->state.manifest_size &&
+            v2_local_load(up->state_dir, up->cfg.user, mine, id, &v->vs.cur) == 0) {
+                v->vs.cur_file_size = up->state.manifest_size;
+                return manifest_copy(&v->base, &v->vs.cur);
+        }
         if ((k = v2_load_settled(up, st, v, &v->vs)) < 0)
                 return k;
         if ((k = v2_pending(up, st, v, &mine, id)) < 0)

@@ -351,6 +351,17 @@ void v2_prune(struct store *st, const struct v2_profile *p, const struct v2_stat
         snprintf(conf_pre, sizeof conf_pre, "%s.c-", p->filename);
         if ((k = name_set_add_manifest(&kept, cur)) < 0)
                 goto out;
+        qsort(kept.v, kept.n, sizeof *kept.v, cmp_str);
+        /* Is any archive a candidate at all (named by no version we know of, and ours or old)?
+         * Usually not (a delta chain's archives are all the current version's): then the kept
+         * manifests need not be read, a logoff does not download them. */
+        bool candidates = false;
+        for (size_t i = 0; i < s->nents && !candidates; i++) {
+                const char *name = s->ents[i].name;
+                candidates = !s->ents[i].is_dir && strlen(name) > fl && has_prefix(name, arch_pre, strlen(arch_pre)) &&
+                             !name_set_has(&kept, name) &&
+                             (has_prefix(name, ours_pre, strlen(ours_pre)) || now - s->ents[i].mtime >= grace_s);
+        }
         /* The manifests: kept ones read (their archives stay), the rest removed. Kept: the last
          * keep_versions, every conflict copy, and any above cur (another machine's newer work). */
         for (size_t i = 0; i < s->nents; i++) {
@@ -362,6 +373,8 @@ void v2_prune(struct store *st, const struct v2_profile *p, const struct v2_stat
                 if (s->ents[i].is_dir || (!n && !conflict) || n == cur->number)
                         continue;
                 if (conflict || n >= oldest_kept) {
+                        if (!candidates)
+                                continue;
                         /* A damaged one keeps no archive (and stays: it is the admin's to look
                          * at; above cur it may be a commit in progress, whose archive another
                          * machine's grace keeps). One that cannot be read now (the store
@@ -384,8 +397,9 @@ void v2_prune(struct store *st, const struct v2_profile *p, const struct v2_stat
                 if (v2_rel(p, name, rel, sizeof rel) == 0 && store_unlink(st, rel) == 0 && log)
                         log(ud, LOG_INFO, "removed %s (older than keep_versions = %u)", name, keep_versions);
         }
-        if (kept.n)
-                qsort(kept.v, kept.n, sizeof *kept.v, cmp_str);
+        if (!candidates)
+                goto out;
+        qsort(kept.v, kept.n, sizeof *kept.v, cmp_str);
         /* The archives: one no kept manifest names goes. */
         for (size_t i = 0; i < s->nents; i++) {
                 const char *name = s->ents[i].name;
