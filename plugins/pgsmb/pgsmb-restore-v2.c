@@ -347,8 +347,10 @@ static void catch_up_record(struct scan *s, const struct scan *rec, const struct
                 if (me && me->type == e->type && e->type == 'd')
                         known = me->mode == e->mode && me->mtime_s == e->mtime_s && me->mtime_ns == e->mtime_ns;
                 else if (me && me->type == e->type && pathlist_has(changed, nchanged, e->path))
+                        /* (an archive keeps an mtime's nanoseconds only when the entry has an
+                         * extended header anyway: pax restricted) */
                         known = e->type != 'f' || (me->size == e->size && me->mtime_s == e->mtime_s &&
-                                                   me->mtime_ns == e->mtime_ns);
+                                                   (me->mtime_ns == e->mtime_ns || e->mtime_ns == 0));
                 else
                         known = me && rec && (o = scan_find(rec, e->path)) && scan_entry_same(o, e);
                 if (!known)

@@ -54,13 +54,15 @@ assert_contains "$PGINA_LOG" "alice: home brought from version 1 to 2 in place: 
 assert_eq "from the other machine" "$(cat /home/alice/docs/other.txt)" "docs/other.txt"
 assert_eq "$sum_f1" "$(sha256sum </home/alice/docs/f1)" "docs/f1 (rewritten after the logoff)"
 
-step "the next logoff uploads the rewritten file (it is not taken for stored)"
+step "the next logoff uploads the rewritten file (it is not taken for stored), not what the catch-up wrote"
+other=$(archive_of docs/other.txt)
 pgina_close_session alice
 assert_not_contains "$PGINA_LOG" "nothing changed since version 2"
 assert_eq 3 "$(current)" "version after the logoff"
 d3=$(archive_of docs/f1)
 [ "$d3" != "$base" ] || fail "docs/f1 of version 3 is still the base's: the lingering change is lost"
 assert_eq "$base" "$(archive_of docs/f10)" "docs/f10's archive (unchanged: not uploaded again)"
+assert_eq "$other" "$(archive_of docs/other.txt)" "docs/other.txt's archive (the catch-up wrote it: not uploaded again)"
 
 step "a lingering process adds and removes files; the catch-up keeps both changes, the logoff uploads them"
 sleep 0.2
@@ -94,6 +96,26 @@ assert_eq 6 "$(current)" "the current version (the other machine's)"
 copy=$(cd "$STORE/alice" && ls | grep '^alice.tar.zst.c-' | head -n 1)
 [ -n "$copy" ] || { ls -la "$STORE/alice" >&2; fail "no conflict copy of this machine's docs/f5"; }
 assert_contains "$PGINA_LOG" "saved as conflict copy $copy"
+
+step "a file another machine saved through pgina (mtime with nanoseconds) is not uploaded again after the catch-up"
+assert_ok pam_run pgtest alice secret authenticate acct_mgmt open_session # restores the current version
+pgina_close_session alice
+state=$(find /var/lib/pgina -name alice.state | head -n 1)
+mkdir "$T/away"
+cp -a "${state%.state}".{state,record,manifest} "$T/away/"
+mv /home/alice /home/.alice-away # this machine's home, untouched: inodes and times kept
+assert_ok pam_run pgtest alice secret authenticate acct_mgmt open_session # "another machine"
+as_user alice bash -c 'head -c 3000 /dev/urandom > /home/alice/docs/f20'
+[ "$(stat -c %y /home/alice/docs/f20 | cut -d. -f2 | cut -c1-9)" != 000000000 ] || echo "(f20's mtime has no nanoseconds)"
+pgina_close_session alice
+theirs=$(current)
+rm -rf /home/alice
+mv /home/.alice-away /home/alice
+cp -a "$T/away"/alice.* "$(dirname "$state")/"
+assert_ok pam_run pgtest alice secret authenticate acct_mgmt open_session
+assert_contains "$PGINA_LOG" "in place: 1 changed, 0 removed"
+pgina_close_session alice
+assert_contains "$PGINA_LOG" "alice: nothing changed since version $theirs: nothing uploaded"
 
 step "host untouched, no root-owned file in the homes"
 [ -z "$(find /home -user root -mindepth 2 2>/dev/null)" ] || fail "root-owned file in a home"
