@@ -106,6 +106,9 @@ int pgsmb_profile_extract_opts(int fd, const void *ring, size_t ring_size, const
 int pgsmb_profile_delete(const char *dir, char **paths, size_t n, uint64_t *removed, char *err, size_t errlen);
 /* The 'd' entries of s (reordered here: deepest first) get their mode (permission bits only) and
  * mtime (atime too) below dir, never through a symlink; *missing: directories not found. */
+/* The scan lines ('=') of those of paths (n) below dir that exist, to fd; what is missing, or
+ * not below dir as a directory, is left out. */
+int pgsmb_profile_stat(const char *dir, char **paths, size_t n, int fd, char *err, size_t errlen);
 int pgsmb_profile_fix_dirs(const char *dir, struct scan *s, uint64_t *missing, char *err, size_t errlen);
 
 /* Bytes of `home` less `exclude` (what max_storage_kb limits): apparent sizes of regular files. */

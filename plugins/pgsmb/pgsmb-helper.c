@@ -820,6 +820,30 @@ int pgsmb_scan_home(const struct pgsmb_user *u, const char *dir, const char *con
         return scan_from_memfd(scan_fd, dir, scan, err, errlen);
 }
 
+int pgsmb_stat_paths(const struct pgsmb_user *u, const char *dir, const struct pbuf *list, struct scan *scan,
+                     char *err, size_t errlen) {
+        struct userwork_job job = {.kind = USERWORK_STAT, .name = u->name, .home = u->home, .dir = dir};
+        _cleanup_close_ int list_fd = memfd_of("pgsmb-paths", list->data, list->len);
+        _cleanup_close_ int scan_fd = memfd_create("pgsmb-scan", MFD_CLOEXEC);
+        struct userwork_report rep;
+        struct pgsmb_child ch;
+        int r;
+
+        scan_init(scan);
+        if (list_fd < 0 || scan_fd < 0) {
+                r = list_fd < 0 ? list_fd : -errno;
+                snprintf(err, errlen, "memfd: %s", strerror(-r));
+                return r;
+        }
+        if ((r = pgsmb_child_start(u, &job, -1, list_fd, scan_fd, &ch, err, errlen)) < 0)
+                return r;
+        if ((r = pgsmb_child_wait(&ch, &rep)) < 0) {
+                snprintf(err, errlen, "%s", rep.err);
+                return r;
+        }
+        return scan_from_memfd(scan_fd, dir, scan, err, errlen);
+}
+
 int pgsmb_verify(struct store *st, const char *rel, uint64_t size, const unsigned char sha256[32],
                  char *err, size_t errlen) {
         struct store_file *f = NULL;

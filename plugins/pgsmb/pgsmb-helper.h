@@ -121,6 +121,10 @@ int pgsmb_delta_stream(struct store *st, const char *rel, const struct pgsmb_use
 /* The scan of dir (less exclude) as the user: what a restore leaves becomes the record. */
 int pgsmb_scan_home(const struct pgsmb_user *u, const char *dir, const char *const *exclude,
                     struct scan *scan, char *err, size_t errlen);
+/* The entries of the paths of the path list `list` below dir that exist, as the user, into
+ * *scan (sorted; initialized here). */
+int pgsmb_stat_paths(const struct pgsmb_user *u, const char *dir, const struct pbuf *list, struct scan *scan,
+                     char *err, size_t errlen);
 /* Remove the paths of the path list `list` below dir, as the user. */
 int pgsmb_delete_paths(const struct pgsmb_user *u, const char *dir, const struct pbuf *list, char *err,
                        size_t errlen);

@@ -152,6 +152,9 @@ static int v2_extract_chain(struct restore *r, struct store *st, struct v2_resto
                 }
                 if ((k = sha_check(r, &m->arch[i], &t)) < 0)
                         return k;
+                pgina_log(r->ctx, LOG_DEBUG, "%s: archive %zu of %zu (%s): %" PRIu64 " of %zu entries wanted, "
+                          "%.1f MiB, in %lld ms", r->cfg.user, i + 1, m->narch, m->arch[i].name, t.stats.files,
+                          count, t.bytes / 1048576.0, t1 - t0);
                 v->bytes += t.stats.bytes;
                 v->files += t.stats.files;
                 v->compressed += t.bytes;
@@ -262,48 +265,45 @@ out:
         return k;
 }
 
-/* Would the catch-up write or remove path p, or a directory above it? (the sorted lists of
- * manifest_diff; m the version it brings) */
-static bool catch_up_touches(const struct manifest *m, char *const *changed, size_t nchanged, char *const *deleted,
-                             size_t ndeleted, const char *p) {
-        char up[PATH_MAX];
-        char *slash;
+/* A path list of the sorted lists a and b (and of m's directories, with dirs), for a stat. */
+static int touched_list(char *const *a, size_t na, char *const *b, size_t nb, const struct manifest *dirs,
+                        struct pbuf *out) {
+        int k = 0;
 
-        if (pathlist_has(changed, nchanged, p) || pathlist_has(deleted, ndeleted, p))
-                return true;
-        snprintf(up, sizeof up, "%s", p);
-        while ((slash = strrchr(up, '/'))) {
-                const struct manifest_entry *e;
-                *slash = 0;
-                if (pathlist_has(deleted, ndeleted, up))
-                        return true;
-                if (pathlist_has(changed, nchanged, up) && (e = manifest_find(m, up)) && e->type != 'd')
-                        return true;
-        }
-        return false;
+        for (size_t i = 0; i < na && k == 0; i++)
+                k = pathlist_add(out, a[i]);
+        for (size_t i = 0; i < nb && k == 0; i++)
+                k = pathlist_add(out, b[i]);
+        for (size_t i = 0; dirs && i < dirs->n && k == 0; i++)
+                if (dirs->v[i].type == 'd' && !pathlist_has(a, na, dirs->v[i].path))
+                        k = pathlist_add(out, dirs->v[i].path);
+        return k;
 }
 
-/* Changes made here after the last logoff's walk (a process that outlived the session): entries
- * of `now` that differ from the record, or that it lacks, and the record's entries no longer
- * here. Directories do not count (their times are the manifest's again after any restore). The
- * first one the catch-up would overwrite goes into clash (its count returned). */
+/* Changes made here after the last logoff's walk (a process that outlived the session) to what
+ * the catch-up would write or remove: `now` holds the entries of those paths on disk, rec what
+ * the logoff recorded. A directory the new version keeps as a directory does not count (its
+ * mode and times become the manifest's); one it removes counts when it changed (a file was made
+ * or removed in it). The first one goes into clash; their count is returned. */
 static size_t local_clashes(const struct scan *rec, const struct scan *now, const struct manifest *m,
                             char *const *changed, size_t nchanged, char *const *deleted, size_t ndeleted,
                             char *clash, size_t clashlen) {
-        size_t i = 0, j = 0, n = 0;
+        size_t n = 0;
 
-        while (i < rec->n || j < now->n) {
-                int c = i >= rec->n ? 1 : j >= now->n ? -1 : strcmp(rec->v[i].path, now->v[j].path);
-                const struct scan_entry *e = c < 0 ? &rec->v[i] : &now->v[j];
-                bool differs = c != 0 || !scan_entry_same(&rec->v[i], &now->v[j]);
+        for (size_t i = 0; i < nchanged + ndeleted; i++) {
+                bool del = i >= nchanged;
+                const char *p = del ? deleted[i - nchanged] : changed[i];
+                const struct scan_entry *was = scan_find(rec, p), *is = scan_find(now, p);
+                const struct manifest_entry *me = del ? NULL : manifest_find(m, p);
+                bool differs;
 
-                if (differs && e->type != 'd' && (c > 0 || rec->v[i].type != 'd') &&
-                    catch_up_touches(m, changed, nchanged, deleted, ndeleted, e->path)) {
-                        if (n++ == 0)
-                                snprintf(clash, clashlen, "%s", e->path);
-                }
-                i += c <= 0;
-                j += c >= 0;
+                if (me && me->type == 'd' && (!is || is->type == 'd') && (!was || was->type == 'd'))
+                        continue;
+                if (del && !is)
+                        continue; /* gone here too */
+                differs = !was != !is || (was && is && !scan_entry_same(was, is));
+                if (differs && n++ == 0)
+                        snprintf(clash, clashlen, "%s", p);
         }
         return n;
 }
@@ -331,29 +331,66 @@ static int v2_matches_touched(struct restore *r, const struct manifest *m, const
         return 0;
 }
 
-/* The record after a catch-up (s, the scan of the home now, made one): an entry says "this is
- * version m's content" only where that is known. A file the catch-up wrote: when its size and
- * mtime are still the archive's; a directory: when its mode and mtime are the manifest's; any
- * other entry: when it is as the last logoff recorded it (rec, NULL when there is none). Every
- * other entry gets ctime 0, which no file matches: the next logoff uploads it. */
-static void catch_up_record(struct scan *s, const struct scan *rec, const struct manifest *m, char *const *changed,
-                            size_t nchanged) {
+/* Is e, an entry the catch-up wrote or one of m's directories, version m's content? A file:
+ * while its size and mtime are the archive's (to the second when the archive kept no
+ * nanoseconds: pax restricted keeps them only with an extended header); a directory: while its
+ * mode and mtime are the manifest's; a symlink: as written. */
+static bool written_known(const struct scan_entry *e, const struct manifest *m) {
+        const struct manifest_entry *me = manifest_find(m, e->path);
+
+        if (!me || me->type != e->type)
+                return false;
+        if (e->type == 'd')
+                return me->mode == e->mode && me->mtime_s == e->mtime_s && me->mtime_ns == e->mtime_ns;
+        return e->type != 'f' || (me->size == e->size && me->mtime_s == e->mtime_s &&
+                                  (me->mtime_ns == e->mtime_ns || e->mtime_ns == 0));
+}
+
+/* The record after a catch-up, from the last logoff's (rec): its entries for what the catch-up
+ * did not touch stay (a change made here since no longer matches them: the next logoff uploads
+ * it), what it removed goes, and what it wrote, and the directories, are as they are now (now:
+ * their entries), with ctime 0 where written_known says no (no file matches that: the next logoff
+ * uploads it). Into *out (sorted). */
+static int catch_up_record(const struct scan *rec, const struct scan *now, const struct manifest *m,
+                           char *const *deleted, size_t ndeleted, struct scan *out) {
+        size_t i = 0, j = 0;
+        int k = 0;
+
+        scan_init(out);
+        while ((i < rec->n || j < now->n) && k == 0) {
+                int c = i >= rec->n ? 1 : j >= now->n ? -1 : strcmp(rec->v[i].path, now->v[j].path);
+                struct scan_entry e;
+
+                if (c < 0 && pathlist_has(deleted, ndeleted, rec->v[i].path)) {
+                        i++;
+                        continue;
+                }
+                e = c < 0 ? rec->v[i] : now->v[j];
+                if (c >= 0 && !written_known(&e, m))
+                        e.ctime_s = 0, e.ctime_ns = 0;
+                if (!(e.path = strdup(e.path)))
+                        k = -ENOMEM;
+                else if ((k = scan_add(out, &e)) < 0)
+                        free(e.path);
+                i += c <= 0;
+                j += c >= 0;
+        }
+        if (k == 0) {
+                out->sorted = true;
+                return 0;
+        }
+        scan_free(out);
+        return k;
+}
+
+/* Without a record of the last logoff: the scan of the whole home, trusted only where the
+ * catch-up wrote (written_known); every other entry gets ctime 0. */
+static void catch_up_record_unknown(struct scan *s, const struct manifest *m, char *const *changed,
+                                    size_t nchanged) {
         for (size_t i = 0; i < s->n; i++) {
                 struct scan_entry *e = &s->v[i];
-                const struct manifest_entry *me = manifest_find(m, e->path);
-                const struct scan_entry *o;
-                bool known;
-
-                if (me && me->type == e->type && e->type == 'd')
-                        known = me->mode == e->mode && me->mtime_s == e->mtime_s && me->mtime_ns == e->mtime_ns;
-                else if (me && me->type == e->type && pathlist_has(changed, nchanged, e->path))
-                        /* (an archive keeps an mtime's nanoseconds only when the entry has an
-                         * extended header anyway: pax restricted) */
-                        known = e->type != 'f' || (me->size == e->size && me->mtime_s == e->mtime_s &&
-                                                   (me->mtime_ns == e->mtime_ns || e->mtime_ns == 0));
-                else
-                        known = me && rec && (o = scan_find(rec, e->path)) && scan_entry_same(o, e);
-                if (!known)
+                bool wrote = pathlist_has(changed, nchanged, e->path) || e->type == 'd';
+                if (!wrote || !written_known(e, m))
                         e->ctime_s = 0, e->ctime_ns = 0;
         }
 }
@@ -372,6 +409,8 @@ static int v2_catch_up(struct restore *r, struct store *st, struct v2_restore *v
         struct scan rec, now;
         bool have_rec;
         int k;
+
+        long long t_start = now_ms(), t_checked = 0, t_applied = 0;
 
         scan_init(&now);
         have_rec = pgsmb_record_load(r->state_dir, r->cfg.user, r->state.version, &rec) == 0;
@@ -398,15 +437,21 @@ static int v2_catch_up(struct restore *r, struct store *st, struct v2_restore *v
                 goto out;
         }
         /* A process that outlived the last session may have changed the home after its logoff's
-         * walk: such a change the catch-up would overwrite keeps the home as it is. */
+         * walk: such a change the catch-up would overwrite keeps the home as it is. (Only what
+         * the catch-up touches is looked at.) */
         if (have_rec) {
                 char clash[PATH_MAX] = "";
+                struct pbuf list;
                 size_t n;
-                if ((k = pgsmb_scan_home(&r->pu, r->cfg.home, (const char *const *)r->cfg.exclude, &now, err,
-                                         sizeof err)) < 0) {
-                        snprintf(r->why, sizeof r->why, "cannot scan %s: %s", r->cfg.home, err);
+                pbuf_init_large(&list);
+                if ((k = touched_list(changed, nchanged, deleted, ndeleted, NULL, &list)) < 0 ||
+                    (k = pgsmb_stat_paths(&r->pu, r->cfg.home, &list, &now, err, sizeof err)) < 0) {
+                        snprintf(r->why, sizeof r->why, "cannot look at %s: %s", r->cfg.home,
+                                 k == -ENOMEM ? "out of memory" : err);
+                        pbuf_free(&list);
                         goto out;
                 }
+                pbuf_free(&list);
                 if ((n = local_clashes(&rec, &now, m, changed, nchanged, deleted, ndeleted, clash, sizeof clash))) {
                         pgina_log(r->ctx, LOG_WARNING, "%s: '%s'%s changed here after the last logoff, and version %"
                                   PRIu64 " changes it too: the home is used as it is (version %" PRIu64 "); its "
@@ -416,6 +461,7 @@ static int v2_catch_up(struct restore *r, struct store *st, struct v2_restore *v
                         goto out;
                 }
         }
+        t_checked = now_ms();
         for (size_t i = 0; i < m->narch; i++) {
                 struct pgsmb_extract_opts o = {.in_place = true, .no_dirfix = true};
                 struct pgsmb_transfer t;
@@ -462,10 +508,49 @@ static int v2_catch_up(struct restore *r, struct store *st, struct v2_restore *v
                 if (k < 0)
                         goto out;
         }
-        if ((k = v2_fix_and_scan(r, m, r->cfg.home, v)) < 0 ||
-            (k = v2_matches_touched(r, m, &v->scan, changed, nchanged, deleted, ndeleted)) < 0)
-                goto out;
-        catch_up_record(&v->scan, have_rec ? &rec : NULL, m, changed, nchanged);
+        t_applied = now_ms();
+        if (have_rec) {
+                /* what the catch-up touched, and the directories, as they are now */
+                struct scan dirs;
+                struct pbuf list;
+                scan_free(&now);
+                pbuf_init_large(&list);
+                if ((k = manifest_dirs(m, &dirs)) < 0) {
+                        snprintf(r->why, sizeof r->why, "out of memory");
+                        pbuf_free(&list);
+                        goto out;
+                }
+                k = pgsmb_fix_dirs(&r->pu, r->cfg.home, &dirs, err, sizeof err);
+                scan_free(&dirs);
+                if (k < 0) {
+                        snprintf(r->why, sizeof r->why, "cannot set the directories' modes in %s: %s", r->cfg.home, err);
+                        pbuf_free(&list);
+                        goto out;
+                }
+                if ((k = touched_list(changed, nchanged, deleted, ndeleted, m, &list)) < 0 ||
+                    (k = pgsmb_stat_paths(&r->pu, r->cfg.home, &list, &now, err, sizeof err)) < 0) {
+                        snprintf(r->why, sizeof r->why, "cannot look at %s: %s", r->cfg.home,
+                                 k == -ENOMEM ? "out of memory" : err);
+                        pbuf_free(&list);
+                        goto out;
+                }
+                pbuf_free(&list);
+                if ((k = v2_matches_touched(r, m, &now, changed, nchanged, deleted, ndeleted)) < 0)
+                        goto out;
+                scan_free(&v->scan);
+                if ((k = catch_up_record(&rec, &now, m, deleted, ndeleted, &v->scan)) < 0) {
+                        snprintf(r->why, sizeof r->why, "out of memory");
+                        goto out;
+                }
+        } else {
+                if ((k = v2_fix_and_scan(r, m, r->cfg.home, v)) < 0 ||
+                    (k = v2_matches_touched(r, m, &v->scan, changed, nchanged, deleted, ndeleted)) < 0)
+                        goto out;
+                catch_up_record_unknown(&v->scan, m, changed, nchanged);
+        }
+        pgina_log(r->ctx, LOG_DEBUG, "%s: catch-up: record and check %lld ms, download %lld ms, extraction and "
+                  "removals %lld ms, directories and record %lld ms", r->cfg.user, t_checked - t_start,
+                  v->download_ms, t_applied - t_checked - v->download_ms, now_ms() - t_applied);
         pgina_log(r->ctx, LOG_INFO, "%s: home brought from version %" PRIu64 " to %" PRIu64 " in place: %zu changed, "
                   "%zu removed (%.1f MiB from %u archive(s)) in %.1f s", r->cfg.user, mine->number, m->number,
                   nchanged, ndeleted, v->compressed / 1048576.0, v->archives, (now_ms() - v->t0) / 1000.0);

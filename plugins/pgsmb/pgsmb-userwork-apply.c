@@ -108,6 +108,54 @@ int pgsmb_profile_delete(const char *dir, char **paths, size_t n, uint64_t *remo
         return 0;
 }
 
+int pgsmb_profile_stat(const char *dir, char **paths, size_t n, int fd, char *err, size_t errlen) {
+        _cleanup_close_ int root = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        struct pbuf b;
+        int r = 0;
+
+        if (root < 0)
+                return fail(err, errlen, -errno, "cannot open '%s': %s", dir, strerror(errno));
+        pbuf_init_large(&b);
+        for (size_t i = 0; i < n && r == 0; i++) {
+                char base[NAME_MAX + 1];
+                struct scan_entry e;
+                struct stat st;
+                int pfd;
+
+                if (!pgsmb_path_valid(paths[i])) {
+                        r = fail(err, errlen, -EINVAL, "invalid path '%s'", paths[i]);
+                        break;
+                }
+                pfd = parent_of(root, paths[i], base);
+                if (pfd == -ENOENT || pfd == -ENOTDIR || pfd == -ELOOP)
+                        continue;
+                if (pfd < 0) {
+                        r = fail(err, errlen, pfd, "cannot reach '%s': %s", paths[i], strerror(-pfd));
+                        break;
+                }
+                r = fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+                close(pfd);
+                if (r == -ENOENT) {
+                        r = 0;
+                        continue;
+                }
+                if (r < 0) {
+                        r = fail(err, errlen, r, "cannot stat '%s': %s", paths[i], strerror(-r));
+                        break;
+                }
+                if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode))
+                        continue; /* no entry of a profile */
+                if ((r = scan_entry_from_stat(&e, '=', paths[i], &st)) < 0)
+                        break;
+                r = scan_format(&e, &b);
+                free(e.path);
+        }
+        if (r == 0 && write_all(fd, b.data, b.len) < 0)
+                r = fail(err, errlen, -errno, "cannot hand the entries over: %s", strerror(errno));
+        pbuf_free(&b);
+        return r;
+}
+
 static int dirs_deepest_first(const void *a, const void *b) {
         const struct scan_entry *x = a, *y = b;
         size_t dx = depth(x->path), dy = depth(y->path);

@@ -198,6 +198,18 @@ static int do_delete(const struct userwork_job *j, struct userwork_report *rep) 
         return r;
 }
 
+static int do_stat(const struct userwork_job *j, struct userwork_report *rep) {
+        char **paths = NULL;
+        size_t n = 0;
+        int r = userwork_want_list(USERWORK_FD_AUX, &paths, &n, rep->err, sizeof rep->err);
+
+        if (r < 0)
+                return r;
+        r = pgsmb_profile_stat(j->dir, paths, n, USERWORK_FD_LIST, rep->err, sizeof rep->err);
+        pathlist_free(paths, n);
+        return r;
+}
+
 static int do_fixdirs(const struct userwork_job *j, struct userwork_report *rep) {
         struct scan s;
         size_t line = 0;
@@ -328,6 +340,7 @@ int userwork_main(void) {
                 case USERWORK_SCAN: r = do_delta(&d.j, &rep); break;
                 case USERWORK_DELETE: r = do_delete(&d.j, &rep); break;
                 case USERWORK_FIXDIRS: r = do_fixdirs(&d.j, &rep); break;
+                case USERWORK_STAT: r = do_stat(&d.j, &rep); break;
                 default:
                         r = -EOPNOTSUPP;
                         snprintf(rep.err, sizeof rep.err, "pgsmb-userwork: job %d is not implemented", (int)d.j.kind);

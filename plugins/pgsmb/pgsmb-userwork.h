@@ -42,6 +42,8 @@ enum userwork_kind {
         USERWORK_DELETE, /* remove the paths listed on FD_LIST below dir (deepest first, a
                           * directory with what it holds, never through a symlink) */
         USERWORK_FIXDIRS, /* the directories of the scan on FD_LIST get its mode and mtime */
+        USERWORK_STAT, /* the entries of the paths listed on FD_AUX below dir that exist (lstat,
+                        * never through a symlink) as a scan to FD_LIST (every flag '=') */
 };
 
 /* userwork_job.flags */

@@ -117,5 +117,17 @@ assert_contains "$PGINA_LOG" "in place: 1 changed, 0 removed"
 pgina_close_session alice
 assert_contains "$PGINA_LOG" "alice: nothing changed since version $theirs: nothing uploaded"
 
+step "a file a lingering process makes in a directory another machine removed is not removed with it"
+as_user alice bash -c 'mkdir /home/alice/docs/sub && echo g > /home/alice/docs/sub/g'
+assert_ok pam_run pgtest alice secret authenticate acct_mgmt open_session
+pgina_close_session alice
+sleep 0.2
+as_user alice bash -c 'echo "new, after the logoff" > /home/alice/docs/sub/new'
+gone=$("$V2" delete "$STORE/alice" alice.tar.zst othermachine docs/sub/g docs/sub)
+assert_ok pam_run pgtest alice secret authenticate acct_mgmt open_session
+assert_contains "$PGINA_LOG" "alice: 'docs/sub' changed here after the last logoff, and version $gone changes it too"
+assert_eq "new, after the logoff" "$(cat /home/alice/docs/sub/new 2>&1)" "docs/sub/new"
+pgina_close_session alice
+
 step "host untouched, no root-owned file in the homes"
 [ -z "$(find /home -user root -mindepth 2 2>/dev/null)" ] || fail "root-owned file in a home"
