@@ -160,7 +160,11 @@ static int v2_extract_chain(struct restore *r, struct store *st, struct v2_resto
                 v->compressed += t.bytes;
                 v->archives++;
         }
-        return v2_finish_tree(r, m, dir, v);
+        long long t_fin = now_ms();
+        k = v2_finish_tree(r, m, dir, v);
+        pgina_log(r->ctx, LOG_DEBUG, "%s: directories, scan and check of %s in %lld ms", r->cfg.user, dir,
+                  now_ms() - t_fin);
+        return k;
 }
 
 int pgsmb_restore_v2_chain(struct restore *r, struct store *st, const struct manifest *m, const char *dir,
@@ -191,8 +195,10 @@ static int v2_cold(struct restore *r, struct store *st, struct v2_restore *v, bo
                 pgsmb_restore_remove_tree(r, staging);
                 return k;
         }
+        long long t_sw = now_ms();
         if ((k = pgsmb_restore_swap(r, staging, have_home, &t_swap)) < 0)
                 return k; /* staging removed */
+        pgina_log(r->ctx, LOG_DEBUG, "%s: swapped in (old home removed) in %lld ms", r->cfg.user, now_ms() - t_sw);
         pgina_log(r->ctx, LOG_INFO, "%s: restored version %" PRIu64 " from %s: %" PRIu64 " files (%.1f MiB, %.1f MiB "
                   "compressed) from %u archive(s) in %.1f s", r->cfg.user, m->number, store_url(st), v->files,
                   v->bytes / 1048576.0, v->compressed / 1048576.0, v->archives, (now_ms() - v->t0) / 1000.0);
@@ -595,6 +601,7 @@ static int v2_done(struct restore *r, struct v2_restore *v, int k, bool restored
 
 int pgsmb_restore_v2(struct restore *r, struct store *st) {
         struct v2_restore v = {.p = {.dir = r->cfg.remote_dir, .filename = r->cfg.filename}, .t0 = now_ms()};
+        long long t_listed;
         char id[MANIFEST_ID_LEN + 1] = "";
         uint64_t mine = 0;
         struct stat hs;
@@ -611,8 +618,11 @@ int pgsmb_restore_v2(struct restore *r, struct store *st) {
                 pgina_log(r->ctx, LOG_INFO, "%s: home is already version %" PRIu64 ", no download", r->cfg.user, mine);
                 return v2_done(r, &v, 1, false);
         }
+        t_listed = now_ms();
         if ((k = v2_load_listed(st, &v.p, &v.vs, r->why, sizeof r->why)) < 0)
                 return v2_done(r, &v, k, false);
+        pgina_log(r->ctx, LOG_DEBUG, "%s: listed in %lld ms, manifest %" PRIu64 " read in %lld ms", r->cfg.user,
+                  t_listed - v.t0, v.vs.cur.number, now_ms() - t_listed);
         if (v.vs.damaged)
                 pgina_log(r->ctx, LOG_WARNING, "%s: %u damaged manifest(s) ignored: %s", r->cfg.user, v.vs.damaged,
                           v.vs.damaged_why);
