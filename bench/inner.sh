@@ -241,6 +241,13 @@ peer_unzstd_tar() { as_user "$USER_NAME" bash -c "zstd -dc -q '$LOCAL/home.tar.z
 peer_untar() { as_user "$USER_NAME" tar -xf "$LOCAL/home.tar" -C /home/peer --warning=no-unknown-keyword; }
 peer_tar_zstd() { as_user "$USER_NAME" bash -c "tar -cf - -C '$HOME_DIR' . | zstd -T0 -3 -q -f -o '$LOCAL/peer.tar.zst'"; }
 peer_tar_zstd_put() { peer_tar_zstd && peer_put "$1" "$2"; }
+# PORT DIR LIST: smbclient put of the files of LIST (relative to the home) over their copies in the
+# share's DIR (the tree mput made), one session: what a 1%-change logoff has to send at least
+peer_put_changed() {
+        local cmds="" p
+        while IFS= read -r p; do cmds+="put \"$HOME_DIR/$p\" \"$2/$p\"; "; done <"$3"
+        smbc "$1" "$cmds"
+}
 
 # ---- setup (not timed): the user's home, a first logon and logoff to put an archive in the share
 step "setup: $EXPECT_FILES files, $EXPECT_BYTES bytes from $TEMPLATE"
@@ -498,6 +505,11 @@ for rtt in "${rtt_list[@]}"; do
                 cold
                 timed "peer.tarzstd_put.$rtt" peer_tar_zstd_put "$port" "peer-$rtt.tar.zst" ||
                         fail "tar | zstd; put failed"
+                if has_case relogon && [ -d "$HOME_DIR" ]; then
+                        cold
+                        timed "peer.put_changed.$rtt" peer_put_changed "$port" "mput-$rtt" "$T/changed.list" ||
+                                fail "smbclient put of the changed files failed"
+                fi
         fi
         if has_case upload; then rm -rf "$SMBD_SHARE/mput-$rtt" "$SMBD_SHARE/peer-$rtt.tar.zst"; fi
 done

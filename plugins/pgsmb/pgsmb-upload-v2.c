@@ -469,6 +469,7 @@ static void v2_report(struct upload *up, struct store *st, struct v2_upload *v) 
 
 int pgsmb_upload_v2(struct upload *up, struct store *st) {
         struct v2_upload v = {.p = {.dir = up->cfg.remote_dir, .filename = up->cfg.filename}};
+        long long t_start = now_ms();
         char version[PGSMB_VERSION_MAX];
         int k;
 
@@ -485,8 +486,10 @@ int pgsmb_upload_v2(struct upload *up, struct store *st) {
                 k = -EINVAL;
                 goto out;
         }
+        long long t_decided = now_ms();
         if ((k = v2_archive(up, st, &v)) < 0 || (k = v2_build(up, &v)) < 0)
                 goto out;
+        long long t_built = now_ms(), t_committed = 0, t_saved = 0;
         if (!v.conflict && v.base.number && v.base.number == v.vs.cur.number && v.added == 0 && v.deleted == 0 &&
             v.next.n == v.base.n) {
                 /* nothing changed: the store keeps its version, the empty delta goes */
@@ -515,6 +518,7 @@ int pgsmb_upload_v2(struct upload *up, struct store *st) {
                         k = 1; /* a conflict copy, mailed */
                 goto out;
         }
+        t_committed = now_ms();
         v2_version_string(&v.next, version, sizeof version);
         if (v.merged) {
                 /* This home lacks what the other machine changed: it is no version of the store,
@@ -522,6 +526,7 @@ int pgsmb_upload_v2(struct upload *up, struct store *st) {
                 v2_home_is_no_version(up);
         } else
                 v2_home_is(up, &v, &v.next, v.manifest_size);
+        t_saved = now_ms();
         if (v.migrate)
                 v2_migrate_done(up, st, &v);
         v2_report(up, st, &v);
@@ -533,6 +538,9 @@ int pgsmb_upload_v2(struct upload *up, struct store *st) {
                                  V2_FOREIGN_GRACE_S, v2_log, up);
                 v2_state_free(&now);
         }
+        pgina_log(up->ctx, LOG_DEBUG, "%s: logoff: decided in %lld ms, delta and manifest %lld ms, commit %lld ms, "
+                  "record and copies %lld ms, prune %lld ms", up->cfg.user, t_decided - t_start, t_built - t_decided,
+                  t_committed - t_built, t_saved - t_committed, now_ms() - t_saved);
         k = 1;
 out:
         v2_done(&v);

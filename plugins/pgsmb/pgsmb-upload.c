@@ -310,6 +310,7 @@ int pgsmb_upload(struct pgina_ctx *ctx, struct pgina_user *u, bool admin) {
         int k = 0, err = -EIO;
         _cleanup_close_ int lock = -1;
 
+        long long t_job = now_ms();
         up.state_dir = pgina_ctx_state_dir(ctx);
         if (gethostname(up.host, sizeof up.host) < 0)
                 snprintf(up.host, sizeof up.host, "localhost");
@@ -359,10 +360,13 @@ int pgsmb_upload(struct pgina_ctx *ctx, struct pgina_user *u, bool admin) {
         for (unsigned i = 0; i < up.cfg.retries && k <= 0; i++) {
                 if (i > 0)
                         sleep(up.cfg.retry_delay);
+                long long t_conn = now_ms();
                 if (!st && (err = pgsmb_connect(ctx, &up.cfg, true, &st, up.why, sizeof up.why)) < 0) {
                         pgina_ctx_metric(ctx, "store_errors", 1);
                         break;
                 }
+                pgina_log(ctx, LOG_DEBUG, "%s: logoff: connected in %lld ms (%lld ms since the job began)", up.cfg.user,
+                          now_ms() - t_conn, now_ms() - t_job);
                 k = pgsmb_upload_v2(&up, st);
                 if (k == -EOPNOTSUPP)
                         k = attempt(&up, st); /* format 1 */

@@ -102,6 +102,32 @@ static void prefetch_dir(const char *path) {
         closedir(d);
 }
 
+/* The ACL, xattrs and sparse map of an entry the lean walk archives (its source path: absolute,
+ * as the walk found it; never through a symlink). */
+static int lean_metadata(struct archive *meta, struct archive_entry *e, const char *rel, char *err,
+                         size_t errlen) {
+        mode_t type = archive_entry_filetype(e);
+        const char *path = archive_entry_sourcepath(e);
+        _cleanup_close_ int fd = -1;
+        struct stat sb = *archive_entry_stat(e);
+
+        if (type == AE_IFLNK)
+                return 0; /* no ACL; Linux allows no user.* xattr on a symlink */
+        if (!path || path[0] != '/')
+                return fail(err, errlen, -EIO, "cannot read '%s': no path", rel);
+        fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC |
+                                (type == AE_IFDIR ? O_DIRECTORY : 0));
+        if (fd < 0)
+                return errno == ENOENT ? 0 : fail(err, errlen, -errno, "cannot read '%s': %s", rel, strerror(errno));
+        struct stat now;
+        if (fstat(fd, &now) < 0 || now.st_ino != sb.st_ino || now.st_dev != sb.st_dev)
+                return 0; /* replaced as we walked: what the walk saw is archived, without them */
+        if (archive_read_disk_entry_from_file(meta, e, fd, &sb) < ARCHIVE_WARN)
+                return fail(err, errlen, la_errno(meta, EIO), "cannot read '%s': %s", rel, la_error(meta));
+        archive_entry_copy_pathname(e, rel);
+        return 0;
+}
+
 int pgsmb_archive_walk(const char *home, char *const *ex, const struct profile_compress *c, int out_fd,
                        struct delta_walk *d, struct profile_stats *st, char *err, size_t errlen) {
         _cleanup_free_ char *root = strdup(home);
@@ -131,12 +157,24 @@ int pgsmb_archive_walk(const char *home, char *const *ex, const struct profile_c
          * xattrs and sparse maps (the defaults); do not touch atimes (no RESTORE_ATIME). File
          * flags (chattr) are not restored, and recording them (ext4's "e" on every file) would
          * cost a pax header per entry. */
+        /* A delta against a record, or a scan, reads the metadata of what it archives only:
+         * the walk itself lstats (an unchanged entry then costs one call, not a dozen: its ACL,
+         * xattrs and sparse map are not read), and `meta` reads the rest of a changed one. Its
+         * data is then read whole, holes as zeros, and the pax writer drops what falls in the
+         * sparse map's holes. */
+        bool lean = d && (d->scan_only || (d->record && d->record->n > 0));
+        _cleanup_(archive_read_freep) struct archive *meta = lean ? archive_read_disk_new() : NULL;
         archive_read_disk_set_symlink_hybrid(disk);
-        if (archive_read_disk_set_behavior(disk, ARCHIVE_READDISK_NO_TRAVERSE_MOUNTS |
-                                                         ARCHIVE_READDISK_NO_FFLAGS) !=
-                    ARCHIVE_OK ||
+        if (archive_read_disk_set_behavior(disk, ARCHIVE_READDISK_NO_TRAVERSE_MOUNTS | ARCHIVE_READDISK_NO_FFLAGS |
+                                                         (lean ? ARCHIVE_READDISK_NO_XATTR | ARCHIVE_READDISK_NO_ACL |
+                                                                         ARCHIVE_READDISK_NO_SPARSE
+                                                               : 0)) != ARCHIVE_OK ||
             archive_read_disk_set_standard_lookup(disk) != ARCHIVE_OK)
                 return fail(err, errlen, -EIO, "libarchive: %s", la_error(disk));
+        if (lean && (!meta || archive_read_disk_set_symlink_physical(meta) != ARCHIVE_OK ||
+                     archive_read_disk_set_behavior(meta, ARCHIVE_READDISK_NO_FFLAGS) != ARCHIVE_OK ||
+                     archive_read_disk_set_standard_lookup(meta) != ARCHIVE_OK))
+                return fail(err, errlen, -EIO, "libarchive: %s", meta ? la_error(meta) : "out of memory");
         if (archive_read_disk_open(disk, root) != ARCHIVE_OK)
                 return fail(err, errlen, la_errno(disk, EIO), "cannot read home '%s': %s", home,
                             la_error(disk));
@@ -193,6 +231,8 @@ int pgsmb_archive_walk(const char *home, char *const *ex, const struct profile_c
                                 return r;
                         if (!archive_it)
                                 continue; /* unchanged since the record (directories: descended) */
+                        if (lean && (r = lean_metadata(meta, e, relcopy, err, errlen)) < 0)
+                                return r;
                 }
                 if (pgsmb_entry_keep_user_xattrs(e) < 0)
                         return fail(err, errlen, -ENOMEM, "out of memory");

@@ -178,6 +178,38 @@ diff "$T/v6.list" "$T/r6.list" >&2 || fail "the chain after the rename differs f
 [ "$(stat -c %h /home/alice/hardlink)" = 2 ] || fail "the hardlink is no longer a hardlink"
 pgina_close_session alice
 
+step "a delta keeps what it archives whole: a changed file's ACL, user xattr and holes"
+assert_ok pam_run pgtest alice secret authenticate acct_mgmt open_session
+as_user alice "$PYTHON" -c '
+import os
+h = "/home/alice/"
+with open(h + "large.bin", "r+b") as f:
+    f.write(b"changed in a delta")
+with open(h + "docs/f5", "wb") as f:
+    f.write(b"with an xattr")
+os.setxattr(h + "docs/f5", "user.pgina", b"kept")
+with open(h + "sparse.img", "r+b") as f:
+    f.seek(64 * 1024 * 1024)
+    f.write(b"more")
+'
+as_user alice setfacl -m g:users:r /home/alice/docs/f6
+as_user alice bash -c 'echo "acl now" >> /home/alice/docs/f6'
+tree_list /home/alice >"$T/v7.list"
+pgina_close_session alice
+grep -q "alice: saved version .*: [0-9] of [0-9]* entries changed" "$PGINA_LOG" || fail "that logoff was not a delta"
+rm -rf /home/alice
+sed -i 's/^version=.*/version=/' "$(find /var/lib/pgina -name alice.state | head -n 1)"
+assert_ok pam_run pgtest alice secret authenticate acct_mgmt open_session
+tree_list /home/alice >"$T/r7.list"
+diff "$T/v7.list" "$T/r7.list" >&2 || fail "the chain differs from the saved home"
+getfacl -cp /home/alice/large.bin | grep -q "group:users:rw-" || fail "large.bin lost its ACL in the delta"
+getfacl -cp /home/alice/docs/f6 | grep -q "group:users:r--" || fail "docs/f6's new ACL is not in the delta"
+assert_eq kept "$("$PYTHON" -c 'import os; print(os.getxattr("/home/alice/docs/f5", "user.pgina").decode())')" \
+        "docs/f5's user xattr"
+[ "$(stat -c %b /home/alice/sparse.img)" -lt 1000 ] || fail "sparse.img came back dense from the delta"
+assert_eq more "$(dd if=/home/alice/sparse.img bs=1 skip=$((64 * 1024 * 1024)) count=4 status=none)" "sparse.img's new data"
+pgina_close_session alice
+
 step "an old single archive (format 1) is read; the first logoff writes format 2 beside it"
 mkdir -p "$T/old/home" "$STORE/bob"
 echo "from format 1" >"$T/old/home/old.txt"
