@@ -413,70 +413,73 @@ for rtt in "${rtt_list[@]}"; do
         fi
 
         if has_case delta; then
-                # Case 7: delta profiles (store format 2). The machine holding this version keeps
-                # its home, pgsmb state and record aside; five logoffs with 1% changed each follow;
-                # then that machine catches up, a new machine restores the chain, and a new
-                # machine restores a fresh base of the same content.
-                logon || fail "logon before the delta case failed"
-                prepare_logoff
-                logoff || fail "logoff before the delta case failed"
-                # The home itself goes aside (a rename: its files keep their inodes and times,
-                # as on a machine nobody touched; a copy would be "changed here since the
-                # logoff" to the catch-up); the five logoffs are another machine's, which
-                # restores the profile first.
-                retire "$RUN/snap"
-                mkdir -p "$RUN/snap"
-                rm -rf --one-file-system /home/.bench-snap-home
-                mv "$HOME_DIR" /home/.bench-snap-home
-                cp -a "$PGSMB_STATE/$USER_NAME".{state,manifest} "$RECORD" "$RUN/snap/"
-                for round in 1 2 3 4 5; do
-                        logon || fail "logon $round of the delta case failed"
-                        awk -v r="$round" 'NR % 100 == r { $1 = ""; $2 = ""; sub(/^  /, ""); print }' \
-                                "$MANIFEST" >"$T/changed-$round.list"
-                        change_files "$T/changed-$round.list" || fail "cannot change 1% of the files"
+                # (--repeat times: one run of it is too noisy for its ratios)
+                for ((rep = 1; rep <= REPEAT; rep++)); do
+                        # Case 7: delta profiles (store format 2). The machine holding this version keeps
+                        # its home, pgsmb state and record aside; five logoffs with 1% changed each follow;
+                        # then that machine catches up, a new machine restores the chain, and a new
+                        # machine restores a fresh base of the same content.
+                        logon || fail "logon before the delta case failed"
                         prepare_logoff
+                        logoff || fail "logoff before the delta case failed"
+                        # The home itself goes aside (a rename: its files keep their inodes and times,
+                        # as on a machine nobody touched; a copy would be "changed here since the
+                        # logoff" to the catch-up); the five logoffs are another machine's, which
+                        # restores the profile first.
+                        retire "$RUN/snap"
+                        mkdir -p "$RUN/snap"
+                        rm -rf --one-file-system /home/.bench-snap-home
+                        mv "$HOME_DIR" /home/.bench-snap-home
+                        cp -a "$PGSMB_STATE/$USER_NAME".{state,manifest} "$RECORD" "$RUN/snap/"
+                        for round in 1 2 3 4 5; do
+                                logon || fail "logon $round of the delta case failed"
+                                awk -v r="$round" 'NR % 100 == r { $1 = ""; $2 = ""; sub(/^  /, ""); print }' \
+                                        "$MANIFEST" >"$T/changed-$round.list"
+                                change_files "$T/changed-$round.list" || fail "cannot change 1% of the files"
+                                prepare_logoff
+                                mark=$(log_mark)
+                                logoff || fail "delta logoff $round failed"
+                                log_since "$mark" | grep -q "$USER_NAME: saved version .* entries changed" ||
+                                        fail "delta logoff $round saved no delta: $(log_since "$mark" | tail -n 5)"
+                        done
+                        # the machine that held the version before the five
+                        retire "$HOME_DIR"
+                        mv /home/.bench-snap-home "$HOME_DIR"
+                        cp -a "$RUN/snap/$USER_NAME".{state,record,manifest} "$PGSMB_STATE/"
+                        cold
                         mark=$(log_mark)
-                        logoff || fail "delta logoff $round failed"
-                        log_since "$mark" | grep -q "$USER_NAME: saved version .* entries changed" ||
-                                fail "delta logoff $round saved no delta: $(log_since "$mark" | tail -n 5)"
+                        timed "pgina.catchup.$rtt" logon || fail "catch-up logon failed"
+                        log_since "$mark" | grep -q "$USER_NAME: home brought from version" ||
+                                fail "no catch-up at rtt $rtt: $(log_since "$mark" | tail -n 5)"
+                        check_tree "$HOME_DIR" "pgina catch-up"
+                        tree_sig "$HOME_DIR" >"$T/catchup.sig"
+                        prepare_logoff
+                        logoff || fail "logoff after the catch-up failed"
+                        # a new machine: base + deltas
+                        retire "$HOME_DIR"
+                        cold
+                        mark=$(log_mark)
+                        timed "pgina.restore_chain.$rtt" logon || fail "chain restore failed"
+                        log_since "$mark" | grep -q "$USER_NAME: restored version .* from [2-9] archive" ||
+                                fail "the chain restore read no chain: $(log_since "$mark" | tail -n 5)"
+                        check_tree "$HOME_DIR" "pgina chain restore"
+                        tree_sig "$HOME_DIR" >"$T/chain.sig"
+                        cmp -s "$T/catchup.sig" "$T/chain.sig" || fail "the catch-up and the chain restore differ"
+                        # the same content as one fresh base
+                        prepare_logoff
+                        rm -f "$RECORD"
+                        logoff || fail "the fresh base's logoff failed"
+                        retire "$HOME_DIR"
+                        cold
+                        mark=$(log_mark)
+                        timed "pgina.restore_fresh.$rtt" logon || fail "fresh base restore failed"
+                        log_since "$mark" | grep -q "$USER_NAME: restored version .* from 1 archive" ||
+                                fail "the fresh base restore read a chain: $(log_since "$mark" | tail -n 5)"
+                        tree_sig "$HOME_DIR" >"$T/fresh.sig"
+                        cmp -s "$T/chain.sig" "$T/fresh.sig" || fail "the chain restore and the fresh base differ"
+                        prepare_logoff
+                        logoff || fail "logoff after the delta case failed"
                 done
-                # the machine that held the version before the five
-                retire "$HOME_DIR"
-                mv /home/.bench-snap-home "$HOME_DIR"
-                cp -a "$RUN/snap/$USER_NAME".{state,record,manifest} "$PGSMB_STATE/"
-                cold
-                mark=$(log_mark)
-                timed "pgina.catchup.$rtt" logon || fail "catch-up logon failed"
-                log_since "$mark" | grep -q "$USER_NAME: home brought from version" ||
-                        fail "no catch-up at rtt $rtt: $(log_since "$mark" | tail -n 5)"
-                check_tree "$HOME_DIR" "pgina catch-up"
-                tree_sig "$HOME_DIR" >"$T/catchup.sig"
-                prepare_logoff
-                logoff || fail "logoff after the catch-up failed"
-                # a new machine: base + deltas
-                retire "$HOME_DIR"
-                cold
-                mark=$(log_mark)
-                timed "pgina.restore_chain.$rtt" logon || fail "chain restore failed"
-                log_since "$mark" | grep -q "$USER_NAME: restored version .* from [2-9] archive" ||
-                        fail "the chain restore read no chain: $(log_since "$mark" | tail -n 5)"
-                check_tree "$HOME_DIR" "pgina chain restore"
-                tree_sig "$HOME_DIR" >"$T/chain.sig"
-                cmp -s "$T/catchup.sig" "$T/chain.sig" || fail "the catch-up and the chain restore differ"
-                # the same content as one fresh base
-                prepare_logoff
-                rm -f "$RECORD"
-                logoff || fail "the fresh base's logoff failed"
-                retire "$HOME_DIR"
-                cold
-                mark=$(log_mark)
-                timed "pgina.restore_fresh.$rtt" logon || fail "fresh base restore failed"
-                log_since "$mark" | grep -q "$USER_NAME: restored version .* from 1 archive" ||
-                        fail "the fresh base restore read a chain: $(log_since "$mark" | tail -n 5)"
-                tree_sig "$HOME_DIR" >"$T/fresh.sig"
-                cmp -s "$T/chain.sig" "$T/fresh.sig" || fail "the chain restore and the fresh base differ"
-                prepare_logoff
-                logoff || fail "logoff after the delta case failed"
         fi
 
         # ---- the peers at this rtt (--quick: not the file-by-file whole-tree copies mget and
