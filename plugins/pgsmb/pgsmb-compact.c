@@ -70,6 +70,7 @@ static void compact_follow(struct restore *r, const struct manifest *from, const
         (void)v2_local_save(r->state_dir, r->cfg.user, to);
         snprintf(state.version, sizeof state.version, "%s", new);
         state.manifest_size = size;
+        state.manifest_mtime = 0; /* the next logon or logoff reads it once */
         (void)pgsmb_state_save(r->state_dir, r->cfg.user, &state);
 }
 

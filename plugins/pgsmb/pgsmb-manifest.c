@@ -485,8 +485,10 @@ static int list_push(char ***v, size_t *n, size_t *cap, const char *s) {
         return 0;
 }
 
-int manifest_diff(const struct manifest *a, const struct manifest *b, char ***changed, size_t *nchanged,
-                  char ***deleted, size_t *ndeleted) {
+/* by_archive: an entry whose archive is another one differs too (ours against its base: what this
+ * machine archived again is its change, whatever its metadata says) */
+static int diff(const struct manifest *a, const struct manifest *b, bool by_archive, char ***changed,
+                size_t *nchanged, char ***deleted, size_t *ndeleted) {
         size_t i = 0, j = 0, cc = 0, cd = 0;
         int k = 0;
 
@@ -499,7 +501,8 @@ int manifest_diff(const struct manifest *a, const struct manifest *b, char ***ch
                 else if (c > 0)
                         k = list_push(changed, nchanged, &cc, b->v[j++].path);
                 else {
-                        if (!entry_same(&a->v[i], &b->v[j]))
+                        if (!entry_same(&a->v[i], &b->v[j]) ||
+                            (by_archive && strcmp(a->arch[a->v[i].archive].name, b->arch[b->v[j].archive].name) != 0))
                                 k = list_push(changed, nchanged, &cc, b->v[j].path);
                         i++;
                         j++;
@@ -512,6 +515,11 @@ int manifest_diff(const struct manifest *a, const struct manifest *b, char ***ch
                 *nchanged = *ndeleted = 0;
         }
         return k;
+}
+
+int manifest_diff(const struct manifest *a, const struct manifest *b, char ***changed, size_t *nchanged,
+                  char ***deleted, size_t *ndeleted) {
+        return diff(a, b, false, changed, nchanged, deleted, ndeleted);
 }
 
 static int str_ptr_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
@@ -549,7 +557,9 @@ int manifest_rebase(struct manifest *out, const struct manifest *base, const str
         int k;
 
         manifest_init(out);
-        if ((k = manifest_diff(base, ours, &oc, &noc, &od, &nod)) < 0 ||
+        /* ours: every entry this logoff archived (a change that kept size and mtime too);
+         * theirs: what changed in content (a compaction on the way changes only archives) */
+        if ((k = diff(base, ours, true, &oc, &noc, &od, &nod)) < 0 ||
             (k = manifest_diff(base, theirs, &tc, &ntc, &td, &ntd)) < 0)
                 goto done;
         /* A clash: a path both changed (not a directory on both sides), or one side deleted what

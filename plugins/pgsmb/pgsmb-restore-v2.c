@@ -583,6 +583,8 @@ static int v2_done(struct restore *r, struct v2_restore *v, int k, bool restored
                 r->state.temporary = false;
                 r->state.upload_failed = false;
                 r->state.manifest_size = v->vs.cur_file_size;
+                r->state.manifest_mtime = v2_listed_mtime(&v->p, &v->vs, v->vs.cur.number);
+                r->state.pending[0] = 0;
                 if (pgsmb_record_save(r->state_dir, r->cfg.user, version, &v->scan) < 0)
                         pgina_log(r->ctx, LOG_WARNING, "%s: cannot save the record of version %" PRIu64 ": the next "
                                   "logoff uploads everything", r->cfg.user, v->vs.cur.number);
@@ -614,7 +616,8 @@ int pgsmb_restore_v2(struct restore *r, struct store *st) {
         /* A re-logon: the listing alone says the home is the current version (nothing above
          * it, its manifest's size as this machine saved or restored it). */
         if (have_home && !r->state.temporary && from_v2 && mine == v.vs.top && r->state.manifest_size &&
-            v2_listed_size(&v.p, &v.vs, mine) == r->state.manifest_size) {
+            v2_listed_size(&v.p, &v.vs, mine) == r->state.manifest_size && r->state.manifest_mtime &&
+            v2_listed_mtime(&v.p, &v.vs, mine) == r->state.manifest_mtime) {
                 pgina_log(r->ctx, LOG_INFO, "%s: home is already version %" PRIu64 ", no download", r->cfg.user, mine);
                 return v2_done(r, &v, 1, false);
         }

@@ -48,6 +48,8 @@ int pgsmb_state_load(const char *dir, const char *user, struct pgsmb_state *s) {
                         s->temporary = eq[0] == '1';
                 else if (streq(line, "manifest_size"))
                         s->manifest_size = strtoull(eq, NULL, 10);
+                else if (streq(line, "manifest_mtime"))
+                        s->manifest_mtime = strtoull(eq, NULL, 10);
                 else if (streq(line, "pending"))
                         copy_field(s->pending, sizeof s->pending, eq);
         }
@@ -76,7 +78,8 @@ int pgsmb_state_save(const char *dir, const char *user, const struct pgsmb_state
 
         snprintf(path, sizeof path, "%s/%s.state", dir, user);
         n = snprintf(buf, sizeof buf, "version=%s\nupload_failed=%d\nover_limit=%d\ntemporary=%d\nmanifest_size=%" PRIu64
-                     "\n%s%s%s", s->version, s->upload_failed, s->over_limit, s->temporary, s->manifest_size,
+                     "\nmanifest_mtime=%" PRIu64 "\n%s%s%s", s->version, s->upload_failed, s->over_limit, s->temporary,
+                     s->manifest_size, s->manifest_mtime,
                      s->pending[0] ? "pending=" : "", s->pending, s->pending[0] ? "\n" : "");
         return write_file_atomic(path, buf, (size_t)n, 0600);
 }

@@ -19,6 +19,8 @@ struct pgsmb_state {
         /* format 2: the size of the manifest of `version` (a re-logon's listing shows it is
          * still the current one without reading it) */
         uint64_t manifest_size;
+        uint64_t manifest_mtime; /* and its listed mtime (v2_listed_mtime; 0: unknown): a slot
+                                  * written again (a store rolled back) is not taken for it */
         /* format 2: a commit this machine made but could not see land (its read-back failed),
          * "2:N:ID": when the store holds it, the next logoff builds on it ("" = none) */
         char pending[PGSMB_VERSION_MAX];

@@ -184,6 +184,7 @@ static int file_list(struct store *s, const char *rel, struct store_entry **ret,
                 }
                 v[n].size = (uint64_t)st.st_size;
                 v[n].mtime = (int64_t)st.st_mtime;
+                v[n].mtime_ns = (uint32_t)st.st_mtim.tv_nsec;
                 v[n].is_dir = S_ISDIR(st.st_mode);
                 n++;
         }

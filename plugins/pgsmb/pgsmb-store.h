@@ -34,6 +34,7 @@ struct store_entry {
         char *name; /* file name only */
         uint64_t size;
         int64_t mtime;
+        uint32_t mtime_ns; /* as the server gives it (0 when it gives whole seconds) */
         bool is_dir;
 };
 

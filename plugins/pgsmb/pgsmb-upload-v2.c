@@ -107,6 +107,7 @@ static void v2_home_is(struct upload *up, struct v2_upload *v, const struct mani
         snprintf(up->state.version, sizeof up->state.version, "%s", version);
         up->state.pending[0] = 0;
         up->state.manifest_size = manifest_size;
+        up->state.manifest_mtime = 0; /* until a listing shows it */
         /* lingering processes may still write: what changed as the walk passed is compared
          * again next time */
         scan_mark_racy(&v->scan, &v->walk_start);
@@ -131,7 +132,8 @@ static int v2_decide(struct upload *up, struct store *st, struct v2_upload *v) {
          * manifest's size as this machine saved or restored it), and this machine keeps a copy
          * of it: no download. */
         if (from_v2 && !up->state.pending[0] && mine == v->vs.top && up->state.manifest_size &&
-            v2_listed_size(&v->p, &v->vs, mine) == up->state.manifest_size &&
+            v2_listed_size(&v->p, &v->vs, mine) == up->state.manifest_size && up->state.manifest_mtime &&
+            v2_listed_mtime(&v->p, &v->vs, mine) == up->state.manifest_mtime &&
             v2_local_load(up->state_dir, up->cfg.user, mine, id, &v->vs.cur) == 0) {
                 v->vs.cur_file_size = up->state.manifest_size;
                 return manifest_copy(&v->base, &v->vs.cur);
@@ -490,14 +492,17 @@ int pgsmb_upload_v2(struct upload *up, struct store *st) {
         if ((k = v2_archive(up, st, &v)) < 0 || (k = v2_build(up, &v)) < 0)
                 goto out;
         long long t_built = now_ms(), t_committed = 0, t_saved = 0;
-        if (!v.conflict && v.base.number && v.base.number == v.vs.cur.number && v.added == 0 && v.deleted == 0 &&
+        if (!v.conflict && v.base.number && v.base.number == v.vs.cur.number && streq(v.base.id, v.vs.cur.id) &&
+            v.added == 0 && v.deleted == 0 &&
             v.next.n == v.base.n) {
                 /* nothing changed: the store keeps its version, the empty delta goes */
                 (void)store_unlink(st, v.arch_rel);
                 pgina_log(up->ctx, LOG_INFO, "%s: nothing changed since version %" PRIu64 ": nothing uploaded",
                           up->cfg.user, v.base.number);
-                if (up->state.pending[0]) /* that version is the one this machine could not see land */
+                if (up->state.pending[0]) { /* that version is the one this machine could not see land */
                         v2_home_is(up, &v, &v.base, v.vs.cur_file_size);
+                        up->state.manifest_mtime = v2_listed_mtime(&v.p, &v.vs, v.base.number);
+                }
                 k = 1;
                 goto out;
         }
@@ -507,7 +512,9 @@ int pgsmb_upload_v2(struct upload *up, struct store *st) {
         }
         /* The store moved on since this home's version (another machine's logoff, an admin's
          * restore, a compaction): our change set goes onto the current version. */
-        k = v.base.number && v.base.number != v.vs.cur.number ? v2_merge(up, st, &v, &v.vs) : 1;
+        k = v.base.number && (v.base.number != v.vs.cur.number || !streq(v.base.id, v.vs.cur.id))
+                    ? v2_merge(up, st, &v, &v.vs)
+                    : 1;
         if (k > 0)
                 k = v2_commit_loop(up, st, &v);
         if (k <= 0) {
@@ -533,9 +540,12 @@ int pgsmb_upload_v2(struct upload *up, struct store *st) {
         {
                 struct v2_state now;
                 char why[300];
-                if (v2_list(st, &v.p, &now, why, sizeof why) == 0)
+                if (v2_list(st, &v.p, &now, why, sizeof why) == 0) {
+                        if (!v.merged && v2_listed_size(&v.p, &now, v.next.number) == v.manifest_size)
+                                up->state.manifest_mtime = v2_listed_mtime(&v.p, &now, v.next.number);
                         v2_prune(st, &v.p, &now, &v.next, up->cfg.keep_versions, up->host, (int64_t)time(NULL),
                                  V2_FOREIGN_GRACE_S, v2_log, up);
+                }
                 v2_state_free(&now);
         }
         pgina_log(up->ctx, LOG_DEBUG, "%s: logoff: decided in %lld ms, delta and manifest %lld ms, commit %lld ms, "

@@ -148,6 +148,13 @@ int v2_load(struct store *st, const struct v2_profile *p, struct v2_state *s, ch
         return k < 0 ? k : v2_load_listed(st, p, s, err, errlen);
 }
 
+uint64_t v2_listed_mtime(const struct v2_profile *p, const struct v2_state *s, uint64_t number) {
+        for (size_t i = 0; i < s->nents; i++)
+                if (manifest_name_number(p->filename, s->ents[i].name) == number)
+                        return (uint64_t)s->ents[i].mtime * 1000000000u + s->ents[i].mtime_ns;
+        return 0;
+}
+
 uint64_t v2_listed_size(const struct v2_profile *p, const struct v2_state *s, uint64_t number) {
         return listed_size(p, s, number);
 }

@@ -51,6 +51,9 @@ int v2_list(struct store *st, const struct v2_profile *p, struct v2_state *s, ch
 int v2_load_listed(struct store *st, const struct v2_profile *p, struct v2_state *s, char *err, size_t errlen);
 /* The listed size of manifest `number` (0: not listed). */
 uint64_t v2_listed_size(const struct v2_profile *p, const struct v2_state *s, uint64_t number);
+/* Its listed mtime in nanoseconds, as a fingerprint (unsigned: a hostile time wraps; 0: not
+ * listed). A slot written again has another. */
+uint64_t v2_listed_mtime(const struct v2_profile *p, const struct v2_state *s, uint64_t number);
 /* Read and check manifest `number`. -ENOENT, -EBADMSG (err says why), -errno. */
 int v2_read_manifest(struct store *st, const struct v2_profile *p, uint64_t number, struct manifest *m,
                      char *err, size_t errlen);

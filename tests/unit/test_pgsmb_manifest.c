@@ -356,6 +356,19 @@ static void test_rebase(void **state) {
         manifest_free(&merged);
         manifest_free(&ours);
 
+        /* ours rewrote b keeping its size and mtime (touch -r, a tag editor): still ours' change
+         * (the review: the merge took the base's entry, and the prune removed ours' archive) */
+        struct scan_entry same[] = {se('=', 'd', "Documents", 0, 10), se('=', 'f', "Documents/a.txt", 3, 11),
+                                    se('+', 'f', "b b%.txt", 4, 12), se('=', 'l', "link", 8, 13)};
+        build(&ours, &base, "alice.tar.zst.a-ours-same", same, 4);
+        assert_int_equal(manifest_rebase(&merged, &base, &ours, &theirs, why, sizeof why), 0);
+        assert_string_equal(merged.arch[manifest_find(&merged, "b b%.txt")->archive].name,
+                            "alice.tar.zst.a-ours-same");
+        assert_non_null(manifest_find(&merged, "Documents/new.txt"));
+        manifest_free(&merged);
+        manifest_free(&ours);
+        free_entries(same, 4);
+
         /* both changed one file: a clash */
         struct scan_entry c[] = {se('=', 'd', "Documents", 0, 10), se('=', 'f', "Documents/a.txt", 3, 11),
                                  se('+', 'f', "Documents/new.txt", 7, 50), se('=', 'f', "b b%.txt", 4, 12),
