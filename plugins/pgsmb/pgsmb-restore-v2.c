@@ -328,12 +328,15 @@ static int v2_matches_touched(struct restore *r, const struct manifest *m, const
                         return -EBADMSG;
                 }
         }
-        for (size_t i = 0; i < ndeleted; i++)
-                if (scan_find(s, deleted[i])) {
+        for (size_t i = 0; i < ndeleted; i++) {
+                const struct scan_entry *se = scan_find(s, deleted[i]);
+                /* a directory stays when something was made in it here (the next logoff saves it) */
+                if (se && se->type != 'd') {
                         snprintf(r->why, sizeof r->why, "'%s', which version %" PRIu64 " removed, is still here",
                                  deleted[i], m->number);
                         return -EBADMSG;
                 }
+        }
         return 0;
 }
 
@@ -413,8 +416,8 @@ static int v2_catch_up(struct restore *r, struct store *st, struct v2_restore *v
         uint64_t need = 0, full = 0;
         bool *use = calloc(m->narch ? m->narch : 1, sizeof *use);
         struct scan rec, now;
-        bool have_rec;
-        int k;
+        bool have_rec, written = false;
+        int *fds = NULL, k;
 
         long long t_start = now_ms(), t_checked = 0, t_applied = 0;
 
@@ -442,9 +445,27 @@ static int v2_catch_up(struct restore *r, struct store *st, struct v2_restore *v
                 k = 0;
                 goto out;
         }
+        /* Every archive it needs, downloaded and checked before anything is written (a failure
+         * here leaves the home as it was) */
+        if (!(fds = malloc(m->narch * sizeof *fds))) {
+                k = -ENOMEM;
+                goto out;
+        }
+        for (size_t i = 0; i < m->narch; i++)
+                fds[i] = -1;
+        for (size_t i = 0; i < m->narch; i++) {
+                char rel[1200];
+                if (!use[i])
+                        continue;
+                long long t0 = now_ms();
+                if ((k = v2_rel(&v->p, m->arch[i].name, rel, sizeof rel)) < 0 ||
+                    (k = fetch_verified(r, st, rel, &m->arch[i], &fds[i])) < 0)
+                        goto out;
+                v->download_ms += now_ms() - t0;
+        }
         /* A process that outlived the last session may have changed the home after its logoff's
          * walk: such a change the catch-up would overwrite keeps the home as it is. (Only what
-         * the catch-up touches is looked at.) */
+         * the catch-up touches is looked at, right before it writes.) */
         if (have_rec) {
                 char clash[PATH_MAX] = "";
                 struct pbuf list;
@@ -471,27 +492,23 @@ static int v2_catch_up(struct restore *r, struct store *st, struct v2_restore *v
         for (size_t i = 0; i < m->narch; i++) {
                 struct pgsmb_extract_opts o = {.in_place = true, .no_dirfix = true};
                 struct pgsmb_transfer t;
-                char rel[1200];
                 struct pbuf want;
                 size_t count;
-                int fd = -1;
 
                 if (!use[i])
                         continue;
                 pbuf_init_large(&want);
-                long long t0 = now_ms();
-                if ((k = manifest_want(m, (uint32_t)i, changed, nchanged, &want, &count)) < 0 ||
-                    (k = v2_rel(&v->p, m->arch[i].name, rel, sizeof rel)) < 0 ||
-                    (k = fetch_verified(r, st, rel, &m->arch[i], &fd)) < 0) {
+                if ((k = manifest_want(m, (uint32_t)i, changed, nchanged, &want, &count)) < 0) {
                         pbuf_free(&want);
                         goto out;
                 }
                 long long t1 = now_ms();
                 o.want = &want;
-                k = pgsmb_extract_fd(fd, &r->pu, r->cfg.home, &r->cfg.lim, &o, &t);
-                v->download_ms += t1 - t0;
+                written = true;
+                k = pgsmb_extract_fd(fds[i], &r->pu, r->cfg.home, &r->cfg.lim, &o, &t);
                 v->extract_ms += now_ms() - t1;
-                close(fd);
+                close(fds[i]);
+                fds[i] = -1;
                 pbuf_free(&want);
                 if (k < 0) {
                         snprintf(r->why, sizeof r->why, "%s", t.err);
@@ -507,6 +524,7 @@ static int v2_catch_up(struct restore *r, struct store *st, struct v2_restore *v
                 pbuf_init_large(&list);
                 for (size_t i = 0; i < ndeleted && k == 0; i++)
                         k = pathlist_add(&list, deleted[i]);
+                written = true;
                 if (k == 0 && (k = pgsmb_delete_paths(&r->pu, r->cfg.home, &list, err, sizeof err)) < 0)
                         snprintf(r->why, sizeof r->why, "cannot remove what version %" PRIu64 " deleted: %s",
                                  m->number, err);
@@ -562,6 +580,12 @@ static int v2_catch_up(struct restore *r, struct store *st, struct v2_restore *v
                   nchanged, ndeleted, v->compressed / 1048576.0, v->archives, (now_ms() - v->t0) / 1000.0);
         k = 1;
 out:
+        for (size_t i = 0; fds && i < m->narch; i++)
+                if (fds[i] >= 0)
+                        close(fds[i]);
+        free(fds);
+        if (k < 0 && written)
+                k = -EINPROGRESS; /* failed part-way: the home holds some of it */
         pathlist_free(changed, nchanged);
         pathlist_free(deleted, ndeleted);
         scan_free(&now);
@@ -569,6 +593,50 @@ out:
                 scan_free(&rec);
         free(use);
         return k;
+}
+
+/* Does this home hold changes made here after its last logoff (a process that outlived the
+ * session)? Compared with the record, the whole home: 1 with the first one in first (and their
+ * count in *n), 0 without (or without a record to tell), -errno when it cannot be looked at. An
+ * entry the record marked racy (ctime 0) counts only when it differs in more than its ctime; a
+ * directory only when its mode or type changed (its times follow what is made in it). */
+static int home_changed_here(struct restore *r, char *first, size_t firstlen, size_t *n) {
+        struct scan rec, now;
+        char err[512];
+        size_t i = 0, j = 0;
+        int k;
+
+        *n = 0;
+        if (pgsmb_record_load(r->state_dir, r->cfg.user, r->state.version, &rec) < 0)
+                return 0;
+        if ((k = pgsmb_scan_home(&r->pu, r->cfg.home, (const char *const *)r->cfg.exclude, &now, err,
+                                 sizeof err)) < 0) {
+                snprintf(r->why, sizeof r->why, "cannot scan %s: %s", r->cfg.home, err);
+                scan_free(&rec);
+                return k;
+        }
+        while (i < rec.n || j < now.n) {
+                int c = i >= rec.n ? 1 : j >= now.n ? -1 : strcmp(rec.v[i].path, now.v[j].path);
+                const struct scan_entry *a = c <= 0 ? &rec.v[i] : NULL, *b = c >= 0 ? &now.v[j] : NULL;
+                bool differs;
+
+                if (!a || !b)
+                        differs = true;
+                else if (a->type == 'd' && b->type == 'd')
+                        differs = a->mode != b->mode;
+                else if (a->ctime_s == 0 && a->ctime_ns == 0)
+                        differs = a->type != b->type || a->mode != b->mode || a->ino != b->ino || a->size != b->size ||
+                                  a->mtime_s != b->mtime_s || a->mtime_ns != b->mtime_ns;
+                else
+                        differs = !scan_entry_same(a, b);
+                if (differs && (*n)++ == 0)
+                        snprintf(first, firstlen, "%s", (a ? a : b)->path);
+                i += c <= 0;
+                j += c >= 0;
+        }
+        scan_free(&rec);
+        scan_free(&now);
+        return *n > 0;
 }
 
 /* ---- the decision ---- */
@@ -662,6 +730,15 @@ int pgsmb_restore_v2(struct restore *r, struct store *st) {
                                 return v2_done(r, &v, 1, false);
                         if (k > 0)
                                 return v2_done(r, &v, 1, true);
+                        if (k == -EINPROGRESS) {
+                                /* some of it is written: replacing the home now could take this
+                                 * machine's own later changes with it */
+                                pgina_log(r->ctx, LOG_WARNING, "%s: catching up from version %" PRIu64 " to %" PRIu64
+                                          " failed part-way (%s): the home is used as it is; its next logoff keeps "
+                                          "it beside version %" PRIu64 " (a merge or a conflict copy)", r->cfg.user,
+                                          mine, v.vs.cur.number, r->why, v.vs.cur.number);
+                                return v2_done(r, &v, 1, false);
+                        }
                         if (k < 0)
                                 pgina_log(r->ctx, LOG_WARNING, "%s: catching up from version %" PRIu64 " failed (%s): "
                                           "restoring the whole profile", r->cfg.user, mine, r->why);
@@ -670,6 +747,23 @@ int pgsmb_restore_v2(struct restore *r, struct store *st) {
                 } else
                         pgina_log(r->ctx, LOG_INFO, "%s: version %" PRIu64 " of this home is no longer in the store: "
                                   "restoring the whole profile", r->cfg.user, mine);
+        }
+        /* A whole restore replaces the home: not one that holds changes of its own no version
+         * has (made after its last logoff). */
+        if (have_home && !r->state.temporary && !r->state.upload_failed && from_v2) {
+                char first[PATH_MAX] = "";
+                size_t n;
+                if ((k = home_changed_here(r, first, sizeof first, &n)) != 0) {
+                        if (k > 0)
+                                pgina_log(r->ctx, LOG_WARNING, "%s: '%s'%s changed here after the last logoff: the "
+                                          "home is used as it is (version %" PRIu64 "), not replaced by version %"
+                                          PRIu64 "; its next logoff merges the two or keeps a conflict copy",
+                                          r->cfg.user, first, n > 1 ? " (and others)" : "", mine, v.vs.cur.number);
+                        else
+                                pgina_log(r->ctx, LOG_WARNING, "%s: %s: the home is used as it is, not replaced by "
+                                          "version %" PRIu64, r->cfg.user, r->why, v.vs.cur.number);
+                        return v2_done(r, &v, 1, false);
+                }
         }
         return v2_done(r, &v, v2_cold(r, st, &v, have_home), true);
 }

@@ -90,17 +90,19 @@ int pgsmb_profile_delete(const char *dir, char **paths, size_t n, uint64_t *remo
                         continue; /* gone already, or not below dir as a directory */
                 if (pfd < 0)
                         return fail(err, errlen, pfd, "cannot reach '%s': %s", paths[i], strerror(-pfd));
-                {
-                        struct stat st;
-                        if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-                                close(pfd);
-                                continue; /* gone already */
-                        }
-                        if (fstat(pfd, &st) == 0 && (st.st_mode & 0300) != 0300)
-                                (void)fchmod(pfd, (st.st_mode & 07777) | 0700);
+                struct stat st, pst;
+                if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                        close(pfd);
+                        continue; /* gone already */
                 }
-                r = unpack_remove_tree(pfd, base);
+                if (fstat(pfd, &pst) == 0 && (pst.st_mode & 0300) != 0300)
+                        (void)fchmod(pfd, (pst.st_mode & 07777) | 0700);
+                /* Deepest first, every path the version had listed: a directory is empty by its
+                 * turn, unless something was made in it here; that stays, and it with it. */
+                r = unlinkat(pfd, base, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) < 0 ? -errno : 0;
                 close(pfd);
+                if (r == -ENOTEMPTY || r == -EEXIST || r == -ENOENT)
+                        continue;
                 if (r < 0)
                         return fail(err, errlen, r, "cannot remove '%s': %s", paths[i], strerror(-r));
                 (*removed)++;

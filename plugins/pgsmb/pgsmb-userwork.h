@@ -39,8 +39,8 @@ enum userwork_kind {
         USERWORK_DELTA, /* dir less exclude, the entries that differ from the record on FD_AUX
                          * (none, or USERWORK_F_FULL: all), to FD_DATA; the scan to FD_LIST */
         USERWORK_SCAN, /* the scan of dir less exclude to FD_LIST (every flag '=') */
-        USERWORK_DELETE, /* remove the paths listed on FD_LIST below dir (deepest first, a
-                          * directory with what it holds, never through a symlink) */
+        USERWORK_DELETE, /* remove the paths listed on FD_LIST below dir (deepest first; a
+                          * directory only once empty, never through a symlink) */
         USERWORK_FIXDIRS, /* the directories of the scan on FD_LIST get its mode and mtime */
         USERWORK_STAT, /* the entries of the paths listed on FD_AUX below dir that exist (lstat,
                         * never through a symlink) as a scan to FD_LIST (every flag '=') */

@@ -404,14 +404,21 @@ static void test_delete_stays_inside(void **state) {
         assert_int_equal(symlink(outside, p), 0);
         pathf(p, sizeof p, "%s/a/b", tgt);
         assert_int_equal(chmod(p, 0500), 0);
-        char *paths[] = {strdup("a"), strdup("lnk"), strdup("lnk/precious"), strdup("missing"), strdup("top")};
-        assert_int_equal(pgsmb_profile_delete(tgt, paths, 5, &removed, err, sizeof err), 0);
-        assert_int_equal(removed, 3); /* a (with b and f), lnk, top; lnk/precious is not below tgt */
+        mk(tgt, "keep");
+        put(tgt, "keep/made-here", "m");
+        char *paths[] = {strdup("a"),   strdup("a/b"),     strdup("a/b/f"), strdup("lnk"), strdup("lnk/precious"),
+                         strdup("missing"), strdup("top"), strdup("keep")};
+        assert_int_equal(pgsmb_profile_delete(tgt, paths, 8, &removed, err, sizeof err), 0);
+        /* a/b/f, a/b, a (deepest first), lnk, top; lnk/precious is not below tgt; keep holds
+         * what the list does not name (made here): it stays */
+        assert_int_equal(removed, 5);
         pathf(p, sizeof p, "%s/a", tgt);
         assert_int_equal(access(p, F_OK), -1);
         pathf(q, sizeof q, "%s/precious", outside);
         assert_int_equal(access(q, F_OK), 0);
-        for (size_t i = 0; i < 5; i++)
+        pathf(p, sizeof p, "%s/keep/made-here", tgt);
+        assert_int_equal(access(p, F_OK), 0);
+        for (size_t i = 0; i < 8; i++)
                 free(paths[i]);
         char *bad[] = {strdup("../outside/precious")};
         assert_int_equal(pgsmb_profile_delete(tgt, bad, 1, &removed, err, sizeof err), -EINVAL);
