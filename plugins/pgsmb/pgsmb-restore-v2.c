@@ -271,19 +271,77 @@ out:
         return k;
 }
 
-/* A path list of the sorted lists a and b (and of m's directories, with dirs), for a stat. */
-static int touched_list(char *const *a, size_t na, char *const *b, size_t nb, const struct manifest *dirs,
-                        struct pbuf *out) {
+/* What a catch-up touches: the paths it writes (a), removes (b), and the directories right above
+ * them (c: their times change as entries come and go). */
+struct touched {
+        char **a, **b, **c;
+        size_t na, nb, nc;
+};
+
+static bool touched_has(const struct touched *t, const char *p) {
+        return pathlist_has(t->a, t->na, p) || pathlist_has(t->b, t->nb, p) || pathlist_has(t->c, t->nc, p);
+}
+
+static int cmp_strp(const void *x, const void *y) { return strcmp(*(char *const *)x, *(char *const *)y); }
+
+/* t->c from t->a and t->b: sorted, unique, none of them in a or b (a pathlist: pathlist_free). */
+static int touched_parents(struct touched *t) {
+        size_t n = 0, cap = t->na + t->nb;
+        char **v = calloc(cap ? cap : 1, sizeof *v);
+
+        if (!v)
+                return -ENOMEM;
+        for (size_t i = 0; i < cap; i++) {
+                const char *p = i < t->na ? t->a[i] : t->b[i - t->na];
+                const char *slash = strrchr(p, '/');
+                if (!slash)
+                        continue;
+                if (!(v[n] = strndup(p, (size_t)(slash - p)))) {
+                        pathlist_free(v, n);
+                        return -ENOMEM;
+                }
+                if (pathlist_has(t->a, t->na, v[n]) || pathlist_has(t->b, t->nb, v[n]))
+                        free(v[n]);
+                else
+                        n++;
+        }
+        qsort(v, n, sizeof *v, cmp_strp);
+        size_t j = 0;
+        for (size_t i = 0; i < n; i++) {
+                if (j > 0 && strcmp(v[i], v[j - 1]) == 0)
+                        free(v[i]);
+                else
+                        v[j++] = v[i];
+        }
+        t->c = v;
+        t->nc = j;
+        return 0;
+}
+
+/* The path list of all of t, for a stat. */
+static int touched_list(const struct touched *t, struct pbuf *out) {
         int k = 0;
 
-        for (size_t i = 0; i < na && k == 0; i++)
-                k = pathlist_add(out, a[i]);
-        for (size_t i = 0; i < nb && k == 0; i++)
-                k = pathlist_add(out, b[i]);
-        for (size_t i = 0; dirs && i < dirs->n && k == 0; i++)
-                if (dirs->v[i].type == 'd' && !pathlist_has(a, na, dirs->v[i].path))
-                        k = pathlist_add(out, dirs->v[i].path);
+        for (size_t i = 0; i < t->na && k == 0; i++)
+                k = pathlist_add(out, t->a[i]);
+        for (size_t i = 0; i < t->nb && k == 0; i++)
+                k = pathlist_add(out, t->b[i]);
+        for (size_t i = 0; i < t->nc && k == 0; i++)
+                k = pathlist_add(out, t->c[i]);
         return k;
+}
+
+/* Only the entries of s that were asked for (the stat job's output is the user's: hostile). */
+static void scan_keep_touched(struct scan *s, const struct touched *t) {
+        size_t j = 0;
+
+        for (size_t i = 0; i < s->n; i++) {
+                if (touched_has(t, s->v[i].path))
+                        s->v[j++] = s->v[i];
+                else
+                        free(s->v[i].path);
+        }
+        s->n = j;
 }
 
 /* Changes made here after the last logoff's walk (a process that outlived the session) to what
@@ -417,6 +475,7 @@ static int v2_catch_up(struct restore *r, struct store *st, struct v2_restore *v
         bool *use = calloc(m->narch ? m->narch : 1, sizeof *use);
         struct scan rec, now;
         bool have_rec, written = false;
+        struct touched tc = {0};
         int *fds = NULL, k;
 
         long long t_start = now_ms(), t_checked = 0, t_applied = 0;
@@ -428,6 +487,9 @@ static int v2_catch_up(struct restore *r, struct store *st, struct v2_restore *v
                 goto out;
         }
         if ((k = manifest_diff(mine, m, &changed, &nchanged, &deleted, &ndeleted)) < 0)
+                goto out;
+        tc = (struct touched){.a = changed, .na = nchanged, .b = deleted, .nb = ndeleted};
+        if ((k = touched_parents(&tc)) < 0)
                 goto out;
         for (size_t i = 0; i < nchanged; i++)
                 use[manifest_find(m, changed[i])->archive] = true;
@@ -471,7 +533,7 @@ static int v2_catch_up(struct restore *r, struct store *st, struct v2_restore *v
                 struct pbuf list;
                 size_t n;
                 pbuf_init_large(&list);
-                if ((k = touched_list(changed, nchanged, deleted, ndeleted, NULL, &list)) < 0 ||
+                if ((k = touched_list(&tc, &list)) < 0 ||
                     (k = pgsmb_stat_paths(&r->pu, r->cfg.home, &list, &now, err, sizeof err)) < 0) {
                         snprintf(r->why, sizeof r->why, "cannot look at %s: %s", r->cfg.home,
                                  k == -ENOMEM ? "out of memory" : err);
@@ -479,6 +541,7 @@ static int v2_catch_up(struct restore *r, struct store *st, struct v2_restore *v
                         goto out;
                 }
                 pbuf_free(&list);
+                scan_keep_touched(&now, &tc);
                 if ((n = local_clashes(&rec, &now, m, changed, nchanged, deleted, ndeleted, clash, sizeof clash))) {
                         pgina_log(r->ctx, LOG_WARNING, "%s: '%s'%s changed here after the last logoff, and version %"
                                   PRIu64 " changes it too: the home is used as it is (version %" PRIu64 "); its "
@@ -534,24 +597,40 @@ static int v2_catch_up(struct restore *r, struct store *st, struct v2_restore *v
         }
         t_applied = now_ms();
         if (have_rec) {
-                /* what the catch-up touched, and the directories, as they are now */
+                /* The directories it wrote get the manifest's mode and mtime; those right above
+                 * what it touched get the manifest's mtime back, and keep their mode (a chmod
+                 * made here stays, and the next logoff saves it); no other is touched. */
                 struct scan dirs;
                 struct pbuf list;
-                scan_free(&now);
+                scan_init(&dirs);
                 pbuf_init_large(&list);
-                if ((k = manifest_dirs(m, &dirs)) < 0) {
-                        snprintf(r->why, sizeof r->why, "out of memory");
-                        pbuf_free(&list);
-                        goto out;
+                for (size_t i = 0; i < nchanged + tc.nc && k == 0; i++) {
+                        const char *p = i < nchanged ? changed[i] : tc.c[i - nchanged];
+                        const struct manifest_entry *me = manifest_find(m, p);
+                        const struct scan_entry *was = i < nchanged ? NULL : scan_find(&now, p);
+                        struct scan_entry e;
+                        if (!me || me->type != 'd')
+                                continue;
+                        e = (struct scan_entry){.flag = '=', .type = 'd',
+                                                .mode = was && was->type == 'd' ? was->mode : me->mode,
+                                                .mtime_s = me->mtime_s, .mtime_ns = me->mtime_ns, .path = strdup(p)};
+                        if (!e.path || (k = scan_add(&dirs, &e)) < 0) {
+                                free(e.path);
+                                k = -ENOMEM;
+                        }
                 }
-                k = pgsmb_fix_dirs(&r->pu, r->cfg.home, &dirs, err, sizeof err);
+                if (k == 0 && dirs.n && (k = pgsmb_fix_dirs(&r->pu, r->cfg.home, &dirs, err, sizeof err)) < 0)
+                        snprintf(r->why, sizeof r->why, "cannot set the directories' modes in %s: %s", r->cfg.home, err);
+                else if (k < 0)
+                        snprintf(r->why, sizeof r->why, "out of memory");
                 scan_free(&dirs);
                 if (k < 0) {
-                        snprintf(r->why, sizeof r->why, "cannot set the directories' modes in %s: %s", r->cfg.home, err);
                         pbuf_free(&list);
                         goto out;
                 }
-                if ((k = touched_list(changed, nchanged, deleted, ndeleted, m, &list)) < 0 ||
+                /* what the catch-up touched, as it is now */
+                scan_free(&now);
+                if ((k = touched_list(&tc, &list)) < 0 ||
                     (k = pgsmb_stat_paths(&r->pu, r->cfg.home, &list, &now, err, sizeof err)) < 0) {
                         snprintf(r->why, sizeof r->why, "cannot look at %s: %s", r->cfg.home,
                                  k == -ENOMEM ? "out of memory" : err);
@@ -559,6 +638,7 @@ static int v2_catch_up(struct restore *r, struct store *st, struct v2_restore *v
                         goto out;
                 }
                 pbuf_free(&list);
+                scan_keep_touched(&now, &tc);
                 if ((k = v2_matches_touched(r, m, &now, changed, nchanged, deleted, ndeleted)) < 0)
                         goto out;
                 scan_free(&v->scan);
@@ -586,6 +666,7 @@ out:
         free(fds);
         if (k < 0 && written)
                 k = -EINPROGRESS; /* failed part-way: the home holds some of it */
+        pathlist_free(tc.c, tc.nc);
         pathlist_free(changed, nchanged);
         pathlist_free(deleted, ndeleted);
         scan_free(&now);
