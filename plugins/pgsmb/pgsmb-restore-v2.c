@@ -27,7 +27,7 @@
 /* A catch-up downloads at most this much before it applies anything (memory: the archives wait in
  * memfds); above it, or above half of a full restore, the whole profile is restored instead. */
 #define CATCHUP_MAX_BYTES (512ull * 1024 * 1024)
-#define CHUNK (1024 * 1024)
+#define CHUNK (8 * 1024 * 1024) /* a catch-up's reads: few round trips (as the restore's) */
 
 struct v2_restore {
         struct v2_profile p;

@@ -31,7 +31,8 @@ int v2_rel(const struct v2_profile *p, const char *name, char *out, size_t len) 
 }
 
 /* All of rel into b, at most max bytes (-EFBIG past them, or past what b may hold). Reads go
- * in steps of at most 1 MiB, never reserving more than max + 1 bytes in all. */
+ * in steps of at most 8 MiB (a round trip each), never reserving more than max + 1 bytes in
+ * all. */
 static int read_small(struct store *st, const char *rel, size_t max, struct pbuf *b, char *err, size_t errlen) {
         struct store_file *f = NULL;
         int k = store_open_read(st, rel, &f);
@@ -44,8 +45,8 @@ static int read_small(struct store *st, const char *rel, size_t max, struct pbuf
                 size_t want = max + 1 - b->len;
                 ssize_t n;
 
-                if (want > 1024 * 1024)
-                        want = 1024 * 1024;
+                if (want > 8 * 1024 * 1024)
+                        want = 8 * 1024 * 1024;
                 if ((k = pbuf_reserve(b, want)) < 0) {
                         if (k == -ENOMEM)
                                 snprintf(err, errlen, "%s/%s: out of memory", store_url(st), rel);
