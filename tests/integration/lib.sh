@@ -175,7 +175,8 @@ pgina_start() {
         touch "$PGINA_LOG"
         skip_lines=$(wc -l <"$PGINA_LOG")
         echo "---- pginad -f $* (started $(date +%T))" >>"$PGINA_LOG"
-        "$BUILD/pginad" -f "$@" >>"$PGINA_LOG" 2>&1 &
+        # PGINA_PRELOAD: a library pginad (and only pginad) runs with (LD_PRELOAD)
+        ${PGINA_PRELOAD:+env "LD_PRELOAD=$PGINA_PRELOAD"} "$BUILD/pginad" -f "$@" >>"$PGINA_LOG" 2>&1 &
         PGINA_PID=$!
         for ((i = 0; i < 100; i++)); do
                 if tail -n +"$((skip_lines + 2))" "$PGINA_LOG" | grep -q '\bready\b' &&
