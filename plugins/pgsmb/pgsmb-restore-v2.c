@@ -344,6 +344,24 @@ static void scan_keep_touched(struct scan *s, const struct touched *t) {
         s->n = j;
 }
 
+/* The entries of what t names, as they are on disk now, into *now (as the user). */
+static int stat_touched(struct restore *r, const struct touched *t, struct scan *now) {
+        char err[512] = "";
+        struct pbuf list;
+        int k;
+
+        scan_free(now);
+        pbuf_init_large(&list);
+        if ((k = touched_list(t, &list)) < 0 ||
+            (k = pgsmb_stat_paths(&r->pu, r->cfg.home, &list, now, err, sizeof err)) < 0)
+                snprintf(r->why, sizeof r->why, "cannot look at %s: %s", r->cfg.home,
+                         k == -ENOMEM ? "out of memory" : err);
+        else
+                scan_keep_touched(now, t);
+        pbuf_free(&list);
+        return k;
+}
+
 /* Changes made here after the last logoff's walk (a process that outlived the session) to what
  * the catch-up would write or remove: `now` holds the entries of those paths on disk, rec what
  * the logoff recorded. A directory the new version keeps as a directory does not count (its
@@ -530,18 +548,9 @@ static int v2_catch_up(struct restore *r, struct store *st, struct v2_restore *v
          * the catch-up touches is looked at, right before it writes.) */
         if (have_rec) {
                 char clash[PATH_MAX] = "";
-                struct pbuf list;
                 size_t n;
-                pbuf_init_large(&list);
-                if ((k = touched_list(&tc, &list)) < 0 ||
-                    (k = pgsmb_stat_paths(&r->pu, r->cfg.home, &list, &now, err, sizeof err)) < 0) {
-                        snprintf(r->why, sizeof r->why, "cannot look at %s: %s", r->cfg.home,
-                                 k == -ENOMEM ? "out of memory" : err);
-                        pbuf_free(&list);
+                if ((k = stat_touched(r, &tc, &now)) < 0)
                         goto out;
-                }
-                pbuf_free(&list);
-                scan_keep_touched(&now, &tc);
                 if ((n = local_clashes(&rec, &now, m, changed, nchanged, deleted, ndeleted, clash, sizeof clash))) {
                         pgina_log(r->ctx, LOG_WARNING, "%s: '%s'%s changed here after the last logoff, and version %"
                                   PRIu64 " changes it too: the home is used as it is (version %" PRIu64 "); its "
@@ -601,9 +610,7 @@ static int v2_catch_up(struct restore *r, struct store *st, struct v2_restore *v
                  * what it touched get the manifest's mtime back, and keep their mode (a chmod
                  * made here stays, and the next logoff saves it); no other is touched. */
                 struct scan dirs;
-                struct pbuf list;
                 scan_init(&dirs);
-                pbuf_init_large(&list);
                 for (size_t i = 0; i < nchanged + tc.nc && k == 0; i++) {
                         const char *p = i < nchanged ? changed[i] : tc.c[i - nchanged];
                         const struct manifest_entry *me = manifest_find(m, p);
@@ -624,21 +631,9 @@ static int v2_catch_up(struct restore *r, struct store *st, struct v2_restore *v
                 else if (k < 0)
                         snprintf(r->why, sizeof r->why, "out of memory");
                 scan_free(&dirs);
-                if (k < 0) {
-                        pbuf_free(&list);
-                        goto out;
-                }
                 /* what the catch-up touched, as it is now */
-                scan_free(&now);
-                if ((k = touched_list(&tc, &list)) < 0 ||
-                    (k = pgsmb_stat_paths(&r->pu, r->cfg.home, &list, &now, err, sizeof err)) < 0) {
-                        snprintf(r->why, sizeof r->why, "cannot look at %s: %s", r->cfg.home,
-                                 k == -ENOMEM ? "out of memory" : err);
-                        pbuf_free(&list);
+                if (k < 0 || (k = stat_touched(r, &tc, &now)) < 0)
                         goto out;
-                }
-                pbuf_free(&list);
-                scan_keep_touched(&now, &tc);
                 if ((k = v2_matches_touched(r, m, &now, changed, nchanged, deleted, ndeleted)) < 0)
                         goto out;
                 scan_free(&v->scan);
