@@ -309,6 +309,25 @@ pgina_close_session() {
         pgina_wait_jobs
 }
 
+# pgsmb_delta_file_store_start: STORE=$T/store as pgSMB's file:// share (store format 2, no
+# retries, no compaction), the home kept at logoff (logoff_action = none), pginad started: what
+# the delta tests that play "another machine" with v2-tool share.
+pgsmb_delta_file_store_start() {
+        STORE=$T/store
+        mkdir -p "$STORE"
+        pgsmb_pam_service
+        PGINA_SERVICE_EXTRA="request_timeout = 120" pgsmb_conf secret <<CONF
+share = file://$STORE
+retries = 1
+retry_delay = 0
+compact_deltas = 0
+compact_percent = 0
+[localmachine]
+logoff_action = none
+CONF
+        pgina_start
+}
+
 # ---- PAM -------------------------------------------------------------------------------------
 # pam_service NAME: write /etc/pam.d/NAME from stdin; the word pam_pgina.so becomes the path of
 # the built module.

@@ -9,19 +9,7 @@ need pamtester
 [ -e "$BUILD/plugins/pgsmb.so" ] || skip "pgsmb plugin not built"
 V2=$BUILD/tests/tools/v2-tool
 
-STORE=$T/store
-mkdir -p "$STORE"
-pgsmb_pam_service
-PGINA_SERVICE_EXTRA="request_timeout = 120" pgsmb_conf secret <<CONF
-share = file://$STORE
-retries = 1
-retry_delay = 0
-compact_deltas = 0
-compact_percent = 0
-[localmachine]
-logoff_action = none
-CONF
-pgina_start
+pgsmb_delta_file_store_start
 
 step "version 1 here; another machine commits versions 2, 3 and 4 (three deltas)"
 assert_ok pam_run pgtest alice secret authenticate acct_mgmt open_session

@@ -17,19 +17,7 @@ V2=$BUILD/tests/tools/v2-tool
 WATCH=$SRC/tests/integration/review2-watch.py
 install -m 0755 "$WATCH" "$T/watch.py"
 
-STORE=$T/store
-mkdir -p "$STORE"
-pgsmb_pam_service
-PGINA_SERVICE_EXTRA="request_timeout = 120" pgsmb_conf secret <<CONF
-share = file://$STORE
-retries = 1
-retry_delay = 0
-compact_deltas = 0
-compact_percent = 0
-[localmachine]
-logoff_action = none
-CONF
-pgina_start
+pgsmb_delta_file_store_start
 current() { "$V2" show "$STORE/alice" alice.tar.zst | head -n 1 | cut -d' ' -f2; }
 
 step "version 1: 50 files of 200 kB (a base of 10 MB)"
