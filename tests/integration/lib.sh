@@ -168,6 +168,7 @@ pgina_conf() {
 
 # pgina_start [ARGS]: start pginad in the foreground, in the background of this test; fail the
 # test unless it logs "ready" within 10 s.
+# shellcheck disable=SC2120 # arguments are optional (pginad options)
 pgina_start() {
         local skip_lines i
         [ -z "$PGINA_PID" ] || fail "pgina_start: pginad already running (pid $PGINA_PID)"
