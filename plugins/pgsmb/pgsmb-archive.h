@@ -86,6 +86,7 @@ int pgsmb_profile_extract_ring(int ctl_fd, const void *ring, size_t ring_size, c
                                size_t errlen);
 
 /* Store format 2: how one archive of a chain is extracted (built in only). */
+struct expect;
 struct extract_opts {
         char *const *want; /* sorted path list (pgsmb-scan.h pathlist_parse): only these entries
                             * (NULL: all); each must be found, or the archive is damaged */
@@ -93,6 +94,7 @@ struct extract_opts {
         bool in_place; /* target is a home holding an older version: replace (pgsmb-userwork-unpack.h) */
         bool no_dirfix; /* directories stay 0700 (later archives write into them; the caller
                          * sets their modes and times at the end) */
+        struct expect *expect; /* in place: what the caller saw at the paths (NULL: not looked) */
 };
 /* pgsmb_profile_extract (ring NULL: from fd) or pgsmb_profile_extract_ring (ring: fd is the
  * control socket) with those options. */
@@ -101,9 +103,12 @@ int pgsmb_profile_extract_opts(int fd, const void *ring, size_t ring_size, const
                                struct profile_stats *stats, char *err, size_t errlen);
 
 /* Remove the paths (valid relative paths, reordered here: deepest first) below dir: a directory
- * with all it holds, a symlink as itself, never through a symlink; one already gone, or not below
- * dir as a directory, is skipped. *removed: how many were there. */
-int pgsmb_profile_delete(const char *dir, char **paths, size_t n, uint64_t *removed, char *err, size_t errlen);
+ * once empty (one holding something else stays), a symlink as itself, never through a symlink;
+ * one already gone, or not below dir as a directory, is skipped. x (may be NULL): what the caller
+ * saw at the paths; a file that is no longer so stops it, -EBUSY (pgsmb-userwork-expect.h).
+ * *removed: how many were there. */
+int pgsmb_profile_delete(const char *dir, char **paths, size_t n, struct expect *x, uint64_t *removed, char *err,
+                         size_t errlen);
 /* The 'd' entries of s (reordered here: deepest first) get their mode (permission bits only) and
  * mtime (atime too) below dir, never through a symlink; *missing: directories not found. */
 /* The scan lines ('=') of those of paths (n) below dir that exist, to fd; what is missing, or

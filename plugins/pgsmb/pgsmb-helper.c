@@ -472,6 +472,17 @@ int pgsmb_restore_stream(struct store *st, const char *rel, uint64_t size_hint,
 
 static int memfd_of(const char *name, const void *data, size_t len);
 
+/* The scan as a memfd (USERWORK_F_EXPECT). */
+static int expect_memfd(const struct scan *s) {
+        struct pbuf b;
+        int fd;
+
+        pbuf_init_large(&b);
+        fd = scan_format_all(s, &b) < 0 ? -ENOMEM : memfd_of("pgsmb-expect", b.data, b.len);
+        pbuf_free(&b);
+        return fd;
+}
+
 /* The job's flags and its want list (a memfd on list_fd) for the options of a format-2 restore;
  * -1 and no flags without them. */
 static int extract_opts_job(const struct pgsmb_extract_opts *o, struct userwork_job *job, struct pgsmb_transfer *t) {
@@ -560,7 +571,7 @@ int pgsmb_extract_fd(int fd, const struct pgsmb_user *u, const char *target, con
                      const struct pgsmb_extract_opts *o, struct pgsmb_transfer *t) {
         struct userwork_job job = {.kind = USERWORK_EXTRACT, .name = u->name, .home = u->home, .dir = target,
                                    .lim = *lim};
-        _cleanup_close_ int data = -1, list_fd = -1;
+        _cleanup_close_ int data = -1, list_fd = -1, aux = -1;
         struct userwork_report rep;
         struct pgsmb_child ch;
         char self[64];
@@ -570,6 +581,13 @@ int pgsmb_extract_fd(int fd, const struct pgsmb_user *u, const char *target, con
         list_fd = extract_opts_job(o, &job, t);
         if (o && o->want && list_fd < 0)
                 return list_fd;
+        if (o && o->expect) {
+                if ((aux = expect_memfd(o->expect)) < 0) {
+                        snprintf(t->err, sizeof t->err, "memfd: %s", strerror(-aux));
+                        return aux;
+                }
+                job.flags |= USERWORK_F_EXPECT;
+        }
         /* its own open file description, read from the start */
         snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
         if ((data = open(self, O_RDONLY | O_CLOEXEC)) < 0) {
@@ -577,7 +595,7 @@ int pgsmb_extract_fd(int fd, const struct pgsmb_user *u, const char *target, con
                 snprintf(t->err, sizeof t->err, "cannot reopen the archive: %s", strerror(errno));
                 return r;
         }
-        if ((r = pgsmb_child_start(u, &job, data, -1, list_fd, &ch, t->err, sizeof t->err)) < 0)
+        if ((r = pgsmb_child_start(u, &job, data, aux, list_fd, &ch, t->err, sizeof t->err)) < 0)
                 return r;
         r = pgsmb_child_wait(&ch, &rep);
         t->stats = rep.stats;
@@ -586,29 +604,32 @@ int pgsmb_extract_fd(int fd, const struct pgsmb_user *u, const char *target, con
         return r;
 }
 
-/* A job on dir with a list on FD_LIST and nothing else. */
+/* A job on dir with a list on FD_LIST (and, with expect, USERWORK_F_EXPECT's scan on FD_AUX). */
 static int list_job(const struct pgsmb_user *u, enum userwork_kind kind, const char *dir, const void *data, size_t len,
-                    struct userwork_report *rep, char *err, size_t errlen) {
+                    const struct scan *expect, struct userwork_report *rep, char *err, size_t errlen) {
         struct userwork_job job = {.kind = kind, .name = u->name, .home = u->home, .dir = dir};
-        _cleanup_close_ int fd = memfd_of("pgsmb-list", data, len);
+        _cleanup_close_ int fd = memfd_of("pgsmb-list", data, len), aux = -1;
         struct pgsmb_child ch;
         int r;
 
-        if (fd < 0) {
-                snprintf(err, errlen, "memfd: %s", strerror(-fd));
-                return fd;
+        if (fd < 0 || (expect && (aux = expect_memfd(expect)) < 0)) {
+                r = fd < 0 ? fd : aux;
+                snprintf(err, errlen, "memfd: %s", strerror(-r));
+                return r;
         }
-        if ((r = pgsmb_child_start(u, &job, -1, -1, fd, &ch, err, errlen)) < 0)
+        if (expect)
+                job.flags |= USERWORK_F_EXPECT;
+        if ((r = pgsmb_child_start(u, &job, -1, aux, fd, &ch, err, errlen)) < 0)
                 return r;
         if ((r = pgsmb_child_wait(&ch, rep)) < 0)
                 snprintf(err, errlen, "%s", rep->err);
         return r;
 }
 
-int pgsmb_delete_paths(const struct pgsmb_user *u, const char *dir, const struct pbuf *list, char *err,
-                       size_t errlen) {
+int pgsmb_delete_paths(const struct pgsmb_user *u, const char *dir, const struct pbuf *list,
+                       const struct scan *expect, char *err, size_t errlen) {
         struct userwork_report rep;
-        return list_job(u, USERWORK_DELETE, dir, list->data, list->len, &rep, err, errlen);
+        return list_job(u, USERWORK_DELETE, dir, list->data, list->len, expect, &rep, err, errlen);
 }
 
 int pgsmb_fix_dirs(const struct pgsmb_user *u, const char *dir, const struct scan *dirs, char *err, size_t errlen) {
@@ -625,7 +646,7 @@ int pgsmb_fix_dirs(const struct pgsmb_user *u, const char *dir, const struct sca
                 pbuf_free(&b);
                 return r;
         }
-        r = list_job(u, USERWORK_FIXDIRS, dir, b.data, b.len, &rep, err, errlen);
+        r = list_job(u, USERWORK_FIXDIRS, dir, b.data, b.len, NULL, &rep, err, errlen);
         pbuf_free(&b);
         return r;
 }

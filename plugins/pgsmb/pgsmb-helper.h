@@ -99,6 +99,9 @@ struct pgsmb_extract_opts {
         bool no_dirfix; /* directories keep 0700 until pgsmb_fix_dirs (the chain's later archives
                          * may still write into them) */
         bool always_hash; /* t->sha256 is the stream's even when zstd's checksums would do */
+        const struct scan *expect; /* pgsmb_extract_fd in place: the paths as the caller saw them
+                                    * (a path it lacks was absent); one changed since stops the
+                                    * extraction, -EBUSY (pgsmb-userwork-expect.h); NULL: none */
 };
 int pgsmb_restore_stream_opts(struct store *st, const char *rel, uint64_t size_hint,
                               const struct pgsmb_user *u, const char *target,
@@ -126,7 +129,8 @@ int pgsmb_scan_home(const struct pgsmb_user *u, const char *dir, const char *con
 int pgsmb_stat_paths(const struct pgsmb_user *u, const char *dir, const struct pbuf *list, struct scan *scan,
                      char *err, size_t errlen);
 /* Remove the paths of the path list `list` below dir, as the user. */
-int pgsmb_delete_paths(const struct pgsmb_user *u, const char *dir, const struct pbuf *list, char *err,
+int pgsmb_delete_paths(const struct pgsmb_user *u, const char *dir, const struct pbuf *list,
+                       const struct scan *expect, char *err,
                        size_t errlen);
 /* Give the directories of `dirs` (its 'd' entries; others are ignored) below dir their mode and
  * mtime, deepest first, as the user. */

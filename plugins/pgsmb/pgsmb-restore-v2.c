@@ -562,7 +562,9 @@ static int v2_catch_up(struct restore *r, struct store *st, struct v2_restore *v
         }
         t_checked = now_ms();
         for (size_t i = 0; i < m->narch; i++) {
-                struct pgsmb_extract_opts o = {.in_place = true, .no_dirfix = true};
+                /* with what the check saw: a path changed since stops it (the window between
+                 * the check and each rename) */
+                struct pgsmb_extract_opts o = {.in_place = true, .no_dirfix = true, .expect = have_rec ? &now : NULL};
                 struct pgsmb_transfer t;
                 struct pbuf want;
                 size_t count;
@@ -597,7 +599,8 @@ static int v2_catch_up(struct restore *r, struct store *st, struct v2_restore *v
                 for (size_t i = 0; i < ndeleted && k == 0; i++)
                         k = pathlist_add(&list, deleted[i]);
                 written = true;
-                if (k == 0 && (k = pgsmb_delete_paths(&r->pu, r->cfg.home, &list, err, sizeof err)) < 0)
+                if (k == 0 && (k = pgsmb_delete_paths(&r->pu, r->cfg.home, &list, have_rec ? &now : NULL, err,
+                                                      sizeof err)) < 0)
                         snprintf(r->why, sizeof r->why, "cannot remove what version %" PRIu64 " deleted: %s",
                                  m->number, err);
                 pbuf_free(&list);

@@ -5,6 +5,7 @@
 #include "pgsmb-userwork-archive-internal.h"
 
 #include "pgsmb-userwork.h"
+#include "pgsmb-userwork-expect.h"
 
 #define APPLY_LIST_MAX (512u * 1024 * 1024) /* PBUF_LARGE_MAX: what the writers may make */
 
@@ -72,7 +73,8 @@ static int deepest_first(const void *a, const void *b) {
         return dx != dy ? (dx < dy ? 1 : -1) : strcmp(x, y);
 }
 
-int pgsmb_profile_delete(const char *dir, char **paths, size_t n, uint64_t *removed, char *err, size_t errlen) {
+int pgsmb_profile_delete(const char *dir, char **paths, size_t n, struct expect *x, uint64_t *removed, char *err,
+                         size_t errlen) {
         _cleanup_close_ int root = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
         *removed = 0;
@@ -94,6 +96,13 @@ int pgsmb_profile_delete(const char *dir, char **paths, size_t n, uint64_t *remo
                 if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0) {
                         close(pfd);
                         continue; /* gone already */
+                }
+                /* a file changed here since the caller looked stays, and stops the job */
+                if (!S_ISDIR(st.st_mode) && (r = expectation_check(x, pfd, base, paths[i])) < 0) {
+                        close(pfd);
+                        if (r == -EBUSY)
+                                return fail(err, errlen, r, "'%s' changed here during the catch-up", paths[i]);
+                        return fail(err, errlen, r, "cannot look at '%s': %s", paths[i], strerror(-r));
                 }
                 if (fstat(pfd, &pst) == 0 && (pst.st_mode & 0300) != 0300)
                         (void)fchmod(pfd, (pst.st_mode & 07777) | 0700);

@@ -157,6 +157,20 @@ static int extract_copy_data(struct extract_state *s, struct archive *a, struct 
         return 0;
 }
 
+/* An entry's path as the scan and manifest spell it: without "./" and a trailing '/'. */
+static void entry_rel(const char *name, char out[PATH_MAX]) {
+        while (name[0] == '.' && name[1] == '/')
+                name += 2 + strspn(name + 2, "/");
+        snprintf(out, PATH_MAX, "%s", name);
+        for (size_t n = strlen(out); n > 0 && out[n - 1] == '/'; n--)
+                out[n - 1] = 0;
+}
+
+/* In place, a target found changed since the caller looked (pgsmb-userwork-expect.h). */
+static int changed_here(char *err, size_t errlen, struct unpack *u) {
+        return fail(err, errlen, -EBUSY, "'%s' changed here during the catch-up", unpack_busy(u));
+}
+
 /* Most entries: our own writer (pgsmb-userwork-unpack.c), a few system calls per file. */
 static int extract_entry_fast(struct extract_state *s, struct archive *a, struct unpack *u,
                               struct archive_entry *e, uint64_t *bytes, char *err, size_t errlen) {
@@ -164,6 +178,8 @@ static int extract_entry_fast(struct extract_state *s, struct archive *a, struct
         const char *hardlink = archive_entry_hardlink(e);
         struct data_sink sink = { .fd = -1 };
         int r = unpack_begin(u, e, &sink.fd);
+        if (r == -EBUSY)
+                return changed_here(err, errlen, u);
         if (r == -EEXIST)
                 return fail(err, errlen, -EPERM, "archive entry '%s' appears twice", name);
         if (r == -EPERM && hardlink)
@@ -184,7 +200,9 @@ static int extract_entry_fast(struct extract_state *s, struct archive *a, struct
         r = extract_copy_data(s, a, &sink, e, bytes, err, errlen);
         if (sink.fd >= 0) {
                 int k = unpack_end(u, e, sink.fd, sink.end);
-                if (r == 0 && k < 0)
+                if (r == 0 && k == -EBUSY)
+                        r = changed_here(err, errlen, u);
+                else if (r == 0 && k < 0)
                         r = fail(err, errlen, k, "cannot write archive entry '%s': %s", name,
                                  strerror(-k));
         }
@@ -193,11 +211,18 @@ static int extract_entry_fast(struct extract_state *s, struct archive *a, struct
 
 /* Entries with ACLs or xattrs: libarchive's disk writer, with its SECURE_* checks. */
 static int extract_entry_libarchive(struct extract_state *s, struct archive *a, struct archive *w,
-                                    struct archive_entry *e, uint64_t *bytes, char *err,
-                                    size_t errlen) {
+                                    struct unpack *u, struct archive_entry *e, uint64_t *bytes,
+                                    char *err, size_t errlen) {
         const char *name = archive_entry_pathname(e);
         struct data_sink sink = { .w = w, .fd = -1 };
-        int r = archive_write_header(w, e);
+        char rel[PATH_MAX];
+        int r;
+
+        entry_rel(name, rel);
+        if (s->in_place && (r = unpack_may_replace_path(u, rel)) < 0)
+                return r == -EBUSY ? changed_here(err, errlen, u)
+                                   : fail(err, errlen, r, "cannot look at '%s': %s", rel, strerror(-r));
+        r = archive_write_header(w, e);
         if (r < ARCHIVE_WARN)
                 return fail(err, errlen, la_errno(w, EIO), "cannot extract archive entry '%s': %s",
                             name, la_error(w));
@@ -218,15 +243,6 @@ struct extract_source {
         const void *ring;
         size_t ring_size;
 };
-
-/* An entry's path as the scan and manifest spell it: without "./" and a trailing '/'. */
-static void entry_rel(const char *name, char out[PATH_MAX]) {
-        while (name[0] == '.' && name[1] == '/')
-                name += 2 + strspn(name + 2, "/");
-        snprintf(out, PATH_MAX, "%s", name);
-        for (size_t n = strlen(out); n > 0 && out[n - 1] == '/'; n--)
-                out[n - 1] = 0;
-}
 
 static int extract_builtin(const struct extract_source *src, const char *target,
                            const struct profile_limits *lim, const struct extract_opts *o,
@@ -276,6 +292,7 @@ static int extract_builtin(const struct extract_source *src, const char *target,
         if (r < 0)
                 return fail(err, errlen, r, "out of memory");
         unpack_set_in_place(u, o->in_place);
+        unpack_set_expect(u, o->expect);
         struct extract_state s = { .lim = lim, .in_place = o->in_place };
         for (;;) {
                 struct archive_entry *e;
@@ -314,7 +331,7 @@ static int extract_builtin(const struct extract_source *src, const char *target,
                 if (r < 0)
                         return r;
                 r = fast ? extract_entry_fast(&s, a, u, e, &st->bytes, err, errlen)
-                         : extract_entry_libarchive(&s, a, w, e, &st->bytes, err, errlen);
+                         : extract_entry_libarchive(&s, a, w, u, e, &st->bytes, err, errlen);
                 if (r < 0)
                         return r;
                 st->files++;

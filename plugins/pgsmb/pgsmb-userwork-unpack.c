@@ -13,6 +13,8 @@
 
 #include <pgina/util.h>
 
+#include "pgsmb-userwork-expect.h"
+
 /* Directories of the current path kept open; deeper ones are opened and closed per entry. */
 #define DIR_CACHE_MAX 64
 
@@ -45,9 +47,10 @@ struct unpack {
         size_t nfix, capfix, fix_bytes;
         struct comps path, link; /* scratch: the entry's path, a hardlink's target */
         bool in_place; /* unpack_set_in_place */
+        struct expect *expect; /* unpack_set_expect */
         /* in place: the regular file being filled under a temporary name, renamed at its end */
         int pending_dir;
-        char pending_tmp[NAME_MAX + 1], pending_base[NAME_MAX + 1];
+        char pending_tmp[NAME_MAX + 1], pending_base[NAME_MAX + 1], pending_path[PATH_MAX];
 };
 
 static int split(const char *path, struct comps *c) {
@@ -73,6 +76,19 @@ static int split(const char *path, struct comps *c) {
 static void comp_copy(const struct comps *c, size_t i, char out[NAME_MAX + 1]) {
         memcpy(out, c->p[i], c->len[i]);
         out[c->len[i]] = 0;
+}
+
+/* The components joined by '/' (split checked the length). */
+static void comp_join(const struct comps *c, char out[PATH_MAX]) {
+        size_t o = 0;
+
+        for (size_t i = 0; i < c->n; i++) {
+                if (i)
+                        out[o++] = '/';
+                memcpy(out + o, c->p[i], c->len[i]);
+                o += c->len[i];
+        }
+        out[o] = 0;
 }
 
 /* Open (creating when missing) directory `name` in dirfd, never through a symlink. */
@@ -177,6 +193,26 @@ int unpack_new(int target_fd, struct unpack **ret) {
 
 void unpack_set_in_place(struct unpack *u, bool on) { u->in_place = on; }
 
+void unpack_set_expect(struct unpack *u, struct expect *x) { u->expect = x; }
+
+const char *unpack_busy(const struct unpack *u) { return u->expect ? u->expect->busy : ""; }
+
+/* In place: may base (path) in dirfd be replaced? (what the caller saw there: unpack_set_expect) */
+static int may_replace(struct unpack *u, int dirfd, const char *base, const char *path) {
+        return u->in_place ? expectation_check(u->expect, dirfd, base, path) : 0;
+}
+
+/* In place: base in dirfd is the job's own now. */
+static int made_here(struct unpack *u, int dirfd, const char *base) {
+        struct stat st;
+
+        if (!u->expect)
+                return 0;
+        if (fstatat(dirfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return -errno;
+        return expectation_made(u->expect, (uint64_t)st.st_ino);
+}
+
 /* ---- in place: replacing what is there, never through a symlink ---- */
 
 int unpack_remove_tree(int parent, const char *name) {
@@ -241,6 +277,28 @@ static int replace_with(int dirfd, const char *tmp, const char *base) {
                         r = -errno;
         }
         (void)unlinkat(dirfd, tmp, 0);
+        return r;
+}
+
+int unpack_may_replace_path(struct unpack *u, const char *path) {
+        struct comps *c = &u->path;
+        char base[NAME_MAX + 1];
+        int pfd, r;
+
+        if (!u->in_place || !u->expect)
+                return 0;
+        if ((r = split(path, c)) < 0)
+                return r;
+        if (c->n == 0)
+                return 0;
+        pfd = walk_parent(u->root, c);
+        if (pfd == -ENOENT || pfd == -ENOTDIR || pfd == -ELOOP)
+                return expectation_check(u->expect, -1, NULL, path); /* it is not there */
+        if (pfd < 0)
+                return pfd;
+        comp_copy(c, c->n - 1, base);
+        r = expectation_check(u->expect, pfd, base, path);
+        close(pfd);
         return r;
 }
 
@@ -364,6 +422,7 @@ int unpack_begin(struct unpack *u, struct archive_entry *e, int *fd) {
                                 }
                                 snprintf(u->pending_tmp, sizeof u->pending_tmp, "%s", name);
                                 snprintf(u->pending_base, sizeof u->pending_base, "%s", base);
+                                comp_join(c, u->pending_path);
                                 name = base; /* nothing to rename here */
                         }
                 } else {
@@ -388,8 +447,13 @@ int unpack_begin(struct unpack *u, struct archive_entry *e, int *fd) {
                         if (r == -EEXIST && fstatat(dirfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0) {
                                 if (S_ISDIR(st.st_mode))
                                         r = 0;
-                                else if (u->in_place && unlinkat(dirfd, base, 0) == 0)
-                                        r = mkdirat(dirfd, base, 0700) < 0 ? -errno : 0;
+                                else if (u->in_place) {
+                                        char path[PATH_MAX];
+                                        comp_join(c, path);
+                                        if ((r = may_replace(u, dirfd, base, path)) == 0)
+                                                r = unlinkat(dirfd, base, 0) < 0 || mkdirat(dirfd, base, 0700) < 0
+                                                            ? -errno : 0;
+                                }
                         }
                 }
                 if (r == 0)
@@ -397,9 +461,12 @@ int unpack_begin(struct unpack *u, struct archive_entry *e, int *fd) {
         } else
                 r = -EPERM;
         if (u->in_place && name != base) {
-                if (r == 0)
-                        r = replace_with(dirfd, name, base);
-                else
+                char path[PATH_MAX];
+                comp_join(c, path);
+                if (r == 0 && (r = may_replace(u, dirfd, base, path)) == 0 &&
+                    (r = replace_with(dirfd, name, base)) == 0)
+                        r = made_here(u, dirfd, base);
+                else if (r < 0)
                         (void)unlinkat(dirfd, name, 0);
         }
         if (tmp)
@@ -437,9 +504,10 @@ int unpack_end(struct unpack *u, struct archive_entry *e, int fd, uint64_t end) 
         if (close(fd) < 0 && r == 0)
                 r = -errno;
         if (u->pending_dir >= 0) {
-                if (r == 0)
-                        r = replace_with(u->pending_dir, u->pending_tmp, u->pending_base);
-                else
+                if (r == 0 && (r = may_replace(u, u->pending_dir, u->pending_base, u->pending_path)) == 0 &&
+                    (r = replace_with(u->pending_dir, u->pending_tmp, u->pending_base)) == 0)
+                        r = made_here(u, u->pending_dir, u->pending_base);
+                else if (r < 0)
                         (void)unlinkat(u->pending_dir, u->pending_tmp, 0);
                 close(u->pending_dir);
                 u->pending_dir = -1;

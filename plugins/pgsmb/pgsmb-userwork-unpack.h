@@ -29,6 +29,14 @@ int unpack_new(int target_fd, struct unpack **ret);
  * path without write permission gets u+rwx (the caller sets its mode afterwards). Still never
  * through a symlink. */
 void unpack_set_in_place(struct unpack *u, bool on);
+struct expect;
+/* In place: before a path is replaced, what is there must be what x says the caller saw
+ * (pgsmb-userwork-expect.h); -EBUSY otherwise (x->busy names the path). x stays the caller's. */
+void unpack_set_expect(struct unpack *u, struct expect *x);
+/* The path the last -EBUSY was about. */
+const char *unpack_busy(const struct unpack *u);
+/* The same check for an entry another writer (libarchive's) is about to replace. */
+int unpack_may_replace_path(struct unpack *u, const char *path);
 /* Remove name in dirfd, a directory with everything it holds, never following a symlink (a
  * symlink is removed as itself). 0 when it is gone (or never was). */
 int unpack_remove_tree(int dirfd, const char *name);

@@ -1,6 +1,7 @@
 /* pgSMB: the work pgsmb-userwork does as the user (pgsmb-userwork.h): read the job from
  * descriptor 3 (pgsmb-userwork-job.c decodes it), do it, report. Runs as the user only. */
 #include "pgsmb-userwork.h"
+#include "pgsmb-userwork-expect.h"
 #include "pgsmb-scan.h"
 
 #include <errno.h>
@@ -88,6 +89,23 @@ static const char *const *user_env(struct user_env *e, const struct userwork_job
         return e->v;
 }
 
+/* USERWORK_F_EXPECT: what the caller saw, from FD_AUX, into *x. */
+static int read_expect(const struct userwork_job *j, struct expect *x, struct expect **ret,
+                       struct userwork_report *rep) {
+        size_t line = 0;
+        int r;
+
+        *ret = NULL;
+        if (!(j->flags & USERWORK_F_EXPECT))
+                return 0;
+        if ((r = expectation_read_fd(x, USERWORK_FD_AUX, PROFILE_RECORD_MAX, &line)) < 0) {
+                snprintf(rep->err, sizeof rep->err, "the entries to expect are invalid at line %zu", line);
+                return r;
+        }
+        *ret = x;
+        return 0;
+}
+
 static int do_extract(const struct userwork_job *j, struct userwork_report *rep) {
         struct user_env e;
         const struct profile_compress c = {.level = j->level, .threads = j->threads,
@@ -97,18 +115,28 @@ static int do_extract(const struct userwork_job *j, struct userwork_report *rep)
                                  .no_dirfix = j->flags & USERWORK_F_NO_DIRFIX};
         char **want = NULL;
         size_t nwant = 0;
+        struct expect xs, *x = NULL;
         void *ring;
         int r;
 
-        if (j->flags & (USERWORK_F_WANT | USERWORK_F_IN_PLACE | USERWORK_F_NO_DIRFIX)) {
+        if (j->flags & (USERWORK_F_WANT | USERWORK_F_IN_PLACE | USERWORK_F_NO_DIRFIX | USERWORK_F_EXPECT)) {
                 /* store format 2: the built-in extractor only */
                 if (j->extract_argv) {
                         snprintf(rep->err, sizeof rep->err, "an external program cannot extract a delta profile");
                         return -EOPNOTSUPP;
                 }
+                if ((j->flags & USERWORK_F_EXPECT) && j->ring_size) {
+                        snprintf(rep->err, sizeof rep->err, "entries to expect come with an archive, not a ring");
+                        return -EINVAL;
+                }
                 if ((j->flags & USERWORK_F_WANT) &&
                     (r = userwork_want_list(USERWORK_FD_LIST, &want, &nwant, rep->err, sizeof rep->err)) < 0)
                         return r;
+                if ((r = read_expect(j, &xs, &x, rep)) < 0) {
+                        pathlist_free(want, nwant);
+                        return r;
+                }
+                o.expect = x;
                 o.want = want;
                 o.nwant = nwant;
                 ring = NULL;
@@ -119,6 +147,7 @@ static int do_extract(const struct userwork_job *j, struct userwork_report *rep)
                                 r = -errno;
                                 snprintf(rep->err, sizeof rep->err, "cannot map the restore's ring: %s", strerror(errno));
                                 pathlist_free(want, nwant);
+                                expectation_free(x);
                                 return r ? r : -EINVAL;
                         }
                         close(USERWORK_FD_AUX);
@@ -128,6 +157,7 @@ static int do_extract(const struct userwork_job *j, struct userwork_report *rep)
                 if (ring)
                         munmap(ring, (size_t)j->ring_size);
                 pathlist_free(want, nwant);
+                expectation_free(x);
                 return r;
         }
         if (!j->ring_size)
@@ -188,13 +218,16 @@ static int do_delete(const struct userwork_job *j, struct userwork_report *rep) 
         char **paths = NULL;
         size_t n = 0;
         uint64_t removed = 0;
+        struct expect xs, *x;
         int r = userwork_want_list(USERWORK_FD_LIST, &paths, &n, rep->err, sizeof rep->err);
 
         if (r < 0)
                 return r;
-        r = pgsmb_profile_delete(j->dir, paths, n, &removed, rep->err, sizeof rep->err);
+        if ((r = read_expect(j, &xs, &x, rep)) == 0)
+                r = pgsmb_profile_delete(j->dir, paths, n, x, &removed, rep->err, sizeof rep->err);
         rep->stats.files = removed;
         pathlist_free(paths, n);
+        expectation_free(x);
         return r;
 }
 

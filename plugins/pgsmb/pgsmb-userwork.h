@@ -9,7 +9,7 @@
  * Descriptors of the program: 0-2 as the worker's (/dev/null where it has none), USERWORK_FD_CTL
  * the job and the report (a socket), USERWORK_FD_DATA the archive stream (extract, archive),
  * USERWORK_FD_AUX the restore's ring (a memfd) or the login script's output (a pipe), or (DELTA)
- * the record to compare with; USERWORK_FD_LIST a list the job reads (EXTRACT's want list, DELETE's
+ * the record to compare with, or (USERWORK_F_EXPECT) what the caller saw at the paths; USERWORK_FD_LIST a list the job reads (EXTRACT's want list, DELETE's
  * paths, FIXDIRS' directories) or the scan it writes (DELTA, SCAN), a memfd (pgsmb-scan.h);
  * /dev/null where the job has none. Nothing else. */
 #pragma once
@@ -52,6 +52,9 @@ enum {
         USERWORK_F_WANT = 1 << 1, /* EXTRACT: only the entries in the path list on FD_LIST */
         USERWORK_F_IN_PLACE = 1 << 2, /* EXTRACT: dir is a home; replace what is there */
         USERWORK_F_NO_DIRFIX = 1 << 3, /* EXTRACT: directories stay 0700 (FIXDIRS comes later) */
+        USERWORK_F_EXPECT = 1 << 4, /* EXTRACT (in place, not from a ring), DELETE: FD_AUX holds a
+                                     * scan of the paths as the caller saw them; a path changed
+                                     * since stops the job, -EBUSY (pgsmb-userwork-expect.h) */
 };
 
 struct userwork_job {

@@ -5,11 +5,10 @@
 #     extraction: overwritten, and the record takes the path for version N's (never uploaded).
 #  B: an append to a file the catch-up just wrote, before the check after it: the catch-up
 #     "fails" and the home is restored whole: every change made here after the logoff is gone.
-# B and C are fixed: a catch-up that fails part-way keeps the home as it is; a removed directory
-# that holds something made here stays. B runs here by default, C in its own sandbox
-# (test-pgsmb-review2-race-dir.sh). A is still open (the window between the check and the
-# extraction's rename: the extractor does not compare a target with what the check saw):
-# CASE=A runs it, and it fails.
+# All three are fixed: A, the extractor compares each target with what the check saw right before
+# its rename and stops (the home is used as it is); B, a catch-up that fails part-way keeps the
+# home as it is; C, a removed directory that holds something made here stays. B runs here by
+# default, A and C in sandboxes of their own (test-pgsmb-review2-race-rename.sh, -race-dir.sh).
 . "$(dirname "$0")/lib.sh"
 need pamtester
 [ -e "$BUILD/plugins/pgsmb.so" ] || skip "pgsmb plugin not built"
@@ -48,6 +47,8 @@ echo "docs/f5 after the logon: $got"
 pgina_close_session alice
 grep -E "alice: (nothing changed|saved version)" "$PGINA_LOG" | tail -n 1
 [ "$got" = "mine, during the catch-up" ] || fails+=("A: the write made during the catch-up to docs/f5 was overwritten, no clash")
+assert_contains "$PGINA_LOG" "alice: catching up from version 1 to 2 failed part-way ('docs/f5' changed here during the catch-up)"
+assert_contains "$PGINA_LOG" "saved as conflict copy"
 fi
 
 if [[ " ${CASE:-B} " == *" B "* ]]; then

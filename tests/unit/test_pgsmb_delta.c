@@ -25,6 +25,7 @@
 
 #include "pgsmb-archive.h"
 #include "pgsmb-scan.h"
+#include "pgsmb-userwork-expect.h"
 
 static char base[256], home[300], tgt[300], outside[300];
 
@@ -276,8 +277,8 @@ static int build(const struct ent *v, size_t n) {
 
 static const struct profile_limits roomy = {.max_total_bytes = 1 << 30, .max_entries = 1000, .max_entry_bytes = 1 << 30};
 
-static int extract(int fd, const char *dir, const char *const *want, bool in_place, bool no_dirfix, char *err,
-                   size_t errlen) {
+static int extract_x(int fd, const char *dir, const char *const *want, bool in_place, bool no_dirfix,
+                     struct expect *x, char *err, size_t errlen) {
         char **list = NULL;
         size_t n = 0, line;
         struct pbuf b;
@@ -288,12 +289,18 @@ static int extract(int fd, const char *dir, const char *const *want, bool in_pla
                 assert_int_equal(pathlist_add(&b, want[i]), 0);
         if (want)
                 assert_int_equal(pathlist_parse((const char *)b.data, b.len, &list, &n, &line), 0);
-        struct extract_opts o = {.want = want ? list : NULL, .nwant = n, .in_place = in_place, .no_dirfix = no_dirfix};
+        struct extract_opts o = {.want = want ? list : NULL, .nwant = n, .in_place = in_place, .no_dirfix = no_dirfix,
+                                 .expect = x};
         int r = pgsmb_profile_extract_opts(fd, NULL, 0, dir, &roomy, &o, &st, err, errlen);
         pathlist_free(list, n);
         pbuf_free(&b);
         close(fd);
         return r;
+}
+
+static int extract(int fd, const char *dir, const char *const *want, bool in_place, bool no_dirfix, char *err,
+                   size_t errlen) {
+        return extract_x(fd, dir, want, in_place, no_dirfix, NULL, err, errlen);
 }
 
 static void test_chain_into_one_directory_then_fixdirs(void **state) {
@@ -390,6 +397,92 @@ static void test_in_place_replaces_and_never_follows(void **state) {
         assert_int_not_equal(system(cmd), 0);
 }
 
+/* What a catch-up saw at the paths (a stat of each that exists), as the extraction gets it. */
+static void expect_of(struct expect *x, const char *const *rels) {
+        char p[600];
+        struct stat st;
+
+        memset(x, 0, sizeof *x);
+        scan_init(&x->seen);
+        for (size_t i = 0; rels[i]; i++) {
+                struct scan_entry e;
+                pathf(p, sizeof p, "%s/%s", tgt, rels[i]);
+                if (lstat(p, &st) < 0)
+                        continue;
+                assert_int_equal(scan_entry_from_stat(&e, '=', rels[i], &st), 0);
+                assert_int_equal(scan_add(&x->seen, &e), 0);
+        }
+        assert_int_equal(scan_sort(&x->seen), 0);
+}
+
+/* Review 2, finding 2 case A: a process that outlived the session writes to a path between the
+ * catch-up's look at it and the extraction's rename over it: the write stays, the job stops. */
+static void test_in_place_expect(void **state) {
+        (void)state;
+        char err[512] = "", p[600], q[600];
+        struct expect x;
+        uint64_t removed;
+
+        mk(tgt, "a");
+        put(tgt, "a/same", "v1");
+        put(tgt, "a/changed", "v1");
+        put(tgt, "a/gone", "v1");
+        put(tgt, "a/gone-same", "v1");
+        put(tgt, "h1", "linked");
+        pathf(p, sizeof p, "%s/h1", tgt);
+        pathf(q, sizeof q, "%s/h2", tgt);
+        assert_int_equal(link(p, q), 0);
+        const char *const seen[] = {"a/same", "a/changed", "a/gone", "a/gone-same", "h1", "h2", "a/new",
+                                    "a/appeared", NULL};
+        expect_of(&x, seen);
+        usleep(20000); /* past the clock tick of file times: the job's own renames move ctimes */
+        /* what the lingering process does after the look */
+        put(tgt, "a/changed", "mine, later");
+        put(tgt, "a/appeared", "mine too");
+        put(tgt, "a/gone", "mine as well");
+
+        /* unchanged targets, a hardlinked pair (replacing h1 moves h2's ctime: the job's own
+         * doing) and a path absent then and now: replaced */
+        const struct ent ok[] = {{"a/same", 'f', "v2", 0}, {"h1", 'f', "v2 h1", 0}, {"h2", 'f', "v2 h2", 0},
+                                 {"a/new", 'f', "new", 0}};
+        if (extract_x(build(ok, 4), tgt, (const char *const[]){"a/same", "h1", "h2", "a/new", NULL}, true, true, &x,
+                      err, sizeof err) < 0)
+                fail_msg("unchanged targets: %s", err);
+        assert_string_equal(get(tgt, "a/same"), "v2");
+        assert_string_equal(get(tgt, "h1"), "v2 h1");
+        assert_string_equal(get(tgt, "h2"), "v2 h2");
+        assert_string_equal(get(tgt, "a/new"), "new");
+
+        /* changed since the look, and made since the look: kept, and the job says which */
+        const struct ent ch[] = {{"a/changed", 'f', "theirs", 0}};
+        assert_int_equal(extract_x(build(ch, 1), tgt, (const char *const[]){"a/changed", NULL}, true, true, &x, err,
+                                   sizeof err),
+                         -EBUSY);
+        assert_non_null(strstr(err, "'a/changed' changed here during the catch-up"));
+        assert_string_equal(get(tgt, "a/changed"), "mine, later");
+        const struct ent ap[] = {{"a/appeared", 'f', "theirs", 0}};
+        assert_int_equal(extract_x(build(ap, 1), tgt, (const char *const[]){"a/appeared", NULL}, true, true, &x, err,
+                                   sizeof err),
+                         -EBUSY);
+        assert_string_equal(get(tgt, "a/appeared"), "mine too");
+        char cmd[700];
+        pathf(cmd, sizeof cmd, "find '%s' -name '.pgina-new-*' | grep -q .", base);
+        assert_int_not_equal(system(cmd), 0);
+
+        /* a removal: an unchanged file goes, a changed one stays and stops it */
+        char *del_ok[] = {strdup("a/gone-same")};
+        assert_int_equal(pgsmb_profile_delete(tgt, del_ok, 1, &x, &removed, err, sizeof err), 0);
+        assert_int_equal(removed, 1);
+        assert_null(get(tgt, "a/gone-same"));
+        char *del[] = {strdup("a/gone")};
+        assert_int_equal(pgsmb_profile_delete(tgt, del, 1, &x, &removed, err, sizeof err), -EBUSY);
+        assert_non_null(strstr(err, "'a/gone' changed here during the catch-up"));
+        assert_string_equal(get(tgt, "a/gone"), "mine as well");
+        free(del_ok[0]);
+        free(del[0]);
+        expectation_free(&x);
+}
+
 static void test_delete_stays_inside(void **state) {
         (void)state;
         char err[512] = "", p[600], q[600];
@@ -408,7 +501,7 @@ static void test_delete_stays_inside(void **state) {
         put(tgt, "keep/made-here", "m");
         char *paths[] = {strdup("a"),   strdup("a/b"),     strdup("a/b/f"), strdup("lnk"), strdup("lnk/precious"),
                          strdup("missing"), strdup("top"), strdup("keep")};
-        assert_int_equal(pgsmb_profile_delete(tgt, paths, 8, &removed, err, sizeof err), 0);
+        assert_int_equal(pgsmb_profile_delete(tgt, paths, 8, NULL, &removed, err, sizeof err), 0);
         /* a/b/f, a/b, a (deepest first), lnk, top; lnk/precious is not below tgt; keep holds
          * what the list does not name (made here): it stays */
         assert_int_equal(removed, 5);
@@ -421,7 +514,7 @@ static void test_delete_stays_inside(void **state) {
         for (size_t i = 0; i < 8; i++)
                 free(paths[i]);
         char *bad[] = {strdup("../outside/precious")};
-        assert_int_equal(pgsmb_profile_delete(tgt, bad, 1, &removed, err, sizeof err), -EINVAL);
+        assert_int_equal(pgsmb_profile_delete(tgt, bad, 1, NULL, &removed, err, sizeof err), -EINVAL);
         assert_int_equal(access(q, F_OK), 0);
         free(bad[0]);
 }
@@ -441,6 +534,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_delta_holds_what_changed, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_chain_into_one_directory_then_fixdirs, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_in_place_replaces_and_never_follows, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_in_place_expect, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_delete_stays_inside, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_hostile_want_lists, setup, teardown),
         };
