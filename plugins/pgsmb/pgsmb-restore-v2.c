@@ -686,7 +686,8 @@ static int home_changed_here(struct restore *r, char *first, size_t firstlen, si
         int k;
 
         *n = 0;
-        if (pgsmb_record_load(r->state_dir, r->cfg.user, r->state.version, &rec) < 0)
+        if (pgsmb_record_load(r->state_dir, r->cfg.user, r->state.version[0] ? r->state.version : PGSMB_RECORD_NO_VERSION,
+                              &rec) < 0)
                 return 0;
         if ((k = pgsmb_scan_home(&r->pu, r->cfg.home, (const char *const *)r->cfg.exclude, &now, err,
                                  sizeof err)) < 0) {
@@ -828,16 +829,20 @@ int pgsmb_restore_v2(struct restore *r, struct store *st) {
                                   "restoring the whole profile", r->cfg.user, mine);
         }
         /* A whole restore replaces the home: not one that holds changes of its own no version
-         * has (made after its last logoff). */
-        if (have_home && !r->state.temporary && !r->state.upload_failed && from_v2) {
-                char first[PATH_MAX] = "";
+         * has (made after its last logoff). Also when the home is no version (its last logoff
+         * kept a conflict copy or a merge): that logoff's record says what it held. */
+        if (have_home && !r->state.temporary && !r->state.upload_failed && (from_v2 || !r->state.version[0])) {
+                char first[PATH_MAX] = "", was[80] = "no version of the store";
                 size_t n;
+                if (from_v2)
+                        snprintf(was, sizeof was, "version %" PRIu64, mine);
                 if ((k = home_changed_here(r, first, sizeof first, &n)) != 0) {
                         if (k > 0)
                                 pgina_log(r->ctx, LOG_WARNING, "%s: '%s'%s changed here after the last logoff: the "
-                                          "home is used as it is (version %" PRIu64 "), not replaced by version %"
-                                          PRIu64 "; its next logoff merges the two or keeps a conflict copy",
-                                          r->cfg.user, first, n > 1 ? " (and others)" : "", mine, v.vs.cur.number);
+                                          "home is used as it is (%s), not replaced by version %" PRIu64 "; its "
+                                          "next logoff %s", r->cfg.user, first, n > 1 ? " (and others)" : "", was,
+                                          v.vs.cur.number, from_v2 ? "merges the two or keeps a conflict copy"
+                                                                   : "keeps a conflict copy");
                         else
                                 pgina_log(r->ctx, LOG_WARNING, "%s: %s: the home is used as it is, not replaced by "
                                           "version %" PRIu64, r->cfg.user, r->why, v.vs.cur.number);

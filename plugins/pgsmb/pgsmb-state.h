@@ -57,3 +57,8 @@ int pgsmb_record_load(const char *dir, const char *user, const char *version, st
 /* Atomically (temporary file, fsync, rename), 0600. */
 int pgsmb_record_save(const char *dir, const char *user, const char *version, const struct scan *s);
 void pgsmb_record_remove(const char *dir, const char *user);
+/* The record's version while the home is no version of the store (state version "": its last
+ * logoff saved a conflict copy or a merge): the home as that logoff left it, so that the next
+ * logon can tell whether something changed it since (a process that outlived the session)
+ * before it replaces the home. */
+#define PGSMB_RECORD_NO_VERSION "none"

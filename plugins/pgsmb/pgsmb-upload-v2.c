@@ -252,11 +252,18 @@ static int v2_build(struct upload *up, struct v2_upload *v) {
 }
 
 /* The home here is no version of the store (a conflict copy, a merge): the next logon restores
- * the current one. Its record and manifest copy go with its version. */
-static void v2_home_is_no_version(struct upload *up) {
+ * the current one. Its manifest copy goes with its version; its record stays, as the record of
+ * no version (the home as this logoff walked it): the next logon replaces the home only while
+ * nothing changed it since. */
+static void v2_home_is_no_version(struct upload *up, struct v2_upload *v) {
         up->state.version[0] = 0;
         up->state.pending[0] = 0;
-        pgsmb_record_remove(up->state_dir, up->cfg.user);
+        scan_mark_racy(&v->scan, &v->walk_start);
+        if (pgsmb_record_save(up->state_dir, up->cfg.user, PGSMB_RECORD_NO_VERSION, &v->scan) < 0) {
+                pgina_log(up->ctx, LOG_WARNING, "%s: cannot save the record of the home as it is: the next logon "
+                          "cannot tell a change made here after this logoff", up->cfg.user);
+                pgsmb_record_remove(up->state_dir, up->cfg.user);
+        }
         v2_local_remove(up->state_dir, up->cfg.user);
 }
 
@@ -268,7 +275,7 @@ static int v2_conflict(struct upload *up, struct store *st, struct v2_upload *v,
                 return k;
         /* As with format 1: the next logon here restores the store's version (this one is kept
          * in the copy). */
-        v2_home_is_no_version(up);
+        v2_home_is_no_version(up, v);
         pgina_log(up->ctx, LOG_WARNING, "%s: %s: saved as conflict copy %s", up->cfg.user, how, name);
         pgsmb_mail_admin(up->ctx, up->u, "profile conflict",
                          "The profile of %s changed on another machine since it was restored on %s (%s).\n"
@@ -530,7 +537,7 @@ int pgsmb_upload_v2(struct upload *up, struct store *st) {
         if (v.merged) {
                 /* This home lacks what the other machine changed: it is no version of the store,
                  * and the next logon here restores the merged one. */
-                v2_home_is_no_version(up);
+                v2_home_is_no_version(up, &v);
         } else
                 v2_home_is(up, &v, &v.next, v.manifest_size);
         t_saved = now_ms();
