@@ -85,15 +85,21 @@ static int compact_commit(struct restore *r, struct store *st, const struct v2_p
         struct manifest next;
         struct store_creds creds;
         struct pgsmb_transfer t;
-        char rel[1200], why[600];
+        char rel[1200], why[600], marks[PATH_MAX];
         uint64_t msize = 0;
         struct scan scan;
-        int k;
+        int k, mark;
 
         pu.home = dir;
         if ((k = v2_archive_name(p, host, added.name, sizeof added.name)) < 0 ||
             (k = v2_rel(p, added.name, rel, sizeof rel)) < 0)
                 return k;
+        /* a logoff here may prune while this uploads: the mark keeps the new base from it */
+        snprintf(marks, sizeof marks, "%s/%s", r->state_dir, r->cfg.user);
+        if ((mark = v2_upload_mark(marks, added.name)) < 0) {
+                snprintf(r->why, sizeof r->why, "cannot mark the upload in %s: %s", r->state_dir, strerror(-mark));
+                return mark;
+        }
         pgsmb_store_creds(&r->cfg, &creds);
         rt = (struct pgsmb_readback_target){.url = r->cfg.share, .creds = &creds, .timeout_s = r->cfg.timeout};
         k = pgsmb_delta_stream(st, rel, &pu, NULL, &r->cfg.comp, NULL, &rt, NULL, NULL, &t, &scan);
@@ -156,16 +162,18 @@ static int compact_commit(struct restore *r, struct store *st, const struct v2_p
         {
                 struct v2_state now;
                 if (v2_list(st, p, &now, why, sizeof why) == 0)
-                        v2_prune(st, p, &now, &next, r->cfg.keep_versions, host, (int64_t)time(NULL),
+                        v2_prune(st, p, &now, &next, r->cfg.keep_versions, host, marks, (int64_t)time(NULL),
                                  COMPACT_FOREIGN_GRACE_S, compact_log, r);
                 v2_state_free(&now);
         }
         manifest_free(&next);
         scan_free(&scan);
+        v2_upload_unmark(mark, marks, added.name);
         return 1;
 fail:
         (void)store_unlink(st, rel);
         scan_free(&scan);
+        v2_upload_unmark(mark, marks, added.name);
         return k;
 }
 

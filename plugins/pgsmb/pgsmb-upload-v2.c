@@ -38,6 +38,8 @@ struct v2_upload {
         bool merged; /* committed onto another machine's version: the home lacks its changes */
         char v1_version[PGSMB_VERSION_MAX]; /* format 1's version, to keep its archive under */
         char arch_name[300], arch_rel[1200], hex[65];
+        char marks[PATH_MAX]; /* state_dir/USER: the archive is marked as an upload in progress */
+        int mark_fd; /* v2_upload_mark's, held until the end (-1: none) */
         struct pgsmb_transfer t;
         long long t0, t_upload, t_verify;
         struct timespec walk_start; /* realtime: the racy-clean rule's bound (scan_mark_racy) */
@@ -56,6 +58,8 @@ static void v2_log(void *ud, int level, const char *fmt, ...) {
 }
 
 static void v2_done(struct v2_upload *v) {
+        v2_upload_unmark(v->mark_fd, v->marks, v->arch_name);
+        v->mark_fd = -1;
         v2_state_free(&v->vs);
         manifest_free(&v->base);
         manifest_free(&v->next);
@@ -200,6 +204,14 @@ static int v2_archive(struct upload *up, struct store *st, struct v2_upload *v) 
         if ((k = v2_archive_name(&v->p, up->host, v->arch_name, sizeof v->arch_name)) < 0 ||
             (k = v2_rel(&v->p, v->arch_name, v->arch_rel, sizeof v->arch_rel)) < 0) {
                 snprintf(up->why, sizeof up->why, "cannot name the archive: %s", strerror(-k));
+                return k;
+        }
+        /* until the end of this logoff, a prune running beside it here (a compaction) leaves the
+         * archive alone */
+        snprintf(v->marks, sizeof v->marks, "%s/%s", up->state_dir, up->cfg.user);
+        if ((v->mark_fd = v2_upload_mark(v->marks, v->arch_name)) < 0) {
+                k = v->mark_fd;
+                snprintf(up->why, sizeof up->why, "cannot mark the upload in %s: %s", up->state_dir, strerror(-k));
                 return k;
         }
         pgsmb_store_creds(&up->cfg, &creds);
@@ -477,7 +489,7 @@ static void v2_report(struct upload *up, struct store *st, struct v2_upload *v) 
 }
 
 int pgsmb_upload_v2(struct upload *up, struct store *st) {
-        struct v2_upload v = {.p = {.dir = up->cfg.remote_dir, .filename = up->cfg.filename}};
+        struct v2_upload v = {.p = {.dir = up->cfg.remote_dir, .filename = up->cfg.filename}, .mark_fd = -1};
         long long t_start = now_ms();
         char version[PGSMB_VERSION_MAX];
         int k;
@@ -550,7 +562,7 @@ int pgsmb_upload_v2(struct upload *up, struct store *st) {
                 if (v2_list(st, &v.p, &now, why, sizeof why) == 0) {
                         if (!v.merged && v2_listed_size(&v.p, &now, v.next.number) == v.manifest_size)
                                 up->state.manifest_mtime = v2_listed_mtime(&v.p, &now, v.next.number);
-                        v2_prune(st, &v.p, &now, &v.next, up->cfg.keep_versions, up->host, (int64_t)time(NULL),
+                        v2_prune(st, &v.p, &now, &v.next, up->cfg.keep_versions, up->host, v.marks, (int64_t)time(NULL),
                                  V2_FOREIGN_GRACE_S, v2_log, up);
                 }
                 v2_state_free(&now);

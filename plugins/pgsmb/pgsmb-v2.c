@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <syslog.h>
 #include <time.h>
@@ -346,8 +347,56 @@ static void name_set_free(struct name_set *ns) {
         free(ns->v);
 }
 
+static int mark_path(const char *marks, const char *name, char *out, size_t len) {
+        int n = snprintf(out, len, "%s.up.%s", marks, name);
+        return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+int v2_upload_mark(const char *marks, const char *name) {
+        char path[PATH_MAX];
+        int fd, k;
+
+        if ((k = mark_path(marks, name, path, sizeof path)) < 0)
+                return k;
+        if ((fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0)
+                return -errno;
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+                k = -errno;
+                close(fd);
+                return k;
+        }
+        return fd;
+}
+
+void v2_upload_unmark(int fd, const char *marks, const char *name) {
+        char path[PATH_MAX];
+
+        if (fd < 0)
+                return;
+        if (mark_path(marks, name, path, sizeof path) == 0)
+                (void)unlink(path);
+        close(fd);
+}
+
+bool v2_upload_marked(const char *marks, const char *name) {
+        char path[PATH_MAX];
+        bool held;
+        int fd;
+
+        if (!marks || mark_path(marks, name, path, sizeof path) < 0)
+                return false;
+        if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+                return errno != ENOENT; /* cannot tell: as if held */
+        held = flock(fd, LOCK_EX | LOCK_NB) < 0;
+        if (!held)
+                (void)unlink(path); /* its process is gone */
+        close(fd);
+        return held;
+}
+
 void v2_prune(struct store *st, const struct v2_profile *p, const struct v2_state *s, const struct manifest *cur,
-              unsigned keep_versions, const char *host, int64_t now, int64_t grace_s, v2_log_fn log, void *ud) {
+              unsigned keep_versions, const char *host, const char *marks, int64_t now, int64_t grace_s, v2_log_fn log,
+              void *ud) {
         char arch_pre[300], ours_pre[340], conf_pre[300], rel[1200], why[600];
         size_t fl = strlen(p->filename);
         struct name_set kept = {0};
@@ -418,6 +467,11 @@ void v2_prune(struct store *st, const struct v2_profile *p, const struct v2_stat
                         continue;
                 if (!has_prefix(name, ours_pre, strlen(ours_pre)) && now - s->ents[i].mtime < grace_s)
                         continue; /* maybe another machine's upload in progress */
+                if (has_prefix(name, ours_pre, strlen(ours_pre)) && v2_upload_marked(marks, name)) {
+                        if (log)
+                                log(ud, LOG_DEBUG, "kept %s: an upload of this machine in progress", name);
+                        continue;
+                }
                 if (v2_rel(p, name, rel, sizeof rel) == 0) {
                         if (store_unlink(st, rel) == 0) {
                                 if (log)

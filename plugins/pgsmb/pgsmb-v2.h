@@ -83,14 +83,25 @@ void v2_local_remove(const char *dir, const char *user);
 /* A new archive name F.a-HOST-ID. */
 int v2_archive_name(const struct v2_profile *p, const char *host, char *out, size_t len);
 
+/* This machine's uploads in progress (a logoff's delta, a compaction's base: either may run while
+ * the other prunes): the mark MARKS.up.NAME (marks: state_dir/USER), flock'ed while its
+ * descriptor is open. v2_upload_mark returns that descriptor (-errno); v2_upload_unmark removes
+ * the mark and closes it (fd < 0: nothing). A mark nobody holds (its process died) is stale. */
+int v2_upload_mark(const char *marks, const char *name);
+void v2_upload_unmark(int fd, const char *marks, const char *name);
+/* Is an upload of name in progress here? A stale mark is removed (and says no). */
+bool v2_upload_marked(const char *marks, const char *name);
+
 /* Keep the current version and keep_versions before it (by number); remove older manifests,
  * damaged manifests below the current one, and archives no kept manifest or conflict copy names:
- * this host's at once (host = its short name: no upload of ours is running), other machines'
- * when older than grace_s (theirs may be an upload in progress). Calls log for each removal or
- * failure (may be NULL). s is the state v2_load gave, and the commit's manifest `cur`. */
+ * this host's at once (host = its short name) unless marked as an upload in progress here
+ * (marks: v2_upload_mark's; NULL: none), other machines' when older than grace_s (theirs may be
+ * an upload in progress). Calls log for each removal or failure (may be NULL). s is the state
+ * v2_load gave, and the commit's manifest `cur`. */
 typedef void (*v2_log_fn)(void *ud, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void v2_prune(struct store *st, const struct v2_profile *p, const struct v2_state *s, const struct manifest *cur,
-              unsigned keep_versions, const char *host, int64_t now, int64_t grace_s, v2_log_fn log, void *ud);
+              unsigned keep_versions, const char *host, const char *marks, int64_t now, int64_t grace_s, v2_log_fn log,
+              void *ud);
 
 /* state.version of a format-2 home: "2:N:ID" */
 void v2_version_string(const struct manifest *m, char *out, size_t len);

@@ -47,3 +47,5 @@ assert_ok pam_run pgtest alice secret authenticate acct_mgmt open_session
 assert_eq "other" "$(cat /home/alice/docs/other.txt 2>&1)" "docs/other.txt (the other machine's) after the logon"
 assert_eq "mine" "$(cat /home/alice/docs/mine.txt 2>&1)" "docs/mine.txt (this machine's, merged) after the logon"
 pgina_close_session alice
+left=$(find /var/lib/pgina -name 'alice.up.*' 2>/dev/null)
+[ -z "$left" ] || fail "upload marks left behind after the logoffs: $left"
