@@ -766,6 +766,15 @@ static int scan_from_memfd(int fd, const char *dir, struct scan *scan, char *err
                 snprintf(err, errlen, "cannot read the scan of %s: %s", dir, strerror(errno));
                 return r;
         }
+        /* The user's processes may still hold it (the job can pass it on before it ends): sealed
+         * first, so that what is checked is what is used. A writable mapping left elsewhere
+         * makes the seal fail: refused. */
+        if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
+                r = -errno;
+                snprintf(err, errlen, "the scan of %s cannot be sealed (%s): another process of the user still "
+                         "writes to it", dir, strerror(errno));
+                return r == -EBUSY ? -EBADMSG : r;
+        }
         /* Written by the user's process: as hostile as any input (bounded, every line checked). */
         r = scan_read_fd(scan, fd, SCAN_BYTES_MAX, &line);
         if (r == -E2BIG && line == 0)
@@ -803,7 +812,7 @@ int pgsmb_delta_stream(struct store *st, const char *rel, const struct pgsmb_use
         }
         rec_fd = record ? memfd_of("pgsmb-record", b.data, b.len) : -1;
         pbuf_free(&b);
-        scan_fd = memfd_create("pgsmb-scan", MFD_CLOEXEC);
+        scan_fd = memfd_create("pgsmb-scan", MFD_CLOEXEC | MFD_ALLOW_SEALING);
         if ((record && rec_fd < 0) || scan_fd < 0) {
                 r = rec_fd < 0 && record ? rec_fd : -errno;
                 snprintf(t->err, sizeof t->err, "memfd: %s", strerror(-r));
@@ -821,7 +830,7 @@ int pgsmb_scan_home(const struct pgsmb_user *u, const char *dir, const char *con
                     char *err, size_t errlen) {
         struct userwork_job job = {.kind = USERWORK_SCAN, .name = u->name, .home = u->home, .dir = dir,
                                    .exclude = exclude};
-        _cleanup_close_ int scan_fd = memfd_create("pgsmb-scan", MFD_CLOEXEC);
+        _cleanup_close_ int scan_fd = memfd_create("pgsmb-scan", MFD_CLOEXEC | MFD_ALLOW_SEALING);
         struct userwork_report rep;
         struct pgsmb_child ch;
         int r;
@@ -845,7 +854,7 @@ int pgsmb_stat_paths(const struct pgsmb_user *u, const char *dir, const struct p
                      char *err, size_t errlen) {
         struct userwork_job job = {.kind = USERWORK_STAT, .name = u->name, .home = u->home, .dir = dir};
         _cleanup_close_ int list_fd = memfd_of("pgsmb-paths", list->data, list->len);
-        _cleanup_close_ int scan_fd = memfd_create("pgsmb-scan", MFD_CLOEXEC);
+        _cleanup_close_ int scan_fd = memfd_create("pgsmb-scan", MFD_CLOEXEC | MFD_ALLOW_SEALING);
         struct userwork_report rep;
         struct pgsmb_child ch;
         int r;
@@ -856,10 +865,21 @@ int pgsmb_stat_paths(const struct pgsmb_user *u, const char *dir, const struct p
                 snprintf(err, errlen, "memfd: %s", strerror(-r));
                 return r;
         }
+        /* A look at a few paths: the user's own process must not hold the logon past a
+         * deadline of its own (stopped, or traced). */
+        size_t npaths = 0;
+        for (size_t i = 0; i < list->len; i++)
+                npaths += ((const char *)list->data)[i] == '\n';
+        long long limit = STAT_PATHS_BASE_MS + (long long)npaths * STAT_PATHS_PER_PATH_MS;
+        long long deadline = now_ms() + limit;
         if ((r = pgsmb_child_start(u, &job, -1, list_fd, scan_fd, &ch, err, errlen)) < 0)
                 return r;
-        if ((r = pgsmb_child_wait(&ch, &rep)) < 0) {
-                snprintf(err, errlen, "%s", rep.err);
+        if ((r = pgsmb_child_wait_until(&ch, &rep, deadline)) < 0) {
+                if (now_ms() >= deadline)
+                        snprintf(err, errlen, "the look at %zu path(s) as the user did not end within %lld s: stopped",
+                                 npaths, limit / 1000);
+                else
+                        snprintf(err, errlen, "%s", rep.err);
                 return r;
         }
         return scan_from_memfd(scan_fd, dir, scan, err, errlen);

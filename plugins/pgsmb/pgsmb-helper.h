@@ -125,7 +125,10 @@ int pgsmb_delta_stream(struct store *st, const char *rel, const struct pgsmb_use
 int pgsmb_scan_home(const struct pgsmb_user *u, const char *dir, const char *const *exclude,
                     struct scan *scan, char *err, size_t errlen);
 /* The entries of the paths of the path list `list` below dir that exist, as the user, into
- * *scan (sorted; initialized here). */
+ * *scan (sorted; initialized here). Within STAT_PATHS_BASE_MS + STAT_PATHS_PER_PATH_MS a path,
+ * or the job is killed (the user can stop or trace a process of theirs). */
+#define STAT_PATHS_BASE_MS 10000LL
+#define STAT_PATHS_PER_PATH_MS 10LL
 int pgsmb_stat_paths(const struct pgsmb_user *u, const char *dir, const struct pbuf *list, struct scan *scan,
                      char *err, size_t errlen);
 /* Remove the paths of the path list `list` below dir, as the user. */

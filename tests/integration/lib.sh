@@ -323,6 +323,7 @@ retries = 1
 retry_delay = 0
 compact_deltas = 0
 compact_percent = 0
+${PGSMB_EXTRA:-}
 [localmachine]
 logoff_action = none
 CONF
