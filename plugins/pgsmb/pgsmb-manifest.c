@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 #include <openssl/evp.h>
 
@@ -123,8 +124,9 @@ int manifest_format(const struct manifest *m, struct pbuf *b) {
         for (size_t i = 0; i < m->n; i++) {
                 const struct manifest_entry *e = &m->v[i];
                 if ((k = pgsmb_path_escape(e->path, esc, sizeof esc)) < 0 ||
-                    (k = put(b, "e %" PRIu32 " %c %o %" PRIu64 " %" PRId64 ".%09" PRIu32 " %s\n", e->archive,
-                             e->type, (unsigned)e->mode, e->size, e->mtime_s, e->mtime_ns, esc)) < 0)
+                    (k = put(b, "e %" PRIu32 " %c %o %" PRIu64 " %" PRId64 ".%09" PRIu32 " %016" PRIx64 " %s\n",
+                             e->archive, e->type, (unsigned)e->mode, e->size, e->mtime_s, e->mtime_ns, e->origin,
+                             esc)) < 0)
                         return k;
         }
         sha256_hex(b->data + start, b->len - start, sum);
@@ -311,11 +313,15 @@ int manifest_parse(struct manifest *m, const char *data, size_t len, char *err, 
                 } else if (ll > 2 && l[0] == 'e' && l[1] == ' ') {
                         struct manifest_entry e = {0};
                         uint64_t idx, mode;
-                        if (!split_fields(l, ll, &f, 7) || f.n != 7 || !num(&f, 1, 10, UINT32_MAX, &idx) ||
+                        char origin[17] = "0";
+                        /* 8 fields; 7 in a manifest of before origins (PATH is escaped: no space) */
+                        bool ok = split_fields(l, ll, &f, 8) && (f.n == 7 || f.n == 8);
+                        size_t pi = ok ? f.n - 1 : 0;
+                        if (!ok || !num(&f, 1, 10, UINT32_MAX, &idx) ||
                             idx >= m->narch || f.len[2] != 1 || !strchr("fdl", f.p[2][0]) ||
                             !num(&f, 3, 8, 07777, &mode) || !num(&f, 4, 10, INT64_MAX, &e.size) ||
-                            !mtime_of(&f, 5, &e.mtime_s, &e.mtime_ns) ||
-                            pgsmb_path_unescape(f.p[6], f.len[6], path, sizeof path) < 0 ||
+                            !mtime_of(&f, 5, &e.mtime_s, &e.mtime_ns) || (f.n == 8 && !hex_of(&f, 6, 16, origin)) ||
+                            pgsmb_path_unescape(f.p[pi], f.len[pi], path, sizeof path) < 0 ||
                             !pgsmb_path_valid(path)) {
                                 k = bad(err, errlen, line, "invalid entry line");
                                 goto fail;
@@ -325,6 +331,7 @@ int manifest_parse(struct manifest *m, const char *data, size_t len, char *err, 
                                 goto fail;
                         }
                         e.archive = (uint32_t)idx;
+                        e.origin = strtoull(origin, NULL, 16);
                         e.type = f.p[2][0];
                         e.mode = (uint32_t)mode;
                         e.path = path;
@@ -439,13 +446,15 @@ int manifest_from_scan(struct manifest *out, const struct manifest *old, const s
         new_index = (uint32_t)out->narch;
         if ((k = archive_add(out, added)) < 0)
                 goto fail;
+        uint64_t origin = manifest_new_origin();
         for (size_t i = 0; i < scan->n; i++) {
                 const struct scan_entry *s = &scan->v[i];
                 struct manifest_entry e;
 
-                if (s->flag == '+')
+                if (s->flag == '+') {
                         entry_from_scan(&e, s, new_index);
-                else {
+                        e.origin = origin;
+                } else {
                         const struct manifest_entry *o = old ? manifest_find(old, s->path) : NULL;
                         if (!o || o->type != s->type) {
                                 k = -ESTALE;
@@ -463,11 +472,12 @@ fail:
         return k;
 }
 
-/* The same content: type, mode, size and mtime (to the nanosecond) agree, whichever archive holds
- * it (a compaction moves every entry to a new base without changing one). */
+/* The same content: type, mode, size and mtime (to the nanosecond) agree, and the origin where
+ * both know it, whichever archive holds it (a compaction moves every entry to a new base without
+ * changing one). */
 static bool entry_same(const struct manifest_entry *x, const struct manifest_entry *y) {
         return x->type == y->type && x->mode == y->mode && x->size == y->size && x->mtime_s == y->mtime_s &&
-               x->mtime_ns == y->mtime_ns;
+               x->mtime_ns == y->mtime_ns && (!x->origin || !y->origin || x->origin == y->origin);
 }
 
 static int list_push(char ***v, size_t *n, size_t *cap, const char *s) {
@@ -697,4 +707,13 @@ void manifest_new_id(char out[MANIFEST_ID_LEN + 1]) {
                 out[2 * i + 1] = hex[r[i] & 15];
         }
         out[MANIFEST_ID_LEN] = 0;
+}
+
+uint64_t manifest_new_origin(void) {
+        uint64_t v = 0;
+
+        while (v == 0)
+                if (getrandom(&v, sizeof v, 0) != (ssize_t)sizeof v)
+                        v = ((uint64_t)rand() << 32) ^ (uint64_t)rand() ^ (uint64_t)time(NULL);
+        return v;
 }

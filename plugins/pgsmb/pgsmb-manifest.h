@@ -17,8 +17,11 @@
  *   host HOST                     the machine that wrote it (escaped)
  *   time SECONDS
  *   a INDEX NAME SIZE SHA256      the chain, INDEX 0, 1, ... in order; NAME a plain file name
- *   e INDEX TYPE MODE SIZE MTIME PATH   one per path, sorted (strcmp), TYPE f/d/l, MODE octal,
- *                                 MTIME seconds.nanoseconds, PATH escaped (pgsmb-scan.h)
+ *   e INDEX TYPE MODE SIZE MTIME ORIGIN PATH   one per path, sorted (strcmp), TYPE f/d/l, MODE
+ *                                 octal, MTIME seconds.nanoseconds, ORIGIN 16 hex digits (the
+ *                                 archiving that wrote this content: see manifest_entry), PATH
+ *                                 escaped (pgsmb-scan.h). A line without ORIGIN (a manifest of
+ *                                 an earlier pgina) reads as origin 0, unknown.
  *   sha256 HEX                    of every byte before this line
  *
  * Everything read from a store is hostile: parse checks every field, the order, the indexes and
@@ -53,6 +56,12 @@ struct manifest_entry {
         uint64_t size;
         int64_t mtime_s;
         uint32_t mtime_ns;
+        /* Which archiving wrote this content: random, new for each logoff that archives the
+         * entry again, kept by everything that only moves it (a compaction, a merge). Two
+         * entries of one path with different origins hold different content as far as anyone
+         * can tell, whatever their size and mtime say (a change that kept both: touch -r, a tag
+         * editor). 0: unknown (then size and mtime decide). */
+        uint64_t origin;
 };
 
 struct manifest {
@@ -86,16 +95,17 @@ uint64_t manifest_bytes(const struct manifest *m);
 int manifest_archive_index(const struct manifest *m, const char *name);
 
 /* The next version from a home's scan: every path of the scan; '+' entries in the new archive
- * `added` (appended to the chain), '=' entries where `old` has them (-ESTALE when old lacks one:
+ * `added` (appended to the chain) with a new origin, '=' entries where `old` has them (-ESTALE when old lacks one:
  * the record and the store disagree, the caller uploads everything instead). old NULL: every
  * entry must be '+' (a new base). Archives no entry refers to any more leave the chain. The
  * header fields (number, parent, id, user, host, time) are the caller's to set. */
 int manifest_from_scan(struct manifest *out, const struct manifest *old, const struct scan *scan,
                        const struct manifest_archive *added);
 
-/* What changed from a to b: paths whose entry differs (type, mode, size, mtime; not the archive:
- * a compaction changes no content) or that b added, into *changed; paths b no longer has, into *deleted (both sorted, malloc'd strings,
- * free with pathlist_free). */
+/* What changed from a to b: paths whose entry differs (type, mode, size, mtime, and the origin
+ * where both know it; not the archive: a compaction changes no content) or that b added, into
+ * *changed; paths b no longer has, into *deleted (both sorted, malloc'd strings, free with
+ * pathlist_free). */
 int manifest_diff(const struct manifest *a, const struct manifest *b, char ***changed, size_t *nchanged,
                   char ***deleted, size_t *ndeleted);
 
@@ -119,3 +129,5 @@ int manifest_file_name(const char *filename, uint64_t number, char *out, size_t 
 uint64_t manifest_name_number(const char *filename, const char *name);
 /* A new random id (MANIFEST_ID_LEN hex digits). */
 void manifest_new_id(char out[MANIFEST_ID_LEN + 1]);
+/* A new random origin (never 0). */
+uint64_t manifest_new_origin(void);

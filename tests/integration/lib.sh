@@ -543,7 +543,7 @@ stored() {
         local d=$1 f=${3:-$(basename "$1").tar.zst} m arch
         m=$(find "$d" -maxdepth 1 -name "$f.m[0-9]*" -printf '%f\n' 2>/dev/null | sort | tail -n 1)
         if [ -n "$m" ]; then
-                arch=$(awk -v p="$2" '$1 == "e" && $7 == p { i = $2 } END { print i }' "$d/$m")
+                arch=$(awk -v p="$2" '$1 == "e" && $NF == p { i = $2 } END { print i }' "$d/$m")
                 arch=$(awk -v i="$arch" '$1 == "a" && $2 == i { print $3 }' "$d/$m")
                 [ -n "$arch" ] || return 1
                 archived "$d/$arch" "$2"

@@ -128,7 +128,7 @@ machine_member() {
         local d=$M/srv/pgina/profiles/alice m arch
         m=$(find "$d" -maxdepth 1 -name 'alice.tar.zst.m[0-9]*' -printf '%f\n' 2>/dev/null | sort | tail -n 1)
         if [ -n "$m" ]; then
-                arch=$(awk -v p="$1" '$1 == "e" && $7 == p { i = $2 } END { print i }' "$d/$m")
+                arch=$(awk -v p="$1" '$1 == "e" && $NF == p { i = $2 } END { print i }' "$d/$m")
                 arch=$(awk -v i="$arch" '$1 == "a" && $2 == i { print $3 }' "$d/$m")
                 [ -n "$arch" ] || return 1
                 tar --warning=no-unknown-keyword --zstd -xOf "$d/$arch" "$1"

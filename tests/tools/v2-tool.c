@@ -57,7 +57,11 @@ static void hex(const unsigned char *d, char out[65]) {
 static int write_archive(const char *path, char **pairs, int n, uint64_t *size, char sha[65],
                          struct manifest_entry *ents) {
         struct archive *a = archive_write_new();
-        int64_t now = (int64_t)time(NULL);
+        /* V2_MTIME: the files' mtime (a change that keeps it), else now; one origin for all, as
+         * one logoff's archiving gives */
+        const char *fixed = getenv("V2_MTIME");
+        int64_t mtime = fixed ? strtoll(fixed, NULL, 10) : (int64_t)time(NULL);
+        uint64_t origin = manifest_new_origin();
 
         archive_write_set_format_pax_restricted(a);
         archive_write_add_filter_zstd(a);
@@ -78,14 +82,15 @@ static int write_archive(const char *path, char **pairs, int n, uint64_t *size, 
                 archive_entry_set_filetype(e, AE_IFREG);
                 archive_entry_set_perm(e, 0644);
                 archive_entry_set_size(e, st.st_size);
-                archive_entry_set_mtime(e, now, 0);
+                archive_entry_set_mtime(e, mtime, 0);
                 archive_write_header(a, e);
                 for (ssize_t k; (k = read(fd, buf, sizeof buf)) > 0;)
                         archive_write_data(a, buf, (size_t)k);
                 close(fd);
                 archive_entry_free(e);
                 ents[i] = (struct manifest_entry){.path = pairs[i], .type = 'f', .mode = 0644,
-                                                  .size = (uint64_t)st.st_size, .mtime_s = now};
+                                                  .size = (uint64_t)st.st_size, .mtime_s = mtime,
+                                                  .origin = origin};
         }
         archive_write_close(a);
         archive_write_free(a);

@@ -314,6 +314,76 @@ static void test_from_scan_and_diff(void **state) {
         manifest_free(&base);
 }
 
+/* Review 2 finding 4: another machine's change that keeps a file's size and mtime (touch -r, a
+ * tag editor) was invisible to manifest_diff, so a catch-up left the old content here. Each
+ * archiving gives its entries a new origin; a compaction or merge keeps it. */
+static void test_origin(void **state) {
+        (void)state;
+        struct manifest base, next, copy, p;
+        struct scan_entry v[] = {se('=', 'd', "Documents", 0, 10), se('+', 'f', "Documents/a.txt", 3, 11),
+                                 se('=', 'f', "b b%.txt", 4, 12), se('=', 'l', "link", 8, 13)};
+        struct manifest_archive d1 = arch("alice.tar.zst.a-d1", 10);
+        struct scan s;
+        struct pbuf b;
+        char **ch, **del, err[256];
+        size_t nch, ndel;
+
+        make_base(&base);
+        assert_true(base.v[1].origin != 0);
+        assert_int_equal(base.v[1].origin, base.v[0].origin); /* one archiving, one origin */
+        /* Documents/a.txt archived again with the same size and mtime: a change all the same */
+        scan_of(&s, v, 4);
+        assert_int_equal(manifest_from_scan(&next, &base, &s, &d1), 0);
+        header(&next, 2, 1);
+        assert_true(manifest_find(&next, "Documents/a.txt")->origin != base.v[1].origin);
+        assert_int_equal(manifest_find(&next, "link")->origin, manifest_find(&base, "link")->origin);
+        assert_int_equal(manifest_diff(&base, &next, &ch, &nch, &del, &ndel), 0);
+        assert_int_equal(nch, 1);
+        assert_string_equal(ch[0], "Documents/a.txt");
+        assert_int_equal(ndel, 0);
+        pathlist_free(ch, nch);
+        pathlist_free(del, ndel);
+        /* a compaction's copy (every entry in one new base, origins kept): no change */
+        assert_int_equal(manifest_copy(&copy, &next), 0);
+        for (size_t i = 0; i < copy.n; i++)
+                copy.v[i].archive = 0;
+        copy.narch = 1;
+        assert_int_equal(manifest_diff(&next, &copy, &ch, &nch, &del, &ndel), 0);
+        assert_int_equal(nch + ndel, 0);
+        /* it survives the text, and a manifest of before origins (7 fields) reads as unknown:
+         * size and mtime decide, as they did */
+        pbuf_init(&b);
+        assert_int_equal(manifest_format(&next, &b), 0);
+        assert_int_equal(manifest_parse(&p, (const char *)b.data, b.len, err, sizeof err), 0);
+        assert_int_equal(manifest_find(&p, "Documents/a.txt")->origin, manifest_find(&next, "Documents/a.txt")->origin);
+        manifest_free(&p);
+        const char *old = "pgina-profile-manifest 2\nnumber 1\nparent 0\nid 0123456789abcdef0123456789abcdef\n"
+                          "user alice\nhost lab\ntime 1\na 0 alice.tar.zst.a-base 100 "
+                          "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n"
+                          "e 0 d 755 0 10.000000005 Documents\ne 0 f 644 3 11.000000005 Documents/a.txt\n";
+        char text[1024], hex[65];
+        sha_for_test(old, hex);
+        snprintf(text, sizeof text, "%ssha256 %s\n", old, hex);
+        assert_int_equal(manifest_parse(&p, text, strlen(text), err, sizeof err), 0);
+        assert_int_equal(manifest_find(&p, "Documents/a.txt")->origin, 0);
+        assert_int_equal(manifest_diff(&p, &next, &ch, &nch, &del, &ndel), 0);
+        /* unknown on one side: metadata alone decides, and a.txt's is the same (only what
+         * the old one lacks differs) */
+        assert_int_equal(nch, 2);
+        assert_string_equal(ch[0], "b b%.txt");
+        assert_string_equal(ch[1], "link");
+        assert_int_equal(ndel, 0);
+        pathlist_free(ch, nch);
+        pathlist_free(del, ndel);
+        manifest_free(&p);
+        pbuf_free(&b);
+        scan_free(&s);
+        free_entries(v, 4);
+        manifest_free(&copy);
+        manifest_free(&next);
+        manifest_free(&base);
+}
+
 static void build(struct manifest *out, const struct manifest *base, const char *archive, struct scan_entry *v,
                   size_t n) {
         struct scan s;
@@ -542,6 +612,7 @@ int main(void) {
                 cmocka_unit_test(test_manifest_roundtrip),
                 cmocka_unit_test(test_manifest_hostile),
                 cmocka_unit_test(test_from_scan_and_diff),
+                cmocka_unit_test(test_origin),
                 cmocka_unit_test(test_rebase),
                 cmocka_unit_test(test_rebase_large),
                 cmocka_unit_test(test_names),
