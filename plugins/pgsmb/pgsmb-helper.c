@@ -202,7 +202,8 @@ int pgsmb_child_wait_until(struct pgsmb_child *c, struct userwork_report *rep, l
                          * hold us past the deadline. */
                         struct pollfd pfd = {.fd = c->ctl_fd, .events = POLLIN};
                         long long left = deadline - now_ms();
-                        int n = left > 0 ? poll(&pfd, 1, (int)(left < 1000 ? left : 1000)) : 0;
+                        /* past it: what is there already still counts (a job waited for late) */
+                        int n = poll(&pfd, 1, left > 0 ? (int)(left < 1000 ? left : 1000) : 0);
                         if (n < 0 && errno == EINTR)
                                 continue;
                         if (n == 0 && left > 1000)
@@ -567,13 +568,11 @@ int pgsmb_restore_stream_opts(struct store *st, const char *rel, uint64_t size_h
         return r;
 }
 
-int pgsmb_extract_fd(int fd, const struct pgsmb_user *u, const char *target, const struct profile_limits *lim,
-                     const struct pgsmb_extract_opts *o, struct pgsmb_transfer *t) {
+int pgsmb_extract_fd_start(int fd, const struct pgsmb_user *u, const char *target, const struct profile_limits *lim,
+                           const struct pgsmb_extract_opts *o, struct pgsmb_child *ch, struct pgsmb_transfer *t) {
         struct userwork_job job = {.kind = USERWORK_EXTRACT, .name = u->name, .home = u->home, .dir = target,
                                    .lim = *lim};
         _cleanup_close_ int data = -1, list_fd = -1, aux = -1;
-        struct userwork_report rep;
-        struct pgsmb_child ch;
         char self[64];
         int r;
 
@@ -595,13 +594,26 @@ int pgsmb_extract_fd(int fd, const struct pgsmb_user *u, const char *target, con
                 snprintf(t->err, sizeof t->err, "cannot reopen the archive: %s", strerror(errno));
                 return r;
         }
-        if ((r = pgsmb_child_start(u, &job, data, aux, list_fd, &ch, t->err, sizeof t->err)) < 0)
-                return r;
-        r = pgsmb_child_wait(&ch, &rep);
+        /* the child has its own copies of the descriptors: ours close here */
+        return pgsmb_child_start(u, &job, data, aux, list_fd, ch, t->err, sizeof t->err);
+}
+
+int pgsmb_extract_fd_wait(struct pgsmb_child *ch, struct pgsmb_transfer *t) {
+        struct userwork_report rep;
+        int r = pgsmb_child_wait(ch, &rep);
+
         t->stats = rep.stats;
         if (r < 0)
                 snprintf(t->err, sizeof t->err, "%s", rep.err[0] ? rep.err : "extraction failed");
         return r;
+}
+
+int pgsmb_extract_fd(int fd, const struct pgsmb_user *u, const char *target, const struct profile_limits *lim,
+                     const struct pgsmb_extract_opts *o, struct pgsmb_transfer *t) {
+        struct pgsmb_child ch;
+        int r = pgsmb_extract_fd_start(fd, u, target, lim, o, &ch, t);
+
+        return r < 0 ? r : pgsmb_extract_fd_wait(&ch, t);
 }
 
 /* A job on dir with a list on FD_LIST (and, with expect, USERWORK_F_EXPECT's scan on FD_AUX). */
@@ -850,39 +862,62 @@ int pgsmb_scan_home(const struct pgsmb_user *u, const char *dir, const char *con
         return scan_from_memfd(scan_fd, dir, scan, err, errlen);
 }
 
-int pgsmb_stat_paths(const struct pgsmb_user *u, const char *dir, const struct pbuf *list, struct scan *scan,
-                     char *err, size_t errlen) {
+int pgsmb_stat_paths_start(const struct pgsmb_user *u, const char *dir, const struct pbuf *list,
+                           struct pgsmb_stat_job *sj, char *err, size_t errlen) {
         struct userwork_job job = {.kind = USERWORK_STAT, .name = u->name, .home = u->home, .dir = dir};
         _cleanup_close_ int list_fd = memfd_of("pgsmb-paths", list->data, list->len);
-        _cleanup_close_ int scan_fd = memfd_create("pgsmb-scan", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-        struct userwork_report rep;
-        struct pgsmb_child ch;
         int r;
 
-        scan_init(scan);
-        if (list_fd < 0 || scan_fd < 0) {
+        sj->scan_fd = memfd_create("pgsmb-scan", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (list_fd < 0 || sj->scan_fd < 0) {
                 r = list_fd < 0 ? list_fd : -errno;
                 snprintf(err, errlen, "memfd: %s", strerror(-r));
+                if (sj->scan_fd >= 0)
+                        close(sj->scan_fd);
+                sj->scan_fd = -1;
                 return r;
         }
         /* A look at a few paths: the user's own process must not hold the logon past a
          * deadline of its own (stopped, or traced). */
-        size_t npaths = 0;
+        sj->npaths = 0;
         for (size_t i = 0; i < list->len; i++)
-                npaths += ((const char *)list->data)[i] == '\n';
-        long long limit = STAT_PATHS_BASE_MS + (long long)npaths * STAT_PATHS_PER_PATH_MS;
-        long long deadline = now_ms() + limit;
-        if ((r = pgsmb_child_start(u, &job, -1, list_fd, scan_fd, &ch, err, errlen)) < 0)
-                return r;
-        if ((r = pgsmb_child_wait_until(&ch, &rep, deadline)) < 0) {
-                if (now_ms() >= deadline)
+                sj->npaths += ((const char *)list->data)[i] == '\n';
+        sj->limit_ms = STAT_PATHS_BASE_MS + (long long)sj->npaths * STAT_PATHS_PER_PATH_MS;
+        sj->deadline = now_ms() + sj->limit_ms;
+        if ((r = pgsmb_child_start(u, &job, -1, list_fd, sj->scan_fd, &sj->ch, err, errlen)) < 0) {
+                close(sj->scan_fd);
+                sj->scan_fd = -1;
+        }
+        return r;
+}
+
+int pgsmb_stat_paths_wait(struct pgsmb_stat_job *sj, const char *dir, struct scan *scan, char *err, size_t errlen) {
+        struct userwork_report rep;
+        int r;
+
+        scan_init(scan);
+        if ((r = pgsmb_child_wait_until(&sj->ch, &rep, sj->deadline)) < 0) {
+                if (now_ms() >= sj->deadline)
                         snprintf(err, errlen, "the look at %zu path(s) as the user did not end within %lld s: stopped",
-                                 npaths, limit / 1000);
+                                 sj->npaths, sj->limit_ms / 1000);
                 else
                         snprintf(err, errlen, "%s", rep.err);
+        } else
+                r = scan_from_memfd(sj->scan_fd, dir, scan, err, errlen);
+        close(sj->scan_fd);
+        sj->scan_fd = -1;
+        return r;
+}
+
+int pgsmb_stat_paths(const struct pgsmb_user *u, const char *dir, const struct pbuf *list, struct scan *scan,
+                     char *err, size_t errlen) {
+        struct pgsmb_stat_job sj;
+        int r;
+
+        scan_init(scan);
+        if ((r = pgsmb_stat_paths_start(u, dir, list, &sj, err, errlen)) < 0)
                 return r;
-        }
-        return scan_from_memfd(scan_fd, dir, scan, err, errlen);
+        return pgsmb_stat_paths_wait(&sj, dir, scan, err, errlen);
 }
 
 int pgsmb_verify(struct store *st, const char *rel, uint64_t size, const unsigned char sha256[32],

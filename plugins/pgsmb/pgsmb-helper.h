@@ -112,6 +112,12 @@ int pgsmb_restore_stream_opts(struct store *st, const char *rel, uint64_t size_h
  * applies nothing it has not checked). fd is read from offset 0 to its end. */
 int pgsmb_extract_fd(int fd, const struct pgsmb_user *u, const char *target, const struct profile_limits *lim,
                      const struct pgsmb_extract_opts *o, struct pgsmb_transfer *t);
+/* The same in two halves, so that several run at once (o, fd and its lists may go once it
+ * started; t gets the stats and the error at the wait, which must follow every start that
+ * returned 0). */
+int pgsmb_extract_fd_start(int fd, const struct pgsmb_user *u, const char *target, const struct profile_limits *lim,
+                           const struct pgsmb_extract_opts *o, struct pgsmb_child *ch, struct pgsmb_transfer *t);
+int pgsmb_extract_fd_wait(struct pgsmb_child *ch, struct pgsmb_transfer *t);
 
 struct scan;
 /* Delta upload: as pgsmb_upload_stream, but only the entries of the home that differ from
@@ -131,6 +137,17 @@ int pgsmb_scan_home(const struct pgsmb_user *u, const char *dir, const char *con
 #define STAT_PATHS_PER_PATH_MS 10LL
 int pgsmb_stat_paths(const struct pgsmb_user *u, const char *dir, const struct pbuf *list, struct scan *scan,
                      char *err, size_t errlen);
+/* The same in two halves (the look runs while the caller downloads); the wait must follow a
+ * start that returned 0. The deadline counts from the start. */
+struct pgsmb_stat_job {
+        struct pgsmb_child ch;
+        int scan_fd;
+        size_t npaths;
+        long long deadline, limit_ms;
+};
+int pgsmb_stat_paths_start(const struct pgsmb_user *u, const char *dir, const struct pbuf *list,
+                           struct pgsmb_stat_job *sj, char *err, size_t errlen);
+int pgsmb_stat_paths_wait(struct pgsmb_stat_job *sj, const char *dir, struct scan *scan, char *err, size_t errlen);
 /* Remove the paths of the path list `list` below dir, as the user. */
 int pgsmb_delete_paths(const struct pgsmb_user *u, const char *dir, const struct pbuf *list,
                        const struct scan *expect, char *err,

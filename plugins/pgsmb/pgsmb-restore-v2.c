@@ -344,22 +344,40 @@ static void scan_keep_touched(struct scan *s, const struct touched *t) {
         s->n = j;
 }
 
-/* The entries of what t names, as they are on disk now, into *now (as the user). */
-static int stat_touched(struct restore *r, const struct touched *t, struct scan *now) {
+/* The entries of what t names, as they are on disk now, into *now (as the user): begun by
+ * stat_touched_start, which may run while the caller does something else. */
+static int stat_touched_start(struct restore *r, const struct touched *t, struct pgsmb_stat_job *sj) {
         char err[512] = "";
         struct pbuf list;
         int k;
 
-        scan_free(now);
         pbuf_init_large(&list);
         if ((k = touched_list(t, &list)) < 0 ||
-            (k = pgsmb_stat_paths(&r->pu, r->cfg.home, &list, now, err, sizeof err)) < 0)
+            (k = pgsmb_stat_paths_start(&r->pu, r->cfg.home, &list, sj, err, sizeof err)) < 0)
                 snprintf(r->why, sizeof r->why, "cannot look at %s: %s", r->cfg.home,
                          k == -ENOMEM ? "out of memory" : err);
-        else
-                scan_keep_touched(now, t);
         pbuf_free(&list);
         return k;
+}
+
+static int stat_touched_wait(struct restore *r, const struct touched *t, struct pgsmb_stat_job *sj,
+                             struct scan *now) {
+        char err[512] = "";
+        int k;
+
+        scan_free(now);
+        if ((k = pgsmb_stat_paths_wait(sj, r->cfg.home, now, err, sizeof err)) < 0)
+                snprintf(r->why, sizeof r->why, "cannot look at %s: %s", r->cfg.home, err);
+        else
+                scan_keep_touched(now, t);
+        return k;
+}
+
+static int stat_touched(struct restore *r, const struct touched *t, struct scan *now) {
+        struct pgsmb_stat_job sj;
+        int k = stat_touched_start(r, t, &sj);
+
+        return k < 0 ? k : stat_touched_wait(r, t, &sj, now);
 }
 
 /* Changes made here after the last logoff's walk (a process that outlived the session) to what
@@ -480,6 +498,70 @@ static void catch_up_record_unknown(struct scan *s, const struct manifest *m, ch
         }
 }
 
+/* At most this many archives are extracted at once (each its own job: the paths of one version
+ * are each in one archive, so they never write the same file). */
+#define CATCHUP_JOBS 3
+
+/* The archives use[] marks (downloaded and checked into fds[], closed here) into the home, in
+ * place, each only for its entries among changed; expect: what the check saw at those paths
+ * (NULL: not looked). 0, or -errno with r->why (every job started is waited for). */
+static int catch_up_extract(struct restore *r, struct v2_restore *v, const struct manifest *m, const bool *use,
+                            int *fds, char **changed, size_t nchanged, const struct scan *expect) {
+        struct {
+                struct pgsmb_child ch;
+                struct pgsmb_transfer t;
+                size_t arch;
+        } jobs[CATCHUP_JOBS];
+        size_t nj = 0, i = 0;
+        long long t0 = now_ms();
+        int k = 0;
+
+        for (;;) {
+                if (k == 0 && i < m->narch && nj < CATCHUP_JOBS) {
+                        /* with what the check saw: a path changed since stops it (the window
+                         * between the check and each rename) */
+                        struct pgsmb_extract_opts o = {.in_place = true, .no_dirfix = true, .expect = expect};
+                        struct pbuf want;
+                        size_t count;
+
+                        if (!use[i]) {
+                                i++;
+                                continue;
+                        }
+                        pbuf_init_large(&want);
+                        if ((k = manifest_want(m, (uint32_t)i, changed, nchanged, &want, &count)) < 0)
+                                snprintf(r->why, sizeof r->why, "out of memory");
+                        o.want = &want;
+                        if (k == 0 && (k = pgsmb_extract_fd_start(fds[i], &r->pu, r->cfg.home, &r->cfg.lim, &o,
+                                                                  &jobs[nj].ch, &jobs[nj].t)) < 0)
+                                snprintf(r->why, sizeof r->why, "%s", jobs[nj].t.err);
+                        pbuf_free(&want);
+                        close(fds[i]);
+                        fds[i] = -1;
+                        if (k == 0)
+                                jobs[nj++].arch = i;
+                        i++;
+                        continue;
+                }
+                if (nj == 0)
+                        break;
+                /* the oldest first: its report */
+                int kw = pgsmb_extract_fd_wait(&jobs[0].ch, &jobs[0].t);
+                if (kw < 0 && k == 0) {
+                        k = kw;
+                        snprintf(r->why, sizeof r->why, "%s", jobs[0].t.err);
+                } else if (kw == 0) {
+                        v->bytes += jobs[0].t.stats.bytes;
+                        v->files += jobs[0].t.stats.files;
+                        v->compressed += m->arch[jobs[0].arch].size;
+                        v->archives++;
+                }
+                memmove(&jobs[0], &jobs[1], --nj * sizeof jobs[0]);
+        }
+        v->extract_ms += now_ms() - t0;
+        return k;
+}
+
 /* 1 when the home was brought from `mine` to the current version, 0 when a catch-up is not worth
  * it (the caller restores the whole profile), 2 when the home changed here since its last logoff
  * where the current version changed it too (it is used as it is: its next logoff merges or keeps
@@ -533,6 +615,14 @@ static int v2_catch_up(struct restore *r, struct store *st, struct v2_restore *v
         }
         for (size_t i = 0; i < m->narch; i++)
                 fds[i] = -1;
+        /* A process that outlived the last session may have changed the home after its logoff's
+         * walk: such a change the catch-up would overwrite keeps the home as it is. Only what
+         * the catch-up touches is looked at, while the archives download (what changes after
+         * the look stops the extraction right before its rename: the expectation). */
+        struct pgsmb_stat_job sj;
+        bool looking = have_rec;
+        if (looking && (k = stat_touched_start(r, &tc, &sj)) < 0)
+                goto out;
         for (size_t i = 0; i < m->narch; i++) {
                 char rel[1200];
                 if (!use[i])
@@ -540,16 +630,22 @@ static int v2_catch_up(struct restore *r, struct store *st, struct v2_restore *v
                 long long t0 = now_ms();
                 if ((k = v2_rel(&v->p, m->arch[i].name, rel, sizeof rel)) < 0 ||
                     (k = fetch_verified(r, st, rel, &m->arch[i], &fds[i])) < 0)
-                        goto out;
+                        break;
                 v->download_ms += now_ms() - t0;
         }
-        /* A process that outlived the last session may have changed the home after its logoff's
-         * walk: such a change the catch-up would overwrite keeps the home as it is. (Only what
-         * the catch-up touches is looked at, right before it writes.) */
+        if (k < 0) {
+                if (looking) {
+                        char why[sizeof r->why];
+                        memcpy(why, r->why, sizeof why); /* the download's reason stays */
+                        (void)stat_touched_wait(r, &tc, &sj, &now);
+                        memcpy(r->why, why, sizeof why);
+                }
+                goto out;
+        }
         if (have_rec) {
                 char clash[PATH_MAX] = "";
                 size_t n;
-                if ((k = stat_touched(r, &tc, &now)) < 0)
+                if ((k = stat_touched_wait(r, &tc, &sj, &now)) < 0)
                         goto out;
                 if ((n = local_clashes(&rec, &now, m, changed, nchanged, deleted, ndeleted, clash, sizeof clash))) {
                         pgina_log(r->ctx, LOG_WARNING, "%s: '%s'%s changed here after the last logoff, and version %"
@@ -561,38 +657,9 @@ static int v2_catch_up(struct restore *r, struct store *st, struct v2_restore *v
                 }
         }
         t_checked = now_ms();
-        for (size_t i = 0; i < m->narch; i++) {
-                /* with what the check saw: a path changed since stops it (the window between
-                 * the check and each rename) */
-                struct pgsmb_extract_opts o = {.in_place = true, .no_dirfix = true, .expect = have_rec ? &now : NULL};
-                struct pgsmb_transfer t;
-                struct pbuf want;
-                size_t count;
-
-                if (!use[i])
-                        continue;
-                pbuf_init_large(&want);
-                if ((k = manifest_want(m, (uint32_t)i, changed, nchanged, &want, &count)) < 0) {
-                        pbuf_free(&want);
-                        goto out;
-                }
-                long long t1 = now_ms();
-                o.want = &want;
-                written = true;
-                k = pgsmb_extract_fd(fds[i], &r->pu, r->cfg.home, &r->cfg.lim, &o, &t);
-                v->extract_ms += now_ms() - t1;
-                close(fds[i]);
-                fds[i] = -1;
-                pbuf_free(&want);
-                if (k < 0) {
-                        snprintf(r->why, sizeof r->why, "%s", t.err);
-                        goto out;
-                }
-                v->bytes += t.stats.bytes;
-                v->files += t.stats.files;
-                v->compressed += m->arch[i].size;
-                v->archives++;
-        }
+        written = true; /* from the first job on */
+        if ((k = catch_up_extract(r, v, m, use, fds, changed, nchanged, have_rec ? &now : NULL)) < 0)
+                goto out;
         if (ndeleted) {
                 struct pbuf list;
                 pbuf_init_large(&list);
