@@ -411,6 +411,10 @@ static ssize_t smb_read(struct store_file *f, void *buf, size_t len) {
          * end is. Past it, ask the server (the read-back follows a file that is still growing). */
         if (sf->pos < sf->size && len > sf->size - sf->pos)
                 len = (size_t)(sf->size - sf->pos);
+        /* No more than one request's worth: libsmbclient 4.17 fails a 16 MiB read of Samba's
+         * (the file's close then says "Invalid argument"); a caller loops on a short read. */
+        if (len > SMB_CHUNK)
+                len = SMB_CHUNK;
         errno = 0;
         n = smbc_getFunctionRead(ctx)(ctx, sf->fh, buf, len);
         if (n < 0)
