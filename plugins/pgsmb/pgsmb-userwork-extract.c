@@ -219,7 +219,7 @@ static int extract_entry_libarchive(struct extract_state *s, struct archive *a, 
         int r;
 
         entry_rel(name, rel);
-        if (s->in_place && (r = unpack_may_replace_path(u, rel)) < 0)
+        if (s->in_place && (r = unpack_may_replace_path(u, rel, archive_entry_filetype(e) == AE_IFDIR)) < 0)
                 return r == -EBUSY ? changed_here(err, errlen, u)
                                    : fail(err, errlen, r, "cannot look at '%s': %s", rel, strerror(-r));
         r = archive_write_header(w, e);

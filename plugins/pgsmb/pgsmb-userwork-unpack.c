@@ -210,7 +210,7 @@ static int made_here(struct unpack *u, int dirfd, const char *base) {
                 return 0;
         if (fstatat(dirfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
                 return -errno;
-        return expectation_made(u->expect, (uint64_t)st.st_ino);
+        return expectation_made(u->expect, &st);
 }
 
 /* ---- in place: replacing what is there, never through a symlink ---- */
@@ -262,16 +262,62 @@ static void tmp_name(char out[NAME_MAX + 1]) {
         snprintf(out, NAME_MAX + 1, ".pgina-new-%ld-%lu", (long)getpid(), ++seq);
 }
 
-/* tmp (made in dirfd) takes base's place: a file, link or symlink over anything but a directory
- * in one rename; over a directory, once the directory (and all it holds) is gone. */
-static int replace_with(int dirfd, const char *tmp, const char *base) {
+/* As unpack_remove_tree, but everything in it must be as x says the caller saw it (a path made
+ * or changed since: -EBUSY, x->busy names it, and what is left stays); path: name's path below
+ * the target. A directory goes only once empty. */
+static int remove_tree_expected(struct expect *x, int parent, const char *name, const char *path) {
+        struct stat st;
+        int fd, r;
+        DIR *d;
+
+        if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return errno == ENOENT ? 0 : -errno;
+        if ((r = expectation_check(x, parent, name, path)) < 0)
+                return r;
+        if (!S_ISDIR(st.st_mode))
+                return unlinkat(parent, name, 0) < 0 && errno != ENOENT ? -errno : 0;
+        if ((st.st_mode & 0700) != 0700)
+                (void)!fchmodat(parent, name, (st.st_mode & 07777) | 0700, 0);
+        if ((fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+                return -errno;
+        if (!(d = fdopendir(fd))) {
+                r = -errno;
+                close(fd);
+                return r;
+        }
+        for (struct dirent *de; (de = readdir(d));) {
+                char child[PATH_MAX];
+                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+                        continue;
+                if (snprintf(child, sizeof child, "%s/%s", path, de->d_name) >= (int)sizeof child) {
+                        r = -ENAMETOOLONG;
+                        break;
+                }
+                if ((r = remove_tree_expected(x, dirfd(d), de->d_name, child)) < 0)
+                        break;
+        }
+        closedir(d);
+        if (r == 0 && unlinkat(parent, name, AT_REMOVEDIR) < 0 && errno != ENOENT) {
+                r = errno == ENOTEMPTY || errno == EEXIST ? -EBUSY : -errno;
+                if (r == -EBUSY)
+                        snprintf(x->busy, sizeof x->busy, "%s", path);
+        }
+        return r;
+}
+
+/* tmp (made in dirfd) takes base's place (path: base's below the target): a file, link or
+ * symlink over anything but a directory in one rename; over a directory, once the directory
+ * (and all it holds) is gone: with an expectation, only when all it holds is as the caller saw
+ * it (a file a lingering process wrote in it since stays, and the job stops). */
+static int replace_with(struct unpack *u, int dirfd, const char *tmp, const char *base, const char *path) {
         int r;
 
         if (renameat(dirfd, tmp, dirfd, base) == 0)
                 return 0;
         r = -errno;
         if (r == -EISDIR || r == -ENOTEMPTY || r == -EEXIST) {
-                if ((r = unpack_remove_tree(dirfd, base)) == 0 && renameat(dirfd, tmp, dirfd, base) == 0)
+                r = u->expect ? remove_tree_expected(u->expect, dirfd, base, path) : unpack_remove_tree(dirfd, base);
+                if (r == 0 && renameat(dirfd, tmp, dirfd, base) == 0)
                         return 0;
                 if (r == 0)
                         r = -errno;
@@ -280,9 +326,10 @@ static int replace_with(int dirfd, const char *tmp, const char *base) {
         return r;
 }
 
-int unpack_may_replace_path(struct unpack *u, const char *path) {
+int unpack_may_replace_path(struct unpack *u, const char *path, bool dir) {
         struct comps *c = &u->path;
         char base[NAME_MAX + 1];
+        struct stat st;
         int pfd, r;
 
         if (!u->in_place || !u->expect)
@@ -297,7 +344,12 @@ int unpack_may_replace_path(struct unpack *u, const char *path) {
         if (pfd < 0)
                 return pfd;
         comp_copy(c, c->n - 1, base);
-        r = expectation_check(u->expect, pfd, base, path);
+        /* a directory entry keeps a directory that is there (its mode and times are the
+         * manifest's at the end): nothing of it is replaced */
+        if (dir && fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode))
+                r = 0;
+        else
+                r = expectation_check(u->expect, pfd, base, path);
         close(pfd);
         return r;
 }
@@ -464,7 +516,7 @@ int unpack_begin(struct unpack *u, struct archive_entry *e, int *fd) {
                 char path[PATH_MAX];
                 comp_join(c, path);
                 if (r == 0 && (r = may_replace(u, dirfd, base, path)) == 0 &&
-                    (r = replace_with(dirfd, name, base)) == 0)
+                    (r = replace_with(u, dirfd, name, base, path)) == 0)
                         r = made_here(u, dirfd, base);
                 else if (r < 0)
                         (void)unlinkat(dirfd, name, 0);
@@ -505,7 +557,7 @@ int unpack_end(struct unpack *u, struct archive_entry *e, int fd, uint64_t end) 
                 r = -errno;
         if (u->pending_dir >= 0) {
                 if (r == 0 && (r = may_replace(u, u->pending_dir, u->pending_base, u->pending_path)) == 0 &&
-                    (r = replace_with(u->pending_dir, u->pending_tmp, u->pending_base)) == 0)
+                    (r = replace_with(u, u->pending_dir, u->pending_tmp, u->pending_base, u->pending_path)) == 0)
                         r = made_here(u, u->pending_dir, u->pending_base);
                 else if (r < 0)
                         (void)unlinkat(u->pending_dir, u->pending_tmp, 0);

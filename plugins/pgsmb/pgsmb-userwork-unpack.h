@@ -35,8 +35,9 @@ struct expect;
 void unpack_set_expect(struct unpack *u, struct expect *x);
 /* The path the last -EBUSY was about. */
 const char *unpack_busy(const struct unpack *u);
-/* The same check for an entry another writer (libarchive's) is about to replace. */
-int unpack_may_replace_path(struct unpack *u, const char *path);
+/* The same check for an entry another writer (libarchive's) is about to write (dir: a
+ * directory entry, which keeps a directory that is there). */
+int unpack_may_replace_path(struct unpack *u, const char *path, bool dir);
 /* Remove name in dirfd, a directory with everything it holds, never following a symlink (a
  * symlink is removed as itself). 0 when it is gone (or never was). */
 int unpack_remove_tree(int dirfd, const char *name);
