@@ -160,8 +160,13 @@ static int compact_commit(struct restore *r, struct store *st, const struct v2_p
                   "base, %.1f MiB compressed)", r->cfg.user, m->number, m->narch, next.number, t.bytes / 1048576.0);
         compact_follow(r, m, &next, msize);
         {
-                struct v2_state now;
-                if (v2_list(st, p, &now, why, sizeof why) == 0)
+                struct v2_state now = {0};
+                /* from the listing to the prune's end (v2_prune_lock) */
+                _cleanup_close_ int prune_lock = v2_prune_lock(marks);
+                if (prune_lock < 0)
+                        pgina_log(r->ctx, LOG_WARNING, "%s: no prune: cannot lock %s.prune: %s", r->cfg.user, marks,
+                                  strerror(-prune_lock));
+                else if (v2_list(st, p, &now, why, sizeof why) == 0)
                         v2_prune(st, p, &now, &next, r->cfg.keep_versions, host, marks, (int64_t)time(NULL),
                                  COMPACT_FOREIGN_GRACE_S, compact_log, r);
                 v2_state_free(&now);

@@ -557,9 +557,14 @@ int pgsmb_upload_v2(struct upload *up, struct store *st) {
                 v2_migrate_done(up, st, &v);
         v2_report(up, st, &v);
         {
-                struct v2_state now;
+                struct v2_state now = {0};
                 char why[300];
-                if (v2_list(st, &v.p, &now, why, sizeof why) == 0) {
+                /* from the listing to the prune's end (v2_prune_lock) */
+                _cleanup_close_ int prune_lock = v2_prune_lock(v.marks);
+                if (prune_lock < 0)
+                        pgina_log(up->ctx, LOG_WARNING, "%s: no prune: cannot lock %s.prune: %s", up->cfg.user,
+                                  v.marks, strerror(-prune_lock));
+                else if (v2_list(st, &v.p, &now, why, sizeof why) == 0) {
                         if (!v.merged && v2_listed_size(&v.p, &now, v.next.number) == v.manifest_size)
                                 up->state.manifest_mtime = v2_listed_mtime(&v.p, &now, v.next.number);
                         v2_prune(st, &v.p, &now, &v.next, up->cfg.keep_versions, up->host, v.marks, (int64_t)time(NULL),

@@ -368,14 +368,37 @@ int v2_upload_mark(const char *marks, const char *name) {
         return fd;
 }
 
+int v2_prune_lock(const char *marks) {
+        char path[PATH_MAX];
+        int fd;
+
+        if (snprintf(path, sizeof path, "%s.prune", marks) >= (int)sizeof path)
+                return -ENAMETOOLONG;
+        if ((fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0)
+                return -errno;
+        while (flock(fd, LOCK_EX) < 0)
+                if (errno != EINTR) {
+                        int r = -errno;
+                        close(fd);
+                        return r;
+                }
+        return fd;
+}
+
 void v2_upload_unmark(int fd, const char *marks, const char *name) {
         char path[PATH_MAX];
+        int lock;
 
         if (fd < 0)
                 return;
+        /* not while a prune that listed the store before this upload's commit runs: it would
+         * find the archive unmarked and named by no manifest it read */
+        lock = v2_prune_lock(marks);
         if (mark_path(marks, name, path, sizeof path) == 0)
                 (void)unlink(path);
         close(fd);
+        if (lock >= 0)
+                close(lock);
 }
 
 bool v2_upload_marked(const char *marks, const char *name) {

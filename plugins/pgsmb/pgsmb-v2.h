@@ -91,6 +91,11 @@ int v2_upload_mark(const char *marks, const char *name);
 void v2_upload_unmark(int fd, const char *marks, const char *name);
 /* Is an upload of name in progress here? A stale mark is removed (and says no). */
 bool v2_upload_marked(const char *marks, const char *name);
+/* MARKS.prune, locked (flock, exclusive, waits): held by a prune from its listing (v2_list) to
+ * its end, and taken by v2_upload_unmark, so that an archive committed after a prune listed the
+ * store keeps its mark until that prune is done. The descriptor (close it to release), -errno.
+ * Never taken twice in one process at a time (flock: it would wait for itself). */
+int v2_prune_lock(const char *marks);
 
 /* Keep the current version and keep_versions before it (by number); remove older manifests,
  * damaged manifests below the current one, and archives no kept manifest or conflict copy names:

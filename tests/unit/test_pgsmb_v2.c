@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "pgsmb-manifest.h"
@@ -183,7 +184,27 @@ static void test_prune(void **state) {
         assert_true(exists("alice/alice.tar.zst.a-here-inflight"));
         assert_false(exists("alice/alice.tar.zst.a-here-stale"));
         assert_int_equal(access(stale_mark, F_OK), -1);
-        v2_upload_unmark(held, marks, "alice.tar.zst.a-here-inflight");
+        /* Review 3: an upload that committed after a prune listed the store keeps its mark
+         * until that prune ends (the prune read no manifest naming it): the unmark waits for
+         * the prune's lock */
+        char mark_file[800];
+        snprintf(mark_file, sizeof mark_file, "%s.up.alice.tar.zst.a-here-inflight", marks);
+        int prune = v2_prune_lock(marks);
+        assert_true(prune >= 0);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                close(prune); /* (a forked copy shares the lock: the child is the other process) */
+                v2_upload_unmark(held, marks, "alice.tar.zst.a-here-inflight");
+                _exit(0);
+        }
+        usleep(200000);
+        assert_int_equal(access(mark_file, F_OK), 0); /* still marked: the prune runs */
+        close(prune);
+        int status;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_int_equal(access(mark_file, F_OK), -1);
+        close(held);
         assert_false(v2_upload_marked(marks, "alice.tar.zst.a-here-inflight"));
         assert_int_equal(v2_list(st, &P, &vs, err, sizeof err), 0);
         v2_prune(st, &P, &vs, &m[5], 2, "here", marks, (int64_t)time(NULL), 3600, NULL, NULL);
