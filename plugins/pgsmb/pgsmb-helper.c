@@ -222,8 +222,23 @@ int pgsmb_child_wait_until(struct pgsmb_child *c, struct userwork_report *rep, l
         }
         close(c->ctl_fd);
         c->ctl_fd = -1;
-        while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR)
-                ;
+        /* Its end, within the deadline too: the user can stop it between its report and its
+         * exit. */
+        while (deadline >= 0) {
+                pid_t w = waitpid(c->pid, &status, WNOHANG);
+                if (w == c->pid || (w < 0 && errno != EINTR))
+                        break;
+                if (w == 0 && now_ms() >= deadline) {
+                        kill(c->pid, SIGKILL);
+                        deadline = -1; /* reaped below */
+                        continue;
+                }
+                if (w == 0)
+                        usleep(2000);
+        }
+        if (deadline < 0)
+                while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR)
+                        ;
         if (got != sizeof *rep) {
                 memset(rep, 0, sizeof *rep);
                 snprintf(rep->err, sizeof rep->err, "the process working as the user %s",

@@ -239,6 +239,19 @@ static int bad(char *err, size_t errlen, size_t line, const char *what) {
         return -EBADMSG;
 }
 
+/* Does data end with "sha256 HEX\n", HEX the SHA-256 of all before that line? (What every format
+ * keeps, so that a later format is told from a damaged manifest of this one.) */
+static bool checksum_ends(const char *data, size_t len) {
+        static const size_t line = 7 + 64 + 1;
+        char want[65];
+
+        if (len < line || data[len - 1] != '\n' || memcmp(data + len - line, "sha256 ", 7) != 0 ||
+            (len > line && data[len - line - 1] != '\n'))
+                return false;
+        sha256_hex(data, len - line, want);
+        return memcmp(want, data + len - line + 7, 64) == 0;
+}
+
 int manifest_parse(struct manifest *m, const char *data, size_t len, char *err, size_t errlen) {
         static const char *const header[] = {"number", "parent", "id", "user", "host", "time"};
         char path[PATH_MAX], sum[65];
@@ -269,7 +282,19 @@ int manifest_parse(struct manifest *m, const char *data, size_t len, char *err, 
                         goto fail;
                 }
                 if (line == 1) {
+                        static const char pre[] = "pgina-profile-manifest ";
+                        uint64_t fmt = 0;
                         if (ll != strlen(MANIFEST_MAGIC) || memcmp(l, MANIFEST_MAGIC, ll) != 0) {
+                                /* A later format is not damage: a reader that took it for damage
+                                 * would commit over it and prune what it names. */
+                                if (ll > sizeof pre - 1 && memcmp(l, pre, sizeof pre - 1) == 0 &&
+                                    split_fields(l, ll, &f, 2) && f.n == 2 && num(&f, 1, 10, 999999, &fmt) &&
+                                    fmt > 2 && checksum_ends(data, len)) {
+                                        snprintf(err, errlen, "line 1: a manifest of format %" PRIu64 ", written by "
+                                                 "a newer pgina (this one reads format 2)", fmt);
+                                        k = -EPROTONOSUPPORT;
+                                        goto fail;
+                                }
                                 k = bad(err, errlen, line, "not a pgina profile manifest of format 2");
                                 goto fail;
                         }

@@ -82,7 +82,10 @@ void manifest_free(struct manifest *m);
 int manifest_copy(struct manifest *dst, const struct manifest *src);
 
 /* Parse len bytes. -EBADMSG with err naming the line ("line 12: ...") for anything wrong,
- * including a checksum that does not match (a half-written or damaged manifest). */
+ * including a checksum that does not match (a half-written or damaged manifest);
+ * -EPROTONOSUPPORT for a manifest of a later format ("pgina-profile-manifest 3" or more, its
+ * last line the checksum line every format keeps), which is not damage: whoever meets one stops
+ * (no commit over it, no prune of it). */
 int manifest_parse(struct manifest *m, const char *data, size_t len, char *err, size_t errlen);
 /* The manifest as text, its checksum line included. */
 int manifest_format(const struct manifest *m, struct pbuf *b);

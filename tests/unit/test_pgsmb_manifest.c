@@ -245,8 +245,14 @@ static void test_manifest_hostile(void **state) {
         assert_int_equal(parse_edited("a 0 alice.tar.zst.a-base", "a 0 .hidden", err, sizeof err), -EBADMSG);
         assert_int_equal(parse_edited("number 1", "number 01", err, sizeof err), -EBADMSG);
         assert_int_equal(parse_edited("e 0 d 755", "e 0 c 755", err, sizeof err), -EBADMSG);
-        assert_int_equal(parse_edited("pgina-profile-manifest 2", "pgina-profile-manifest 3", err, sizeof err),
+        assert_int_equal(parse_edited("pgina-profile-manifest 2", "pgina-profile-manifest 1", err, sizeof err),
                          -EBADMSG);
+        assert_int_equal(parse_edited("pgina-profile-manifest 2", "pgina-profile-manifest x", err, sizeof err),
+                         -EBADMSG);
+        /* a later format is not damage (review 3): its readers stop rather than commit over it */
+        assert_int_equal(parse_edited("pgina-profile-manifest 2", "pgina-profile-manifest 3", err, sizeof err),
+                         -EPROTONOSUPPORT);
+        assert_string_equal(err, "line 1: a manifest of format 3, written by a newer pgina (this one reads format 2)");
         /* and an edit that keeps it valid is taken (the checks are not blanket refusals) */
         assert_int_equal(parse_edited("Documents/a.txt", "Documents/b.txt", err, sizeof err), 0);
 }

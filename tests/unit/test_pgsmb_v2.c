@@ -18,6 +18,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "pgsmb-manifest.h"
 #include "pgsmb-store.h"
 #include "pgsmb-v2.h"
@@ -266,6 +268,44 @@ static void test_prune(void **state) {
 /* A store full of damaged manifests (hostile or broken): a few are skipped, a manifest listed
  * larger than any manifest may be is not even read, and past V2_DAMAGED_MAX the reader gives up
  * with an error rather than reading on. */
+/* Review 3: a manifest of a later format (a newer pgina on another machine) is not damage: a
+ * reader that skipped it as damaged would commit over it and prune what it names. v2_load
+ * stops with an error instead. */
+static void test_newer_format(void **state) {
+        (void)state;
+        static const struct v2_profile Q = {.dir = "newer", .filename = "newer.tar.zst"};
+        struct manifest m;
+        struct v2_state vs;
+        char err[600];
+
+        assert_int_equal(store_mkdirs(st, "newer"), 0);
+        make_version(&m, 1, 0, "newer.tar.zst.a-here-n1");
+        put_file("newer/newer.tar.zst.a-here-n1", "abc", 3);
+        assert_int_equal(v2_commit(st, &Q, &m, NULL, err, sizeof err), 0);
+        manifest_free(&m);
+        /* format 3 as a later pgina may write it: the same checksum line at the end */
+        const char *body = "pgina-profile-manifest 3\nnumber 2\nsomething new\n";
+        unsigned char d[32];
+        unsigned dl = 0;
+        char text[256];
+        int at = snprintf(text, sizeof text, "%ssha256 ", body);
+        EVP_Digest(body, strlen(body), d, &dl, EVP_sha256(), NULL);
+        for (int i = 0; i < 32; i++)
+                at += snprintf(text + at, sizeof text - (size_t)at, "%02x", d[i]);
+        text[at++] = '\n';
+        put_file("newer/newer.tar.zst.m00000002", text, (size_t)at);
+        assert_int_equal(v2_load(st, &Q, &vs, err, sizeof err), -EPROTONOSUPPORT);
+        assert_non_null(strstr(err, "written by a newer pgina"));
+        /* one that only says format 3 (no valid checksum line: damage, a flipped byte) is
+         * skipped as damaged, as before */
+        assert_int_equal(store_unlink(st, "newer/newer.tar.zst.m00000002"), 0);
+        put_file("newer/newer.tar.zst.m00000002", "pgina-profile-manifest 3\nnumber 2\n", 34);
+        assert_int_equal(v2_load(st, &Q, &vs, err, sizeof err), 0);
+        assert_int_equal(vs.cur.number, 1);
+        assert_int_equal(vs.damaged, 1);
+        v2_state_free(&vs);
+}
+
 static void test_damaged_bounds(void **state) {
         (void)state;
         static const struct v2_profile Q = {.dir = "dmg", .filename = "dmg.tar.zst"};
@@ -398,6 +438,7 @@ int main(void) {
                 cmocka_unit_test(test_version_string),
                 cmocka_unit_test(test_large_and_local),
                 cmocka_unit_test(test_damaged_bounds),
+                cmocka_unit_test(test_newer_format),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
