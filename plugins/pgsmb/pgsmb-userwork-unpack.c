@@ -112,6 +112,38 @@ static void cache_trim(struct unpack *u, size_t keep) {
         }
 }
 
+static int may_replace(struct unpack *u, int dirfd, const char *base, const char *path);
+static void make_writable(int dirfd);
+
+/* In place: component i of c (name in fd) is a file, where the new version has a directory
+ * (its entry may come in a later archive of the chain): the file goes, as the check saw it (a
+ * regular file only: a symlink there is never followed nor taken for a directory), and the
+ * directory is made. */
+static int replace_by_dir(struct unpack *u, int fd, const char *name, const struct comps *c, size_t i) {
+        char path[PATH_MAX];
+        size_t o = 0;
+        struct stat st;
+        int r;
+
+        for (size_t k = 0; k <= i; k++) {
+                if (k)
+                        path[o++] = '/';
+                memcpy(path + o, c->p[k], c->len[k]);
+                o += c->len[k];
+        }
+        path[o] = 0;
+        if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return -ENOTDIR;
+        if ((r = may_replace(u, fd, name, path)) < 0)
+                return r;
+        make_writable(fd);
+        if (unlinkat(fd, name, 0) < 0 && errno != ENOENT)
+                return -errno;
+        return open_dir(fd, name);
+}
+
 /* The directory holding component n-1 of c: the cached chain where it matches, opened from
  * there on. Returns a descriptor; *tmp is set when it is not cached (the caller closes it). */
 static int parent_fd(struct unpack *u, const struct comps *c, bool *tmp) {
@@ -131,6 +163,8 @@ static int parent_fd(struct unpack *u, const struct comps *c, bool *tmp) {
 
                 comp_copy(c, i, name);
                 nfd = open_dir(fd, name);
+                if (nfd == -ENOTDIR && u->in_place)
+                        nfd = replace_by_dir(u, fd, name, c, i);
                 if (*tmp)
                         close(fd);
                 if (nfd < 0)

@@ -23,11 +23,11 @@ if ! echo 'int LLVMFuzzerTestOneInput(const char *d, long n) { return 0; }' |
 fi
 
 # A missing build dir is set up; one configured otherwise (a gcc build?) is left alone.
-fuzz_configured() {
+fuzz_configured() { # (no build dir yet: no JSON, no traceback shown)
         meson introspect "$dir" --buildoptions 2>/dev/null | python3 -c '
 import json, sys
 o = {x["name"]: x["value"] for x in json.load(sys.stdin)}
-sys.exit(0 if o.get("fuzz") is True and o.get("b_sanitize") == "address,undefined" else 1)'
+sys.exit(0 if o.get("fuzz") is True and o.get("b_sanitize") == "address,undefined" else 1)' 2>/dev/null
 }
 if [ -d "$dir/meson-private" ] && ! fuzz_configured; then
         echo "fuzz: $dir is a build directory without -Dfuzz=true and ASan+UBSan; remove it or name another"

@@ -383,6 +383,14 @@ static void test_in_place_replaces_and_never_follows(void **state) {
         assert_true(S_ISREG(st2.st_mode));
         assert_string_equal(get(tgt, "ro/f"), "new in ro");
 
+        /* a file the new version made a directory, whose entry is in a later archive of the
+         * chain than a file in it (review 3: "a directory of its path is a file") */
+        put(tgt, "was-file", "a file");
+        const struct ent wf[] = {{"was-file/inner", 'f', "inside now", 0}};
+        if (extract(build(wf, 1), tgt, (const char *const[]){"was-file/inner", NULL}, true, true, err, sizeof err) < 0)
+                fail_msg("file to directory: %s", err);
+        assert_string_equal(get(tgt, "was-file/inner"), "inside now");
+
         /* a symlink planted in the home where a directory of the path is: nothing outside */
         pathf(p, sizeof p, "%s/planted", tgt);
         assert_int_equal(symlink(outside, p), 0);
