@@ -330,6 +330,17 @@ CONF
         pgina_start
 }
 
+# pgsmb_delta_test: how the delta tests that play "another machine" begin: pamtester and the
+# plugin needed, V2 (v2-tool), the file store started (pgsmb_delta_file_store_start; PGSMB_EXTRA
+# passes through), and current: alice's current version number in it.
+pgsmb_delta_test() {
+        need pamtester
+        [ -e "$BUILD/plugins/pgsmb.so" ] || skip "pgsmb plugin not built"
+        V2=$BUILD/tests/tools/v2-tool
+        pgsmb_delta_file_store_start
+}
+current() { "$V2" show "$STORE/alice" alice.tar.zst | head -n 1 | cut -d' ' -f2; }
+
 # ---- PAM -------------------------------------------------------------------------------------
 # pam_service NAME: write /etc/pam.d/NAME from stdin; the word pam_pgina.so becomes the path of
 # the built module.

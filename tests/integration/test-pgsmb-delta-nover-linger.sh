@@ -6,12 +6,8 @@
 # of the home as it left it, and the logon uses the home as it is when something changed it since
 # (its next logoff keeps a conflict copy: nothing is lost); an unchanged home is restored whole.
 . "$(dirname "$0")/lib.sh"
-need pamtester
-[ -e "$BUILD/plugins/pgsmb.so" ] || skip "pgsmb plugin not built"
-V2=$BUILD/tests/tools/v2-tool
 
-pgsmb_delta_file_store_start
-current() { "$V2" show "$STORE/alice" alice.tar.zst | head -n 1 | cut -d' ' -f2; }
+pgsmb_delta_test
 
 step "version 1"
 assert_ok pam_run pgtest alice secret authenticate acct_mgmt open_session

@@ -8,14 +8,10 @@
 #        before, root read it while the user could still change it; now root seals it first, and
 #        one it cannot seal is refused (the logoff fails, the home stays here unsaved).
 . "$(dirname "$0")/lib.sh"
-need pamtester
-[ -e "$BUILD/plugins/pgsmb.so" ] || skip "pgsmb plugin not built"
-V2=$BUILD/tests/tools/v2-tool
 install -m 0755 "$SRC/tests/integration/review2-watch.py" "$T/watch.py"
 
 # the map case's process outlives the session: left running, not waited for
-PGSMB_EXTRA=$'logoff_end_processes = false\nlogoff_process_wait = 0' pgsmb_delta_file_store_start
-current() { "$V2" show "$STORE/alice" alice.tar.zst | head -n 1 | cut -d' ' -f2; }
+PGSMB_EXTRA=$'logoff_end_processes = false\nlogoff_process_wait = 0' pgsmb_delta_test
 
 step "version 1: 20 files"
 assert_ok pam_run pgtest alice secret authenticate acct_mgmt open_session

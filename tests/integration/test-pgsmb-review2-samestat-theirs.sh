@@ -6,12 +6,8 @@
 # overwritten the other machine's change). Now each archiving gives its entries a new origin, and
 # the catch-up writes the file.
 . "$(dirname "$0")/lib.sh"
-need pamtester
-[ -e "$BUILD/plugins/pgsmb.so" ] || skip "pgsmb plugin not built"
-V2=$BUILD/tests/tools/v2-tool
 
-pgsmb_delta_file_store_start
-current() { "$V2" show "$STORE/alice" alice.tar.zst | head -n 1 | cut -d' ' -f2; }
+pgsmb_delta_test
 
 step "version 1: docs/song.mp3 (mtime 1700000000) and 20 other files"
 assert_ok pam_run pgtest alice secret authenticate acct_mgmt open_session
