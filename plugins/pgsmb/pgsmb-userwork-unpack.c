@@ -249,38 +249,6 @@ static int made_here(struct unpack *u, int dirfd, const char *base) {
 
 /* ---- in place: replacing what is there, never through a symlink ---- */
 
-int unpack_remove_tree(int parent, const char *name) {
-        struct stat st;
-        int fd, r = 0;
-        DIR *d;
-
-        if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                return errno == ENOENT ? 0 : -errno;
-        if (!S_ISDIR(st.st_mode))
-                return unlinkat(parent, name, 0) < 0 && errno != ENOENT ? -errno : 0;
-        /* our own directory: make it ours to empty */
-        if ((st.st_mode & 0700) != 0700)
-                (void)!fchmodat(parent, name, (st.st_mode & 07777) | 0700, 0);
-        fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        if (!(d = fdopendir(fd))) {
-                r = -errno;
-                close(fd);
-                return r;
-        }
-        for (struct dirent *de; (de = readdir(d));) {
-                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
-                        continue;
-                if ((r = unpack_remove_tree(dirfd(d), de->d_name)) < 0)
-                        break;
-        }
-        closedir(d);
-        if (r == 0 && unlinkat(parent, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
-                r = -errno;
-        return r;
-}
-
 /* A directory of the path the user may not write to (in place it is the user's own): writable
  * for now; FIXDIRS gives it its mode again. */
 static void make_writable(int dirfd) {
@@ -296,20 +264,22 @@ static void tmp_name(char out[NAME_MAX + 1]) {
         snprintf(out, NAME_MAX + 1, ".pgina-new-%ld-%lu", (long)getpid(), ++seq);
 }
 
-/* As unpack_remove_tree, but everything in it must be as x says the caller saw it (a path made
- * or changed since: -EBUSY, x->busy names it, and what is left stays); path: name's path below
- * the target. A directory goes only once empty. */
-static int remove_tree_expected(struct expect *x, int parent, const char *name, const char *path) {
+/* Remove name in parent with all it holds, never through a symlink. With x, everything in it
+ * must be as x says the caller saw it (a path made or changed since: -EBUSY, x->busy names it,
+ * and what is left stays), path being name's path below the target; a directory goes only once
+ * empty. x NULL: no check (path unused, may be NULL). */
+static int remove_tree(struct expect *x, int parent, const char *name, const char *path) {
         struct stat st;
-        int fd, r;
+        int fd, r = 0;
         DIR *d;
 
         if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
                 return errno == ENOENT ? 0 : -errno;
-        if ((r = expectation_check(x, parent, name, path)) < 0)
+        if (x && (r = expectation_check(x, parent, name, path)) < 0)
                 return r;
         if (!S_ISDIR(st.st_mode))
                 return unlinkat(parent, name, 0) < 0 && errno != ENOENT ? -errno : 0;
+        /* our own directory: make it ours to empty */
         if ((st.st_mode & 0700) != 0700)
                 (void)!fchmodat(parent, name, (st.st_mode & 07777) | 0700, 0);
         if ((fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
@@ -323,21 +293,23 @@ static int remove_tree_expected(struct expect *x, int parent, const char *name, 
                 char child[PATH_MAX];
                 if (streq(de->d_name, ".") || streq(de->d_name, ".."))
                         continue;
-                if (snprintf(child, sizeof child, "%s/%s", path, de->d_name) >= (int)sizeof child) {
+                if (x && snprintf(child, sizeof child, "%s/%s", path, de->d_name) >= (int)sizeof child) {
                         r = -ENAMETOOLONG;
                         break;
                 }
-                if ((r = remove_tree_expected(x, dirfd(d), de->d_name, child)) < 0)
+                if ((r = remove_tree(x, dirfd(d), de->d_name, x ? child : NULL)) < 0)
                         break;
         }
         closedir(d);
         if (r == 0 && unlinkat(parent, name, AT_REMOVEDIR) < 0 && errno != ENOENT) {
-                r = errno == ENOTEMPTY || errno == EEXIST ? -EBUSY : -errno;
+                r = x && (errno == ENOTEMPTY || errno == EEXIST) ? -EBUSY : -errno;
                 if (r == -EBUSY)
                         snprintf(x->busy, sizeof x->busy, "%s", path);
         }
         return r;
 }
+
+int unpack_remove_tree(int parent, const char *name) { return remove_tree(NULL, parent, name, NULL); }
 
 /* tmp (made in dirfd) takes base's place (path: base's below the target): a file, link or
  * symlink over anything but a directory in one rename; over a directory, once the directory
@@ -350,7 +322,7 @@ static int replace_with(struct unpack *u, int dirfd, const char *tmp, const char
                 return 0;
         r = -errno;
         if (r == -EISDIR || r == -ENOTEMPTY || r == -EEXIST) {
-                r = u->expect ? remove_tree_expected(u->expect, dirfd, base, path) : unpack_remove_tree(dirfd, base);
+                r = remove_tree(u->expect, dirfd, base, path);
                 if (r == 0 && renameat(dirfd, tmp, dirfd, base) == 0)
                         return 0;
                 if (r == 0)
