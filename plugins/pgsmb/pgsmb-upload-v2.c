@@ -482,6 +482,8 @@ static void v2_report(struct upload *up, struct store *st, struct v2_upload *v) 
                   v->next.narch, (now_ms() - v->t0) / 1000.0, t->verified ? " and read-back" : "",
                   (v->t_upload - v->t0) / 1000.0, (v->t_verify - v->t_upload) / 1000.0);
         long long mid = t->mid_ms ? t->mid_ms : v->t_upload, end = t->end_ms ? t->end_ms : v->t_upload;
+        pgina_log(up->ctx, LOG_DEBUG, "%s: delta: archiver's end at %lld ms, stored at %lld ms, verified at %lld ms",
+                  up->cfg.user, mid - v->t0, end - v->t0, v->t_verify - v->t0);
         pgina_ctx_metric(up->ctx, "archive_ms", (uint64_t)(mid - v->t0));
         pgina_ctx_metric(up->ctx, "upload_ms", (uint64_t)(end > mid ? end - mid : 0));
         pgina_ctx_metric(up->ctx, "verify_ms", (uint64_t)(v->t_verify > end ? v->t_verify - end : 0));

@@ -1,6 +1,7 @@
 /* Profile archives, the writing side (runs as the user): a home as one streamed pax + zstd archive
  * (pgsmb-userwork-zstd.c) or by the admin's external program (pgsmb-userwork-program.h). */
 #include "pgsmb-userwork-archive-internal.h"
+#include "pgsmb-userwork-prefetch.h"
 #include "pgsmb-userwork-program.h"
 
 /* ---- archive ---- */
@@ -178,6 +179,10 @@ int pgsmb_archive_walk(const char *home, char *const *ex, const struct profile_c
         if (archive_read_disk_open(disk, root) != ARCHIVE_OK)
                 return fail(err, errlen, la_errno(disk, EIO), "cannot read home '%s': %s", home,
                             la_error(disk));
+        /* The lean walk reads metadata mostly: threads ahead of it keep the disk busy. Stopped
+         * (cleanup) before anything it reads is freed. */
+        _cleanup_(prefetch_stopp) struct prefetch *ahead =
+                lean ? pgsmb_prefetch_start(root, ex, d->scan_only ? NULL : d->record) : NULL;
 
         for (;;) {
                 archive_entry_clear(e);
@@ -252,6 +257,7 @@ int pgsmb_archive_walk(const char *home, char *const *ex, const struct profile_c
                                 return r;
                 }
         }
+        pgsmb_prefetch_stop(TAKE_PTR(ahead));
         /* A delta's unchanged paths to an inode it archived join it, as hardlinks. */
         if (d && w && (r = pgsmb_delta_finish(d, disk, w, lr, st, err, errlen)) < 0)
                 return r;

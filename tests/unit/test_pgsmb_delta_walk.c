@@ -22,9 +22,12 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <dirent.h>
+#include <time.h>
 
 #include "pgsmb-archive.h"
 #include "pgsmb-scan.h"
+#include "pgsmb-userwork-prefetch.h"
 #include "pgsmb-userwork.h"
 
 static char base[256]; /* per test: base/home, base/a.tar */
@@ -651,6 +654,71 @@ static void test_program_delta_full_scan_and_hostile_record(void **state) {
         scan_free(&scan.scan);
 }
 
+static int open_fds(void) {
+        DIR *d = opendir("/proc/self/fd");
+        int n = 0;
+        assert_non_null(d);
+        while (readdir(d))
+                n++;
+        closedir(d);
+        return n;
+}
+
+/* The read-ahead ahead of a lean walk: over a tree with a symlink loop, a link to /, a FIFO where
+ * the record says a file was, and an excluded directory, it ends by itself and when stopped at
+ * any moment, leaves no descriptor open, and refuses a home that is a symlink. */
+static void test_prefetch_ends_and_leaves_nothing(void **state) {
+        (void)state;
+        char p[512], q[512];
+        for (int i = 0; i < 40; i++) {
+                snprintf(q, sizeof q, "d%02d", i);
+                mkd(q);
+                for (int j = 0; j < 5; j++) {
+                        snprintf(q, sizeof q, "d%02d/s%d", i, j);
+                        mkd(q);
+                        snprintf(q, sizeof q, "d%02d/s%d/f", i, j);
+                        put(q, "data\n");
+                }
+        }
+        mkd("cache");
+        put("cache/big", "excluded\n");
+        homef(p, sizeof p, "loop");
+        assert_int_equal(symlink(".", p), 0);
+        homef(p, sizeof p, "root");
+        assert_int_equal(symlink("/", p), 0);
+        homef(p, sizeof p, "fifo");
+        assert_int_equal(mkfifo(p, 0600), 0);
+
+        struct scan rec;
+        scan_init(&rec);
+        static const char lines[] = "= f 644 1 1 1.000000000 1.000000000 d00/s0/f\n"
+                                    "= f 644 1 1 1.000000000 1.000000000 fifo\n";
+        size_t line = 0;
+        assert_int_equal(scan_parse(&rec, lines, sizeof lines - 1, &line), 0);
+        assert_true(rec.sorted);
+        char *ex[] = { "cache", NULL };
+        char home[512];
+        pathf(home, sizeof home, "%s/home", base);
+        int fds = open_fds();
+        for (int round = 0; round < 30; round++) {
+                struct prefetch *pf = pgsmb_prefetch_start(home, ex, round % 2 ? &rec : NULL);
+                assert_non_null(pf);
+                if (round % 3)
+                        nanosleep(&(struct timespec){ .tv_nsec = round * 1000000L }, NULL);
+                pgsmb_prefetch_stop(pf); /* returns: stopped or done */
+        }
+        assert_int_equal(open_fds(), fds);
+        pgsmb_prefetch_stop(NULL);
+
+        pathf(p, sizeof p, "%s/home-link", base);
+        assert_int_equal(symlink(home, p), 0);
+        assert_null(pgsmb_prefetch_start(p, ex, NULL));
+        pathf(p, sizeof p, "%s/none", base);
+        assert_null(pgsmb_prefetch_start(p, ex, NULL));
+        assert_int_equal(open_fds(), fds);
+        scan_free(&rec);
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
         const struct CMUnitTest tests[] = {
@@ -663,6 +731,7 @@ int main(void) {
                 T(test_external_archiver_cannot_write_a_delta),
                 T(test_hostile_record_refused_naming_the_line),
                 T(test_program_delta_full_scan_and_hostile_record),
+                T(test_prefetch_ends_and_leaves_nothing),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
