@@ -23,6 +23,9 @@
 /* Data asked for, per changed file and in all: the walk reads the rest itself. */
 #define PREFETCH_DATA_FILE (16 * 1024 * 1024)
 #define PREFETCH_DATA_TOTAL (256ULL * 1024 * 1024)
+/* Paths of directories waiting, in all: past it, a directory is left to the walk (a home of a
+ * million long-named directories costs no more memory here than this). */
+#define PREFETCH_QUEUE_BYTES (16 * 1024 * 1024)
 
 struct prefetch {
         int root; /* the home, O_PATH */
@@ -32,7 +35,7 @@ struct prefetch {
         pthread_mutex_t lock;
         pthread_cond_t more;
         char **dirs; /* to look at, relative to the home ("" is the home) */
-        size_t ndirs, cap;
+        size_t ndirs, cap, queued; /* queued: bytes of the paths in dirs */
         unsigned busy; /* threads looking at a directory */
         size_t entries; /* stat-ed, in all (bounded by SCAN_ENTRIES_MAX) */
         uint64_t data; /* bytes asked for */
@@ -41,16 +44,23 @@ struct prefetch {
         unsigned nthreads;
 };
 
-static int open_beneath(int root, const char *rel, uint64_t flags) {
+/* rel below dir, never through a symlink or onto another filesystem. */
+static int open_beneath(int dir, const char *rel, uint64_t flags) {
         struct open_how how = {.flags = flags | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY,
                                .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV |
                                           RESOLVE_NO_MAGICLINKS};
-        long fd = syscall(SYS_openat2, root, *rel ? rel : ".", &how, sizeof how);
+        long fd = syscall(SYS_openat2, dir, *rel ? rel : ".", &how, sizeof how);
         return fd < 0 ? -errno : (int)fd;
 }
 
-/* Takes path. */
+/* Takes path; false when it cannot be queued (left to the walk). Under p->lock. */
 static bool queue_dir(struct prefetch *p, char *path) {
+        size_t len = strlen(path) + 1;
+
+        if (p->queued + len > PREFETCH_QUEUE_BYTES) {
+                free(path);
+                return false;
+        }
         if (p->ndirs == p->cap) {
                 size_t cap = p->cap ? 2 * p->cap : 256;
                 char **v = realloc(p->dirs, cap * sizeof *v);
@@ -62,6 +72,7 @@ static bool queue_dir(struct prefetch *p, char *path) {
                 p->cap = cap;
         }
         p->dirs[p->ndirs++] = path;
+        p->queued += len;
         pthread_cond_signal(&p->more);
         return true;
 }
@@ -69,21 +80,27 @@ static bool queue_dir(struct prefetch *p, char *path) {
 static void want_data(struct prefetch *p, int dfd, const char *name, const struct stat *sb) {
         uint64_t n = (uint64_t)sb->st_size < PREFETCH_DATA_FILE ? (uint64_t)sb->st_size : PREFETCH_DATA_FILE;
         struct stat now;
+        bool ok;
         int fd;
 
+        if (sb->st_dev != p->dev)
+                return; /* a mount on a file: the walk's business */
         pthread_mutex_lock(&p->lock);
-        if (p->data + n > PREFETCH_DATA_TOTAL)
-                n = 0;
-        p->data += n;
+        ok = p->data + n <= PREFETCH_DATA_TOTAL;
         pthread_mutex_unlock(&p->lock);
-        if (n == 0)
+        /* non-blocking: whatever replaced it since, opening never waits (a FIFO); and not
+         * onto another filesystem (a mount made since) */
+        if (!ok || (fd = open_beneath(dfd, name, O_RDONLY | O_NONBLOCK)) < 0)
                 return;
-        /* non-blocking: whatever replaced it since, opening never waits (a FIFO) */
-        fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-        if (fd < 0)
-                return;
-        if (fstat(fd, &now) == 0 && S_ISREG(now.st_mode) && now.st_ino == sb->st_ino)
-                (void)posix_fadvise(fd, 0, (off_t)n, POSIX_FADV_WILLNEED);
+        if (fstat(fd, &now) == 0 && S_ISREG(now.st_mode) && now.st_ino == sb->st_ino && now.st_dev == p->dev) {
+                pthread_mutex_lock(&p->lock);
+                ok = p->data + n <= PREFETCH_DATA_TOTAL;
+                if (ok)
+                        p->data += n;
+                pthread_mutex_unlock(&p->lock);
+                if (ok)
+                        (void)posix_fadvise(fd, 0, (off_t)n, POSIX_FADV_WILLNEED);
+        }
         close(fd);
 }
 
@@ -116,10 +133,8 @@ static void look_at(struct prefetch *p, const char *rel) {
                 seen++;
                 if (S_ISDIR(sb.st_mode) && sb.st_dev == p->dev) {
                         pthread_mutex_lock(&p->lock);
-                        bool ok = queue_dir(p, child);
+                        (void)queue_dir(p, child); /* or left to the walk */
                         pthread_mutex_unlock(&p->lock);
-                        if (!ok)
-                                break;
                         continue;
                 }
                 if (S_ISREG(sb.st_mode) && sb.st_size > 0 && p->record) {
@@ -146,6 +161,7 @@ static void *prefetch_thread(void *arg) {
                 if (atomic_load(&p->stop) || p->ndirs == 0)
                         break; /* stopped, or nothing left anywhere */
                 char *rel = p->dirs[--p->ndirs];
+                p->queued -= strlen(rel) + 1;
                 p->busy++;
                 pthread_mutex_unlock(&p->lock);
                 look_at(p, rel);
@@ -170,16 +186,21 @@ struct prefetch *pgsmb_prefetch_start(const char *home, char *const *ex, const s
         p->record = record && record->n > 0 ? record : NULL;
         p->root = open(home, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         top = strdup("");
-        if (p->root < 0 || fstat(p->root, &sb) < 0 || !top ||
-            pthread_mutex_init(&p->lock, NULL) != 0) {
+        if (p->root < 0 || fstat(p->root, &sb) < 0 || !top || pthread_mutex_init(&p->lock, NULL) != 0) {
                 free(top);
                 if (p->root >= 0)
                         close(p->root);
                 free(p);
                 return NULL;
         }
+        if (pthread_cond_init(&p->more, NULL) != 0) {
+                pthread_mutex_destroy(&p->lock);
+                free(top);
+                close(p->root);
+                free(p);
+                return NULL;
+        }
         p->dev = sb.st_dev;
-        pthread_cond_init(&p->more, NULL);
         (void)queue_dir(p, top);
         if (pthread_attr_init(&attr) == 0) {
                 (void)pthread_attr_setstacksize(&attr, PREFETCH_STACK);
