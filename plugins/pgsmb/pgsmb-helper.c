@@ -691,10 +691,10 @@ static int upload_job(struct store *st, const char *rel, const struct pgsmb_user
 
         if (r < 0)
                 return r;
-        /* The file exists now: the reader may open it. Without a reader the caller verifies. */
-        if (rt && (xs = XXH3_createState()) && readback_start(rt->url, rt->creds, rt->timeout_s, rel, s.fd, &rb) < 0)
-                rb = NULL;
-        if (xs)
+        /* The file exists now: the reader may open it, once the archive is larger than one block
+         * (a smaller one is read back by the caller on this connection, sooner than a reader
+         * could connect). Without a reader the caller verifies. */
+        if (rt && (xs = XXH3_createState()))
                 XXH3_128bits_reset(xs);
         for (;;) {
                 size_t have = 0;
@@ -713,8 +713,14 @@ static int upload_job(struct store *st, const char *rel, const struct pgsmb_user
                 if (have == 0)
                         break;
                 EVP_DigestUpdate(s.md, s.buf, have);
-                if (rb)
+                if (xs)
                         XXH3_128bits_update(xs, s.buf, have);
+                if (xs && !rb && have == CHUNK &&
+                    readback_start(rt->url, rt->creds, rt->timeout_s, rel, s.fd, &rb) < 0) {
+                        rb = NULL; /* the caller verifies */
+                        XXH3_freeState(xs);
+                        xs = NULL;
+                }
                 r = store_write(s.f, s.buf, have);
                 if (r < 0) {
                         snprintf(t->err, sizeof t->err, "%s", store_error(st));
