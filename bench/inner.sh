@@ -286,11 +286,14 @@ fi
 # manifest's files (200 of the medium home's 20000) among those no larger than 1% of the home's
 # bytes (~10 MB changed). Every 100th of all of them would hold the medium home's 100 MiB mbox,
 # 10% of its bytes alone: that set is timed too, as its own logoff (change1big, info rows).
-awk -v max="$((EXPECT_BYTES / 100))" '$2 <= max && ++n % 100 == 0 { $1 = ""; $2 = ""; sub(/^  /, ""); print }' \
-        "$MANIFEST" >"$T/changed.list"
-awk 'NR % 100 == 0 { $1 = ""; $2 = ""; sub(/^  /, ""); print }' "$MANIFEST" >"$T/changed-big.list"
-record info.changed_bytes "$(awk -v max="$((EXPECT_BYTES / 100))" '$2 <= max && ++n % 100 == 0 { s += $2 } END { printf "%.0f", s }' "$MANIFEST")"
-record info.changedbig_bytes "$(awk 'NR % 100 == 0 { s += $2 } END { printf "%.0f", s }' "$MANIFEST")"
+# pick_changed MAX LIST KEY: every 100th manifest file no larger than MAX bytes into LIST, their
+# bytes recorded as KEY
+pick_changed() {
+        record "$3" "$(awk -v max="$1" -v list="$2" '$2 <= max && ++n % 100 == 0 {
+                s += $2; $1 = ""; $2 = ""; sub(/^  /, ""); print >list } END { printf "%.0f", s }' "$MANIFEST")"
+}
+pick_changed "$((EXPECT_BYTES / 100))" "$T/changed.list" info.changed_bytes
+pick_changed "$EXPECT_BYTES" "$T/changed-big.list" info.changedbig_bytes
 
 # ---- rtt-independent floors -------------------------------------------------------------------
 # Measured with the first round trip time's pgina cases, one before each repetition, so that a
