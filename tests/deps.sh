@@ -11,7 +11,7 @@ PGINA_BUILD_PACKAGES=(build-essential meson ninja-build pkg-config clang libclan
         libxxhash-dev debhelper dpkg-dev fakeroot lintian)
 PGINA_TEST_PACKAGES=(pamtester libpam-wrapper samba smbclient slapd ldap-utils python3
         python3-aiosmtpd python3-prometheus-client openssh-server openssh-client sshpass chrony quota
-        e2fsprogs iproute2
+        e2fsprogs iproute2 strace
         passwd util-linux procps acl zstd tar libpam-modules-bin debootstrap systemd-container
         samba-ad-dc samba-ad-provision)
 # What installing samba-ad-dc (a Samba AD DC the Active Directory tests start in the sandbox) may

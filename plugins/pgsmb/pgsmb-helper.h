@@ -127,6 +127,12 @@ int pgsmb_delta_stream(struct store *st, const char *rel, const struct pgsmb_use
                        const char *const *exclude, const struct profile_compress *c,
                        const struct scan *record, const struct pgsmb_readback_target *rt,
                        pgsmb_progress_fn progress, void *pud, struct pgsmb_transfer *t, struct scan *scan);
+/* The read-ahead of a delta against `record` (NULL: none) as the user, in the background, while
+ * the worker connects (USERWORK_WARM): the page cache warm for the walk that follows. A hint:
+ * when it cannot start, nothing is lost (false). pgsmb_warm_stop kills it and reaps it. */
+bool pgsmb_warm_start(const struct pgsmb_user *u, const char *const *exclude, const struct scan *record,
+                      struct pgsmb_child *ch);
+void pgsmb_warm_stop(struct pgsmb_child *ch);
 /* The scan of dir (less exclude) as the user: what a restore leaves becomes the record. */
 int pgsmb_scan_home(const struct pgsmb_user *u, const char *dir, const char *const *exclude,
                     struct scan *scan, char *err, size_t errlen);

@@ -212,6 +212,7 @@ static int file_new_handle(struct store *s, const char *rel, int fd, int dir_fd,
         }
         f->f.store = s;
         f->f.writing = writing;
+        f->f.size = -1;
         f->fd = fd;
         f->dir_fd = dir_fd;
         *ret = &f->f;
@@ -236,8 +237,10 @@ static int file_open_read(struct store *s, const char *rel, struct store_file **
                 return store_fail(s, S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL, rel,
                                   "not a regular file");
         r = file_new_handle(s, rel, fd, -1, false, ret);
-        if (r >= 0)
+        if (r >= 0) {
                 TAKE_FD(fd);
+                (*ret)->size = st.st_size;
+        }
         return r;
 }
 
@@ -466,8 +469,8 @@ static const struct store_ops file_ops = {
 /* The path is what follows "file://", i.e. "/dir" (no host part, no %-decoding); no credentials.
  * The root must exist: a missing mount point is an error, never created, or profiles would land
  * on the local disk and the next logon would find none. */
-int store_file_open(const char *url, const struct store_creds *creds, unsigned timeout_s, struct store **ret,
-                    char *err, size_t errlen) {
+int store_file_open(const char *url, const struct store_creds *creds, unsigned timeout_s, const char *first_list,
+                    struct store **ret, char *err, size_t errlen) {
         const char *path = url + strlen("file://");
         struct file_store *fs;
         struct stat st;
@@ -475,6 +478,7 @@ int store_file_open(const char *url, const struct store_creds *creds, unsigned t
         int fd;
 
         (void)creds;
+        (void)first_list; /* a local listing costs no round trip */
         if (path[0] != '/')
                 return store_open_fail(err, errlen, -EINVAL,
                                        "%s: a file store URL names an absolute directory: "

@@ -35,6 +35,7 @@ struct store_file {
         struct store *store;
         char *rel;
         bool writing;
+        int64_t size; /* opened for reading: its size then; -1 unknown (store_file_size) */
 };
 
 /* Set s->error to "URL/REL: <fmt…>: strerror(-r)" (REL may be NULL or "" for the root; fmt may
@@ -51,7 +52,7 @@ bool store_rel_valid(const char *rel, bool allow_root);
 char *store_temp_name(const char *rel, const char *tag);
 
 /* The backends (the table in pgsmb-store.c): url with its scheme. */
-int store_file_open(const char *url, const struct store_creds *creds, unsigned timeout_s, struct store **ret,
-                    char *err, size_t errlen);
-int store_smb_open(const char *url, const struct store_creds *creds, unsigned timeout_s,
+int store_file_open(const char *url, const struct store_creds *creds, unsigned timeout_s, const char *first_list,
+                    struct store **ret, char *err, size_t errlen);
+int store_smb_open(const char *url, const struct store_creds *creds, unsigned timeout_s, const char *first_list,
                    struct store **ret, char *err, size_t errlen);

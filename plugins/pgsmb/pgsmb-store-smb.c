@@ -60,6 +60,10 @@ struct smb_store {
         size_t n_conns;
         smbc_check_server_fn check_default; /* libsmbclient's, behind check_server */
         long long checked_at; /* the connection was last known alive (now_ms) */
+        /* store_open_listing's listing, for the caller's first call (see smb_pre_*) */
+        char *pre_rel;
+        struct store_entry *pre_v;
+        size_t pre_n;
 };
 
 struct smb_file {
@@ -219,6 +223,21 @@ static int smb_fail(struct store *s, const char *rel, const char *what) {
                                           "the server stopped answering earlier; reconnect");      \
         } while (0)
 
+/* The listing store_open_listing connected with is the caller's for its first call: a listing
+ * of the same folder gets it, a mkdirs of it costs nothing; any other call drops it, so nothing
+ * ever sees a listing older than a change made through this store. */
+static void smb_pre_drop(struct smb_store *ss) {
+        store_entries_free(ss->pre_v, ss->pre_n);
+        free(ss->pre_rel);
+        ss->pre_rel = NULL;
+        ss->pre_v = NULL;
+        ss->pre_n = 0;
+}
+
+static bool smb_pre_is(const struct smb_store *ss, const char *rel) {
+        return ss->pre_rel && streq(ss->pre_rel, rel);
+}
+
 static int smb_stat_url(struct store *s, const char *url, struct stat *st) {
         errno = 0;
         return smbc_getFunctionStat(SS(s)->ctx)(SS(s)->ctx, url, st);
@@ -230,6 +249,9 @@ static int smb_mkdirs(struct store *s, const char *rel) {
         int r;
 
         SMB_BEGIN(s, rel);
+        if (smb_pre_is(SS(s), rel))
+                return 0; /* just listed: it is a folder */
+        smb_pre_drop(SS(s));
         u = smb_path(s, rel, &r);
         if (!u)
                 return r;
@@ -263,6 +285,7 @@ static int smb_stat(struct store *s, const char *rel, struct store_stat *ret) {
         int r;
 
         SMB_BEGIN(s, rel);
+        smb_pre_drop(SS(s));
         u = smb_path(s, rel, &r);
         if (!u)
                 return r;
@@ -289,6 +312,15 @@ static int smb_list(struct store *s, const char *rel, struct store_entry **ret, 
         int r = 0;
 
         SMB_BEGIN(s, rel);
+        if (smb_pre_is(SS(s), rel)) {
+                *ret = SS(s)->pre_v;
+                *ret_n = SS(s)->pre_n;
+                SS(s)->pre_v = NULL;
+                SS(s)->pre_n = 0;
+                smb_pre_drop(SS(s));
+                return (int)(*ret_n > INT_MAX ? INT_MAX : *ret_n);
+        }
+        smb_pre_drop(SS(s));
         u = smb_path(s, rel, &r);
         if (!u)
                 return r;
@@ -350,6 +382,7 @@ static int smb_open_flags(struct store *s, const char *rel, int flags, mode_t mo
         int r;
 
         SMB_BEGIN(s, rel);
+        smb_pre_drop(SS(s));
         u = smb_path(s, rel, &r);
         if (!u)
                 return r;
@@ -365,6 +398,7 @@ static int smb_open_flags(struct store *s, const char *rel, int flags, mode_t mo
         }
         f->f.store = s;
         f->f.writing = writing;
+        f->f.size = -1;
         f->fh = fh;
         *ret = &f->f;
         return 0;
@@ -393,6 +427,7 @@ static int smb_open_read(struct store *s, const char *rel, struct store_file **r
                 return r;
         }
         ((struct smb_file *)f)->size = st.st_size > 0 ? (uint64_t)st.st_size : 0;
+        f->size = st.st_size > 0 ? (int64_t)st.st_size : 0;
         *ret = f;
         return 0;
 }
@@ -500,6 +535,7 @@ static int smb_rename(struct store *s, const char *from, const char *to, bool re
         int r;
 
         SMB_BEGIN(s, from);
+        smb_pre_drop(SS(s));
         r = smb_exists(s, to);
         if (r < 0)
                 return r;
@@ -619,6 +655,7 @@ static int smb_copy(struct store *s, const char *from, const char *to) {
         int r;
 
         SMB_BEGIN(s, from);
+        smb_pre_drop(SS(s));
         tmp = store_temp_name(to, "copy");
         if (!tmp)
                 return store_fail(s, -ENOMEM, to, NULL);
@@ -644,6 +681,7 @@ static int smb_unlink(struct store *s, const char *rel) {
         int r;
 
         SMB_BEGIN(s, rel);
+        smb_pre_drop(SS(s));
         u = smb_path(s, rel, &r);
         if (!u)
                 return r;
@@ -664,6 +702,7 @@ static void smb_close(struct store *s) {
                 smb_break(ss);
         if (ss->ctx)
                 smbc_free_context(ss->ctx, 1);
+        smb_pre_drop(ss);
         free(ss->base);
         free(ss->server);
         free(ss->user);
@@ -717,9 +756,29 @@ static int smb_context_new(struct smb_store *ss, int timeout_ms) {
         return 0;
 }
 
+/* After store_open_listing's listing of rel (r its result, the fds recorded): 1 when it is kept
+ * for the caller, 0 when connected but the root still needs a stat (rel is missing, or the
+ * listing failed for its own reason: the caller's listing says why), -errno (ss->s.error set)
+ * when the store cannot be used: the connection or login failed, or rel is the root and is no
+ * folder. A failed login leaves no connection behind (libsmbclient shuts it), a timeout breaks
+ * the store. */
+static int smb_open_listed(struct smb_store *ss, const char *rel, int r) {
+        if (r >= 0) {
+                if (!(ss->pre_rel = strdup(rel))) {
+                        smb_pre_drop(ss);
+                        return store_fail(&ss->s, -ENOMEM, rel, NULL);
+                }
+                return 1;
+        }
+        smb_pre_drop(ss);
+        if (ss->broken || ss->n_conns == 0 || !*rel)
+                return store_fail(&ss->s, r, NULL, NULL); /* the share's, whatever rel was */
+        return 0;
+}
+
 /* creds->password is not copied: libsmbclient asks for it (auth_cb) whenever it (re)connects,
  * so the caller's secret must stay valid until store_close. */
-int store_smb_open(const char *url, const struct store_creds *creds, unsigned timeout_s,
+int store_smb_open(const char *url, const struct store_creds *creds, unsigned timeout_s, const char *first_list,
                    struct store **ret, char *err, size_t errlen) {
         struct smb_store *ss;
         _cleanup_free_ char *path = NULL;
@@ -777,13 +836,28 @@ int store_smb_open(const char *url, const struct store_creds *creds, unsigned ti
                                     strerror(-r));
                 goto fail;
         }
-        /* The first request connects and authenticates. */
+        /* The first request connects and authenticates: the caller's first listing when it names
+         * one, else a stat of the root. */
         socket_fds(before);
-        r = smb_stat_url(&ss->s, ss->base, &st);
-        record_conns(ss, before);
-        ss->checked_at = now_ms();
+        r = 0;
+        if (first_list) {
+                r = smb_list(&ss->s, first_list, &ss->pre_v, &ss->pre_n);
+                record_conns(ss, before);
+                ss->checked_at = now_ms();
+                r = smb_open_listed(ss, first_list, r);
+                if (r > 0) { /* listed */
+                        *ret = &ss->s;
+                        return 0;
+                }
+                /* r == 0: connected, but whether the root is there the listing could not tell */
+        }
+        if (r == 0) {
+                r = smb_stat_url(&ss->s, ss->base, &st) < 0 ? smb_fail(&ss->s, NULL, NULL) : 0;
+                if (!first_list)
+                        record_conns(ss, before);
+                ss->checked_at = now_ms();
+        }
         if (r < 0) {
-                r = smb_fail(&ss->s, NULL, NULL);
                 store_open_fail(err, errlen, r, "%s%s", ss->s.error,
                                 r == -EACCES || r == -EPERM
                                         ? " (wrong user name or password, or no access to the share)"

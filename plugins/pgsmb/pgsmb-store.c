@@ -17,28 +17,35 @@
  * file://, the whole URL for smb://). */
 static const struct {
         const char *scheme;
-        int (*open)(const char *url, const struct store_creds *creds, unsigned timeout_s, struct store **ret,
-                    char *err, size_t errlen);
+        int (*open)(const char *url, const struct store_creds *creds, unsigned timeout_s, const char *first_list,
+                    struct store **ret, char *err, size_t errlen);
 } backends[] = {
         {"file://", store_file_open},
         {"smb://", store_smb_open},
 };
 
-int store_open(const char *url, const struct store_creds *creds, unsigned timeout_s,
-               struct store **ret, char *err, size_t errlen) {
+int store_open_listing(const char *url, const struct store_creds *creds, unsigned timeout_s,
+                       const char *first_list, struct store **ret, char *err, size_t errlen) {
         if (err && errlen)
                 err[0] = 0;
         if (!url || !ret)
                 return store_open_fail(err, errlen, -EINVAL, "store_open: no URL");
+        if (first_list && !store_rel_valid(first_list, true))
+                first_list = NULL; /* the caller's own store_list refuses it */
         if (timeout_s == 0)
                 timeout_s = 30;
         for (size_t i = 0; i < ELEMENTSOF(backends); i++)
                 if (strncmp(url, backends[i].scheme, strlen(backends[i].scheme)) == 0)
-                        return backends[i].open(url, creds, timeout_s, ret, err, errlen);
+                        return backends[i].open(url, creds, timeout_s, first_list, ret, err, errlen);
         return store_open_fail(err, errlen, -EPROTONOSUPPORT,
                                "%s: unsupported store URL (use smb://server[:port]/share[/dir] "
                                "or file:///dir)",
                                url);
+}
+
+int store_open(const char *url, const struct store_creds *creds, unsigned timeout_s,
+               struct store **ret, char *err, size_t errlen) {
+        return store_open_listing(url, creds, timeout_s, NULL, ret, err, errlen);
 }
 
 void store_close(struct store *s) {
@@ -105,6 +112,8 @@ ssize_t store_read(struct store_file *f, void *buf, size_t len) {
                 return store_fail(f->store, -EBADF, f->rel, "not open for reading");
         return f->store->ops->read(f, buf, len);
 }
+
+int64_t store_file_size(const struct store_file *f) { return f->writing ? -1 : f->size; }
 
 int store_write(struct store_file *f, const void *buf, size_t len) {
         f->store->error[0] = 0;

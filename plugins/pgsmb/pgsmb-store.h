@@ -43,6 +43,14 @@ struct store_entry {
 #define STORE_ERROR_MAX 1024
 int store_open(const char *url, const struct store_creds *creds, unsigned timeout_s,
                struct store **ret, char *err, size_t errlen);
+/* store_open, whose connecting request is a listing of first_list (a folder the caller lists
+ * next, "" for the root) instead of a stat of the root: the caller's first store_list of it gets
+ * that listing, and a store_mkdirs of it costs nothing when it was there. Any other call drops
+ * the listing first. Over smb:// this saves the stat's three round trips (and the mkdir's four).
+ * Fails as store_open does when the server cannot be reached or refuses the login, or when the
+ * root is missing or no folder. */
+int store_open_listing(const char *url, const struct store_creds *creds, unsigned timeout_s,
+                       const char *first_list, struct store **ret, char *err, size_t errlen);
 void store_close(struct store *s);
 /* The last error of this store, e.g. "smb://10.0.0.5/profiles/alice/alice.tar.zst: Connection
  * timed out". Valid until the next call. */
@@ -62,6 +70,10 @@ int store_open_read(struct store *s, const char *rel, struct store_file **ret);
 int store_open_write(struct store *s, const char *rel, struct store_file **ret);
 /* Returns bytes read, 0 at end of file, -errno. Large reads (1 MiB) are efficient. */
 ssize_t store_read(struct store_file *f, void *buf, size_t len);
+/* The size a file opened for reading had at its open (what the server said), -1 when unknown.
+ * A reader of a file nobody writes any more may stop there: over smb:// the read that would
+ * see the end of file costs a round trip. */
+int64_t store_file_size(const struct store_file *f);
 /* Writes all of buf or fails. */
 int store_write(struct store_file *f, const void *buf, size_t len);
 /* Close; for a written file this flushes it to the server/disk (fsync for file://) and reports

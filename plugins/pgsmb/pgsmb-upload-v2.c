@@ -40,6 +40,11 @@ struct v2_upload {
         char arch_name[300], arch_rel[1200], hex[65];
         char marks[PATH_MAX]; /* state_dir/USER: the archive is marked as an upload in progress */
         int mark_fd; /* v2_upload_mark's, held until the end (-1: none) */
+        /* The listing right after the commit (v2_bypassed), which the prune goes by, and the
+         * prune lock held from that listing to the prune's end (-1: none). */
+        struct v2_state after;
+        bool have_after;
+        int prune_lock;
         struct pgsmb_transfer t;
         long long t0, t_upload, t_verify;
         struct timespec walk_start; /* realtime: the racy-clean rule's bound (scan_mark_racy) */
@@ -57,7 +62,16 @@ static void v2_log(void *ud, int level, const char *fmt, ...) {
         pgina_log(up->ctx, level, "%s: %s", up->cfg.user, buf);
 }
 
+static void v2_after_drop(struct v2_upload *v) {
+        v2_state_free(&v->after);
+        v->have_after = false;
+        if (v->prune_lock >= 0)
+                close(v->prune_lock);
+        v->prune_lock = -1;
+}
+
 static void v2_done(struct v2_upload *v) {
+        v2_after_drop(v); /* first: the unmark takes the prune lock */
         v2_upload_unmark(v->mark_fd, v->marks, v->arch_name);
         v->mark_fd = -1;
         v2_state_free(&v->vs);
@@ -196,8 +210,15 @@ static int v2_archive(struct upload *up, struct store *st, struct v2_upload *v) 
 
         v->t0 = now_ms();
         clock_gettime(CLOCK_REALTIME, &v->walk_start);
-        v->have_record = v->base.number && !v->conflict &&
-                         pgsmb_record_load(up->state_dir, up->cfg.user, up->state.version, &v->record) == 0;
+        if (up->record_loaded && v->base.number && !v->conflict) {
+                /* loaded for the read-ahead while connecting: the same version's */
+                v->record = up->record;
+                scan_init(&up->record);
+                up->record_loaded = false;
+                v->have_record = true;
+        } else
+                v->have_record = v->base.number && !v->conflict &&
+                                 pgsmb_record_load(up->state_dir, up->cfg.user, up->state.version, &v->record) == 0;
         if (!v->have_record && v->base.number)
                 pgina_log(up->ctx, LOG_INFO, "%s: no record of version %" PRIu64 " here: the whole home is uploaded",
                           up->cfg.user, v->base.number);
@@ -391,22 +412,36 @@ static int v2_rebase(struct upload *up, struct store *st, struct v2_upload *v) {
 
 /* After our commit of v->next: did another machine, taking our slot for a dead writer's, commit
  * a version above it that does not build on it? Then ours is merged onto that one. 1 when it
- * was (commit v->next again), 0 when ours stands, or when a conflict copy was made, -errno. */
+ * was (commit v->next again), 0 when ours stands, or when a conflict copy was made, -errno.
+ * The listing is the prune's too (v->after), taken under the prune lock, which stays held until
+ * the prune is done (see v2_upload_unmark); the manifests above ours are read only when there
+ * are any. */
 static int v2_bypassed(struct upload *up, struct store *st, struct v2_upload *v) {
         struct v2_state now = {0};
         char why[300];
         int k = 0;
 
-        if (v2_load(st, &v->p, &now, why, sizeof why) == 0 && now.cur.number > v->next.number &&
-            now.cur.parent < v->next.number) {
+        v2_after_drop(v);
+        v->prune_lock = v2_prune_lock(v->marks);
+        if (v->prune_lock < 0)
+                pgina_log(up->ctx, LOG_WARNING, "%s: no prune: cannot lock %s.prune: %s", up->cfg.user, v->marks,
+                          strerror(-v->prune_lock));
+        if (v2_list(st, &v->p, &now, why, sizeof why) < 0) {
+                v2_state_free(&now);
+                return 0;
+        }
+        if (now.top > v->next.number && v2_load_listed(st, &v->p, &now, why, sizeof why) == 0 &&
+            now.cur.number > v->next.number && now.cur.parent < v->next.number) {
+                v2_after_drop(v);
                 pgina_log(up->ctx, LOG_WARNING, "%s: version %" PRIu64 " from %s was committed over this logoff's %" PRIu64
                           " without it", up->cfg.user, now.cur.number, now.cur.host, v->next.number);
                 k = v2_merge(up, st, v, &now);
-                if (k == 0)
-                        k = -ECANCELED; /* a conflict copy: done */
+                v2_state_free(&now);
+                return k;
         }
-        v2_state_free(&now);
-        return k == -ECANCELED ? 0 : k;
+        v->after = now;
+        v->have_after = true;
+        return 0;
 }
 
 /* Our commit of v->next failed after its exclusive create: is it there whole all the same (the
@@ -491,7 +526,8 @@ static void v2_report(struct upload *up, struct store *st, struct v2_upload *v) 
 }
 
 int pgsmb_upload_v2(struct upload *up, struct store *st) {
-        struct v2_upload v = {.p = {.dir = up->cfg.remote_dir, .filename = up->cfg.filename}, .mark_fd = -1};
+        struct v2_upload v = {
+                .p = {.dir = up->cfg.remote_dir, .filename = up->cfg.filename}, .mark_fd = -1, .prune_lock = -1};
         long long t_start = now_ms();
         char version[PGSMB_VERSION_MAX];
         int k;
@@ -558,22 +594,15 @@ int pgsmb_upload_v2(struct upload *up, struct store *st) {
         if (v.migrate)
                 v2_migrate_done(up, st, &v);
         v2_report(up, st, &v);
-        {
-                struct v2_state now = {0};
-                char why[300];
-                /* from the listing to the prune's end (v2_prune_lock) */
-                _cleanup_close_ int prune_lock = v2_prune_lock(v.marks);
-                if (prune_lock < 0)
-                        pgina_log(up->ctx, LOG_WARNING, "%s: no prune: cannot lock %s.prune: %s", up->cfg.user,
-                                  v.marks, strerror(-prune_lock));
-                else if (v2_list(st, &v.p, &now, why, sizeof why) == 0) {
-                        if (!v.merged && v2_listed_size(&v.p, &now, v.next.number) == v.manifest_size)
-                                up->state.manifest_mtime = v2_listed_mtime(&v.p, &now, v.next.number);
-                        v2_prune(st, &v.p, &now, &v.next, up->cfg.keep_versions, up->host, v.marks, (int64_t)time(NULL),
-                                 V2_FOREIGN_GRACE_S, v2_log, up);
-                }
-                v2_state_free(&now);
+        /* by the listing made right after the commit, under the prune lock since */
+        if (v.have_after) {
+                if (!v.merged && v2_listed_size(&v.p, &v.after, v.next.number) == v.manifest_size)
+                        up->state.manifest_mtime = v2_listed_mtime(&v.p, &v.after, v.next.number);
+                if (v.prune_lock >= 0)
+                        v2_prune(st, &v.p, &v.after, &v.next, up->cfg.keep_versions, up->host, v.marks,
+                                 (int64_t)time(NULL), V2_FOREIGN_GRACE_S, v2_log, up);
         }
+        v2_after_drop(&v);
         pgina_log(up->ctx, LOG_DEBUG, "%s: logoff: decided in %lld ms, delta and manifest %lld ms, commit %lld ms, "
                   "record and copies %lld ms, prune %lld ms", up->cfg.user, t_decided - t_start, t_built - t_decided,
                   t_committed - t_built, t_saved - t_committed, now_ms() - t_saved);

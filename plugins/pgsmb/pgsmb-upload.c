@@ -356,12 +356,28 @@ int pgsmb_upload(struct pgina_ctx *ctx, struct pgina_user *u, bool admin) {
                 }
         }
         up.state.over_limit = false;
+        /* While the store connects (a dozen round trips), the home's metadata and the data of
+         * what changed since the last save come into the page cache for the delta's walk. */
+        struct pgsmb_child warm;
+        bool warming = false;
+        scan_init(&up.record);
+        if (strncmp(up.state.version, "2:", 2) == 0 && !up.state.pending[0] && !up.cfg.archive_argv &&
+            pgsmb_record_load(up.state_dir, up.cfg.user, up.state.version, &up.record) == 0) {
+                up.record_loaded = true;
+                warming = pgsmb_warm_start(&up.pu, (const char *const *)up.cfg.exclude, &up.record, &warm);
+        }
         k = 0;
         for (unsigned i = 0; i < up.cfg.retries && k <= 0; i++) {
                 if (i > 0)
                         sleep(up.cfg.retry_delay);
                 long long t_conn = now_ms();
-                if (!st && (err = pgsmb_connect(ctx, &up.cfg, true, &st, up.why, sizeof up.why)) < 0) {
+                int c = st ? 0 : pgsmb_connect(ctx, &up.cfg, true, &st, up.why, sizeof up.why);
+                if (warming) {
+                        pgsmb_warm_stop(&warm);
+                        warming = false;
+                }
+                if (c < 0) {
+                        err = c;
                         pgina_ctx_metric(ctx, "store_errors", 1);
                         break;
                 }
@@ -397,6 +413,7 @@ int pgsmb_upload(struct pgina_ctx *ctx, struct pgina_user *u, bool admin) {
         }
         if (st)
                 store_close(st);
+        scan_free(&up.record);
 out:
         pgina_account_done(&acc);
         pgsmb_cfg_done(&up.cfg);

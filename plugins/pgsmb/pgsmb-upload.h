@@ -5,6 +5,7 @@
 #include <stdbool.h>
 
 #include "pgsmb-helper.h"
+#include "pgsmb-scan.h"
 #include "pgsmb-state.h"
 #include "pgsmb.h"
 
@@ -18,6 +19,10 @@ struct upload {
         char host[256];
         char why[600];
         bool admin; /* pginactl profile upload: progress to the admin */
+        /* the record of state.version as loaded for the read-ahead while connecting, for the
+         * format-2 upload to take (record_loaded) */
+        struct scan record;
+        bool record_loaded;
 };
 
 /* Progress of the upload (userdata: the upload), to the admin or the debug log. */

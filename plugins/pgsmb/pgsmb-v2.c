@@ -33,16 +33,21 @@ int v2_rel(const struct v2_profile *p, const char *name, char *out, size_t len) 
 
 /* All of rel into b, at most max bytes (-EFBIG past them, or past what b may hold). Reads go
  * in steps of at most 8 MiB (a round trip each), never reserving more than max + 1 bytes in
- * all. */
+ * all, and end at the size the file had when opened: its files are written once, under a new
+ * name (one being written still reads short, and fails to parse). */
 static int read_small(struct store *st, const char *rel, size_t max, struct pbuf *b, char *err, size_t errlen) {
         struct store_file *f = NULL;
         int k = store_open_read(st, rel, &f);
+        int64_t size;
 
         if (k < 0) {
                 snprintf(err, errlen, "%s", store_error(st));
                 return k;
         }
+        size = store_file_size(f);
         for (;;) {
+                if (size >= 0 && b->len == (uint64_t)size && size <= (int64_t)max)
+                        break; /* all of it */
                 size_t want = max + 1 - b->len;
                 ssize_t n;
 

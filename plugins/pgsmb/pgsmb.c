@@ -383,7 +383,8 @@ int pgsmb_connect(struct pgina_ctx *ctx, const struct pgsmb_cfg *c, bool for_wri
                                            i + 1, c->retries);
                         sleep(c->retry_delay);
                 }
-                r = store_open(c->share, &cr, c->timeout, ret, why, whylen);
+                /* connecting with the listing of the user's folder, which every caller starts with */
+                r = store_open_listing(c->share, &cr, c->timeout, c->remote_dir, ret, why, whylen);
                 if (r >= 0) {
                         pgina_ctx_retry_now(ctx); /* it answers: waiting uploads may go */
                         if (for_writing && c->remote_dir[0] && (r = store_mkdirs(*ret, c->remote_dir)) < 0) {

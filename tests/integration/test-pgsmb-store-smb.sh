@@ -8,7 +8,7 @@
 
 ST=$BUILD/tests/tools/store-tool
 [ -x "$ST" ] || skip "store-tool not built ($ST)"
-need smbd smbpasswd sha256sum ss
+need smbd smbpasswd sha256sum ss strace
 
 # Sanitizer builds: libsmbclient's one-time global setup (smbc_new_context -> reopen_logs ->
 # debug_set_logfile) is never freed; that is Samba's, not ours. Full unwinding so the
@@ -101,6 +101,34 @@ step "rm"
 assert_ok st rm alice/alice.tar.zst.1
 assert_fail st rm alice/alice.tar.zst.1 2>"$T/err"
 assert_contains "$T/err" "$URL/alice/alice.tar.zst.1: No such file or directory"
+
+step "opening with the first listing (store_open_listing, as pgSMB connects)"
+# list and mkdirs connect with the listing of their folder: one request fewer than a stat
+# (LeakSanitizer cannot run under ptrace)
+ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" strace -f -e trace=writev -s 80 -o "$T/list.trace" "$ST" "$URL" --user "$SMBD_USER" --password-fd 3 list alice \
+        3<<<"$SMBD_PASSWORD" >"$T/list.out" || fail "list failed"
+assert_contains "$T/list.out" "file	fresh	"
+# SMB2 CREATE is command 5 (byte 12 of the header); the listing's open is the only one after the
+# connection's own (the share's attributes): a stat of the root first would be a third
+creates=$(grep -c 'SMB@\\0\\1\\0\\0\\0\\0\\0\\5\\0' "$T/list.trace" || true)
+assert_eq 2 "$creates" "CREATE requests of a listing open (strace: $T/list.trace)"
+assert_ok st mkdirs alice # there: nothing to make
+assert_ok st mkdirs alice/sub2/deeper # missing: the root is checked, then each part made
+[ -d "$T/share/alice/sub2/deeper" ] || fail "mkdirs after a listing open made no folder"
+assert_fail st list nothing 2>"$T/err"
+assert_contains "$T/err" "$URL/nothing: No such file or directory"
+assert_fail "$ST" "$URL/nowhere" --user "$SMBD_USER" --password-fd 3 list alice 3<<<"$SMBD_PASSWORD" 2>"$T/err"
+assert_contains "$T/err" "$URL/nowhere: No such file or directory"
+echo x | assert_ok st put alice/plainfile
+assert_fail "$ST" "$URL/alice/plainfile" --user "$SMBD_USER" --password-fd 3 list . 3<<<"$SMBD_PASSWORD" 2>"$T/err"
+assert_contains "$T/err" "$URL/alice/plainfile: Not a directory"
+assert_ok st rm alice/plainfile
+for what in alice .; do
+        rc=0
+        "$ST" "$URL" --user "$SMBD_USER" --password-fd 3 list "$what" 3<<<"not the password" 2>"$T/err" || rc=$?
+        assert_eq 1 "$rc" "exit status of list $what with a wrong password"
+        assert_contains "$T/err" "$URL: Permission denied (wrong user name or password"
+done
 
 step "another samba user works in its own folder"
 smbd_add_user bob 'B0b pw'

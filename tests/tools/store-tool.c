@@ -4,6 +4,7 @@
  *   put REL <stdin | get REL >stdout | list [REL] | stat REL | mkdirs REL |
  *   rename FROM TO [--replace] | copy FROM TO | rm REL |
  *   stat-twice REL (stat, wait for a line on stdin, stat again on the same store)
+ * list and mkdirs open the store with store_open_listing of their folder, as pgSMB does.
  * Exit status: 0 done, 1 the store failed (its message on stderr), 2 usage. */
 #include <errno.h>
 #include <getopt.h>
@@ -254,7 +255,13 @@ int main(int argc, char **argv) {
                 rc = usage();
         if (rc != 0)
                 goto out;
-        if (store_open(url, &o.creds, o.timeout_s, &s, why, sizeof why) < 0) {
+        /* list and mkdirs connect as pgSMB does (store_open_listing: the folder listed at once) */
+        const char *cmd = argv[optind], *first = optind + 1 < argc ? argv[optind + 1] : "";
+        if (streq(cmd, "list") || streq(cmd, "mkdirs"))
+                first = streq(first, ".") ? "" : first;
+        else
+                first = NULL;
+        if (store_open_listing(url, &o.creds, o.timeout_s, first, &s, why, sizeof why) < 0) {
                 fprintf(stderr, "store-tool: %s\n", why);
                 rc = 1;
                 goto out;
