@@ -860,28 +860,31 @@ int pgsmb_delta_stream(struct store *st, const char *rel, const struct pgsmb_use
 }
 
 bool pgsmb_warm_start(const struct pgsmb_user *u, const char *const *exclude, const struct scan *record,
-                      struct pgsmb_child *ch) {
+                      struct pgsmb_child *ch, char *err, size_t errlen) {
         struct userwork_job job = {.kind = USERWORK_WARM, .name = u->name, .home = u->home, .dir = u->home,
                                    .exclude = exclude, .flags = record ? 0 : USERWORK_F_FULL};
         _cleanup_close_ int rec_fd = -1;
-        char err[256];
         struct pbuf b;
-        bool ok = false;
+        int r;
 
         pbuf_init_large(&b);
-        if (!record || scan_format_all(record, &b) == 0) {
-                rec_fd = record ? memfd_of("pgsmb-record", b.data, b.len) : -1;
-                ok = (!record || rec_fd >= 0) && pgsmb_child_start(u, &job, -1, rec_fd, -1, ch, err, sizeof err) == 0;
-        }
+        r = record ? scan_format_all(record, &b) : 0;
+        if (r == 0 && record && (rec_fd = memfd_of("pgsmb-record", b.data, b.len)) < 0)
+                r = rec_fd;
         pbuf_free(&b);
-        return ok;
+        if (r < 0) {
+                snprintf(err, errlen, "cannot hand the record over: %s", strerror(-r));
+                return false;
+        }
+        return pgsmb_child_start(u, &job, -1, rec_fd, -1, ch, err, errlen) == 0;
 }
 
 void pgsmb_warm_stop(struct pgsmb_child *ch) {
         struct userwork_report rep;
 
         kill(ch->pid, SIGKILL); /* still ours: not reaped until the wait below */
-        (void)pgsmb_child_wait(ch, &rep);
+        /* no wait on its report: the user may hold its socket open elsewhere */
+        (void)pgsmb_child_wait_until(ch, &rep, now_ms());
 }
 
 int pgsmb_scan_home(const struct pgsmb_user *u, const char *dir, const char *const *exclude, struct scan *scan,
@@ -986,11 +989,12 @@ int pgsmb_verify(struct store *st, const char *rel, uint64_t size, const unsigne
                 return r;
         }
         EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-        /* to the size the server gave at the open: nobody writes the file any more, and the
-         * read that would see its end costs a round trip */
+        /* Done at the size the server gave at the open when that is the size written: nobody
+         * writes the file any more, and the read that would see its end costs a round trip.
+         * Any other size, to the end of the file. */
         int64_t open_size = store_file_size(f);
         for (;;) {
-                if (open_size >= 0 && total == (uint64_t)open_size)
+                if (open_size >= 0 && (uint64_t)open_size == size && total == size)
                         break;
                 ssize_t k = store_read(f, buf, CHUNK);
                 if (k < 0) {

@@ -131,7 +131,7 @@ int pgsmb_delta_stream(struct store *st, const char *rel, const struct pgsmb_use
  * the worker connects (USERWORK_WARM): the page cache warm for the walk that follows. A hint:
  * when it cannot start, nothing is lost (false). pgsmb_warm_stop kills it and reaps it. */
 bool pgsmb_warm_start(const struct pgsmb_user *u, const char *const *exclude, const struct scan *record,
-                      struct pgsmb_child *ch);
+                      struct pgsmb_child *ch, char *err, size_t errlen);
 void pgsmb_warm_stop(struct pgsmb_child *ch);
 /* The scan of dir (less exclude) as the user: what a restore leaves becomes the record. */
 int pgsmb_scan_home(const struct pgsmb_user *u, const char *dir, const char *const *exclude,

@@ -757,11 +757,11 @@ static int smb_context_new(struct smb_store *ss, int timeout_ms) {
 }
 
 /* After store_open_listing's listing of rel (r its result, the fds recorded): 1 when it is kept
- * for the caller, 0 when connected but the root still needs a stat (rel is missing, or the
- * listing failed for its own reason: the caller's listing says why), -errno (ss->s.error set)
- * when the store cannot be used: the connection or login failed, or rel is the root and is no
- * folder. A failed login leaves no connection behind (libsmbclient shuts it), a timeout breaks
- * the store. */
+ * for the caller, 0 when the root still needs its stat (which then says what is wrong, or
+ * nothing: the caller's own listing does), -errno (ss->s.error set) when the store cannot be
+ * used: the server stopped answering, the root is no folder, or the connection or login failed.
+ * A failed login leaves no connection behind (libsmbclient shuts it); it is not tried again
+ * with a stat (each try counts towards an account's lockout). */
 static int smb_open_listed(struct smb_store *ss, const char *rel, int r) {
         if (r >= 0) {
                 if (!(ss->pre_rel = strdup(rel))) {
@@ -771,9 +771,17 @@ static int smb_open_listed(struct smb_store *ss, const char *rel, int r) {
                 return 1;
         }
         smb_pre_drop(ss);
-        if (ss->broken || ss->n_conns == 0 || !*rel)
+        if (ss->broken || !*rel)
                 return store_fail(&ss->s, r, NULL, NULL); /* the share's, whatever rel was */
-        return 0;
+        if (r == -ENOENT || r == -ENOTDIR || ss->n_conns > 0)
+                return 0; /* the folder's answer (a missing share is ENOENT too: the stat says) */
+        switch (-r) {
+        case EACCES: case EPERM: case ECONNREFUSED: case ECONNRESET: case ECONNABORTED:
+        case EHOSTUNREACH: case ENETUNREACH: case EPIPE: case EIO:
+                return store_fail(&ss->s, r, NULL, NULL); /* no connection: the login's or the network's */
+        default:
+                return 0;
+        }
 }
 
 /* creds->password is not copied: libsmbclient asks for it (auth_cb) whenever it (re)connects,
@@ -840,6 +848,8 @@ int store_smb_open(const char *url, const struct store_creds *creds, unsigned ti
          * one, else a stat of the root. */
         socket_fds(before);
         r = 0;
+        if (first_list && !smb_name_ok(first_list))
+                first_list = NULL; /* the caller's listing says why */
         if (first_list) {
                 r = smb_list(&ss->s, first_list, &ss->pre_v, &ss->pre_n);
                 record_conns(ss, before);

@@ -583,29 +583,34 @@ int pgsmb_upload_v2(struct upload *up, struct store *st) {
                 goto out;
         }
         t_committed = now_ms();
-        v2_version_string(&v.next, version, sizeof version);
-        if (v.merged) {
-                /* This home lacks what the other machine changed: it is no version of the store,
-                 * and the next logon here restores the merged one. */
-                v2_home_is_no_version(up, &v);
-        } else
-                v2_home_is(up, &v, &v.next, v.manifest_size);
-        t_saved = now_ms();
-        if (v.migrate)
-                v2_migrate_done(up, st, &v);
-        v2_report(up, st, &v);
-        /* by the listing made right after the commit, under the prune lock since */
+        /* The prune goes by the listing made right after the commit, under the prune lock since:
+         * at once, so no other machine's commit comes between the two unseen for long. */
+        uint64_t listed_mtime = 0;
         if (v.have_after) {
                 if (!v.merged && v2_listed_size(&v.p, &v.after, v.next.number) == v.manifest_size)
-                        up->state.manifest_mtime = v2_listed_mtime(&v.p, &v.after, v.next.number);
+                        listed_mtime = v2_listed_mtime(&v.p, &v.after, v.next.number);
                 if (v.prune_lock >= 0)
                         v2_prune(st, &v.p, &v.after, &v.next, up->cfg.keep_versions, up->host, v.marks,
                                  (int64_t)time(NULL), V2_FOREIGN_GRACE_S, v2_log, up);
         }
         v2_after_drop(&v);
+        long long t_pruned = now_ms();
+        v2_version_string(&v.next, version, sizeof version);
+        if (v.merged) {
+                /* This home lacks what the other machine changed: it is no version of the store,
+                 * and the next logon here restores the merged one. */
+                v2_home_is_no_version(up, &v);
+        } else {
+                v2_home_is(up, &v, &v.next, v.manifest_size);
+                up->state.manifest_mtime = listed_mtime; /* 0: the next listing shows it */
+        }
+        t_saved = now_ms();
+        if (v.migrate)
+                v2_migrate_done(up, st, &v);
+        v2_report(up, st, &v);
         pgina_log(up->ctx, LOG_DEBUG, "%s: logoff: decided in %lld ms, delta and manifest %lld ms, commit %lld ms, "
-                  "record and copies %lld ms, prune %lld ms", up->cfg.user, t_decided - t_start, t_built - t_decided,
-                  t_committed - t_built, t_saved - t_committed, now_ms() - t_saved);
+                  "prune %lld ms, record and copies %lld ms", up->cfg.user, t_decided - t_start, t_built - t_decided,
+                  t_committed - t_built, t_pruned - t_committed, t_saved - t_pruned);
         k = 1;
 out:
         v2_done(&v);

@@ -363,8 +363,12 @@ int pgsmb_upload(struct pgina_ctx *ctx, struct pgina_user *u, bool admin) {
         scan_init(&up.record);
         if (strncmp(up.state.version, "2:", 2) == 0 && !up.state.pending[0] && !up.cfg.archive_argv &&
             pgsmb_record_load(up.state_dir, up.cfg.user, up.state.version, &up.record) == 0) {
+                char why[300];
                 up.record_loaded = true;
-                warming = pgsmb_warm_start(&up.pu, (const char *const *)up.cfg.exclude, &up.record, &warm);
+                warming = pgsmb_warm_start(&up.pu, (const char *const *)up.cfg.exclude, &up.record, &warm, why,
+                                           sizeof why);
+                if (!warming)
+                        pgina_log(ctx, LOG_DEBUG, "%s: no read-ahead while connecting: %s", up.cfg.user, why);
         }
         k = 0;
         for (unsigned i = 0; i < up.cfg.retries && k <= 0; i++) {

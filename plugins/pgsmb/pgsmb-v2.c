@@ -33,21 +33,28 @@ int v2_rel(const struct v2_profile *p, const char *name, char *out, size_t len) 
 
 /* All of rel into b, at most max bytes (-EFBIG past them, or past what b may hold). Reads go
  * in steps of at most 8 MiB (a round trip each), never reserving more than max + 1 bytes in
- * all, and end at the size the file had when opened: its files are written once, under a new
- * name (one being written still reads short, and fails to parse). */
-static int read_small(struct store *st, const char *rel, size_t max, struct pbuf *b, char *err, size_t errlen) {
+ * all. Unless to_eof, they end at the size the file had when opened (*sized then): the store's
+ * files are written once, under a new name, and the read that would see the end costs a round
+ * trip. A caller that finds the bytes damaged reads again to_eof: a server may say less. */
+static int read_small(struct store *st, const char *rel, size_t max, bool to_eof, struct pbuf *b, bool *sized,
+                      char *err, size_t errlen) {
         struct store_file *f = NULL;
         int k = store_open_read(st, rel, &f);
         int64_t size;
 
+        if (sized)
+                *sized = false;
         if (k < 0) {
                 snprintf(err, errlen, "%s", store_error(st));
                 return k;
         }
-        size = store_file_size(f);
+        size = to_eof ? -1 : store_file_size(f);
         for (;;) {
-                if (size >= 0 && b->len == (uint64_t)size && size <= (int64_t)max)
-                        break; /* all of it */
+                if (size >= 0 && b->len == (uint64_t)size && size <= (int64_t)max) {
+                        if (sized)
+                                *sized = true;
+                        break; /* all of it, as the server said at the open */
+                }
                 size_t want = max + 1 - b->len;
                 ssize_t n;
 
@@ -93,10 +100,18 @@ int v2_read_manifest_file(struct store *st, const struct v2_profile *p, const ch
                 snprintf(err, errlen, "%s: name too long", name);
                 return k;
         }
+        bool sized = false;
         pbuf_init_large(&b);
-        if ((k = read_small(st, rel, MANIFEST_MAX_BYTES, &b, err, errlen)) == 0 &&
-            (k = manifest_parse(m, (const char *)b.data, b.len, why, sizeof why)) < 0)
-                snprintf(err, errlen, "%s/%s: %s", store_url(st), rel, why);
+        for (int round = 0; round < 2; round++) {
+                b.len = 0;
+                if ((k = read_small(st, rel, MANIFEST_MAX_BYTES, round > 0, &b, &sized, err, errlen)) == 0 &&
+                    (k = manifest_parse(m, (const char *)b.data, b.len, why, sizeof why)) < 0)
+                        snprintf(err, errlen, "%s/%s: %s", store_url(st), rel, why);
+                if (k != -EBADMSG || !sized)
+                        break;
+                manifest_free(m); /* damaged as far as the open's size: once more to its end */
+                manifest_init(m);
+        }
         pbuf_free(&b);
         return k;
 }
@@ -257,7 +272,7 @@ int v2_commit(struct store *st, const struct v2_profile *p, const struct manifes
         if (size)
                 *size = b.len;
         /* Read back: what readers will see. */
-        if ((k = read_small(st, rel, b.len + 1, &back, err, errlen)) < 0)
+        if ((k = read_small(st, rel, b.len + 1, false, &back, NULL, err, errlen)) < 0)
                 goto out;
         if (back.len != b.len || memcmp(back.data, b.data, b.len) != 0) {
                 snprintf(err, errlen, "%s/%s: read back %zu bytes that differ from the %zu written", store_url(st),

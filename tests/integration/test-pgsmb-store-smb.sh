@@ -117,6 +117,8 @@ assert_ok st mkdirs alice/sub2/deeper # missing: the root is checked, then each 
 [ -d "$T/share/alice/sub2/deeper" ] || fail "mkdirs after a listing open made no folder"
 assert_fail st list nothing 2>"$T/err"
 assert_contains "$T/err" "$URL/nothing: No such file or directory"
+assert_fail st list 'alice/x:y' 2>"$T/err" # refused before any request: the folder named
+assert_contains "$T/err" "$URL/alice/x:y: name not allowed on an SMB share"
 assert_fail "$ST" "$URL/nowhere" --user "$SMBD_USER" --password-fd 3 list alice 3<<<"$SMBD_PASSWORD" 2>"$T/err"
 assert_contains "$T/err" "$URL/nowhere: No such file or directory"
 echo x | assert_ok st put alice/plainfile
