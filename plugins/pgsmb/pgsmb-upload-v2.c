@@ -589,9 +589,17 @@ int pgsmb_upload_v2(struct upload *up, struct store *st) {
         if (v.have_after) {
                 if (!v.merged && v2_listed_size(&v.p, &v.after, v.next.number) == v.manifest_size)
                         listed_mtime = v2_listed_mtime(&v.p, &v.after, v.next.number);
+                /* The version this logoff built on, as read or as this machine keeps it, when the
+                 * listing still shows its manifest as the decision saw it: not read again. */
+                const struct manifest *known =
+                        !v.merged && !v.conflict && v.base.number && v.base.number == v.vs.cur.number &&
+                                        streq(v.base.id, v.vs.cur.id) && v.vs.cur_file_size &&
+                                        v2_listed_size(&v.p, &v.after, v.base.number) == v.vs.cur_file_size
+                                ? &v.base
+                                : NULL;
                 if (v.prune_lock >= 0)
-                        v2_prune(st, &v.p, &v.after, &v.next, up->cfg.keep_versions, up->host, v.marks,
-                                 (int64_t)time(NULL), V2_FOREIGN_GRACE_S, v2_log, up);
+                        v2_prune_known(st, &v.p, &v.after, &v.next, known, up->cfg.keep_versions, up->host, v.marks,
+                                       (int64_t)time(NULL), V2_FOREIGN_GRACE_S, v2_log, up);
         }
         v2_after_drop(&v);
         long long t_pruned = now_ms();

@@ -440,6 +440,12 @@ bool v2_upload_marked(const char *marks, const char *name) {
 void v2_prune(struct store *st, const struct v2_profile *p, const struct v2_state *s, const struct manifest *cur,
               unsigned keep_versions, const char *host, const char *marks, int64_t now, int64_t grace_s, v2_log_fn log,
               void *ud) {
+        v2_prune_known(st, p, s, cur, NULL, keep_versions, host, marks, now, grace_s, log, ud);
+}
+
+void v2_prune_known(struct store *st, const struct v2_profile *p, const struct v2_state *s, const struct manifest *cur,
+                    const struct manifest *known, unsigned keep_versions, const char *host, const char *marks,
+                    int64_t now, int64_t grace_s, v2_log_fn log, void *ud) {
         char arch_pre[300], ours_pre[340], conf_pre[300], rel[1200], why[600];
         size_t fl = strlen(p->filename);
         struct name_set kept = {0};
@@ -449,7 +455,9 @@ void v2_prune(struct store *st, const struct v2_profile *p, const struct v2_stat
         snprintf(arch_pre, sizeof arch_pre, "%s.a-", p->filename);
         snprintf(ours_pre, sizeof ours_pre, "%s.a-%.32s-", p->filename, host);
         snprintf(conf_pre, sizeof conf_pre, "%s.c-", p->filename);
-        if ((k = name_set_add_manifest(&kept, cur)) < 0)
+        if (known && (known->number >= cur->number || known->number < oldest_kept))
+                known = NULL; /* not one of the kept ones below cur: nothing to save */
+        if ((k = name_set_add_manifest(&kept, cur)) < 0 || (known && (k = name_set_add_manifest(&kept, known)) < 0))
                 goto out;
         qsort(kept.v, kept.n, sizeof *kept.v, cmp_str);
         /* Is any archive a candidate at all (named by no version we know of, and ours or old)?
@@ -473,8 +481,8 @@ void v2_prune(struct store *st, const struct v2_profile *p, const struct v2_stat
                 if (s->ents[i].is_dir || (!n && !conflict) || n == cur->number)
                         continue;
                 if (conflict || n >= oldest_kept) {
-                        if (!candidates)
-                                continue;
+                        if (!candidates || (known && !conflict && n == known->number))
+                                continue; /* (known: its archives are in the set already) */
                         /* A damaged one keeps no archive (and stays: it is the admin's to look
                          * at; above cur it may be a commit in progress, whose archive another
                          * machine's grace keeps). One that cannot be read now (the store

@@ -107,6 +107,12 @@ typedef void (*v2_log_fn)(void *ud, int level, const char *fmt, ...) __attribute
 void v2_prune(struct store *st, const struct v2_profile *p, const struct v2_state *s, const struct manifest *cur,
               unsigned keep_versions, const char *host, const char *marks, int64_t now, int64_t grace_s, v2_log_fn log,
               void *ud);
+/* The same, with a kept manifest the caller holds already (e.g. the version a logoff built on,
+ * as its listing showed it; NULL: none): its archives count as kept without reading its file
+ * again, and a candidate archive it names needs no other manifest read. */
+void v2_prune_known(struct store *st, const struct v2_profile *p, const struct v2_state *s, const struct manifest *cur,
+                    const struct manifest *known, unsigned keep_versions, const char *host, const char *marks,
+                    int64_t now, int64_t grace_s, v2_log_fn log, void *ud);
 
 /* state.version of a format-2 home: "2:N:ID" */
 void v2_version_string(const struct manifest *m, char *out, size_t len);

@@ -261,6 +261,21 @@ static void test_prune(void **state) {
         v2_state_free(&vs);
         assert_true(exists("alice/alice.tar.zst.a-here-p4"));
         assert_true(exists("alice/alice.tar.zst.a-here-orphan2"));
+
+        /* v2_prune_known: a kept manifest the caller holds (a logoff's base) is not read again
+         * (14 cannot be read now, yet the prune goes on) and its archives stay; one that is not
+         * among the kept ones is ignored, and the prune reads as before (and stops at 14). */
+        assert_int_equal(v2_list(st, &P, &vs, err, sizeof err), 0);
+        v2_prune_known(st, &P, &vs, &m[5], &m[1], 2, "here", NULL, (int64_t)time(NULL), 3600, NULL, NULL);
+        v2_state_free(&vs);
+        assert_true(exists("alice/alice.tar.zst.a-here-orphan2"));
+        assert_int_equal(v2_list(st, &P, &vs, err, sizeof err), 0);
+        v2_prune_known(st, &P, &vs, &m[5], &m[4], 2, "here", NULL, (int64_t)time(NULL), 3600, NULL, NULL);
+        v2_state_free(&vs);
+        assert_false(exists("alice/alice.tar.zst.a-here-orphan2"));
+        assert_true(exists("alice/alice.tar.zst.a-here-p4"));
+        assert_true(exists("alice/alice.tar.zst.a-here-p3"));
+        assert_true(exists("alice/alice.tar.zst.a-here-p5"));
         for (unsigned i = 1; i <= 5; i++)
                 manifest_free(&m[i]);
 }
