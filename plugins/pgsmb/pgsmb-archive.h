@@ -70,11 +70,6 @@ int pgsmb_profile_delta(const char *home, const char *const *exclude, const stru
  * line, as hostile: err names the line at fault, or says it passes PROFILE_RECORD_MAX. */
 #define PROFILE_RECORD_MAX (512u * 1024 * 1024) /* PBUF_LARGE_MAX: what the writers may make */
 int pgsmb_profile_record_read(int fd, const char *home, struct scan *record, char *err, size_t errlen);
-/* The read-ahead of a delta's walk on its own (pgsmb-userwork-prefetch.h): home's metadata, and
- * the data of the files that differ from record (may be empty), into the page cache, while the
- * worker connects to the store. Returns when it is done: a hint, it changes nothing. */
-int pgsmb_profile_warm(const char *home, const char *const *exclude, const struct scan *record, char *err,
-                       size_t errlen);
 
 /* Extract the archive read from in_fd into `target` (an existing, empty directory owned by the
  * caller). Reads in_fd to its end even after an error is found only when that is cheap; the

@@ -305,48 +305,79 @@ struct stream {
         struct pgsmb_child ch;
 };
 
-/* Open rel (to read or to create), then start the job as the user with the other end of the pair
- * as its data (and aux_fd, list_fd, -1: none). On failure nothing is left open and t->err says
- * why. */
-static int stream_begin(struct store *st, const char *rel, bool create, const struct pgsmb_user *u,
-                        const struct userwork_job *job, int aux_fd, int list_fd, struct pgsmb_transfer *t,
-                        struct stream *s) {
-        int sv[2], r;
+static void stream_free(struct stream *s) {
+        EVP_MD_CTX_free(s->md);
+        free(s->buf);
+        s->md = NULL;
+        s->buf = NULL;
+}
 
-        memset(t, 0, sizeof *t);
+/* The buffer and the running sha256; no file, no child yet. */
+static int stream_init(struct stream *s) {
         memset(s, 0, sizeof *s);
         s->fd = -1;
         s->buf = malloc(CHUNK);
         s->md = EVP_MD_CTX_new();
-        if (!s->buf || !s->md) {
-                r = -ENOMEM;
-                goto fail;
+        if (!s->buf || !s->md || !EVP_DigestInit_ex(s->md, EVP_sha256(), NULL)) {
+                stream_free(s);
+                return -ENOMEM;
         }
-        r = create ? store_open_write(st, rel, &s->f) : store_open_read(st, rel, &s->f);
-        if (r < 0) {
-                snprintf(t->err, sizeof t->err, "%s", store_error(st));
-                goto fail;
-        }
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-                r = -errno;
-                goto fail;
-        }
+        return 0;
+}
+
+/* Start the job as the user with the other end of a socket pair as its data (and aux_fd,
+ * list_fd, -1: none). */
+static int stream_child(const struct pgsmb_user *u, const struct userwork_job *job, int aux_fd, int list_fd,
+                        struct pgsmb_transfer *t, struct stream *s) {
+        int sv[2], r;
+
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+                return -errno;
         stream_buffer_grow(sv[0]);
         stream_buffer_grow(sv[1]);
         r = pgsmb_child_start(u, job, sv[1], aux_fd, list_fd, &s->ch, t->err, sizeof t->err);
         close(sv[1]);
         if (r < 0) {
                 close(sv[0]);
-                goto fail;
+                return r;
         }
         s->fd = sv[0];
-        EVP_DigestInit_ex(s->md, EVP_sha256(), NULL);
         return 0;
-fail:
-        if (s->f)
+}
+
+/* A stream with its child and no file given up on: the child killed and reaped (its report is
+ * not waited for: the user may hold its socket elsewhere). */
+static void stream_abort(struct stream *s) {
+        struct userwork_report rep;
+
+        kill(s->ch.pid, SIGKILL);
+        close(s->fd);
+        s->fd = -1;
+        (void)pgsmb_child_wait_until(&s->ch, &rep, now_ms());
+        stream_free(s);
+}
+
+/* Open rel (to read or to create), then start the job as the user with the other end of the pair
+ * as its data (and aux_fd, list_fd, -1: none). On failure nothing is left open and t->err says
+ * why. */
+static int stream_begin(struct store *st, const char *rel, bool create, const struct pgsmb_user *u,
+                        const struct userwork_job *job, int aux_fd, int list_fd, struct pgsmb_transfer *t,
+                        struct stream *s) {
+        int r;
+
+        memset(t, 0, sizeof *t);
+        if ((r = stream_init(s)) < 0)
+                return r;
+        r = create ? store_open_write(st, rel, &s->f) : store_open_read(st, rel, &s->f);
+        if (r < 0) {
+                snprintf(t->err, sizeof t->err, "%s", store_error(st));
+                stream_free(s);
+                return r;
+        }
+        if ((r = stream_child(u, job, aux_fd, list_fd, t, s)) < 0) {
                 store_close_file(s->f);
-        EVP_MD_CTX_free(s->md);
-        free(s->buf);
+                stream_free(s);
+        }
         return r;
 }
 
@@ -680,17 +711,15 @@ int pgsmb_fix_dirs(const struct pgsmb_user *u, const char *dir, const struct sca
 
 /* An archiving job's stream to the new store file rel (aux_fd, list_fd: the job's other
  * descriptors, -1: none), read back behind the writer through rt when it can. */
-static int upload_job(struct store *st, const char *rel, const struct pgsmb_user *u, const struct userwork_job *job,
-                      int aux_fd, int list_fd, const struct pgsmb_readback_target *rt, pgsmb_progress_fn progress,
-                      void *pud, struct pgsmb_transfer *t) {
+/* The archive from the child to the stream's file (created: rel), then stream_end. */
+static int upload_pump(struct store *st, const char *rel, struct stream *sp, const struct pgsmb_readback_target *rt,
+                       pgsmb_progress_fn progress, void *pud, struct pgsmb_transfer *t) {
         struct readback *rb = NULL;
         XXH3_state_t *xs = NULL;
-        struct stream s;
+        struct stream s = *sp;
         long long last = now_ms();
-        int r = stream_begin(st, rel, true, u, job, aux_fd, list_fd, t, &s);
+        int r = 0;
 
-        if (r < 0)
-                return r;
         /* The file exists now: the reader may open it, once the archive is larger than one block
          * (a smaller one is read back by the caller on this connection, sooner than a reader
          * could connect). Without a reader the caller verifies. */
@@ -746,6 +775,15 @@ static int upload_job(struct store *st, const char *rel, const struct pgsmb_user
         }
         XXH3_freeState(xs);
         return r;
+}
+
+static int upload_job(struct store *st, const char *rel, const struct pgsmb_user *u, const struct userwork_job *job,
+                      int aux_fd, int list_fd, const struct pgsmb_readback_target *rt, pgsmb_progress_fn progress,
+                      void *pud, struct pgsmb_transfer *t) {
+        struct stream s;
+        int r = stream_begin(st, rel, true, u, job, aux_fd, list_fd, t, &s);
+
+        return r < 0 ? r : upload_pump(st, rel, &s, rt, progress, pud, t);
 }
 
 int pgsmb_upload_stream(struct store *st, const char *rel, const struct pgsmb_user *u,
@@ -820,71 +858,104 @@ static int scan_from_memfd(int fd, const char *dir, struct scan *scan, char *err
         return r;
 }
 
-int pgsmb_delta_stream(struct store *st, const char *rel, const struct pgsmb_user *u, const char *const *exclude,
-                       const struct profile_compress *c, const struct scan *record,
-                       const struct pgsmb_readback_target *rt, pgsmb_progress_fn progress, void *pud,
-                       struct pgsmb_transfer *t, struct scan *scan) {
+struct pgsmb_early {
+        struct stream s; /* its child started, no file yet */
+        int scan_fd;
+        const char *home; /* the user's, for messages */
+};
+
+struct pgsmb_early *pgsmb_delta_early_start(const struct pgsmb_user *u, const char *const *exclude,
+                                            const struct profile_compress *c, const struct scan *record, char *err,
+                                            size_t errlen) {
         struct userwork_job job = {.kind = USERWORK_DELTA, .name = u->name, .home = u->home,
                                    .dir = u->home, .exclude = exclude, .level = c->level,
                                    .threads = c->threads, .flags = record ? 0 : USERWORK_F_FULL};
-        _cleanup_close_ int rec_fd = -1, scan_fd = -1;
+        _cleanup_close_ int rec_fd = -1;
+        struct pgsmb_transfer t = {0};
+        struct pgsmb_early *e;
         struct pbuf b;
+        int r;
+
+        if (c->archive_argv) {
+                snprintf(err, errlen, "an external program (compress_command) cannot write a delta");
+                return NULL;
+        }
+        if (!(e = calloc(1, sizeof *e))) {
+                snprintf(err, errlen, "out of memory");
+                return NULL;
+        }
+        e->home = u->home;
+        e->scan_fd = -1;
+        pbuf_init_large(&b);
+        if (record && (r = scan_format_all(record, &b)) < 0) {
+                snprintf(err, errlen, "the record is too large to hand over: %s", strerror(-r));
+                goto fail;
+        }
+        rec_fd = record ? memfd_of("pgsmb-record", b.data, b.len) : -1;
+        e->scan_fd = memfd_create("pgsmb-scan", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if ((record && rec_fd < 0) || e->scan_fd < 0) {
+                r = rec_fd < 0 && record ? rec_fd : -errno;
+                snprintf(err, errlen, "memfd: %s", strerror(-r));
+                goto fail;
+        }
+        if ((r = stream_init(&e->s)) < 0) {
+                snprintf(err, errlen, "out of memory");
+                goto fail;
+        }
+        if ((r = stream_child(u, &job, rec_fd, e->scan_fd, &t, &e->s)) < 0) {
+                snprintf(err, errlen, "%s", t.err[0] ? t.err : strerror(-r));
+                stream_free(&e->s);
+                goto fail;
+        }
+        pbuf_free(&b);
+        return e;
+fail:
+        pbuf_free(&b);
+        if (e->scan_fd >= 0)
+                close(e->scan_fd);
+        free(e);
+        return NULL;
+}
+
+void pgsmb_delta_early_abort(struct pgsmb_early *e) {
+        if (!e)
+                return;
+        stream_abort(&e->s);
+        close(e->scan_fd);
+        free(e);
+}
+
+int pgsmb_delta_early_finish(struct pgsmb_early *e, struct store *st, const char *rel,
+                             const struct pgsmb_readback_target *rt, pgsmb_progress_fn progress, void *pud,
+                             struct pgsmb_transfer *t, struct scan *scan) {
         int r;
 
         scan_init(scan);
         memset(t, 0, sizeof *t);
-        if (c->archive_argv) {
-                snprintf(t->err, sizeof t->err, "an external program (compress_command) cannot write a delta");
-                return -EOPNOTSUPP;
-        }
-        pbuf_init_large(&b);
-        if (record && (r = scan_format_all(record, &b)) < 0) {
-                snprintf(t->err, sizeof t->err, "the record is too large to hand over: %s", strerror(-r));
-                pbuf_free(&b);
+        if ((r = store_open_write(st, rel, &e->s.f)) < 0) {
+                snprintf(t->err, sizeof t->err, "%s", store_error(st));
+                pgsmb_delta_early_abort(e);
                 return r;
         }
-        rec_fd = record ? memfd_of("pgsmb-record", b.data, b.len) : -1;
-        pbuf_free(&b);
-        scan_fd = memfd_create("pgsmb-scan", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-        if ((record && rec_fd < 0) || scan_fd < 0) {
-                r = rec_fd < 0 && record ? rec_fd : -errno;
-                snprintf(t->err, sizeof t->err, "memfd: %s", strerror(-r));
-                return r;
-        }
-        r = upload_job(st, rel, u, &job, rec_fd, scan_fd, rt, progress, pud, t);
-        if (r < 0)
-                return r;
-        if ((r = scan_from_memfd(scan_fd, u->home, scan, t->err, sizeof t->err)) < 0)
-                return r;
-        return 0;
+        r = upload_pump(st, rel, &e->s, rt, progress, pud, t);
+        if (r == 0)
+                r = scan_from_memfd(e->scan_fd, e->home, scan, t->err, sizeof t->err);
+        close(e->scan_fd);
+        free(e);
+        return r;
 }
 
-bool pgsmb_warm_start(const struct pgsmb_user *u, const char *const *exclude, const struct scan *record,
-                      struct pgsmb_child *ch, char *err, size_t errlen) {
-        struct userwork_job job = {.kind = USERWORK_WARM, .name = u->name, .home = u->home, .dir = u->home,
-                                   .exclude = exclude, .flags = record ? 0 : USERWORK_F_FULL};
-        _cleanup_close_ int rec_fd = -1;
-        struct pbuf b;
-        int r;
+int pgsmb_delta_stream(struct store *st, const char *rel, const struct pgsmb_user *u, const char *const *exclude,
+                       const struct profile_compress *c, const struct scan *record,
+                       const struct pgsmb_readback_target *rt, pgsmb_progress_fn progress, void *pud,
+                       struct pgsmb_transfer *t, struct scan *scan) {
+        struct pgsmb_early *e;
 
-        pbuf_init_large(&b);
-        r = record ? scan_format_all(record, &b) : 0;
-        if (r == 0 && record && (rec_fd = memfd_of("pgsmb-record", b.data, b.len)) < 0)
-                r = rec_fd;
-        pbuf_free(&b);
-        if (r < 0) {
-                snprintf(err, errlen, "cannot hand the record over: %s", strerror(-r));
-                return false;
-        }
-        return pgsmb_child_start(u, &job, -1, rec_fd, -1, ch, err, errlen) == 0;
-}
-
-void pgsmb_warm_stop(struct pgsmb_child *ch) {
-        struct userwork_report rep;
-
-        kill(ch->pid, SIGKILL); /* still ours: not reaped until the wait below */
-        /* no wait on its report: the user may hold its socket open elsewhere */
-        (void)pgsmb_child_wait_until(ch, &rep, now_ms());
+        scan_init(scan);
+        memset(t, 0, sizeof *t);
+        if (!(e = pgsmb_delta_early_start(u, exclude, c, record, t->err, sizeof t->err)))
+                return c->archive_argv ? -EOPNOTSUPP : -EIO;
+        return pgsmb_delta_early_finish(e, st, rel, rt, progress, pud, t, scan);
 }
 
 int pgsmb_scan_home(const struct pgsmb_user *u, const char *dir, const char *const *exclude, struct scan *scan,

@@ -127,12 +127,19 @@ int pgsmb_delta_stream(struct store *st, const char *rel, const struct pgsmb_use
                        const char *const *exclude, const struct profile_compress *c,
                        const struct scan *record, const struct pgsmb_readback_target *rt,
                        pgsmb_progress_fn progress, void *pud, struct pgsmb_transfer *t, struct scan *scan);
-/* The read-ahead of a delta against `record` (NULL: none) as the user, in the background, while
- * the worker connects (USERWORK_WARM): the page cache warm for the walk that follows. A hint:
- * when it cannot start, nothing is lost (false). pgsmb_warm_stop kills it and reaps it. */
-bool pgsmb_warm_start(const struct pgsmb_user *u, const char *const *exclude, const struct scan *record,
-                      struct pgsmb_child *ch, char *err, size_t errlen);
-void pgsmb_warm_stop(struct pgsmb_child *ch);
+/* pgsmb_delta_stream in two steps, so that the home's walk and its compression run while the
+ * worker connects to the store: the child starts now (NULL when it cannot, err says why) and its
+ * stream waits in the socket's buffer (8 MiB; past it the child waits); _finish creates rel and
+ * uploads the stream as pgsmb_delta_stream does, _abort kills the child. Either frees e. */
+struct pgsmb_early;
+struct pgsmb_early *pgsmb_delta_early_start(const struct pgsmb_user *u, const char *const *exclude,
+                                            const struct profile_compress *c, const struct scan *record, char *err,
+                                            size_t errlen);
+int pgsmb_delta_early_finish(struct pgsmb_early *e, struct store *st, const char *rel,
+                             const struct pgsmb_readback_target *rt, pgsmb_progress_fn progress, void *pud,
+                             struct pgsmb_transfer *t, struct scan *scan);
+void pgsmb_delta_early_abort(struct pgsmb_early *e); /* NULL: nothing */
+static inline void pgsmb_delta_early_abortp(struct pgsmb_early **e) { pgsmb_delta_early_abort(*e); }
 /* The scan of dir (less exclude) as the user: what a restore leaves becomes the record. */
 int pgsmb_scan_home(const struct pgsmb_user *u, const char *dir, const char *const *exclude,
                     struct scan *scan, char *err, size_t errlen);

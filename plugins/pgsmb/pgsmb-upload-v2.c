@@ -210,15 +210,24 @@ static int v2_archive(struct upload *up, struct store *st, struct v2_upload *v) 
 
         v->t0 = now_ms();
         clock_gettime(CLOCK_REALTIME, &v->walk_start);
+        _cleanup_(pgsmb_delta_early_abortp) struct pgsmb_early *early = NULL;
         if (up->record_loaded && v->base.number && !v->conflict) {
-                /* loaded for the read-ahead while connecting: the same version's */
+                /* loaded before the connect, and its delta started then: the same version's */
                 v->record = up->record;
                 scan_init(&up->record);
                 up->record_loaded = false;
                 v->have_record = true;
+                early = TAKE_PTR(up->early);
+                if (early) { /* the archive's times count from there */
+                        v->walk_start = up->early_walk_start;
+                        v->t0 = up->early_ms;
+                        pgina_log(up->ctx, LOG_DEBUG, "%s: the delta began %lld ms before the store was ready",
+                                  up->cfg.user, now_ms() - up->early_ms);
+                }
         } else
                 v->have_record = v->base.number && !v->conflict &&
                                  pgsmb_record_load(up->state_dir, up->cfg.user, up->state.version, &v->record) == 0;
+        pgsmb_delta_early_abort(TAKE_PTR(up->early)); /* not the delta this upload makes */
         if (!v->have_record && v->base.number)
                 pgina_log(up->ctx, LOG_INFO, "%s: no record of version %" PRIu64 " here: the whole home is uploaded",
                           up->cfg.user, v->base.number);
@@ -237,8 +246,13 @@ static int v2_archive(struct upload *up, struct store *st, struct v2_upload *v) 
         }
         pgsmb_store_creds(&up->cfg, &creds);
         rt = (struct pgsmb_readback_target){.url = up->cfg.share, .creds = &creds, .timeout_s = up->cfg.timeout};
-        k = pgsmb_delta_stream(st, v->arch_rel, &up->pu, (const char *const *)up->cfg.exclude, &up->cfg.comp,
-                               v->have_record ? &v->record : NULL, &rt, pgsmb_upload_progress, up, &v->t, &v->scan);
+        if (early)
+                k = pgsmb_delta_early_finish(TAKE_PTR(early), st, v->arch_rel, &rt, pgsmb_upload_progress, up, &v->t,
+                                             &v->scan);
+        else
+                k = pgsmb_delta_stream(st, v->arch_rel, &up->pu, (const char *const *)up->cfg.exclude, &up->cfg.comp,
+                                       v->have_record ? &v->record : NULL, &rt, pgsmb_upload_progress, up, &v->t,
+                                       &v->scan);
         v->t_upload = now_ms();
         if (k == 0 && !v->t.verified)
                 k = pgsmb_verify(st, v->arch_rel, v->t.bytes, v->t.sha256, up->why, sizeof up->why);

@@ -356,19 +356,20 @@ int pgsmb_upload(struct pgina_ctx *ctx, struct pgina_user *u, bool admin) {
                 }
         }
         up.state.over_limit = false;
-        /* While the store connects (a dozen round trips), the home's metadata and the data of
-         * what changed since the last save come into the page cache for the delta's walk. */
-        struct pgsmb_child warm;
-        bool warming = false;
+        /* The usual logoff of a format-2 home: its delta against the record of its version is
+         * walked and compressed while the store connects (a dozen round trips); the upload takes
+         * it when the store says that version is still the one to build on (v2_archive). */
         scan_init(&up.record);
         if (strncmp(up.state.version, "2:", 2) == 0 && !up.state.pending[0] && !up.cfg.archive_argv &&
             pgsmb_record_load(up.state_dir, up.cfg.user, up.state.version, &up.record) == 0) {
                 char why[300];
                 up.record_loaded = true;
-                warming = pgsmb_warm_start(&up.pu, (const char *const *)up.cfg.exclude, &up.record, &warm, why,
-                                           sizeof why);
-                if (!warming)
-                        pgina_log(ctx, LOG_DEBUG, "%s: no read-ahead while connecting: %s", up.cfg.user, why);
+                clock_gettime(CLOCK_REALTIME, &up.early_walk_start);
+                up.early_ms = now_ms();
+                up.early = pgsmb_delta_early_start(&up.pu, (const char *const *)up.cfg.exclude, &up.cfg.comp,
+                                                   &up.record, why, sizeof why);
+                if (!up.early)
+                        pgina_log(ctx, LOG_DEBUG, "%s: the delta waits for the store: %s", up.cfg.user, why);
         }
         k = 0;
         for (unsigned i = 0; i < up.cfg.retries && k <= 0; i++) {
@@ -376,10 +377,6 @@ int pgsmb_upload(struct pgina_ctx *ctx, struct pgina_user *u, bool admin) {
                         sleep(up.cfg.retry_delay);
                 long long t_conn = now_ms();
                 int c = st ? 0 : pgsmb_connect(ctx, &up.cfg, true, &st, up.why, sizeof up.why);
-                if (warming) {
-                        pgsmb_warm_stop(&warm);
-                        warming = false;
-                }
                 if (c < 0) {
                         err = c;
                         pgina_ctx_metric(ctx, "store_errors", 1);
@@ -388,8 +385,10 @@ int pgsmb_upload(struct pgina_ctx *ctx, struct pgina_user *u, bool admin) {
                 pgina_log(ctx, LOG_DEBUG, "%s: logoff: connected in %lld ms (%lld ms since the job began)", up.cfg.user,
                           now_ms() - t_conn, now_ms() - t_job);
                 k = pgsmb_upload_v2(&up, st);
-                if (k == -EOPNOTSUPP)
+                if (k == -EOPNOTSUPP) {
+                        pgsmb_delta_early_abort(TAKE_PTR(up.early));
                         k = attempt(&up, st); /* format 1 */
+                }
                 if (k < 0)
                         err = k;
                 if (upload_retryable(k))
@@ -417,6 +416,7 @@ int pgsmb_upload(struct pgina_ctx *ctx, struct pgina_user *u, bool admin) {
         }
         if (st)
                 store_close(st);
+        pgsmb_delta_early_abort(up.early); /* not taken (format 1, a conflict, no connection) */
         scan_free(&up.record);
 out:
         pgina_account_done(&acc);

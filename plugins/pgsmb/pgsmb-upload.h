@@ -3,6 +3,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <time.h>
 
 #include "pgsmb-helper.h"
 #include "pgsmb-scan.h"
@@ -23,6 +24,11 @@ struct upload {
          * format-2 upload to take (record_loaded) */
         struct scan record;
         bool record_loaded;
+        /* the delta against that record, started before the connect (NULL: none), and when
+         * its walk began */
+        struct pgsmb_early *early;
+        struct timespec early_walk_start;
+        long long early_ms;
 };
 
 /* Progress of the upload (userdata: the upload), to the admin or the debug log. */

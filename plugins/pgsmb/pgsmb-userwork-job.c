@@ -134,7 +134,7 @@ int userwork_decode(struct pbuf *b, struct userwork_decoded *d) {
             (r = get_str(b, d, 5, true, &j->home_mount)) < 0 || (r = pbuf_get_u32(b, &j->flags)) < 0 ||
             (r = pbuf_expect_end(b)) < 0)
                 return r;
-        if (kind < USERWORK_EXTRACT || kind > USERWORK_WARM)
+        if (kind < USERWORK_EXTRACT || kind > USERWORK_STAT)
                 return -EBADMSG;
         j->kind = kind;
         j->level = (int)level;

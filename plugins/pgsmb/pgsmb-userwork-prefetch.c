@@ -212,7 +212,13 @@ struct prefetch *pgsmb_prefetch_start(const char *home, char *const *ex, const s
         return p;
 }
 
-static void prefetch_free(struct prefetch *p) {
+void pgsmb_prefetch_stop(struct prefetch *p) {
+        if (!p)
+                return;
+        atomic_store(&p->stop, true);
+        pthread_mutex_lock(&p->lock);
+        pthread_cond_broadcast(&p->more);
+        pthread_mutex_unlock(&p->lock);
         for (unsigned i = 0; i < p->nthreads; i++)
                 pthread_join(p->threads[i], NULL);
         for (size_t i = 0; i < p->ndirs; i++)
@@ -222,28 +228,4 @@ static void prefetch_free(struct prefetch *p) {
         pthread_mutex_destroy(&p->lock);
         close(p->root);
         free(p);
-}
-
-void pgsmb_prefetch_stop(struct prefetch *p) {
-        if (!p)
-                return;
-        atomic_store(&p->stop, true);
-        pthread_mutex_lock(&p->lock);
-        pthread_cond_broadcast(&p->more);
-        pthread_mutex_unlock(&p->lock);
-        prefetch_free(p);
-}
-
-int pgsmb_profile_warm(const char *home, const char *const *exclude, const struct scan *record, char *err,
-                       size_t errlen) {
-        _cleanup_(strv_freep) char **ex = NULL;
-        struct prefetch *p;
-        int r = pgsmb_exclude_normalize(exclude, &ex, err, errlen);
-
-        if (r < 0)
-                return r;
-        p = pgsmb_prefetch_start(home, ex, record);
-        if (p)
-                prefetch_free(p); /* the threads end when nothing is left to look at */
-        return 0;
 }

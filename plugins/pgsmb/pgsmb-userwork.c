@@ -213,20 +213,6 @@ static int do_delta(const struct userwork_job *j, struct userwork_report *rep) {
         return r;
 }
 
-/* WARM: the record from FD_AUX as for a DELTA, then the read-ahead alone. */
-static int do_warm(const struct userwork_job *j, struct userwork_report *rep) {
-        struct scan record;
-        int r = 0;
-
-        scan_init(&record);
-        if (!(j->flags & USERWORK_F_FULL))
-                r = pgsmb_profile_record_read(USERWORK_FD_AUX, j->dir, &record, rep->err, sizeof rep->err);
-        if (r == 0)
-                r = pgsmb_profile_warm(j->dir, j->exclude, &record, rep->err, sizeof rep->err);
-        scan_free(&record);
-        return r;
-}
-
 /* DELETE: the path list on FD_LIST; FIXDIRS: the scan on FD_LIST (its directories). */
 static int do_delete(const struct userwork_job *j, struct userwork_report *rep) {
         char **paths = NULL;
@@ -388,7 +374,6 @@ int userwork_main(void) {
                 case USERWORK_DELETE: r = do_delete(&d.j, &rep); break;
                 case USERWORK_FIXDIRS: r = do_fixdirs(&d.j, &rep); break;
                 case USERWORK_STAT: r = do_stat(&d.j, &rep); break;
-                case USERWORK_WARM: r = do_warm(&d.j, &rep); break;
                 default:
                         r = -EOPNOTSUPP;
                         snprintf(rep.err, sizeof rep.err, "pgsmb-userwork: job %d is not implemented", (int)d.j.kind);

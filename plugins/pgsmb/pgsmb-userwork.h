@@ -44,8 +44,6 @@ enum userwork_kind {
         USERWORK_FIXDIRS, /* the directories of the scan on FD_LIST get its mode and mtime */
         USERWORK_STAT, /* the entries of the paths listed on FD_AUX below dir that exist (lstat,
                         * never through a symlink) as a scan to FD_LIST (every flag '=') */
-        USERWORK_WARM, /* read ahead below dir less exclude, as a DELTA's walk would (the record
-                        * on FD_AUX, or none: USERWORK_F_FULL); a hint, killed when not needed */
 };
 
 /* userwork_job.flags */

@@ -55,6 +55,8 @@ pgina_close_session alice
 assert_eq 2 "$(current)" "version after the delta"
 grep -q "alice: saved version 2 .*: 2 of [0-9]* entries changed" "$PGINA_LOG" ||
         { grep "saved version 2" "$PGINA_LOG" >&2; fail "not a delta of docs/f7 and docs"; }
+# walked and compressed while the store connected, and taken: the store still had version 1
+assert_contains "$PGINA_LOG" "alice: the delta began"
 assert_ok pam_run pgtest alice Logon-pw-1 authenticate acct_mgmt open_session
 tree_list /home/alice >"$T/r2.list"
 diff "$T/v2.list" "$T/r2.list" >&2 || fail "base + delta over SMB differ from the saved home"

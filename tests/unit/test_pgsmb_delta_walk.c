@@ -730,26 +730,6 @@ static void test_prefetch_ends_and_leaves_nothing(void **state) {
         pathf(p, sizeof p, "%s/none", base);
         assert_null(pgsmb_prefetch_start(p, ex, NULL));
         assert_int_equal(open_fds(), fds);
-
-        /* the read-ahead on its own (USERWORK_WARM, while the worker connects): returns once
-         * done, leaves no thread and no descriptor, changes nothing; a symlinked or missing home
-         * is left alone; a bad exclusion is an error */
-        char err[256];
-        struct stat before, after;
-        homef(q, sizeof q, "d00/s0/f");
-        assert_int_equal(stat(q, &before), 0);
-        const char *exc[] = { "cache", NULL }, *bad[] = { "../x", NULL };
-        assert_int_equal(pgsmb_profile_warm(home, exc, &rec, err, sizeof err), 0);
-        assert_int_equal(entries_of("/proc/self/task"), tasks);
-        assert_int_equal(pgsmb_profile_warm(home, exc, NULL, err, sizeof err), 0);
-        pathf(p, sizeof p, "%s/home-link", base);
-        assert_int_equal(pgsmb_profile_warm(p, exc, NULL, err, sizeof err), 0);
-        assert_true(pgsmb_profile_warm(home, bad, NULL, err, sizeof err) < 0);
-        assert_int_equal(entries_of("/proc/self/task"), tasks);
-        assert_int_equal(open_fds(), fds);
-        assert_int_equal(stat(q, &after), 0);
-        assert_int_equal(before.st_mtim.tv_nsec, after.st_mtim.tv_nsec);
-        assert_int_equal(before.st_ctim.tv_nsec, after.st_ctim.tv_nsec);
         scan_free(&rec);
 }
 
