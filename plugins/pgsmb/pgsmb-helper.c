@@ -864,9 +864,8 @@ struct pgsmb_early {
         const char *home; /* the user's, for messages */
 };
 
-struct pgsmb_early *pgsmb_delta_early_start(const struct pgsmb_user *u, const char *const *exclude,
-                                            const struct profile_compress *c, const struct scan *record, char *err,
-                                            size_t errlen) {
+int pgsmb_delta_early_start(const struct pgsmb_user *u, const char *const *exclude, const struct profile_compress *c,
+                            const struct scan *record, struct pgsmb_early **ret, char *err, size_t errlen) {
         struct userwork_job job = {.kind = USERWORK_DELTA, .name = u->name, .home = u->home,
                                    .dir = u->home, .exclude = exclude, .level = c->level,
                                    .threads = c->threads, .flags = record ? 0 : USERWORK_F_FULL};
@@ -876,13 +875,14 @@ struct pgsmb_early *pgsmb_delta_early_start(const struct pgsmb_user *u, const ch
         struct pbuf b;
         int r;
 
+        *ret = NULL;
         if (c->archive_argv) {
                 snprintf(err, errlen, "an external program (compress_command) cannot write a delta");
-                return NULL;
+                return -EOPNOTSUPP;
         }
         if (!(e = calloc(1, sizeof *e))) {
                 snprintf(err, errlen, "out of memory");
-                return NULL;
+                return -ENOMEM;
         }
         e->home = u->home;
         e->scan_fd = -1;
@@ -908,13 +908,14 @@ struct pgsmb_early *pgsmb_delta_early_start(const struct pgsmb_user *u, const ch
                 goto fail;
         }
         pbuf_free(&b);
-        return e;
+        *ret = e;
+        return 0;
 fail:
         pbuf_free(&b);
         if (e->scan_fd >= 0)
                 close(e->scan_fd);
         free(e);
-        return NULL;
+        return r;
 }
 
 void pgsmb_delta_early_abort(struct pgsmb_early *e) {
@@ -950,11 +951,12 @@ int pgsmb_delta_stream(struct store *st, const char *rel, const struct pgsmb_use
                        const struct pgsmb_readback_target *rt, pgsmb_progress_fn progress, void *pud,
                        struct pgsmb_transfer *t, struct scan *scan) {
         struct pgsmb_early *e;
+        int r;
 
         scan_init(scan);
         memset(t, 0, sizeof *t);
-        if (!(e = pgsmb_delta_early_start(u, exclude, c, record, t->err, sizeof t->err)))
-                return c->archive_argv ? -EOPNOTSUPP : -EIO;
+        if ((r = pgsmb_delta_early_start(u, exclude, c, record, &e, t->err, sizeof t->err)) < 0)
+                return r;
         return pgsmb_delta_early_finish(e, st, rel, rt, progress, pud, t, scan);
 }
 

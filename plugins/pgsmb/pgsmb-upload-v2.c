@@ -218,11 +218,10 @@ static int v2_archive(struct upload *up, struct store *st, struct v2_upload *v) 
                 up->record_loaded = false;
                 v->have_record = true;
                 early = TAKE_PTR(up->early);
-                if (early) { /* the archive's times count from there */
+                if (early) { /* (its times on the logoff's path count from here, as without it) */
                         v->walk_start = up->early_walk_start;
-                        v->t0 = up->early_ms;
-                        pgina_log(up->ctx, LOG_DEBUG, "%s: the delta began %lld ms before the store was ready",
-                                  up->cfg.user, now_ms() - up->early_ms);
+                        pgina_log(up->ctx, LOG_DEBUG, "%s: the delta began %lld ms before this upload took it, "
+                                  "before the connect", up->cfg.user, v->t0 - up->early_ms);
                 }
         } else
                 v->have_record = v->base.number && !v->conflict &&
@@ -550,6 +549,7 @@ int pgsmb_upload_v2(struct upload *up, struct store *st) {
                 goto out;
         /* A profile already of format 2 stays so; another becomes so when store_format says. */
         if (v.vs.cur.number == 0 && v.vs.top == 0 && (up->cfg.store_format < 2 || up->cfg.archive_argv)) {
+                up->format1 = true;
                 k = -EOPNOTSUPP;
                 goto out;
         }

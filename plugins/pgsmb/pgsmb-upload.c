@@ -366,9 +366,8 @@ int pgsmb_upload(struct pgina_ctx *ctx, struct pgina_user *u, bool admin) {
                 up.record_loaded = true;
                 clock_gettime(CLOCK_REALTIME, &up.early_walk_start);
                 up.early_ms = now_ms();
-                up.early = pgsmb_delta_early_start(&up.pu, (const char *const *)up.cfg.exclude, &up.cfg.comp,
-                                                   &up.record, why, sizeof why);
-                if (!up.early)
+                if (pgsmb_delta_early_start(&up.pu, (const char *const *)up.cfg.exclude, &up.cfg.comp, &up.record,
+                                            &up.early, why, sizeof why) < 0)
                         pgina_log(ctx, LOG_DEBUG, "%s: the delta waits for the store: %s", up.cfg.user, why);
         }
         k = 0;
@@ -384,8 +383,9 @@ int pgsmb_upload(struct pgina_ctx *ctx, struct pgina_user *u, bool admin) {
                 }
                 pgina_log(ctx, LOG_DEBUG, "%s: logoff: connected in %lld ms (%lld ms since the job began)", up.cfg.user,
                           now_ms() - t_conn, now_ms() - t_job);
+                up.format1 = false;
                 k = pgsmb_upload_v2(&up, st);
-                if (k == -EOPNOTSUPP) {
+                if (k == -EOPNOTSUPP && up.format1) {
                         pgsmb_delta_early_abort(TAKE_PTR(up.early));
                         k = attempt(&up, st); /* format 1 */
                 }
@@ -400,6 +400,7 @@ int pgsmb_upload(struct pgina_ctx *ctx, struct pgina_user *u, bool admin) {
                         st = NULL;
                 }
         }
+        pgsmb_delta_early_abort(TAKE_PTR(up.early)); /* not taken (a conflict, no connection) */
         if (k > 0) {
                 up.state.upload_failed = false;
                 if (pgsmb_state_save(up.state_dir, up.cfg.user, &up.state) < 0)
@@ -416,7 +417,6 @@ int pgsmb_upload(struct pgina_ctx *ctx, struct pgina_user *u, bool admin) {
         }
         if (st)
                 store_close(st);
-        pgsmb_delta_early_abort(up.early); /* not taken (format 1, a conflict, no connection) */
         scan_free(&up.record);
 out:
         pgina_account_done(&acc);

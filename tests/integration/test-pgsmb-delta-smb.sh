@@ -82,3 +82,18 @@ assert_contains "$PGINA_LOG" "alice: version 4 from othermachine came first"
 "$V2" show "$D" alice.tar.zst >"$T/show5"
 grep -q ' docs/mine$' "$T/show5" || fail "this machine's docs/mine is not in version 5"
 grep -q ' docs/theirs$' "$T/show5" || fail "the other machine's docs/theirs is not in version 5"
+
+step "the store gone at logoff: the delta begun before the connect is killed, nothing of it left"
+assert_ok pam_run pgtest alice Logon-pw-1 authenticate acct_mgmt open_session
+as_user alice bash -c 'echo later > ~/docs/later'
+smbd_stop
+mark=$(wc -l <"$PGINA_LOG")
+pgina_close_session_nowait alice
+pgina_wait_retry alice
+tail -n +"$((mark + 1))" "$PGINA_LOG" >"$T/gone.log"
+assert_contains "$T/gone.log" "alice: cannot reach the profile store"
+assert_contains "$T/gone.log" "alice: profile not saved, the local home is kept"
+assert_not_contains "$T/gone.log" "the delta began"
+left=$(pgrep -a -u alice || true)
+[ -z "$left" ] || fail "processes of alice left after the failed logoff: $left"
+assert_eq later "$(cat /home/alice/docs/later)" "the kept home's new file"
