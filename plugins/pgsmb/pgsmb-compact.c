@@ -182,6 +182,33 @@ fail:
         return k;
 }
 
+/* The store's prune, at logon beside the session (a logoff leaves it to this, see
+ * v2_backstop_prune): when the listing shows a version older than keep_versions or an archive
+ * the current version does not name, from a listing of its own under the prune lock. */
+static void logon_prune(struct restore *r, struct store *st, const struct v2_profile *p, const struct v2_state *vs,
+                        const char *host) {
+        struct v2_state now = {0};
+        char marks[PATH_MAX], why[300];
+        bool stray;
+
+        if (!v2_prune_due(p, vs, &vs->cur, r->cfg.keep_versions, &stray) && !stray)
+                return;
+        if (snprintf(marks, sizeof marks, "%s/%s", r->state_dir, r->cfg.user) >= (int)sizeof marks)
+                return;
+        _cleanup_close_ int prune_lock = v2_prune_lock(marks);
+        if (prune_lock < 0) {
+                pgina_log(r->ctx, LOG_WARNING, "%s: no prune: cannot lock %s.prune: %s", r->cfg.user, marks,
+                          strerror(-prune_lock));
+                return;
+        }
+        if (v2_list(st, p, &now, why, sizeof why) == 0)
+                v2_prune(st, p, &now, &vs->cur, r->cfg.keep_versions, host, marks, (int64_t)time(NULL),
+                         COMPACT_FOREIGN_GRACE_S, compact_log, r);
+        else
+                pgina_log(r->ctx, LOG_WARNING, "%s: no prune: %s", r->cfg.user, why);
+        v2_state_free(&now);
+}
+
 void pgsmb_compact(struct pgina_ctx *ctx, struct pgina_user *u) {
         struct restore r = {.ctx = ctx, .u = u};
         struct v2_profile p;
@@ -203,8 +230,12 @@ void pgsmb_compact(struct pgina_ctx *ctx, struct pgina_user *u) {
         host[strcspn(host, ".")] = 0;
         p = (struct v2_profile){.dir = r.cfg.remote_dir, .filename = r.cfg.filename};
         if (pgsmb_connect(ctx, &r.cfg, false, &st, r.why, sizeof r.why) < 0 ||
-            v2_load(st, &p, &vs, r.why, sizeof r.why) < 0 || !vs.cur.number || !pgsmb_compact_due(&r.cfg, &vs.cur))
+            v2_load(st, &p, &vs, r.why, sizeof r.why) < 0 || !vs.cur.number)
                 goto out;
+        if (!pgsmb_compact_due(&r.cfg, &vs.cur)) {
+                logon_prune(&r, st, &p, &vs, host);
+                goto out;
+        }
         pgina_log(ctx, LOG_INFO, "%s: version %" PRIu64 " is a chain of %zu archives: writing a new base", r.cfg.user,
                   vs.cur.number, vs.cur.narch);
         if ((k = pgsmb_restore_staging_dir(&r, "compact", staging, sizeof staging)) < 0 ||

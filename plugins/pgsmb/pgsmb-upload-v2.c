@@ -40,8 +40,8 @@ struct v2_upload {
         char arch_name[300], arch_rel[1200], hex[65];
         char marks[PATH_MAX]; /* state_dir/USER: the archive is marked as an upload in progress */
         int mark_fd; /* v2_upload_mark's, held until the end (-1: none) */
-        /* The listing right after the commit (v2_bypassed), which the prune goes by, and the
-         * prune lock held from that listing to the prune's end (-1: none). */
+        /* The listing right after the commit (v2_bypassed), and the prune lock held from the
+         * backstop prune's own listing to its end (-1: none). */
         struct v2_state after;
         bool have_after;
         int prune_lock;
@@ -426,19 +426,14 @@ static int v2_rebase(struct upload *up, struct store *st, struct v2_upload *v) {
 /* After our commit of v->next: did another machine, taking our slot for a dead writer's, commit
  * a version above it that does not build on it? Then ours is merged onto that one. 1 when it
  * was (commit v->next again), 0 when ours stands, or when a conflict copy was made, -errno.
- * The listing is the prune's too (v->after), taken under the prune lock, which stays held until
- * the prune is done (see v2_upload_unmark); the manifests above ours are read only when there
- * are any. */
+ * The listing is kept (v->after: the manifest's mtime, whether a prune is due); the manifests
+ * above ours are read only when there are any. */
 static int v2_bypassed(struct upload *up, struct store *st, struct v2_upload *v) {
         struct v2_state now = {0};
         char why[300];
         int k = 0;
 
         v2_after_drop(v);
-        v->prune_lock = v2_prune_lock(v->marks);
-        if (v->prune_lock < 0)
-                pgina_log(up->ctx, LOG_WARNING, "%s: no prune: cannot lock %s.prune: %s", up->cfg.user, v->marks,
-                          strerror(-v->prune_lock));
         if (v2_list(st, &v->p, &now, why, sizeof why) < 0) {
                 v2_state_free(&now);
                 return 0;
@@ -538,6 +533,40 @@ static void v2_report(struct upload *up, struct store *st, struct v2_upload *v) 
         pgina_ctx_metric(up->ctx, "upload_bytes", t->bytes);
 }
 
+/* The prune is the logon's work, in the background (pgsmb_compact): a logoff leaves the version
+ * that fell out of keep_versions for it. Only when the listing after the commit shows more than
+ * that one (the logons' prune did not run: it failed, or this machine only logs off) does the
+ * logoff prune, from its own listing under the prune lock: the store stays bounded. */
+static void v2_backstop_prune(struct upload *up, struct store *st, struct v2_upload *v) {
+        struct v2_state now = {0};
+        char why[300];
+
+        if (v2_prune_due(&v->p, &v->after, &v->next, up->cfg.keep_versions, NULL) <= 1)
+                return;
+        v->prune_lock = v2_prune_lock(v->marks);
+        if (v->prune_lock < 0) {
+                pgina_log(up->ctx, LOG_WARNING, "%s: no prune: cannot lock %s.prune: %s", up->cfg.user, v->marks,
+                          strerror(-v->prune_lock));
+                return;
+        }
+        pgina_log(up->ctx, LOG_INFO, "%s: the store holds versions older than keep_versions = %u that no logon "
+                  "removed: pruning", up->cfg.user, up->cfg.keep_versions);
+        if (v2_list(st, &v->p, &now, why, sizeof why) == 0) {
+                /* The version this logoff built on, as read or as this machine keeps it, when the
+                 * listing still shows its manifest as the decision saw it: not read again. */
+                const struct manifest *known =
+                        !v->merged && !v->conflict && v->base.number && v->base.number == v->vs.cur.number &&
+                                        streq(v->base.id, v->vs.cur.id) && v->vs.cur_file_size &&
+                                        v2_listed_size(&v->p, &now, v->base.number) == v->vs.cur_file_size
+                                ? &v->base
+                                : NULL;
+                v2_prune_known(st, &v->p, &now, &v->next, known, up->cfg.keep_versions, up->host, v->marks,
+                               (int64_t)time(NULL), V2_FOREIGN_GRACE_S, v2_log, up);
+        } else
+                pgina_log(up->ctx, LOG_WARNING, "%s: no prune: %s", up->cfg.user, why);
+        v2_state_free(&now);
+}
+
 int pgsmb_upload_v2(struct upload *up, struct store *st) {
         struct v2_upload v = {
                 .p = {.dir = up->cfg.remote_dir, .filename = up->cfg.filename}, .mark_fd = -1, .prune_lock = -1};
@@ -597,23 +626,11 @@ int pgsmb_upload_v2(struct upload *up, struct store *st) {
                 goto out;
         }
         t_committed = now_ms();
-        /* The prune goes by the listing made right after the commit, under the prune lock since:
-         * at once, so no other machine's commit comes between the two unseen for long. */
         uint64_t listed_mtime = 0;
         if (v.have_after) {
                 if (!v.merged && v2_listed_size(&v.p, &v.after, v.next.number) == v.manifest_size)
                         listed_mtime = v2_listed_mtime(&v.p, &v.after, v.next.number);
-                /* The version this logoff built on, as read or as this machine keeps it, when the
-                 * listing still shows its manifest as the decision saw it: not read again. */
-                const struct manifest *known =
-                        !v.merged && !v.conflict && v.base.number && v.base.number == v.vs.cur.number &&
-                                        streq(v.base.id, v.vs.cur.id) && v.vs.cur_file_size &&
-                                        v2_listed_size(&v.p, &v.after, v.base.number) == v.vs.cur_file_size
-                                ? &v.base
-                                : NULL;
-                if (v.prune_lock >= 0)
-                        v2_prune_known(st, &v.p, &v.after, &v.next, known, up->cfg.keep_versions, up->host, v.marks,
-                                       (int64_t)time(NULL), V2_FOREIGN_GRACE_S, v2_log, up);
+                v2_backstop_prune(up, st, &v);
         }
         v2_after_drop(&v);
         long long t_pruned = now_ms();

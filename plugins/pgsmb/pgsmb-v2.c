@@ -437,6 +437,34 @@ bool v2_upload_marked(const char *marks, const char *name) {
         return held;
 }
 
+unsigned v2_prune_due(const struct v2_profile *p, const struct v2_state *s, const struct manifest *cur,
+                      unsigned keep_versions, bool *stray) {
+        char arch_pre[300];
+        size_t fl = strlen(p->filename);
+        uint64_t oldest_kept = cur->number > keep_versions ? cur->number - keep_versions : 1;
+        unsigned old = 0;
+
+        snprintf(arch_pre, sizeof arch_pre, "%s.a-", p->filename);
+        if (stray)
+                *stray = false;
+        for (size_t i = 0; i < s->nents; i++) {
+                const char *name = s->ents[i].name;
+                uint64_t n = manifest_name_number(p->filename, name);
+
+                if (s->ents[i].is_dir)
+                        continue;
+                if (n && n < oldest_kept)
+                        old++;
+                else if (stray && !*stray && strlen(name) > fl && has_prefix(name, arch_pre, strlen(arch_pre))) {
+                        bool named = false;
+                        for (size_t j = 0; j < cur->narch && !named; j++)
+                                named = strcmp(cur->arch[j].name, name) == 0;
+                        *stray = !named;
+                }
+        }
+        return old;
+}
+
 void v2_prune(struct store *st, const struct v2_profile *p, const struct v2_state *s, const struct manifest *cur,
               unsigned keep_versions, const char *host, const char *marks, int64_t now, int64_t grace_s, v2_log_fn log,
               void *ud) {

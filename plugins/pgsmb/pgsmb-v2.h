@@ -114,6 +114,12 @@ void v2_prune_known(struct store *st, const struct v2_profile *p, const struct v
                     const struct manifest *known, unsigned keep_versions, const char *host, const char *marks,
                     int64_t now, int64_t grace_s, v2_log_fn log, void *ud);
 
+/* What a prune of the listing s would find to do with cur current: the number of manifests
+ * older than keep_versions allow, and in *stray (may be NULL) whether an archive cur does not
+ * name is there (an older version's, or an upload's that never committed). Reads nothing. */
+unsigned v2_prune_due(const struct v2_profile *p, const struct v2_state *s, const struct manifest *cur,
+                      unsigned keep_versions, bool *stray);
+
 /* state.version of a format-2 home: "2:N:ID" */
 void v2_version_string(const struct manifest *m, char *out, size_t len);
 /* Parse it: 0 and *number, id (MANIFEST_ID_LEN + 1), -EINVAL when it is not of format 2. */
