@@ -183,15 +183,14 @@ fail:
 }
 
 /* The store's prune, at logon beside the session (a logoff leaves it to this, see
- * v2_backstop_prune): when the listing shows a version older than keep_versions or an archive
- * the current version does not name, from a listing of its own under the prune lock. */
+ * v2_backstop_prune): when the listing shows a version older than keep_versions, from a
+ * listing of its own under the prune lock. Not when a compaction committed: it pruned. */
 static void logon_prune(struct restore *r, struct store *st, const struct v2_profile *p, const struct v2_state *vs,
                         const char *host) {
         struct v2_state now = {0};
         char marks[PATH_MAX], why[300];
-        bool stray;
 
-        if (!v2_prune_due(p, vs, &vs->cur, r->cfg.keep_versions, &stray) && !stray)
+        if (!v2_prune_due(p, vs, &vs->cur, r->cfg.keep_versions))
                 return;
         if (snprintf(marks, sizeof marks, "%s/%s", r->state_dir, r->cfg.user) >= (int)sizeof marks)
                 return;
@@ -250,6 +249,8 @@ void pgsmb_compact(struct pgina_ctx *ctx, struct pgina_user *u) {
             (k = compact_commit(&r, st, &p, &vs, staging, host)) < 0)
                 pgina_log(ctx, LOG_WARNING, "%s: compaction of version %" PRIu64 " failed (the store is unchanged): %s",
                           r.cfg.user, vs.cur.number, r.why);
+        if (k <= 0) /* no new base (failed, or another machine committed first): the prune still */
+                logon_prune(&r, st, &p, &vs, host);
 out:
         if (staging[0])
                 pgsmb_restore_remove_tree(&r, staging);

@@ -541,7 +541,8 @@ static void v2_backstop_prune(struct upload *up, struct store *st, struct v2_upl
         struct v2_state now = {0};
         char why[300];
 
-        if (v2_prune_due(&v->p, &v->after, &v->next, up->cfg.keep_versions, NULL) <= 1)
+        unsigned old = v2_prune_due(&v->p, &v->after, &v->next, up->cfg.keep_versions);
+        if (old <= 1)
                 return;
         v->prune_lock = v2_prune_lock(v->marks);
         if (v->prune_lock < 0) {
@@ -549,8 +550,8 @@ static void v2_backstop_prune(struct upload *up, struct store *st, struct v2_upl
                           strerror(-v->prune_lock));
                 return;
         }
-        pgina_log(up->ctx, LOG_INFO, "%s: the store holds versions older than keep_versions = %u that no logon "
-                  "removed: pruning", up->cfg.user, up->cfg.keep_versions);
+        pgina_log(up->ctx, LOG_INFO, "%s: %u versions older than keep_versions = %u in the store (no logon "
+                  "pruned since): pruning", up->cfg.user, old, up->cfg.keep_versions);
         if (v2_list(st, &v->p, &now, why, sizeof why) == 0) {
                 /* The version this logoff built on, as read or as this machine keeps it, when the
                  * listing still shows its manifest as the decision saw it: not read again. */

@@ -259,11 +259,26 @@ int v2_commit(struct store *st, const struct v2_profile *p, const struct manifes
                         snprintf(err, errlen, "%s", store_error(st));
                 goto out;
         }
-        k = store_write(f, b.data, b.len);
-        if (k < 0) {
-                snprintf(err, errlen, "%s", store_error(st));
+        /* Read back what readers will see, on the handle that wrote it (the file is ours: no
+         * other machine gets a FILE_CREATE of it): a reader's open, size query and close are
+         * three round trips. Then closed, which flushes and reports as ever. */
+        if ((k = store_write(f, b.data, b.len)) < 0 || (k = store_reread(f)) < 0 ||
+            (k = pbuf_reserve(&back, b.len)) < 0) {
+                snprintf(err, errlen, "%s", k == -ENOMEM ? "out of memory" : store_error(st));
                 store_close_file(f);
                 goto out;
+        }
+        while (back.len < b.len) {
+                ssize_t n = store_read(f, back.data + back.len, b.len - back.len);
+                if (n < 0) {
+                        k = (int)n;
+                        snprintf(err, errlen, "%s", store_error(st));
+                        store_close_file(f);
+                        goto out;
+                }
+                if (n == 0)
+                        break;
+                back.len += (size_t)n;
         }
         if ((k = store_close_file(f)) < 0) {
                 snprintf(err, errlen, "%s", store_error(st));
@@ -271,9 +286,6 @@ int v2_commit(struct store *st, const struct v2_profile *p, const struct manifes
         }
         if (size)
                 *size = b.len;
-        /* Read back: what readers will see. */
-        if ((k = read_small(st, rel, b.len + 1, false, &back, NULL, err, errlen)) < 0)
-                goto out;
         if (back.len != b.len || memcmp(back.data, b.data, b.len) != 0) {
                 snprintf(err, errlen, "%s/%s: read back %zu bytes that differ from the %zu written", store_url(st),
                          rel, back.len, b.len);
@@ -438,29 +450,14 @@ bool v2_upload_marked(const char *marks, const char *name) {
 }
 
 unsigned v2_prune_due(const struct v2_profile *p, const struct v2_state *s, const struct manifest *cur,
-                      unsigned keep_versions, bool *stray) {
-        char arch_pre[300];
-        size_t fl = strlen(p->filename);
+                      unsigned keep_versions) {
         uint64_t oldest_kept = cur->number > keep_versions ? cur->number - keep_versions : 1;
         unsigned old = 0;
 
-        snprintf(arch_pre, sizeof arch_pre, "%s.a-", p->filename);
-        if (stray)
-                *stray = false;
         for (size_t i = 0; i < s->nents; i++) {
-                const char *name = s->ents[i].name;
-                uint64_t n = manifest_name_number(p->filename, name);
-
-                if (s->ents[i].is_dir)
-                        continue;
-                if (n && n < oldest_kept)
+                uint64_t n = manifest_name_number(p->filename, s->ents[i].name);
+                if (!s->ents[i].is_dir && n && n < oldest_kept)
                         old++;
-                else if (stray && !*stray && strlen(name) > fl && has_prefix(name, arch_pre, strlen(arch_pre))) {
-                        bool named = false;
-                        for (size_t j = 0; j < cur->narch && !named; j++)
-                                named = strcmp(cur->arch[j].name, name) == 0;
-                        *stray = !named;
-                }
         }
         return old;
 }

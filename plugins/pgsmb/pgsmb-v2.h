@@ -102,7 +102,8 @@ int v2_prune_lock(const char *marks);
  * this host's at once (host = its short name) unless marked as an upload in progress here
  * (marks: v2_upload_mark's; NULL: none), other machines' when older than grace_s (theirs may be
  * an upload in progress). Calls log for each removal or failure (may be NULL). s is the state
- * v2_load gave, and the commit's manifest `cur`. */
+ * the listing to go by (v2_list's, taken under the prune lock), and `cur` the current version as
+ * the caller knows it (a commit's, or v2_load's: one committed since only keeps more). */
 typedef void (*v2_log_fn)(void *ud, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void v2_prune(struct store *st, const struct v2_profile *p, const struct v2_state *s, const struct manifest *cur,
               unsigned keep_versions, const char *host, const char *marks, int64_t now, int64_t grace_s, v2_log_fn log,
@@ -114,11 +115,11 @@ void v2_prune_known(struct store *st, const struct v2_profile *p, const struct v
                     const struct manifest *known, unsigned keep_versions, const char *host, const char *marks,
                     int64_t now, int64_t grace_s, v2_log_fn log, void *ud);
 
-/* What a prune of the listing s would find to do with cur current: the number of manifests
- * older than keep_versions allow, and in *stray (may be NULL) whether an archive cur does not
- * name is there (an older version's, or an upload's that never committed). Reads nothing. */
+/* The manifests of the listing s older than keep_versions keep with cur current: what makes a
+ * prune due (the archives only they name go with them; one an upload of this machine left goes
+ * at the next). Reads nothing. */
 unsigned v2_prune_due(const struct v2_profile *p, const struct v2_state *s, const struct manifest *cur,
-                      unsigned keep_versions, bool *stray);
+                      unsigned keep_versions);
 
 /* state.version of a format-2 home: "2:N:ID" */
 void v2_version_string(const struct manifest *m, char *out, size_t len);
