@@ -252,8 +252,8 @@ static int file_open_write(struct store *s, const char *rel, struct store_file *
         dfd = open_parent(s, rel, &base);
         if (dfd < 0)
                 return store_fail(s, dfd, rel, NULL);
-        fd = openat(dfd, base, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY,
-                    0600);
+        /* read-write: store_reread reads it back on this descriptor */
+        fd = openat(dfd, base, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
         if (fd < 0)
                 return store_fail(s, -errno, rel, NULL);
         r = file_new_handle(s, rel, fd, dfd, true, ret);
@@ -282,6 +282,12 @@ static int file_write(struct store_file *f, const void *buf, size_t len) {
         int r = write_all(ff->fd, buf, len);
 
         return r < 0 ? store_fail(f->store, r, f->rel, NULL) : 0;
+}
+
+static int file_reread(struct store_file *f) {
+        struct file_file *ff = (struct file_file *)f;
+
+        return lseek(ff->fd, 0, SEEK_SET) < 0 ? store_fail(f->store, -errno, f->rel, "seek") : 0;
 }
 
 static int file_close_file(struct store_file *f) {
@@ -460,6 +466,7 @@ static const struct store_ops file_ops = {
         .read = file_read,
         .write = file_write,
         .close_file = file_close_file,
+        .reread = file_reread,
         .rename = file_rename,
         .copy = file_copy,
         .unlink = file_unlink,

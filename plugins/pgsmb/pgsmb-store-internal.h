@@ -16,6 +16,7 @@ struct store_ops {
         ssize_t (*read)(struct store_file *f, void *buf, size_t len);
         int (*write)(struct store_file *f, const void *buf, size_t len);
         int (*close_file)(struct store_file *f); /* frees f */
+        int (*reread)(struct store_file *f); /* a written file from its start, same handle */
         int (*rename)(struct store *s, const char *from, const char *to, bool replace);
         int (*copy)(struct store *s, const char *from, const char *to);
         int (*unlink)(struct store *s, const char *rel);
@@ -35,6 +36,7 @@ struct store_file {
         struct store *store;
         char *rel;
         bool writing;
+        bool rereading; /* written, now read back on the same handle (store_reread) */
         int64_t size; /* opened for reading: its size then; -1 unknown (store_file_size) */
 };
 

@@ -70,6 +70,7 @@ struct smb_file {
         struct store_file f;
         SMBCFILE *fh;
         uint64_t size, pos; /* reading: the size fstat saw at open, and how far we are */
+        uint64_t written; /* writing: the bytes written (store_reread reads that far) */
 };
 
 static struct smb_store *SS(struct store *s) { return (struct smb_store *)s; }
@@ -433,7 +434,23 @@ static int smb_open_read(struct store *s, const char *rel, struct store_file **r
 }
 
 static int smb_open_write(struct store *s, const char *rel, struct store_file **ret) {
-        return smb_open_flags(s, rel, O_WRONLY | O_CREAT | O_EXCL, 0600, true, ret);
+        /* read-write: store_reread reads it back on this handle */
+        return smb_open_flags(s, rel, O_RDWR | O_CREAT | O_EXCL, 0600, true, ret);
+}
+
+/* The handle's offset is libsmbclient's own (no request): the next read asks from 0, and no
+ * further than what was written, so the last one is not a read past the end (a round trip). */
+static int smb_reread(struct store_file *f) {
+        SMBCCTX *ctx = SS(f->store)->ctx;
+        struct smb_file *sf = (struct smb_file *)f;
+
+        SMB_BEGIN(f->store, f->rel);
+        errno = 0;
+        if (smbc_getFunctionLseek(ctx)(ctx, sf->fh, 0, SEEK_SET) < 0)
+                return smb_fail(f->store, f->rel, "seek");
+        sf->size = sf->written;
+        sf->pos = 0;
+        return 0;
 }
 
 static ssize_t smb_read(struct store_file *f, void *buf, size_t len) {
@@ -473,6 +490,7 @@ static int smb_write(struct store_file *f, const void *buf, size_t len) {
                         return smb_fail(f->store, f->rel, NULL);
                 if (n == 0)
                         return store_fail(f->store, -EIO, f->rel, "short write");
+                ((struct smb_file *)f)->written += (uint64_t)n;
                 p += n;
                 len -= (size_t)n;
         }
@@ -720,6 +738,7 @@ static const struct store_ops smb_ops = {
         .read = smb_read,
         .write = smb_write,
         .close_file = smb_close_file,
+        .reread = smb_reread,
         .rename = smb_rename,
         .copy = smb_copy,
         .unlink = smb_unlink,

@@ -108,16 +108,26 @@ int store_open_write(struct store *s, const char *rel, struct store_file **ret) 
 
 ssize_t store_read(struct store_file *f, void *buf, size_t len) {
         f->store->error[0] = 0;
-        if (f->writing)
+        if (f->writing && !f->rereading)
                 return store_fail(f->store, -EBADF, f->rel, "not open for reading");
         return f->store->ops->read(f, buf, len);
+}
+
+int store_reread(struct store_file *f) {
+        f->store->error[0] = 0;
+        if (!f->writing || f->rereading)
+                return store_fail(f->store, -EBADF, f->rel, "not a file being written");
+        int r = f->store->ops->reread(f);
+        if (r == 0)
+                f->rereading = true;
+        return r;
 }
 
 int64_t store_file_size(const struct store_file *f) { return f->writing ? -1 : f->size; }
 
 int store_write(struct store_file *f, const void *buf, size_t len) {
         f->store->error[0] = 0;
-        if (!f->writing)
+        if (!f->writing || f->rereading)
                 return store_fail(f->store, -EBADF, f->rel, "not open for writing");
         return f->store->ops->write(f, buf, len);
 }

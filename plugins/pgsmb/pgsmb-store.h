@@ -76,6 +76,11 @@ ssize_t store_read(struct store_file *f, void *buf, size_t len);
 int64_t store_file_size(const struct store_file *f);
 /* Writes all of buf or fails. */
 int store_write(struct store_file *f, const void *buf, size_t len);
+/* A file created by store_open_write and written, read back from its start on the same
+ * handle: store_read then returns what the server holds, up to the bytes written, without
+ * the open (and, over smb://, the size query and the close) a new reader costs; store_write
+ * fails from then on, and store_close_file still flushes and reports as for a written file. */
+int store_reread(struct store_file *f);
 /* Close; for a written file this flushes it to the server/disk (fsync for file://) and reports
  * any error of that. Always frees f. */
 int store_close_file(struct store_file *f);

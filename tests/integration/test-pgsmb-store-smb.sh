@@ -102,6 +102,26 @@ assert_ok st rm alice/alice.tar.zst.1
 assert_fail st rm alice/alice.tar.zst.1 2>"$T/err"
 assert_contains "$T/err" "$URL/alice/alice.tar.zst.1: No such file or directory"
 
+step "a written file read back on its own handle (store_reread, as a manifest's commit does)"
+head -c 50000 /dev/urandom >"$T/rr"
+trace_put() { # COMMAND REL: store-tool put or put-reread under strace, to $T/REL.trace
+        ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" strace -f -e trace=writev -s 80 \
+                -o "$T/$2.trace" "$ST" "$URL" --user "$SMBD_USER" --password-fd 3 "$1" "alice/$2" \
+                3<<<"$SMBD_PASSWORD" <"$T/rr" >"$T/$2.back" || fail "$1 alice/$2 failed"
+}
+trace_put put rr-plain
+trace_put put-reread rr-back
+cmp "$T/rr" "$T/rr-back.back" || fail "put-reread read back other bytes than it wrote"
+assert_eq "$(sha <"$T/rr")" "$(st get alice/rr-back | sha)" "sha256 of the file as stored"
+# SMB2 CREATE is command 5, READ 8 (byte 12 of the header): no second open, one read (none past
+# the end of what was written)
+smb_cmds() { grep -c 'SMB@\\0\\1\\0\\0\\0\\0\\0\\'"$1"'\\0' "$2" || true; }
+assert_eq "$(smb_cmds 5 "$T/rr-plain.trace")" "$(smb_cmds 5 "$T/rr-back.trace")" \
+        "CREATE requests of put-reread and put ($T/rr-back.trace)"
+assert_eq 1 "$(smb_cmds 10 "$T/rr-back.trace")" "READ requests of put-reread ($T/rr-back.trace)"
+assert_fail st put-reread alice/rr-back <"$T/rr" 2>"$T/err" # never over an existing file
+assert_contains "$T/err" "File exists"
+
 step "opening with the first listing (store_open_listing, as pgSMB connects)"
 # list and mkdirs connect with the listing of their folder: one request fewer than a stat
 # (LeakSanitizer cannot run under ptrace)

@@ -1,8 +1,9 @@
 /* Test-only LD_PRELOAD for pginad: a manifest commit whose read-back fails although the create
  * and the write succeeded (the store went away between the two). While the file named by
- * PGINA_FAULT_READBACK holds a number n > 0, the next n opens for reading of the manifest
+ * PGINA_FAULT_READBACK holds a number n > 0, the next n read-backs of the manifest
  * (NAME.mNNNNNNNN) this process last created exclusively fail with EIO, n counted down in the
- * file. Nothing else is touched. */
+ * file: a read on the descriptor that created it (the commit reads it back on that handle), or
+ * an open of it for reading. Nothing else is touched. */
 #undef _FILE_OFFSET_BITS /* define openat and openat64 both, not one redirected to the other */
 #include <dlfcn.h>
 #include <stdbool.h>
@@ -16,6 +17,9 @@
 #include <unistd.h>
 
 static char created[512];
+static int created_fd = -1;
+
+static bool take(void);
 
 static bool is_manifest(const char *base) {
         const char *m = strrchr(base, '.');
@@ -24,8 +28,6 @@ static bool is_manifest(const char *base) {
 
 static bool fault(const char *path, int flags) {
         const char *ctl = getenv("PGINA_FAULT_READBACK"), *base = strrchr(path, '/');
-        FILE *f;
-        int n = 0;
 
         base = base ? base + 1 : path;
         if (!ctl || !is_manifest(base))
@@ -34,7 +36,18 @@ static bool fault(const char *path, int flags) {
                 snprintf(created, sizeof created, "%s", base);
                 return false;
         }
-        if ((flags & O_ACCMODE) != O_RDONLY || strcmp(created, base) != 0 || !(f = fopen(ctl, "r+e")))
+        if ((flags & O_ACCMODE) != O_RDONLY || strcmp(created, base) != 0)
+                return false;
+        return take();
+}
+
+/* One fault of the count, when there is one left. */
+static bool take(void) {
+        const char *ctl = getenv("PGINA_FAULT_READBACK");
+        FILE *f;
+        int n = 0;
+
+        if (!ctl || !(f = fopen(ctl, "r+e")))
                 return false;
         if (fscanf(f, "%d", &n) == 1 && n > 0) {
                 rewind(f);
@@ -60,8 +73,35 @@ static bool fault(const char *path, int flags) {
                 }                                                                               \
                 if (!real)                                                                      \
                         real = (int (*)(int, const char *, int, ...))dlsym(RTLD_NEXT, #name);   \
-                return real(dfd, path, flags, mode);                                            \
+                int fd = real(dfd, path, flags, mode);                                          \
+                if (fd >= 0 && (flags & O_CREAT) && getenv("PGINA_FAULT_READBACK")) {           \
+                        const char *b = strrchr(path, '/');                                     \
+                        if (is_manifest(b ? b + 1 : path))                                      \
+                                created_fd = fd;                                                \
+                }                                                                               \
+                return fd;                                                                      \
         }
 
 WRAP(openat)
 WRAP(openat64)
+
+/* The created manifest read back on its own descriptor. */
+ssize_t read(int fd, void *buf, size_t len) {
+        static ssize_t (*real)(int, void *, size_t);
+        if (fd >= 0 && fd == created_fd && take()) {
+                errno = EIO;
+                return -1;
+        }
+        if (!real)
+                real = (ssize_t (*)(int, void *, size_t))dlsym(RTLD_NEXT, "read");
+        return real(fd, buf, len);
+}
+
+int close(int fd) {
+        static int (*real)(int);
+        if (fd == created_fd)
+                created_fd = -1;
+        if (!real)
+                real = (int (*)(int))dlsym(RTLD_NEXT, "close");
+        return real(fd);
+}

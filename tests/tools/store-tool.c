@@ -3,7 +3,8 @@
  *   store-tool URL [--user U] [--domain D] [--password-fd N] [--timeout S] COMMAND ARGS
  *   put REL <stdin | get REL >stdout | list [REL] | stat REL | mkdirs REL |
  *   rename FROM TO [--replace] | copy FROM TO | rm REL |
- *   stat-twice REL (stat, wait for a line on stdin, stat again on the same store)
+ *   stat-twice REL (stat, wait for a line on stdin, stat again on the same store) |
+ *   put-reread REL <stdin >stdout (put, then read it back on the same handle: store_reread)
  * list and mkdirs open the store with store_open_listing of their folder, as pgSMB does.
  * Exit status: 0 done, 1 the store failed (its message on stderr), 2 usage. */
 #include <errno.h>
@@ -25,7 +26,8 @@ static int usage(void) {
                 "usage: store-tool URL [--user U] [--domain D] [--password-fd N] [--timeout S] "
                 "COMMAND ARGS\n"
                 "  put REL <stdin | get REL >stdout | list [REL] | stat REL | mkdirs REL\n"
-                "  rename FROM TO [--replace] | copy FROM TO | rm REL | stat-twice REL\n");
+                "  rename FROM TO [--replace] | copy FROM TO | rm REL | stat-twice REL\n"
+                "  put-reread REL <stdin >stdout\n");
         return 2;
 }
 
@@ -67,7 +69,7 @@ static int fail(struct store *s) {
         return 1;
 }
 
-static int cmd_put(struct store *s, const char *rel) {
+static int cmd_put(struct store *s, const char *rel, bool reread) {
         _cleanup_free_ char *buf = malloc(CHUNK);
         struct store_file *f = NULL;
 
@@ -88,6 +90,25 @@ static int cmd_put(struct store *s, const char *rel) {
                 if (n == 0)
                         break;
                 if (store_write(f, buf, (size_t)n) < 0) {
+                        fail(s);
+                        store_close_file(f);
+                        return 1;
+                }
+        }
+        if (reread) {
+                ssize_t n;
+                if (store_reread(f) < 0) {
+                        fail(s);
+                        store_close_file(f);
+                        return 1;
+                }
+                while ((n = store_read(f, buf, CHUNK)) > 0)
+                        if (write_all(STDOUT_FILENO, buf, (size_t)n) < 0) {
+                                fprintf(stderr, "store-tool: writing stdout: %m\n");
+                                store_close_file(f);
+                                return 1;
+                        }
+                if (n < 0) {
                         fail(s);
                         store_close_file(f);
                         return 1;
@@ -163,7 +184,9 @@ static int run(struct store *s, int argc, char **argv) {
         const char *cmd = argv[0];
 
         if (streq(cmd, "put") && argc == 2)
-                return cmd_put(s, argv[1]);
+                return cmd_put(s, argv[1], false);
+        if (streq(cmd, "put-reread") && argc == 2)
+                return cmd_put(s, argv[1], true);
         if (streq(cmd, "get") && argc == 2)
                 return cmd_get(s, argv[1]);
         if (streq(cmd, "list") && argc <= 2)

@@ -209,6 +209,30 @@ static void test_open_write_never_truncates(void **state) {
         assert_content(f->s, "a", "old");
 }
 
+/* store_reread: what was written, read back on the writing handle; no write after it; the
+ * close still flushes and the file is there whole; a reading handle cannot reread. */
+static void test_reread(void **state) {
+        struct fixture *f = *state;
+        struct store_file *w = NULL, *r = NULL;
+        char buf[64] = {0};
+
+        assert_int_equal(store_open_write(f->s, "m", &w), 0);
+        assert_int_equal(store_write(w, "manifest", 8), 0);
+        assert_int_equal(store_read(w, buf, sizeof buf), -EBADF); /* not yet */
+        assert_int_equal(store_reread(w), 0);
+        assert_int_equal(store_reread(w), -EBADF);
+        assert_int_equal(store_read(w, buf, 4), 4);
+        assert_int_equal(store_read(w, buf + 4, sizeof buf - 4), 4);
+        assert_string_equal(buf, "manifest");
+        assert_int_equal(store_read(w, buf, sizeof buf), 0);
+        assert_int_equal(store_write(w, "more", 4), -EBADF);
+        assert_int_equal(store_close_file(w), 0);
+        assert_content(f->s, "m", "manifest");
+        assert_int_equal(store_open_read(f->s, "m", &r), 0);
+        assert_int_equal(store_reread(r), -EBADF);
+        assert_int_equal(store_close_file(r), 0);
+}
+
 static void test_errors_name_url_and_path(void **state) {
         struct fixture *f = *state;
         struct store_file *h = NULL;
@@ -338,6 +362,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_symlinks_are_not_followed, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_write_read_large, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_open_write_never_truncates, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_reread, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_errors_name_url_and_path, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_list, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rename_replace, setup, teardown),
