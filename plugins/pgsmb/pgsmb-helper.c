@@ -709,6 +709,33 @@ int pgsmb_fix_dirs(const struct pgsmb_user *u, const char *dir, const struct sca
         return r;
 }
 
+/* What f (written, bytes long) holds, read back on its own handle (store_reread) into buf
+ * (CHUNK): its SHA-256 and length, 0; -errno when it cannot be read (the caller's verify by
+ * name decides then). */
+static int reread_hashed(struct store_file *f, unsigned char *buf, uint64_t bytes, unsigned char sha256[32],
+                         uint64_t *got) {
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        int r;
+
+        *got = 0;
+        if (!md)
+                return -ENOMEM;
+        EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+        if ((r = store_reread(f)) == 0)
+                while (*got < bytes) {
+                        ssize_t k = store_read(f, buf, CHUNK);
+                        if (k <= 0) {
+                                r = (int)k; /* 0: shorter than written, which the caller sees */
+                                break;
+                        }
+                        EVP_DigestUpdate(md, buf, (size_t)k);
+                        *got += (uint64_t)k;
+                }
+        EVP_DigestFinal_ex(md, sha256, NULL);
+        EVP_MD_CTX_free(md);
+        return r;
+}
+
 /* An archiving job's stream to the new store file rel (aux_fd, list_fd: the job's other
  * descriptors, -1: none), read back behind the writer through rt when it can. */
 /* The archive from the child to the stream's file (created: rel), then stream_end. */
@@ -762,8 +789,23 @@ static int upload_pump(struct store *st, const char *rel, struct stream *sp, con
                 if (have < CHUNK)
                         break;
         }
+        /* No reader behind the writer (a small archive): read back on this handle before its
+         * close, which flushes and reports as ever; the caller's verify by name would cost an
+         * open, a size query and a close more. */
+        unsigned char back_sha[32];
+        uint64_t back_bytes = 0;
+        bool back = r == 0 && !rb && t->bytes > 0 && reread_hashed(s.f, s.buf, t->bytes, back_sha, &back_bytes) == 0;
         r = stream_end(st, &s, r, "archiving failed", t);
         t->end_ms = now_ms();
+        if (back && r == 0) {
+                if (back_bytes != t->bytes || memcmp(back_sha, t->sha256, sizeof back_sha) != 0) {
+                        snprintf(t->err, sizeof t->err, "%s/%s: read back %llu bytes that do not match the %llu bytes "
+                                 "written", store_url(st), rel, (unsigned long long)back_bytes,
+                                 (unsigned long long)t->bytes);
+                        r = -EIO;
+                } else
+                        t->verified = true;
+        }
         if (rb) {
                 XXH128_canonical_t digest;
 

@@ -5,7 +5,9 @@
 #   - the read-back fails once: the upload reads the manifest again, finds it whole and its own,
 #     and counts it committed;
 #   - it fails longer: the upload fails and pginad retries it; the retry finds the manifest this
-#     machine could not see land, builds on it, makes no conflict copy.
+#     machine could not see land, builds on it, makes no conflict copy;
+#   - the store keeps other bytes than a delta's (read back on the handle that wrote it): the
+#     upload refuses its archive, retries, and the version names only what matched.
 # tests/tools/fault-readback.so (LD_PRELOAD into pginad) makes the read-back fail.
 . "$(dirname "$0")/lib.sh"
 need pamtester
@@ -35,6 +37,9 @@ preload=$SHIM
 lib=$(ldd "$BUILD/pginad" 2>/dev/null | awk '/libasan\.so/ { print $3; exit }')
 [ -n "$lib" ] && preload="$lib $SHIM"
 export PGINA_FAULT_READBACK=$FAULT
+FLIP=$T/flip
+echo 0 >"$FLIP"
+export PGINA_FAULT_ARCHIVE_FLIP=$FLIP
 PGINA_PRELOAD=$preload pgina_start
 current() { "$V2" show "$STORE/alice" alice.tar.zst | head -n 1 | cut -d' ' -f2; }
 conflict_copies() { find "$STORE/alice" -name 'alice.tar.zst.c-*' | wc -l; }
@@ -83,3 +88,24 @@ assert_eq 5 "$(current)" "version after the logoff"
 grep -q "alice: saved version 5 .*: 2 of [0-9]* entries changed" "$PGINA_LOG" ||
         { grep "saved version 5" "$PGINA_LOG" >&2; fail "the logoff after the retry did not upload just its change (docs/c and docs)"; }
 assert_eq 0 "$(conflict_copies)" "conflict copies"
+
+step "the store keeps other bytes than the delta's: the read-back on its handle refuses it, the retry saves"
+assert_ok pam_run pgtest alice secret authenticate acct_mgmt open_session
+as_user alice bash -c 'echo five > /home/alice/docs/d'
+echo 1 >"$FLIP"
+pgina_close_session_retry alice
+assert_eq 0 "$(cat "$FLIP")" "flipped reads left"
+assert_contains "$PGINA_LOG" "alice: profile not saved, the local home is kept and pginad tries again"
+pginactl -t 60 wait alice >"$T/wait.out" 2>&1 || fail "alice's retry did not run: $(cat "$T/wait.out")"
+grep -q "alice.tar.zst.a-[^ ]*: read back [0-9]* bytes that do not match the [0-9]* bytes written" "$PGINA_LOG" ||
+        fail "the flipped read-back was not refused"
+assert_eq 6 "$(current)" "version after the logoff"
+# every archive left is one a version names, and reads as its manifest says
+for a in "$STORE"/alice/alice.tar.zst.a-*; do
+        name=$(basename "$a")
+        grep -q " $name " "$STORE"/alice/alice.tar.zst.m* || fail "$name (the refused upload?) is named by no version"
+done
+rm -rf /home/alice
+sed -i 's/^version=.*/version=/' "$(find /var/lib/pgina -name alice.state | head -n 1)"
+assert_ok pam_run pgtest alice secret authenticate acct_mgmt open_session
+assert_eq five "$(cat /home/alice/docs/d)" "docs/d restored from version 6"
