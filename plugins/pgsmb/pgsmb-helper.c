@@ -710,8 +710,8 @@ int pgsmb_fix_dirs(const struct pgsmb_user *u, const char *dir, const struct sca
 }
 
 /* What f (written, bytes long) holds, read back on its own handle (store_reread) into buf
- * (CHUNK): its SHA-256 and length, 0; -errno when it cannot be read (the caller's verify by
- * name decides then). */
+ * (CHUNK), to one byte past bytes (a longer file shows): its SHA-256 and length, 0; -errno
+ * when it cannot be read (the caller's verify by name decides then). */
 static int reread_hashed(struct store_file *f, unsigned char *buf, uint64_t bytes, unsigned char sha256[32],
                          uint64_t *got) {
         EVP_MD_CTX *md = EVP_MD_CTX_new();
@@ -722,7 +722,7 @@ static int reread_hashed(struct store_file *f, unsigned char *buf, uint64_t byte
                 return -ENOMEM;
         EVP_DigestInit_ex(md, EVP_sha256(), NULL);
         if ((r = store_reread(f)) == 0)
-                while (*got < bytes) {
+                while (*got <= bytes) {
                         ssize_t k = store_read(f, buf, CHUNK);
                         if (k <= 0) {
                                 r = (int)k; /* 0: shorter than written, which the caller sees */
@@ -748,8 +748,8 @@ static int upload_pump(struct store *st, const char *rel, struct stream *sp, con
         int r = 0;
 
         /* The file exists now: the reader may open it, once the archive is larger than one block
-         * (a smaller one is read back by the caller on this connection, sooner than a reader
-         * could connect). Without a reader the caller verifies. */
+         * (a smaller one is read back on this handle below, sooner than a reader could
+         * connect); when the reader cannot start, the same. */
         if (rt && (xs = XXH3_createState()))
                 XXH3_128bits_reset(xs);
         for (;;) {
@@ -794,9 +794,10 @@ static int upload_pump(struct store *st, const char *rel, struct stream *sp, con
          * open, a size query and a close more. */
         unsigned char back_sha[32];
         uint64_t back_bytes = 0;
+        long long stored = now_ms();
         bool back = r == 0 && !rb && t->bytes > 0 && reread_hashed(s.f, s.buf, t->bytes, back_sha, &back_bytes) == 0;
         r = stream_end(st, &s, r, "archiving failed", t);
-        t->end_ms = now_ms();
+        t->end_ms = back ? stored : now_ms(); /* (the read-back is the verify's time) */
         if (back && r == 0) {
                 if (back_bytes != t->bytes || memcmp(back_sha, t->sha256, sizeof back_sha) != 0) {
                         snprintf(t->err, sizeof t->err, "%s/%s: read back %llu bytes that do not match the %llu bytes "

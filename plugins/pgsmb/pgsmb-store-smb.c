@@ -71,6 +71,7 @@ struct smb_file {
         SMBCFILE *fh;
         uint64_t size, pos; /* reading: the size fstat saw at open, and how far we are */
         uint64_t written; /* writing: the bytes written (store_reread reads that far) */
+        bool reread_end; /* store_reread: a short read saw the end; the next says 0 at once */
 };
 
 static struct smb_store *SS(struct store *s) { return (struct smb_store *)s; }
@@ -439,7 +440,8 @@ static int smb_open_write(struct store *s, const char *rel, struct store_file **
 }
 
 /* The handle's offset is libsmbclient's own (no request): the next read asks from 0, and no
- * further than what was written, so the last one is not a read past the end (a round trip). */
+ * further than one byte past what was written: a caller that asks for that byte learns whether
+ * the file is longer (the read that finds the end costs one round trip, as a size query would). */
 static int smb_reread(struct store_file *f) {
         SMBCCTX *ctx = SS(f->store)->ctx;
         struct smb_file *sf = (struct smb_file *)f;
@@ -448,7 +450,7 @@ static int smb_reread(struct store_file *f) {
         errno = 0;
         if (smbc_getFunctionLseek(ctx)(ctx, sf->fh, 0, SEEK_SET) < 0)
                 return smb_fail(f->store, f->rel, "seek");
-        sf->size = sf->written;
+        sf->size = sf->written + 1;
         sf->pos = 0;
         return 0;
 }
@@ -459,6 +461,8 @@ static ssize_t smb_read(struct store_file *f, void *buf, size_t len) {
         ssize_t n;
 
         SMB_BEGIN(f->store, f->rel);
+        if (sf->reread_end)
+                return 0;
         /* Up to the size seen at open, no further: a short read there tells the caller what the
          * end is. Past it, ask the server (the read-back follows a file that is still growing). */
         if (sf->pos < sf->size && len > sf->size - sf->pos)
@@ -472,6 +476,9 @@ static ssize_t smb_read(struct store_file *f, void *buf, size_t len) {
         if (n < 0)
                 return smb_fail(f->store, f->rel, NULL);
         sf->pos += (uint64_t)n;
+        /* (a written file read back: nobody else writes it, its end stays where it was seen) */
+        if (f->rereading && (size_t)n < len)
+                sf->reread_end = true;
         return n;
 }
 

@@ -77,7 +77,8 @@ int64_t store_file_size(const struct store_file *f);
 /* Writes all of buf or fails. */
 int store_write(struct store_file *f, const void *buf, size_t len);
 /* A file created by store_open_write and written, read back from its start on the same
- * handle: store_read then returns what the server holds, up to the bytes written, without
+ * handle: store_read then returns what the server holds (ask for a byte past the bytes
+ * written to learn whether it holds more), without
  * the open (and, over smb://, the size query and the close) a new reader costs; store_write
  * fails from then on, and store_close_file still flushes and reports as for a written file. */
 int store_reread(struct store_file *f);

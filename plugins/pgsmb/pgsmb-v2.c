@@ -259,33 +259,39 @@ int v2_commit(struct store *st, const struct v2_profile *p, const struct manifes
                         snprintf(err, errlen, "%s", store_error(st));
                 goto out;
         }
-        /* Read back what readers will see, on the handle that wrote it (the file is ours: no
-         * other machine gets a FILE_CREATE of it): a reader's open, size query and close are
-         * three round trips. Then closed, which flushes and reports as ever. */
-        if ((k = store_write(f, b.data, b.len)) < 0 || (k = store_reread(f)) < 0 ||
-            (k = pbuf_reserve(&back, b.len)) < 0) {
-                snprintf(err, errlen, "%s", k == -ENOMEM ? "out of memory" : store_error(st));
-                store_close_file(f);
-                goto out;
-        }
-        while (back.len < b.len) {
-                ssize_t n = store_read(f, back.data + back.len, b.len - back.len);
-                if (n < 0) {
-                        k = (int)n;
-                        snprintf(err, errlen, "%s", store_error(st));
-                        store_close_file(f);
-                        goto out;
-                }
-                if (n == 0)
-                        break;
-                back.len += (size_t)n;
-        }
-        if ((k = store_close_file(f)) < 0) {
+        /* Read back on the handle that wrote it (the file is ours: no other machine gets a
+         * FILE_CREATE of it; a reader's open, size query and close would be three round trips
+         * more), one byte further than written: a longer file shows. Then closed, which
+         * flushes and reports as ever; when the read failed, the close's failure is the one
+         * told (a commit whose read-back failed is looked for again by name: v2_landed). */
+        if ((k = store_write(f, b.data, b.len)) < 0) {
                 snprintf(err, errlen, "%s", store_error(st));
+                store_close_file(f);
                 goto out;
         }
         if (size)
                 *size = b.len;
+        if ((k = store_reread(f)) == 0 && (k = pbuf_reserve(&back, b.len + 1)) < 0)
+                snprintf(err, errlen, "out of memory");
+        else if (k < 0)
+                snprintf(err, errlen, "%s", store_error(st));
+        while (k == 0 && back.len <= b.len) {
+                ssize_t n = store_read(f, back.data + back.len, b.len + 1 - back.len);
+                if (n < 0) {
+                        k = (int)n;
+                        snprintf(err, errlen, "%s", store_error(st));
+                }
+                if (n <= 0)
+                        break;
+                back.len += (size_t)n;
+        }
+        int c = store_close_file(f);
+        if (c < 0) {
+                k = c;
+                snprintf(err, errlen, "%s", store_error(st));
+        }
+        if (k < 0)
+                goto out;
         if (back.len != b.len || memcmp(back.data, b.data, b.len) != 0) {
                 snprintf(err, errlen, "%s/%s: read back %zu bytes that differ from the %zu written", store_url(st),
                          rel, back.len, b.len);

@@ -97,6 +97,7 @@ static int cmd_put(struct store *s, const char *rel, bool reread) {
         }
         if (reread) {
                 ssize_t n;
+                /* as the commit reads: to one byte past what was written */
                 if (store_reread(f) < 0) {
                         fail(s);
                         store_close_file(f);
