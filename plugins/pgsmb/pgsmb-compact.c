@@ -187,25 +187,12 @@ fail:
  * listing of its own under the prune lock. Not when a compaction committed: it pruned. */
 static void logon_prune(struct restore *r, struct store *st, const struct v2_profile *p, const struct v2_state *vs,
                         const char *host) {
-        struct v2_state now = {0};
-        char marks[PATH_MAX], why[300];
+        char marks[PATH_MAX];
 
-        if (!v2_prune_due(p, vs, &vs->cur, r->cfg.keep_versions))
-                return;
-        if (snprintf(marks, sizeof marks, "%s/%s", r->state_dir, r->cfg.user) >= (int)sizeof marks)
-                return;
-        _cleanup_close_ int prune_lock = v2_prune_lock(marks);
-        if (prune_lock < 0) {
-                pgina_log(r->ctx, LOG_WARNING, "%s: no prune: cannot lock %s.prune: %s", r->cfg.user, marks,
-                          strerror(-prune_lock));
-                return;
-        }
-        if (v2_list(st, p, &now, why, sizeof why) == 0)
-                v2_prune(st, p, &now, &vs->cur, r->cfg.keep_versions, host, marks, (int64_t)time(NULL),
-                         COMPACT_FOREIGN_GRACE_S, compact_log, r);
-        else
-                pgina_log(r->ctx, LOG_WARNING, "%s: no prune: %s", r->cfg.user, why);
-        v2_state_free(&now);
+        if (v2_prune_due(p, vs, &vs->cur, r->cfg.keep_versions) &&
+            snprintf(marks, sizeof marks, "%s/%s", r->state_dir, r->cfg.user) < (int)sizeof marks)
+                v2_prune_now(st, p, &vs->cur, NULL, 0, r->cfg.keep_versions, host, marks, COMPACT_FOREIGN_GRACE_S,
+                             compact_log, r);
 }
 
 void pgsmb_compact(struct pgina_ctx *ctx, struct pgina_user *u) {

@@ -40,11 +40,9 @@ struct v2_upload {
         char arch_name[300], arch_rel[1200], hex[65];
         char marks[PATH_MAX]; /* state_dir/USER: the archive is marked as an upload in progress */
         int mark_fd; /* v2_upload_mark's, held until the end (-1: none) */
-        /* The listing right after the commit (v2_bypassed), and the prune lock held from the
-         * backstop prune's own listing to its end (-1: none). */
+        /* The listing right after the commit (v2_bypassed) */
         struct v2_state after;
         bool have_after;
-        int prune_lock;
         struct pgsmb_transfer t;
         long long t0, t_upload, t_verify;
         struct timespec walk_start; /* realtime: the racy-clean rule's bound (scan_mark_racy) */
@@ -65,13 +63,10 @@ static void v2_log(void *ud, int level, const char *fmt, ...) {
 static void v2_after_drop(struct v2_upload *v) {
         v2_state_free(&v->after);
         v->have_after = false;
-        if (v->prune_lock >= 0)
-                close(v->prune_lock);
-        v->prune_lock = -1;
 }
 
 static void v2_done(struct v2_upload *v) {
-        v2_after_drop(v); /* first: the unmark takes the prune lock */
+        v2_after_drop(v);
         v2_upload_unmark(v->mark_fd, v->marks, v->arch_name);
         v->mark_fd = -1;
         v2_state_free(&v->vs);
@@ -538,39 +533,23 @@ static void v2_report(struct upload *up, struct store *st, struct v2_upload *v) 
  * that one (the logons' prune did not run: it failed, or this machine only logs off) does the
  * logoff prune, from its own listing under the prune lock: the store stays bounded. */
 static void v2_backstop_prune(struct upload *up, struct store *st, struct v2_upload *v) {
-        struct v2_state now = {0};
-        char why[300];
-
         unsigned old = v2_prune_due(&v->p, &v->after, &v->next, up->cfg.keep_versions);
+
         if (old <= 1)
                 return;
-        v->prune_lock = v2_prune_lock(v->marks);
-        if (v->prune_lock < 0) {
-                pgina_log(up->ctx, LOG_WARNING, "%s: no prune: cannot lock %s.prune: %s", up->cfg.user, v->marks,
-                          strerror(-v->prune_lock));
-                return;
-        }
         pgina_log(up->ctx, LOG_INFO, "%s: %u versions older than keep_versions = %u in the store (no logon "
                   "pruned since): pruning", up->cfg.user, old, up->cfg.keep_versions);
-        if (v2_list(st, &v->p, &now, why, sizeof why) == 0) {
-                /* The version this logoff built on, as read or as this machine keeps it, when the
-                 * listing still shows its manifest as the decision saw it: not read again. */
-                const struct manifest *known =
-                        !v->merged && !v->conflict && v->base.number && v->base.number == v->vs.cur.number &&
-                                        streq(v->base.id, v->vs.cur.id) && v->vs.cur_file_size &&
-                                        v2_listed_size(&v->p, &now, v->base.number) == v->vs.cur_file_size
-                                ? &v->base
-                                : NULL;
-                v2_prune_known(st, &v->p, &now, &v->next, known, up->cfg.keep_versions, up->host, v->marks,
-                               (int64_t)time(NULL), V2_FOREIGN_GRACE_S, v2_log, up);
-        } else
-                pgina_log(up->ctx, LOG_WARNING, "%s: no prune: %s", up->cfg.user, why);
-        v2_state_free(&now);
+        /* The version this logoff built on, as read or as this machine keeps it, when the
+         * listing still shows its manifest as the decision saw it: not read again. */
+        bool built_on = !v->merged && !v->conflict && v->base.number && v->base.number == v->vs.cur.number &&
+                        streq(v->base.id, v->vs.cur.id);
+        v2_prune_now(st, &v->p, &v->next, built_on ? &v->base : NULL, v->vs.cur_file_size, up->cfg.keep_versions,
+                     up->host, v->marks, V2_FOREIGN_GRACE_S, v2_log, up);
 }
 
 int pgsmb_upload_v2(struct upload *up, struct store *st) {
         struct v2_upload v = {
-                .p = {.dir = up->cfg.remote_dir, .filename = up->cfg.filename}, .mark_fd = -1, .prune_lock = -1};
+                .p = {.dir = up->cfg.remote_dir, .filename = up->cfg.filename}, .mark_fd = -1};
         long long t_start = now_ms();
         char version[PGSMB_VERSION_MAX];
         int k;

@@ -468,6 +468,29 @@ unsigned v2_prune_due(const struct v2_profile *p, const struct v2_state *s, cons
         return old;
 }
 
+void v2_prune_now(struct store *st, const struct v2_profile *p, const struct manifest *cur,
+                  const struct manifest *known, uint64_t known_size, unsigned keep_versions, const char *host,
+                  const char *marks, int64_t grace_s, v2_log_fn log, void *ud) {
+        struct v2_state now = {0};
+        char why[300];
+        int lock = v2_prune_lock(marks);
+
+        if (lock < 0) {
+                if (log)
+                        log(ud, LOG_WARNING, "no prune: cannot lock %s.prune: %s", marks, strerror(-lock));
+                return;
+        }
+        if (v2_list(st, p, &now, why, sizeof why) == 0) {
+                if (known && (!known_size || v2_listed_size(p, &now, known->number) != known_size))
+                        known = NULL;
+                v2_prune_known(st, p, &now, cur, known, keep_versions, host, marks, (int64_t)time(NULL), grace_s, log,
+                               ud);
+        } else if (log)
+                log(ud, LOG_WARNING, "no prune: %s", why);
+        v2_state_free(&now);
+        close(lock);
+}
+
 void v2_prune(struct store *st, const struct v2_profile *p, const struct v2_state *s, const struct manifest *cur,
               unsigned keep_versions, const char *host, const char *marks, int64_t now, int64_t grace_s, v2_log_fn log,
               void *ud) {

@@ -115,6 +115,12 @@ void v2_prune_known(struct store *st, const struct v2_profile *p, const struct v
                     const struct manifest *known, unsigned keep_versions, const char *host, const char *marks,
                     int64_t now, int64_t grace_s, v2_log_fn log, void *ud);
 
+/* A prune from a listing of its own, under the prune lock (taken and released here; failures
+ * through log): the logon's and a logoff's backstop. known as for v2_prune_known, used only
+ * when the listing shows its manifest at known_size bytes (may be NULL). */
+void v2_prune_now(struct store *st, const struct v2_profile *p, const struct manifest *cur,
+                  const struct manifest *known, uint64_t known_size, unsigned keep_versions, const char *host,
+                  const char *marks, int64_t grace_s, v2_log_fn log, void *ud);
 /* The manifests of the listing s older than keep_versions keep with cur current: what makes a
  * prune due (the archives only they name go with them; one an upload of this machine left goes
  * at the next). Reads nothing. */
