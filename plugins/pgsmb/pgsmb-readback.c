@@ -133,6 +133,27 @@ out:
         XXH3_freeState(md);
 }
 
+pid_t store_fork(const struct store_creds *creds, struct store_creds *own) {
+        /* A fork child does not inherit the worker's secrets (secret.h): the child gets this
+         * copy of the store password, and no other. */
+        _cleanup_secret_ struct secret *pass =
+                creds && creds->password ? secret_from_cstr(creds->password) : NULL;
+        pid_t pid;
+
+        if ((creds && creds->password && !pass) || secret_inherit(pass, true) < 0)
+                return -ENOMEM;
+        pid = fork();
+        (void)secret_inherit(pass, false);
+        if (pid < 0)
+                return -errno;
+        *own = creds ? *creds : (struct store_creds){0};
+        if (pid == 0 && pass) {
+                own->password = pass->data;
+                pass = NULL; /* the child's until it exits */
+        }
+        return pid;
+}
+
 int readback_start(const char *url, const struct store_creds *creds, unsigned timeout_s,
                    const char *rel, int close_fd, struct readback **ret) {
         int down[2], up[2];
@@ -153,22 +174,10 @@ int readback_start(const char *url, const struct store_creds *creds, unsigned ti
                 free(rb);
                 return r;
         }
-        /* The reader reconnects with the store password, which a fork child does not inherit
-         * (secret.h): it gets this copy, and no other secret of the worker. */
-        _cleanup_secret_ struct secret *pass =
-                creds && creds->password ? secret_from_cstr(creds->password) : NULL;
-        if ((creds && creds->password && !pass) || secret_inherit(pass, true) < 0) {
-                close(down[0]);
-                close(down[1]);
-                close(up[0]);
-                close(up[1]);
-                free(rb);
-                return -ENOMEM;
-        }
-        rb->pid = fork();
-        (void)secret_inherit(pass, false);
+        struct store_creds own;
+        rb->pid = store_fork(creds, &own);
         if (rb->pid < 0) {
-                int r = -errno;
+                int r = (int)rb->pid;
                 close(down[0]);
                 close(down[1]);
                 close(up[0]);
@@ -185,9 +194,6 @@ int readback_start(const char *url, const struct store_creds *creds, unsigned ti
                 if (close_fd >= 0)
                         close(close_fd);
                 (void)fcntl(down[0], F_SETFL, O_NONBLOCK);
-                struct store_creds own = creds ? *creds : (struct store_creds){0};
-                if (pass)
-                        own.password = pass->data;
                 reader_run(down[0], url, creds ? &own : NULL, timeout_s, rel, &rep);
                 (void)write_all(up[1], &rep, sizeof rep);
                 _exit(rep.r == 0 ? 0 : 1);

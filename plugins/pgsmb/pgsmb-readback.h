@@ -12,8 +12,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sys/types.h>
+
 struct store_creds;
 struct readback;
+
+/* fork() for a process that opens a second connection to the store with creds: it inherits a
+ * copy of the password and no other secret of the worker's. The child (0) finds in *own creds
+ * with that copy as the password (valid until it exits); the parent gets its pid, or -errno. */
+pid_t store_fork(const struct store_creds *creds, struct store_creds *own);
 
 /* What writer and reader compare: XXH3-128 (xxhash.h) in canonical byte order. */
 #define READBACK_DIGEST_LEN 16

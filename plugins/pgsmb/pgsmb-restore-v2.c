@@ -19,6 +19,7 @@
 
 #include <pgina/util.h>
 
+#include "pgsmb-fetch.h"
 #include "pgsmb-manifest.h"
 #include "pgsmb-restore.h"
 #include "pgsmb-scan.h"
@@ -111,8 +112,64 @@ static int sha_check(struct restore *r, const struct manifest_archive *a, const 
 
 /* The chain of m, each archive streamed once, into the empty directory dir (the user's), then
  * checked against m (v->scan: its scan). On failure dir may hold part of it. */
+/* The deltas of m (archives 1 on) that a second connection fetches while the base streams: over
+ * smb:// only (a round trip is what it saves), at most AHEAD_MAX_BYTES of them in memory. NULL
+ * when none is (then each streams as the base does). */
+#define AHEAD_MAX_BYTES (128ull * 1024 * 1024)
+static struct fetcher *chain_fetch_ahead(struct restore *r, struct store *st, struct v2_restore *v,
+                                         const struct manifest *m, size_t *n_ahead) {
+        struct fetch_item it[64];
+        char rel[64][1200];
+        struct store_creds cr;
+        struct fetcher *fe = NULL;
+        uint64_t bytes = 0;
+        size_t n = 0;
+        int k;
+
+        *n_ahead = 0;
+        if (strncmp(store_url(st), "smb://", 6) != 0)
+                return NULL;
+        for (size_t i = 1; i < m->narch && n < 64; i++, n++) {
+                if ((bytes += m->arch[i].size) > AHEAD_MAX_BYTES ||
+                    v2_rel(&v->p, m->arch[i].name, rel[n], sizeof rel[n]) < 0)
+                        break;
+                it[n] = (struct fetch_item){.rel = rel[n], .name = m->arch[i].name, .size = m->arch[i].size,
+                                            .sha256 = m->arch[i].sha256};
+        }
+        if (n == 0)
+                return NULL;
+        pgsmb_store_creds(&r->cfg, &cr);
+        if ((k = fetcher_start(r->cfg.share, &cr, r->cfg.timeout, it, n, &fe)) < 0) {
+                pgina_log(r->ctx, LOG_DEBUG, "%s: the deltas are not fetched ahead: %s", r->cfg.user, strerror(-k));
+                return NULL;
+        }
+        *n_ahead = n;
+        return fe;
+}
+
+/* Archive i of m from the fetching process into dir: 1 when it was there and is extracted, 0
+ * when it was not fetched (the caller streams it), -errno on an extraction's failure. */
+static int chain_extract_fetched(struct restore *r, struct fetcher *fe, const struct manifest *m, size_t i,
+                                 const char *dir, const struct profile_limits *lim,
+                                 const struct pgsmb_extract_opts *o, struct pgsmb_transfer *t) {
+        char err[600];
+        int fd, k;
+
+        if ((k = fetcher_take(fe, i - 1, &fd, err, sizeof err)) < 0) {
+                pgina_log(r->ctx, LOG_DEBUG, "%s: archive %s was not fetched ahead (%s): streaming it", r->cfg.user,
+                          m->arch[i].name, err);
+                return 0;
+        }
+        k = pgsmb_extract_fd(fd, &r->pu, dir, lim, o, t);
+        close(fd);
+        t->bytes = m->arch[i].size; /* checked by the fetching process, as sha_check does */
+        return k < 0 ? k : 1;
+}
+
 static int v2_extract_chain(struct restore *r, struct store *st, struct v2_restore *v, const struct manifest *m,
                             const char *dir) {
+        struct fetcher *fe = NULL;
+        size_t n_ahead = 0;
         int k;
 
         if (r->cfg.lim.max_total_bytes && manifest_bytes(m) > r->cfg.lim.max_total_bytes) {
@@ -120,6 +177,7 @@ static int v2_extract_chain(struct restore *r, struct store *st, struct v2_resto
                          "max_profile_size", m->number, manifest_bytes(m));
                 return -E2BIG;
         }
+        fe = chain_fetch_ahead(r, st, v, m, &n_ahead);
         for (size_t i = 0; i < m->narch; i++) {
                 struct pgsmb_extract_opts o = {.no_dirfix = true, .always_hash = true};
                 struct profile_limits lim = r->cfg.lim;
@@ -140,26 +198,38 @@ static int v2_extract_chain(struct restore *r, struct store *st, struct v2_resto
                 if (lim.max_total_bytes)
                         lim.max_total_bytes -= v->bytes < lim.max_total_bytes ? v->bytes : lim.max_total_bytes;
                 long long t0 = now_ms();
-                k = pgsmb_restore_stream_opts(st, rel, m->arch[i].size, &r->pu, dir, &lim, &r->cfg.comp, &o,
-                                              pgsmb_restore_progress, r, &t);
+                bool fetched = false;
+                if (i >= 1 && i <= n_ahead) {
+                        o.always_hash = false;
+                        if ((k = chain_extract_fetched(r, fe, m, i, dir, &lim, &o, &t)) > 0)
+                                fetched = true;
+                        o.always_hash = true;
+                }
+                if (!fetched && (i < 1 || i > n_ahead || k == 0))
+                        k = pgsmb_restore_stream_opts(st, rel, m->arch[i].size, &r->pu, dir, &lim, &r->cfg.comp, &o,
+                                                      pgsmb_restore_progress, r, &t);
                 long long t1 = now_ms(), mid = t.mid_ms ? t.mid_ms : t1;
                 v->download_ms += mid - t0;
                 v->extract_ms += t1 - mid;
                 pbuf_free(&want);
                 if (k < 0) {
                         snprintf(r->why, sizeof r->why, "%s", t.err);
+                        fetcher_end(fe);
                         return k;
                 }
-                if ((k = sha_check(r, &m->arch[i], &t)) < 0)
+                if (!fetched && (k = sha_check(r, &m->arch[i], &t)) < 0) {
+                        fetcher_end(fe);
                         return k;
+                }
                 pgina_log(r->ctx, LOG_DEBUG, "%s: archive %zu of %zu (%s): %" PRIu64 " of %zu entries wanted, "
-                          "%.1f MiB, in %lld ms", r->cfg.user, i + 1, m->narch, m->arch[i].name, t.stats.files,
-                          count, t.bytes / 1048576.0, t1 - t0);
+                          "%.1f MiB, in %lld ms%s", r->cfg.user, i + 1, m->narch, m->arch[i].name, t.stats.files,
+                          count, t.bytes / 1048576.0, t1 - t0, fetched ? " (fetched ahead)" : "");
                 v->bytes += t.stats.bytes;
                 v->files += t.stats.files;
                 v->compressed += t.bytes;
                 v->archives++;
         }
+        fetcher_end(fe);
         long long t_fin = now_ms();
         k = v2_finish_tree(r, m, dir, v);
         pgina_log(r->ctx, LOG_DEBUG, "%s: directories, scan and check of %s in %lld ms", r->cfg.user, dir,
@@ -210,65 +280,25 @@ static int v2_cold(struct restore *r, struct store *st, struct v2_restore *v, bo
 /* Download rel into a memfd, checking size and checksum against a. */
 static int fetch_verified(struct restore *r, struct store *st, const char *rel, const struct manifest_archive *a,
                           int *ret_fd) {
-        _cleanup_free_ unsigned char *buf = malloc(CHUNK);
-        EVP_MD_CTX *md = EVP_MD_CTX_new();
-        struct store_file *f = NULL;
-        unsigned char sum[32];
-        uint64_t total = 0;
-        char hex[65];
-        int fd = -1, k;
+        struct fetch_item it = {.rel = rel, .name = a->name, .size = a->size, .sha256 = a->sha256};
+        int fd, k;
 
-        if (!buf || !md) {
-                EVP_MD_CTX_free(md);
-                return -ENOMEM;
-        }
         if (a->size > CATCHUP_MAX_BYTES) {
                 snprintf(r->why, sizeof r->why, "archive %s: %" PRIu64 " bytes, more than a catch-up holds",
                          a->name, a->size);
-                EVP_MD_CTX_free(md);
                 return -EFBIG;
         }
-        if ((fd = memfd_create("pgsmb-delta", MFD_CLOEXEC)) < 0 || (k = store_open_read(st, rel, &f)) < 0) {
-                k = fd < 0 ? -errno : k;
-                snprintf(r->why, sizeof r->why, "%s", fd < 0 ? strerror(-k) : store_error(st));
-                goto out;
+        if ((fd = memfd_create("pgsmb-delta", MFD_CLOEXEC)) < 0) {
+                k = -errno;
+                snprintf(r->why, sizeof r->why, "%s", strerror(-k));
+                return k;
         }
-        EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-        for (;;) {
-                ssize_t n = store_read(f, buf, CHUNK);
-                if (n < 0) {
-                        k = (int)n;
-                        snprintf(r->why, sizeof r->why, "%s", store_error(st));
-                        break;
-                }
-                if (n == 0)
-                        break;
-                if ((total += (uint64_t)n) > a->size || total > CATCHUP_MAX_BYTES) {
-                        k = -EBADMSG;
-                        break;
-                }
-                EVP_DigestUpdate(md, buf, (size_t)n);
-                if (write(fd, buf, (size_t)n) != n) {
-                        k = -errno;
-                        snprintf(r->why, sizeof r->why, "cannot hold %s in memory: %m", a->name);
-                        break;
-                }
-        }
-        store_close_file(f);
-        EVP_DigestFinal_ex(md, sum, NULL);
-        pgsmb_hex(sum, hex);
-        if (k == 0 && (total != a->size || strcmp(hex, a->sha256) != 0))
-                k = -EBADMSG;
-        if (k == -EBADMSG)
-                snprintf(r->why, sizeof r->why, "archive %s: its size or checksum does not match the manifest's: "
-                         "damaged or changed", a->name);
-out:
-        EVP_MD_CTX_free(md);
-        if (k < 0 && fd >= 0)
+        if ((k = pgsmb_fetch_verified(st, &it, fd, r->why, sizeof r->why)) < 0) {
                 close(fd);
-        else
-                *ret_fd = fd;
-        return k;
+                return k;
+        }
+        *ret_fd = fd;
+        return 0;
 }
 
 /* What a catch-up touches: the paths it writes (a), removes (b), and the directories right above

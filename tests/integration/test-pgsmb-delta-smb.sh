@@ -60,6 +60,36 @@ assert_contains "$PGINA_LOG" "alice: the delta began"
 assert_ok pam_run pgtest alice Logon-pw-1 authenticate acct_mgmt open_session
 tree_list /home/alice >"$T/r2.list"
 diff "$T/v2.list" "$T/r2.list" >&2 || fail "base + delta over SMB differ from the saved home"
+# the delta came on a second connection while the base streamed
+grep -q "alice: archive 2 of 2 (.*in [0-9]* ms (fetched ahead)" "$PGINA_LOG" ||
+        { grep "alice: archive" "$PGINA_LOG" >&2; fail "the delta was not fetched ahead"; }
+
+step "a delta changed on the share is refused over SMB, fetched ahead or streamed: a temporary profile"
+pgina_close_session alice
+assert_eq 2 "$(current)" "version after a logoff that changed nothing"
+arch=$("$V2" show "$D" alice.tar.zst | grep ' docs/f7$' | cut -d' ' -f2)
+cp -p "$D/$arch" "$T/delta.keep"
+"$PYTHON" - "$D/$arch" <<'PY'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, 'rb').read())
+b[len(b) // 2] ^= 0x55
+open(p, 'wb').write(bytes(b))
+PY
+mark=$(wc -l <"$PGINA_LOG")
+assert_ok pam_run pgtest alice Logon-pw-1 authenticate acct_mgmt open_session
+tail -n +"$((mark + 1))" "$PGINA_LOG" >"$T/tampered.log"
+assert_contains "$T/pam.out" "temporary profile"
+assert_contains "$T/tampered.log" "alice: archive $arch was not fetched ahead (archive $arch: its size or checksum does not match the manifest's"
+grep -q "alice: profile not restored, temporary profile: .*damaged" "$T/tampered.log" ||
+        { grep alice "$T/tampered.log" | tail -n 5 >&2; fail "the changed delta was not refused by its checksum"; }
+[ -e /home/alice/docs/f7 ] && fail "a file of the changed delta is in the home"
+pgina_close_session alice
+assert_eq 2 "$(current)" "version after the temporary profile's logoff"
+cp -p "$T/delta.keep" "$D/$arch"
+assert_ok pam_run pgtest alice Logon-pw-1 authenticate acct_mgmt open_session
+tree_list /home/alice >"$T/r2b.list"
+diff "$T/v2.list" "$T/r2b.list" >&2 || fail "base + the delta put back differ from the saved home"
 
 step "another machine's version is caught up in place"
 sed -i 's/^logoff_action = remove/logoff_action = none/' /etc/pgina/pgina.conf

@@ -1,0 +1,210 @@
+/* Archives downloaded ahead on a second connection (see pgsmb-fetch.h). */
+#include "pgsmb-fetch.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include <pgina/util.h>
+
+#include "pgsmb-helper.h"
+#include "pgsmb-readback.h"
+#include "pgsmb-store.h"
+
+#define FETCH_CHUNK (8u << 20) /* one SMB3 read each, as the restore's */
+
+struct fetch_report {
+        int r;
+        char err[512];
+};
+
+struct fetcher {
+        pid_t pid;
+        int from; /* the reports, one per item, in order */
+        size_t n, next;
+        int *fds;
+};
+
+int pgsmb_fetch_verified(struct store *st, const struct fetch_item *it, int fd, char *err, size_t errlen) {
+        _cleanup_free_ unsigned char *buf = malloc(FETCH_CHUNK);
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        struct store_file *f = NULL;
+        unsigned char sum[32];
+        uint64_t total = 0;
+        char hex[65];
+        int k = 0;
+
+        if (!buf || !md) {
+                EVP_MD_CTX_free(md);
+                snprintf(err, errlen, "out of memory");
+                return -ENOMEM;
+        }
+        if ((k = store_open_read(st, it->rel, &f)) < 0) {
+                snprintf(err, errlen, "%s", store_error(st));
+                EVP_MD_CTX_free(md);
+                return k;
+        }
+        EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+        for (;;) {
+                /* one byte past the manifest's size: a longer file is refused, not cut */
+                uint64_t want = it->size - total + 1;
+                ssize_t n = store_read(f, buf, want < FETCH_CHUNK ? (size_t)want : FETCH_CHUNK);
+                if (n < 0) {
+                        k = (int)n;
+                        snprintf(err, errlen, "%s", store_error(st));
+                        break;
+                }
+                if (n == 0)
+                        break;
+                if ((total += (uint64_t)n) > it->size) {
+                        k = -EBADMSG;
+                        break;
+                }
+                EVP_DigestUpdate(md, buf, (size_t)n);
+                if (write_all(fd, buf, (size_t)n) < 0) {
+                        k = -errno;
+                        snprintf(err, errlen, "cannot hold %s in memory: %s", it->name, strerror(errno));
+                        break;
+                }
+        }
+        store_close_file(f);
+        EVP_DigestFinal_ex(md, sum, NULL);
+        EVP_MD_CTX_free(md);
+        pgsmb_hex(sum, hex);
+        if (k == 0 && (total != it->size || strcmp(hex, it->sha256) != 0))
+                k = -EBADMSG;
+        if (k == -EBADMSG)
+                snprintf(err, errlen, "archive %s: its size or checksum does not match the manifest's: damaged or "
+                         "changed", it->name);
+        return k;
+}
+
+/* The fetching process: one report per item, in order; after a failed connect every item's
+ * report is that failure. */
+static void fetch_run(int out, const char *url, const struct store_creds *creds, unsigned timeout_s,
+                      const struct fetch_item *items, const int *fds, size_t n) {
+        struct store *st = NULL;
+        char why[STORE_ERROR_MAX];
+        int open_r = store_open(url, creds, timeout_s, &st, why, sizeof why);
+
+        for (size_t i = 0; i < n; i++) {
+                struct fetch_report rep = {.r = open_r};
+                if (open_r < 0)
+                        snprintf(rep.err, sizeof rep.err, "%s", why);
+                else
+                        rep.r = pgsmb_fetch_verified(st, &items[i], fds[i], rep.err, sizeof rep.err);
+                if (write_all(out, &rep, sizeof rep) < 0)
+                        break;
+        }
+        if (st)
+                store_close(st);
+}
+
+int fetcher_start(const char *url, const struct store_creds *creds, unsigned timeout_s,
+                  const struct fetch_item *items, size_t n, struct fetcher **ret) {
+        struct fetcher *fe = calloc(1, sizeof *fe);
+        int p[2] = {-1, -1}, r;
+
+        if (!fe || !(fe->fds = malloc(n * sizeof *fe->fds))) {
+                free(fe);
+                return -ENOMEM;
+        }
+        fe->n = n;
+        fe->pid = -1;
+        fe->from = -1;
+        for (size_t i = 0; i < n; i++)
+                fe->fds[i] = -1;
+        for (size_t i = 0; i < n; i++)
+                if ((fe->fds[i] = memfd_create("pgsmb-ahead", MFD_CLOEXEC)) < 0) {
+                        r = -errno;
+                        goto fail;
+                }
+        if (pipe2(p, O_CLOEXEC) < 0) {
+                r = -errno;
+                goto fail;
+        }
+        struct store_creds own;
+        pid_t pid = store_fork(creds, &own);
+        if (pid < 0) {
+                r = (int)pid;
+                goto fail;
+        }
+        if (pid == 0) {
+                (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+                signal(SIGPIPE, SIG_IGN);
+                close(p[0]);
+                fetch_run(p[1], url, creds ? &own : NULL, timeout_s, items, fe->fds, n);
+                _exit(0);
+        }
+        close(p[1]);
+        fe->pid = pid;
+        fe->from = p[0];
+        *ret = fe;
+        return 0;
+fail:
+        if (p[0] >= 0) {
+                close(p[0]);
+                close(p[1]);
+        }
+        fetcher_end(fe);
+        return r;
+}
+
+int fetcher_take(struct fetcher *fe, size_t i, int *fd, char *err, size_t errlen) {
+        struct fetch_report rep;
+        ssize_t k;
+
+        if (i != fe->next || i >= fe->n) {
+                snprintf(err, errlen, "archive %zu taken out of order", i);
+                return -EINVAL;
+        }
+        fe->next++;
+        do
+                k = read(fe->from, &rep, sizeof rep);
+        while (k < 0 && errno == EINTR);
+        if (k != (ssize_t)sizeof rep) {
+                snprintf(err, errlen, "the fetching process ended without a report");
+                return -EIO;
+        }
+        rep.err[sizeof rep.err - 1] = 0;
+        if (rep.r < 0) {
+                snprintf(err, errlen, "%s", rep.err);
+                return rep.r;
+        }
+        if (lseek(fe->fds[i], 0, SEEK_SET) < 0) {
+                snprintf(err, errlen, "memfd: %s", strerror(errno));
+                return -errno;
+        }
+        *fd = fe->fds[i];
+        fe->fds[i] = -1;
+        return 0;
+}
+
+void fetcher_end(struct fetcher *fe) {
+        int status;
+
+        if (!fe)
+                return;
+        if (fe->from >= 0)
+                close(fe->from);
+        if (fe->pid > 0) {
+                (void)kill(fe->pid, SIGKILL);
+                while (waitpid(fe->pid, &status, 0) < 0 && errno == EINTR)
+                        ;
+        }
+        for (size_t i = 0; fe->fds && i < fe->n; i++)
+                if (fe->fds[i] >= 0)
+                        close(fe->fds[i]);
+        free(fe->fds);
+        free(fe);
+}
