@@ -908,14 +908,14 @@ struct pgsmb_early {
 };
 
 int pgsmb_delta_early_start(const struct pgsmb_user *u, const char *const *exclude, const struct profile_compress *c,
-                            const struct scan *record, struct pgsmb_early **ret, char *err, size_t errlen) {
+                            const char *record, size_t record_len, struct pgsmb_early **ret, char *err,
+                            size_t errlen) {
         struct userwork_job job = {.kind = USERWORK_DELTA, .name = u->name, .home = u->home,
                                    .dir = u->home, .exclude = exclude, .level = c->level,
                                    .threads = c->threads, .flags = record ? 0 : USERWORK_F_FULL};
         _cleanup_close_ int rec_fd = -1;
         struct pgsmb_transfer t = {0};
         struct pgsmb_early *e;
-        struct pbuf b;
         int r;
 
         *ret = NULL;
@@ -929,12 +929,7 @@ int pgsmb_delta_early_start(const struct pgsmb_user *u, const char *const *exclu
         }
         e->home = u->home;
         e->scan_fd = -1;
-        pbuf_init_large(&b);
-        if (record && (r = scan_format_all(record, &b)) < 0) {
-                snprintf(err, errlen, "the record is too large to hand over: %s", strerror(-r));
-                goto fail;
-        }
-        rec_fd = record ? memfd_of("pgsmb-record", b.data, b.len) : -1;
+        rec_fd = record ? memfd_of("pgsmb-record", record, record_len) : -1;
         e->scan_fd = memfd_create("pgsmb-scan", MFD_CLOEXEC | MFD_ALLOW_SEALING);
         if ((record && rec_fd < 0) || e->scan_fd < 0) {
                 r = rec_fd < 0 && record ? rec_fd : -errno;
@@ -950,11 +945,9 @@ int pgsmb_delta_early_start(const struct pgsmb_user *u, const char *const *exclu
                 stream_free(&e->s);
                 goto fail;
         }
-        pbuf_free(&b);
         *ret = e;
         return 0;
 fail:
-        pbuf_free(&b);
         if (e->scan_fd >= 0)
                 close(e->scan_fd);
         free(e);
@@ -996,9 +989,19 @@ int pgsmb_delta_stream(struct store *st, const char *rel, const struct pgsmb_use
         struct pgsmb_early *e;
         int r;
 
+        struct pbuf b;
+
         scan_init(scan);
         memset(t, 0, sizeof *t);
-        if ((r = pgsmb_delta_early_start(u, exclude, c, record, &e, t->err, sizeof t->err)) < 0)
+        pbuf_init_large(&b);
+        if (record && (r = scan_format_all(record, &b)) < 0) {
+                snprintf(t->err, sizeof t->err, "the record is too large to hand over: %s", strerror(-r));
+                pbuf_free(&b);
+                return r;
+        }
+        r = pgsmb_delta_early_start(u, exclude, c, record ? (const char *)b.data : NULL, b.len, &e, t->err, sizeof t->err);
+        pbuf_free(&b);
+        if (r < 0)
                 return r;
         return pgsmb_delta_early_finish(e, st, rel, rt, progress, pud, t, scan);
 }

@@ -130,10 +130,13 @@ int pgsmb_delta_stream(struct store *st, const char *rel, const struct pgsmb_use
 /* pgsmb_delta_stream in two steps, so that the home's walk and its compression run while the
  * worker connects to the store: the child starts now (-errno and err when it cannot) and its
  * stream waits in the socket's buffer (8 MiB; past it the child waits); _finish creates rel and
- * uploads the stream as pgsmb_delta_stream does, _abort kills the child. Either frees e. */
+ * uploads the stream as pgsmb_delta_stream does, _abort kills the child. Either frees e. The
+ * record is the scan's text (scan_format_all, a record file's: the child parses it), NULL for a
+ * full walk. */
 struct pgsmb_early;
 int pgsmb_delta_early_start(const struct pgsmb_user *u, const char *const *exclude, const struct profile_compress *c,
-                            const struct scan *record, struct pgsmb_early **ret, char *err, size_t errlen);
+                            const char *record, size_t record_len, struct pgsmb_early **ret, char *err,
+                            size_t errlen);
 int pgsmb_delta_early_finish(struct pgsmb_early *e, struct store *st, const char *rel,
                              const struct pgsmb_readback_target *rt, pgsmb_progress_fn progress, void *pud,
                              struct pgsmb_transfer *t, struct scan *scan);

@@ -177,14 +177,15 @@ static void record_path(const char *dir, const char *user, char *path, size_t le
         snprintf(path, len, "%s/%s.record", dir, user);
 }
 
-int pgsmb_record_load(const char *dir, const char *user, const char *version, struct scan *s) {
+int pgsmb_record_read(const char *dir, const char *user, const char *version, char **data, size_t *len) {
         char path[PATH_MAX], head[PGSMB_VERSION_MAX + 16];
         _cleanup_close_ int fd = -1;
         struct stat st;
         char *buf = NULL;
         int k;
 
-        scan_init(s);
+        *data = NULL;
+        *len = 0;
         record_path(dir, user, path, sizeof path);
         if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
                 return -errno;
@@ -204,7 +205,21 @@ int pgsmb_record_load(const char *dir, const char *user, const char *version, st
                 free(buf);
                 return -ESTALE; /* the record of another version */
         }
-        int r = scan_parse(s, buf + k, (size_t)st.st_size - (size_t)k, NULL);
+        *len = (size_t)st.st_size - (size_t)k;
+        memmove(buf, buf + k, *len);
+        *data = buf;
+        return 0;
+}
+
+int pgsmb_record_load(const char *dir, const char *user, const char *version, struct scan *s) {
+        char *buf;
+        size_t len;
+        int r;
+
+        scan_init(s);
+        if ((r = pgsmb_record_read(dir, user, version, &buf, &len)) < 0)
+                return r;
+        r = scan_parse(s, buf, len, NULL);
         free(buf);
         return r;
 }

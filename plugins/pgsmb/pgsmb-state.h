@@ -54,6 +54,8 @@ void pgsmb_version_new(char out[PGSMB_VERSION_MAX]);
  * -ENOENT when there is none, -ESTALE when it is another version's, -EBADMSG when damaged. */
 #define RECORD_MAX_BYTES (512 * 1024 * 1024) /* PBUF_LARGE_MAX */
 int pgsmb_record_load(const char *dir, const char *user, const char *version, struct scan *s);
+/* Its scan as text, not parsed (the first line checked): *data malloc'd, *len bytes. */
+int pgsmb_record_read(const char *dir, const char *user, const char *version, char **data, size_t *len);
 /* Atomically (temporary file, fsync, rename), 0600. */
 int pgsmb_record_save(const char *dir, const char *user, const char *version, const struct scan *s);
 void pgsmb_record_remove(const char *dir, const char *user);

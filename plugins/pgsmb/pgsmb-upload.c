@@ -309,6 +309,8 @@ int pgsmb_upload(struct pgina_ctx *ctx, struct pgina_user *u, bool admin) {
         uint64_t bytes = 0;
         int k = 0, err = -EIO;
         _cleanup_close_ int lock = -1;
+        _cleanup_free_ char *rec_text = NULL; /* the record's scan, until parsed */
+        size_t rec_len = 0;
 
         long long t_job = now_ms();
         up.state_dir = pgina_ctx_state_dir(ctx);
@@ -359,15 +361,16 @@ int pgsmb_upload(struct pgina_ctx *ctx, struct pgina_user *u, bool admin) {
         /* The usual logoff of a format-2 home: its delta against the record of its version is
          * walked and compressed while the store connects (a dozen round trips); the upload takes
          * it when the store says that version is still the one to build on (v2_archive). */
+        /* The record goes to the walk as the file holds it; this worker parses its own copy once
+         * the store is connecting or connected, while the walk runs. */
         scan_init(&up.record);
         if (strncmp(up.state.version, "2:", 2) == 0 && !up.state.pending[0] && !up.cfg.archive_argv &&
-            pgsmb_record_load(up.state_dir, up.cfg.user, up.state.version, &up.record) == 0) {
+            pgsmb_record_read(up.state_dir, up.cfg.user, up.state.version, &rec_text, &rec_len) == 0) {
                 char why[300];
-                up.record_loaded = true;
                 clock_gettime(CLOCK_REALTIME, &up.early_walk_start);
                 up.early_ms = now_ms();
-                if (pgsmb_delta_early_start(&up.pu, (const char *const *)up.cfg.exclude, &up.cfg.comp, &up.record,
-                                            &up.early, why, sizeof why) < 0)
+                if (pgsmb_delta_early_start(&up.pu, (const char *const *)up.cfg.exclude, &up.cfg.comp, rec_text,
+                                            rec_len, &up.early, why, sizeof why) < 0)
                         pgina_log(ctx, LOG_DEBUG, "%s: the delta waits for the store: %s", up.cfg.user, why);
         }
         k = 0;
@@ -383,6 +386,14 @@ int pgsmb_upload(struct pgina_ctx *ctx, struct pgina_user *u, bool admin) {
                 }
                 pgina_log(ctx, LOG_DEBUG, "%s: logoff: connected in %lld ms (%lld ms since the job began)", up.cfg.user,
                           now_ms() - t_conn, now_ms() - t_job);
+                if (rec_text) {
+                        /* the walk parses the same text: a record it refuses fails it too */
+                        if (scan_parse(&up.record, rec_text, rec_len, NULL) == 0)
+                                up.record_loaded = true;
+                        else
+                                pgsmb_delta_early_abort(TAKE_PTR(up.early));
+                        free(TAKE_PTR(rec_text));
+                }
                 up.format1 = false;
                 k = pgsmb_upload_v2(&up, st);
                 if (k == -EOPNOTSUPP && up.format1) {

@@ -227,6 +227,29 @@ pgina_close_session bob
 [ -e "$STORE/bob/bob.tar.zst.meta" ] && fail "the format-1 .meta is still there"
 "$V2" show "$STORE/bob" bob.tar.zst | grep -q ' new.txt$' || fail "new.txt is not in bob's manifest"
 
+step "a damaged record (the walk and this worker both refuse it): the whole home is saved, nothing lost"
+assert_ok pam_run pgtest bob secret authenticate acct_mgmt open_session
+rec=$(find /var/lib/pgina -name bob.record | head -n 1)
+[ -n "$rec" ] || fail "no record of bob's home after his restore"
+"$PYTHON" - "$rec" <<'PY'
+import sys
+p = sys.argv[1]
+lines = open(p, 'rb').read().split(b'\n')
+lines[len(lines) // 2] = b'not a scan line'
+open(p, 'wb').write(b'\n'.join(lines))
+PY
+as_user bob bash -c 'echo changed > /home/bob/new.txt'
+tree_list /home/bob >"$T/bob2.list"
+mark=$(wc -l <"$PGINA_LOG")
+pgina_close_session bob
+tail -n +"$((mark + 1))" "$PGINA_LOG" >"$T/bob-record.log"
+assert_contains "$T/bob-record.log" "bob: no record of version 1 here: the whole home is uploaded"
+assert_contains "$T/bob-record.log" "bob: saved version 2 to file://"
+assert_ok pam_run pgtest bob secret authenticate acct_mgmt open_session
+tree_list /home/bob >"$T/bob2r.list"
+diff "$T/bob2.list" "$T/bob2r.list" >&2 || fail "bob's home saved without its record differs"
+pgina_close_session bob
+
 step "host untouched, no root-owned file in the homes"
 bad=$(find /home/alice /home/bob -uid 0 | head -n 3)
 [ -z "$bad" ] || fail "root-owned files in a home: $bad"
