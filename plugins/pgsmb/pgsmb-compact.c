@@ -74,8 +74,24 @@ static void compact_follow(struct restore *r, const struct manifest *from, const
         (void)pgsmb_state_save(r->state_dir, r->cfg.user, &state);
 }
 
+/* After a failed commit of next: 1 when its manifest is in the store whole and is ours, 0 when it
+ * is not (absent, another's, or damaged: readers ignore it), -errno when that cannot be told. */
+static int compact_landed(struct store *st, const struct v2_profile *p, const struct manifest *next) {
+        struct manifest m;
+        char why[600];
+        int k = v2_read_manifest(st, p, next->number, &m, why, sizeof why);
+
+        if (k == 0) {
+                bool ours = streq(m.id, next->id);
+                manifest_free(&m);
+                return ours;
+        }
+        return k == -ENOENT || k == -EBADMSG ? 0 : k;
+}
+
 /* The new base of m, archived from dir; committed as the next version. 1 done, 0 another machine
- * came first, -errno. */
+ * came first, -EINPROGRESS when its commit failed but may have landed (the new base stays),
+ * other -errno (nothing of it is left). */
 static int compact_commit(struct restore *r, struct store *st, const struct v2_profile *p, const struct v2_state *vs,
                           const char *dir, const char *host) {
         const struct manifest *m = &vs->cur;
@@ -87,6 +103,7 @@ static int compact_commit(struct restore *r, struct store *st, const struct v2_p
         struct pgsmb_transfer t;
         char rel[1200], why[600], marks[PATH_MAX];
         uint64_t msize = 0;
+        bool keep_base = false;
         struct scan scan;
         int k, mark;
 
@@ -144,6 +161,23 @@ static int compact_commit(struct restore *r, struct store *st, const struct v2_p
         snprintf(next.host, sizeof next.host, "%s", host);
         next.time = (int64_t)time(NULL);
         k = v2_commit(st, p, &next, &msize, why, sizeof why);
+        if (k < 0 && k != -EEXIST) {
+                /* It failed after its exclusive create (the read-back, the close): the manifest
+                 * may be there whole all the same, naming the new base. */
+                int l = compact_landed(st, p, &next);
+                if (l > 0) {
+                        pgina_log(r->ctx, LOG_WARNING, "%s: manifest %" PRIu64 " failed its read-back (%s), but reads "
+                                  "whole now: committed", r->cfg.user, next.number, why);
+                        k = 0;
+                } else if (l < 0) {
+                        snprintf(r->why, sizeof r->why, "%s; whether version %" PRIu64 " is in the store cannot be "
+                                 "told now: its new base %s stays (a prune removes it when no version names it)", why,
+                                 next.number, added.name);
+                        manifest_free(&next);
+                        keep_base = true;
+                        goto fail;
+                }
+        }
         if (k == -EEXIST) {
                 pgina_log(r->ctx, LOG_INFO, "%s: another machine saved version %" PRIu64 " first: compaction at a "
                           "later logon", r->cfg.user, next.number);
@@ -176,10 +210,11 @@ static int compact_commit(struct restore *r, struct store *st, const struct v2_p
         v2_upload_unmark(mark, marks, added.name);
         return 1;
 fail:
-        (void)store_unlink(st, rel);
+        if (!keep_base)
+                (void)store_unlink(st, rel);
         scan_free(&scan);
         v2_upload_unmark(mark, marks, added.name);
-        return k;
+        return keep_base ? -EINPROGRESS : k;
 }
 
 /* The store's prune, at logon beside the session (a logoff leaves it to this, see
@@ -234,8 +269,8 @@ void pgsmb_compact(struct pgina_ctx *ctx, struct pgina_user *u) {
         }
         if ((k = pgsmb_restore_v2_chain(&r, st, &vs.cur, staging, &scan)) < 0 ||
             (k = compact_commit(&r, st, &p, &vs, staging, host)) < 0)
-                pgina_log(ctx, LOG_WARNING, "%s: compaction of version %" PRIu64 " failed (the store is unchanged): %s",
-                          r.cfg.user, vs.cur.number, r.why);
+                pgina_log(ctx, LOG_WARNING, "%s: compaction of version %" PRIu64 " failed%s: %s", r.cfg.user,
+                          vs.cur.number, k == -EINPROGRESS ? "" : " (the store is unchanged)", r.why);
         if (k <= 0) /* no new base (failed, or another machine committed first): the prune still */
                 logon_prune(&r, st, &p, &vs, host);
 out:
