@@ -4,12 +4,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -33,6 +34,7 @@ struct fetcher {
         int from; /* the reports, one per item, in order */
         size_t n, next;
         int *fds;
+        bool stopped; /* killed: nothing more comes */
 };
 
 int pgsmb_fetch_verified(struct store *st, const struct fetch_item *it, int fd, char *err, size_t errlen) {
@@ -103,6 +105,8 @@ static void fetch_run(int out, const char *url, const struct store_creds *creds,
                         snprintf(rep.err, sizeof rep.err, "%s", why);
                 else
                         rep.r = pgsmb_fetch_verified(st, &items[i], fds[i], rep.err, sizeof rep.err);
+                /* its memory is the worker's to free once it has taken it */
+                close(fds[i]);
                 if (write_all(out, &rep, sizeof rep) < 0)
                         break;
         }
@@ -140,7 +144,6 @@ int fetcher_start(const char *url, const struct store_creds *creds, unsigned tim
                 goto fail;
         }
         if (pid == 0) {
-                (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
                 signal(SIGPIPE, SIG_IGN);
                 close(p[0]);
                 fetch_run(p[1], url, creds ? &own : NULL, timeout_s, items, fe->fds, n);
@@ -160,15 +163,32 @@ fail:
         return r;
 }
 
-int fetcher_take(struct fetcher *fe, size_t i, int *fd, char *err, size_t errlen) {
+int fetcher_take(struct fetcher *fe, size_t i, int timeout_ms, int *fd, char *err, size_t errlen) {
         struct fetch_report rep;
+        struct pollfd pfd = {.fd = fe->from, .events = POLLIN};
+        long long until = now_ms() + timeout_ms;
         ssize_t k;
+        int p;
 
         if (i != fe->next || i >= fe->n) {
                 snprintf(err, errlen, "archive %zu taken out of order", i);
                 return -EINVAL;
         }
         fe->next++;
+        if (fe->stopped) {
+                snprintf(err, errlen, "the fetching process was stopped");
+                return -ECANCELED;
+        }
+        /* a server that answers the second connection slowly costs at most timeout_ms here:
+         * then the rest is streamed */
+        while ((p = poll(&pfd, 1, (int)(until > now_ms() ? until - now_ms() : 0))) < 0 && errno == EINTR)
+                ;
+        if (p == 0) {
+                (void)kill(fe->pid, SIGKILL);
+                fe->stopped = true;
+                snprintf(err, errlen, "not fetched within %d s", timeout_ms / 1000);
+                return -ETIMEDOUT;
+        }
         do
                 k = read(fe->from, &rep, sizeof rep);
         while (k < 0 && errno == EINTR);

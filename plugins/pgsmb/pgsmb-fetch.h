@@ -27,8 +27,10 @@ int pgsmb_fetch_verified(struct store *st, const struct fetch_item *it, int fd, 
  * items[0..n) in order. The items' strings need only last for this call. */
 int fetcher_start(const char *url, const struct store_creds *creds, unsigned timeout_s,
                   const struct fetch_item *items, size_t n, struct fetcher **ret);
-/* Item i, taken in order (0, 1, ...), waiting for it: 0 and *fd (a memfd at offset 0, the
- * caller's), or -errno and err when it could not be fetched (the caller reads it itself). */
-int fetcher_take(struct fetcher *fe, size_t i, int *fd, char *err, size_t errlen);
+/* Item i, taken in order (0, 1, ...), waiting for it at most timeout_ms: 0 and *fd (a memfd at
+ * offset 0, the caller's), or -errno and err when it could not be fetched (the caller reads it
+ * itself). After a wait that timed out the process is stopped: later items fail at once. */
+int fetcher_take(struct fetcher *fe, size_t i, int timeout_ms, int *fd, char *err, size_t errlen);
 /* Stop the process if it still runs, reap it, close what was not taken; frees fe (NULL: no-op). */
 void fetcher_end(struct fetcher *fe);
+static inline void fetcher_endp(struct fetcher **fe) { fetcher_end(*fe); }

@@ -999,7 +999,8 @@ int pgsmb_delta_stream(struct store *st, const char *rel, const struct pgsmb_use
                 pbuf_free(&b);
                 return r;
         }
-        r = pgsmb_delta_early_start(u, exclude, c, record ? (const char *)b.data : NULL, b.len, &e, t->err, sizeof t->err);
+        r = pgsmb_delta_early_start(u, exclude, c, record ? (b.data ? (const char *)b.data : "") : NULL, b.len, &e, t->err,
+                                    sizeof t->err);
         pbuf_free(&b);
         if (r < 0)
                 return r;

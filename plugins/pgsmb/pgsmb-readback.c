@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -138,7 +139,7 @@ pid_t store_fork(const struct store_creds *creds, struct store_creds *own) {
          * copy of the store password, and no other. */
         _cleanup_secret_ struct secret *pass =
                 creds && creds->password ? secret_from_cstr(creds->password) : NULL;
-        pid_t pid;
+        pid_t parent = getpid(), pid;
 
         if ((creds && creds->password && !pass) || secret_inherit(pass, true) < 0)
                 return -ENOMEM;
@@ -147,9 +148,16 @@ pid_t store_fork(const struct store_creds *creds, struct store_creds *own) {
         if (pid < 0)
                 return -errno;
         *own = creds ? *creds : (struct store_creds){0};
-        if (pid == 0 && pass) {
-                own->password = pass->data;
-                pass = NULL; /* the child's until it exits */
+        if (pid == 0) {
+                /* gone with the worker; a worker that died before this line is already gone */
+                (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+                if (getppid() != parent)
+                        _exit(1);
+                if (pass) {
+                        (void)mlock(pass, pass->map_len); /* a fork does not inherit the lock */
+                        own->password = pass->data;
+                        pass = NULL; /* the child's until it exits */
+                }
         }
         return pid;
 }
@@ -187,7 +195,6 @@ int readback_start(const char *url, const struct store_creds *creds, unsigned ti
         }
         if (rb->pid == 0) {
                 struct readback_report rep = { 0 };
-                (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
                 signal(SIGPIPE, SIG_IGN);
                 close(down[1]);
                 close(up[0]);

@@ -18,8 +18,9 @@ struct store_creds;
 struct readback;
 
 /* fork() for a process that opens a second connection to the store with creds: it inherits a
- * copy of the password and no other secret of the worker's. The child (0) finds in *own creds
- * with that copy as the password (valid until it exits); the parent gets its pid, or -errno. */
+ * copy of the password (locked in memory) and no other secret of the worker's, and dies with the
+ * worker (PR_SET_PDEATHSIG). The child (0) finds in *own creds with that copy as the password
+ * (valid until it exits); the parent gets its pid, or -errno. */
 pid_t store_fork(const struct store_creds *creds, struct store_creds *own);
 
 /* What writer and reader compare: XXH3-128 (xxhash.h) in canonical byte order. */

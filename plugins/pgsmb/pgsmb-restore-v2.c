@@ -110,8 +110,6 @@ static int sha_check(struct restore *r, const struct manifest_archive *a, const 
 
 /* ---- the whole profile, into a staging directory ---- */
 
-/* The chain of m, each archive streamed once, into the empty directory dir (the user's), then
- * checked against m (v->scan: its scan). On failure dir may hold part of it. */
 /* The deltas of m (archives 1 on) that a second connection fetches while the base streams: over
  * smb:// only (a round trip is what it saves), at most AHEAD_MAX_BYTES of them in memory. NULL
  * when none is (then each streams as the base does). */
@@ -155,20 +153,26 @@ static int chain_extract_fetched(struct restore *r, struct fetcher *fe, const st
         char err[600];
         int fd, k;
 
-        if ((k = fetcher_take(fe, i - 1, &fd, err, sizeof err)) < 0) {
+        /* the base has streamed: what is still coming gets one store timeout */
+        if ((k = fetcher_take(fe, i - 1, (int)r->cfg.timeout * 1000, &fd, err, sizeof err)) < 0) {
                 pgina_log(r->ctx, LOG_DEBUG, "%s: archive %s was not fetched ahead (%s): streaming it", r->cfg.user,
                           m->arch[i].name, err);
                 return 0;
         }
+        long long mid = now_ms(); /* downloaded: the rest is the extraction */
         k = pgsmb_extract_fd(fd, &r->pu, dir, lim, o, t);
         close(fd);
         t->bytes = m->arch[i].size; /* checked by the fetching process, as sha_check does */
+        t->mid_ms = mid;
         return k < 0 ? k : 1;
 }
 
+/* The chain of m, each archive read once (the base streamed, the deltas fetched during it or
+ * streamed after it), into the empty directory dir (the user's), then checked against m (v->scan:
+ * its scan). On failure dir may hold part of it. */
 static int v2_extract_chain(struct restore *r, struct store *st, struct v2_restore *v, const struct manifest *m,
                             const char *dir) {
-        struct fetcher *fe = NULL;
+        _cleanup_(fetcher_endp) struct fetcher *fe = NULL;
         size_t n_ahead = 0;
         int k;
 
@@ -214,13 +218,10 @@ static int v2_extract_chain(struct restore *r, struct store *st, struct v2_resto
                 pbuf_free(&want);
                 if (k < 0) {
                         snprintf(r->why, sizeof r->why, "%s", t.err);
-                        fetcher_end(fe);
                         return k;
                 }
-                if (!fetched && (k = sha_check(r, &m->arch[i], &t)) < 0) {
-                        fetcher_end(fe);
+                if (!fetched && (k = sha_check(r, &m->arch[i], &t)) < 0)
                         return k;
-                }
                 pgina_log(r->ctx, LOG_DEBUG, "%s: archive %zu of %zu (%s): %" PRIu64 " of %zu entries wanted, "
                           "%.1f MiB, in %lld ms%s", r->cfg.user, i + 1, m->narch, m->arch[i].name, t.stats.files,
                           count, t.bytes / 1048576.0, t1 - t0, fetched ? " (fetched ahead)" : "");
@@ -229,7 +230,7 @@ static int v2_extract_chain(struct restore *r, struct store *st, struct v2_resto
                 v->compressed += t.bytes;
                 v->archives++;
         }
-        fetcher_end(fe);
+        fetcher_end(TAKE_PTR(fe));
         long long t_fin = now_ms();
         k = v2_finish_tree(r, m, dir, v);
         pgina_log(r->ctx, LOG_DEBUG, "%s: directories, scan and check of %s in %lld ms", r->cfg.user, dir,
