@@ -46,6 +46,14 @@ _lib_detect_asan() {
 }
 _lib_detect_asan
 
+# shim_preload SHIM: the LD_PRELOAD list that puts a test's fault shim into pginad (PGINA_PRELOAD),
+# after the sanitizer runtime when pginad carries one as a library (gcc), which must stay first.
+shim_preload() {
+        local lib
+        lib=$(ldd "$BUILD/pginad" 2>/dev/null | awk '/libasan\.so/ { print $3; exit }')
+        echo "${lib:+$lib }$1"
+}
+
 # Run an uninstrumented program that loads pam_pgina.so (the ASan runtime preloaded if needed).
 # PAM_HOST_ENV: the `env ...` prefix as an array (empty when the module is not instrumented).
 # libcrypt goes right after the runtime: ASan intercepts crypt/crypt_r and resolves the real

@@ -29,12 +29,8 @@ compact_percent = 0
 [localmachine]
 logoff_action = none
 CONF
-# the sanitizer runtime, when pginad carries one as a library (gcc), stays first
-preload=$SHIM
-lib=$(ldd "$BUILD/pginad" 2>/dev/null | awk '/libasan\.so/ { print $3; exit }')
-[ -n "$lib" ] && preload="$lib $SHIM"
 export PGINA_FAULT_READBACK=$FAULT
-PGINA_PRELOAD=$preload pgina_start
+PGINA_PRELOAD=$(shim_preload "$SHIM") pgina_start
 current() { "$V2" show "$STORE/alice" alice.tar.zst | head -n 1 | cut -d' ' -f2; }
 archives() { "$V2" show "$STORE/alice" alice.tar.zst | head -n 1 | sed 's/.* archives \([0-9]*\) .*/\1/'; }
 tree_list() {
