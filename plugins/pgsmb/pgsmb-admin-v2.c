@@ -4,6 +4,7 @@
  * archive is copied: they are never changed). */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,10 +99,16 @@ int pgsmb_admin_restore_v2(struct pgina_ctx *ctx, const struct pgsmb_cfg *c, str
         struct manifest m = {0};
         struct pgsmb_state state;
         struct v2_state vs;
-        char why[600], host[256], *end;
+        char why[600], host[256], marks[PATH_MAX], *end;
         uint64_t n = 0;
         int k;
 
+        /* this machine's prunes wait until the restored version is in the store (a prune lists
+         * the store again before it removes archives: another machine's sees it too) */
+        snprintf(marks, sizeof marks, "%s/%s", pgina_ctx_state_dir(ctx), c->user);
+        _cleanup_close_ int prune_lock = v2_prune_lock(marks);
+        if (prune_lock < 0)
+                pgina_log(ctx, LOG_WARNING, "%s: cannot lock %s.prune: %s", c->user, marks, strerror(-prune_lock));
         if ((k = v2_load(st, &p, &vs, why, sizeof why)) < 0) {
                 pgina_ctx_message(ctx, "%s", why);
                 return k;

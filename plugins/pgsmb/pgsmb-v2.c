@@ -497,6 +497,49 @@ void v2_prune(struct store *st, const struct v2_profile *p, const struct v2_stat
         v2_prune_known(st, p, s, cur, NULL, keep_versions, host, marks, now, grace_s, log, ud);
 }
 
+/* A version committed since the listing s (another machine's, or an old version an admin made
+ * current again with pginactl profile restore) may name archives no manifest of s names: the
+ * manifests and conflict copies the store holds now that s did not show are read into kept. 0,
+ * or -errno when one of them cannot be read now (then nothing may be removed). */
+static int keep_since_listing(struct store *st, const struct v2_profile *p, const struct v2_state *s,
+                              struct name_set *kept, v2_log_fn log, void *ud) {
+        struct store_entry *now = NULL;
+        char conf_pre[300], why[600];
+        size_t n = 0;
+        int k;
+
+        snprintf(conf_pre, sizeof conf_pre, "%s.c-", p->filename);
+        if ((k = store_list(st, p->dir, &now, &n)) < 0) {
+                if (log)
+                        log(ud, LOG_WARNING, "prune stopped: cannot list the store again: %s", store_error(st));
+                return k;
+        }
+        k = 0;
+        for (size_t i = 0; i < n && k == 0; i++) {
+                const char *name = now[i].name;
+                bool listed = false;
+                struct manifest m;
+
+                if (now[i].is_dir || (!manifest_name_number(p->filename, name) &&
+                                      !has_prefix(name, conf_pre, strlen(conf_pre))))
+                        continue;
+                for (size_t j = 0; j < s->nents && !listed; j++)
+                        listed = strcmp(s->ents[j].name, name) == 0;
+                if (listed || now[i].size > MANIFEST_MAX_BYTES)
+                        continue;
+                k = v2_read_manifest_file(st, p, name, &m, why, sizeof why);
+                if (k == 0) {
+                        k = name_set_add_manifest(kept, &m);
+                        manifest_free(&m);
+                } else if (k == -EBADMSG || k == -ENOENT || k == -EFBIG)
+                        k = 0; /* damaged, or gone again: it names nothing */
+                else if (log)
+                        log(ud, LOG_WARNING, "prune stopped: cannot read %s: %s", name, why);
+        }
+        store_entries_free(now, n);
+        return k;
+}
+
 void v2_prune_known(struct store *st, const struct v2_profile *p, const struct v2_state *s, const struct manifest *cur,
                     const struct manifest *known, unsigned keep_versions, const char *host, const char *marks,
                     int64_t now, int64_t grace_s, v2_log_fn log, void *ud) {
@@ -560,6 +603,8 @@ void v2_prune_known(struct store *st, const struct v2_profile *p, const struct v
                         log(ud, LOG_INFO, "removed %s (older than keep_versions = %u)", name, keep_versions);
         }
         if (!candidates)
+                goto out;
+        if ((k = keep_since_listing(st, p, s, &kept, log, ud)) < 0)
                 goto out;
         qsort(kept.v, kept.n, sizeof *kept.v, cmp_str);
         /* The archives: one no kept manifest names goes. */

@@ -287,6 +287,43 @@ static void test_prune(void **state) {
                 manifest_free(&m[i]);
 }
 
+/* A version committed after the prune listed the store (an admin's pginactl profile restore of
+ * an old version, on another machine) names an archive no listed manifest names: the prune reads
+ * the store's manifests again before it removes archives, and keeps it. Before, version 6 named
+ * an archive the prune had removed: the current version could not be restored anywhere. */
+static void test_prune_after_listing(void **state) {
+        (void)state;
+        struct manifest m[6], again;
+        struct v2_state vs;
+        char err[600], cmd[400];
+
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'/alice/*", dir); /* the other tests' versions */
+        assert_int_equal(system(cmd), 0);
+        for (unsigned i = 1; i <= 5; i++) {
+                char arch[64], rel[128];
+                snprintf(arch, sizeof arch, "alice.tar.zst.a-here-q%u", i);
+                snprintf(rel, sizeof rel, "alice/%s", arch);
+                put_file(rel, "x", 1);
+                make_version(&m[i], i, i - 1, arch);
+                assert_int_equal(v2_commit(st, &P, &m[i], NULL, err, sizeof err), 0);
+        }
+        assert_int_equal(v2_list(st, &P, &vs, err, sizeof err), 0);
+        /* after the listing: version 1's content becomes version 6 */
+        make_version(&again, 6, 5, "alice.tar.zst.a-here-q1");
+        assert_int_equal(v2_commit(st, &P, &again, NULL, err, sizeof err), 0);
+        v2_prune(st, &P, &vs, &m[5], 2, "here", NULL, (int64_t)time(NULL), 3600, NULL, NULL);
+        v2_state_free(&vs);
+        assert_true(exists("alice/alice.tar.zst.m00000006"));
+        assert_true(exists("alice/alice.tar.zst.a-here-q1")); /* version 6 names it */
+        assert_false(exists("alice/alice.tar.zst.a-here-q2")); /* no version does */
+        assert_true(exists("alice/alice.tar.zst.a-here-q3"));
+        assert_false(exists("alice/alice.tar.zst.m00000002"));
+        assert_int_equal(current(), 6);
+        manifest_free(&again);
+        for (unsigned i = 1; i <= 5; i++)
+                manifest_free(&m[i]);
+}
+
 /* A store full of damaged manifests (hostile or broken): a few are skipped, a manifest listed
  * larger than any manifest may be is not even read, and past V2_DAMAGED_MAX the reader gives up
  * with an error rather than reading on. */
@@ -461,6 +498,7 @@ int main(void) {
                 cmocka_unit_test(test_large_and_local),
                 cmocka_unit_test(test_damaged_bounds),
                 cmocka_unit_test(test_newer_format),
+                cmocka_unit_test(test_prune_after_listing),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
