@@ -74,19 +74,22 @@ static void compact_follow(struct restore *r, const struct manifest *from, const
         (void)pgsmb_state_save(r->state_dir, r->cfg.user, &state);
 }
 
-/* After a failed commit of next: 1 when its manifest is in the store whole and is ours, 0 when it
- * is not (absent, another's, or damaged: readers ignore it), -errno when that cannot be told. */
-static int compact_landed(struct store *st, const struct v2_profile *p, const struct manifest *next) {
+/* After a commit of next that failed past its exclusive create: true when its manifest is in the
+ * store whole and is ours. Anything else (it cannot be read now, or reads damaged: a write of
+ * ours may still be landing) leaves the question open; why says what was seen. */
+static bool compact_landed(struct store *st, const struct v2_profile *p, const struct manifest *next, char *why,
+                           size_t whylen) {
         struct manifest m;
-        char why[600];
-        int k = v2_read_manifest(st, p, next->number, &m, why, sizeof why);
+        int k = v2_read_manifest(st, p, next->number, &m, why, whylen);
 
         if (k == 0) {
                 bool ours = streq(m.id, next->id);
+                if (!ours)
+                        snprintf(why, whylen, "it reads as another version (id %s)", m.id);
                 manifest_free(&m);
                 return ours;
         }
-        return k == -ENOENT || k == -EBADMSG ? 0 : k;
+        return false;
 }
 
 /* The new base of m, archived from dir; committed as the next version. 1 done, 0 another machine
@@ -160,19 +163,20 @@ static int compact_commit(struct restore *r, struct store *st, const struct v2_p
         snprintf(next.user, sizeof next.user, "%s", r->cfg.user);
         snprintf(next.host, sizeof next.host, "%s", host);
         next.time = (int64_t)time(NULL);
-        k = v2_commit(st, p, &next, &msize, why, sizeof why);
-        if (k < 0 && k != -EEXIST) {
-                /* It failed after its exclusive create (the read-back, the close): the manifest
-                 * may be there whole all the same, naming the new base. */
-                int l = compact_landed(st, p, &next);
-                if (l > 0) {
+        bool created = false;
+        k = v2_commit_created(st, p, &next, &msize, &created, why, sizeof why);
+        if (k < 0 && created) {
+                /* It failed after its exclusive create (the write, the read-back, the close): the
+                 * manifest may be there whole all the same, naming the new base. */
+                char seen[600];
+                if (compact_landed(st, p, &next, seen, sizeof seen)) {
                         pgina_log(r->ctx, LOG_WARNING, "%s: manifest %" PRIu64 " failed its read-back (%s), but reads "
                                   "whole now: committed", r->cfg.user, next.number, why);
                         k = 0;
-                } else if (l < 0) {
+                } else {
                         snprintf(r->why, sizeof r->why, "%s; whether version %" PRIu64 " is in the store cannot be "
-                                 "told now: its new base %s stays (a prune removes it when no version names it)", why,
-                                 next.number, added.name);
+                                 "told now (%s): its new base %s stays (a prune removes it when no version names it)",
+                                 why, next.number, seen, added.name);
                         manifest_free(&next);
                         keep_base = true;
                         goto fail;
@@ -267,11 +271,17 @@ void pgsmb_compact(struct pgina_ctx *ctx, struct pgina_user *u) {
                 staging[0] = 0;
                 goto out;
         }
-        if ((k = pgsmb_restore_v2_chain(&r, st, &vs.cur, staging, &scan)) < 0 ||
-            (k = compact_commit(&r, st, &p, &vs, staging, host)) < 0)
+        bool unsure = false;
+        if ((k = pgsmb_restore_v2_chain(&r, st, &vs.cur, staging, &scan)) >= 0) {
+                k = compact_commit(&r, st, &p, &vs, staging, host);
+                unsure = k == -EINPROGRESS;
+        }
+        if (k < 0)
                 pgina_log(ctx, LOG_WARNING, "%s: compaction of version %" PRIu64 " failed%s: %s", r.cfg.user,
-                          vs.cur.number, k == -EINPROGRESS ? "" : " (the store is unchanged)", r.why);
-        if (k <= 0) /* no new base (failed, or another machine committed first): the prune still */
+                          vs.cur.number, unsure ? "" : " (the store is unchanged)", r.why);
+        /* no new base (failed, or another machine committed first): the prune still; not when the
+         * new version may have landed (its base, unmarked now, is left to a later prune) */
+        if (k <= 0 && !unsure)
                 logon_prune(&r, st, &p, &vs, host);
 out:
         if (staging[0])

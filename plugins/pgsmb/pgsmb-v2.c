@@ -237,6 +237,11 @@ int v2_load_listed(struct store *st, const struct v2_profile *p, struct v2_state
 
 int v2_commit(struct store *st, const struct v2_profile *p, const struct manifest *m, uint64_t *size, char *err,
               size_t errlen) {
+        return v2_commit_created(st, p, m, size, NULL, err, errlen);
+}
+
+int v2_commit_created(struct store *st, const struct v2_profile *p, const struct manifest *m, uint64_t *size,
+                      bool *created, char *err, size_t errlen) {
         struct store_file *f = NULL;
         struct pbuf b, back;
         char name[300], rel[1200];
@@ -253,12 +258,16 @@ int v2_commit(struct store *st, const struct v2_profile *p, const struct manifes
                 snprintf(err, errlen, "cannot write manifest %s: %s", name, strerror(-k));
                 goto out;
         }
+        if (created)
+                *created = false;
         /* FILE_CREATE on the server: exactly one machine gets version N. */
         if ((k = store_open_write(st, rel, &f)) < 0) {
                 if (k != -EEXIST)
                         snprintf(err, errlen, "%s", store_error(st));
                 goto out;
         }
+        if (created)
+                *created = true;
         /* Read back on the handle that wrote it (the file is ours: no other machine gets a
          * FILE_CREATE of it; a reader's open, size query and close would be three round trips
          * more), one byte further than written: a longer file shows. Then closed, which

@@ -67,6 +67,10 @@ int v2_read_manifest_file(struct store *st, const struct v2_profile *p, const ch
  * *size gets the file's size once it is written. */
 int v2_commit(struct store *st, const struct v2_profile *p, const struct manifest *m, uint64_t *size, char *err,
               size_t errlen);
+/* v2_commit, saying in *created whether the exclusive create succeeded: when it did not, nothing
+ * of m is in the store whatever the failure; when it did, m may be there whole. */
+int v2_commit_created(struct store *st, const struct v2_profile *p, const struct manifest *m, uint64_t *size,
+                      bool *created, char *err, size_t errlen);
 /* Write m under a new conflict-copy name (F.c-HOST-STAMP); its name in name. */
 int v2_write_conflict(struct store *st, const struct v2_profile *p, const struct manifest *m, const char *host,
                       char *name, size_t namelen, char *err, size_t errlen);
