@@ -749,8 +749,9 @@ static int v2_catch_up(struct restore *r, struct store *st, struct v2_restore *v
                 catch_up_record_unknown(&v->scan, m, changed, nchanged);
         }
         pgina_log(r->ctx, LOG_DEBUG, "%s: catch-up: record and check %lld ms, download %lld ms, extraction and "
-                  "removals %lld ms, directories and record %lld ms", r->cfg.user, t_checked - t_start,
-                  v->download_ms, t_applied - t_checked - v->download_ms, now_ms() - t_applied);
+                  "removals %lld ms, directories and record %lld ms", r->cfg.user,
+                  t_checked - t_start - v->download_ms, v->download_ms, t_applied - t_checked,
+                  now_ms() - t_applied);
         pgina_log(r->ctx, LOG_INFO, "%s: home brought from version %" PRIu64 " to %" PRIu64 " in place: %zu changed, "
                   "%zu removed (%.1f MiB from %u archive(s)) in %.1f s", r->cfg.user, mine->number, m->number,
                   nchanged, ndeleted, v->compressed / 1048576.0, v->archives, (now_ms() - v->t0) / 1000.0);
