@@ -15,7 +15,6 @@
 #include <syslog.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
 
 #include <pgina/util.h>
 
@@ -28,7 +27,6 @@
 /* A catch-up downloads at most this much before it applies anything (memory: the archives wait in
  * memfds); above it, or above half of a full restore, the whole profile is restored instead. */
 #define CATCHUP_MAX_BYTES (512ull * 1024 * 1024)
-#define CHUNK (8 * 1024 * 1024) /* a catch-up's reads: few round trips (as the restore's) */
 
 struct v2_restore {
         struct v2_profile p;
@@ -203,13 +201,10 @@ static int v2_extract_chain(struct restore *r, struct store *st, struct v2_resto
                         lim.max_total_bytes -= v->bytes < lim.max_total_bytes ? v->bytes : lim.max_total_bytes;
                 long long t0 = now_ms();
                 bool fetched = false;
-                if (i >= 1 && i <= n_ahead) {
-                        o.always_hash = false;
-                        if ((k = chain_extract_fetched(r, fe, m, i, dir, &lim, &o, &t)) > 0)
-                                fetched = true;
-                        o.always_hash = true;
-                }
-                if (!fetched && (i < 1 || i > n_ahead || k == 0))
+                k = 0; /* 0: streamed here */
+                if (i >= 1 && i <= n_ahead)
+                        fetched = (k = chain_extract_fetched(r, fe, m, i, dir, &lim, &o, &t)) > 0;
+                if (!fetched && k == 0)
                         k = pgsmb_restore_stream_opts(st, rel, m->arch[i].size, &r->pu, dir, &lim, &r->cfg.comp, &o,
                                                       pgsmb_restore_progress, r, &t);
                 long long t1 = now_ms(), mid = t.mid_ms ? t.mid_ms : t1;
