@@ -144,10 +144,7 @@ int pgsmb_admin_restore_v2(struct pgina_ctx *ctx, const struct pgsmb_cfg *c, str
                 v2_state_free(&vs);
                 return k;
         }
-        if (gethostname(host, sizeof host) < 0)
-                snprintf(host, sizeof host, "localhost");
-        host[sizeof host - 1] = 0;
-        host[strcspn(host, ".")] = 0;
+        pgsmb_host_short(host, sizeof host);
         for (unsigned tries = 0; tries < 5; tries++) {
                 m.parent = vs.cur.number;
                 m.number = (vs.top > vs.cur.number ? vs.top : vs.cur.number) + 1;

@@ -96,7 +96,7 @@ static bool compact_landed(struct store *st, const struct v2_profile *p, const s
  * came first, -EINPROGRESS when its commit failed but may have landed (the new base stays),
  * other -errno (nothing of it is left). */
 static int compact_commit(struct restore *r, struct store *st, const struct v2_profile *p, const struct v2_state *vs,
-                          const char *dir, const char *host) {
+                          const char *dir, const char *host, const char *self) {
         const struct manifest *m = &vs->cur;
         struct pgsmb_user pu = r->pu;
         struct pgsmb_readback_target rt;
@@ -111,7 +111,7 @@ static int compact_commit(struct restore *r, struct store *st, const struct v2_p
         int k, mark;
 
         pu.home = dir;
-        if ((k = v2_archive_name(p, host, added.name, sizeof added.name)) < 0 ||
+        if ((k = v2_archive_name(p, self, added.name, sizeof added.name)) < 0 ||
             (k = v2_rel(p, added.name, rel, sizeof rel)) < 0)
                 return k;
         /* a logoff here may prune while this uploads: the mark keeps the new base from it */
@@ -205,7 +205,7 @@ static int compact_commit(struct restore *r, struct store *st, const struct v2_p
                         pgina_log(r->ctx, LOG_WARNING, "%s: no prune: cannot lock %s.prune: %s", r->cfg.user, marks,
                                   strerror(-prune_lock));
                 else if (v2_list(st, p, &now, why, sizeof why) == 0)
-                        v2_prune(st, p, &now, &next, r->cfg.keep_versions, host, marks, (int64_t)time(NULL),
+                        v2_prune(st, p, &now, &next, r->cfg.keep_versions, self, marks, (int64_t)time(NULL),
                                  COMPACT_FOREIGN_GRACE_S, compact_log, r);
                 v2_state_free(&now);
         }
@@ -225,12 +225,12 @@ fail:
  * v2_backstop_prune): when the listing shows a version older than keep_versions, from a
  * listing of its own under the prune lock. Not when a compaction committed: it pruned. */
 static void logon_prune(struct restore *r, struct store *st, const struct v2_profile *p, const struct v2_state *vs,
-                        const char *host) {
+                        const char *self) {
         char marks[PATH_MAX];
 
         if (v2_prune_due(p, vs, &vs->cur, r->cfg.keep_versions) &&
             snprintf(marks, sizeof marks, "%s/%s", r->state_dir, r->cfg.user) < (int)sizeof marks)
-                v2_prune_now(st, p, &vs->cur, NULL, 0, r->cfg.keep_versions, host, marks, COMPACT_FOREIGN_GRACE_S,
+                v2_prune_now(st, p, &vs->cur, NULL, 0, r->cfg.keep_versions, self, marks, COMPACT_FOREIGN_GRACE_S,
                              compact_log, r);
 }
 
@@ -239,7 +239,7 @@ void pgsmb_compact(struct pgina_ctx *ctx, struct pgina_user *u) {
         struct v2_profile p;
         struct v2_state vs = {0};
         struct store *st = NULL;
-        char staging[PATH_MAX] = "", host[256];
+        char staging[PATH_MAX] = "", host[256], self[V2_SELF_MAX];
         struct scan scan = {0};
         int k;
 
@@ -249,16 +249,14 @@ void pgsmb_compact(struct pgina_ctx *ctx, struct pgina_user *u) {
         if (pgina_account_lookup(r.cfg.user, &r.acc) <= 0 || r.acc.uid == 0)
                 goto out;
         r.pu = (struct pgsmb_user){.name = r.cfg.user, .uid = r.acc.uid, .gid = r.acc.gid, .home = r.cfg.home};
-        if (gethostname(host, sizeof host) < 0)
-                snprintf(host, sizeof host, "localhost");
-        host[sizeof host - 1] = 0;
-        host[strcspn(host, ".")] = 0;
+        pgsmb_host_short(host, sizeof host);
+        v2_self(r.state_dir, host, self);
         p = (struct v2_profile){.dir = r.cfg.remote_dir, .filename = r.cfg.filename};
         if (pgsmb_connect(ctx, &r.cfg, false, &st, r.why, sizeof r.why) < 0 ||
             v2_load(st, &p, &vs, r.why, sizeof r.why) < 0 || !vs.cur.number)
                 goto out;
         if (!pgsmb_compact_due(&r.cfg, &vs.cur)) {
-                logon_prune(&r, st, &p, &vs, host);
+                logon_prune(&r, st, &p, &vs, self);
                 goto out;
         }
         pgina_log(ctx, LOG_INFO, "%s: version %" PRIu64 " is a chain of %zu archives: writing a new base", r.cfg.user,
@@ -273,7 +271,7 @@ void pgsmb_compact(struct pgina_ctx *ctx, struct pgina_user *u) {
         }
         bool unsure = false;
         if ((k = pgsmb_restore_v2_chain(&r, st, &vs.cur, staging, &scan)) >= 0) {
-                k = compact_commit(&r, st, &p, &vs, staging, host);
+                k = compact_commit(&r, st, &p, &vs, staging, host, self);
                 unsure = k == -EINPROGRESS;
         }
         if (k < 0)
@@ -282,7 +280,7 @@ void pgsmb_compact(struct pgina_ctx *ctx, struct pgina_user *u) {
         /* no new base (failed, or another machine committed first): the prune still; not when the
          * new version may have landed (its base, unmarked now, is left to a later prune) */
         if (k <= 0 && !unsure)
-                logon_prune(&r, st, &p, &vs, host);
+                logon_prune(&r, st, &p, &vs, self);
 out:
         if (staging[0])
                 pgsmb_restore_remove_tree(&r, staging);

@@ -173,6 +173,13 @@ int pgsmb_meta_write(struct store *st, const char *rel, const struct pgsmb_meta 
 
 /* ---- the record (format 2) ---- */
 
+void pgsmb_host_short(char *buf, size_t len) {
+        if (gethostname(buf, len) < 0 || !buf[0])
+                snprintf(buf, len, "localhost");
+        buf[len - 1] = 0;
+        buf[strcspn(buf, ".")] = 0;
+}
+
 static void record_path(const char *dir, const char *user, char *path, size_t len) {
         snprintf(path, len, "%s/%s.record", dir, user);
 }

@@ -49,6 +49,10 @@ int pgsmb_meta_write(struct store *st, const char *rel, const struct pgsmb_meta 
 /* A new random version id. */
 void pgsmb_version_new(char out[PGSMB_VERSION_MAX]);
 
+/* This machine's short host name, for people (a manifest's host, conflict copies, messages);
+ * "localhost" when it has none. */
+void pgsmb_host_short(char *buf, size_t len);
+
 /* Format 2: state_dir/<user>.record, the scan of the home as it was last saved or restored as
  * `version` ("version VERSION" on its first line), what the next logoff compares the home with.
  * -ENOENT when there is none, -ESTALE when it is another version's, -EBADMSG when damaged. */

@@ -225,7 +225,7 @@ static int v2_archive(struct upload *up, struct store *st, struct v2_upload *v) 
         if (!v->have_record && v->base.number)
                 pgina_log(up->ctx, LOG_INFO, "%s: no record of version %" PRIu64 " here: the whole home is uploaded",
                           up->cfg.user, v->base.number);
-        if ((k = v2_archive_name(&v->p, up->host, v->arch_name, sizeof v->arch_name)) < 0 ||
+        if ((k = v2_archive_name(&v->p, up->self, v->arch_name, sizeof v->arch_name)) < 0 ||
             (k = v2_rel(&v->p, v->arch_name, v->arch_rel, sizeof v->arch_rel)) < 0) {
                 snprintf(up->why, sizeof up->why, "cannot name the archive: %s", strerror(-k));
                 return k;
@@ -544,7 +544,7 @@ static void v2_backstop_prune(struct upload *up, struct store *st, struct v2_upl
         bool built_on = !v->merged && !v->conflict && v->base.number && v->base.number == v->vs.cur.number &&
                         streq(v->base.id, v->vs.cur.id);
         v2_prune_now(st, &v->p, &v->next, built_on ? &v->base : NULL, v->vs.cur_file_size, up->cfg.keep_versions,
-                     up->host, v->marks, V2_FOREIGN_GRACE_S, v2_log, up);
+                     up->self, v->marks, V2_FOREIGN_GRACE_S, v2_log, up);
 }
 
 int pgsmb_upload_v2(struct upload *up, struct store *st) {

@@ -314,9 +314,8 @@ int pgsmb_upload(struct pgina_ctx *ctx, struct pgina_user *u, bool admin) {
 
         long long t_job = now_ms();
         up.state_dir = pgina_ctx_state_dir(ctx);
-        if (gethostname(up.host, sizeof up.host) < 0)
-                snprintf(up.host, sizeof up.host, "localhost");
-        up.host[strcspn(up.host, ".")] = 0;
+        pgsmb_host_short(up.host, sizeof up.host);
+        v2_self(up.state_dir, up.host, up.self);
         if (pgsmb_cfg_load(ctx, u, &up.cfg, up.why, sizeof up.why) < 0) {
                 k = upload_failed(&up, "profile settings invalid", false);
                 goto out;

@@ -8,6 +8,7 @@
 #include "pgsmb-helper.h"
 #include "pgsmb-scan.h"
 #include "pgsmb-state.h"
+#include "pgsmb-v2.h"
 #include "pgsmb.h"
 
 struct upload {
@@ -17,7 +18,8 @@ struct upload {
         struct pgsmb_user pu;
         struct pgsmb_state state;
         const char *state_dir;
-        char host[256];
+        char host[256]; /* pgsmb_host_short's */
+        char self[V2_SELF_MAX]; /* v2_self's: the archives' name for this machine */
         char why[600];
         bool admin; /* pginactl profile upload: progress to the admin */
         /* the record of state.version as loaded before the connect, for the format-2 upload to

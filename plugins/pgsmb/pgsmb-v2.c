@@ -344,12 +344,80 @@ int v2_write_conflict(struct store *st, const struct v2_profile *p, const struct
         return k;
 }
 
+/* The first 4 bytes of 32 hex digits (dashes skipped, as in a boot id): 0, or -EINVAL. */
+static int hex4(const char *s, unsigned char out[4]) {
+        unsigned char b[4];
+        size_t n = 0;
+
+        for (; *s && *s != '\n' && n < 8; s++) {
+                int v = *s >= '0' && *s <= '9' ? *s - '0' : *s >= 'a' && *s <= 'f' ? *s - 'a' + 10 : -1;
+                if (*s == '-')
+                        continue;
+                if (v < 0)
+                        return -EINVAL;
+                b[n / 2] = (unsigned char)(n % 2 ? b[n / 2] | v : v << 4);
+                n++;
+        }
+        if (n != 8)
+                return -EINVAL;
+        memcpy(out, b, sizeof b);
+        return 0;
+}
+
+static int read_local(const char *path, char *buf, size_t len) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+        ssize_t n;
+
+        if (fd < 0)
+                return -errno;
+        if ((n = read(fd, buf, len - 1)) < 0)
+                return -errno;
+        buf[n] = 0;
+        return 0;
+}
+
+/* state_dir/install-id: 32 hex digits, made once. Two first calls at once may each write one
+ * (the later stays): an archive the other named then waits for the grace period, no worse. */
+static int install_id(const char *state_dir, unsigned char id[4]) {
+        char path[PATH_MAX], buf[80];
+        unsigned char raw[16];
+
+        if (snprintf(path, sizeof path, "%s/install-id", state_dir) >= (int)sizeof path)
+                return -ENAMETOOLONG;
+        if (read_local(path, buf, sizeof buf) == 0 && strlen(buf) == 33 && hex4(buf, id) == 0)
+                return 0;
+        if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
+                return -EIO;
+        for (size_t i = 0; i < sizeof raw; i++)
+                snprintf(buf + 2 * i, 3, "%02x", raw[i]);
+        buf[32] = '\n';
+        int k = write_file_atomic(path, buf, 33, 0644);
+        if (k < 0)
+                return k;
+        memcpy(id, raw, 4);
+        return 0;
+}
+
+void v2_self(const char *state_dir, const char *host, char self[V2_SELF_MAX]) {
+        unsigned char id[4], boot[4] = {0};
+        char buf[80];
+
+        if (!state_dir || install_id(state_dir, id) < 0) {
+                if (getrandom(id, sizeof id, 0) != (ssize_t)sizeof id)
+                        memset(id, 0, sizeof id); /* (getrandom of 4 bytes does not fail) */
+        }
+        if (read_local("/proc/sys/kernel/random/boot_id", buf, sizeof buf) == 0)
+                (void)hex4(buf, boot);
+        snprintf(self, V2_SELF_MAX, "%.32s-%02x%02x%02x%02x", host, id[0] ^ boot[0], id[1] ^ boot[1],
+                 id[2] ^ boot[2], id[3] ^ boot[3]);
+}
+
 int v2_archive_name(const struct v2_profile *p, const char *host, char *out, size_t len) {
         unsigned char r[8];
 
         if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
                 return -EIO;
-        if (snprintf(out, len, "%s.a-%.32s-%02x%02x%02x%02x%02x%02x%02x%02x", p->filename, host, r[0], r[1], r[2],
+        if (snprintf(out, len, "%s.a-%.48s-%02x%02x%02x%02x%02x%02x%02x%02x", p->filename, host, r[0], r[1], r[2],
                      r[3], r[4], r[5], r[6], r[7]) >= (int)len)
                 return -ENAMETOOLONG;
         return 0;
@@ -559,7 +627,7 @@ void v2_prune_known(struct store *st, const struct v2_profile *p, const struct v
         int k;
 
         snprintf(arch_pre, sizeof arch_pre, "%s.a-", p->filename);
-        snprintf(ours_pre, sizeof ours_pre, "%s.a-%.32s-", p->filename, host);
+        snprintf(ours_pre, sizeof ours_pre, "%s.a-%.48s-", p->filename, host);
         snprintf(conf_pre, sizeof conf_pre, "%s.c-", p->filename);
         if (known && (known->number >= cur->number || known->number < oldest_kept))
                 known = NULL; /* not one of the kept ones below cur: nothing to save */

@@ -84,7 +84,19 @@ int v2_local_save(const char *dir, const char *user, const struct manifest *m);
 int v2_local_load(const char *dir, const char *user, uint64_t number, const char *id, struct manifest *m);
 void v2_local_remove(const char *dir, const char *user);
 
-/* A new archive name F.a-HOST-ID. */
+/* This machine's name in the archives it uploads: HOST-TAG (HOST: at most 32 bytes of host, the
+ * short host name), where TAG (8 hex digits) is this install in this boot: state_dir/install-id (made at the first call) mixed
+ * with the kernel's boot id. A prune takes the archives named so as this machine's own (an
+ * unmarked one is an upload of this machine that died: removed at once); anything else waits
+ * for the grace period. Host names are not unique (cloned lab images, a default "debian" or
+ * "localhost"), nor is an install id (a cloned state dir), but a boot id is; two machines
+ * that share both (containers on one kernel, from one image) only see each other's archives
+ * as their own. When the install id cannot be read or made, TAG is random: nothing counts as
+ * this machine's but this process's (safe: only slower to clean up). */
+#define V2_SELF_MAX 48
+void v2_self(const char *state_dir, const char *host, char self[V2_SELF_MAX]);
+
+/* A new archive name F.a-SELF-ID (self: v2_self's, this machine in this boot). */
 int v2_archive_name(const struct v2_profile *p, const char *host, char *out, size_t len);
 
 /* This machine's uploads in progress (a logoff's delta, a compaction's base: either may run while
@@ -103,8 +115,9 @@ int v2_prune_lock(const char *marks);
 
 /* Keep the current version and keep_versions before it (by number); remove older manifests,
  * damaged manifests below the current one, and archives no kept manifest or conflict copy names:
- * this host's at once (host = its short name) unless marked as an upload in progress here
- * (marks: v2_upload_mark's; NULL: none), other machines' when older than grace_s (theirs may be
+ * this machine's at once (host: v2_self's name, as its archives carry it) unless marked as an
+ * upload in progress here (marks: v2_upload_mark's; NULL: none), any other when older than
+ * grace_s (another machine's, or this one's before a reboot, or an older pgina's: it may be
  * an upload in progress). Calls log for each removal or failure (may be NULL). s is the state
  * the listing to go by (v2_list's, taken under the prune lock), and `cur` the current version as
  * the caller knows it (a commit's, or v2_load's: one committed since only keeps more). */

@@ -84,19 +84,12 @@ static const struct pgina_option pgsmb_options[] = {
 
 /* ---- settings ---- */
 
-static void hostname_short(char *buf, size_t len) {
-        if (gethostname(buf, len) < 0)
-                snprintf(buf, len, "localhost");
-        buf[len - 1] = 0;
-        buf[strcspn(buf, ".")] = 0;
-}
-
 /* %u = user, %h = short host name, %% = %. */
 int pgsmb_expand(const char *in, const char *user, char *out, size_t len) {
         char host[256];
         size_t o = 0;
 
-        hostname_short(host, sizeof host);
+        pgsmb_host_short(host, sizeof host);
         for (const char *p = in; *p; p++) {
                 const char *add = NULL;
                 char one[2] = {*p, 0};

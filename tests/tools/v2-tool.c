@@ -7,7 +7,10 @@
  *   v2-tool commit DIR FILENAME HOST PATH=SOURCE...
  *       another machine's logoff: an archive holding the files (SOURCE's bytes at PATH, 0644,
  *       mtime now; PATH's directories must be in the current version), then the next manifest,
- *       created exclusively; prints the new version number
+ *       created exclusively; prints the new version number. HOST is the manifest's host and
+ *       the machine's name in the archive's, unless V2_SELF names it (v2_self's on a machine:
+ *       HOST-TAG). V2_PAUSE=1: "staged ARCHIVE" once the archive is in the store, then the
+ *       commit after a line on stdin
  *   v2-tool delete DIR FILENAME HOST PATH...
  *       a version without those paths (no archive)
  *   v2-tool hold DIR FILENAME
@@ -170,11 +173,21 @@ int main(int argc, char **argv) {
                 ents = calloc((size_t)n, sizeof *ents);
                 struct manifest_archive a = {0};
                 char rel[1200], path[4400];
-                v2_archive_name(&p, argv[4], a.name, sizeof a.name);
+                const char *self = getenv("V2_SELF");
+                v2_archive_name(&p, self ? self : argv[4], a.name, sizeof a.name);
                 v2_rel(&p, a.name, rel, sizeof rel);
                 snprintf(path, sizeof path, "%s/%s", argv[2], rel);
                 if (write_archive(path, argv + 5, n, &a.size, a.sha256, ents))
                         return 1;
+                /* V2_PAUSE: a commit that takes its time (a machine verifying its upload): say
+                 * "staged NAME" and commit once a line comes on stdin */
+                if (getenv("V2_PAUSE")) {
+                        char line[16];
+                        printf("staged %s\n", a.name);
+                        fflush(stdout);
+                        if (!fgets(line, sizeof line, stdin))
+                                return die("no go on stdin");
+                }
                 next.arch = realloc(next.arch, (next.narch + 1) * sizeof *next.arch);
                 next.arch[next.narch] = a;
                 for (int i = 0; i < n; i++) {

@@ -324,6 +324,84 @@ static void test_prune_after_listing(void **state) {
                 manifest_free(&m[i]);
 }
 
+/* Two machines of one short host name (a cloned lab image, every machine "debian"; or the
+ * "localhost" fallback) share a store. Before, the prune took every F.a-HOST- archive as this
+ * machine's own, with no grace: an upload in progress on the clone (marked there, not here)
+ * was removed, and the clone's next version named an archive that was gone. Now an archive is
+ * this machine's only under its own v2_self name (install id and boot id in it). */
+static void test_prune_same_host(void **state) {
+        (void)state;
+        struct manifest m[4];
+        struct v2_state vs;
+        char err[600], cmd[400], a_dir[300], b_dir[300], self_a[V2_SELF_MAX], self_b[V2_SELF_MAX],
+                again[V2_SELF_MAX], clone[300], orphan[300], rel[400], id_path[400];
+        struct stat sb;
+
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'/alice/*", dir);
+        assert_int_equal(system(cmd), 0);
+        snprintf(a_dir, sizeof a_dir, "%s/state-a", dir);
+        snprintf(b_dir, sizeof b_dir, "%s/state-b", dir);
+        assert_int_equal(mkdir(a_dir, 0700), 0);
+        assert_int_equal(mkdir(b_dir, 0700), 0);
+        v2_self(a_dir, "lab", self_a);
+        v2_self(b_dir, "lab", self_b);
+        v2_self(a_dir, "lab", again);
+        assert_string_equal(self_a, again); /* the install id is kept */
+        assert_int_equal(strncmp(self_a, "lab-", 4), 0);
+        assert_int_equal(strlen(self_a), 12);
+        assert_string_not_equal(self_a, self_b);
+        snprintf(id_path, sizeof id_path, "%s/install-id", a_dir);
+        assert_int_equal(stat(id_path, &sb), 0);
+        assert_int_equal(sb.st_size, 33);
+        assert_int_equal(sb.st_mode & 07777, 0644);
+        /* a long host name is cut, the tag is not */
+        v2_self(a_dir, "a-very-long-host-name-of-a-lab-machine-in-room-12", again);
+        assert_int_equal(strlen(again), 32 + 1 + 8);
+        assert_string_equal(again + 33, self_a + 4);
+
+        for (unsigned i = 1; i <= 3; i++) {
+                char arch[64];
+                snprintf(arch, sizeof arch, "alice.tar.zst.a-lab-s%u", i);
+                snprintf(rel, sizeof rel, "alice/%s", arch);
+                put_file(rel, "x", 1);
+                make_version(&m[i], i, i - 1, arch);
+                assert_int_equal(v2_commit(st, &P, &m[i], NULL, err, sizeof err), 0);
+        }
+        /* the clone's delta, uploaded and being verified (its mark is on the clone) */
+        assert_int_equal(v2_archive_name(&P, self_b, clone, sizeof clone), 0);
+        snprintf(rel, sizeof rel, "alice/%s", clone);
+        put_file(rel, "x", 1);
+        /* this machine's own upload that died (no mark): goes at once, as before */
+        assert_int_equal(v2_archive_name(&P, self_a, orphan, sizeof orphan), 0);
+        snprintf(rel, sizeof rel, "alice/%s", orphan);
+        put_file(rel, "x", 1);
+        /* an older pgina's name on the clone (F.a-HOST-RANDOM, no tag): waits as well */
+        put_file("alice/alice.tar.zst.a-lab-0123456789abcdef", "x", 1);
+        char marks[400];
+        snprintf(marks, sizeof marks, "%s/alice", a_dir);
+        assert_int_equal(v2_list(st, &P, &vs, err, sizeof err), 0);
+        v2_prune(st, &P, &vs, &m[3], 1, self_a, marks, (int64_t)time(NULL), 3600, NULL, NULL);
+        v2_state_free(&vs);
+        snprintf(rel, sizeof rel, "alice/%s", clone);
+        assert_true(exists(rel));
+        assert_true(exists("alice/alice.tar.zst.a-lab-0123456789abcdef"));
+        snprintf(rel, sizeof rel, "alice/%s", orphan);
+        assert_false(exists(rel));
+        assert_false(exists("alice/alice.tar.zst.m00000001")); /* the prune ran */
+        /* past the grace period the clone's leftovers go too */
+        assert_int_equal(v2_list(st, &P, &vs, err, sizeof err), 0);
+        v2_prune(st, &P, &vs, &m[3], 1, self_a, marks, (int64_t)time(NULL) + 7200, 3600, NULL, NULL);
+        v2_state_free(&vs);
+        snprintf(rel, sizeof rel, "alice/%s", clone);
+        assert_false(exists(rel));
+        assert_false(exists("alice/alice.tar.zst.a-lab-0123456789abcdef"));
+        assert_false(exists("alice/alice.tar.zst.a-lab-s1"));
+        assert_true(exists("alice/alice.tar.zst.a-lab-s2"));
+        assert_int_equal(current(), 3);
+        for (unsigned i = 1; i <= 3; i++)
+                manifest_free(&m[i]);
+}
+
 /* A store full of damaged manifests (hostile or broken): a few are skipped, a manifest listed
  * larger than any manifest may be is not even read, and past V2_DAMAGED_MAX the reader gives up
  * with an error rather than reading on. */
@@ -499,6 +577,7 @@ int main(void) {
                 cmocka_unit_test(test_damaged_bounds),
                 cmocka_unit_test(test_newer_format),
                 cmocka_unit_test(test_prune_after_listing),
+                cmocka_unit_test(test_prune_same_host),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
