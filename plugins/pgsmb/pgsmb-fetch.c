@@ -228,3 +228,225 @@ void fetcher_end(struct fetcher *fe) {
         free(fe->fds);
         free(fe);
 }
+
+/* ---- a second reader of one archive ---- */
+
+struct reader_ask_msg {
+        uint64_t off, at, len;
+};
+
+struct reader_report {
+        int64_t n; /* the ready report: 0 or -errno; an answer: bytes or -errno */
+        char err[256];
+};
+
+struct reader {
+        pid_t pid;
+        int to, from;
+        bool ready;
+        uint64_t asked_len[READER_DEPTH]; /* the asks not answered yet, oldest first */
+        size_t asked;
+        char why[256]; /* why it could not connect or open */
+        long long t_start, t_ready; /* now_ms() at its start and when it was seen ready */
+};
+
+static void reader_run(int in, int out, const char *url, const struct store_creds *creds, unsigned timeout_s,
+                       const char *rel, unsigned char *buf, size_t buf_size) {
+        struct store *st = NULL;
+        struct store_file *f = NULL;
+        struct reader_report rep = {0};
+        struct reader_ask_msg a;
+        char why[STORE_ERROR_MAX];
+
+        if ((rep.n = store_open(url, creds, timeout_s, &st, why, sizeof why)) < 0)
+                snprintf(rep.err, sizeof rep.err, "%s", why);
+        else if ((rep.n = store_open_read(st, rel, &f)) < 0)
+                snprintf(rep.err, sizeof rep.err, "%s", store_error(st));
+        if (write_all(out, &rep, sizeof rep) < 0 || rep.n < 0)
+                goto out;
+        for (;;) {
+                ssize_t k;
+                do
+                        k = read(in, &a, sizeof a);
+                while (k < 0 && errno == EINTR);
+                if (k != (ssize_t)sizeof a)
+                        break; /* the worker is done */
+                memset(&rep, 0, sizeof rep);
+                if (a.at > buf_size || a.len > buf_size - a.at) {
+                        rep.n = -EINVAL;
+                        snprintf(rep.err, sizeof rep.err, "an ask outside the buffer");
+                } else if ((rep.n = store_seek(f, a.off)) < 0)
+                        snprintf(rep.err, sizeof rep.err, "%s", store_error(st));
+                else
+                        while ((uint64_t)rep.n < a.len) {
+                                ssize_t n = store_read(f, buf + a.at + rep.n, (size_t)(a.len - (uint64_t)rep.n));
+                                if (n < 0) {
+                                        rep.n = n;
+                                        snprintf(rep.err, sizeof rep.err, "%s", store_error(st));
+                                        break;
+                                }
+                                if (n == 0)
+                                        break;
+                                rep.n += n;
+                        }
+                if (write_all(out, &rep, sizeof rep) < 0 || rep.n < 0)
+                        break;
+        }
+out:
+        store_close_file(f);
+        if (st)
+                store_close(st);
+}
+
+int reader_start(const char *url, const struct store_creds *creds, unsigned timeout_s, const char *rel,
+                 unsigned char *buf, size_t buf_size, const int *close_fds, size_t n_close, struct reader **ret) {
+        struct reader *rd = calloc(1, sizeof *rd);
+        int to[2] = {-1, -1}, from[2] = {-1, -1}, r;
+        struct store_creds own;
+
+        if (!rd)
+                return -ENOMEM;
+        if (pipe2(to, O_CLOEXEC) < 0 || pipe2(from, O_CLOEXEC) < 0) {
+                r = -errno;
+                goto fail;
+        }
+        pid_t pid = store_fork(creds, &own);
+        if (pid < 0) {
+                r = (int)pid;
+                goto fail;
+        }
+        if (pid == 0) {
+                signal(SIGPIPE, SIG_IGN);
+                close(to[1]);
+                close(from[0]);
+                for (size_t i = 0; i < n_close; i++)
+                        if (close_fds[i] >= 0)
+                                close(close_fds[i]);
+                reader_run(to[0], from[1], url, creds ? &own : NULL, timeout_s, rel, buf, buf_size);
+                _exit(0);
+        }
+        close(to[0]);
+        close(from[1]);
+        *rd = (struct reader){.pid = pid, .to = to[1], .from = from[0], .t_start = now_ms()};
+        *ret = rd;
+        return 0;
+fail:
+        for (int i = 0; i < 2; i++) {
+                if (to[i] >= 0)
+                        close(to[i]);
+                if (from[i] >= 0)
+                        close(from[i]);
+        }
+        free(rd);
+        return r;
+}
+
+/* Stopped for good: killed and reaped, so nothing more lands in the buffer. */
+static void reader_stop(struct reader *rd) {
+        int status;
+
+        if (rd->pid > 0) {
+                (void)kill(rd->pid, SIGKILL);
+                while (waitpid(rd->pid, &status, 0) < 0 && errno == EINTR)
+                        ;
+                rd->pid = -1;
+        }
+        rd->ready = false;
+        rd->asked = 0;
+}
+
+static int reader_report_read(struct reader *rd, int timeout_ms, struct reader_report *rep, char *err,
+                              size_t errlen) {
+        struct pollfd pfd = {.fd = rd->from, .events = POLLIN};
+        long long until = now_ms() + timeout_ms;
+        ssize_t k;
+        int p;
+
+        while ((p = poll(&pfd, 1, (int)(until > now_ms() ? until - now_ms() : 0))) < 0 && errno == EINTR)
+                ;
+        if (p == 0) {
+                snprintf(err, errlen, "no answer within %d ms", timeout_ms);
+                return -ETIMEDOUT;
+        }
+        do
+                k = read(rd->from, rep, sizeof *rep);
+        while (k < 0 && errno == EINTR);
+        if (k != (ssize_t)sizeof *rep) {
+                snprintf(err, errlen, "the reading process ended without an answer");
+                return -EIO;
+        }
+        rep->err[sizeof rep->err - 1] = 0;
+        return 0;
+}
+
+bool reader_ready(struct reader *rd) {
+        struct reader_report rep;
+        char err[64];
+
+        if (rd->ready || rd->pid < 0)
+                return rd->ready;
+        if (reader_report_read(rd, 0, &rep, err, sizeof err) == -ETIMEDOUT)
+                return false; /* still connecting */
+        if (rep.n < 0) {
+                snprintf(rd->why, sizeof rd->why, "%s", rep.err);
+                reader_stop(rd);
+                return false;
+        }
+        rd->t_ready = now_ms();
+        return rd->ready = true;
+}
+
+long long reader_ready_ms(const struct reader *rd) { return rd->t_ready ? rd->t_ready - rd->t_start : -1; }
+
+int reader_ask(struct reader *rd, uint64_t off, size_t at, size_t len) {
+        struct reader_ask_msg a = {.off = off, .at = at, .len = len};
+
+        if (!rd->ready || rd->asked == READER_DEPTH)
+                return -EINVAL;
+        if (write_all(rd->to, &a, sizeof a) < 0) {
+                reader_stop(rd);
+                return -EPIPE;
+        }
+        rd->asked_len[rd->asked++] = len;
+        return 0;
+}
+
+size_t reader_pending(const struct reader *rd) { return rd->asked; }
+
+int reader_fd(const struct reader *rd) { return rd->pid > 0 ? rd->from : -1; }
+
+ssize_t reader_wait(struct reader *rd, int timeout_ms, char *err, size_t errlen) {
+        struct reader_report rep;
+        int k;
+
+        if (!rd->asked) {
+                snprintf(err, errlen, "nothing asked");
+                return -EINVAL;
+        }
+        uint64_t len = rd->asked_len[0];
+        memmove(rd->asked_len, rd->asked_len + 1, --rd->asked * sizeof *rd->asked_len);
+        if ((k = reader_report_read(rd, timeout_ms, &rep, err, errlen)) < 0) {
+                reader_stop(rd);
+                return k;
+        }
+        if (rep.n < 0 || (uint64_t)rep.n > len) {
+                if (rep.n < 0)
+                        snprintf(err, errlen, "%s", rep.err);
+                else
+                        snprintf(err, errlen, "the reading process answered more than it was asked");
+                reader_stop(rd);
+                return rep.n < 0 ? (ssize_t)rep.n : -EPROTO;
+        }
+        return (ssize_t)rep.n;
+}
+
+const char *reader_why(const struct reader *rd) { return rd->why; }
+
+void reader_end(struct reader *rd) {
+        if (!rd)
+                return;
+        reader_stop(rd);
+        close(rd->to);
+        close(rd->from);
+        free(rd);
+}

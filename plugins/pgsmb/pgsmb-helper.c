@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "pgsmb-fetch.h"
 #include "pgsmb-readback.h"
 #include "pgsmb-userwork.h"
 #include <pgina/spawn.h>
@@ -486,6 +487,169 @@ child:
         return 0; /* it ended or closed its end: its report says why */
 }
 
+/* Up to len bytes of f into buf, fewer only at the end of the file. */
+static ssize_t read_full(struct store_file *f, unsigned char *buf, size_t len) {
+        size_t got = 0;
+
+        while (got < len) {
+                ssize_t k = store_read(f, buf + got, len - got);
+                if (k < 0)
+                        return k;
+                if (k == 0)
+                        break;
+                got += (size_t)k;
+        }
+        return (ssize_t)got;
+}
+
+/* restore_ring with readers on connections of their own (rd[0..nr), pgsmb-fetch.h): the file in
+ * whole chunks, chunk c at (c % 4) * CHUNK of the ring, each read by a reader (at most 2 asks
+ * each, as far ahead as the ring has room) or, while none is ready and after they failed, by
+ * this process. Chunks are hashed and handed to the child in order, whoever read them. A reader
+ * that fails or does not answer within timeout_ms is stopped: its chunks are read here. */
+#define RING_SLOTS 4
+#define READER_ASKS 2
+
+struct ring_multi {
+        struct reader **rd;
+        size_t nr;
+        int owner[RING_SLOTS]; /* chunk next - k's reader, -1: this process */
+        uint64_t next;         /* chunks below it are asked of a reader or done */
+        uint64_t size_hint;
+        int child_r;           /* the child's end failed (ring_acks' -errno): nothing more from it */
+};
+
+/* Ask the readers for what the ring has room for (acked: what the child consumed). */
+static void ring_assign(struct ring_multi *m, uint64_t c, uint64_t acked) {
+        if (m->next < c)
+                m->next = c;
+        while (m->next < c + RING_SLOTS && m->next * CHUNK <= m->size_hint && (m->next + 1) * CHUNK - acked <= RING) {
+                struct reader *best = NULL;
+                int bi = -1;
+                for (size_t i = 0; i < m->nr; i++)
+                        if (reader_ready(m->rd[i]) && reader_pending(m->rd[i]) < READER_ASKS &&
+                            (!best || reader_pending(m->rd[i]) < reader_pending(best))) {
+                                best = m->rd[i];
+                                bi = (int)i;
+                        }
+                if (!best || reader_ask(best, m->next * CHUNK, (size_t)(m->next % RING_SLOTS) * CHUNK, CHUNK) < 0)
+                        return;
+                m->owner[m->next % RING_SLOTS] = bi;
+                m->next++;
+        }
+}
+
+/* Chunk c from its reader i: its answer (bytes), taking the child's totals and asking for more
+ * meanwhile; -errno when the reader failed (stopped: its chunks fall to this process). */
+static ssize_t ring_take(struct ring_multi *m, struct stream *s, struct ring_totals *totals, uint64_t *acked,
+                         uint64_t produced, uint64_t c, int timeout_ms, struct pgsmb_transfer *t) {
+        int i = m->owner[c % RING_SLOTS];
+        struct reader *rd = m->rd[i];
+        long long until = now_ms() + timeout_ms;
+        ssize_t k;
+
+        for (k = -ECANCELED; reader_fd(rd) >= 0;) { /* (stopped at an ask: its chunks are ours) */
+                struct pollfd p[2] = {{.fd = reader_fd(rd), .events = POLLIN},
+                                      {.fd = m->child_r ? -1 : s->fd, .events = POLLIN}};
+                long long left = until - now_ms();
+                int n = poll(p, 2, left > 0 ? (int)left : 0);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n > 0 && p[1].revents) {
+                        int a = ring_acks(s->fd, totals, acked, produced, false);
+                        if (a < 0)
+                                m->child_r = a; /* its report says why, after this chunk */
+                        else
+                                ring_assign(m, c, *acked);
+                }
+                if (n <= 0 || p[0].revents) {
+                        k = reader_wait(rd, n <= 0 ? 0 : timeout_ms, t->second_err, sizeof t->second_err);
+                        if (k == -ETIMEDOUT)
+                                snprintf(t->second_err, sizeof t->second_err, "a reader did not answer within %d s",
+                                         timeout_ms / 1000);
+                        break;
+                }
+        }
+        if (k < 0) /* stopped: what it had is read here */
+                for (uint64_t x = c; x < m->next; x++)
+                        if (m->owner[x % RING_SLOTS] == i)
+                                m->owner[x % RING_SLOTS] = -1;
+        return k;
+}
+
+static int restore_ring_multi(struct store *st, struct stream *s, unsigned char *ring, struct reader **rd, size_t nr,
+                              int timeout_ms, uint64_t size_hint, bool always_hash, pgsmb_progress_fn progress,
+                              void *pud, struct pgsmb_transfer *t) {
+        struct ring_multi m = {.rd = rd, .nr = nr, .size_hint = size_hint};
+        uint64_t produced = 0, acked = 0, pos = 0, c = 0;
+        struct ring_totals totals = {0};
+        long long last = now_ms();
+        int r = 0;
+
+        for (;; c++) {
+                unsigned char *slot = ring + (c % RING_SLOTS) * CHUNK;
+                ssize_t k = -1;
+                long long t0 = now_ms();
+
+                ring_assign(&m, c, acked);
+                if (c < m.next && m.owner[c % RING_SLOTS] >= 0) {
+                        if ((k = ring_take(&m, s, &totals, &acked, produced, c, timeout_ms, t)) >= 0)
+                                t->second_chunks++;
+                        t->second_wait_ms += now_ms() - t0;
+                        if ((r = m.child_r) < 0)
+                                goto child;
+                }
+                if (k < 0) { /* this process reads it */
+                        t0 = now_ms();
+                        while (produced + CHUNK - acked > RING)
+                                if ((r = ring_acks(s->fd, &totals, &acked, produced, true)) < 0)
+                                        goto child;
+                        long long t1 = now_ms();
+                        t->room_ms += t1 - t0;
+                        if (m.next <= c)
+                                m.next = c + 1;
+                        if ((pos != c * CHUNK && store_seek(s->f, c * CHUNK) < 0) ||
+                            (k = read_full(s->f, slot, CHUNK)) < 0) {
+                                snprintf(t->err, sizeof t->err, "%s", store_error(st));
+                                return k < 0 ? (int)k : -EIO;
+                        }
+                        pos = c * CHUNK + (uint64_t)k;
+                        t->read_ms += now_ms() - t1;
+                }
+                if (k == 0 && c > 0)
+                        break; /* (an empty file is a chunk of 0 bytes, hashed below: nothing) */
+                if (t->bytes == 0)
+                        t->hashed = always_hash || !zstd_checksummed_start(slot, (size_t)k);
+                if (t->hashed)
+                        EVP_DigestUpdate(s->md, slot, (size_t)k);
+                produced += (uint64_t)k;
+                t->bytes += (uint64_t)k;
+                progress_tick(progress, pud, t->bytes, size_hint, &last);
+                if (k > 0 && send_all(s->fd, &produced, sizeof produced) < 0)
+                        return 0; /* the child stopped reading: its report says why */
+                if ((r = ring_acks(s->fd, &totals, &acked, produced, false)) < 0)
+                        goto child;
+                if ((size_t)k < CHUNK)
+                        break;
+        }
+        t->mid_ms = now_ms();
+        t->chunks = c + 1;
+        for (size_t i = 0; i < PGSMB_READERS_MAX; i++)
+                t->ready_ms[i] = i < nr ? reader_ready_ms(rd[i]) : -1;
+        for (size_t i = 0; i < nr && !t->second_err[0]; i++)
+                if (reader_why(rd[i])[0])
+                        snprintf(t->second_err, sizeof t->second_err, "%s", reader_why(rd[i]));
+        shutdown(s->fd, SHUT_WR);
+        while ((r = ring_acks(s->fd, &totals, &acked, produced, true)) == 0)
+                ;
+child:
+        if (r == -EPROTO) {
+                snprintf(t->err, sizeof t->err, "the process extracting as the user sent an impossible position");
+                return r;
+        }
+        return 0;
+}
+
 /* The ring: a memfd mapped here, its size sealed (a child that could shrink it would crash us
  * with SIGBUS); the child gets a descriptor that can only read. Returns that descriptor. */
 static int ring_new(unsigned char **ret) {
@@ -558,6 +722,9 @@ int pgsmb_restore_stream_opts(struct store *st, const char *rel, uint64_t size_h
         struct stream s;
         long long last = now_ms();
         unsigned char *ring = NULL;
+        struct reader *rd[PGSMB_READERS_MAX];
+        size_t nr = 0;
+        char second_why[300] = "";
         int r, ring_fd = -1, list_fd;
 
         memset(t, 0, sizeof *t);
@@ -570,18 +737,39 @@ int pgsmb_restore_stream_opts(struct store *st, const char *rel, uint64_t size_h
                 return list_fd;
         if (!c->extract_argv && (ring_fd = ring_new(&ring)) >= 0)
                 job.ring_size = RING; /* else the socket stream */
+        /* (before the stream: the readers hold none of its descriptors) */
+        if (ring && o && o->second_url && size_hint >= PGSMB_SECOND_MIN && strncmp(o->second_url, "smb://", 6) == 0)
+                for (size_t i = 0; i < o->readers && i < PGSMB_READERS_MAX; i++) {
+                        int mine[2] = {ring_fd, list_fd};
+                        int k = reader_start(o->second_url, o->second_creds, o->second_timeout_s, rel, ring, RING,
+                                             mine, 2, &rd[nr]);
+                        if (k < 0)
+                                snprintf(second_why, sizeof second_why, "cannot start: %s", strerror(-k));
+                        else
+                                nr++;
+                }
         r = stream_begin(st, rel, false, u, &job, ring_fd, list_fd, t, &s);
         if (ring_fd >= 0)
                 close(ring_fd); /* the mapping stays */
         if (list_fd >= 0)
                 close(list_fd);
         if (r < 0) {
+                for (size_t i = 0; i < nr; i++)
+                        reader_end(rd[i]);
                 if (ring)
                         munmap(ring, RING);
                 return r;
         }
         if (ring) {
-                r = restore_ring(st, &s, ring, size_hint, always_hash, progress, pud, t);
+                if (nr)
+                        r = restore_ring_multi(st, &s, ring, rd, nr, (int)o->second_timeout_s * 1000, size_hint,
+                                               always_hash, progress, pud, t);
+                else
+                        r = restore_ring(st, &s, ring, size_hint, always_hash, progress, pud, t);
+                for (size_t i = 0; i < nr; i++)
+                        reader_end(rd[i]); /* stopped: they write into the ring no more */
+                if (second_why[0])
+                        snprintf(t->second_err, sizeof t->second_err, "%s", second_why);
                 r = stream_end(st, &s, r, "extraction failed", t);
                 munmap(ring, RING);
                 if (progress)

@@ -24,6 +24,8 @@ struct pgsmb_user {
 /* Progress of a transfer, for the PAM conversation (called about once a second). */
 typedef void (*pgsmb_progress_fn)(void *userdata, uint64_t bytes, uint64_t total);
 
+#define PGSMB_READERS_MAX 4 /* readers of one archive (pgsmb_extract_opts) */
+
 struct pgsmb_transfer {
         uint64_t bytes; /* compressed bytes moved */
         unsigned char sha256[32];
@@ -40,6 +42,15 @@ struct pgsmb_transfer {
          * read-back's; 0 when it never got there. Download and extraction, archive and upload
          * overlap: the first figure is the stream, the second what was left after it. */
         long long mid_ms, end_ms;
+        /* restore with readers (opts' second_url): the chunks they read of all, and why one
+         * stopped or never started ("" when none did) */
+        uint64_t second_chunks, chunks;
+        char second_err[300];
+        /* and where its time went: waiting for room in the ring (the extraction behind), in
+         * its own reads, waiting for the readers' */
+        long long room_ms, read_ms, second_wait_ms;
+        long long ready_ms[PGSMB_READERS_MAX]; /* when each reader was seen ready after its start
+                                                * (-1: never, or none) */
 };
 
 /* Where an upload's read-back connects (a second connection, see pgsmb-readback.h). */
@@ -102,7 +113,16 @@ struct pgsmb_extract_opts {
         const struct scan *expect; /* pgsmb_extract_fd in place: the paths as the caller saw them
                                     * (a path it lacks was absent); one changed since stops the
                                     * extraction, -EBUSY (pgsmb-userwork-expect.h); NULL: none */
+        /* pgsmb_restore_stream_opts of an archive of size_hint >= PGSMB_SECOND_MIN bytes: two
+         * readers on connections of their own to second_url (smb:// only; the store's, with
+         * second_creds and second_timeout_s as store_open's) read it 8 MiB at a time, several
+         * reads in flight (pgsmb-fetch.h); NULL: this connection alone */
+        const char *second_url;
+        const struct store_creds *second_creds;
+        unsigned second_timeout_s;
+        unsigned readers; /* how many (at most PGSMB_READERS_MAX; 0: none) */
 };
+#define PGSMB_SECOND_MIN (64u << 20)
 int pgsmb_restore_stream_opts(struct store *st, const char *rel, uint64_t size_hint,
                               const struct pgsmb_user *u, const char *target,
                               const struct profile_limits *lim, const struct profile_compress *c,

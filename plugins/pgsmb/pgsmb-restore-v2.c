@@ -180,8 +180,13 @@ static int v2_extract_chain(struct restore *r, struct store *st, struct v2_resto
                 return -E2BIG;
         }
         fe = chain_fetch_ahead(r, st, v, m, &n_ahead);
+        struct store_creds cr;
+        pgsmb_store_creds(&r->cfg, &cr);
         for (size_t i = 0; i < m->narch; i++) {
-                struct pgsmb_extract_opts o = {.no_dirfix = true, .always_hash = true};
+                /* (a large one, the base: read by two more connections, 8 MiB at a time) */
+                struct pgsmb_extract_opts o = {.no_dirfix = true, .always_hash = true, .second_url = r->cfg.share,
+                                               .second_creds = &cr, .second_timeout_s = r->cfg.timeout,
+                                               .readers = r->cfg.restore_readers};
                 struct profile_limits lim = r->cfg.lim;
                 struct pgsmb_transfer t;
                 char rel[1200];
@@ -217,9 +222,18 @@ static int v2_extract_chain(struct restore *r, struct store *st, struct v2_resto
                 }
                 if (!fetched && (k = sha_check(r, &m->arch[i], &t)) < 0)
                         return k;
+                char second[400] = "";
+                if (t.chunks)
+                        snprintf(second, sizeof second, " (%" PRIu64 " of %" PRIu64 " chunks by the readers on connections of "
+                                 "their own%s%s; ready after %lld ms; waited %lld ms for room, %lld ms for its own "
+                                 "reads, %lld ms for the readers')",
+                                 t.second_chunks, t.chunks, t.second_err[0] ? ": " : "", t.second_err, t.ready_ms[0],
+                                 t.room_ms, t.read_ms, t.second_wait_ms);
+                else if (t.second_err[0])
+                        snprintf(second, sizeof second, " (no readers on connections of their own: %s)", t.second_err);
                 pgina_log(r->ctx, LOG_DEBUG, "%s: archive %zu of %zu (%s): %" PRIu64 " of %zu entries wanted, "
-                          "%.1f MiB, in %lld ms%s", r->cfg.user, i + 1, m->narch, m->arch[i].name, t.stats.files,
-                          count, t.bytes / 1048576.0, t1 - t0, fetched ? " (fetched ahead)" : "");
+                          "%.1f MiB, in %lld ms%s%s", r->cfg.user, i + 1, m->narch, m->arch[i].name, t.stats.files,
+                          count, t.bytes / 1048576.0, t1 - t0, fetched ? " (fetched ahead)" : "", second);
                 v->bytes += t.stats.bytes;
                 v->files += t.stats.files;
                 v->compressed += t.bytes;

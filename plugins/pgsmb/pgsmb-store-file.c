@@ -290,6 +290,12 @@ static int file_reread(struct store_file *f) {
         return lseek(ff->fd, 0, SEEK_SET) < 0 ? store_fail(f->store, -errno, f->rel, "seek") : 0;
 }
 
+static int file_seek(struct store_file *f, uint64_t off) {
+        struct file_file *ff = (struct file_file *)f;
+
+        return lseek(ff->fd, (off_t)off, SEEK_SET) < 0 ? store_fail(f->store, -errno, f->rel, "seek") : 0;
+}
+
 static int file_close_file(struct store_file *f) {
         struct file_file *ff = (struct file_file *)f;
         int r = 0;
@@ -467,6 +473,7 @@ static const struct store_ops file_ops = {
         .write = file_write,
         .close_file = file_close_file,
         .reread = file_reread,
+        .seek = file_seek,
         .rename = file_rename,
         .copy = file_copy,
         .unlink = file_unlink,

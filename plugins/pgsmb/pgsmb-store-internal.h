@@ -17,6 +17,7 @@ struct store_ops {
         int (*write)(struct store_file *f, const void *buf, size_t len);
         int (*close_file)(struct store_file *f); /* frees f */
         int (*reread)(struct store_file *f); /* a written file from its start, same handle */
+        int (*seek)(struct store_file *f, uint64_t off); /* a file opened for reading */
         int (*rename)(struct store *s, const char *from, const char *to, bool replace);
         int (*copy)(struct store *s, const char *from, const char *to);
         int (*unlink)(struct store *s, const char *rel);

@@ -455,6 +455,18 @@ static int smb_reread(struct store_file *f) {
         return 0;
 }
 
+static int smb_seek(struct store_file *f, uint64_t off) {
+        SMBCCTX *ctx = SS(f->store)->ctx;
+        struct smb_file *sf = (struct smb_file *)f;
+
+        SMB_BEGIN(f->store, f->rel);
+        errno = 0;
+        if (smbc_getFunctionLseek(ctx)(ctx, sf->fh, (off_t)off, SEEK_SET) < 0)
+                return smb_fail(f->store, f->rel, "seek");
+        sf->pos = off;
+        return 0;
+}
+
 static ssize_t smb_read(struct store_file *f, void *buf, size_t len) {
         SMBCCTX *ctx = SS(f->store)->ctx;
         struct smb_file *sf = (struct smb_file *)f;
@@ -746,6 +758,7 @@ static const struct store_ops smb_ops = {
         .write = smb_write,
         .close_file = smb_close_file,
         .reread = smb_reread,
+        .seek = smb_seek,
         .rename = smb_rename,
         .copy = smb_copy,
         .unlink = smb_unlink,

@@ -123,6 +123,15 @@ int store_reread(struct store_file *f) {
         return r;
 }
 
+int store_seek(struct store_file *f, uint64_t off) {
+        f->store->error[0] = 0;
+        if (f->writing)
+                return store_fail(f->store, -EBADF, f->rel, "not open for reading");
+        if (off > INT64_MAX)
+                return store_fail(f->store, -EINVAL, f->rel, "seek");
+        return f->store->ops->seek(f, off);
+}
+
 int64_t store_file_size(const struct store_file *f) { return f->writing ? -1 : f->size; }
 
 int store_write(struct store_file *f, const void *buf, size_t len) {

@@ -71,6 +71,9 @@ static const struct pgina_option pgsmb_options[] = {
          "2 = delta profiles (a logoff uploads what changed), 1 = one archive per logoff (older pgina reads it)"},
         {"compact_deltas", PGINA_OPT_INT, "8", "format 2: deltas in a chain before a new base is written"},
         {"compact_percent", PGINA_OPT_INT, "25", "format 2: deltas' size, in % of the base, before a new base"},
+        {"restore_readers", PGINA_OPT_INT, "2",
+         "format 2 over smb://: connections of their own that read an archive of 64 MiB or more with the restore's "
+         "(0 to 4; 0: the restore's connection alone)"},
         {"ntp_servers", PGINA_OPT_LIST, NULL, "SNTP servers asked at logon (host or host:port)"},
         {"ntp_max_skew", PGINA_OPT_INT, "5", "seconds of clock skew logged as a warning"},
         {"ntp_set_clock", PGINA_OPT_BOOL, "false", "correct the clock when it is off by more than ntp_max_skew"},
@@ -315,6 +318,7 @@ int pgsmb_cfg_load(struct pgina_ctx *ctx, struct pgina_user *u, struct pgsmb_cfg
         c->store_format = pgina_conf_int(ctx, "store_format") == 1 ? 1 : 2;
         c->compact_deltas = (unsigned)pgina_conf_int(ctx, "compact_deltas");
         c->compact_percent = (unsigned)pgina_conf_int(ctx, "compact_percent");
+        c->restore_readers = (unsigned)pgina_conf_int(ctx, "restore_readers");
         c->max_storage_bytes = strtoull(storage ? storage : "0", NULL, 10) * 1024ULL;
         c->comp.level = (int)pgina_conf_int(ctx, "compression_level");
         c->comp.threads = (int)pgina_conf_int(ctx, "compression_threads");
@@ -441,6 +445,11 @@ static int pgsmb_check_config(struct pgina_ctx *ctx) {
                 }
                 if (deltas < 0 || deltas > 4000 || pct < 0 || pct > 10000) {
                         pgina_ctx_message(ctx, "compact_deltas must be 0 to 4000 and compact_percent 0 to 10000");
+                        return -EINVAL;
+                }
+                long long readers = pgina_conf_int(ctx, "restore_readers");
+                if (readers < 0 || readers > PGSMB_READERS_MAX) {
+                        pgina_ctx_message(ctx, "restore_readers must be 0 to %d, not %lld", PGSMB_READERS_MAX, readers);
                         return -EINVAL;
                 }
         }

@@ -25,6 +25,7 @@ struct pgsmb_cfg {
         unsigned retries, retry_delay, timeout, keep_versions;
         unsigned store_format; /* 1: one archive per profile; 2: delta profiles (pgsmb-manifest.h) */
         unsigned compact_deltas, compact_percent; /* format 2: a new base past these */
+        unsigned restore_readers; /* format 2 over smb://: readers of a large archive (pgsmb-fetch.h) */
         uint64_t max_storage_bytes; /* 0 = no limit */
         struct profile_compress comp;
         struct profile_limits lim;

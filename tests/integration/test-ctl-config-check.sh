@@ -142,6 +142,13 @@ timeout 20 "$BUILD/pginad" -f >"$T/pginad-order.log" 2>&1 || rc=$?
 [ "$rc" -ne 0 ] || fail "pginad started with the localmachine-before-pgsmb order"
 assert_contains "$T/pginad-order.log" "notification runs localmachine before pgsmb"
 
+step "restore_readers out of range: refused, the key and the range named"
+sed "s|^share = .*|&\nrestore_readers = 9|" "$T/order-good.conf" >"$T/readers.conf"
+expect_exit 1 check "$T/readers.conf"
+assert_contains "$T/check.err.log" "restore_readers must be 0 to 4, not 9"
+sed "s|^share = .*|&\nrestore_readers = 0|" "$T/order-good.conf" >"$T/readers0.conf"
+expect_exit 0 check "$T/readers0.conf"
+
 step "extract_to must lie under root-owned parents no one else may write"
 mkdir -p "$T/homes-open" && chmod 0777 "$T/homes-open"
 sed "s|^share = .*|&\nextract_to = $T/homes-open/%u|" "$T/order-good.conf" >"$T/extract.conf"
