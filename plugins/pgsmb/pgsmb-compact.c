@@ -250,7 +250,10 @@ void pgsmb_compact(struct pgina_ctx *ctx, struct pgina_user *u) {
                 goto out;
         r.pu = (struct pgsmb_user){.name = r.cfg.user, .uid = r.acc.uid, .gid = r.acc.gid, .home = r.cfg.home};
         pgsmb_host_short(host, sizeof host);
-        v2_self(r.state_dir, host, self);
+        if ((k = v2_self(r.state_dir, host, self)) < 0)
+                pgina_log(ctx, LOG_WARNING, "%s: %s/install-id or the boot id cannot be read (%s): archives of this job "
+                          "get a name of its own (leftovers of this machine wait a day like another's)", r.cfg.user,
+                          r.state_dir, strerror(-k));
         p = (struct v2_profile){.dir = r.cfg.remote_dir, .filename = r.cfg.filename};
         if (pgsmb_connect(ctx, &r.cfg, false, &st, r.why, sizeof r.why) < 0 ||
             v2_load(st, &p, &vs, r.why, sizeof r.why) < 0 || !vs.cur.number)

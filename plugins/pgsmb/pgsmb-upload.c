@@ -315,11 +315,15 @@ int pgsmb_upload(struct pgina_ctx *ctx, struct pgina_user *u, bool admin) {
         long long t_job = now_ms();
         up.state_dir = pgina_ctx_state_dir(ctx);
         pgsmb_host_short(up.host, sizeof up.host);
-        v2_self(up.state_dir, up.host, up.self);
+        int self_r = v2_self(up.state_dir, up.host, up.self);
         if (pgsmb_cfg_load(ctx, u, &up.cfg, up.why, sizeof up.why) < 0) {
                 k = upload_failed(&up, "profile settings invalid", false);
                 goto out;
         }
+        if (self_r < 0)
+                pgina_log(ctx, LOG_WARNING, "%s: %s/install-id or the boot id cannot be read (%s): archives of this job "
+                          "get a name of its own (leftovers of this machine wait a day like another's)", up.cfg.user,
+                          up.state_dir, strerror(-self_r));
         /* the state is this job's until it saves it (a compaction in the background waits) */
         if ((lock = pgsmb_state_lock(up.state_dir, up.cfg.user)) < 0)
                 pgina_log(ctx, LOG_WARNING, "%s: cannot lock the profile state in %s: %s", up.cfg.user, up.state_dir,

@@ -376,40 +376,54 @@ static int read_local(const char *path, char *buf, size_t len) {
         return 0;
 }
 
-/* state_dir/install-id: 32 hex digits, made once. Two first calls at once may each write one
- * (the later stays): an archive the other named then waits for the grace period, no worse. */
+static bool lower_hex(const char *s, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+                        return false;
+        return true;
+}
+
+/* state_dir/install-id: 32 hex digits and a newline, made once (when missing or not that).
+ * Two first calls at once may each write one (the later stays): an archive the other named then
+ * waits for the grace period, no worse. One that cannot be read is not replaced: -errno. */
 static int install_id(const char *state_dir, unsigned char id[4]) {
         char path[PATH_MAX], buf[80];
         unsigned char raw[16];
+        int k;
 
         if (snprintf(path, sizeof path, "%s/install-id", state_dir) >= (int)sizeof path)
                 return -ENAMETOOLONG;
-        if (read_local(path, buf, sizeof buf) == 0 && strlen(buf) == 33 && hex4(buf, id) == 0)
+        if ((k = read_local(path, buf, sizeof buf)) == 0 && strlen(buf) == 33 && lower_hex(buf, 32) &&
+            buf[32] == '\n' && hex4(buf, id) == 0)
                 return 0;
+        if (k < 0 && k != -ENOENT)
+                return k;
         if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
                 return -EIO;
         for (size_t i = 0; i < sizeof raw; i++)
                 snprintf(buf + 2 * i, 3, "%02x", raw[i]);
         buf[32] = '\n';
-        int k = write_file_atomic(path, buf, 33, 0644);
-        if (k < 0)
+        if ((k = write_file_atomic(path, buf, 33, 0644)) < 0)
                 return k;
         memcpy(id, raw, 4);
         return 0;
 }
 
-void v2_self(const char *state_dir, const char *host, char self[V2_SELF_MAX]) {
-        unsigned char id[4], boot[4] = {0};
+int v2_self(const char *state_dir, const char *host, char self[V2_SELF_MAX]) {
+        unsigned char id[4] = {0}, boot[4] = {0};
         char buf[80];
+        int k = state_dir ? install_id(state_dir, id) : -EINVAL;
 
-        if (!state_dir || install_id(state_dir, id) < 0) {
+        if (k == 0 && (read_local("/proc/sys/kernel/random/boot_id", buf, sizeof buf) < 0 || hex4(buf, boot) < 0))
+                k = -ENODATA; /* no boot id: an install id alone is not this boot's */
+        if (k < 0) { /* a tag of this process's own (getrandom of 4 bytes does not fail) */
                 if (getrandom(id, sizeof id, 0) != (ssize_t)sizeof id)
-                        memset(id, 0, sizeof id); /* (getrandom of 4 bytes does not fail) */
+                        memset(id, 0, sizeof id);
+                memset(boot, 0, sizeof boot);
         }
-        if (read_local("/proc/sys/kernel/random/boot_id", buf, sizeof buf) == 0)
-                (void)hex4(buf, boot);
-        snprintf(self, V2_SELF_MAX, "%.32s-%02x%02x%02x%02x", host, id[0] ^ boot[0], id[1] ^ boot[1],
-                 id[2] ^ boot[2], id[3] ^ boot[3]);
+        snprintf(self, V2_SELF_MAX, "%02x%02x%02x%02x-%.32s", id[0] ^ boot[0], id[1] ^ boot[1], id[2] ^ boot[2],
+                 id[3] ^ boot[3], host);
+        return k;
 }
 
 int v2_archive_name(const struct v2_profile *p, const char *host, char *out, size_t len) {
@@ -417,8 +431,9 @@ int v2_archive_name(const struct v2_profile *p, const char *host, char *out, siz
 
         if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
                 return -EIO;
-        if (snprintf(out, len, "%s.a-%.48s-%02x%02x%02x%02x%02x%02x%02x%02x", p->filename, host, r[0], r[1], r[2],
-                     r[3], r[4], r[5], r[6], r[7]) >= (int)len)
+        int n = snprintf(out, len, "%s.a-%.48s-%02x%02x%02x%02x%02x%02x%02x%02x", p->filename, host, r[0], r[1],
+                         r[2], r[3], r[4], r[5], r[6], r[7]);
+        if (n < 0 || n >= (int)len || n > MANIFEST_NAME_MAX)
                 return -ENAMETOOLONG;
         return 0;
 }
@@ -426,6 +441,13 @@ int v2_archive_name(const struct v2_profile *p, const char *host, char *out, siz
 /* ---- prune ---- */
 
 static bool has_prefix(const char *s, const char *pre, size_t n) { return strncmp(s, pre, n) == 0; }
+
+/* name is exactly ours_pre and v2_archive_name's 16 hex digits: an archive this machine named
+ * (a prefix alone would take a host "lab-TAG…"'s for ours). */
+static bool is_ours(const char *name, const char *ours_pre) {
+        size_t n = strlen(ours_pre);
+        return has_prefix(name, ours_pre, n) && strlen(name) == n + 16 && lower_hex(name + n, 16);
+}
 
 /* The archive names the kept versions hold (a sorted set of strings). */
 struct name_set {
@@ -642,7 +664,7 @@ void v2_prune_known(struct store *st, const struct v2_profile *p, const struct v
                 const char *name = s->ents[i].name;
                 candidates = !s->ents[i].is_dir && strlen(name) > fl && has_prefix(name, arch_pre, strlen(arch_pre)) &&
                              !name_set_has(&kept, name) &&
-                             (has_prefix(name, ours_pre, strlen(ours_pre)) || now - s->ents[i].mtime >= grace_s);
+                             (is_ours(name, ours_pre) || now - s->ents[i].mtime >= grace_s);
         }
         /* The manifests: kept ones read (their archives stay), the rest removed. Kept: the last
          * keep_versions, every conflict copy, and any above cur (another machine's newer work). */
@@ -692,9 +714,9 @@ void v2_prune_known(struct store *st, const struct v2_profile *p, const struct v
                         continue;
                 if (name_set_has(&kept, name))
                         continue;
-                if (!has_prefix(name, ours_pre, strlen(ours_pre)) && now - s->ents[i].mtime < grace_s)
+                if (!is_ours(name, ours_pre) && now - s->ents[i].mtime < grace_s)
                         continue; /* maybe another machine's upload in progress */
-                if (has_prefix(name, ours_pre, strlen(ours_pre)) && v2_upload_marked(marks, name)) {
+                if (is_ours(name, ours_pre) && v2_upload_marked(marks, name)) {
                         if (log)
                                 log(ud, LOG_DEBUG, "kept %s: an upload of this machine in progress", name);
                         continue;

@@ -84,19 +84,23 @@ int v2_local_save(const char *dir, const char *user, const struct manifest *m);
 int v2_local_load(const char *dir, const char *user, uint64_t number, const char *id, struct manifest *m);
 void v2_local_remove(const char *dir, const char *user);
 
-/* This machine's name in the archives it uploads: HOST-TAG (HOST: at most 32 bytes of host, the
- * short host name), where TAG (8 hex digits) is this install in this boot: state_dir/install-id (made at the first call) mixed
- * with the kernel's boot id. A prune takes the archives named so as this machine's own (an
- * unmarked one is an upload of this machine that died: removed at once); anything else waits
- * for the grace period. Host names are not unique (cloned lab images, a default "debian" or
- * "localhost"), nor is an install id (a cloned state dir), but a boot id is; two machines
- * that share both (containers on one kernel, from one image) only see each other's archives
- * as their own. When the install id cannot be read or made, TAG is random: nothing counts as
- * this machine's but this process's (safe: only slower to clean up). */
+/* This machine's name in the archives it uploads: TAG-HOST, where TAG (8 hex digits) is this
+ * install in this boot (state_dir/install-id, made at the first call, mixed with the kernel's
+ * boot id) and HOST at most 32 bytes of the short host name. A prune takes only archives named
+ * exactly so (v2_archive_name's) as this machine's own (an unmarked one is an upload of this
+ * machine that died: removed at once); any other waits for the grace period. Host names are not
+ * unique (cloned lab images, a default "debian" or "localhost"), nor is an install id (a cloned
+ * state dir), but a boot id is; two machines that share both (containers on one kernel from one
+ * image, VMs forked from one running memory image under one name) see each other's archives as
+ * their own. The tag comes first so that an older pgina (which took F.a-HOST- for its own) on a
+ * clone of the same name does not take this one's. -errno when the install id or the boot id
+ * cannot be read or made: then TAG is random, nothing counts as this machine's but this
+ * process's (safe: only slower to clean up); self is set either way. */
 #define V2_SELF_MAX 48
-void v2_self(const char *state_dir, const char *host, char self[V2_SELF_MAX]);
+int v2_self(const char *state_dir, const char *host, char self[V2_SELF_MAX]);
 
-/* A new archive name F.a-SELF-ID (self: v2_self's, this machine in this boot). */
+/* A new archive name F.a-SELF-ID (self: v2_self's, this machine in this boot; ID 16 hex digits);
+ * -ENAMETOOLONG past len or MANIFEST_NAME_MAX. */
 int v2_archive_name(const struct v2_profile *p, const char *host, char *out, size_t len);
 
 /* This machine's uploads in progress (a logoff's delta, a compaction's base: either may run while

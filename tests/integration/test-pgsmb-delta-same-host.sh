@@ -5,7 +5,7 @@
 # took every alice.tar.zst.a-HOST-* archive as this machine's own (no grace, only a mark here
 # kept one): it removed the clone's delta, the clone then committed a version naming an archive
 # that was gone, and no machine could restore alice's current version. Now an archive is this
-# machine's only under its own name, HOST-TAG (install id and boot id): the clone's waits for
+# machine's only under its own name, TAG-HOST (install id and boot id): the clone's waits for
 # the grace period like any other machine's; this machine's own dead upload still goes at once.
 . "$(dirname "$0")/lib.sh"
 PGSMB_EXTRA="keep_versions = 1" pgsmb_delta_test
@@ -28,11 +28,11 @@ as_user alice bash -c 'echo three >/home/alice/docs/b'
 sleep 0.2
 pgina_close_session alice
 assert_eq 3 "$(current)" "version after three logoffs"
-ours=$(cd "$D" && ls | grep -F "alice.tar.zst.a-$host-" | head -n 1)
-[ -n "$ours" ] || { ls -la "$D" >&2; fail "no archive of this machine ($host) in the store"; }
-rest=${ours#"alice.tar.zst.a-$host-"}
-tag=${rest%%-*}
-echo "this machine's archives: alice.tar.zst.a-$host-$tag-*"
+ours=$(cd "$D" && ls | grep -E "^alice\.tar\.zst\.a-[0-9a-f]{8}-$host-[0-9a-f]{16}\$" | head -n 1)
+[ -n "$ours" ] || { ls -la "$D" >&2; fail "no archive named alice.tar.zst.a-TAG-$host-ID in the store"; }
+tag=${ours#alice.tar.zst.a-}
+tag=${tag%%-*}
+echo "this machine's archives: alice.tar.zst.a-$tag-$host-*"
 other=c10e0000
 [ "$tag" != "$other" ] || other=c10e0001
 
@@ -40,7 +40,7 @@ step "the clone (host $host too) has uploaded its delta and verifies it"
 echo "the clone's work" >"$T/clone-file"
 mkfifo "$T/go"
 exec 9<>"$T/go"
-V2_PAUSE=1 V2_SELF="$host-$other" "$V2" commit "$D" alice.tar.zst "$host" docs/clone="$T/clone-file" <"$T/go" >"$T/clone.out" 2>&1 &
+V2_PAUSE=1 V2_SELF="$other-$host" "$V2" commit "$D" alice.tar.zst "$host" docs/clone="$T/clone-file" <"$T/go" >"$T/clone.out" 2>&1 &
 clone_pid=$!
 stop_clone() { kill "$clone_pid" 2>/dev/null || true; }
 at_exit stop_clone
@@ -49,9 +49,10 @@ staged=$(sed -n 's/^staged //p' "$T/clone.out")
 [ -n "$staged" ] || { cat "$T/clone.out" >&2; fail "the clone staged nothing"; }
 echo "the clone's delta: $staged"
 # and what this machine's own upload that died left (no mark): still removed at once
-orphan="alice.tar.zst.a-$host-$tag-fedcba9876543210"
+orphan="alice.tar.zst.a-$tag-$host-fedcba9876543210"
 echo x >"$D/$orphan"
-# an older pgina's name on the clone (no tag): another machine's too
+# what an older pgina on a clone names its upload in progress (no tag): another machine's too
+# (the old prune took it for its own and removed it)
 old_name="alice.tar.zst.a-$host-0123456789abcdef"
 echo x >"$D/$old_name"
 

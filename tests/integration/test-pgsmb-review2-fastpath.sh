@@ -32,7 +32,7 @@ rm "$STORE/alice/alice.tar.zst.m00000002"
 head -c 4000 /dev/urandom >"$T/f2"
 for try in $(seq 1 20); do
         # (its archives carry its name and tag, as this machine's do)
-        V2_SELF="$host-0e0e0e0e" "$V2" commit "$STORE/alice" alice.tar.zst "$host" docs/f2="$T/f2" >/dev/null
+        V2_SELF="0e0e0e0e-$host" "$V2" commit "$STORE/alice" alice.tar.zst "$host" docs/f2="$T/f2" >/dev/null
         size_y=$(stat -c %s "$STORE/alice/alice.tar.zst.m00000002")
         [ "$size_y" = "$size_x" ] && break
         rm "$STORE/alice/alice.tar.zst.m00000002"

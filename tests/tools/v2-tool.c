@@ -9,7 +9,7 @@
  *       mtime now; PATH's directories must be in the current version), then the next manifest,
  *       created exclusively; prints the new version number. HOST is the manifest's host and
  *       the machine's name in the archive's, unless V2_SELF names it (v2_self's on a machine:
- *       HOST-TAG). V2_PAUSE=1: "staged ARCHIVE" once the archive is in the store, then the
+ *       TAG-HOST). V2_PAUSE=1: "staged ARCHIVE" once the archive is in the store, then the
  *       commit after a line on stdin
  *   v2-tool delete DIR FILENAME HOST PATH...
  *       a version without those paths (no archive)

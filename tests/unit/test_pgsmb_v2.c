@@ -157,29 +157,29 @@ static void test_prune(void **state) {
 
         for (unsigned i = 1; i <= 5; i++) {
                 char arch[64], rel[128];
-                snprintf(arch, sizeof arch, "alice.tar.zst.a-here-p%u", i);
+                snprintf(arch, sizeof arch, "alice.tar.zst.a-here-000000000000000%u", i);
                 snprintf(rel, sizeof rel, "alice/%s", arch);
                 put_file(rel, "x", 1);
                 make_version(&m[i], 10 + i, 10 + i - 1, arch);
                 assert_int_equal(v2_commit(st, &P, &m[i], NULL, err, sizeof err), 0);
         }
-        put_file("alice/alice.tar.zst.a-here-orphan", "x", 1); /* this host's failed upload */
+        put_file("alice/alice.tar.zst.a-here-00000000000000a1", "x", 1); /* this host's failed upload */
         put_file("alice/alice.tar.zst.a-other-busy", "x", 1); /* another machine's, in progress */
         /* Review 2 finding 10: this host's uploads in progress (a logoff's delta while a
          * compaction prunes, or the other way round) are marked: one held stays; a mark its
          * process left behind (closed, not removed) is stale, and the archive goes with it */
         char marks[700], stale_mark[800];
         snprintf(marks, sizeof marks, "%s/alice-marks", dir);
-        put_file("alice/alice.tar.zst.a-here-inflight", "x", 1);
-        put_file("alice/alice.tar.zst.a-here-stale", "x", 1);
-        int held = v2_upload_mark(marks, "alice.tar.zst.a-here-inflight");
+        put_file("alice/alice.tar.zst.a-here-00000000000000b1", "x", 1);
+        put_file("alice/alice.tar.zst.a-here-00000000000000b2", "x", 1);
+        int held = v2_upload_mark(marks, "alice.tar.zst.a-here-00000000000000b1");
         assert_true(held >= 0);
-        int dead = v2_upload_mark(marks, "alice.tar.zst.a-here-stale");
+        int dead = v2_upload_mark(marks, "alice.tar.zst.a-here-00000000000000b2");
         assert_true(dead >= 0);
         close(dead);
-        snprintf(stale_mark, sizeof stale_mark, "%s.up.alice.tar.zst.a-here-stale", marks);
+        snprintf(stale_mark, sizeof stale_mark, "%s.up.alice.tar.zst.a-here-00000000000000b2", marks);
         assert_int_equal(access(stale_mark, F_OK), 0);
-        assert_true(v2_upload_mark(marks, "alice.tar.zst.a-here-inflight") == -EWOULDBLOCK);
+        assert_true(v2_upload_mark(marks, "alice.tar.zst.a-here-00000000000000b1") == -EWOULDBLOCK);
         assert_int_equal(v2_list(st, &P, &vs, err, sizeof err), 0);
         /* v2_prune_due (the logon's and the logoff's test, from the listing alone): 1, 2
          * (damaged), 3, 11 and 12 are older than keep_versions = 2 keep; 4 allow all but 1-3 */
@@ -188,21 +188,21 @@ static void test_prune(void **state) {
         assert_int_equal(v2_prune_due(&P, &vs, &m[5], 14), 0);
         v2_prune(st, &P, &vs, &m[5], 2, "here", marks, (int64_t)time(NULL), 3600, NULL, NULL);
         v2_state_free(&vs);
-        assert_true(exists("alice/alice.tar.zst.a-here-inflight"));
-        assert_false(exists("alice/alice.tar.zst.a-here-stale"));
+        assert_true(exists("alice/alice.tar.zst.a-here-00000000000000b1"));
+        assert_false(exists("alice/alice.tar.zst.a-here-00000000000000b2"));
         assert_int_equal(access(stale_mark, F_OK), -1);
         /* Review 3: an upload that committed after a prune listed the store keeps its mark
          * until that prune ends (the prune read no manifest naming it): the unmark waits for
          * the prune's lock */
         char mark_file[800];
-        snprintf(mark_file, sizeof mark_file, "%s.up.alice.tar.zst.a-here-inflight", marks);
+        snprintf(mark_file, sizeof mark_file, "%s.up.alice.tar.zst.a-here-00000000000000b1", marks);
         int prune = v2_prune_lock(marks);
         assert_true(prune >= 0);
         pid_t pid = fork();
         assert_true(pid >= 0);
         if (pid == 0) {
                 close(prune); /* (a forked copy shares the lock: the child is the other process) */
-                v2_upload_unmark(held, marks, "alice.tar.zst.a-here-inflight");
+                v2_upload_unmark(held, marks, "alice.tar.zst.a-here-00000000000000b1");
                 _exit(0);
         }
         usleep(200000);
@@ -212,21 +212,21 @@ static void test_prune(void **state) {
         assert_int_equal(waitpid(pid, &status, 0), pid);
         assert_int_equal(access(mark_file, F_OK), -1);
         close(held);
-        assert_false(v2_upload_marked(marks, "alice.tar.zst.a-here-inflight"));
+        assert_false(v2_upload_marked(marks, "alice.tar.zst.a-here-00000000000000b1"));
         assert_int_equal(v2_list(st, &P, &vs, err, sizeof err), 0);
         v2_prune(st, &P, &vs, &m[5], 2, "here", marks, (int64_t)time(NULL), 3600, NULL, NULL);
         v2_state_free(&vs);
-        assert_false(exists("alice/alice.tar.zst.a-here-inflight"));
+        assert_false(exists("alice/alice.tar.zst.a-here-00000000000000b1"));
         /* kept: 15 (current), 14 and 13 (keep_versions = 2) and their archives */
         assert_true(exists("alice/alice.tar.zst.m00000015"));
         assert_true(exists("alice/alice.tar.zst.m00000014"));
         assert_true(exists("alice/alice.tar.zst.m00000013"));
         assert_false(exists("alice/alice.tar.zst.m00000012"));
         assert_false(exists("alice/alice.tar.zst.m00000001"));
-        assert_true(exists("alice/alice.tar.zst.a-here-p5"));
-        assert_true(exists("alice/alice.tar.zst.a-here-p3"));
-        assert_false(exists("alice/alice.tar.zst.a-here-p2"));
-        assert_false(exists("alice/alice.tar.zst.a-here-orphan"));
+        assert_true(exists("alice/alice.tar.zst.a-here-0000000000000005"));
+        assert_true(exists("alice/alice.tar.zst.a-here-0000000000000003"));
+        assert_false(exists("alice/alice.tar.zst.a-here-0000000000000002"));
+        assert_false(exists("alice/alice.tar.zst.a-here-00000000000000a1"));
         assert_true(exists("alice/alice.tar.zst.a-other-busy"));
         /* the damaged manifest below the kept ones goes too; and another machine's old work */
         assert_false(exists("alice/alice.tar.zst.m00000002"));
@@ -262,12 +262,12 @@ static void test_prune(void **state) {
                 assert_int_equal(rename(from, to), 0);
                 assert_int_equal(symlink("m14.saved", from), 0);
         }
-        put_file("alice/alice.tar.zst.a-here-orphan2", "x", 1);
+        put_file("alice/alice.tar.zst.a-here-00000000000000a2", "x", 1);
         assert_int_equal(v2_list(st, &P, &vs, err, sizeof err), 0);
         v2_prune(st, &P, &vs, &m[5], 2, "here", NULL, (int64_t)time(NULL), 3600, NULL, NULL);
         v2_state_free(&vs);
-        assert_true(exists("alice/alice.tar.zst.a-here-p4"));
-        assert_true(exists("alice/alice.tar.zst.a-here-orphan2"));
+        assert_true(exists("alice/alice.tar.zst.a-here-0000000000000004"));
+        assert_true(exists("alice/alice.tar.zst.a-here-00000000000000a2"));
 
         /* v2_prune_known: a kept manifest the caller holds (a logoff's base) is not read again
          * (14 cannot be read now, yet the prune goes on) and its archives stay; one that is not
@@ -275,14 +275,14 @@ static void test_prune(void **state) {
         assert_int_equal(v2_list(st, &P, &vs, err, sizeof err), 0);
         v2_prune_known(st, &P, &vs, &m[5], &m[1], 2, "here", NULL, (int64_t)time(NULL), 3600, NULL, NULL);
         v2_state_free(&vs);
-        assert_true(exists("alice/alice.tar.zst.a-here-orphan2"));
+        assert_true(exists("alice/alice.tar.zst.a-here-00000000000000a2"));
         assert_int_equal(v2_list(st, &P, &vs, err, sizeof err), 0);
         v2_prune_known(st, &P, &vs, &m[5], &m[4], 2, "here", NULL, (int64_t)time(NULL), 3600, NULL, NULL);
         v2_state_free(&vs);
-        assert_false(exists("alice/alice.tar.zst.a-here-orphan2"));
-        assert_true(exists("alice/alice.tar.zst.a-here-p4"));
-        assert_true(exists("alice/alice.tar.zst.a-here-p3"));
-        assert_true(exists("alice/alice.tar.zst.a-here-p5"));
+        assert_false(exists("alice/alice.tar.zst.a-here-00000000000000a2"));
+        assert_true(exists("alice/alice.tar.zst.a-here-0000000000000004"));
+        assert_true(exists("alice/alice.tar.zst.a-here-0000000000000003"));
+        assert_true(exists("alice/alice.tar.zst.a-here-0000000000000005"));
         for (unsigned i = 1; i <= 5; i++)
                 manifest_free(&m[i]);
 }
@@ -301,7 +301,7 @@ static void test_prune_after_listing(void **state) {
         assert_int_equal(system(cmd), 0);
         for (unsigned i = 1; i <= 5; i++) {
                 char arch[64], rel[128];
-                snprintf(arch, sizeof arch, "alice.tar.zst.a-here-q%u", i);
+                snprintf(arch, sizeof arch, "alice.tar.zst.a-here-00000000000000c%u", i);
                 snprintf(rel, sizeof rel, "alice/%s", arch);
                 put_file(rel, "x", 1);
                 make_version(&m[i], i, i - 1, arch);
@@ -309,14 +309,14 @@ static void test_prune_after_listing(void **state) {
         }
         assert_int_equal(v2_list(st, &P, &vs, err, sizeof err), 0);
         /* after the listing: version 1's content becomes version 6 */
-        make_version(&again, 6, 5, "alice.tar.zst.a-here-q1");
+        make_version(&again, 6, 5, "alice.tar.zst.a-here-00000000000000c1");
         assert_int_equal(v2_commit(st, &P, &again, NULL, err, sizeof err), 0);
         v2_prune(st, &P, &vs, &m[5], 2, "here", NULL, (int64_t)time(NULL), 3600, NULL, NULL);
         v2_state_free(&vs);
         assert_true(exists("alice/alice.tar.zst.m00000006"));
-        assert_true(exists("alice/alice.tar.zst.a-here-q1")); /* version 6 names it */
-        assert_false(exists("alice/alice.tar.zst.a-here-q2")); /* no version does */
-        assert_true(exists("alice/alice.tar.zst.a-here-q3"));
+        assert_true(exists("alice/alice.tar.zst.a-here-00000000000000c1")); /* version 6 names it */
+        assert_false(exists("alice/alice.tar.zst.a-here-00000000000000c2")); /* no version does */
+        assert_true(exists("alice/alice.tar.zst.a-here-00000000000000c3"));
         assert_false(exists("alice/alice.tar.zst.m00000002"));
         assert_int_equal(current(), 6);
         manifest_free(&again);
@@ -343,11 +343,11 @@ static void test_prune_same_host(void **state) {
         snprintf(b_dir, sizeof b_dir, "%s/state-b", dir);
         assert_int_equal(mkdir(a_dir, 0700), 0);
         assert_int_equal(mkdir(b_dir, 0700), 0);
-        v2_self(a_dir, "lab", self_a);
-        v2_self(b_dir, "lab", self_b);
-        v2_self(a_dir, "lab", again);
+        assert_int_equal(v2_self(a_dir, "lab", self_a), 0);
+        assert_int_equal(v2_self(b_dir, "lab", self_b), 0);
+        assert_int_equal(v2_self(a_dir, "lab", again), 0);
         assert_string_equal(self_a, again); /* the install id is kept */
-        assert_int_equal(strncmp(self_a, "lab-", 4), 0);
+        assert_string_equal(self_a + 8, "-lab"); /* TAG-HOST: an older pgina's F.a-lab- is not it */
         assert_int_equal(strlen(self_a), 12);
         assert_string_not_equal(self_a, self_b);
         snprintf(id_path, sizeof id_path, "%s/install-id", a_dir);
@@ -355,9 +355,31 @@ static void test_prune_same_host(void **state) {
         assert_int_equal(sb.st_size, 33);
         assert_int_equal(sb.st_mode & 07777, 0644);
         /* a long host name is cut, the tag is not */
-        v2_self(a_dir, "a-very-long-host-name-of-a-lab-machine-in-room-12", again);
-        assert_int_equal(strlen(again), 32 + 1 + 8);
-        assert_string_equal(again + 33, self_a + 4);
+        assert_int_equal(v2_self(a_dir, "a-very-long-host-name-of-a-lab-machine-in-room-12", again), 0);
+        assert_int_equal(strlen(again), 8 + 1 + 32);
+        assert_memory_equal(again, self_a, 9);
+        /* a damaged install id is made again (a new tag); one that cannot be read is not */
+        FILE *f = fopen(id_path, "w");
+        assert_non_null(f);
+        fputs("not an id\n", f);
+        fclose(f);
+        assert_int_equal(v2_self(a_dir, "lab", again), 0);
+        assert_string_not_equal(again, self_a);
+        assert_int_equal(stat(id_path, &sb), 0);
+        assert_int_equal(sb.st_size, 33);
+        assert_int_equal(v2_self(a_dir, "lab", self_a), 0); /* (the new one, from here on) */
+        assert_string_equal(again, self_a);
+        char no_dir[400];
+        snprintf(no_dir, sizeof no_dir, "%s/no-such-dir", dir);
+        assert_true(v2_self(no_dir, "lab", again) < 0); /* a name of this process's own */
+        assert_string_equal(again + 8, "-lab");
+        /* a name the manifest could not hold is refused */
+        static const struct v2_profile LONG = {.dir = "alice", .filename =
+                "a-file-name-of-many-bytes-that-an-admin-may-have-configured-for-some-reason-or-other-"
+                "a-file-name-of-many-bytes-that-an-admin-may-have-configured-for-some-reason-or-"
+                "then-some-more-and-more-and-more-and-more-and-more-and-more-x"}; /* (225 bytes: 257 with the rest) */
+        char long_name[600];
+        assert_int_equal(v2_archive_name(&LONG, self_a, long_name, sizeof long_name), -ENAMETOOLONG);
 
         for (unsigned i = 1; i <= 3; i++) {
                 char arch[64];
@@ -377,6 +399,10 @@ static void test_prune_same_host(void **state) {
         put_file(rel, "x", 1);
         /* an older pgina's name on the clone (F.a-HOST-RANDOM, no tag): waits as well */
         put_file("alice/alice.tar.zst.a-lab-0123456789abcdef", "x", 1);
+        /* a host whose name begins with this machine's whole name (TAG-lab-x): not ours either */
+        char longer[300];
+        snprintf(longer, sizeof longer, "alice/alice.tar.zst.a-%s-x-0123456789abcdef", self_a);
+        put_file(longer, "x", 1);
         char marks[400];
         snprintf(marks, sizeof marks, "%s/alice", a_dir);
         assert_int_equal(v2_list(st, &P, &vs, err, sizeof err), 0);
@@ -385,6 +411,7 @@ static void test_prune_same_host(void **state) {
         snprintf(rel, sizeof rel, "alice/%s", clone);
         assert_true(exists(rel));
         assert_true(exists("alice/alice.tar.zst.a-lab-0123456789abcdef"));
+        assert_true(exists(longer));
         snprintf(rel, sizeof rel, "alice/%s", orphan);
         assert_false(exists(rel));
         assert_false(exists("alice/alice.tar.zst.m00000001")); /* the prune ran */
