@@ -319,6 +319,10 @@ int reader_start(const char *url, const struct store_creds *creds, unsigned time
                 signal(SIGPIPE, SIG_IGN);
                 close(to[1]);
                 close(from[0]);
+                /* The worker's other descriptors stay open here, as in the fetcher and the
+                 * read-back: libsmbclient's process-wide state (its tdb caches) came with the
+                 * fork, and closing what it holds could let a new socket take a tdb's number.
+                 * The process dies with the worker and is killed at the restore's end. */
                 for (size_t i = 0; i < n_close; i++)
                         if (close_fds[i] >= 0)
                                 close(close_fds[i]);
@@ -368,6 +372,10 @@ static int reader_report_read(struct reader *rd, int timeout_ms, struct reader_r
                 snprintf(err, errlen, "no answer within %d ms", timeout_ms);
                 return -ETIMEDOUT;
         }
+        if (p < 0) {
+                snprintf(err, errlen, "poll: %s", strerror(errno));
+                return -EIO;
+        }
         do
                 k = read(rd->from, rep, sizeof *rep);
         while (k < 0 && errno == EINTR);
@@ -382,19 +390,22 @@ static int reader_report_read(struct reader *rd, int timeout_ms, struct reader_r
 bool reader_ready(struct reader *rd) {
         struct reader_report rep;
         char err[64];
+        int k;
 
         if (rd->ready || rd->pid < 0)
                 return rd->ready;
-        if (reader_report_read(rd, 0, &rep, err, sizeof err) == -ETIMEDOUT)
+        if ((k = reader_report_read(rd, 0, &rep, err, sizeof err)) == -ETIMEDOUT)
                 return false; /* still connecting */
-        if (rep.n < 0) {
-                snprintf(rd->why, sizeof rd->why, "%s", rep.err);
+        if (k < 0 || rep.n < 0) {
+                snprintf(rd->why, sizeof rd->why, "%s", k < 0 ? err : rep.err);
                 reader_stop(rd);
                 return false;
         }
         rd->t_ready = now_ms();
         return rd->ready = true;
 }
+
+void reader_kill(struct reader *rd) { reader_stop(rd); }
 
 long long reader_ready_ms(const struct reader *rd) { return rd->t_ready ? rd->t_ready - rd->t_start : -1; }
 

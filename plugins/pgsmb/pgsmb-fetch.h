@@ -65,6 +65,8 @@ ssize_t reader_wait(struct reader *rd, int timeout_ms, char *err, size_t errlen)
 long long reader_ready_ms(const struct reader *rd);
 /* Why it never became ready ("": it did, or it still connects). */
 const char *reader_why(const struct reader *rd);
+/* Stop and reap it now (it writes into buf no more; reader_end still frees it). */
+void reader_kill(struct reader *rd);
 /* Stop and reap it; frees rd (NULL: no-op). */
 void reader_end(struct reader *rd);
 static inline void reader_endp(struct reader **rd) { reader_end(*rd); }

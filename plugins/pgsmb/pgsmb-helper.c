@@ -548,11 +548,13 @@ static ssize_t ring_take(struct ring_multi *m, struct stream *s, struct ring_tot
         long long until = now_ms() + timeout_ms;
         ssize_t k;
 
-        for (k = -ECANCELED; reader_fd(rd) >= 0;) { /* (stopped at an ask: its chunks are ours) */
-                struct pollfd p[2] = {{.fd = reader_fd(rd), .events = POLLIN},
-                                      {.fd = m->child_r ? -1 : s->fd, .events = POLLIN}};
+        /* (a reader stopped at an ask: its chunks are ours; the child's end failed: the restore
+         * stops, the caller sees child_r) */
+        for (k = -ECANCELED; reader_fd(rd) >= 0 && !m->child_r;) {
+                struct pollfd p[2] = {{.fd = reader_fd(rd), .events = POLLIN}, {.fd = s->fd, .events = POLLIN}};
                 long long left = until - now_ms();
-                int n = poll(p, 2, left > 0 ? (int)left : 0);
+                int n = left > 0 ? poll(p, 2, (int)left) : 0; /* (a child that keeps its end readable
+                                                                * does not stretch the wait) */
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n > 0 && p[1].revents) {
@@ -566,9 +568,17 @@ static ssize_t ring_take(struct ring_multi *m, struct stream *s, struct ring_tot
                         k = reader_wait(rd, n <= 0 ? 0 : timeout_ms, t->second_err, sizeof t->second_err);
                         if (k == -ETIMEDOUT)
                                 snprintf(t->second_err, sizeof t->second_err, "a reader did not answer within %d s",
-                                         timeout_ms / 1000);
+                                         (timeout_ms + 999) / 1000);
                         break;
                 }
+        }
+        if (k >= 0 && (size_t)k < CHUNK && c * CHUNK + (uint64_t)k < m->size_hint) {
+                /* an end of file before the manifest's size: this connection reads it again (a
+                 * share that lies to one connection does not make a temporary profile alone) */
+                snprintf(t->second_err, sizeof t->second_err, "a reader saw the end at %" PRIu64 " of %" PRIu64 " bytes",
+                         c * CHUNK + (uint64_t)k, m->size_hint);
+                reader_kill(rd);
+                k = -EIO;
         }
         if (k < 0) /* stopped: what it had is read here */
                 for (uint64_t x = c; x < m->next; x++)
@@ -608,10 +618,10 @@ static int restore_ring_multi(struct store *st, struct stream *s, unsigned char 
                         t->room_ms += t1 - t0;
                         if (m.next <= c)
                                 m.next = c + 1;
-                        if ((pos != c * CHUNK && store_seek(s->f, c * CHUNK) < 0) ||
+                        if ((pos != c * CHUNK && (k = store_seek(s->f, c * CHUNK)) < 0) ||
                             (k = read_full(s->f, slot, CHUNK)) < 0) {
                                 snprintf(t->err, sizeof t->err, "%s", store_error(st));
-                                return k < 0 ? (int)k : -EIO;
+                                return (int)k;
                         }
                         pos = c * CHUNK + (uint64_t)k;
                         t->read_ms += now_ms() - t1;
@@ -634,6 +644,8 @@ static int restore_ring_multi(struct store *st, struct stream *s, unsigned char 
         }
         t->mid_ms = now_ms();
         t->chunks = c + 1;
+        for (size_t i = 0; i < nr; i++)
+                reader_kill(rd[i]); /* (nothing more is read: no connection held for the drain) */
         for (size_t i = 0; i < PGSMB_READERS_MAX; i++)
                 t->ready_ms[i] = i < nr ? reader_ready_ms(rd[i]) : -1;
         for (size_t i = 0; i < nr && !t->second_err[0]; i++)
@@ -710,6 +722,12 @@ static int extract_opts_job(const struct pgsmb_extract_opts *o, struct userwork_
         return fd;
 }
 
+/* A reader's store timeout: the store's (1 s to 1 h) for each reader sharing the link. */
+static unsigned reader_timeout_s(const struct pgsmb_extract_opts *o) {
+        unsigned s = o->second_timeout_s < 1 ? 1 : o->second_timeout_s > 3600 ? 3600 : o->second_timeout_s;
+        return s * (o->readers < 1 ? 1 : o->readers > PGSMB_READERS_MAX ? PGSMB_READERS_MAX : o->readers);
+}
+
 int pgsmb_restore_stream_opts(struct store *st, const char *rel, uint64_t size_hint,
                               const struct pgsmb_user *u, const char *target,
                               const struct profile_limits *lim, const struct profile_compress *c,
@@ -741,7 +759,9 @@ int pgsmb_restore_stream_opts(struct store *st, const char *rel, uint64_t size_h
         if (ring && o && o->second_url && size_hint >= PGSMB_SECOND_MIN && strncmp(o->second_url, "smb://", 6) == 0)
                 for (size_t i = 0; i < o->readers && i < PGSMB_READERS_MAX; i++) {
                         int mine[2] = {ring_fd, list_fd};
-                        int k = reader_start(o->second_url, o->second_creds, o->second_timeout_s, rel, ring, RING,
+                        /* the link is shared: a reader's 8 MiB may take as long as the readers'
+                         * 8 MiB each on one connection */
+                        int k = reader_start(o->second_url, o->second_creds, reader_timeout_s(o), rel, ring, RING,
                                              mine, 2, &rd[nr]);
                         if (k < 0)
                                 snprintf(second_why, sizeof second_why, "cannot start: %s", strerror(-k));
@@ -762,8 +782,8 @@ int pgsmb_restore_stream_opts(struct store *st, const char *rel, uint64_t size_h
         }
         if (ring) {
                 if (nr)
-                        r = restore_ring_multi(st, &s, ring, rd, nr, (int)o->second_timeout_s * 1000, size_hint,
-                                               always_hash, progress, pud, t);
+                        r = restore_ring_multi(st, &s, ring, rd, nr, (int)reader_timeout_s(o) * 1000 + 1000,
+                                               size_hint, always_hash, progress, pud, t);
                 else
                         r = restore_ring(st, &s, ring, size_hint, always_hash, progress, pud, t);
                 for (size_t i = 0; i < nr; i++)

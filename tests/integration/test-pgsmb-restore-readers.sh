@@ -79,7 +79,7 @@ tree_list /home/alice >"$T/r2.list"
 diff "$T/v1.list" "$T/r2.list" >&2 || fail "the home restored after the repair differs"
 pgina_close_session alice
 
-step "readers that stop answering: after one store timeout each, the restore reads their chunks itself"
+step "readers that stop answering: after their timeout, the restore reads their chunks itself"
 # The extraction is held (SIGSTOP) until the readers have connected and the ring is full, then
 # the readers are stopped and the extraction goes on: the chunks asked of them never come.
 (pam_run pgtest alice Logon-pw-1 authenticate acct_mgmt open_session; echo "rc $?" >"$T/held.rc") &
@@ -88,7 +88,7 @@ uw=
 for ((i = 0; i < 500; i++)); do uw=$(pgrep -u alice -x pgsmb-userwork 2>/dev/null | head -n 1); [ -z "$uw" ] || break; sleep 0.01; done
 [ -n "$uw" ] || fail "no extraction started"
 kill -STOP "$uw"
-sleep 1
+sleep 2 # (the readers connect and say so; the worker fills the ring and waits for room)
 worker=$(ps -o ppid= -p "$uw" | tr -d ' ')
 readers=$(pgrep -P "$worker" -u 0 | tr '\n' ' ')
 echo "worker $worker, extraction $uw, readers: $readers"
@@ -102,7 +102,8 @@ tree_list /home/alice >"$T/r4.list"
 diff "$T/v1.list" "$T/r4.list" >&2 || fail "the home restored past the stopped readers differs"
 line=$(grep "alice: archive 1 of 1 ($base)" "$PGINA_LOG" | tail -n 1)
 echo "$line"
-[[ $line == *": a reader did not answer within 3 s;"* ]] || fail "the readers' timeout is not said"
+# (each reader gets the store timeout once for each reader sharing the link, and a second)
+[[ $line == *": a reader did not answer within 7 s;"* ]] || fail "the readers' timeout is not said"
 pgrep -P "$worker" -u 0 >/dev/null && fail "a stopped reader outlived the restore"
 pgina_close_session alice
 
