@@ -277,18 +277,8 @@ static void reader_run(int in, int out, const char *url, const struct store_cred
                         snprintf(rep.err, sizeof rep.err, "an ask outside the buffer");
                 } else if ((rep.n = store_seek(f, a.off)) < 0)
                         snprintf(rep.err, sizeof rep.err, "%s", store_error(st));
-                else
-                        while ((uint64_t)rep.n < a.len) {
-                                ssize_t n = store_read(f, buf + a.at + rep.n, (size_t)(a.len - (uint64_t)rep.n));
-                                if (n < 0) {
-                                        rep.n = n;
-                                        snprintf(rep.err, sizeof rep.err, "%s", store_error(st));
-                                        break;
-                                }
-                                if (n == 0)
-                                        break;
-                                rep.n += n;
-                        }
+                else if ((rep.n = store_read_full(f, buf + a.at, (size_t)a.len)) < 0)
+                        snprintf(rep.err, sizeof rep.err, "%s", store_error(st));
                 if (write_all(out, &rep, sizeof rep) < 0 || rep.n < 0)
                         break;
         }

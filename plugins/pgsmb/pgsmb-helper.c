@@ -425,6 +425,21 @@ static bool zstd_checksummed_start(const unsigned char *p, size_t len) {
  * does not stall the extraction behind it. */
 #define RING (4 * CHUNK)
 
+/* The end of a ring restore: the child sees it, finishes, answers what it consumed and closes.
+ * Its answers are read to that end (a socket closed with unread data would reset the child's
+ * side instead of ending it). ring_acks' last result. */
+static int ring_drain(int fd, struct ring_totals *rt, uint64_t *acked, uint64_t produced);
+
+/* What a ring restore returns once the child ended or failed (r: ring_acks'): 0 (its report
+ * says why), or -EPROTO for an impossible position, said in t->err. */
+static int ring_result(int r, struct pgsmb_transfer *t) {
+        if (r == -EPROTO) {
+                snprintf(t->err, sizeof t->err, "the process extracting as the user sent an impossible position");
+                return r;
+        }
+        return 0;
+}
+
 /* Take the child's "consumed" totals from fd (waiting for one when `wait`): *acked grows, never
  * past `produced`. -EPIPE when the child closed its end, -EPROTO for an impossible total. */
 static int ring_acks(int fd, struct ring_totals *rt, uint64_t *acked, uint64_t produced, bool wait) {
@@ -437,6 +452,15 @@ static int ring_acks(int fd, struct ring_totals *rt, uint64_t *acked, uint64_t p
                 return -EPROTO;
         *acked = v;
         return 0;
+}
+
+static int ring_drain(int fd, struct ring_totals *rt, uint64_t *acked, uint64_t produced) {
+        int r;
+
+        shutdown(fd, SHUT_WR);
+        while ((r = ring_acks(fd, rt, acked, produced, true)) == 0)
+                ;
+        return r;
 }
 
 static int restore_ring(struct store *st, struct stream *s, unsigned char *ring, uint64_t size_hint,
@@ -459,12 +483,7 @@ static int restore_ring(struct store *st, struct stream *s, unsigned char *ring,
                 }
                 if (k == 0) {
                         t->mid_ms = now_ms();
-                        /* The end: the child sees it, finishes, answers what it consumed and
-                         * closes. Its answers are read to that end: a socket closed with
-                         * unread data would reset the child's side instead of ending it. */
-                        shutdown(s->fd, SHUT_WR);
-                        while ((r = ring_acks(s->fd, &totals, &acked, produced, true)) == 0)
-                                ;
+                        r = ring_drain(s->fd, &totals, &acked, produced);
                         goto child;
                 }
                 if (t->bytes == 0)
@@ -480,26 +499,7 @@ static int restore_ring(struct store *st, struct stream *s, unsigned char *ring,
                         goto child;
         }
 child:
-        if (r == -EPROTO) {
-                snprintf(t->err, sizeof t->err, "the process extracting as the user sent an impossible position");
-                return r;
-        }
-        return 0; /* it ended or closed its end: its report says why */
-}
-
-/* Up to len bytes of f into buf, fewer only at the end of the file. */
-static ssize_t read_full(struct store_file *f, unsigned char *buf, size_t len) {
-        size_t got = 0;
-
-        while (got < len) {
-                ssize_t k = store_read(f, buf + got, len - got);
-                if (k < 0)
-                        return k;
-                if (k == 0)
-                        break;
-                got += (size_t)k;
-        }
-        return (ssize_t)got;
+        return ring_result(r, t); /* it ended or closed its end: its report says why */
 }
 
 /* restore_ring with readers on connections of their own (rd[0..nr), pgsmb-fetch.h): the file in
@@ -619,7 +619,7 @@ static int restore_ring_multi(struct store *st, struct stream *s, unsigned char 
                         if (m.next <= c)
                                 m.next = c + 1;
                         if ((pos != c * CHUNK && (k = store_seek(s->f, c * CHUNK)) < 0) ||
-                            (k = read_full(s->f, slot, CHUNK)) < 0) {
+                            (k = store_read_full(s->f, slot, CHUNK)) < 0) {
                                 snprintf(t->err, sizeof t->err, "%s", store_error(st));
                                 return (int)k;
                         }
@@ -651,15 +651,9 @@ static int restore_ring_multi(struct store *st, struct stream *s, unsigned char 
         for (size_t i = 0; i < nr && !t->second_err[0]; i++)
                 if (reader_why(rd[i])[0])
                         snprintf(t->second_err, sizeof t->second_err, "%s", reader_why(rd[i]));
-        shutdown(s->fd, SHUT_WR);
-        while ((r = ring_acks(s->fd, &totals, &acked, produced, true)) == 0)
-                ;
+        r = ring_drain(s->fd, &totals, &acked, produced);
 child:
-        if (r == -EPROTO) {
-                snprintf(t->err, sizeof t->err, "the process extracting as the user sent an impossible position");
-                return r;
-        }
-        return 0;
+        return ring_result(r, t);
 }
 
 /* The ring: a memfd mapped here, its size sealed (a child that could shrink it would crash us

@@ -113,6 +113,20 @@ ssize_t store_read(struct store_file *f, void *buf, size_t len) {
         return f->store->ops->read(f, buf, len);
 }
 
+ssize_t store_read_full(struct store_file *f, void *buf, size_t len) {
+        size_t got = 0;
+
+        while (got < len) {
+                ssize_t k = store_read(f, (char *)buf + got, len - got);
+                if (k < 0)
+                        return k;
+                if (k == 0)
+                        break;
+                got += (size_t)k;
+        }
+        return (ssize_t)got;
+}
+
 int store_reread(struct store_file *f) {
         f->store->error[0] = 0;
         if (!f->writing || f->rereading)

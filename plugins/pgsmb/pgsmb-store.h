@@ -74,6 +74,9 @@ ssize_t store_read(struct store_file *f, void *buf, size_t len);
  * A reader of a file nobody writes any more may stop there: over smb:// the read that would
  * see the end of file costs a round trip. */
 int64_t store_file_size(const struct store_file *f);
+/* store_read until len bytes or the end of the file: the bytes read (fewer only at the end), or
+ * -errno. */
+ssize_t store_read_full(struct store_file *f, void *buf, size_t len);
 /* A file opened for reading: the next store_read from offset off (no request over smb://). */
 int store_seek(struct store_file *f, uint64_t off);
 /* Writes all of buf or fails. */
