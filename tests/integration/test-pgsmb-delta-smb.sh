@@ -91,6 +91,21 @@ assert_ok pam_run pgtest alice Logon-pw-1 authenticate acct_mgmt open_session
 tree_list /home/alice >"$T/r2b.list"
 diff "$T/v2.list" "$T/r2b.list" >&2 || fail "base + the delta put back differ from the saved home"
 
+step "a delta longer on the share than its manifest says is refused (the read stops at the size only when the server says that size)"
+pgina_close_session alice
+printf 'trailing' >>"$D/$arch"
+mark=$(wc -l <"$PGINA_LOG")
+assert_ok pam_run pgtest alice Logon-pw-1 authenticate acct_mgmt open_session
+tail -n +"$((mark + 1))" "$PGINA_LOG" >"$T/longer.log"
+assert_contains "$T/pam.out" "temporary profile"
+assert_contains "$T/longer.log" "alice: archive $arch was not fetched ahead (archive $arch: its size or checksum does not match the manifest's"
+[ -e /home/alice/docs/f7 ] && fail "a file of the longer delta is in the home"
+pgina_close_session alice
+cp -p "$T/delta.keep" "$D/$arch"
+assert_ok pam_run pgtest alice Logon-pw-1 authenticate acct_mgmt open_session
+tree_list /home/alice >"$T/r2c.list"
+diff "$T/v2.list" "$T/r2c.list" >&2 || fail "base + the delta put back differ from the saved home"
+
 step "another machine's version is caught up in place"
 sed -i 's/^logoff_action = remove/logoff_action = none/' /etc/pgina/pgina.conf
 assert_ok pginactl reload
