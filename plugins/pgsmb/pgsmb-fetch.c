@@ -60,7 +60,8 @@ int pgsmb_fetch_verified(struct store *st, const struct fetch_item *it, int fd, 
         /* Done at the manifest's size when the server gave that size at the open: an archive is
          * written once, under a name of its own, and the read that would see its end costs a
          * round trip (one in five of a small delta's). Any other size: to the end of the file. */
-        bool sized = store_file_size(f) >= 0 && (uint64_t)store_file_size(f) == it->size;
+        int64_t open_size = store_file_size(f);
+        bool sized = open_size >= 0 && (uint64_t)open_size == it->size;
         for (;;) {
                 if (sized && total == it->size)
                         break;
